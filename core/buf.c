@@ -1,0 +1,132 @@
+/*
+ * buf.c - growable byte buffer. Allocation failure is sticky (b->oom): the
+ * caller checks once at the end instead of after every append.
+ */
+#include "buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void buf_init(buf_t *b)
+{
+    memset(b, 0, sizeof(*b));
+}
+
+void buf_release(buf_t *b)
+{
+    free(b->data);
+    buf_init(b);
+}
+
+void buf_reset(buf_t *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+int buf_reserve(buf_t *b, size_t extra)
+{
+    if (b->oom)
+        return -1;
+    if (b->len + extra + 1 <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p) {
+        b->oom = 1;
+        return -1;
+    }
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int buf_append(buf_t *b, const char *data, size_t len)
+{
+    if (buf_reserve(b, len) != 0)
+        return -1;
+    if (len)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int buf_puts(buf_t *b, const char *s)
+{
+    return buf_append(b, s, strlen(s));
+}
+
+int buf_vprintf(buf_t *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0 || buf_reserve(b, (size_t)n) != 0)
+        return -1;
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int buf_printf(buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int buf_json_str(buf_t *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!s)
+        return buf_append(b, "null", 4);
+    if (buf_reserve(b, strlen(s) + 2) != 0)
+        return -1;
+    buf_append(b, "\"", 1);
+    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *run = p;
+    for (; *p; p++) {
+        const char *esc = NULL;
+        char u[6];
+        switch (*p) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+            if (*p < 0x20) {
+                memcpy(u, "\\u00", 4);
+                u[4] = hex[*p >> 4];
+                u[5] = hex[*p & 15];
+            }
+        }
+        if (!esc && *p >= 0x20)
+            continue;
+        buf_append(b, (const char *)run, (size_t)(p - run));
+        if (esc)
+            buf_puts(b, esc);
+        else
+            buf_append(b, u, 6);
+        run = p + 1;
+    }
+    buf_append(b, (const char *)run, (size_t)(p - run));
+    return buf_append(b, "\"", 1);
+}
+
+char *buf_steal(buf_t *b, size_t *len)
+{
+    char *d = b->data;
+    if (len)
+        *len = b->len;
+    buf_init(b);
+    return d;
+}

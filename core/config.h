@@ -1,0 +1,71 @@
+/*
+ * config.h - the pipeline file: YAML (libyaml) read into a validated
+ * struct config, with ${VAR:-default} expansion in scalar values and the
+ * seed's environment variables applied as overrides.
+ *
+ * Errors name the file, the line and the field:
+ *   "pipelines/x.yaml:12: server.port: expected an integer 1..65535, got 'abc'"
+ */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* One `pipeline:` entry. */
+struct stage_conf {
+    char *name;     /* `name:` or, when absent, the plugin name */
+    char *plugin;   /* `plugin:` */
+    char *path;     /* `path:`, or <plugins_dir>/<plugin>.so */
+    json_t *config; /* `config:` as a JSON object ({} when absent); owned */
+    int line;       /* line of the entry in the file (1-based) */
+};
+
+struct config {
+    char *file; /* the path it was loaded from (or "<string>") */
+
+    /* server: */
+    char *host;            /* default "0.0.0.0" */
+    int port;              /* default 8000 */
+    int threads;           /* 0 = one per core */
+    size_t max_body_bytes; /* default 4 MiB */
+
+    /* upstream: */
+    char *base_url;      /* default "https://ai.megallm.io/v1", no trailing / */
+    long timeout_ms;     /* timeout_s * 1000, default 120 s */
+    long connect_timeout_ms; /* default 10 s */
+    int max_connections; /* pooled keep-alive connections per worker, default 256 */
+
+    /* admin: */
+    char *admin_token_file; /* may be NULL */
+    char *admin_listen;     /* may be NULL ("host:port") */
+
+    /* log: */
+    char *log_level; /* "INFO" default; LOG_LEVEL overrides */
+    char *log_file;  /* may be NULL */
+    char *log_format; /* "auto" | "json" | "text" */
+
+    char *plugins_dir; /* default "build/plugins" */
+
+    struct stage_conf *stages;
+    size_t nstages;
+
+    json_t *models; /* `models:` array of objects, or NULL; owned */
+    json_t *root;   /* the whole document as JSON; owned */
+};
+
+/* Load and validate `path`. On error returns -1 and writes
+ * "<file>:<line>: <field>: <what is wrong>" to err. Caller frees *out with
+ * config_free. Environment overrides are applied (see config.c). */
+int config_load(const char *path, struct config **out, char *err,
+                size_t errlen);
+/* Same from a string; `name` is used in error messages. */
+int config_load_string(const char *text, size_t len, const char *name,
+                       struct config **out, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* Expand ${VAR} and ${VAR:-default} in `in`. Returns a malloc'd string or
+ * NULL with err set (unterminated "${"). Exposed for tests. */
+char *config_expand_env(const char *in, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,318 @@
+/*
+ * flow.c - the life of a chat completion request once its body is in:
+ *
+ *   parse once -> on_request -> [on_attempt -> upstream -> on_response]*
+ *   -> full response, or a committed stream fed through the on_chunk chain
+ *
+ * Everything here runs on the request's worker thread. A RETRY verdict arms a
+ * timer; nothing sleeps. While waiting, the client connection is suspended
+ * and its socket watched for hang-up, so a vanished client aborts its
+ * upstream transfer at once.
+ */
+#include "flow.h"
+#include "log.h"
+#include "pipeline.h"
+#include "server.h"
+#include "upstream.h"
+#include "worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define FLOW_MAX_ATTEMPTS 16
+
+static void attempt_next(struct sluice_ctx *ctx);
+
+void flow_resume(struct sluice_ctx *ctx)
+{
+    if (!ctx->suspended)
+        return;
+    worker_unwatch_client(ctx->w, ctx);
+    ctx->suspended = 0;
+    MHD_resume_connection(ctx->conn);
+}
+
+static void respond_ready(struct sluice_ctx *ctx)
+{
+    ctx->phase = PHASE_READY;
+    worker_timer_del(ctx->w, &ctx->timer);
+    worker_timer_del(ctx->w, &ctx->dl_timer);
+    flow_resume(ctx);
+}
+
+static int parse_body(struct sluice_ctx *ctx)
+{
+    json_error_t jerr;
+    char msg[512];
+    if (ctx->body_in.len == 0) {
+        request_set_error(ctx, 400, "invalid_request_error", "invalid_json",
+                          NULL, "the request body is empty: expected a JSON "
+                                "object with \"model\" and \"messages\"");
+        return -1;
+    }
+    ctx->body = json_loadb(ctx->body_in.data, ctx->body_in.len,
+                           JSON_REJECT_DUPLICATES, &jerr);
+    if (!ctx->body) {
+        snprintf(msg, sizeof msg,
+                 "could not parse the JSON body: %s (line %d, column %d)",
+                 jerr.text, jerr.line, jerr.column);
+        request_set_error(ctx, 400, "invalid_request_error", "invalid_json",
+                          NULL, msg);
+        return -1;
+    }
+    if (!json_is_object(ctx->body)) {
+        request_set_error(ctx, 400, "invalid_request_error", "invalid_json",
+                          NULL, "the request body must be a JSON object");
+        return -1;
+    }
+    json_t *m = json_object_get(ctx->body, "model");
+    ctx->model = json_is_string(m) ? json_string_value(m) : "";
+    ctx->stream = json_is_true(json_object_get(ctx->body, "stream"));
+    return 0;
+}
+
+void flow_begin(struct sluice_ctx *ctx)
+{
+    ctx->deadline = ctx->t_start + (uint64_t)ctx->w->srv->cfg->timeout_ms;
+    ctx->attempt_cap = FLOW_MAX_ATTEMPTS;
+    if (parse_body(ctx) != 0) {
+        ctx->phase = PHASE_READY;
+        return;
+    }
+    sluice_verdict v = pipeline_on_request(ctx);
+    if (v != SLUICE_CONTINUE) {
+        ctx->phase = PHASE_READY;
+        return;
+    }
+    attempt_next(ctx);
+}
+
+static void deadline_fired(struct timer *t)
+{
+    struct sluice_ctx *ctx = t->arg;
+    if (ctx->phase != PHASE_UPSTREAM || !ctx->easy)
+        return;
+    /* a stream that has not started within the budget */
+    upstream_abort(ctx);
+    ctx->result = SLUICE_ATTEMPT_TIMEOUT;
+    flow_attempt_done(ctx);
+}
+
+static void attempt_next(struct sluice_ctx *ctx)
+{
+    ctx->attempt++;
+    hdrs_clear(&ctx->up_headers);
+    ctx->out_status = 0;
+    sluice_verdict v = pipeline_on_attempt(ctx);
+    if (v != SLUICE_CONTINUE) {
+        respond_ready(ctx);
+        return;
+    }
+    if (upstream_start(ctx) != 0) {
+        respond_ready(ctx);
+        return;
+    }
+    ctx->phase = PHASE_UPSTREAM;
+    if (ctx->stream) {
+        ctx->dl_timer.fn = deadline_fired;
+        worker_timer_add(ctx->w, &ctx->dl_timer, ctx->deadline);
+    }
+}
+
+static void backoff_fired(struct timer *t)
+{
+    struct sluice_ctx *ctx = t->arg;
+    if (ctx->phase == PHASE_BACKOFF && !ctx->client_gone)
+        attempt_next(ctx);
+}
+
+static const char *const passed_headers[] = {
+    "retry-after", "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens", "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens", "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens", "openai-processing-ms", NULL};
+
+static void pass_upstream_headers(struct sluice_ctx *ctx)
+{
+    for (size_t i = 0; i < ctx->resp_headers.n; i++) {
+        const struct hdr *h = &ctx->resp_headers.v[i];
+        for (const char *const *p = passed_headers; *p; p++)
+            if (!strcasecmp(h->name, *p))
+                hdrs_add(&ctx->out_headers, h->name, h->value);
+    }
+}
+
+/* The client gets what the upstream said, or a gateway error. */
+static void deliver_attempt(struct sluice_ctx *ctx)
+{
+    if (ctx->result == SLUICE_ATTEMPT_HTTP) {
+        const char *ct = hdrs_get(&ctx->resp_headers, "content-type");
+        request_set_response(ctx, ctx->status, ct ? ct : "application/json",
+                             ctx->resp_body.data, ctx->resp_body.len);
+        pass_upstream_headers(ctx);
+        return;
+    }
+    switch (ctx->result) {
+    case SLUICE_ATTEMPT_TIMEOUT:
+        request_set_error(ctx, 504, "upstream_error", "upstream_timeout", NULL,
+                          "the upstream did not answer in time");
+        break;
+    case SLUICE_ATTEMPT_CONNECT:
+        request_set_error(ctx, 502, "upstream_error", "upstream_unreachable",
+                          NULL, "could not connect to the upstream");
+        break;
+    default:
+        request_set_error(ctx, 502, "upstream_error", "upstream_error", NULL,
+                          "the upstream connection failed");
+        break;
+    }
+}
+
+static void stream_commit(struct sluice_ctx *ctx)
+{
+    worker_timer_del(ctx->w, &ctx->dl_timer);
+    ctx->phase = PHASE_STREAMING;
+    pass_upstream_headers(ctx);
+    flow_resume(ctx);
+}
+
+void flow_attempt_headers(struct sluice_ctx *ctx)
+{
+    if (!ctx->stream || ctx->status < 200 || ctx->status >= 300)
+        return;
+    /* a 2xx stream: decide before the first byte reaches the client */
+    ctx->resp_decided = 1;
+    sluice_verdict v = pipeline_on_response(ctx);
+    if (v == SLUICE_CONTINUE) {
+        stream_commit(ctx);
+        return;
+    }
+    /* RETRY, RESPOND or ERROR: stop this transfer at its first byte */
+    ctx->retry_wanted = v == SLUICE_RETRY ? 1 : 2;
+}
+
+int flow_stream_bytes(struct sluice_ctx *ctx, const char *data, size_t len)
+{
+    if (ctx->client_gone || ctx->retry_wanted || ctx->phase != PHASE_STREAMING)
+        return -1;
+    if (ctx->sbuf.len - ctx->soff >= ctx->sbuf_max)
+        return 1;
+    return pipeline_on_chunk(ctx, data, len) == SLUICE_CONTINUE ? 0 : -1;
+}
+
+static void stream_finish(struct sluice_ctx *ctx)
+{
+    if (ctx->result != SLUICE_ATTEMPT_HTTP &&
+        ctx->result != SLUICE_ATTEMPT_ABORTED) {
+        buf_t b;
+        buf_init(&b);
+        buf_puts(&b, "data: ");
+        error_json(&b, "upstream_error", "stream_interrupted", NULL,
+                   ctx->result == SLUICE_ATTEMPT_TIMEOUT
+                       ? "the upstream stream timed out before it finished"
+                       : "the upstream stream broke before it finished");
+        buf_puts(&b, "\n\n");
+        request_stream_write(ctx, b.data, b.len);
+        buf_release(&b);
+        log_msg(LOG_WARN, "core", "stream %s interrupted: %s", ctx->id,
+                ctx->curl_err[0] ? ctx->curl_err : "upstream ended early");
+    }
+    ctx->up_done = 1;
+    flow_resume(ctx);
+}
+
+void flow_attempt_done(struct sluice_ctx *ctx)
+{
+    if (ctx->client_gone)
+        return;
+    worker_timer_del(ctx->w, &ctx->dl_timer);
+    if (ctx->phase == PHASE_STREAMING) {
+        stream_finish(ctx);
+        return;
+    }
+    sluice_verdict v;
+    if (ctx->retry_wanted)
+        v = ctx->retry_wanted == 1 ? SLUICE_RETRY : SLUICE_RESPOND;
+    else if (!ctx->resp_decided)
+        v = pipeline_on_response(ctx);
+    else
+        v = SLUICE_CONTINUE;
+    ctx->resp_decided = 1;
+
+    if (v == SLUICE_RETRY) {
+        uint64_t at = time_now_ms() + ctx->retry_ms;
+        if (ctx->attempt < ctx->attempt_cap && at < ctx->deadline) {
+            ctx->phase = PHASE_BACKOFF;
+            ctx->timer.fn = backoff_fired;
+            worker_timer_add(ctx->w, &ctx->timer, at);
+            return;
+        }
+        v = SLUICE_CONTINUE; /* out of attempts or time: deliver the last */
+    }
+    if (v == SLUICE_CONTINUE || !ctx->out_status)
+        deliver_attempt(ctx);
+    respond_ready(ctx);
+}
+
+void flow_client_gone(struct sluice_ctx *ctx)
+{
+    if (ctx->client_gone)
+        return;
+    ctx->client_gone = 1;
+    upstream_abort(ctx);
+    worker_timer_del(ctx->w, &ctx->timer);
+    worker_timer_del(ctx->w, &ctx->dl_timer);
+    worker_unwatch_client(ctx->w, ctx);
+    if (ctx->suspended) {
+        ctx->suspended = 0;
+        MHD_resume_connection(ctx->conn);
+    }
+}
+
+ssize_t flow_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct sluice_ctx *ctx = cls;
+    size_t avail = ctx->sbuf.len - ctx->soff;
+    (void)pos;
+    if (avail) {
+        size_t n = avail < max ? avail : max;
+        memcpy(buf, ctx->sbuf.data + ctx->soff, n);
+        ctx->soff += n;
+        if (ctx->soff == ctx->sbuf.len) {
+            ctx->soff = 0;
+            buf_reset(&ctx->sbuf);
+        }
+        if (ctx->up_paused && ctx->sbuf.len - ctx->soff < ctx->sbuf_max / 2)
+            upstream_resume(ctx);
+        return (ssize_t)n;
+    }
+    if (ctx->client_gone)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (ctx->up_done)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (ctx->up_paused) {
+        upstream_resume(ctx);
+        if (ctx->sbuf.len - ctx->soff)
+            return flow_stream_read(cls, pos, buf, max);
+    }
+    /* nothing yet: park the connection until the upstream sends more */
+    ctx->suspended = 1;
+    MHD_suspend_connection(ctx->conn);
+    worker_watch_client(ctx->w, ctx);
+    return 0;
+}
+
+void flow_stream_free(void *cls)
+{
+    request_unref(cls);
+}
+
+int request_stream_write(struct sluice_ctx *ctx, const char *data, size_t len)
+{
+    if (buf_append(&ctx->sbuf, data, len) != 0)
+        return -1;
+    flow_resume(ctx);
+    return 0;
+}

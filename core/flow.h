@@ -1,0 +1,28 @@
+/*
+ * flow.h - the life of a chat request: pipeline phases, upstream attempts,
+ * retries on a timer, and the hand-over of the result (full or streamed) to
+ * the HTTP layer.
+ */
+#ifndef SLUICE_FLOW_H
+#define SLUICE_FLOW_H
+
+#include "request.h"
+
+/* The body is complete: parse it, run on_request, start the first attempt. */
+void flow_begin(struct sluice_ctx *ctx);
+/* Upstream events (upstream.c). */
+void flow_attempt_headers(struct sluice_ctx *ctx); /* status + headers in */
+/* Streamed body bytes of a committed or committing attempt; returns 0, or
+ * -1 to abort the transfer, or 1 to ask for a pause (back-pressure). */
+int flow_stream_bytes(struct sluice_ctx *ctx, const char *data, size_t len);
+void flow_attempt_done(struct sluice_ctx *ctx);
+/* The client went away (hang-up seen, or the server's completion callback):
+ * abort the upstream transfer and stop timers. */
+void flow_client_gone(struct sluice_ctx *ctx);
+/* Wake a suspended connection so MHD calls us again. */
+void flow_resume(struct sluice_ctx *ctx);
+/* Content reader of a streamed response (MHD). */
+ssize_t flow_stream_read(void *cls, uint64_t pos, char *buf, size_t max);
+void flow_stream_free(void *cls);
+
+#endif

@@ -1,0 +1,213 @@
+/*
+ * http.c - the libmicrohttpd access handler and completion callback.
+ *
+ * MHD calls the access handler once with the headers, then with each piece
+ * of the body, then with nothing once the body is complete; after a
+ * suspended connection is resumed it calls it again, and that call queues
+ * whatever response is ready. The context is released in the completion
+ * callback (and, for streams, the content reader's free callback).
+ */
+#include "http.h"
+#include "flow.h"
+#include "log.h"
+#include "pipeline.h"
+#include "server.h"
+#include "worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void add_common_headers(struct sluice_ctx *ctx,
+                               struct MHD_Response *r)
+{
+    MHD_add_response_header(r, "x-request-id", ctx->id);
+    for (size_t i = 0; i < ctx->out_headers.n; i++)
+        MHD_add_response_header(r, ctx->out_headers.v[i].name,
+                                ctx->out_headers.v[i].value);
+}
+
+static enum MHD_Result queue_full(struct sluice_ctx *ctx)
+{
+    size_t len;
+    if (!ctx->out_status)
+        request_set_error(ctx, 500, "server_error", "no_response", NULL,
+                          "the gateway produced no response");
+    char *body = buf_steal(&ctx->out_body, &len);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, body ? body : (void *)"", body ? MHD_RESPMEM_MUST_FREE
+                                            : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            ctx->out_ctype ? ctx->out_ctype
+                                           : "application/json");
+    add_common_headers(ctx, r);
+    enum MHD_Result rc = MHD_queue_response(ctx->conn, ctx->out_status, r);
+    MHD_destroy_response(r);
+    ctx->phase = PHASE_DONE;
+    return rc;
+}
+
+static enum MHD_Result queue_stream(struct sluice_ctx *ctx)
+{
+    struct MHD_Response *r = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, 16 * 1024, flow_stream_read, ctx, flow_stream_free);
+    if (!r)
+        return MHD_NO;
+    ctx->refs++; /* dropped by flow_stream_free */
+    const char *ct = hdrs_get(&ctx->resp_headers, "content-type");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            ct ? ct : "text/event-stream");
+    if (!hdrs_get(&ctx->out_headers, "cache-control"))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    if (!hdrs_get(&ctx->out_headers, "x-accel-buffering"))
+        MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    add_common_headers(ctx, r);
+    ctx->stream_queued = 1;
+    enum MHD_Result rc = MHD_queue_response(ctx->conn, ctx->status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static void suspend_waiting(struct sluice_ctx *ctx)
+{
+    ctx->suspended = 1;
+    MHD_suspend_connection(ctx->conn);
+    worker_watch_client(ctx->w, ctx);
+}
+
+static enum MHD_Result body_too_large(struct sluice_ctx *ctx)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "the request body exceeds the limit of %zu bytes",
+             ctx->w->srv->cfg->max_body_bytes);
+    request_set_error(ctx, 413, "invalid_request_error", "request_too_large",
+                      NULL, msg);
+    return queue_full(ctx);
+}
+
+static int content_length_over(struct sluice_ctx *ctx, size_t max)
+{
+    const char *cl = MHD_lookup_connection_value(
+        ctx->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return cl && strtoull(cl, NULL, 10) > max;
+}
+
+static enum MHD_Result on_first_call(struct worker *w,
+                                     struct MHD_Connection *conn,
+                                     const char *url, const char *method,
+                                     void **con_cls)
+{
+    struct sluice_ctx *ctx = request_new(w, conn, method, url);
+    if (!ctx)
+        return MHD_NO;
+    *con_cls = ctx;
+    routes_match(ctx);
+    if (content_length_over(ctx, w->srv->cfg->max_body_bytes)) {
+        ctx->body_too_large = 1;
+        return body_too_large(ctx);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
+                                 const char *url, const char *method,
+                                 const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+    struct worker *w = cls;
+    struct sluice_ctx *ctx = *con_cls;
+    (void)version;
+
+    if (!ctx)
+        return on_first_call(w, conn, url, method, con_cls);
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (ctx->body_too_large || ctx->phase == PHASE_DONE)
+            return MHD_YES;
+        if (ctx->body_in.len + n > w->srv->cfg->max_body_bytes) {
+            ctx->body_too_large = 1;
+            return body_too_large(ctx);
+        }
+        return buf_append(&ctx->body_in, upload, n) == 0 ? MHD_YES : MHD_NO;
+    }
+    if (ctx->client_gone)
+        return MHD_NO;
+    switch (ctx->phase) {
+    case PHASE_RECEIVING:
+        if (ctx->route != ROUTE_CHAT) {
+            routes_answer(ctx);
+            return queue_full(ctx);
+        }
+        flow_begin(ctx);
+        if (ctx->phase == PHASE_READY)
+            return queue_full(ctx);
+        if (ctx->phase == PHASE_STREAMING)
+            return queue_stream(ctx);
+        suspend_waiting(ctx);
+        return MHD_YES;
+    case PHASE_READY:
+        return queue_full(ctx);
+    case PHASE_STREAMING:
+        return ctx->stream_queued ? MHD_YES : queue_stream(ctx);
+    case PHASE_DONE:
+        return MHD_YES;
+    default:
+        /* woken while still waiting (spurious): park again */
+        if (!ctx->suspended)
+            suspend_waiting(ctx);
+        return MHD_YES;
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn,
+                         void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    struct sluice_ctx *ctx = *con_cls;
+    (void)cls;
+    (void)conn;
+    if (!ctx)
+        return;
+    *con_cls = NULL;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK || !ctx->up_done)
+        flow_client_gone(ctx); /* stops an upstream still running */
+    ctx->suspended = 0;
+    worker_unwatch_client(ctx->w, ctx);
+    if (ctx->route == ROUTE_CHAT && ctx->phase != PHASE_RECEIVING)
+        pipeline_on_complete(ctx);
+    ctx->conn = NULL;
+    request_unref(ctx);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_msg(LOG_DEBUG, "http", "%s", msg);
+}
+
+struct MHD_Daemon *http_daemon_start(struct worker *w, int listen_fd,
+                                     char *err, size_t errlen)
+{
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
+        NULL, NULL, on_access, w, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)20000,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+    if (!d)
+        snprintf(err, errlen, "worker %d: cannot start the HTTP daemon",
+                 w->id);
+    return d;
+}

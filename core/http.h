@@ -1,0 +1,22 @@
+/*
+ * http.h - the libmicrohttpd side: the daemon of one worker, the access
+ * handler that routes requests, reads bodies and queues responses, and the
+ * completion callback that ends a request.
+ */
+#ifndef SLUICE_HTTP_H
+#define SLUICE_HTTP_H
+
+#include "request.h"
+
+struct worker;
+
+struct MHD_Daemon *http_daemon_start(struct worker *w, int listen_fd,
+                                     char *err, size_t errlen);
+
+/* routes.c: answer a non-chat route (health, models, admin, errors) by
+ * setting ctx's response. */
+void routes_answer(struct sluice_ctx *ctx);
+/* routes.c: classify the request path and method. */
+void routes_match(struct sluice_ctx *ctx);
+
+#endif

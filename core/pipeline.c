@@ -1,0 +1,302 @@
+/*
+ * pipeline.c - generations of stages and the phase runner.
+ *
+ * Building: load each stage's library (plugin.c), then run each init with its
+ * config. Any failure unwinds what was built (destroy in reverse, unload) and
+ * reports file, line, stage and reason; the published generation is untouched.
+ *
+ * Publishing: one mutex guards the pointer to the current generation and its
+ * refcount increment, held for a few instructions, never across I/O.
+ */
+#include "pipeline.h"
+#include "log.h"
+#include "request.h"
+#include "timer.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t gen_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct generation *gen_current;
+static atomic_ullong gen_counter;
+
+static void stage_fini(struct sluice_stage *s)
+{
+    if (s->initialised && s->desc->destroy)
+        s->desc->destroy(s->instance);
+    s->initialised = 0;
+    for (size_t i = 0; i < s->nactions; i++) {
+        free(s->actions[i].action);
+        free(s->actions[i].alias);
+    }
+    free(s->actions);
+    plugin_unload(s->lib);
+    free(s->name);
+    free(s->plugin);
+}
+
+static void generation_destroy(struct generation *g)
+{
+    if (!g)
+        return;
+    /* reverse order: later stages may use what earlier ones set up */
+    for (size_t i = g->nstages; i-- > 0;)
+        stage_fini(&g->stages[i]);
+    free(g->stages);
+    free(g->file);
+    free(g);
+}
+
+static struct generation *generation_alloc(size_t n)
+{
+    struct generation *g = calloc(1, sizeof(*g));
+    if (!g)
+        return NULL;
+    g->stages = calloc(n ? n : 1, sizeof(*g->stages));
+    if (!g->stages) {
+        free(g);
+        return NULL;
+    }
+    g->nstages = n;
+    atomic_init(&g->refs, 1);
+    g->loaded_ms = time_wall_ms();
+    return g;
+}
+
+static int stage_init(struct sluice_stage *s, const sluice_json *config,
+                      char *err, size_t errlen)
+{
+    char why[512] = "";
+    if (s->desc->init(&host_table, s, config, &s->instance, why,
+                      sizeof why) != 0) {
+        snprintf(err, errlen, "%s", why[0] ? why : "init failed");
+        return -1;
+    }
+    s->initialised = 1;
+    return 0;
+}
+
+struct generation *generation_build(const struct config *cfg, char *err,
+                                    size_t errlen)
+{
+    struct generation *g = generation_alloc(cfg->nstages);
+    char why[768];
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    g->file = strdup(cfg->file ? cfg->file : "");
+    for (size_t i = 0; i < cfg->nstages; i++) {
+        const struct stage_conf *sc = &cfg->stages[i];
+        struct sluice_stage *s = &g->stages[i];
+        s->gen = g;
+        s->index = (int)i;
+        s->line = sc->line;
+        s->name = strdup(sc->name);
+        s->plugin = strdup(sc->plugin);
+        s->lib = plugin_load(sc->path, why, sizeof why);
+        if (!s->lib)
+            goto fail;
+        s->desc = s->lib->desc;
+        if (stage_init(s, (const sluice_json *)sc->config, why,
+                       sizeof why) != 0)
+            goto fail;
+        continue;
+    fail:
+        snprintf(err, errlen, "%s:%d: stage '%s': %s", g->file, sc->line,
+                 sc->name, why);
+        generation_destroy(g);
+        return NULL;
+    }
+    g->id = ++gen_counter;
+    return g;
+}
+
+struct generation *generation_from_descs(const sluice_plugin *const *descs,
+                                         const sluice_json *const *configs,
+                                         size_t n, char *err, size_t errlen)
+{
+    struct generation *g = generation_alloc(n);
+    if (!g)
+        return NULL;
+    g->file = strdup("<memory>");
+    for (size_t i = 0; i < n; i++) {
+        struct sluice_stage *s = &g->stages[i];
+        s->gen = g;
+        s->index = (int)i;
+        s->desc = descs[i];
+        s->name = strdup(descs[i]->name);
+        s->plugin = strdup(descs[i]->name);
+        if (stage_init(s, configs ? configs[i] : NULL, err, errlen) != 0) {
+            generation_destroy(g);
+            return NULL;
+        }
+    }
+    g->id = ++gen_counter;
+    return g;
+}
+
+void generation_publish(struct generation *g)
+{
+    pthread_mutex_lock(&gen_lock);
+    struct generation *old = gen_current;
+    gen_current = g;
+    pthread_mutex_unlock(&gen_lock);
+    if (old)
+        generation_unpin(old);
+}
+
+struct generation *generation_pin(void)
+{
+    pthread_mutex_lock(&gen_lock);
+    struct generation *g = gen_current;
+    if (g)
+        atomic_fetch_add(&g->refs, 1);
+    pthread_mutex_unlock(&gen_lock);
+    return g;
+}
+
+void generation_unpin(struct generation *g)
+{
+    if (g && atomic_fetch_sub(&g->refs, 1) == 1)
+        generation_destroy(g);
+}
+
+struct generation *generation_current(void)
+{
+    pthread_mutex_lock(&gen_lock);
+    struct generation *g = gen_current;
+    pthread_mutex_unlock(&gen_lock);
+    return g;
+}
+
+void generation_retire_current(void)
+{
+    generation_publish(NULL);
+}
+
+struct sluice_stage *generation_find(struct generation *g, const char *name)
+{
+    for (size_t i = 0; g && i < g->nstages; i++)
+        if (!strcmp(g->stages[i].name, name))
+            return &g->stages[i];
+    return NULL;
+}
+
+/* ---- runner ------------------------------------------------------------ */
+
+typedef sluice_verdict (*hook_fn)(void *, sluice_ctx *);
+
+static sluice_verdict run_phase(struct sluice_ctx *ctx, size_t hook_off,
+                                int retry_ok, const char *phase)
+{
+    struct generation *g = ctx->gen;
+    sluice_verdict result = SLUICE_CONTINUE;
+    for (size_t i = 0; g && i < g->nstages; i++) {
+        struct sluice_stage *s = &g->stages[i];
+        hook_fn fn = *(const hook_fn *)((const char *)s->desc + hook_off);
+        if (!fn)
+            continue;
+        ctx->cur_stage = (int)i;
+        sluice_verdict v = fn(s->instance, ctx);
+        ctx->cur_stage = -1;
+        switch (v) {
+        case SLUICE_CONTINUE:
+            break;
+        case SLUICE_RETRY:
+            if (retry_ok) {
+                result = SLUICE_RETRY;
+                break;
+            }
+            log_msg(LOG_ERROR, s->name, "RETRY is not valid in %s", phase);
+            /* fall through */
+        case SLUICE_ERROR:
+        default:
+            if (!ctx->out_status)
+                request_set_error(ctx, 500, "server_error", "stage_error",
+                                  NULL, "internal error in a gateway stage");
+            return SLUICE_ERROR;
+        case SLUICE_RESPOND:
+            if (!ctx->out_status) {
+                log_msg(LOG_ERROR, s->name,
+                        "RESPOND without a response in %s", phase);
+                request_set_error(ctx, 500, "server_error", "stage_error",
+                                  NULL, "a gateway stage gave no response");
+            }
+            return SLUICE_RESPOND;
+        }
+    }
+    return result;
+}
+
+sluice_verdict pipeline_on_request(struct sluice_ctx *ctx)
+{
+    return run_phase(ctx, offsetof(sluice_plugin, on_request), 0,
+                     "on_request");
+}
+
+sluice_verdict pipeline_on_attempt(struct sluice_ctx *ctx)
+{
+    return run_phase(ctx, offsetof(sluice_plugin, on_attempt), 0,
+                     "on_attempt");
+}
+
+sluice_verdict pipeline_on_response(struct sluice_ctx *ctx)
+{
+    return run_phase(ctx, offsetof(sluice_plugin, on_response), 1,
+                     "on_response");
+}
+
+/* Call stage `from` or the next one with an on_chunk hook; past the last,
+ * the bytes go to the client. */
+static sluice_verdict chunk_from(struct sluice_ctx *ctx, size_t from,
+                                 const char *data, size_t len)
+{
+    struct generation *g = ctx->gen;
+    for (size_t i = from; g && i < g->nstages; i++) {
+        struct sluice_stage *s = &g->stages[i];
+        if (!s->desc->on_chunk)
+            continue;
+        int saved_stage = ctx->cur_stage, saved_chunk = ctx->chunk_stage;
+        ctx->cur_stage = (int)i;
+        ctx->chunk_stage = (int)i;
+        sluice_verdict v = s->desc->on_chunk(s->instance, ctx, data, len);
+        ctx->cur_stage = saved_stage;
+        ctx->chunk_stage = saved_chunk;
+        return v == SLUICE_ERROR ? SLUICE_ERROR : SLUICE_CONTINUE;
+    }
+    return request_stream_write(ctx, data, len) == 0 ? SLUICE_CONTINUE
+                                                     : SLUICE_ERROR;
+}
+
+sluice_verdict pipeline_on_chunk(struct sluice_ctx *ctx, const char *data,
+                                 size_t len)
+{
+    return chunk_from(ctx, 0, data, len);
+}
+
+/* host.c: chunk_forward */
+int pipeline_chunk_forward(struct sluice_ctx *ctx, const char *data,
+                           size_t len)
+{
+    size_t next = ctx->chunk_stage < 0 ? 0 : (size_t)ctx->chunk_stage + 1;
+    return chunk_from(ctx, next, data, len) == SLUICE_CONTINUE ? 0 : -1;
+}
+
+void pipeline_on_complete(struct sluice_ctx *ctx)
+{
+    struct generation *g = ctx->gen;
+    if (ctx->completed)
+        return;
+    ctx->completed = 1;
+    for (size_t i = 0; g && i < g->nstages; i++) {
+        struct sluice_stage *s = &g->stages[i];
+        if (!s->desc->on_complete)
+            continue;
+        ctx->cur_stage = (int)i;
+        s->desc->on_complete(s->instance, ctx);
+        ctx->cur_stage = -1;
+    }
+}

@@ -1,0 +1,91 @@
+/*
+ * pipeline.h - a generation of stages built from the config, and the runner
+ * that calls each phase's hooks in order and folds their verdicts.
+ *
+ * A generation is immutable once published. Requests pin it (refcount) for
+ * their whole life; the last unpin destroys its stages and unloads their
+ * libraries. The current generation is published with one atomic swap.
+ */
+#ifndef SLUICE_PIPELINE_H
+#define SLUICE_PIPELINE_H
+
+#include "config.h"
+#include "plugin.h"
+#include "sluice.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct generation;
+
+struct admin_action {
+    char *action;
+    char *alias; /* may be NULL */
+    sluice_admin_fn fn;
+};
+
+/* The host's record of a stage (what sluice_stage points to). */
+struct sluice_stage {
+    char *name;
+    char *plugin;
+    int index; /* position in the pipeline: its per-request slot */
+    int line;  /* line in the pipeline file */
+    struct plugin_lib *lib; /* NULL for stages built in tests */
+    const sluice_plugin *desc;
+    void *instance;
+    int initialised;
+    struct admin_action *actions;
+    size_t nactions;
+    struct generation *gen;
+};
+
+struct generation {
+    uint64_t id;
+    uint64_t loaded_ms; /* wall clock */
+    atomic_long refs;
+    struct sluice_stage *stages;
+    size_t nstages;
+    char *file;
+};
+
+/* Load every stage's library and run every init. On failure nothing is
+ * kept and err says "<file>:<line>: stage '<name>': <reason>". */
+struct generation *generation_build(const struct config *cfg, char *err,
+                                    size_t errlen);
+/* Build a generation from descriptors already in memory (tests). */
+struct generation *generation_from_descs(const sluice_plugin *const *descs,
+                                         const sluice_json *const *configs,
+                                         size_t n, char *err, size_t errlen);
+
+/* The published generation. generation_pin returns it with a reference
+ * held; generation_unpin drops one (destroying the generation at zero). */
+void generation_publish(struct generation *g);
+struct generation *generation_pin(void);
+void generation_unpin(struct generation *g);
+struct generation *generation_current(void); /* borrowed; for reporting */
+/* Drop the published generation (shutdown). */
+void generation_retire_current(void);
+
+struct sluice_stage *generation_find(struct generation *g, const char *name);
+
+/* ---- the runner ------------------------------------------------------ */
+struct sluice_ctx;
+
+/* on_request: stops at the first RESPOND or ERROR. RETRY is not valid
+ * here and counts as ERROR. */
+sluice_verdict pipeline_on_request(struct sluice_ctx *ctx);
+/* on_attempt: same folding as on_request. */
+sluice_verdict pipeline_on_attempt(struct sluice_ctx *ctx);
+/* on_response: every stage runs unless one says RESPOND or ERROR; RETRY
+ * from any stage makes the result RETRY. */
+sluice_verdict pipeline_on_response(struct sluice_ctx *ctx);
+/* Feed streamed bytes into the on_chunk chain from the first stage. */
+sluice_verdict pipeline_on_chunk(struct sluice_ctx *ctx, const char *data,
+                                 size_t len);
+/* on_complete: every stage, exactly once per request (guarded). */
+void pipeline_on_complete(struct sluice_ctx *ctx);
+
+/* The host function table handed to stages (host.c). */
+extern const sluice_host host_table;
+
+#endif

@@ -1,0 +1,169 @@
+/*
+ * request.c - creation, reference counting and destruction of the request
+ * context, and the helpers that set what the client will get.
+ */
+#include "request.h"
+#include "log.h"
+#include "pipeline.h"
+#include "worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void request_make_id(struct sluice_ctx *ctx, struct worker *w)
+{
+    const char *given = MHD_lookup_connection_value(ctx->conn, MHD_HEADER_KIND,
+                                                    "X-Request-Id");
+    if (given) {
+        size_t n = strlen(given);
+        int ok = n > 0 && n < sizeof(ctx->id);
+        for (size_t i = 0; ok && i < n; i++) {
+            char c = given[i];
+            ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                 (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+        }
+        if (ok) {
+            memcpy(ctx->id, given, n + 1);
+            return;
+        }
+    }
+    snprintf(ctx->id, sizeof ctx->id, "req-%llx-%d-%llx",
+             (unsigned long long)(ctx->t_start & 0xffffffffull), w->id,
+             (unsigned long long)++w->seq);
+}
+
+static void request_peer(struct sluice_ctx *ctx)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+        ctx->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    ctx->peer[0] = '\0';
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+                  ctx->peer, sizeof ctx->peer);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+                  ctx->peer, sizeof ctx->peer);
+}
+
+struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
+                               const char *method, const char *url)
+{
+    struct sluice_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx)
+        return NULL;
+    ctx->w = w;
+    ctx->conn = conn;
+    ctx->refs = 1;
+    ctx->t_start = time_now_ms();
+    ctx->cur_stage = -1;
+    ctx->chunk_stage = -1;
+    snprintf(ctx->method, sizeof ctx->method, "%s", method);
+    ctx->url = strdup(url);
+    ctx->gen = generation_pin();
+    if (!ctx->url)
+        goto fail;
+    if (ctx->gen && ctx->gen->nstages) {
+        ctx->locals = calloc(ctx->gen->nstages, sizeof(void *));
+        if (!ctx->locals)
+            goto fail;
+    }
+    timer_init(&ctx->timer, NULL, ctx);
+    timer_init(&ctx->dl_timer, NULL, ctx);
+    ctx->sbuf_max = 64 * 1024;
+    ctx->watch.kind = 0;
+    ctx->watch.fd = -1;
+    ctx->watch.owner = ctx;
+    request_make_id(ctx, w);
+    request_peer(ctx);
+    /* link into the worker's live list */
+    ctx->next = w->live;
+    if (w->live)
+        w->live->prev = ctx;
+    w->live = ctx;
+    w->active++;
+    return ctx;
+fail:
+    generation_unpin(ctx->gen);
+    free(ctx->url);
+    free(ctx->locals);
+    free(ctx);
+    return NULL;
+}
+
+void request_unref(struct sluice_ctx *ctx)
+{
+    if (!ctx || --ctx->refs > 0)
+        return;
+    struct worker *w = ctx->w;
+    if (ctx->prev)
+        ctx->prev->next = ctx->next;
+    else
+        w->live = ctx->next;
+    if (ctx->next)
+        ctx->next->prev = ctx->prev;
+    w->active--;
+    worker_timer_del(w, &ctx->timer);
+    worker_timer_del(w, &ctx->dl_timer);
+    worker_unwatch_client(w, ctx);
+    generation_unpin(ctx->gen);
+    json_decref(ctx->body);
+    buf_release(&ctx->body_in);
+    free(ctx->body_out);
+    free(ctx->locals);
+    hdrs_free(&ctx->attrs);
+    hdrs_free(&ctx->up_headers);
+    hdrs_free(&ctx->resp_headers);
+    hdrs_free(&ctx->out_headers);
+    buf_release(&ctx->resp_body);
+    buf_release(&ctx->out_body);
+    buf_release(&ctx->sbuf);
+    curl_slist_free_all(ctx->slist);
+    free(ctx->out_ctype);
+    free(ctx->url);
+    free(ctx);
+}
+
+int request_set_response(struct sluice_ctx *ctx, int status,
+                         const char *ctype, const char *body, size_t len)
+{
+    char *ct = strdup(ctype ? ctype : "application/json");
+    if (!ct)
+        return -1;
+    free(ctx->out_ctype);
+    ctx->out_ctype = ct;
+    ctx->out_status = status;
+    buf_reset(&ctx->out_body);
+    return buf_append(&ctx->out_body, body ? body : "", body ? len : 0);
+}
+
+void error_json(buf_t *out, const char *type, const char *code,
+                const char *param, const char *message)
+{
+    buf_puts(out, "{\"error\":{\"message\":");
+    buf_json_str(out, message ? message : "");
+    buf_puts(out, ",\"type\":");
+    buf_json_str(out, type ? type : "server_error");
+    buf_puts(out, ",\"param\":");
+    buf_json_str(out, param);
+    buf_puts(out, ",\"code\":");
+    buf_json_str(out, code);
+    buf_puts(out, "}}");
+}
+
+int request_set_error(struct sluice_ctx *ctx, int status, const char *type,
+                      const char *code, const char *param,
+                      const char *message)
+{
+    buf_t b;
+    buf_init(&b);
+    error_json(&b, type, code, param, message);
+    int rc = b.oom ? -1
+                   : request_set_response(ctx, status, "application/json",
+                                          b.data, b.len);
+    buf_release(&b);
+    return rc;
+}

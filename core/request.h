@@ -1,0 +1,150 @@
+/*
+ * request.h - the request context (struct sluice_ctx): everything one client
+ * request owns from its first header to its completion callback. Stages see
+ * it only as an opaque pointer through the host table (host.c).
+ *
+ * Ownership: created by the HTTP layer (http.c) on a request's first call,
+ * freed when both the server's completion callback and, for a streamed
+ * response, the content reader's free callback have dropped their reference.
+ * The pinned generation is released at that point, never while a hook of
+ * that generation is on the stack.
+ */
+#ifndef SLUICE_REQUEST_H
+#define SLUICE_REQUEST_H
+
+#include "buf.h"
+#include "hdrs.h"
+#include "sluice.h"
+#include "timer.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <arpa/inet.h>
+#include <stdint.h>
+
+struct worker;
+struct generation;
+
+enum route {
+    ROUTE_NONE = 0,
+    ROUTE_CHAT,        /* POST /v1/chat/completions */
+    ROUTE_MODELS,      /* GET /v1/models */
+    ROUTE_MODEL_INFO,  /* GET /v1/models/{id}/info */
+    ROUTE_HEALTH,      /* GET /health */
+    ROUTE_ADMIN,       /* /admin/... */
+    ROUTE_NOT_FOUND,
+    ROUTE_BAD_METHOD
+};
+
+enum req_phase {
+    PHASE_RECEIVING = 0, /* reading the body */
+    PHASE_UPSTREAM,      /* an attempt is in flight */
+    PHASE_BACKOFF,       /* waiting for the retry timer */
+    PHASE_READY,         /* a full response is set, waiting to be queued */
+    PHASE_STREAMING,     /* streamed response queued, bytes flowing */
+    PHASE_DONE           /* response queued (or connection gone) */
+};
+
+/* A watched client socket: how a suspended request learns its client left. */
+struct ev_src {
+    int kind; /* EV_* in worker.h */
+    int fd;
+    void *owner;
+};
+
+struct sluice_ctx {
+    struct worker *w;
+    struct MHD_Connection *conn;
+    struct generation *gen; /* pinned for the request's life */
+    int refs;               /* completion callback + stream reader */
+    char id[40];
+    uint64_t t_start;   /* monotonic ms */
+    uint64_t deadline;  /* monotonic ms: upstream time budget */
+    enum route route;
+    enum req_phase phase;
+    char method[12];
+    char *url;       /* request path, owned */
+    const char *aux; /* ROUTE_MODEL_INFO: model id / ROUTE_ADMIN: sub-path */
+    char peer[64];
+
+    /* request body */
+    buf_t body_in;
+    int body_too_large;
+    json_t *body; /* parsed once; owned */
+    int body_dirty;
+    char *body_out; /* re-serialised body when dirty; owned */
+    size_t body_out_len;
+    const char *model; /* borrowed from body */
+    int stream;
+
+    /* stages */
+    void **locals; /* one slot per stage */
+    int cur_stage; /* stage whose hook is running (-1 none) */
+    int chunk_stage;
+    struct hdrs attrs;
+    int completed; /* on_complete ran */
+
+    /* upstream attempt */
+    int attempt;
+    int attempt_cap;
+    struct hdrs up_headers; /* set by stages, reset for each attempt */
+    CURL *easy;
+    struct curl_slist *slist;
+    char curl_err[CURL_ERROR_SIZE];
+    sluice_attempt_result result;
+    int status;
+    int headers_done;
+    int resp_decided; /* on_response ran for the current attempt */
+    int retry_wanted; /* on_response said RETRY on a 2xx stream */
+    struct hdrs resp_headers;
+    buf_t resp_body;
+    uint64_t attempt_t0, attempt_t1;
+    uint32_t retry_ms;
+    struct timer timer;    /* retry back-off */
+    struct timer dl_timer; /* deadline of a stream not yet committed */
+
+    /* client response */
+    int out_status; /* 0 = none set */
+    char *out_ctype;
+    buf_t out_body;
+    struct hdrs out_headers;
+
+    /* streaming */
+    buf_t sbuf; /* bytes for the client not yet taken by MHD */
+    size_t soff;
+    size_t sbuf_max;
+    int up_paused;
+    int up_done;
+    int suspended;
+    int client_gone;
+    struct ev_src watch;
+    int watching;
+    int stream_queued; /* the streamed response was handed to MHD */
+
+    struct sluice_ctx *prev, *next; /* worker's list of live requests */
+};
+
+/* Allocate a context for a new request on worker w. */
+struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
+                               const char *method, const char *url);
+/* Drop a reference; frees at zero (unpins the generation). */
+void request_unref(struct sluice_ctx *ctx);
+
+/* Set the client response (copies body). */
+int request_set_response(struct sluice_ctx *ctx, int status,
+                         const char *ctype, const char *body, size_t len);
+/* Set an OpenAI-shaped error response. */
+int request_set_error(struct sluice_ctx *ctx, int status, const char *type,
+                      const char *code, const char *param,
+                      const char *message);
+/* Append bytes for the client of a streamed response (end of the on_chunk
+ * chain) and wake the connection if it waits for data. */
+int request_stream_write(struct sluice_ctx *ctx, const char *data,
+                         size_t len);
+
+/* Render the OpenAI error JSON into out. */
+void error_json(buf_t *out, const char *type, const char *code,
+                const char *param, const char *message);
+
+#endif

@@ -1,0 +1,216 @@
+/*
+ * routes.c - request routing and the endpoints the core answers itself:
+ * /health, /v1/models, /v1/models/{id}[/info], /admin/..., and the OpenAI-
+ * shaped 404 and 405 for everything else. The chat route goes to flow.c.
+ */
+#include "http.h"
+#include "log.h"
+#include "pipeline.h"
+#include "server.h"
+#include "timer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int admin_answer(struct sluice_ctx *ctx); /* admin.c */
+
+static int path_is(const char *url, const char *p)
+{
+    return !strcmp(url, p);
+}
+
+static void route_set(struct sluice_ctx *ctx, enum route r,
+                      const char *allowed)
+{
+    ctx->route = r;
+    if (strcmp(ctx->method, allowed) &&
+        !(r != ROUTE_CHAT && !strcmp(ctx->method, "HEAD") &&
+          !strcmp(allowed, "GET")))
+        ctx->route = ROUTE_BAD_METHOD;
+}
+
+void routes_match(struct sluice_ctx *ctx)
+{
+    const char *u = ctx->url;
+    size_t n = strlen(u);
+    while (n > 1 && u[n - 1] == '/')
+        n--; /* tolerate a trailing slash */
+    ctx->url[n] = '\0';
+    ctx->route = ROUTE_NOT_FOUND;
+    if (path_is(u, "/v1/chat/completions") || path_is(u, "/chat/completions"))
+        route_set(ctx, ROUTE_CHAT, "POST");
+    else if (path_is(u, "/v1/models") || path_is(u, "/models"))
+        route_set(ctx, ROUTE_MODELS, "GET");
+    else if (!strncmp(u, "/v1/models/", 11) && u[11])
+        route_set(ctx, ROUTE_MODEL_INFO, "GET"), ctx->aux = u + 11;
+    else if (path_is(u, "/health") || path_is(u, "/healthz"))
+        route_set(ctx, ROUTE_HEALTH, "GET");
+    else if (!strncmp(u, "/admin/", 7) || path_is(u, "/admin"))
+        ctx->route = ROUTE_ADMIN, ctx->aux = u[6] ? u + 7 : "";
+}
+
+static const char *allowed_for(const char *url)
+{
+    if (strstr(url, "chat/completions"))
+        return "POST";
+    return "GET, HEAD";
+}
+
+/* ---- /health ---------------------------------------------------------- */
+
+static int stage_status_append(struct sluice_stage *s, buf_t *out,
+                               int *healthy)
+{
+    buf_t st;
+    buf_init(&st);
+    if (!s->desc->status || s->desc->status(s->instance, &st) != 0 || st.oom)
+        goto none;
+    json_error_t je;
+    json_t *v = json_loadb(st.data ? st.data : "", st.len, 0, &je);
+    if (!json_is_object(v)) {
+        json_decref(v);
+        log_msg(LOG_WARN, s->name, "status() returned invalid JSON");
+        goto none;
+    }
+    if (json_is_false(json_object_get(v, "healthy")))
+        *healthy = 0;
+    json_decref(v);
+    buf_puts(out, ",\"status\":");
+    buf_append(out, st.data, st.len);
+none:
+    buf_release(&st);
+    return 0;
+}
+
+static void answer_health(struct sluice_ctx *ctx)
+{
+    struct generation *g = ctx->gen;
+    buf_t b, stages;
+    int healthy = 1;
+    buf_init(&b);
+    buf_init(&stages);
+    for (size_t i = 0; g && i < g->nstages; i++) {
+        struct sluice_stage *s = &g->stages[i];
+        buf_puts(&stages, i ? ",{\"name\":" : "{\"name\":");
+        buf_json_str(&stages, s->name);
+        buf_puts(&stages, ",\"plugin\":");
+        buf_json_str(&stages, s->plugin);
+        buf_puts(&stages, ",\"version\":");
+        buf_json_str(&stages, s->desc->version);
+        stage_status_append(s, &stages, &healthy);
+        buf_puts(&stages, "}");
+    }
+    uint64_t up = (time_now_ms() - server_main->start_ms) / 1000;
+    buf_printf(&b,
+               "{\"status\":\"%s\",\"version\":\"%s\",\"uptime_s\":%llu,"
+               "\"generation\":%llu,\"workers\":%d,\"stages\":[%s]}",
+               healthy ? "ok" : "degraded", SLUICE_VERSION,
+               (unsigned long long)up,
+               (unsigned long long)(g ? g->id : 0), server_main->nworkers,
+               stages.data ? stages.data : "");
+    request_set_response(ctx, healthy ? 200 : 503, "application/json",
+                         b.data, b.len);
+    buf_release(&b);
+    buf_release(&stages);
+}
+
+/* ---- /v1/models ---------------------------------------------------- */
+
+static json_t *model_object(const json_t *m)
+{
+    json_t *o = json_deep_copy(m);
+    const char *id = json_string_value(json_object_get(m, "id"));
+    char owner[128] = "megallm";
+    const char *slash = id ? strchr(id, '/') : NULL;
+    if (slash && (size_t)(slash - id) < sizeof owner)
+        snprintf(owner, sizeof owner, "%.*s", (int)(slash - id), id);
+    json_object_set_new(o, "object", json_string("model"));
+    if (!json_object_get(o, "created"))
+        json_object_set_new(o, "created",
+                            json_integer((json_int_t)(server_main->start_wall_ms /
+                                                      1000)));
+    if (!json_object_get(o, "owned_by"))
+        json_object_set_new(o, "owned_by", json_string(owner));
+    return o;
+}
+
+static void respond_json(struct sluice_ctx *ctx, int status, json_t *v)
+{
+    char *s = json_dumps(v, JSON_COMPACT);
+    if (s)
+        request_set_response(ctx, status, "application/json", s, strlen(s));
+    else
+        request_set_error(ctx, 500, "server_error", NULL, NULL,
+                          "out of memory");
+    free(s);
+    json_decref(v);
+}
+
+static void answer_models(struct sluice_ctx *ctx)
+{
+    json_t *list = json_object(), *data = json_array();
+    const json_t *models = server_main->cfg->models;
+    size_t i;
+    json_t *m;
+    json_array_foreach(models, i, m)
+        json_array_append_new(data, model_object(m));
+    json_object_set_new(list, "object", json_string("list"));
+    json_object_set_new(list, "data", data);
+    respond_json(ctx, 200, list);
+}
+
+static void answer_model_info(struct sluice_ctx *ctx)
+{
+    char id[512];
+    snprintf(id, sizeof id, "%s", ctx->aux);
+    size_t n = strlen(id);
+    if (n > 5 && !strcmp(id + n - 5, "/info"))
+        id[n - 5] = '\0';
+    const json_t *models = server_main->cfg->models;
+    size_t i;
+    json_t *m;
+    json_array_foreach(models, i, m)
+    {
+        const char *mid = json_string_value(json_object_get(m, "id"));
+        if (mid && !strcmp(mid, id)) {
+            respond_json(ctx, 200, model_object(m));
+            return;
+        }
+    }
+    char msg[640];
+    snprintf(msg, sizeof msg, "The model '%s' does not exist", id);
+    request_set_error(ctx, 404, "invalid_request_error", "model_not_found",
+                      "model", msg);
+}
+
+void routes_answer(struct sluice_ctx *ctx)
+{
+    char msg[300];
+    switch (ctx->route) {
+    case ROUTE_HEALTH:
+        answer_health(ctx);
+        break;
+    case ROUTE_MODELS:
+        answer_models(ctx);
+        break;
+    case ROUTE_MODEL_INFO:
+        answer_model_info(ctx);
+        break;
+    case ROUTE_ADMIN:
+        admin_answer(ctx);
+        break;
+    case ROUTE_BAD_METHOD:
+        snprintf(msg, sizeof msg, "method %s is not allowed on %.200s",
+                 ctx->method, ctx->url);
+        request_set_error(ctx, 405, "invalid_request_error",
+                          "method_not_allowed", NULL, msg);
+        hdrs_add(&ctx->out_headers, "Allow", allowed_for(ctx->url));
+        break;
+    default:
+        snprintf(msg, sizeof msg, "unknown path %.200s", ctx->url);
+        request_set_error(ctx, 404, "invalid_request_error", "not_found",
+                          NULL, msg);
+        break;
+    }
+}

@@ -1,0 +1,115 @@
+/*
+ * server.c - binds the listening sockets (one SO_REUSEPORT socket per
+ * worker, so the kernel spreads connections over the cores) and starts and
+ * stops the workers.
+ */
+#include "server.h"
+#include "log.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct server *server_main;
+
+static int listen_one(const struct addrinfo *ai, int port, char *err,
+                      size_t errlen)
+{
+    int one = 1;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+                                       SOCK_CLOEXEC,
+                    ai->ai_protocol);
+    if (fd < 0)
+        goto fail;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    struct sockaddr_storage ss;
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+    if (bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) != 0 ||
+        listen(fd, 1024) != 0)
+        goto fail;
+    return fd;
+fail:
+    snprintf(err, errlen, "cannot listen on port %d: %s", port,
+             strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+static int bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+int server_start(struct server *srv, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *ai = NULL;
+    int n = srv->cfg->threads > 0 ? srv->cfg->threads
+                                  : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    int rc = getaddrinfo(srv->cfg->host, "0", &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "server.host '%s': %s", srv->cfg->host,
+                 gai_strerror(rc));
+        return -1;
+    }
+    srv->workers = calloc((size_t)n, sizeof(*srv->workers));
+    if (!srv->workers) {
+        freeaddrinfo(ai);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    srv->port = srv->cfg->port;
+    for (int i = 0; i < n; i++) {
+        int fd = listen_one(ai, srv->port, err, errlen);
+        if (fd < 0)
+            goto fail;
+        if (i == 0)
+            srv->port = bound_port(fd);
+        if (worker_start(&srv->workers[i], srv, i, fd, err, errlen) != 0) {
+            close(fd);
+            goto fail;
+        }
+        srv->nworkers = i + 1;
+    }
+    freeaddrinfo(ai);
+    return 0;
+fail:
+    freeaddrinfo(ai);
+    server_stop(srv, 2);
+    return -1;
+}
+
+void server_stop(struct server *srv, int how)
+{
+    for (int i = 0; i < srv->nworkers; i++)
+        worker_signal_stop(&srv->workers[i], how);
+    for (int i = 0; i < srv->nworkers; i++) {
+        int fd = srv->workers[i].listen_fd;
+        worker_join(&srv->workers[i]);
+        if (fd >= 0)
+            close(fd); /* quiesced daemons leave it to us */
+    }
+    free(srv->workers);
+    srv->workers = NULL;
+    srv->nworkers = 0;
+}

@@ -1,0 +1,251 @@
+/*
+ * upstream.c - one upstream attempt on libcurl's multi interface.
+ *
+ * Easy handles come from the worker's pool, so their connection caches and
+ * option memory are reused; the multi handle keeps keep-alive connections
+ * across requests (CURLMOPT_MAXCONNECTS). The request body is the client's
+ * bytes untouched unless a stage changed the parsed body.
+ */
+#include "upstream.h"
+#include "flow.h"
+#include "log.h"
+#include "server.h"
+#include "worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define UPSTREAM_MAX_BODY (64u * 1024u * 1024u)
+
+static size_t on_header(char *data, size_t size, size_t n, void *userp)
+{
+    struct sluice_ctx *ctx = userp;
+    size_t len = size * n;
+    if (len >= 5 && !strncmp(data, "HTTP/", 5)) {
+        /* a new status line (after 100-continue or a redirect) */
+        hdrs_clear(&ctx->resp_headers);
+        const char *sp = memchr(data, ' ', len);
+        ctx->status = sp ? atoi(sp + 1) : 0;
+        ctx->headers_done = 0;
+        return len;
+    }
+    if (len <= 2 && (data[0] == '\r' || data[0] == '\n')) {
+        if (ctx->status >= 200) {
+            ctx->headers_done = 1;
+            flow_attempt_headers(ctx);
+        }
+        return len;
+    }
+    const char *colon = memchr(data, ':', len);
+    if (!colon)
+        return len;
+    const char *v = colon + 1, *end = data + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+    hdrs_addn(&ctx->resp_headers, data, (size_t)(colon - data), v,
+              (size_t)(end - v));
+    return len;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *userp)
+{
+    struct sluice_ctx *ctx = userp;
+    size_t len = size * n;
+    if (ctx->stream && ctx->status >= 200 && ctx->status < 300) {
+        int rc = flow_stream_bytes(ctx, data, len);
+        if (rc == 1) {
+            ctx->up_paused = 1;
+            return CURL_WRITEFUNC_PAUSE;
+        }
+        return rc == 0 ? len : 0;
+    }
+    if (ctx->resp_body.len + len > UPSTREAM_MAX_BODY)
+        return 0;
+    if (buf_append(&ctx->resp_body, data, len) != 0)
+        return 0;
+    return len;
+}
+
+static int build_headers(struct sluice_ctx *ctx)
+{
+    struct curl_slist *l = NULL, *t;
+    char line[8192];
+    l = curl_slist_append(l, "Content-Type: application/json");
+    if (!l)
+        return -1;
+    t = curl_slist_append(l, ctx->stream ? "Accept: text/event-stream"
+                                         : "Accept: application/json");
+    if (!t)
+        goto fail;
+    l = t;
+    t = curl_slist_append(l, "Expect:");
+    if (!t)
+        goto fail;
+    l = t;
+    for (size_t i = 0; i < ctx->up_headers.n; i++) {
+        snprintf(line, sizeof line, "%s: %s", ctx->up_headers.v[i].name,
+                 ctx->up_headers.v[i].value);
+        t = curl_slist_append(l, line);
+        if (!t)
+            goto fail;
+        l = t;
+    }
+    snprintf(line, sizeof line, "X-Request-Id: %s", ctx->id);
+    t = curl_slist_append(l, line);
+    if (!t)
+        goto fail;
+    ctx->slist = t;
+    return 0;
+fail:
+    curl_slist_free_all(l);
+    return -1;
+}
+
+static int body_bytes(struct sluice_ctx *ctx, const char **p, size_t *len)
+{
+    if (!ctx->body_dirty) {
+        *p = ctx->body_in.data ? ctx->body_in.data : "";
+        *len = ctx->body_in.len;
+        return 0;
+    }
+    free(ctx->body_out);
+    ctx->body_out = json_dumps(ctx->body, JSON_COMPACT);
+    if (!ctx->body_out)
+        return -1;
+    ctx->body_out_len = strlen(ctx->body_out);
+    *p = ctx->body_out;
+    *len = ctx->body_out_len;
+    return 0;
+}
+
+int upstream_start(struct sluice_ctx *ctx)
+{
+    struct worker *w = ctx->w;
+    const struct config *cfg = w->srv->cfg;
+    char url[2048];
+    const char *body;
+    size_t blen;
+    CURL *e = worker_easy_get(w);
+
+    if (!e || build_headers(ctx) != 0 || body_bytes(ctx, &body, &blen) != 0)
+        goto fail;
+    snprintf(url, sizeof url, "%s/chat/completions", cfg->base_url);
+    ctx->curl_err[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, ctx->slist);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, ctx);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, ctx);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, ctx);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ctx->curl_err);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
+    if (!ctx->stream) {
+        uint64_t now = time_now_ms();
+        long left = ctx->deadline > now ? (long)(ctx->deadline - now) : 1;
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, left);
+    } else {
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 0L);
+    }
+    ctx->easy = e;
+    ctx->status = 0;
+    ctx->headers_done = 0;
+    ctx->resp_decided = 0;
+    ctx->retry_wanted = 0;
+    ctx->result = SLUICE_ATTEMPT_NONE;
+    hdrs_clear(&ctx->resp_headers);
+    buf_reset(&ctx->resp_body);
+    ctx->attempt_t0 = time_now_ms();
+    if (curl_multi_add_handle(w->multi, e) != CURLM_OK)
+        goto fail;
+    return 0;
+fail:
+    ctx->easy = NULL;
+    if (e)
+        worker_easy_put(w, e);
+    curl_slist_free_all(ctx->slist);
+    ctx->slist = NULL;
+    request_set_error(ctx, 500, "server_error", "upstream_setup", NULL,
+                      "could not start the upstream request");
+    return -1;
+}
+
+static void transfer_release(struct sluice_ctx *ctx)
+{
+    CURL *e = ctx->easy;
+    if (!e)
+        return;
+    ctx->easy = NULL;
+    curl_multi_remove_handle(ctx->w->multi, e);
+    worker_easy_put(ctx->w, e);
+    curl_slist_free_all(ctx->slist);
+    ctx->slist = NULL;
+    ctx->up_paused = 0;
+}
+
+void upstream_abort(struct sluice_ctx *ctx)
+{
+    if (ctx->easy && ctx->result == SLUICE_ATTEMPT_NONE) {
+        ctx->result = SLUICE_ATTEMPT_ABORTED;
+        ctx->attempt_t1 = time_now_ms();
+    }
+    transfer_release(ctx);
+}
+
+void upstream_resume(struct sluice_ctx *ctx)
+{
+    if (ctx->easy && ctx->up_paused) {
+        ctx->up_paused = 0;
+        curl_easy_pause(ctx->easy, CURLPAUSE_CONT);
+    }
+}
+
+static sluice_attempt_result classify(CURLcode code)
+{
+    switch (code) {
+    case CURLE_OK:
+        return SLUICE_ATTEMPT_HTTP;
+    case CURLE_OPERATION_TIMEDOUT:
+        return SLUICE_ATTEMPT_TIMEOUT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return SLUICE_ATTEMPT_CONNECT;
+    case CURLE_WRITE_ERROR:
+        return SLUICE_ATTEMPT_ABORTED;
+    default:
+        return SLUICE_ATTEMPT_RESET;
+    }
+}
+
+void upstream_done(CURL *easy, CURLcode code)
+{
+    struct sluice_ctx *ctx = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&ctx);
+    if (!ctx || ctx->easy != easy)
+        return;
+    ctx->attempt_t1 = time_now_ms();
+    ctx->result = classify(code);
+    if (ctx->result == SLUICE_ATTEMPT_HTTP && ctx->status == 0)
+        ctx->result = SLUICE_ATTEMPT_RESET;
+    if (ctx->result != SLUICE_ATTEMPT_HTTP && ctx->status && !ctx->stream) {
+        /* a status arrived but the body broke: still a broken attempt */
+        ctx->result = code == CURLE_OPERATION_TIMEDOUT ? SLUICE_ATTEMPT_TIMEOUT
+                                                       : SLUICE_ATTEMPT_RESET;
+    }
+    if (ctx->result != SLUICE_ATTEMPT_HTTP)
+        log_msg(LOG_DEBUG, "upstream", "attempt %d of %s ended: %s",
+                ctx->attempt, ctx->id,
+                ctx->curl_err[0] ? ctx->curl_err : curl_easy_strerror(code));
+    transfer_release(ctx);
+    flow_attempt_done(ctx);
+}

@@ -1,0 +1,21 @@
+/*
+ * upstream.h - one upstream attempt on the worker's libcurl multi handle:
+ * build the request (pooled easy handle, keep-alive connection), collect the
+ * status, headers and body, and report the end to the request flow.
+ */
+#ifndef SLUICE_UPSTREAM_H
+#define SLUICE_UPSTREAM_H
+
+#include "request.h"
+
+/* Start the current attempt of ctx. Returns -1 (and sets an error
+ * response) if the transfer could not be created. */
+int upstream_start(struct sluice_ctx *ctx);
+/* Stop the transfer of ctx, if any, and return its handle to the pool. */
+void upstream_abort(struct sluice_ctx *ctx);
+/* A transfer finished (called by the worker from curl_multi_info_read). */
+void upstream_done(CURL *easy, CURLcode code);
+/* Resume a transfer paused by back-pressure. */
+void upstream_resume(struct sluice_ctx *ctx);
+
+#endif

@@ -1,0 +1,369 @@
+/*
+ * worker.c - the per-core event loop. One epoll set carries:
+ *   - the MHD daemon's own epoll fd (MHD_USE_EPOLL, no internal thread),
+ *   - libcurl's sockets (CURLMOPT_SOCKETFUNCTION) and timeout,
+ *   - the worker's timers (retry back-off, stream deadlines),
+ *   - the sockets of suspended clients, watched for hang-up only,
+ *   - an eventfd to be told to stop.
+ * Nothing here blocks except epoll_wait.
+ */
+#include "worker.h"
+#include "flow.h"
+#include "http.h"
+#include "log.h"
+#include "server.h"
+#include "upstream.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define WORKER_EASY_POOL_MAX 1024
+#define WORKER_DRAIN_MS 10000
+
+/* ---- libcurl socket API -------------------------------------------- */
+
+static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
+                        void *sockp)
+{
+    struct worker *w = userp;
+    struct ev_src *src = sockp;
+    (void)e;
+    if (what == CURL_POLL_REMOVE) {
+        if (src) {
+            epoll_ctl(w->ep, EPOLL_CTL_DEL, s, NULL);
+            curl_multi_assign(w->multi, s, NULL);
+            free(src);
+        }
+        return 0;
+    }
+    struct epoll_event ev = {0};
+    if (what & CURL_POLL_IN)
+        ev.events |= EPOLLIN;
+    if (what & CURL_POLL_OUT)
+        ev.events |= EPOLLOUT;
+    if (!src) {
+        src = calloc(1, sizeof(*src));
+        if (!src)
+            return -1;
+        src->kind = EV_CURL;
+        src->fd = s;
+        src->owner = w;
+        ev.data.ptr = src;
+        if (epoll_ctl(w->ep, EPOLL_CTL_ADD, s, &ev) != 0) {
+            free(src);
+            return -1;
+        }
+        curl_multi_assign(w->multi, s, src);
+        return 0;
+    }
+    ev.data.ptr = src;
+    epoll_ctl(w->ep, EPOLL_CTL_MOD, s, &ev);
+    return 0;
+}
+
+static int curl_timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+    struct worker *w = userp;
+    (void)m;
+    w->curl_at = timeout_ms < 0 ? 0 : time_now_ms() + (uint64_t)timeout_ms;
+    return 0;
+}
+
+static void curl_drain_done(struct worker *w)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(w->multi, &left)))
+        if (msg->msg == CURLMSG_DONE)
+            upstream_done(msg->easy_handle, msg->data.result);
+}
+
+static void curl_socket_event(struct worker *w, int fd, uint32_t events)
+{
+    int flags = 0, running;
+    if (events & EPOLLIN)
+        flags |= CURL_CSELECT_IN;
+    if (events & EPOLLOUT)
+        flags |= CURL_CSELECT_OUT;
+    if (events & (EPOLLERR | EPOLLHUP))
+        flags |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(w->multi, fd, flags, &running);
+    curl_drain_done(w);
+}
+
+/* ---- easy handle pool ---------------------------------------------- */
+
+CURL *worker_easy_get(struct worker *w)
+{
+    CURL *e;
+    if (w->npool) {
+        e = w->easy_pool[--w->npool];
+        curl_easy_reset(e);
+    } else {
+        e = curl_easy_init();
+        if (!e)
+            return NULL;
+    }
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "sluice/" SLUICE_VERSION);
+    return e;
+}
+
+void worker_easy_put(struct worker *w, CURL *e)
+{
+    if (w->npool == w->cappool && w->cappool < WORKER_EASY_POOL_MAX) {
+        size_t cap = w->cappool ? w->cappool * 2 : 32;
+        CURL **v = realloc(w->easy_pool, cap * sizeof(*v));
+        if (v) {
+            w->easy_pool = v;
+            w->cappool = cap;
+        }
+    }
+    if (w->npool < w->cappool)
+        w->easy_pool[w->npool++] = e;
+    else
+        curl_easy_cleanup(e);
+}
+
+/* ---- client hang-up watch ------------------------------------------ */
+
+void worker_watch_client(struct worker *w, struct sluice_ctx *ctx)
+{
+    if (ctx->watching || ctx->client_gone)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(ctx->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return;
+    struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = &ctx->watch};
+    ctx->watch.kind = EV_CLIENT;
+    ctx->watch.fd = ci->connect_fd;
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, ctx->watch.fd, &ev) == 0)
+        ctx->watching = 1;
+}
+
+void worker_unwatch_client(struct worker *w, struct sluice_ctx *ctx)
+{
+    if (!ctx->watching)
+        return;
+    epoll_ctl(w->ep, EPOLL_CTL_DEL, ctx->watch.fd, NULL);
+    ctx->watching = 0;
+}
+
+static void client_event(struct worker *w, struct sluice_ctx *ctx,
+                         uint32_t events)
+{
+    char c;
+    (void)w;
+    if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        return;
+    /* a peer that half-closed after sending may still read: only a reset
+     * or a full close ends the request */
+    ssize_t n = recv(ctx->watch.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        return;
+    log_msg(LOG_DEBUG, "core", "client of %s went away", ctx->id);
+    flow_client_gone(ctx);
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+void worker_timer_add(struct worker *w, struct timer *t, uint64_t at)
+{
+    timer_heap_add(&w->timers, t, at);
+}
+
+void worker_timer_del(struct worker *w, struct timer *t)
+{
+    timer_heap_del(&w->timers, t);
+}
+
+static int loop_timeout(struct worker *w)
+{
+    uint64_t now = time_now_ms(), next = timer_heap_next(&w->timers);
+    MHD_UNSIGNED_LONG_LONG mt;
+    if (w->curl_at && w->curl_at < next)
+        next = w->curl_at;
+    if (MHD_get_timeout(w->mhd, &mt) == MHD_YES && now + mt < next)
+        next = now + mt;
+    if (atomic_load(&w->stop) && now + 100 < next)
+        next = now + 100;
+    if (next == UINT64_MAX)
+        return -1;
+    return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
+}
+
+/* ---- the loop ------------------------------------------------------- */
+
+static void worker_handle_stop(struct worker *w, uint64_t *drain_until)
+{
+    int how = atomic_load(&w->stop);
+    if (!how)
+        return;
+    if (!*drain_until) {
+        MHD_quiesce_daemon(w->mhd);
+        *drain_until = time_now_ms() + (how == 2 ? 0 : WORKER_DRAIN_MS);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct epoll_event evs[128];
+    uint64_t drain_until = 0;
+
+    for (;;) {
+        worker_handle_stop(w, &drain_until);
+        if (drain_until &&
+            (w->active == 0 || time_now_ms() >= drain_until ||
+             atomic_load(&w->stop) == 2))
+            break;
+        int n = epoll_wait(w->ep, evs, 128, loop_timeout(w));
+        if (n < 0 && errno != EINTR) {
+            log_error("worker %d: epoll_wait: %s", w->id, strerror(errno));
+            break;
+        }
+        int mhd_ready = 0;
+        for (int i = 0; i < n; i++) {
+            struct ev_src *src = evs[i].data.ptr;
+            switch (src->kind) {
+            case EV_MHD:
+                mhd_ready = 1;
+                break;
+            case EV_WAKE: {
+                uint64_t v;
+                ssize_t r = read(w->wake_fd, &v, sizeof v);
+                (void)r;
+                break;
+            }
+            case EV_CURL:
+                curl_socket_event(w, src->fd, evs[i].events);
+                break;
+            case EV_CLIENT:
+                client_event(w, src->owner, evs[i].events);
+                mhd_ready = 1;
+                break;
+            }
+        }
+        uint64_t now = time_now_ms();
+        if (w->curl_at && w->curl_at <= now) {
+            int running;
+            w->curl_at = 0;
+            curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0,
+                                     &running);
+            curl_drain_done(w);
+        }
+        timer_heap_run(&w->timers, now);
+        (void)mhd_ready;
+        MHD_run(w->mhd);
+    }
+    return NULL;
+}
+
+static void worker_free(struct worker *w)
+{
+    if (w->mhd) {
+        /* resume anything parked so MHD can close it cleanly */
+        for (struct sluice_ctx *c = w->live; c; c = c->next)
+            flow_client_gone(c);
+        MHD_quiesce_daemon(w->mhd); /* the listening socket stays ours */
+        MHD_stop_daemon(w->mhd);
+        w->mhd = NULL;
+    }
+    if (w->multi) {
+        curl_multi_cleanup(w->multi);
+        w->multi = NULL;
+    }
+    while (w->npool)
+        curl_easy_cleanup(w->easy_pool[--w->npool]);
+    free(w->easy_pool);
+    w->easy_pool = NULL;
+    timer_heap_free(&w->timers);
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
+    if (w->ep >= 0)
+        close(w->ep);
+    w->wake_fd = w->ep = -1;
+}
+
+int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
+                 char *err, size_t errlen)
+{
+    struct epoll_event ev = {.events = EPOLLIN};
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->srv = srv;
+    w->listen_fd = listen_fd;
+    w->ep = epoll_create1(EPOLL_CLOEXEC);
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->ep < 0 || w->wake_fd < 0) {
+        snprintf(err, errlen, "worker %d: %s", id, strerror(errno));
+        goto fail;
+    }
+    w->mhd = http_daemon_start(w, listen_fd, err, errlen);
+    if (!w->mhd)
+        goto fail;
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    w->mhd_src.kind = EV_MHD;
+    w->mhd_src.fd = di ? di->epoll_fd : -1;
+    ev.data.ptr = &w->mhd_src;
+    if (!di || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->mhd_src.fd, &ev) != 0) {
+        snprintf(err, errlen, "worker %d: cannot watch the HTTP daemon", id);
+        goto fail;
+    }
+    w->wake_src.kind = EV_WAKE;
+    w->wake_src.fd = w->wake_fd;
+    ev.data.ptr = &w->wake_src;
+    epoll_ctl(w->ep, EPOLL_CTL_ADD, w->wake_fd, &ev);
+
+    w->multi = curl_multi_init();
+    if (!w->multi) {
+        snprintf(err, errlen, "worker %d: curl_multi_init failed", id);
+        goto fail;
+    }
+    curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
+    curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
+    curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+    curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+    curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS,
+                      (long)srv->cfg->max_connections);
+
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        snprintf(err, errlen, "worker %d: cannot start thread", id);
+        goto fail;
+    }
+    w->started = 1;
+    return 0;
+fail:
+    worker_free(w);
+    return -1;
+}
+
+void worker_signal_stop(struct worker *w, int how)
+{
+    uint64_t one = 1;
+    if (how > atomic_load(&w->stop))
+        atomic_store(&w->stop, how);
+    if (w->wake_fd >= 0) {
+        ssize_t r = write(w->wake_fd, &one, sizeof one);
+        (void)r;
+    }
+}
+
+void worker_join(struct worker *w)
+{
+    if (w->started)
+        pthread_join(w->thread, NULL);
+    w->started = 0;
+    worker_free(w);
+}

@@ -1,0 +1,60 @@
+/*
+ * worker.h - one event loop per core. Each worker owns an epoll set that
+ * carries its libmicrohttpd daemon (external-epoll mode, its own SO_REUSEPORT
+ * listening socket), its libcurl multi handle (socket API), its timers and
+ * the sockets of suspended clients it watches for hang-ups. A request lives
+ * and dies on the worker that accepted it: no hand-off, no locks.
+ */
+#ifndef SLUICE_WORKER_H
+#define SLUICE_WORKER_H
+
+#include "request.h"
+#include "timer.h"
+
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+enum ev_kind { EV_MHD = 1, EV_WAKE, EV_CURL, EV_CLIENT };
+
+struct server;
+
+struct worker {
+    int id;
+    pthread_t thread;
+    int started;
+    int ep;      /* epoll fd */
+    int wake_fd; /* eventfd: stop requests */
+    struct ev_src mhd_src, wake_src;
+    struct MHD_Daemon *mhd;
+    int listen_fd;
+    CURLM *multi;
+    uint64_t curl_at; /* libcurl's timeout, monotonic ms; 0 = none */
+    struct timer_heap timers;
+    CURL **easy_pool; /* idle easy handles, reused across transfers */
+    size_t npool, cappool;
+    struct server *srv;
+    atomic_int stop; /* 1: drain then exit, 2: exit now */
+    long active;     /* requests alive on this worker */
+    uint64_t seq;
+    struct sluice_ctx *live; /* requests alive on this worker */
+};
+
+int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
+                 char *err, size_t errlen);
+/* Ask the loop to stop (1 = drain, 2 = now) and wake it. */
+void worker_signal_stop(struct worker *w, int how);
+void worker_join(struct worker *w);
+
+/* Watch a suspended client's socket for hang-up. */
+void worker_watch_client(struct worker *w, struct sluice_ctx *ctx);
+void worker_unwatch_client(struct worker *w, struct sluice_ctx *ctx);
+void worker_timer_add(struct worker *w, struct timer *t, uint64_t at);
+void worker_timer_del(struct worker *w, struct timer *t);
+
+/* Easy handle pool. */
+CURL *worker_easy_get(struct worker *w);
+void worker_easy_put(struct worker *w, CURL *e);
+
+#endif

@@ -1,0 +1,315 @@
+/*
+ * sluice.h - the one public header of the sluice plugin SDK (ABI 1).
+ *
+ * A stage is a shared object that exports one symbol, sluice_plugin_entry(),
+ * returning a const descriptor (struct sluice_plugin). The core checks the
+ * descriptor's version fields first, then calls init() with a host function
+ * table (struct sluice_host) through which the stage reaches everything else:
+ * the request, the upstream attempt, the response, JSON values, logs and
+ * admin actions. Nothing of the core is visible here: the request context and
+ * JSON values are opaque.
+ *
+ * Compatibility rules (see sdk/README.md):
+ *   - abi_major must equal the core's; abi_minor may be older, never newer.
+ *   - struct sluice_host and struct sluice_plugin carry their size and only
+ *     ever grow at the end. A stage must check host->size (SLUICE_HOST_HAS)
+ *     before calling a member added after ABI 1.0.
+ *
+ * Threading: hooks run concurrently on several worker threads. Stage state is
+ * the stage's to guard. All hooks of one request run on one thread, one at a
+ * time, so per-request data (sluice_host.local_set) needs no lock.
+ *
+ * Memory: strings and JSON values the host hands to a hook are borrowed for
+ * that call unless stated otherwise. What the host allocates, the host frees;
+ * what a stage allocates, the stage frees.
+ */
+#ifndef SLUICE_H
+#define SLUICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLUICE_ABI_MAJOR 1
+#define SLUICE_ABI_MINOR 0
+
+#if defined(__GNUC__)
+#define SLUICE_EXPORT __attribute__((visibility("default")))
+#define SLUICE_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define SLUICE_EXPORT
+#define SLUICE_PRINTF(a, b)
+#endif
+
+/* Opaque handles. */
+typedef struct sluice_ctx sluice_ctx;     /* one client request */
+typedef struct sluice_stage sluice_stage; /* the host's record of a stage */
+typedef struct sluice_json sluice_json;   /* a JSON value */
+typedef struct sluice_buf sluice_buf;     /* a host-owned growable buffer */
+
+/* What a hook tells the pipeline runner to do next. */
+typedef enum sluice_verdict {
+    SLUICE_CONTINUE = 0, /* go on with the next stage / phase */
+    SLUICE_RESPOND = 1,  /* the stage set the client response: stop here */
+    SLUICE_RETRY = 2,    /* on_response only: try the upstream again after
+                            the delay set with retry_after_ms() (0 = now) */
+    SLUICE_ERROR = 3     /* internal failure: the client gets a 500 unless
+                            the stage already set an error response */
+} sluice_verdict;
+
+typedef enum sluice_log_level {
+    SLUICE_LOG_DEBUG = 0,
+    SLUICE_LOG_INFO = 1,
+    SLUICE_LOG_WARN = 2,
+    SLUICE_LOG_ERROR = 3
+} sluice_log_level;
+
+typedef enum sluice_json_type {
+    SLUICE_JSON_INVALID = 0, /* NULL handle */
+    SLUICE_JSON_NULL,
+    SLUICE_JSON_BOOL,
+    SLUICE_JSON_INT,
+    SLUICE_JSON_REAL,
+    SLUICE_JSON_STRING,
+    SLUICE_JSON_ARRAY,
+    SLUICE_JSON_OBJECT
+} sluice_json_type;
+
+/* Why an upstream attempt ended (sluice_host.attempt_result). */
+typedef enum sluice_attempt_result {
+    SLUICE_ATTEMPT_NONE = 0,     /* not finished yet */
+    SLUICE_ATTEMPT_HTTP = 1,     /* an HTTP status was received */
+    SLUICE_ATTEMPT_TIMEOUT = 2,  /* no answer within the time budget */
+    SLUICE_ATTEMPT_CONNECT = 3,  /* connection refused / DNS / TLS */
+    SLUICE_ATTEMPT_RESET = 4,    /* connection broke while receiving */
+    SLUICE_ATTEMPT_ABORTED = 5   /* client went away */
+} sluice_attempt_result;
+
+/* An admin action a stage publishes: POST|GET /admin/plugins/<stage>/<name>.
+ * The handler writes a JSON document to `out` and returns the HTTP status.
+ * `body` is the request body (may be NULL), borrowed for the call. Admin
+ * handlers run on a worker thread concurrently with request hooks. */
+typedef int (*sluice_admin_fn)(void *instance, const char *method,
+                               const char *body, size_t body_len,
+                               sluice_buf *out);
+
+/*
+ * The host function table. Handed to init(); valid until destroy() returns.
+ * Members are only ever appended. Check SLUICE_HOST_HAS(host, member) before
+ * using one added after the ABI minor your stage was built against.
+ */
+typedef struct sluice_host {
+    uint32_t size;      /* sizeof(struct sluice_host) in the core */
+    uint32_t abi_major; /* the core's SLUICE_ABI_MAJOR */
+    uint32_t abi_minor; /* the core's SLUICE_ABI_MINOR */
+    uint32_t reserved;
+
+    /* ---- logging and time ---------------------------------------- */
+    /* Log a line attributed to `stage` (may be NULL). Never log secrets
+     * whole: use mask_secret(). */
+    void (*log)(sluice_stage *stage, sluice_log_level level, const char *fmt,
+                ...) SLUICE_PRINTF(3, 4);
+    /* Monotonic milliseconds and wall-clock milliseconds since the epoch. */
+    uint64_t (*now_ms)(void);
+    uint64_t (*wall_ms)(void);
+    /* Write "sk-…abcd" (the last four characters) into out; returns out. */
+    char *(*mask_secret)(const char *secret, char *out, size_t outlen);
+
+    /* ---- the client request (valid in every hook) ---------------- */
+    const char *(*req_method)(sluice_ctx *ctx);
+    const char *(*req_path)(sluice_ctx *ctx);
+    /* Case-insensitive lookup of a client request header; NULL if absent. */
+    const char *(*req_header)(sluice_ctx *ctx, const char *name);
+    /* The client's address as text ("127.0.0.1", "::1"). */
+    const char *(*req_peer)(sluice_ctx *ctx);
+    /* The parsed JSON body (NULL when the request has none). */
+    const sluice_json *(*req_body)(sluice_ctx *ctx);
+    /* The same body, writable: marks it changed, so the core re-serialises
+     * it before the next upstream attempt. Only in on_request/on_attempt. */
+    sluice_json *(*req_body_mut)(sluice_ctx *ctx);
+    /* body.model ("" when absent) and body.stream (0/1). */
+    const char *(*req_model)(sluice_ctx *ctx);
+    int (*req_stream)(sluice_ctx *ctx);
+    /* A unique id of this request (also sent as x-request-id). */
+    const char *(*req_id)(sluice_ctx *ctx);
+
+    /* ---- attributes shared between stages of one request ----------
+     * Copied by the host; the returned pointer lives until the request ends
+     * or the attribute is set again. Conventional names: "client" (client
+     * name, set by auth), "prompt_tokens_estimate", "key_id" (masked key). */
+    int (*attr_set)(sluice_ctx *ctx, const char *name, const char *value);
+    const char *(*attr_get)(sluice_ctx *ctx, const char *name);
+
+    /* ---- per-request data private to the calling stage ------------
+     * One pointer slot per stage and request. The stage frees what it put
+     * there, at the latest in on_complete (always called once). */
+    void (*local_set)(sluice_ctx *ctx, void *data);
+    void *(*local_get)(sluice_ctx *ctx);
+
+    /* ---- the upstream attempt (on_attempt) ------------------------ */
+    /* Set (replace) a header of the upstream request for this attempt,
+     * e.g. "Authorization", "Bearer sk-...". The host copies both. */
+    int (*up_header_set)(sluice_ctx *ctx, const char *name, const char *value);
+    /* 1 for the first attempt, 2 for the second, ... */
+    int (*attempt_no)(sluice_ctx *ctx);
+
+    /* ---- the upstream response (on_response, on_chunk, on_complete) */
+    sluice_attempt_result (*attempt_result)(sluice_ctx *ctx);
+    /* HTTP status of the last attempt, 0 if none was received. */
+    int (*resp_status)(sluice_ctx *ctx);
+    /* Case-insensitive lookup of an upstream response header. */
+    const char *(*resp_header)(sluice_ctx *ctx, const char *name);
+    /* The buffered upstream body (non-streamed, or a streamed attempt that
+     * failed before any byte reached the client); NULL otherwise. */
+    const char *(*resp_body)(sluice_ctx *ctx, size_t *len);
+    /* Milliseconds the last attempt took. */
+    uint64_t (*attempt_ms)(sluice_ctx *ctx);
+
+    /* ---- deciding (on_request, on_response) ----------------------- */
+    /* Set the client response and make the verdict RESPOND meaningful.
+     * The body is copied. */
+    int (*respond)(sluice_ctx *ctx, int status, const char *content_type,
+                   const char *body, size_t len);
+    /* Set an OpenAI-shaped error response:
+     * {"error":{"message":...,"type":...,"param":...,"code":...}}.
+     * param and code may be NULL (JSON null). */
+    int (*respond_error)(sluice_ctx *ctx, int status, const char *type,
+                         const char *code, const char *param,
+                         const char *message);
+    /* Add a header to whatever response the client gets. */
+    int (*resp_header_add)(sluice_ctx *ctx, const char *name,
+                           const char *value);
+    /* Delay of a RETRY verdict, in milliseconds. */
+    void (*retry_after_ms)(sluice_ctx *ctx, uint32_t ms);
+
+    /* ---- streaming (on_chunk) ------------------------------------- */
+    /* Pass bytes to the next stage's on_chunk, or to the client when no
+     * stage follows. A stage with on_chunk must forward what it wants the
+     * client to see: bytes it does not forward are dropped. */
+    int (*chunk_forward)(sluice_ctx *ctx, const char *data, size_t len);
+
+    /* ---- JSON values (body, config) -------------------------------
+     * Accessors return SLUICE_JSON_INVALID / NULL / 0 on a wrong type, so
+     * chains like json_get(json_get(b, "a"), "b") are safe. */
+    sluice_json_type (*json_type)(const sluice_json *v);
+    const sluice_json *(*json_get)(const sluice_json *obj, const char *key);
+    size_t (*json_size)(const sluice_json *v); /* array/object size */
+    const sluice_json *(*json_at)(const sluice_json *arr, size_t i);
+    const char *(*json_str)(const sluice_json *v); /* NULL if not string */
+    size_t (*json_strlen)(const sluice_json *v);
+    int64_t (*json_int)(const sluice_json *v);  /* 0 if not a number */
+    double (*json_real)(const sluice_json *v);  /* int or real */
+    int (*json_bool)(const sluice_json *v);     /* 1 only for true */
+    /* Object iteration: it = json_iter(obj); while (it) { key/value;
+     * it = json_iter_next(obj, it); } */
+    void *(*json_iter)(const sluice_json *obj);
+    void *(*json_iter_next)(const sluice_json *obj, void *it);
+    const char *(*json_iter_key)(void *it);
+    const sluice_json *(*json_iter_value)(void *it);
+    /* Mutation of a writable value (req_body_mut, or one from json_parse). */
+    int (*json_set_str)(sluice_json *obj, const char *key, const char *val);
+    int (*json_set_int)(sluice_json *obj, const char *key, int64_t val);
+    int (*json_set_bool)(sluice_json *obj, const char *key, int val);
+    /* Get obj[key] as an object, creating it (replacing a non-object). */
+    sluice_json *(*json_set_object)(sluice_json *obj, const char *key);
+    int (*json_del)(sluice_json *obj, const char *key);
+    /* Parse text into a new value the caller frees with json_free. */
+    sluice_json *(*json_parse)(const char *text, size_t len, char *err,
+                               size_t errlen);
+    void (*json_free)(sluice_json *v);
+    /* Append compact JSON of v to out. */
+    int (*json_dump)(const sluice_json *v, sluice_buf *out);
+
+    /* ---- configuration helpers (init) ------------------------------
+     * YAML scalars may arrive as strings ("${PORT:-8000}"): these accept a
+     * number or a numeric string. They return 0 and the default when the
+     * key is absent, 0 and the value when it is valid, -1 when present but
+     * of the wrong type. */
+    int (*cfg_int)(const sluice_json *cfg, const char *key, int64_t def,
+                   int64_t *out);
+    int (*cfg_real)(const sluice_json *cfg, const char *key, double def,
+                    double *out);
+    int (*cfg_bool)(const sluice_json *cfg, const char *key, int def,
+                    int *out);
+    int (*cfg_str)(const sluice_json *cfg, const char *key, const char *def,
+                   const char **out);
+
+    /* ---- buffers --------------------------------------------------- */
+    int (*buf_append)(sluice_buf *b, const char *data, size_t len);
+    int (*buf_printf)(sluice_buf *b, const char *fmt, ...) SLUICE_PRINTF(2, 3);
+    /* Append s as a JSON string literal, quotes included. */
+    int (*buf_json_str)(sluice_buf *b, const char *s);
+
+    /* ---- admin ------------------------------------------------------
+     * Publish an action under /admin/plugins/<stage name>/<action>; also
+     * reachable at /admin/<alias> when alias is not NULL. Call from init. */
+    int (*admin_register)(sluice_stage *stage, const char *action,
+                          const char *alias, sluice_admin_fn fn);
+
+    /* ---- environment ------------------------------------------------- */
+    /* The upstream base URL and total timeout in ms, as configured. */
+    const char *(*upstream_base_url)(void);
+    uint64_t (*upstream_timeout_ms)(void);
+    /* Name this stage has in the pipeline. */
+    const char *(*stage_name)(sluice_stage *stage);
+} sluice_host;
+
+#define SLUICE_HOST_HAS(host, member)                                        \
+    ((host)->size >= offsetof(sluice_host, member) + sizeof((host)->member))
+
+/* The plugin may ask the loader never to dlclose it (it registers callbacks
+ * with other libraries, thread-local destructors, atexit handlers...). */
+#define SLUICE_PLUGIN_NO_UNLOAD 0x1u
+
+/*
+ * The descriptor a plugin exports. The version fields come first: they
+ * protect the rest. Hook pointers may be NULL (phase not used).
+ */
+typedef struct sluice_plugin {
+    uint32_t abi_major; /* SLUICE_ABI_MAJOR the plugin was built with */
+    uint32_t abi_minor; /* SLUICE_ABI_MINOR the plugin was built with */
+    uint32_t size;      /* sizeof(struct sluice_plugin) as built */
+    uint32_t flags;     /* SLUICE_PLUGIN_* */
+    const char *name;   /* short name, [a-z0-9_-] */
+    const char *version;
+    const char *description;
+
+    /* Validate `config` (a JSON object, possibly empty; borrowed) and build
+     * the stage instance. On failure write a message to err and return
+     * non-zero; nothing is kept. */
+    int (*init)(const sluice_host *host, sluice_stage *self,
+                const sluice_json *config, void **instance, char *err,
+                size_t errlen);
+    /* Free the instance. No hook of it runs after or during this call. */
+    void (*destroy)(void *instance);
+
+    /* Request phases, in order. See sdk/README.md for when each runs. */
+    sluice_verdict (*on_request)(void *instance, sluice_ctx *ctx);
+    sluice_verdict (*on_attempt)(void *instance, sluice_ctx *ctx);
+    sluice_verdict (*on_response)(void *instance, sluice_ctx *ctx);
+    sluice_verdict (*on_chunk)(void *instance, sluice_ctx *ctx,
+                               const char *data, size_t len);
+    void (*on_complete)(void *instance, sluice_ctx *ctx);
+
+    /* Write a JSON object describing the stage's state (for /health). */
+    int (*status)(void *instance, sluice_buf *out);
+} sluice_plugin;
+
+/* The one exported symbol. */
+#define SLUICE_PLUGIN_ENTRY_SYMBOL "sluice_plugin_entry"
+typedef const sluice_plugin *(*sluice_plugin_entry_fn)(void);
+
+/* Declare the entry point of a plugin:
+ *   SLUICE_PLUGIN_DEFINE(my_descriptor)  */
+#define SLUICE_PLUGIN_DEFINE(desc)                                           \
+    SLUICE_EXPORT const sluice_plugin *sluice_plugin_entry(void);            \
+    const sluice_plugin *sluice_plugin_entry(void) { return &(desc); }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SLUICE_H */
