@@ -100,12 +100,34 @@ static void deadline_fired(struct timer *t)
     flow_attempt_done(ctx);
 }
 
-static void attempt_next(struct sluice_ctx *ctx)
+static void backoff_fired(struct timer *t);
+static void attempt_wait_fired(struct timer *t);
+
+/* on_attempt said RETRY: run it again after the delay, within budget. */
+static int attempt_wait(struct sluice_ctx *ctx)
 {
-    ctx->attempt++;
+    uint64_t at = time_now_ms() + ctx->retry_ms;
+    if (at >= ctx->deadline) {
+        if (!ctx->out_status)
+            request_set_error(ctx, 503, "server_error", "no_upstream",
+                              NULL, "no upstream attempt could be made in "
+                                    "time");
+        return -1;
+    }
+    ctx->phase = PHASE_BACKOFF;
+    ctx->timer.fn = attempt_wait_fired;
+    worker_timer_add(ctx->w, &ctx->timer, at);
+    return 0;
+}
+
+static void attempt_run(struct sluice_ctx *ctx)
+{
     hdrs_clear(&ctx->up_headers);
     ctx->out_status = 0;
+    ctx->retry_ms = 0;
     sluice_verdict v = pipeline_on_attempt(ctx);
+    if (v == SLUICE_RETRY && attempt_wait(ctx) == 0)
+        return;
     if (v != SLUICE_CONTINUE) {
         respond_ready(ctx);
         return;
@@ -119,6 +141,19 @@ static void attempt_next(struct sluice_ctx *ctx)
         ctx->dl_timer.fn = deadline_fired;
         worker_timer_add(ctx->w, &ctx->dl_timer, ctx->deadline);
     }
+}
+
+static void attempt_next(struct sluice_ctx *ctx)
+{
+    ctx->attempt++;
+    attempt_run(ctx);
+}
+
+static void attempt_wait_fired(struct timer *t)
+{
+    struct sluice_ctx *ctx = t->arg;
+    if (ctx->phase == PHASE_BACKOFF && !ctx->client_gone)
+        attempt_run(ctx);
 }
 
 static void backoff_fired(struct timer *t)
@@ -170,11 +205,71 @@ static void deliver_attempt(struct sluice_ctx *ctx)
     }
 }
 
+static void stream_tick(struct timer *t);
+
+/* Arm the heartbeat / idle check for the earliest moment one may be due. */
+static void stream_arm(struct sluice_ctx *ctx)
+{
+    uint64_t at = UINT64_MAX;
+    if (ctx->heartbeat_ms)
+        at = (ctx->last_out_ms > ctx->last_up_ms ? ctx->last_out_ms
+                                                 : ctx->last_up_ms) +
+             ctx->heartbeat_ms;
+    if (ctx->idle_ms && ctx->last_up_ms + ctx->idle_ms < at)
+        at = ctx->last_up_ms + ctx->idle_ms;
+    if (at == UINT64_MAX || ctx->up_done || ctx->client_gone)
+        return;
+    ctx->dl_timer.fn = stream_tick;
+    worker_timer_add(ctx->w, &ctx->dl_timer, at);
+}
+
+static void stream_finish(struct sluice_ctx *ctx);
+
+static void stream_tick(struct timer *t)
+{
+    struct sluice_ctx *ctx = t->arg;
+    uint64_t now = time_now_ms();
+    if (ctx->up_done || ctx->client_gone || ctx->phase != PHASE_STREAMING)
+        return;
+    if (ctx->idle_ms && now >= ctx->last_up_ms + ctx->idle_ms) {
+        log_msg(LOG_WARN, "core", "stream %s: upstream silent for %u ms",
+                ctx->id, ctx->idle_ms);
+        upstream_abort(ctx);
+        ctx->result = SLUICE_ATTEMPT_TIMEOUT;
+        stream_finish(ctx);
+        return;
+    }
+    uint64_t last = ctx->last_out_ms > ctx->last_up_ms ? ctx->last_out_ms
+                                                       : ctx->last_up_ms;
+    if (ctx->heartbeat_ms && now >= last + ctx->heartbeat_ms &&
+        ctx->sbuf.len == ctx->soff) {
+        static const char beat[] = ": keep-alive\n\n";
+        request_stream_write(ctx, beat, sizeof beat - 1);
+    }
+    stream_arm(ctx);
+}
+
+int flow_stream_configure(struct sluice_ctx *ctx, uint32_t heartbeat_ms,
+                          uint32_t idle_ms, size_t buffer_max)
+{
+    if (!ctx->stream)
+        return -1;
+    ctx->heartbeat_ms = heartbeat_ms;
+    ctx->idle_ms = idle_ms;
+    if (buffer_max)
+        ctx->sbuf_max = buffer_max < 1024 ? 1024 : buffer_max;
+    if (ctx->phase == PHASE_STREAMING)
+        stream_arm(ctx);
+    return 0;
+}
+
 static void stream_commit(struct sluice_ctx *ctx)
 {
     worker_timer_del(ctx->w, &ctx->dl_timer);
     ctx->phase = PHASE_STREAMING;
+    ctx->last_up_ms = ctx->last_out_ms = time_now_ms();
     pass_upstream_headers(ctx);
+    stream_arm(ctx);
     flow_resume(ctx);
 }
 
@@ -199,11 +294,17 @@ int flow_stream_bytes(struct sluice_ctx *ctx, const char *data, size_t len)
         return -1;
     if (ctx->sbuf.len - ctx->soff >= ctx->sbuf_max)
         return 1;
+    ctx->last_up_ms = time_now_ms();
     return pipeline_on_chunk(ctx, data, len) == SLUICE_CONTINUE ? 0 : -1;
 }
 
 static void stream_finish(struct sluice_ctx *ctx)
 {
+    if (ctx->up_done)
+        return;
+    worker_timer_del(ctx->w, &ctx->dl_timer);
+    /* end mark through the chain: stages flush what they hold */
+    pipeline_on_chunk(ctx, NULL, 0);
     if (ctx->result != SLUICE_ATTEMPT_HTTP &&
         ctx->result != SLUICE_ATTEMPT_ABORTED) {
         buf_t b;
@@ -311,8 +412,11 @@ void flow_stream_free(void *cls)
 
 int request_stream_write(struct sluice_ctx *ctx, const char *data, size_t len)
 {
+    if (!data || !len)
+        return 0; /* the end mark of the on_chunk chain */
     if (buf_append(&ctx->sbuf, data, len) != 0)
         return -1;
+    ctx->last_out_ms = time_now_ms();
     flow_resume(ctx);
     return 0;
 }

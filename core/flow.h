@@ -21,6 +21,9 @@ void flow_attempt_done(struct sluice_ctx *ctx);
 void flow_client_gone(struct sluice_ctx *ctx);
 /* Wake a suspended connection so MHD calls us again. */
 void flow_resume(struct sluice_ctx *ctx);
+/* host: stream_configure (heartbeat, idle timeout, client buffer). */
+int flow_stream_configure(struct sluice_ctx *ctx, uint32_t heartbeat_ms,
+                          uint32_t idle_ms, size_t buffer_max);
 /* Content reader of a streamed response (MHD). */
 ssize_t flow_stream_read(void *cls, uint64_t pos, char *buf, size_t max);
 void flow_stream_free(void *cls);

@@ -5,6 +5,7 @@
  * call in the wrong phase fails softly (NULL / -1), never crashes.
  */
 #include "buf.h"
+#include "flow.h"
 #include "hdrs.h"
 #include "json_api.h"
 #include "log.h"
@@ -272,6 +273,38 @@ static uint64_t h_upstream_timeout_ms(void)
                : 120000;
 }
 
+static int h_route_register(sluice_stage *stage, const char *method,
+                            const char *path, sluice_route_fn fn)
+{
+    if (!stage || !method || !path || path[0] != '/' || !fn ||
+        strlen(method) >= sizeof(((struct stage_route *)0)->method))
+        return -1;
+    size_t n = strlen(path);
+    int prefix = n >= 2 && !strcmp(path + n - 2, "/*");
+    struct stage_route *v =
+        realloc(stage->routes, (stage->nroutes + 1) * sizeof(*v));
+    if (!v)
+        return -1;
+    stage->routes = v;
+    struct stage_route *r = &v[stage->nroutes];
+    snprintf(r->method, sizeof r->method, "%s", method);
+    r->path = strndup(path, prefix ? n - 2 : n);
+    r->prefix = prefix;
+    r->fn = fn;
+    if (!r->path)
+        return -1;
+    stage->nroutes++;
+    return 0;
+}
+
+static int h_stream_configure(sluice_ctx *ctx, uint32_t heartbeat_ms,
+                              uint32_t idle_ms, size_t buffer_max)
+{
+    return ctx ? flow_stream_configure(ctx, heartbeat_ms, idle_ms,
+                                       buffer_max)
+               : -1;
+}
+
 static const char *h_stage_name(sluice_stage *stage)
 {
     return stage ? stage->name : NULL;
@@ -317,5 +350,7 @@ const sluice_host host_table = {
     .upstream_base_url = h_upstream_base_url,
     .upstream_timeout_ms = h_upstream_timeout_ms,
     .stage_name = h_stage_name,
+    .route_register = h_route_register,
+    .stream_configure = h_stream_configure,
     JSON_API_MEMBERS
 };

@@ -32,6 +32,9 @@ static void stage_fini(struct sluice_stage *s)
         free(s->actions[i].alias);
     }
     free(s->actions);
+    for (size_t i = 0; i < s->nroutes; i++)
+        free(s->routes[i].path);
+    free(s->routes);
     plugin_unload(s->lib);
     free(s->name);
     free(s->plugin);
@@ -185,6 +188,40 @@ struct sluice_stage *generation_find(struct generation *g, const char *name)
     return NULL;
 }
 
+static int route_matches(const struct stage_route *r, const char *path)
+{
+    size_t n = strlen(r->path);
+    if (!r->prefix)
+        return !strcmp(path, r->path);
+    return !strncmp(path, r->path, n) && path[n] == '/' && path[n + 1];
+}
+
+struct stage_route *generation_route(struct generation *g, const char *method,
+                                     const char *path,
+                                     struct sluice_stage **stage,
+                                     int *method_ok)
+{
+    struct stage_route *found = NULL;
+    *method_ok = 0;
+    for (size_t i = 0; g && i < g->nstages; i++) {
+        struct sluice_stage *s = &g->stages[i];
+        for (size_t j = 0; j < s->nroutes; j++) {
+            struct stage_route *r = &s->routes[j];
+            if (!route_matches(r, path))
+                continue;
+            if (!strcmp(r->method, method) ||
+                (!strcmp(method, "HEAD") && !strcmp(r->method, "GET"))) {
+                *stage = s;
+                *method_ok = 1;
+                return r;
+            }
+            found = r;
+            *stage = s;
+        }
+    }
+    return found;
+}
+
 /* ---- runner ------------------------------------------------------------ */
 
 typedef sluice_verdict (*hook_fn)(void *, sluice_ctx *);
@@ -239,7 +276,7 @@ sluice_verdict pipeline_on_request(struct sluice_ctx *ctx)
 
 sluice_verdict pipeline_on_attempt(struct sluice_ctx *ctx)
 {
-    return run_phase(ctx, offsetof(sluice_plugin, on_attempt), 0,
+    return run_phase(ctx, offsetof(sluice_plugin, on_attempt), 1,
                      "on_attempt");
 }
 

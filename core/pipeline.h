@@ -24,6 +24,13 @@ struct admin_action {
     sluice_admin_fn fn;
 };
 
+struct stage_route {
+    char method[8];
+    char *path;  /* without the trailing slash-star of a prefix route */
+    int prefix;
+    sluice_route_fn fn;
+};
+
 /* The host's record of a stage (what sluice_stage points to). */
 struct sluice_stage {
     char *name;
@@ -36,6 +43,8 @@ struct sluice_stage {
     int initialised;
     struct admin_action *actions;
     size_t nactions;
+    struct stage_route *routes;
+    size_t nroutes;
     struct generation *gen;
 };
 
@@ -67,6 +76,12 @@ struct generation *generation_current(void); /* borrowed; for reporting */
 void generation_retire_current(void);
 
 struct sluice_stage *generation_find(struct generation *g, const char *name);
+/* The stage route serving `path`, or NULL; *stage is set. `method_ok` is
+ * set to 0 when the path matches but the method does not. */
+struct stage_route *generation_route(struct generation *g, const char *method,
+                                     const char *path,
+                                     struct sluice_stage **stage,
+                                     int *method_ok);
 
 /* ---- the runner ------------------------------------------------------ */
 struct sluice_ctx;
@@ -74,7 +89,8 @@ struct sluice_ctx;
 /* on_request: stops at the first RESPOND or ERROR. RETRY is not valid
  * here and counts as ERROR. */
 sluice_verdict pipeline_on_request(struct sluice_ctx *ctx);
-/* on_attempt: same folding as on_request. */
+/* on_attempt: like on_request, but RETRY is allowed: run on_attempt again
+ * after retry_after_ms (e.g. wait for a key); first RESPOND/ERROR stops. */
 sluice_verdict pipeline_on_attempt(struct sluice_ctx *ctx);
 /* on_response: every stage runs unless one says RESPOND or ERROR; RETRY
  * from any stage makes the result RETRY. */

@@ -33,6 +33,7 @@ enum route {
     ROUTE_MODEL_INFO,  /* GET /v1/models/{id}/info */
     ROUTE_HEALTH,      /* GET /health */
     ROUTE_ADMIN,       /* /admin/... */
+    ROUTE_STAGE,       /* a route a stage registered */
     ROUTE_NOT_FOUND,
     ROUTE_BAD_METHOD
 };
@@ -66,6 +67,8 @@ struct sluice_ctx {
     char method[12];
     char *url;       /* request path, owned */
     const char *aux; /* ROUTE_MODEL_INFO: model id / ROUTE_ADMIN: sub-path */
+    struct stage_route *sroute; /* ROUTE_STAGE */
+    struct sluice_stage *sstage;
     char peer[64];
 
     /* request body */
@@ -102,7 +105,8 @@ struct sluice_ctx {
     uint64_t attempt_t0, attempt_t1;
     uint32_t retry_ms;
     struct timer timer;    /* retry back-off */
-    struct timer dl_timer; /* deadline of a stream not yet committed */
+    struct timer dl_timer; /* deadline of a stream not yet committed;
+                              after commit: heartbeat / idle checks */
 
     /* client response */
     int out_status; /* 0 = none set */
@@ -121,6 +125,9 @@ struct sluice_ctx {
     struct ev_src watch;
     int watching;
     int stream_queued; /* the streamed response was handed to MHD */
+    uint32_t heartbeat_ms, idle_ms; /* stream_configure; 0 = off */
+    uint64_t last_up_ms;            /* last upstream byte */
+    uint64_t last_out_ms;           /* last byte queued for the client */
 
     struct sluice_ctx *prev, *next; /* worker's list of live requests */
 };

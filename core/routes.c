@@ -38,6 +38,13 @@ void routes_match(struct sluice_ctx *ctx)
         n--; /* tolerate a trailing slash */
     ctx->url[n] = '\0';
     ctx->route = ROUTE_NOT_FOUND;
+    int method_ok;
+    ctx->sroute = generation_route(ctx->gen, ctx->method, u, &ctx->sstage,
+                                   &method_ok);
+    if (ctx->sroute) {
+        ctx->route = method_ok ? ROUTE_STAGE : ROUTE_BAD_METHOD;
+        return;
+    }
     if (path_is(u, "/v1/chat/completions") || path_is(u, "/chat/completions"))
         route_set(ctx, ROUTE_CHAT, "POST");
     else if (path_is(u, "/v1/models") || path_is(u, "/models"))
@@ -50,8 +57,10 @@ void routes_match(struct sluice_ctx *ctx)
         ctx->route = ROUTE_ADMIN, ctx->aux = u[6] ? u + 7 : "";
 }
 
-static const char *allowed_for(const char *url)
+static const char *allowed_for(struct sluice_ctx *ctx, const char *url)
 {
+    if (ctx->sroute)
+        return ctx->sroute->method;
     if (strstr(url, "chat/completions"))
         return "POST";
     return "GET, HEAD";
@@ -184,6 +193,22 @@ static void answer_model_info(struct sluice_ctx *ctx)
                       "model", msg);
 }
 
+static void answer_stage_route(struct sluice_ctx *ctx)
+{
+    buf_t out;
+    buf_init(&out);
+    int status = ctx->sroute->fn(ctx->sstage->instance, ctx->method,
+                                 ctx->url, &out);
+    if (status < 100 || status > 599 || out.oom)
+        request_set_error(ctx, 500, "server_error", "stage_error", NULL,
+                          "a gateway stage failed to answer");
+    else
+        request_set_response(ctx, status, "application/json",
+                             out.data ? out.data : "{}",
+                             out.data ? out.len : 2);
+    buf_release(&out);
+}
+
 void routes_answer(struct sluice_ctx *ctx)
 {
     char msg[300];
@@ -200,12 +225,15 @@ void routes_answer(struct sluice_ctx *ctx)
     case ROUTE_ADMIN:
         admin_answer(ctx);
         break;
+    case ROUTE_STAGE:
+        answer_stage_route(ctx);
+        break;
     case ROUTE_BAD_METHOD:
         snprintf(msg, sizeof msg, "method %s is not allowed on %.200s",
                  ctx->method, ctx->url);
         request_set_error(ctx, 405, "invalid_request_error",
                           "method_not_allowed", NULL, msg);
-        hdrs_add(&ctx->out_headers, "Allow", allowed_for(ctx->url));
+        hdrs_add(&ctx->out_headers, "Allow", allowed_for(ctx, ctx->url));
         break;
     default:
         snprintf(msg, sizeof msg, "unknown path %.200s", ctx->url);

@@ -54,8 +54,10 @@ typedef struct sluice_buf sluice_buf;     /* a host-owned growable buffer */
 typedef enum sluice_verdict {
     SLUICE_CONTINUE = 0, /* go on with the next stage / phase */
     SLUICE_RESPOND = 1,  /* the stage set the client response: stop here */
-    SLUICE_RETRY = 2,    /* on_response only: try the upstream again after
-                            the delay set with retry_after_ms() (0 = now) */
+    SLUICE_RETRY = 2,    /* on_response: try the upstream again after the
+                            delay set with retry_after_ms() (0 = now);
+                            on_attempt: run on_attempt again after that
+                            delay (e.g. wait for a key to come back) */
     SLUICE_ERROR = 3     /* internal failure: the client gets a 500 unless
                             the stage already set an error response */
 } sluice_verdict;
@@ -95,6 +97,25 @@ typedef enum sluice_attempt_result {
 typedef int (*sluice_admin_fn)(void *instance, const char *method,
                                const char *body, size_t body_len,
                                sluice_buf *out);
+
+/* A public route a stage serves (e.g. the context stage's GET /v1/models).
+ * `path` is the full request path, borrowed. Writes the response body (JSON)
+ * to out and returns the HTTP status. Runs on a worker thread: no blocking. */
+typedef int (*sluice_route_fn)(void *instance, const char *method,
+                               const char *path, sluice_buf *out);
+
+/* A metric a stage (or the core) publishes on /metrics. */
+typedef struct sluice_metric sluice_metric;
+
+typedef enum sluice_metric_type {
+    SLUICE_METRIC_COUNTER = 0,
+    SLUICE_METRIC_GAUGE = 1,
+    SLUICE_METRIC_HISTOGRAM = 2
+} sluice_metric_type;
+
+/* Completion of an asynchronous upstream probe (http_probe). status is the
+ * HTTP status, or 0 when no answer came. Runs on a core thread. */
+typedef void (*sluice_probe_fn)(void *arg, int status);
 
 /*
  * The host function table. Handed to init(); valid until destroy() returns.
@@ -188,7 +209,10 @@ typedef struct sluice_host {
     /* ---- streaming (on_chunk) ------------------------------------- */
     /* Pass bytes to the next stage's on_chunk, or to the client when no
      * stage follows. A stage with on_chunk must forward what it wants the
-     * client to see: bytes it does not forward are dropped. */
+     * client to see: bytes it does not forward are dropped. At the end of
+     * the upstream stream (clean or not) on_chunk is called once more with
+     * data == NULL and len == 0: flush what you hold, then forward the
+     * NULL/0 end mark on. */
     int (*chunk_forward)(sluice_ctx *ctx, const char *data, size_t len);
 
     /* ---- JSON values (body, config) -------------------------------
@@ -255,6 +279,51 @@ typedef struct sluice_host {
     uint64_t (*upstream_timeout_ms)(void);
     /* Name this stage has in the pipeline. */
     const char *(*stage_name)(sluice_stage *stage);
+
+    /* ---- public routes ------------------------------------------------
+     * Serve `method` on `path` (exact), or on every path under it when path
+     * ends in a slash and a star, e.g. "/v1/models/" "*". Stage routes take
+     * precedence over the core's own. Call from init. */
+    int (*route_register)(sluice_stage *stage, const char *method,
+                          const char *path, sluice_route_fn fn);
+
+    /* ---- streaming control (on_response of a 2xx stream) -------------
+     * heartbeat_ms: when the upstream is silent that long, the core sends
+     * an SSE comment line (": keep-alive") to the client; 0 = off.
+     * idle_ms: an upstream silent that long is a failure: the stream ends
+     * with an OpenAI-shaped error event; 0 = off.
+     * buffer_max: bytes queued for a slow client before the upstream is
+     * paused (back-pressure); 0 = the core's default (64 KiB). */
+    int (*stream_configure)(sluice_ctx *ctx, uint32_t heartbeat_ms,
+                            uint32_t idle_ms, size_t buffer_max);
+
+    /* ---- metrics ------------------------------------------------------
+     * Register (or find, when a metric of that name exists: metrics
+     * survive reloads) a metric. label_names: comma-separated ("model,code")
+     * or NULL. buckets: upper bounds for a histogram (ascending), else NULL.
+     * Returns NULL on a name clash of another type or bad names. */
+    sluice_metric *(*metric_register)(sluice_stage *stage,
+                                      sluice_metric_type type,
+                                      const char *name, const char *help,
+                                      const char *label_names,
+                                      const double *buckets,
+                                      size_t nbuckets);
+    /* label_values: one string per label name, in order (NULL if none).
+     * add: counters and gauges; set: gauges; observe: histograms. */
+    void (*metric_add)(sluice_metric *m, const char *const *label_values,
+                       double v);
+    void (*metric_set)(sluice_metric *m, const char *const *label_values,
+                       double v);
+    void (*metric_observe)(sluice_metric *m,
+                           const char *const *label_values, double v);
+
+    /* ---- upstream probe -----------------------------------------------
+     * GET <base_url><path> with the given Authorization value, off the
+     * request path; done(arg, status) runs on a core thread when it ends.
+     * A stage's destroy() waits for its outstanding probes. */
+    int (*http_probe)(sluice_stage *stage, const char *path,
+                      const char *authorization, sluice_probe_fn done,
+                      void *arg);
 } sluice_host;
 
 #define SLUICE_HOST_HAS(host, member)                                        \
@@ -294,8 +363,21 @@ typedef struct sluice_plugin {
                                const char *data, size_t len);
     void (*on_complete)(void *instance, sluice_ctx *ctx);
 
-    /* Write a JSON object describing the stage's state (for /health). */
+    /* Write a JSON object describing the stage's state (for /health).
+     * "healthy": false in it makes /health say "degraded". */
     int (*status)(void *instance, sluice_buf *out);
+
+    /* Hot reload: state handed from the running instance of a stage to its
+     * successor of the same name. export_state writes a JSON document of
+     * the stage's own design (include a version); import_state reads it
+     * into a freshly initialised instance and may ignore what it does not
+     * understand. Either may be NULL (state is then not carried). */
+    int (*export_state)(void *instance, sluice_buf *out);
+    int (*import_state)(void *instance, const char *state, size_t len);
+
+    /* Called just before /metrics is rendered: set gauges that are cheaper
+     * to compute on demand (e.g. cooldown seconds left). May be NULL. */
+    void (*collect)(void *instance);
 } sluice_plugin;
 
 /* The one exported symbol. */
