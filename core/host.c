@@ -59,8 +59,10 @@ static const char *h_req_path(sluice_ctx *ctx)
 
 static const char *h_req_header(sluice_ctx *ctx, const char *name)
 {
-    if (!ctx || !ctx->conn || !name)
+    if (!ctx || !name)
         return NULL;
+    if (!ctx->conn)
+        return hdrs_get(&ctx->req_hdrs, name);
     return MHD_lookup_connection_value(ctx->conn, MHD_HEADER_KIND, name);
 }
 

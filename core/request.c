@@ -115,6 +115,7 @@ void request_unref(struct sluice_ctx *ctx)
     free(ctx->body_out);
     free(ctx->locals);
     hdrs_free(&ctx->attrs);
+    hdrs_free(&ctx->req_hdrs);
     hdrs_free(&ctx->up_headers);
     hdrs_free(&ctx->resp_headers);
     hdrs_free(&ctx->out_headers);

@@ -70,6 +70,8 @@ struct sluice_ctx {
     struct stage_route *sroute; /* ROUTE_STAGE */
     struct sluice_stage *sstage;
     char peer[64];
+    struct hdrs req_hdrs; /* client headers when there is no connection
+                             (stage tests build contexts without one) */
 
     /* request body */
     buf_t body_in;
