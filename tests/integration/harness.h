@@ -1,0 +1,181 @@
+/*
+ * harness.h - integration-test harness: runs the real `sluice` and the mock
+ * upstream as child processes on loopback and talks HTTP to both (libcurl).
+ *
+ * One harness per test process (Check forks one child per test, so each test
+ * gets its own). Children run in their own process group, die with the test
+ * process (PR_SET_PDEATHSIG), and are killed (TERM, then KILL) and reaped by
+ * h_teardown() or, when a failed assertion exits the test early, by an atexit
+ * handler that also prints the tail of their logs. Every network call is
+ * bounded by a timeout.
+ *
+ * Environment (set by CTest): SLUICE_BIN, MOCK_BIN, PLUGINS_DIR.
+ */
+#ifndef SLUICE_TEST_HARNESS_H
+#define SLUICE_TEST_HARNESS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* ---- processes -------------------------------------------------------- */
+
+/* What goes into the temporary sluice YAML. Zero/NULL members take the
+ * defaults noted. */
+typedef struct h_opts {
+    /* The items of `pipeline:` as YAML text, indented by two spaces, e.g.
+     * "  - plugin: keyring\n    config: { keys_file: \"@KEYS_FILE@\" }\n".
+     * @KEYS_FILE@ and @TMPDIR@ are replaced. NULL: keyring + sse. */
+    const char *pipeline;
+    int threads;              /* 0: 2 */
+    long max_body_bytes;      /* 0: leave to sluice's default */
+    const char *base_url;     /* NULL: http://127.0.0.1:<mock>/v1 */
+    int timeout_s;            /* 0: 30 */
+    const char *models;       /* items of `models:`; NULL: H_DEFAULT_MODELS */
+    const char *extra;        /* more top-level YAML appended verbatim */
+    const char *keys;         /* keys file content; NULL: H_DEFAULT_KEYS */
+} h_opts;
+
+#define H_DEFAULT_KEYS "sk-test-key-1\nsk-test-key-2\n"
+#define H_FIRST_KEY "sk-test-key-1"
+#define H_MODEL_ID "qwen/qwen3-next-80b-a3b-instruct"
+#define H_MODEL_CTX 262144
+#define H_DEFAULT_MODELS                                                     \
+    "  - { id: \"qwen/qwen3-next-80b-a3b-instruct\", context_length: 262144 }\n" \
+    "  - { id: \"gpt-4o-mini\", context_length: 128000 }\n"
+
+/* Create the temp dir (idempotent); registers the atexit cleanup. */
+const char *h_tmpdir(void);
+/* Start the mock upstream; returns its port, or fails the test. */
+int h_start_mock(void);
+/* Write the YAML (h_config_path()) and start sluice on a free port; waits
+ * for /health. Returns the port or fails the test (with the log tail). */
+int h_start_sluice(const h_opts *opts);
+/* Write the YAML for opts to `path` without starting anything; `port` is the
+ * server.port written. Returns 0 or -1. */
+int h_write_config(const char *path, const h_opts *opts, int port);
+/* Start both with opts (NULL = defaults). */
+void h_start_all(const h_opts *opts);
+/* Kill and reap both children, remove the temp dir. Safe to call twice. */
+void h_teardown(void);
+
+int h_mock_port(void);
+int h_sluice_port(void);
+const char *h_config_path(void);
+const char *h_keys_path(void);
+pid_t h_sluice_pid(void);
+/* Print the last `lines` lines of both logs to stderr. */
+void h_dump_logs(int lines);
+
+/* A free loopback TCP port (bound then released), or -1. */
+int h_free_port(void);
+/* 1 if something accepts TCP connections on 127.0.0.1:port. */
+int h_port_open(int port);
+
+/* Run argv to completion (at most timeout_ms; killed after), stdout and
+ * stderr captured together into *output (caller frees). Returns the exit
+ * status (0..255), 128+signal when killed, or -1 on spawn failure. */
+int h_run_capture(char *const argv[], long timeout_ms, char **output);
+
+/* ---- HTTP ------------------------------------------------------------- */
+
+typedef struct h_header {
+    char *name;
+    char *value;
+} h_header;
+
+typedef struct h_resp {
+    long status;          /* 0 when no response was received */
+    int curl_code;        /* CURLcode of the transfer */
+    char error[256];      /* curl's error text, if any */
+    char *body;           /* NUL-terminated, may contain NULs */
+    size_t body_len;
+    h_header *headers;    /* of the final response */
+    size_t nheaders;
+    double ttfb_ms;       /* start -> first body byte (-1: no body) */
+    double total_ms;      /* start -> transfer end */
+} h_resp;
+
+/* Send a request to 127.0.0.1:port. `headers` is a NULL-terminated list of
+ * "Name: value" strings (may be NULL); body may be NULL. When body is given
+ * and no Content-Type is, "application/json" is sent. Returns the CURLcode
+ * (0 ok); out is always filled and must be freed with h_resp_free. */
+int h_request(int port, const char *method, const char *path,
+              const char *const *headers, const char *body, size_t body_len,
+              long timeout_ms, h_resp *out);
+/* Shorthands on the sluice port. */
+int h_get(const char *path, h_resp *out);
+int h_post_json(const char *path, const char *body, h_resp *out);
+/* Case-insensitive header lookup (first match), or NULL. */
+const char *h_resp_header(const h_resp *r, const char *name);
+/* Parse the body as JSON (caller decrefs), NULL if it is not JSON. */
+json_t *h_resp_json(const h_resp *r);
+void h_resp_free(h_resp *r);
+
+/* ---- streaming -------------------------------------------------------- */
+
+typedef struct h_chunk {
+    char *data;
+    size_t len;
+    double t_ms; /* arrival time since the request started */
+} h_chunk;
+
+typedef struct h_event {
+    char *data;  /* the event's data: lines joined by "\n" (NULL if none) */
+    char *name;  /* event: field, or NULL */
+    double t_ms; /* arrival of the chunk that completed the event */
+} h_event;
+
+typedef struct h_stream {
+    h_resp resp;        /* status, headers, whole body, total time */
+    h_chunk *chunks;    /* each write callback, in order */
+    size_t nchunks;
+    h_event *events;    /* complete SSE events, in order */
+    size_t nevents;
+    int aborted;        /* we stopped the transfer (abort_after_*) */
+    /* internal */
+    size_t parse_off;
+} h_stream;
+
+/* Like h_request but records every chunk and parses SSE events as they
+ * arrive. The transfer is aborted (the client closes the connection) once
+ * abort_after_bytes (>0) bytes or abort_after_events (>0) events were
+ * received. */
+int h_stream_request(int port, const char *method, const char *path,
+                     const char *const *headers, const char *body,
+                     size_t body_len, long timeout_ms,
+                     size_t abort_after_bytes, size_t abort_after_events,
+                     h_stream *out);
+void h_stream_free(h_stream *s);
+/* Events whose data is not "[DONE]" / is "[DONE]". */
+size_t h_stream_data_events(const h_stream *s);
+int h_stream_has_done(const h_stream *s);
+
+/* ---- mock upstream control ------------------------------------------- */
+
+/* POST /_mock/reset: forget rules, records and counters. 0 ok. */
+int h_mock_reset(void);
+/* POST /_mock/script with rules_json ({"rules":[...]}). 0 ok. */
+int h_mock_script(const char *rules_json);
+/* GET /_mock/requests: the array of records (caller decrefs), or NULL. */
+json_t *h_mock_requests(void);
+/* Number of records, -1 on error. */
+int h_mock_request_count(void);
+/* A counter the mock reports (e.g. "connections_opened"), -1 if absent. */
+long h_mock_stat(const char *name);
+/* Record accessors (tolerate the mock's representation choices). */
+const char *h_rec_str(json_t *rec, const char *key);
+const char *h_rec_header(json_t *rec, const char *name);
+/* The body exactly as the mock received it (borrowed from rec, or a
+ * string kept alive by rec); *len set. NULL if none. */
+const char *h_rec_body(json_t *rec, size_t *len);
+
+/* ---- misc ------------------------------------------------------------- */
+
+double h_now_ms(void);
+void h_sleep_ms(long ms);
+/* Assert the OpenAI error shape; returns the error object (borrowed from
+ * doc). Fails the test with a message naming `what` otherwise. */
+json_t *h_assert_openai_error(json_t *doc, const char *what);
+
+#endif
