@@ -10,6 +10,7 @@
  * upstream transfer at once.
  */
 #include "flow.h"
+#include "json_fast.h"
 #include "log.h"
 #include "pipeline.h"
 #include "server.h"
@@ -52,8 +53,8 @@ static int parse_body(struct sluice_ctx *ctx)
                                 "object with \"model\" and \"messages\"");
         return -1;
     }
-    ctx->body = json_loadb(ctx->body_in.data, ctx->body_in.len,
-                           JSON_REJECT_DUPLICATES, &jerr);
+    ctx->body = json_fast_loadb(ctx->body_in.data, ctx->body_in.len,
+                                JSON_REJECT_DUPLICATES, &jerr);
     if (!ctx->body) {
         snprintf(msg, sizeof msg,
                  "could not parse the JSON body: %s (line %d, column %d)",
