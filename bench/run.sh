@@ -52,15 +52,17 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # ---- dependencies ------------------------------------------------------
 install_deps() {
+    # scripts/deps.sh installs only what is missing (nothing, offline, when
+    # all is there); without it, the bench tools straight from apt
+    if [ -x "$ROOT/scripts/deps.sh" ] && grep -q -- '--bench' "$ROOT/scripts/deps.sh"; then
+        "$ROOT/scripts/deps.sh" --bench >&2
+        return 0
+    fi
     local missing=""
     command -v wrk >/dev/null || missing="$missing wrk"
     command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
     command -v curl >/dev/null || missing="$missing curl"
     [ -z "$missing" ] && return 0
-    if [ -x "$ROOT/scripts/deps.sh" ] && grep -q -- '--bench' "$ROOT/scripts/deps.sh"; then
-        "$ROOT/scripts/deps.sh" --bench
-        return 0
-    fi
     log "installing:$missing"
     local sudo=""
     [ "$(id -u)" -ne 0 ] && sudo=sudo
