@@ -33,6 +33,7 @@ void flow_resume(struct sluice_ctx *ctx)
     worker_unwatch_client(ctx->w, ctx);
     ctx->suspended = 0;
     MHD_resume_connection(ctx->conn);
+    ctx->w->mhd_resumed = 1;
 }
 
 static void respond_ready(struct sluice_ctx *ctx)
@@ -370,6 +371,7 @@ void flow_client_gone(struct sluice_ctx *ctx)
     if (ctx->suspended) {
         ctx->suspended = 0;
         MHD_resume_connection(ctx->conn);
+        ctx->w->mhd_resumed = 1;
     }
 }
 

@@ -18,6 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Per-connection memory pool of libmicrohttpd: request line, headers, read
+ * and write buffers. MHD zeroes it for every request on a keep-alive
+ * connection, so smaller is cheaper; 8 KiB holds any OpenAI client's
+ * headers (bodies are streamed through it in pieces). */
+#define HTTP_CONN_MEMORY (8 * 1024)
+
 static void add_common_headers(struct sluice_ctx *ctx,
                                struct MHD_Response *r)
 {
@@ -206,7 +212,7 @@ struct MHD_Daemon *http_daemon_start(struct worker *w, int listen_fd,
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
         NULL, NULL, on_access, w, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)20000,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);

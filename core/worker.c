@@ -97,6 +97,18 @@ static void curl_socket_event(struct worker *w, int fd, uint32_t events)
     curl_drain_done(w);
 }
 
+/* libcurl's timeout, when due: new transfers start here, stalled ones
+ * time out. */
+static void curl_run_timeout(struct worker *w, uint64_t now)
+{
+    int running;
+    if (!w->curl_at || w->curl_at > now)
+        return;
+    w->curl_at = 0;
+    curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    curl_drain_done(w);
+}
+
 /* ---- easy handle pool ---------------------------------------------- */
 
 CURL *worker_easy_get(struct worker *w)
@@ -295,16 +307,19 @@ static void *worker_main(void *arg)
             }
         }
         uint64_t now = time_now_ms();
-        if (w->curl_at && w->curl_at <= now) {
-            int running;
-            w->curl_at = 0;
-            curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0,
-                                     &running);
-            curl_drain_done(w);
-        }
+        curl_run_timeout(w, now);
         timer_heap_run(&w->timers, now);
         (void)mhd_ready;
+        w->mhd_resumed = 0;
         MHD_run(w->mhd);
+        /* a handler in MHD_run just added a transfer and libcurl asked to
+         * be called at once: start it now, not after another epoll_wait;
+         * if that already finished a request, let MHD send it (a resume
+         * outside MHD_run does not wake the loop by itself) */
+        w->mhd_resumed = 0;
+        curl_run_timeout(w, time_now_ms());
+        if (w->mhd_resumed)
+            MHD_run(w->mhd);
     }
     return NULL;
 }

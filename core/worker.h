@@ -31,6 +31,7 @@ struct worker {
     int listen_fd;
     CURLM *multi;
     uint64_t curl_at; /* libcurl's timeout, monotonic ms; 0 = none */
+    int mhd_resumed;  /* a connection was resumed: MHD_run must see it */
     struct timer_heap timers;
     CURL **easy_pool; /* idle easy handles, reused across transfers */
     size_t npool, cappool;
