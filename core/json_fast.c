@@ -113,6 +113,8 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *e)
 
 static int scratch_add(struct jp *j, const void *s, size_t n)
 {
+    if (!n)
+        return 0; /* also keeps a NULL scratch away from memcpy */
     if (j->slen + n > j->scap) {
         size_t cap = j->scap ? j->scap : 256;
         while (cap < j->slen + n)
