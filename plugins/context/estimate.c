@@ -360,6 +360,12 @@ static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
     unsigned char b = p[0];
     size_t len;
     uint32_t c;
+    if (b >= 0xE1 && b < 0xF0 && b != 0xED && n >= 3 &&
+        (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80) {
+        *cp = ((uint32_t)(b & 0x0F) << 12) | ((uint32_t)(p[1] & 0x3F) << 6) |
+              (p[2] & 0x3F);
+        return 3;
+    }
     if (b >= 0xF0 && b < 0xF5)
         len = 4, c = b & 0x07;
     else if (b >= 0xE0)
@@ -394,13 +400,52 @@ void est_scan(const char *text, size_t len, est_counts *c)
     while (i < len) {
         unsigned char b = p[i];
         if (b < 0x80) {
-            char_step(&s, ascii_class[b], b);
+            int k = ascii_class[b];
+            if (k == K_LOWER && s.alast == K_LOWER && s.piece &&
+                s.prev == K_LOWER) {
+                /* fast path: more lower-case letters of the same piece */
+                size_t j = i;
+                unsigned nonhex = 0;
+                while (j < len && p[j] >= 'a' && p[j] <= 'z')
+                    nonhex |= p[j++] > 'f';
+                s.alen += (uint32_t)(j - i);
+                s.piece += (uint32_t)(j - i);
+                if (nonhex)
+                    s.amask |= A_NONHEX;
+                i = j;
+                continue;
+            }
+            if (b == ' ' && !s.wlen && i + 1 < len && p[i + 1] >= 'a' &&
+                p[i + 1] <= 'z') {
+                /* fast path: " word" - the space rides on the word */
+                if (s.alen)
+                    alnum_end(&s);
+                s.plen = 0;
+                size_t j = i + 1;
+                unsigned nonhex = 0;
+                while (j < len && p[j] >= 'a' && p[j] <= 'z')
+                    nonhex |= p[j++] > 'f';
+                s.alen = s.piece = (uint32_t)(j - i - 1);
+                s.alast = s.prev = K_LOWER;
+                s.amask = A_LOWER | (nonhex ? A_NONHEX : 0);
+                s.p_word = 1;
+                s.group = G_LATIN;
+                i = j;
+                continue;
+            }
+            char_step(&s, k, b);
             i++;
             continue;
         }
         uint32_t cp;
         i += utf8_next(p + i, len - i, &cp);
-        char_step(&s, cp_class(cp), cp);
+        int k = cp_class(cp);
+        if (k == s.prev && k >= K_CJK && k <= K_OTHERL && k != K_CJKP) {
+            /* fast path: more letters of the same script run */
+            s.f[group_feature[class_group[k]][0]]++;
+            continue;
+        }
+        char_step(&s, k, cp);
     }
     alnum_end(&s);
     space_end(&s, 1);
