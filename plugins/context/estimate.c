@@ -235,7 +235,7 @@ static void space_end(struct scan *s, int at_end)
 }
 
 /* An ASCII letter, digit or non-ASCII Latin letter (cp: its code). */
-static void alnum_char(struct scan *s, int k, uint32_t cp)
+static inline void alnum_char(struct scan *s, int k, uint32_t cp)
 {
     int sub = k == K_LATINX ? K_LOWER : k;
     if (s->alen && sub != s->alast)
@@ -270,7 +270,7 @@ static void alnum_char(struct scan *s, int k, uint32_t cp)
     s->alast = sub;
 }
 
-static void punct_char(struct scan *s, unsigned char b)
+static inline void punct_char(struct scan *s, unsigned char b)
 {
     s->f[EST_PUNCT]++;
     if (!s->plen)
@@ -293,7 +293,13 @@ static const unsigned char group_feature[][2] = {
     [G_OTHER] = {EST_OTHER, EST_OTHER_WORD},
 };
 
-static void char_step(struct scan *s, int k, uint32_t cp)
+#if defined(__GNUC__)
+#define EST_INLINE static inline __attribute__((always_inline))
+#else
+#define EST_INLINE static inline
+#endif
+
+EST_INLINE void char_step(struct scan *s, int k, uint32_t cp)
 {
     int alnum = k == K_LOWER || k == K_UPPER || k == K_DIGIT ||
                 k == K_LATINX || (k == K_MARK && s->alen && s->piece);
@@ -389,6 +395,69 @@ static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
     return len;
 }
 
+/* Runs of one kind of ASCII character whose effect on the state is known
+ * without going through char_step(): lower-case letters continuing a
+ * piece, " word", a word start ([A-Z]*[a-z]*: one piece), more spaces of
+ * a whitespace run, more digits of a digit run. Returns the bytes
+ * consumed, 0 when none applies. Same counts as char_step() byte by byte
+ * (fit/features.c output is checked unchanged when this is edited). */
+static size_t scan_ascii_fast(struct scan *s, const unsigned char *p,
+                              size_t i, size_t len, int k)
+{
+    size_t j = i;
+    unsigned nonhex = 0;
+    unsigned char b = p[i];
+    if (k == K_LOWER && s->alast == K_LOWER && s->piece &&
+        s->prev == K_LOWER) {
+        while (j < len && p[j] >= 'a' && p[j] <= 'z')
+            nonhex |= p[j++] > 'f';
+        s->alen += (uint32_t)(j - i);
+        s->piece += (uint32_t)(j - i);
+        if (nonhex)
+            s->amask |= A_NONHEX;
+        return j - i;
+    }
+    if (b == ' ' && s->wlen) {
+        while (j < len && p[j] == ' ')
+            j++;
+        s->wlen += (uint32_t)(j - i);
+        return j - i;
+    }
+    if (k == K_DIGIT && s->prev == K_DIGIT && s->alast == K_DIGIT) {
+        while (j < len && p[j] >= '0' && p[j] <= '9')
+            j++;
+        s->alen += (uint32_t)(j - i);
+        s->digits += (uint32_t)(j - i);
+        return j - i;
+    }
+    int lead_space = b == ' ' && !s->wlen && i + 1 < len &&
+                     p[i + 1] >= 'a' && p[i + 1] <= 'z';
+    if (!lead_space && !((k == K_LOWER || k == K_UPPER) && !s->alen))
+        return 0;
+    /* a word starts (after a single space riding on it, or not) */
+    if (s->alen)
+        alnum_end(s);
+    if (s->wlen)
+        space_end(s, 0);
+    s->plen = 0;
+    j += (size_t)lead_space;
+    size_t w0 = j, u;
+    while (j < len && p[j] >= 'A' && p[j] <= 'Z')
+        nonhex |= (p[j++] | 0x20) > 'f';
+    u = j - w0;
+    while (j < len && p[j] >= 'a' && p[j] <= 'z')
+        nonhex |= p[j++] > 'f';
+    size_t l = j - w0 - u;
+    s->alen = s->piece = (uint32_t)(j - w0);
+    s->pupper = (uint32_t)u;
+    s->atrans = u && l;
+    s->alast = s->prev = l ? K_LOWER : K_UPPER;
+    s->amask = (u ? A_UPPER : 0) | (l ? A_LOWER : 0) | (nonhex ? A_NONHEX : 0);
+    s->p_word = 1;
+    s->group = G_LATIN;
+    return j - i;
+}
+
 void est_scan(const char *text, size_t len, est_counts *c)
 {
     struct scan s;
@@ -401,36 +470,9 @@ void est_scan(const char *text, size_t len, est_counts *c)
         unsigned char b = p[i];
         if (b < 0x80) {
             int k = ascii_class[b];
-            if (k == K_LOWER && s.alast == K_LOWER && s.piece &&
-                s.prev == K_LOWER) {
-                /* fast path: more lower-case letters of the same piece */
-                size_t j = i;
-                unsigned nonhex = 0;
-                while (j < len && p[j] >= 'a' && p[j] <= 'z')
-                    nonhex |= p[j++] > 'f';
-                s.alen += (uint32_t)(j - i);
-                s.piece += (uint32_t)(j - i);
-                if (nonhex)
-                    s.amask |= A_NONHEX;
-                i = j;
-                continue;
-            }
-            if (b == ' ' && !s.wlen && i + 1 < len && p[i + 1] >= 'a' &&
-                p[i + 1] <= 'z') {
-                /* fast path: " word" - the space rides on the word */
-                if (s.alen)
-                    alnum_end(&s);
-                s.plen = 0;
-                size_t j = i + 1;
-                unsigned nonhex = 0;
-                while (j < len && p[j] >= 'a' && p[j] <= 'z')
-                    nonhex |= p[j++] > 'f';
-                s.alen = s.piece = (uint32_t)(j - i - 1);
-                s.alast = s.prev = K_LOWER;
-                s.amask = A_LOWER | (nonhex ? A_NONHEX : 0);
-                s.p_word = 1;
-                s.group = G_LATIN;
-                i = j;
+            size_t n = scan_ascii_fast(&s, p, i, len, k);
+            if (n) {
+                i += n;
                 continue;
             }
             char_step(&s, k, b);
