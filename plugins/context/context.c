@@ -173,8 +173,9 @@ static int route_model(void *instance, const char *method, const char *path,
 /* Requested output: max_completion_tokens, else max_tokens, else the
  * configured reserve. -1 (and a 400 set) on a wrong type. */
 static int64_t output_tokens(struct context *c, sluice_ctx *ctx,
-                             const sluice_json *body)
+                             const sluice_json *body, const char **key)
 {
+    *key = NULL;
     static const char *const keys[] = {"max_completion_tokens",
                                        "max_tokens"};
     for (size_t i = 0; i < 2; i++) {
@@ -191,6 +192,7 @@ static int64_t output_tokens(struct context *c, sluice_ctx *ctx,
                              "invalid_value", keys[i], msg);
             return -1;
         }
+        *key = keys[i];
         return H->json_int(v);
     }
     return c->reserve_output;
@@ -218,9 +220,10 @@ static void fitting_models(struct context *c, uint64_t need, char *out,
     }
 }
 
+/* out_key: the request field that set the output (NULL: the reserve). */
 static sluice_verdict refuse(struct context *c, sluice_ctx *ctx,
                              const struct model *m, uint64_t prompt,
-                             int64_t output)
+                             int64_t output, const char *out_key)
 {
     char fits[1024], msg[2048];
     uint64_t need = prompt + (uint64_t)output;
@@ -235,10 +238,10 @@ static sluice_verdict refuse(struct context *c, sluice_ctx *ctx,
                      100.0 * (double)over / (double)m->context_length);
     if (n < 0)
         n = 0;
-    if ((size_t)n < sizeof msg && output > 0 &&
+    if ((size_t)n < sizeof msg && out_key && output > 0 &&
         prompt < (uint64_t)m->context_length)
         n += snprintf(msg + n, sizeof msg - (size_t)n,
-                      " Lower max_tokens to at most %" PRIu64 ", or",
+                      " Lower %s to at most %" PRIu64 ", or", out_key,
                       (uint64_t)m->context_length - prompt);
     else if ((size_t)n < sizeof msg)
         n += snprintf(msg + n, sizeof msg - (size_t)n, " Shorten the "
@@ -321,13 +324,14 @@ static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
                          "model_not_found", "model", msg);
         return SLUICE_RESPOND;
     }
-    int64_t output = output_tokens(c, ctx, body);
+    const char *out_key;
+    int64_t output = output_tokens(c, ctx, body, &out_key);
     if (output < 0)
         return SLUICE_RESPOND;
     double need = (double)prompt + (double)output;
     double limit = (double)m->context_length;
     if (need > limit * (1.0 + c->margin))
-        return refuse(c, ctx, m, prompt, output);
+        return refuse(c, ctx, m, prompt, output, out_key);
     if (need > limit && c->m_margin)
         H->metric_add(c->m_margin, (const char *const[]){m->id}, 1);
     return SLUICE_CONTINUE;

@@ -490,6 +490,7 @@ START_TEST(refusal_over_limit)
     ck_assert_str_eq(err_str(e, "param"), "messages");
     ck_assert_str_eq(err_str(e, "type"), "invalid_request_error");
     const char *msg = err_str(e, "message");
+    printf("refusal message: %s\n", msg);
     const char *est = sh_out_header(ctx, "x-sluice-prompt-tokens-estimate");
     ck_assert_ptr_nonnull(est);
     ck_assert_has(msg, "llama3-8b-instruct");
@@ -563,6 +564,10 @@ START_TEST(within_margin_passes)
     g = gen("{\"estimate_margin\":0,\"reserve_output_tokens\":1000}");
     b = words_body("llama3-8b-instruct", reps - 1, "");
     ck_assert_int_eq(run(g, b, &ctx), SLUICE_RESPOND);
+    /* the client set no max_tokens: do not tell them to lower it */
+    ck_assert_has(sh_out_body(ctx), "Shorten the messages");
+    ck_assert_msg(!strstr(sh_out_body(ctx), "max_tokens"), "%s",
+                  sh_out_body(ctx));
     sh_ctx_free(ctx);
     free(b);
     sh_gen_free(g);
