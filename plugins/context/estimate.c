@@ -164,7 +164,8 @@ struct scan {
     uint32_t piece;    /* letters of the current Latin piece */
     uint32_t pupper;   /* capitals in it */
     uint32_t digits;   /* digits of the current digit run */
-    uint64_t p_word, p_exc4, p_exc8, p_upper, p_digit; /* pending until run end */
+    /* counts pending until the run ends (words, or hex/base64?) */
+    uint64_t p_word, p_exc4, p_exc8, p_upper, p_digit;
     /* whitespace and punctuation runs */
     uint32_t wlen;
     int wnl, wtab;
@@ -511,9 +512,8 @@ uint64_t est_tokens(const char *text, size_t len)
 }
 
 static const char *const feature_names[EST_NFEATURES] = {
-    "word", "word_exc4", "word_exc8", "word_upper", "latin1", "latin_ext", "latin_vi",
-    "digit_group", "punct",
-    "punct_run", "repeat", "newline_run", "space_run", "space_char", "cjk",
+    "word", "word_exc4", "word_exc8", "word_upper", "latin1", "latin_ext",
+    "latin_vi", "digit_group", "punct", "punct_run", "repeat", "newline_run", "space_run", "space_char", "cjk",
     "cjk_punct", "kana", "hangul", "hangul_word", "cyrillic",
     "cyrillic_word", "arabic", "arabic_word", "indic", "indic_word", "thai",
     "other", "other_word", "mark", "emoji", "joiner", "symbol", "hex",

@@ -77,8 +77,8 @@ def load_samples(exe):
                         "counts": {k: rec[k] for k in
                                    ("o200k", "qwen3", "deepseek_v3",
                                     "llama3")}})
-    chats = [json.loads(l) for l in open(os.path.join(DATA,
-                                                      "chat-token-cases.jsonl"))]
+    path = os.path.join(DATA, "chat-token-cases.jsonl")
+    chats = [json.loads(l) for l in open(path)]
     for rec in chats:
         msgs = rec["request"]["messages"]
         parts = [m["content"] for m in msgs] + \
