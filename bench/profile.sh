@@ -55,11 +55,11 @@ server: { host: 127.0.0.1, port: $PORT, threads: 1 }
 upstream: { base_url: "http://127.0.0.1:$MOCK_PORT/v1", timeout_s: 60 }
 log: { level: WARNING, format: json }
 plugins_dir: "$BUILD/plugins"
-models:
-  - { id: "openai-gpt-oss-20b", context_length: 128000 }
 pipeline:
 EOF
-    [ -f "$BUILD/plugins/context.so" ] && echo "  - plugin: context"
+    [ -f "$BUILD/plugins/context.so" ] &&
+        printf '  - plugin: context\n    config: { default_model: openai-gpt-oss-120b, on_unknown_model: pass }\n'
+
     printf '  - plugin: keyring\n    config: { keys_file: "%s" }\n' "$TMP/keys.txt"
     [ -f "$BUILD/plugins/retry.so" ] && echo "  - plugin: retry"
     [ -f "$BUILD/plugins/sse.so" ] && echo "  - plugin: sse"

@@ -205,16 +205,13 @@ server: { host: 127.0.0.1, port: $port, threads: 0, max_body_bytes: 4194304 }
 upstream: { base_url: "$MOCK/v1", timeout_s: 30 }
 log: { level: WARNING, format: json }
 plugins_dir: "$PLUGINS"
-models:
-  - { id: "openai-gpt-oss-20b", context_length: 128000 }
-  - { id: "openai-gpt-oss-120b", context_length: 128000 }
 pipeline:
 EOF
     if [ "$auth" = 1 ] && has_stage auth; then
         printf '  - plugin: auth\n    config: { clients_file: "%s" }\n' \
             "$TMP/clients.txt"
     fi
-    has_stage context && printf '  - plugin: context\n'
+    has_stage context && printf '  - plugin: context\n    config: { default_model: openai-gpt-oss-120b, on_unknown_model: pass }\n'
     printf '  - plugin: keyring\n    config: { keys_file: "%s" }\n' \
         "$TMP/keys.txt"
     has_stage retry && printf '  - plugin: retry\n'
