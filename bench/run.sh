@@ -18,7 +18,7 @@
 #      proxy_buffering off);
 #   3. runs wrk (bench/chat.lua, a ~1.2 KB chat body) for S seconds (10)
 #      at 1, 16 and 64 connections, plain and streamed, against each; the
-#      64-connection plain case three times (median reported);
+#      plain cases at 1 and 64 connections three times (median reported);
 #   4. probes streams (time to first event, total time; bench/sse_probe)
 #      and runs bench/stream_load (2,000 concurrent streams) when built;
 #   5. writes bench/results/<date>-<commit>.md: requests/s, p50/p90/p99,
@@ -306,10 +306,13 @@ for mode in plain stream; do
         done
     done
 done
-# the headline case, twice more (median of three)
+# the two target cases (one connection, 64 connections), twice more:
+# medians of three, each round interleaving the three targets
 for _ in $(seq 2 "$REPEAT"); do
-    for target in direct nginx sluice; do
-        run_wrk "$target" plain 64
+    for c in 1 64; do
+        for target in direct nginx sluice; do
+            run_wrk "$target" plain "$c"
+        done
     done
 done
 PEAK_RSS=$(kb "$SLUICE_PID" VmHWM)
@@ -375,6 +378,13 @@ function median_row(key,   n, i, j, t, idx) {
         if (row[key, idx[j], 4] < row[key, idx[i], 4]) { t = idx[i]; idx[i] = idx[j]; idx[j] = t }
     return idx[int((n + 1) / 2)]
 }
+function median_col(key, col,   n, i, j, t, v) {
+    n = cnt[key]
+    for (i = 1; i <= n; i++) v[i] = row[key, i, col] + 0
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+        if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+    return v[int((n + 1) / 2)]
+}
 {
     key = $1 " " $2 " " $3
     if (!(key in cnt)) order[++nk] = key
@@ -388,8 +398,8 @@ END {
     printf "sluice pipeline: %s (8 fake keys, log level WARNING). nginx: plain " , ST
     printf "`proxy_pass` with upstream keep-alive, `proxy_buffering off`. Body: " 
     printf "bench/chat.lua (~1.2 KB, 4 messages); streams: 20 chunks, no delay. "
-    printf "Each run %s s after a 1 s warm-up; the 64-connection plain rows are " , DUR
-    printf "the median of %s runs (by req/s).\n\n", REP
+    printf "Each run %s s after a 1 s warm-up; the plain rows at 1 and 64 connections " , DUR
+    printf "are the median of %s runs (by req/s; p50 of the median run).\n\n", REP
     printf "| target | mode | conns | req/s | p50 µs | p90 µs | p99 µs | errors | × direct | × nginx | CPU s / 1k req | upstream conns opened |\n"
     printf "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     for (k = 1; k <= nk; k++) {
@@ -415,10 +425,10 @@ END {
             row[key, m, 7], row[key, m, 8] + row[key, m, 9], xd, xn,
             row[key, m, 10], opened
     }
-    printf "\n### Overhead at one connection (plain)\n\n"
+    printf "\n### Overhead at one connection (plain, median p50 of %d runs)\n\n", cnt["sluice plain 1"]
     d = "direct plain 1"; n = "nginx plain 1"; s = "sluice plain 1"
     if ((d in med) && (n in med) && (s in med)) {
-        dp = row[d, med[d], 5]; np = row[n, med[n], 5]; sp = row[s, med[s], 5]
+        dp = median_col(d, 5); np = median_col(n, 5); sp = median_col(s, 5)
         printf "p50 direct %d µs, nginx %d µs (+%d), sluice %d µs (+%d): sluice adds %+d µs over nginx'"'"'s added p50 (target ≤ +40).\n", dp, np, np - dp, sp, sp - dp, (sp - dp) - (np - dp)
     }
     d = "nginx plain 64"; s = "sluice plain 64"

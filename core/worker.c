@@ -203,10 +203,16 @@ static int loop_timeout(struct worker *w)
 {
     uint64_t now = time_now_ms(), next = timer_heap_next(&w->timers);
     MHD_UNSIGNED_LONG_LONG mt;
+    if (w->mhd_resumed)
+        return 0; /* resumed inside the last MHD_run: run it again */
     if (w->curl_at && w->curl_at < next)
         next = w->curl_at;
-    if (MHD_get_timeout(w->mhd, &mt) == MHD_YES && now + mt < next)
-        next = now + mt;
+    w->mhd_at = UINT64_MAX;
+    if (MHD_get_timeout(w->mhd, &mt) == MHD_YES) {
+        w->mhd_at = now + mt;
+        if (w->mhd_at < next)
+            next = w->mhd_at;
+    }
     if (atomic_load(&w->stop) && now + 100 < next)
         next = now + 100;
     if (next == UINT64_MAX)
@@ -309,17 +315,23 @@ static void *worker_main(void *arg)
         uint64_t now = time_now_ms();
         curl_run_timeout(w, now);
         timer_heap_run(&w->timers, now);
-        (void)mhd_ready;
-        w->mhd_resumed = 0;
-        MHD_run(w->mhd);
+        /* MHD_run costs a syscall (its own epoll_wait): only when MHD has
+         * something to do: socket events, a resumed connection, a due
+         * timeout (also 0 when it holds unprocessed data), or stopping */
+        if (mhd_ready || w->mhd_resumed || now >= w->mhd_at ||
+            atomic_load(&w->stop)) {
+            w->mhd_resumed = 0;
+            MHD_run(w->mhd);
+        }
         /* a handler in MHD_run just added a transfer and libcurl asked to
          * be called at once: start it now, not after another epoll_wait;
-         * if that already finished a request, let MHD send it (a resume
-         * outside MHD_run does not wake the loop by itself) */
-        w->mhd_resumed = 0;
+         * if that (or a handler) resumed a connection, let MHD see it now
+         * (a resume does not wake epoll_wait by itself) */
         curl_run_timeout(w, time_now_ms());
-        if (w->mhd_resumed)
+        if (w->mhd_resumed) {
+            w->mhd_resumed = 0;
             MHD_run(w->mhd);
+        }
     }
     return NULL;
 }

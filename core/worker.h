@@ -32,6 +32,7 @@ struct worker {
     CURLM *multi;
     uint64_t curl_at; /* libcurl's timeout, monotonic ms; 0 = none */
     int mhd_resumed;  /* a connection was resumed: MHD_run must see it */
+    uint64_t mhd_at;  /* when MHD wants MHD_run again (UINT64_MAX: never) */
     struct timer_heap timers;
     CURL **easy_pool; /* idle easy handles, reused across transfers */
     size_t npool, cappool;
