@@ -8,6 +8,7 @@
 #include "config.h"
 #include "log.h"
 #include "pipeline.h"
+#include "probe.h"
 #include "server.h"
 #include "timer.h"
 
@@ -195,6 +196,7 @@ int main(int argc, char **argv)
     log_info("signal %d: draining and stopping", sig);
     server_stop(&srv, 1);
     generation_retire_current();
+    probe_shutdown();
     rc = 0;
 out:
     free(srv.admin_token);
