@@ -3,8 +3,8 @@
  * it. A reload builds a new set and swaps the keyring's pointer; requests
  * that picked from the old set hold a reference and finish on their key.
  *
- * Selection is lock-free: round-robin takes a ticket from an atomic cursor
- * and scans forward from it for the first available key; least_inflight
+ * Selection is lock-free: round-robin takes tickets from an atomic cursor
+ * until one names an available key (then one ordered pass); least_inflight
  * scans all keys from the same rotating start and takes the one with the
  * fewest requests in flight.
  */
@@ -54,19 +54,26 @@ long keyset_find(const struct keyset *s, const char *secret)
 
 static long pick_round_robin(struct keyset *s, long avoid, uint64_t now)
 {
-    size_t start = (size_t)(atomic_fetch_add_explicit(
-                                &s->cursor, 1, memory_order_relaxed) %
-                            s->n);
     long fallback = -1;
-    for (size_t i = 0; i < s->n; i++) {
-        size_t j = (start + i) % s->n;
+    /* Each try takes a fresh ticket, so an unavailable key's turns are
+     * spread over the others instead of all going to its neighbour. */
+    for (size_t t = 0; t < s->n; t++) {
+        size_t j = (size_t)(atomic_fetch_add_explicit(&s->cursor, 1,
+                                                      memory_order_relaxed) %
+                            s->n);
         if (!key_available(&s->keys[j], now))
             continue;
-        if ((long)j == avoid) {
-            fallback = (long)j;
+        if ((long)j != avoid)
+            return (long)j;
+        fallback = (long)j;
+    }
+    /* many keys out: one ordered pass finds any that is left */
+    for (size_t j = 0; j < s->n; j++) {
+        if (!key_available(&s->keys[j], now))
             continue;
-        }
-        return (long)j;
+        if ((long)j != avoid)
+            return (long)j;
+        fallback = (long)j;
     }
     return fallback;
 }
