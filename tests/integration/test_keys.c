@@ -14,6 +14,8 @@
  *   - keys file rewritten and reloaded under concurrent load: no request lost
  *   - a broken keys file on reload changes nothing
  *   - a stream is retried before its first byte, never after
+ *   - a failed key comes back after a successful probe (core/probe.c)
+ *   - a pipeline reload keeps key health (export/import_state)
  */
 #include "harness.h"
 
@@ -503,6 +505,96 @@ START_TEST(stream_retried_before_first_byte_not_after)
 }
 END_TEST
 
+/* ---- probes and pipeline reload ------------------------------------- */
+
+/* The state of the key named `name` in GET /admin/keys ("" if absent). */
+static void key_state(const char *name, char *out, size_t outlen)
+{
+    char *body;
+    out[0] = '\0';
+    ck_assert_int_eq(admin("GET", "/admin/keys", &body), 200);
+    json_t *doc = json_loads(body, 0, NULL);
+    json_t *keys = json_object_get(doc, "keys");
+    for (size_t i = 0; i < json_array_size(keys); i++) {
+        json_t *k = json_array_get(keys, i);
+        if (!strcmp(json_string_value(json_object_get(k, "name")), name))
+            snprintf(out, outlen, "%s",
+                     json_string_value(json_object_get(k, "state")));
+    }
+    json_decref(doc);
+    free(body);
+}
+
+START_TEST(failed_key_comes_back_after_a_probe)
+{
+    start(KA "\n" KB "\n", "probe_interval_s: 1", NULL);
+    ck_assert_int_eq(
+        h_mock_script("{\"rules\":[{\"match\":{\"auth\":\"Bearer " KB "\","
+                      "\"method\":\"POST\"},\"times\":1,\"status\":401}]}"),
+        0);
+    chat(200); /* A */
+    chat(200); /* B: 401, then A */
+    char st[32];
+    key_state("sk-…0002", st, sizeof st);
+    ck_assert_str_eq(st, "failed");
+    /* /health passing by starts the probe once the interval is up */
+    double until = h_now_ms() + 10000;
+    while (h_now_ms() < until) {
+        h_resp r;
+        h_get("/health", &r);
+        h_resp_free(&r);
+        key_state("sk-…0002", st, sizeof st);
+        if (!strcmp(st, "healthy"))
+            break;
+        h_sleep_ms(100);
+    }
+    ck_assert_str_eq(st, "healthy");
+    json_t *reqs = h_mock_requests();
+    int probes = 0;
+    for (size_t i = 0; i < json_array_size(reqs); i++) {
+        json_t *rec = json_array_get(reqs, i);
+        if (!strcmp(h_rec_str(rec, "method"), "GET")) {
+            ck_assert_str_eq(h_rec_str(rec, "path"), "/v1/models");
+            ck_assert_str_eq(h_rec_header(rec, "authorization"),
+                             "Bearer " KB);
+            probes++;
+        }
+    }
+    json_decref(reqs);
+    ck_assert_int_ge(probes, 1);
+}
+END_TEST
+
+START_TEST(pipeline_reload_keeps_key_health)
+{
+    start(KA "\n" KB "\n" KC "\n", NULL, NULL);
+    ck_assert_int_eq(
+        h_mock_script("{\"rules\":[{\"match\":{\"auth\":\"Bearer " KA "\"},"
+                      "\"times\":1,\"status\":403},"
+                      "{\"match\":{\"auth\":\"Bearer " KB "\"},"
+                      "\"times\":1,\"status\":429,"
+                      "\"headers\":{\"Retry-After\":\"60\"}}]}"),
+        0);
+    chat(200); /* A 403 -> B 429 -> C */
+    char *body;
+    ck_assert_int_eq(admin("POST", "/admin/reload", &body), 200);
+    free(body);
+    char st[32];
+    key_state("sk-…0001", st, sizeof st);
+    ck_assert_str_eq(st, "failed");
+    key_state("sk-…0002", st, sizeof st);
+    ck_assert_str_eq(st, "cooling");
+    key_state("sk-…0003", st, sizeof st);
+    ck_assert_str_eq(st, "healthy");
+    ck_assert_int_eq(h_mock_reset(), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(chat(200), 1);
+    char seen[16];
+    mock_keys(seen, sizeof seen);
+    ck_assert_str_eq(seen, "CCC");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("keys");
@@ -518,6 +610,8 @@ int main(void)
     tcase_add_test(tc, keys_file_reloaded_under_load_loses_nothing);
     tcase_add_test(tc, broken_keys_file_on_reload_changes_nothing);
     tcase_add_test(tc, stream_retried_before_first_byte_not_after);
+    tcase_add_test(tc, failed_key_comes_back_after_a_probe);
+    tcase_add_test(tc, pipeline_reload_keeps_key_health);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
