@@ -11,6 +11,7 @@
  *   - 500, 500, 200 succeeds on the third attempt, same key, gaps following
  *     the back-off schedule
  *   - every key 401: 503 all_keys_unavailable, fast; /health degraded
+ *   - wait_for_key_ms: the request waits (timer) for the key to come back
  *   - keys file rewritten and reloaded under concurrent load: no request lost
  *   - a broken keys file on reload changes nothing
  *   - a stream is retried before its first byte, never after
@@ -373,6 +374,31 @@ START_TEST(every_key_unauthorized_ends_in_503_fast)
 }
 END_TEST
 
+START_TEST(wait_for_key_holds_the_request_until_a_key_is_back)
+{
+    start(KA "\n", "wait_for_key_ms: 5000", NULL);
+    ck_assert_int_eq(
+        h_mock_script("{\"rules\":[{\"times\":1,\"status\":429,"
+                      "\"headers\":{\"Retry-After\":\"1\"}}]}"),
+        0);
+    h_resp r;
+    h_post_json(CHAT, BODY, &r);
+    ck_assert_msg(r.status == 200, "status %ld: %s", r.status, r.body);
+    ck_assert_str_eq(h_resp_header(&r, "x-sluice-attempts"), "2");
+    ck_assert_ptr_null(h_resp_header(&r, "Retry-After"));
+    h_resp_free(&r);
+    json_t *reqs = h_mock_requests();
+    ck_assert_uint_eq(json_array_size(reqs), 2);
+    long long gap =
+        json_integer_value(
+            json_object_get(json_array_get(reqs, 1), "t_start_ms")) -
+        json_integer_value(
+            json_object_get(json_array_get(reqs, 0), "t_end_ms"));
+    ck_assert_msg(gap >= 990, "the key was used again after %lld ms", gap);
+    json_decref(reqs);
+}
+END_TEST
+
 /* ---- reload ---------------------------------------------------------- */
 
 struct load {
@@ -607,6 +633,7 @@ int main(void)
     tcase_add_test(tc, server_errors_then_success_on_the_third_attempt);
     tcase_add_test(tc, client_errors_are_not_retried);
     tcase_add_test(tc, every_key_unauthorized_ends_in_503_fast);
+    tcase_add_test(tc, wait_for_key_holds_the_request_until_a_key_is_back);
     tcase_add_test(tc, keys_file_reloaded_under_load_loses_nothing);
     tcase_add_test(tc, broken_keys_file_on_reload_changes_nothing);
     tcase_add_test(tc, stream_retried_before_first_byte_not_after);
