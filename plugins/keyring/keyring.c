@@ -344,11 +344,25 @@ static sluice_verdict keyring_on_attempt(void *instance, sluice_ctx *ctx)
     }
     if (want)
         H->attr_set(ctx, "keyring.want", "");
-    if (same && pk->idx >= 0 && key_available(&pk->set->keys[pk->idx], now)) {
-        pick_use(pk, ctx);
-        return SLUICE_CONTINUE;
-    }
     struct keyset *s = keyring_acquire(kr);
+    if (same && pk->idx >= 0) {
+        /* the same key, if it is still in the pool and available (a
+         * reload in between: its record in the new set) */
+        long j = pk->set == s ? pk->idx
+                              : keyset_find(s, pk->set->keys[pk->idx].secret);
+        if (j >= 0 && key_available(&s->keys[j], now)) {
+            if (pk->set != s) {
+                atomic_fetch_add(&s->keys[j].inflight, 1);
+                pick_release(pk);
+                keyset_ref(s);
+                pk->set = s;
+                pk->idx = j;
+            }
+            keyset_unref(s);
+            pick_use(pk, ctx);
+            return SLUICE_CONTINUE;
+        }
+    }
     long avoid = -1;
     if (other && pk->idx >= 0)
         avoid = pk->set == s ? pk->idx

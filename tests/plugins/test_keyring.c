@@ -635,6 +635,41 @@ START_TEST(reload_carries_health_and_inflight_finishes_on_its_key)
 }
 END_TEST
 
+START_TEST(same_key_across_a_reload)
+{
+    struct generation *g = gen(NULL);
+    char *out;
+    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    ck_assert_str_eq(auth_of(c), "Bearer " K1);
+    sh_ctx_upstream(c, SLUICE_ATTEMPT_HTTP, 500, NULL, "{}");
+    sh_on_response(c);
+    /* K1 stays: "same" moves to K1's record in the new set */
+    write_keys(K3 "\n" K1 "\n", 0600);
+    ck_assert_int_eq(admin_call(g, "reload-keys", "POST", &out), 200);
+    free(out);
+    hdrs_set(&c->attrs, "keyring.want", "same");
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    ck_assert_str_eq(auth_of(c), "Bearer " K1);
+    ck_assert_int_eq(atomic_load(&key_named(g, K1)->inflight), 1);
+    ck_assert_uint_eq(atomic_load(&key_named(g, K1)->failures[OUT_SERVER]),
+                      1); /* carried */
+    /* K1 removed: "same" cannot have it */
+    sh_ctx_upstream(c, SLUICE_ATTEMPT_HTTP, 500, NULL, "{}");
+    sh_on_response(c);
+    write_keys(K3 "\n", 0600);
+    ck_assert_int_eq(admin_call(g, "reload-keys", "POST", &out), 200);
+    free(out);
+    hdrs_set(&c->attrs, "keyring.want", "same");
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    ck_assert_str_eq(auth_of(c), "Bearer " K3);
+    sh_on_complete(c);
+    ck_assert_int_eq(atomic_load(&key_named(g, K3)->inflight), 0);
+    sh_ctx_free(c);
+    sh_gen_free(g);
+}
+END_TEST
+
 START_TEST(admin_keys_reset_and_status)
 {
     struct generation *g = gen(NULL);
@@ -853,6 +888,7 @@ int main(void)
     tcase_add_test(tc, wait_for_key_retries_on_a_timer);
     tcase_add_test(tc, least_inflight_strategy);
     tcase_add_test(tc, reload_carries_health_and_inflight_finishes_on_its_key);
+    tcase_add_test(tc, same_key_across_a_reload);
     tcase_add_test(tc, admin_keys_reset_and_status);
     tcase_add_test(tc, export_import_roundtrip);
     tcase_add_test(tc, probes_bring_failed_keys_back);
