@@ -17,14 +17,14 @@ static int admin_error(sluice_buf *out, int status, const char *code,
 {
     H->buf_printf(out, "{\"error\":{\"message\":");
     H->buf_json_str(out, message);
-    H->buf_printf(out, ",\"type\":\"invalid_request_error\",\"param\":null,"
-                       "\"code\":\"%s\"}}",
+    H->buf_printf(out,
+                  ",\"type\":\"invalid_request_error\",\"param\":null,"
+                  "\"code\":\"%s\"}}",
                   code);
     return status;
 }
 
-static int admin_method(const char *method, const char *want,
-                        sluice_buf *out)
+static int admin_method(const char *method, const char *want, sluice_buf *out)
 {
     char msg[64];
     if (!strcmp(method, want) ||
@@ -69,8 +69,7 @@ static int admin_reset(void *instance, const char *method, const char *body,
     if (st)
         return st;
     size_t n = keyring_reset_failed(kr);
-    H->log(kr->self, SLUICE_LOG_INFO, "reset-failed-keys: %zu key(s) reset",
-           n);
+    H->log(kr->self, SLUICE_LOG_INFO, "reset-failed-keys: %zu key(s) reset", n);
     H->buf_printf(out, "{\"reset\":%zu}", n);
     return 200;
 }

@@ -14,11 +14,17 @@
 
 static int body_says_exhausted(const char *body, size_t len)
 {
-    static const char *const words[] = {
-        "insufficient_quota", "quota_exceeded", "exceeded your current quota",
-        "insufficient balance", "insufficient_balance", "balance is",
-        "out of credit", "insufficient credit", "credit balance",
-        "billing_hard_limit", NULL};
+    static const char *const words[] = {"insufficient_quota",
+                                        "quota_exceeded",
+                                        "exceeded your current quota",
+                                        "insufficient balance",
+                                        "insufficient_balance",
+                                        "balance is",
+                                        "out of credit",
+                                        "insufficient credit",
+                                        "credit balance",
+                                        "billing_hard_limit",
+                                        NULL};
     char buf[2048];
     if (!body || !len)
         return 0;
@@ -64,8 +70,7 @@ enum key_outcome classify_outcome(sluice_attempt_result r, int status,
     return OUT_NONE;
 }
 
-void classify_describe(enum key_outcome o, int status, char *out,
-                       size_t outlen)
+void classify_describe(enum key_outcome o, int status, char *out, size_t outlen)
 {
     switch (o) {
     case OUT_AUTH:

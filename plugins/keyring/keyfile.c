@@ -59,8 +59,8 @@ static int keyfile_add(struct keyfile *kf, const char *s, size_t n,
     return 0;
 }
 
-int keyfile_parse(const char *text, size_t len, struct keyfile *out,
-                  char *err, size_t errlen)
+int keyfile_parse(const char *text, size_t len, struct keyfile *out, char *err,
+                  size_t errlen)
 {
     const char *p = text, *end = text + len;
     memset(out, 0, sizeof(*out));
@@ -114,8 +114,10 @@ int keyfile_read(const char *path, struct keyfile *out, char *err,
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
         st.st_size > (off_t)KEYFILE_MAX_BYTES) {
         fclose(f);
-        snprintf(err, errlen, "keys_file %s: not a regular file of at most "
-                              "4 MiB", path);
+        snprintf(err, errlen,
+                 "keys_file %s: not a regular file of at most "
+                 "4 MiB",
+                 path);
         return -1;
     }
     char *buf = malloc((size_t)st.st_size + 1);
@@ -135,8 +137,9 @@ int keyfile_read(const char *path, struct keyfile *out, char *err,
         return -1;
     out->loose_mode = (st.st_mode & 077) != 0;
     if (out->n == 0) {
-        snprintf(err, errlen, "keys_file %s holds no keys (one key a line; "
-                              "blank lines and # comments are ignored)",
+        snprintf(err, errlen,
+                 "keys_file %s holds no keys (one key a line; "
+                 "blank lines and # comments are ignored)",
                  path);
         keyfile_free(out);
         return -1;

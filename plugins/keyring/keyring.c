@@ -31,8 +31,8 @@ const sluice_host *kr_host;
 
 /* What a request holds in its local slot. */
 struct kr_pick {
-    struct keyset *set; /* referenced; NULL before the first pick */
-    long idx;           /* index in set, -1 none */
+    struct keyset *set;  /* referenced; NULL before the first pick */
+    long idx;            /* index in set, -1 none */
     uint64_t wait_start; /* when waiting for a key began (0 = not) */
 };
 
@@ -138,13 +138,14 @@ static int cfg_seconds(const sluice_json *cfg, const char *key, double def,
     return 0;
 }
 
-static int keyring_config(struct keyring *kr, const sluice_json *cfg,
-                          char *err, size_t errlen)
+static int keyring_config(struct keyring *kr, const sluice_json *cfg, char *err,
+                          size_t errlen)
 {
-    static const char *const known[] = {
-        "keys_file", "strategy", "failure_threshold", "cooldown_base_s",
-        "cooldown_cap_s", "max_cooldown_s", "wait_for_key_ms",
-        "probe_interval_s", "probe_path", NULL};
+    static const char *const known[] = {"keys_file",         "strategy",
+                                        "failure_threshold", "cooldown_base_s",
+                                        "cooldown_cap_s",    "max_cooldown_s",
+                                        "wait_for_key_ms",   "probe_interval_s",
+                                        "probe_path",        NULL};
     const char *s;
     int64_t n;
     for (void *it = H->json_iter(cfg); it; it = H->json_iter_next(cfg, it)) {
@@ -164,22 +165,22 @@ static int keyring_config(struct keyring *kr, const sluice_json *cfg,
     kr->keys_file = strdup(s);
     if (H->cfg_str(cfg, "strategy", "round_robin", &s) != 0 ||
         (strcmp(s, "round_robin") && strcmp(s, "least_inflight"))) {
-        snprintf(err, errlen, "strategy: expected round_robin or "
-                              "least_inflight");
+        snprintf(err, errlen,
+                 "strategy: expected round_robin or "
+                 "least_inflight");
         return -1;
     }
-    kr->strategy = strcmp(s, "least_inflight") ? STRAT_ROUND_ROBIN
-                                                : STRAT_LEAST_INFLIGHT;
-    if (H->cfg_int(cfg, "failure_threshold", 3, &n) != 0 || n < 1 ||
-        n > 1000) {
+    kr->strategy =
+        strcmp(s, "least_inflight") ? STRAT_ROUND_ROBIN : STRAT_LEAST_INFLIGHT;
+    if (H->cfg_int(cfg, "failure_threshold", 3, &n) != 0 || n < 1 || n > 1000) {
         snprintf(err, errlen, "failure_threshold: expected 1..1000");
         return -1;
     }
     kr->policy.failure_threshold = (uint32_t)n;
     if (cfg_seconds(cfg, "cooldown_base_s", 1, &kr->policy.cooldown_base_ms,
                     err, errlen) ||
-        cfg_seconds(cfg, "cooldown_cap_s", 60, &kr->policy.cooldown_max_ms,
-                    err, errlen) ||
+        cfg_seconds(cfg, "cooldown_cap_s", 60, &kr->policy.cooldown_max_ms, err,
+                    errlen) ||
         cfg_seconds(cfg, "max_cooldown_s", 300, &kr->policy.max_cooldown_ms,
                     err, errlen) ||
         cfg_seconds(cfg, "probe_interval_s", 0, &kr->probe_interval_ms, err,
@@ -250,9 +251,10 @@ static int keyring_init(const sluice_host *host, sluice_stage *self,
         goto fail;
     }
     if (kr->probe_interval_ms && !kr->probe)
-        H->log(self, SLUICE_LOG_WARN, "probe_interval_s is set but this "
-                                      "core cannot probe: failed keys come "
-                                      "back only on reset or reload");
+        H->log(self, SLUICE_LOG_WARN,
+               "probe_interval_s is set but this "
+               "core cannot probe: failed keys come "
+               "back only on reset or reload");
     H->log(self, SLUICE_LOG_INFO, "%zu upstream keys loaded from %s (%s)",
            kr->set->n, kr->keys_file,
            kr->strategy == STRAT_ROUND_ROBIN ? "round_robin"
@@ -301,13 +303,15 @@ static sluice_verdict keyring_none(struct keyring *kr, sluice_ctx *ctx,
     if (back && ra_s == 0)
         ra_s = 1;
     if (back)
-        snprintf(msg, sizeof msg, "every upstream key is unavailable; the "
-                                  "first one is back in %llu s",
+        snprintf(msg, sizeof msg,
+                 "every upstream key is unavailable; the "
+                 "first one is back in %llu s",
                  (unsigned long long)ra_s);
     else
-        snprintf(msg, sizeof msg, "every upstream key is unavailable "
-                                  "(failed: the operator must reset or "
-                                  "replace them)");
+        snprintf(msg, sizeof msg,
+                 "every upstream key is unavailable "
+                 "(failed: the operator must reset or "
+                 "replace them)");
     H->respond_error(ctx, 503, "server_error", "all_keys_unavailable", NULL,
                      msg);
     if (kr->wait_for_key_ms && back) {
@@ -410,8 +414,7 @@ static sluice_verdict keyring_on_response(void *instance, sluice_ctx *ctx)
         H->log(kr->self, SLUICE_LOG_WARN, "key %s is now %s (%s)", k->name,
                key_state_name(after), why);
     else if (after != before)
-        H->log(kr->self, SLUICE_LOG_INFO, "key %s is healthy again",
-               k->name);
+        H->log(kr->self, SLUICE_LOG_INFO, "key %s is healthy again", k->name);
     return SLUICE_CONTINUE;
 }
 

@@ -52,11 +52,11 @@ struct key {
 
     /* State: written under `lock`, read lock-free by selection. */
     pthread_mutex_t lock;
-    atomic_int state;             /* enum key_state */
+    atomic_int state;                /* enum key_state */
     atomic_uint_fast64_t cool_until; /* monotonic ms; meaningful if cooling */
-    atomic_uint consecutive;      /* consecutive transient failures */
-    atomic_uint cool_streak;      /* exponential cooldowns in a row */
-    char last_error[96];          /* short, never the key */
+    atomic_uint consecutive;         /* consecutive transient failures */
+    atomic_uint cool_streak;         /* exponential cooldowns in a row */
+    char last_error[96];             /* short, never the key */
 
     atomic_int inflight;
     atomic_int probing; /* a probe with this key is outstanding */
@@ -70,11 +70,11 @@ void key_fini(struct key *k);
 int key_available(const struct key *k, uint64_t now);
 /* Effective state at `now` (a cooling key whose time is up is healthy). */
 enum key_state key_state_at(const struct key *k, uint64_t now);
-/* Record an attempt's outcome (requests are counted at pick time). retry_hint_ms: cooldown the upstream asked
- * for (0 = none). `why` is a short text for last_error (no secrets). */
-void key_record(struct key *k, const struct key_policy *p,
-                enum key_outcome o, uint64_t retry_hint_ms, uint64_t now,
-                const char *why);
+/* Record an attempt's outcome (requests are counted at pick time).
+ * retry_hint_ms: cooldown the upstream asked for (0 = none). `why` is a short
+ * text for last_error (no secrets). */
+void key_record(struct key *k, const struct key_policy *p, enum key_outcome o,
+                uint64_t retry_hint_ms, uint64_t now, const char *why);
 /* Back to healthy (reset, successful probe). */
 void key_reset(struct key *k);
 /* Copy health and counters of `from` (same key, older set) into k. */
@@ -126,17 +126,16 @@ struct keyfile {
 };
 
 /* Parse keys text (one key a line, '#' comments, optional label). */
-int keyfile_parse(const char *text, size_t len, struct keyfile *out,
-                  char *err, size_t errlen);
+int keyfile_parse(const char *text, size_t len, struct keyfile *out, char *err,
+                  size_t errlen);
 /* Read and parse `path`; an empty file is an error. */
 int keyfile_read(const char *path, struct keyfile *out, char *err,
                  size_t errlen);
 void keyfile_free(struct keyfile *kf);
 /* Build a key set from parsed entries, carrying health from `old` (may be
  * NULL) for keys present in both. */
-struct keyset *keyset_from_file(const struct keyfile *kf,
-                                struct keyset *old, char *err,
-                                size_t errlen);
+struct keyset *keyset_from_file(const struct keyfile *kf, struct keyset *old,
+                                char *err, size_t errlen);
 
 /* ---- Retry-After family (retry_after.c) ----------------------------- */
 
@@ -176,15 +175,15 @@ struct keyring {
     uint64_t probe_interval_ms; /* 0: no probes */
     char *probe_path;
 
-    pthread_mutex_t set_lock; /* guards `set` (the pointer, not the keys) */
+    pthread_mutex_t set_lock;    /* guards `set` (the pointer, not the keys) */
     pthread_mutex_t reload_lock; /* one reload at a time */
     struct keyset *set;
 
     atomic_uint_fast64_t next_probe_ms;
     atomic_int probes_out;
 
-    kr_clock_fn now;  /* monotonic ms (tests inject) */
-    kr_clock_fn wall; /* wall-clock ms (tests inject) */
+    kr_clock_fn now;   /* monotonic ms (tests inject) */
+    kr_clock_fn wall;  /* wall-clock ms (tests inject) */
     kr_probe_fn probe; /* H->http_probe, or NULL */
 };
 

@@ -80,8 +80,8 @@ static long pick_round_robin(struct keyset *s, long avoid, uint64_t now)
 
 static long pick_least_inflight(struct keyset *s, long avoid, uint64_t now)
 {
-    size_t start = (size_t)(atomic_fetch_add_explicit(
-                                &s->cursor, 1, memory_order_relaxed) %
+    size_t start = (size_t)(atomic_fetch_add_explicit(&s->cursor, 1,
+                                                      memory_order_relaxed) %
                             s->n);
     long best = -1, fallback = -1;
     int best_load = 0;
@@ -93,8 +93,8 @@ static long pick_least_inflight(struct keyset *s, long avoid, uint64_t now)
             fallback = (long)j;
             continue;
         }
-        int load = atomic_load_explicit(&s->keys[j].inflight,
-                                        memory_order_relaxed);
+        int load =
+            atomic_load_explicit(&s->keys[j].inflight, memory_order_relaxed);
         if (best < 0 || load < best_load) {
             best = (long)j;
             best_load = load;

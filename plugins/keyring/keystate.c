@@ -19,9 +19,9 @@
 
 const char *key_outcome_name(enum key_outcome o)
 {
-    static const char *const names[OUT__N] = {
-        "none", "ok", "auth", "quota", "rate_limit", "server", "timeout",
-        "connection"};
+    static const char *const names[OUT__N] = {"none",    "ok",         "auth",
+                                              "quota",   "rate_limit", "server",
+                                              "timeout", "connection"};
     return o < OUT__N ? names[o] : "none";
 }
 
@@ -135,9 +135,8 @@ static uint64_t key_backoff(struct key *k, const struct key_policy *p)
     return d;
 }
 
-void key_record(struct key *k, const struct key_policy *p,
-                enum key_outcome o, uint64_t retry_hint_ms, uint64_t now,
-                const char *why)
+void key_record(struct key *k, const struct key_policy *p, enum key_outcome o,
+                uint64_t retry_hint_ms, uint64_t now, const char *why)
 {
     if (o == OUT_NONE)
         return;

@@ -22,12 +22,10 @@ static void probe_done(void *arg, int status)
 {
     struct probe_job *job = arg;
     struct key *k = &job->set->keys[job->idx];
-    if (status >= 200 && status < 300 &&
-        atomic_load(&k->state) == KEY_FAILED) {
+    if (status >= 200 && status < 300 && atomic_load(&k->state) == KEY_FAILED) {
         key_reset(k);
         H->log(job->kr->self, SLUICE_LOG_INFO,
-               "key %s is healthy again (probe answered %d)", k->name,
-               status);
+               "key %s is healthy again (probe answered %d)", k->name, status);
     }
     atomic_store(&k->probing, 0);
     atomic_fetch_sub(&job->kr->probes_out, 1);
@@ -40,11 +38,10 @@ void keyring_probe_maybe(struct keyring *kr)
     if (!kr->probe || !kr->probe_interval_ms)
         return;
     uint64_t now = kr->now();
-    uint_fast64_t due = atomic_load_explicit(&kr->next_probe_ms,
-                                             memory_order_relaxed);
-    if (now < due ||
-        !atomic_compare_exchange_strong(&kr->next_probe_ms, &due,
-                                        now + kr->probe_interval_ms))
+    uint_fast64_t due =
+        atomic_load_explicit(&kr->next_probe_ms, memory_order_relaxed);
+    if (now < due || !atomic_compare_exchange_strong(
+                         &kr->next_probe_ms, &due, now + kr->probe_interval_ms))
         return;
     struct keyset *s = keyring_acquire(kr);
     for (size_t i = 0; i < s->n; i++) {

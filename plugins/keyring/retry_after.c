@@ -71,7 +71,7 @@ int64_t ra_parse_duration(const char *s)
         s = end;
         if (!*s || *s == ' ' || *s == '\t') {
             if (parts)
-                return -1; /* "1m30": a unit is missing */
+                return -1;      /* "1m30": a unit is missing */
             total = v * 1000.0; /* bare number: seconds */
             parts++;
             break;
@@ -155,10 +155,10 @@ uint64_t ra_cooldown_ms(ra_header_fn get, void *arg, uint64_t wall_now_ms)
         if (ms >= 0)
             return (uint64_t)ms;
     }
-    int64_t rq = ra_value_ms(get(arg, "x-ratelimit-reset-requests"),
-                             wall_now_ms, 0);
-    int64_t tk = ra_value_ms(get(arg, "x-ratelimit-reset-tokens"),
-                             wall_now_ms, 0);
+    int64_t rq =
+        ra_value_ms(get(arg, "x-ratelimit-reset-requests"), wall_now_ms, 0);
+    int64_t tk =
+        ra_value_ms(get(arg, "x-ratelimit-reset-tokens"), wall_now_ms, 0);
     int rq_out = is_zero(get(arg, "x-ratelimit-remaining-requests"));
     int tk_out = is_zero(get(arg, "x-ratelimit-remaining-tokens"));
     if (rq_out != tk_out) {

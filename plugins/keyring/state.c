@@ -69,12 +69,12 @@ static struct key *find_by_id(struct keyset *s, const char *id)
     return NULL;
 }
 
-static void import_key(struct keyring *kr, struct key *k,
-                       const sluice_json *e, uint64_t now, uint64_t wall)
+static void import_key(struct keyring *kr, struct key *k, const sluice_json *e,
+                       uint64_t now, uint64_t wall)
 {
     const char *st = H->json_str(H->json_get(e, "state"));
-    uint64_t until_wall = (uint64_t)H->json_int(H->json_get(e,
-                                                            "cooldown_until_ms"));
+    uint64_t until_wall =
+        (uint64_t)H->json_int(H->json_get(e, "cooldown_until_ms"));
     if (st && !strcmp(st, "failed"))
         key_set_state(k, KEY_FAILED, 0);
     else if (st && !strcmp(st, "cooling") && until_wall > wall)

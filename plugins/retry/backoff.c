@@ -31,9 +31,8 @@ static atomic_uint_fast64_t backoff_state;
 
 uint64_t backoff_random(void)
 {
-    uint64_t z = atomic_fetch_add_explicit(&backoff_state,
-                                           0x9e3779b97f4a7c15ull,
-                                           memory_order_relaxed);
+    uint64_t z = atomic_fetch_add_explicit(
+        &backoff_state, 0x9e3779b97f4a7c15ull, memory_order_relaxed);
     if (z == 0) {
         /* first draw: seed from the clock (once; a race only reseeds) */
         struct timespec ts;

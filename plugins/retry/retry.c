@@ -78,8 +78,8 @@ static int retry_init(const sluice_host *host, sluice_stage *self,
                       const sluice_json *config, void **instance, char *err,
                       size_t errlen)
 {
-    static const char *const known[] = {"max_retries", "max_key_switches",
-                                        "base_ms", "max_ms", "jitter", NULL};
+    static const char *const known[] = {
+        "max_retries", "max_key_switches", "base_ms", "max_ms", "jitter", NULL};
     int64_t mr, ms, base, max;
     const char *jit;
     H = host;
@@ -163,9 +163,8 @@ static sluice_verdict retry_on_response(void *instance, sluice_ctx *ctx)
     rc->switches++;
     H->attr_set(ctx, "keyring.want", "other");
     H->retry_after_ms(ctx, 0);
-    H->log(rt->self, SLUICE_LOG_DEBUG,
-           "%s: attempt %d got %d, switching key", H->req_id(ctx),
-           H->attempt_no(ctx), status);
+    H->log(rt->self, SLUICE_LOG_DEBUG, "%s: attempt %d got %d, switching key",
+           H->req_id(ctx), H->attempt_no(ctx), status);
     return SLUICE_RETRY;
 }
 

@@ -29,13 +29,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CHAT "/v1/chat/completions"
+#define CHAT  "/v1/chat/completions"
 #define TOKEN "keys-test-admin-token-0123456789"
-#define KA "sk-keys-test-aaaa0001"
-#define KB "sk-keys-test-bbbb0002"
-#define KC "sk-keys-test-cccc0003"
-#define KD "sk-keys-test-dddd0004"
-#define KE "sk-keys-test-eeee0005"
+#define KA    "sk-keys-test-aaaa0001"
+#define KB    "sk-keys-test-bbbb0002"
+#define KC    "sk-keys-test-cccc0003"
+#define KD    "sk-keys-test-dddd0004"
+#define KE    "sk-keys-test-eeee0005"
 
 static const char BODY[] =
     "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
@@ -136,8 +136,7 @@ static void mock_keys(char *out, size_t outlen)
     ck_assert_ptr_nonnull(reqs);
     size_t n = 0;
     for (size_t i = 0; i < json_array_size(reqs) && n + 1 < outlen; i++) {
-        const char *a = h_rec_header(json_array_get(reqs, i),
-                                     "authorization");
+        const char *a = h_rec_header(json_array_get(reqs, i), "authorization");
         char c = '?';
         if (a && strlen(a) == strlen("Bearer " KA) &&
             !strncmp(a, "Bearer sk-keys-test-", 20))
@@ -246,8 +245,7 @@ START_TEST(unauthorized_key_isolated_until_reset)
     json_t *kb = json_array_get(json_object_get(doc, "keys"), 1);
     ck_assert_str_eq(json_string_value(json_object_get(kb, "name")),
                      "sk-…0002");
-    ck_assert_str_eq(json_string_value(json_object_get(kb, "state")),
-                     "failed");
+    ck_assert_str_eq(json_string_value(json_object_get(kb, "state")), "failed");
     ck_assert_str_eq(json_string_value(json_object_get(kb, "last_error")),
                      "401: key rejected");
     ck_assert_int_eq(json_integer_value(json_object_get(
@@ -259,8 +257,8 @@ START_TEST(unauthorized_key_isolated_until_reset)
 
     /* the admin API wants its token */
     h_resp r;
-    h_request(h_sluice_port(), "POST", "/admin/reset-failed-keys", NULL,
-              NULL, 0, 10000, &r);
+    h_request(h_sluice_port(), "POST", "/admin/reset-failed-keys", NULL, NULL,
+              0, 10000, &r);
     ck_assert_int_eq(r.status, 401);
     h_resp_free(&r);
 
@@ -302,9 +300,8 @@ START_TEST(server_errors_then_success_on_the_third_attempt)
         if (i == 0)
             continue;
         json_t *prev = json_array_get(reqs, i - 1);
-        long long gap =
-            json_integer_value(json_object_get(rec, "t_start_ms")) -
-            json_integer_value(json_object_get(prev, "t_end_ms"));
+        long long gap = json_integer_value(json_object_get(rec, "t_start_ms")) -
+                        json_integer_value(json_object_get(prev, "t_end_ms"));
         /* a timer never fires early; the slack above is for a busy box */
         ck_assert_msg(gap >= want_gap[i - 1] - 2 &&
                           gap <= want_gap[i - 1] + 1500,
@@ -377,10 +374,9 @@ END_TEST
 START_TEST(wait_for_key_holds_the_request_until_a_key_is_back)
 {
     start(KA "\n", "wait_for_key_ms: 5000", NULL);
-    ck_assert_int_eq(
-        h_mock_script("{\"rules\":[{\"times\":1,\"status\":429,"
-                      "\"headers\":{\"Retry-After\":\"1\"}}]}"),
-        0);
+    ck_assert_int_eq(h_mock_script("{\"rules\":[{\"times\":1,\"status\":429,"
+                                   "\"headers\":{\"Retry-After\":\"1\"}}]}"),
+                     0);
     h_resp r;
     h_post_json(CHAT, BODY, &r);
     ck_assert_msg(r.status == 200, "status %ld: %s", r.status, r.body);
@@ -389,11 +385,10 @@ START_TEST(wait_for_key_holds_the_request_until_a_key_is_back)
     h_resp_free(&r);
     json_t *reqs = h_mock_requests();
     ck_assert_uint_eq(json_array_size(reqs), 2);
-    long long gap =
-        json_integer_value(
-            json_object_get(json_array_get(reqs, 1), "t_start_ms")) -
-        json_integer_value(
-            json_object_get(json_array_get(reqs, 0), "t_end_ms"));
+    long long gap = json_integer_value(json_object_get(json_array_get(reqs, 1),
+                                                       "t_start_ms")) -
+                    json_integer_value(
+                        json_object_get(json_array_get(reqs, 0), "t_end_ms"));
     ck_assert_msg(gap >= 990, "the key was used again after %lld ms", gap);
     json_decref(reqs);
 }
@@ -524,8 +519,7 @@ START_TEST(stream_retried_before_first_byte_not_after)
     h_stream_request(h_sluice_port(), "POST", CHAT, NULL, STREAM_BODY,
                      strlen(STREAM_BODY), 20000, 0, 0, &s);
     ck_assert_int_eq(s.resp.status, 200);
-    ck_assert_msg(strstr(s.resp.body, "stream_interrupted"), "%s",
-                  s.resp.body);
+    ck_assert_msg(strstr(s.resp.body, "stream_interrupted"), "%s", s.resp.body);
     h_stream_free(&s);
     ck_assert_int_eq(h_mock_request_count(), 1);
 }
@@ -581,8 +575,7 @@ START_TEST(failed_key_comes_back_after_a_probe)
         json_t *rec = json_array_get(reqs, i);
         if (!strcmp(h_rec_str(rec, "method"), "GET")) {
             ck_assert_str_eq(h_rec_str(rec, "path"), "/v1/models");
-            ck_assert_str_eq(h_rec_header(rec, "authorization"),
-                             "Bearer " KB);
+            ck_assert_str_eq(h_rec_header(rec, "authorization"), "Bearer " KB);
             probes++;
         }
     }

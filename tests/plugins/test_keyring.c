@@ -139,8 +139,8 @@ static int admin_call(struct generation *g, const char *action,
 
 static void assert_no_secret(const char *text)
 {
-    ck_assert_msg(!strstr(text, K1) && !strstr(text, K2) &&
-                      !strstr(text, K3) && !strstr(text, "aaaaaaaaaaaa"),
+    ck_assert_msg(!strstr(text, K1) && !strstr(text, K2) && !strstr(text, K3) &&
+                      !strstr(text, "aaaaaaaaaaaa"),
                   "a key appears whole: %s", text);
 }
 
@@ -203,8 +203,7 @@ START_TEST(init_refuses_empty_file_and_bad_config)
              keys_path);
     ck_assert_ptr_null(sh_gen_new(cfg, err, sizeof err));
     ck_assert_msg(strstr(err, "strategy"), "%s", err);
-    snprintf(cfg, sizeof cfg, "{\"keys_file\":\"%s\",\"bogus\":1}",
-             keys_path);
+    snprintf(cfg, sizeof cfg, "{\"keys_file\":\"%s\",\"bogus\":1}", keys_path);
     ck_assert_ptr_null(sh_gen_new(cfg, err, sizeof err));
     ck_assert_msg(strstr(err, "bogus"), "%s", err);
 }
@@ -276,10 +275,15 @@ START_TEST(retry_after_headers)
     const char *d[] = {"x-ratelimit-reset-requests", "1s",
                        "x-ratelimit-reset-tokens", "6m0s", NULL};
     ck_assert_uint_eq(cooldown(d, wall), 360000); /* larger, unsaid which */
-    const char *e[] = {"x-ratelimit-reset-requests", "1s",
-                       "x-ratelimit-reset-tokens", "6m0s",
-                       "x-ratelimit-remaining-requests", "0",
-                       "x-ratelimit-remaining-tokens", "5000", NULL};
+    const char *e[] = {"x-ratelimit-reset-requests",
+                       "1s",
+                       "x-ratelimit-reset-tokens",
+                       "6m0s",
+                       "x-ratelimit-remaining-requests",
+                       "0",
+                       "x-ratelimit-remaining-tokens",
+                       "5000",
+                       NULL};
     ck_assert_uint_eq(cooldown(e, wall), 1000); /* the one that ran out */
     const char *f[] = {"x-ratelimit-reset-requests", "1700000030", NULL};
     ck_assert_uint_eq(cooldown(f, 1700000000000ull), 30000); /* epoch s */
@@ -504,9 +508,9 @@ START_TEST(all_unavailable_is_503_with_retry_after)
     struct generation *g = gen(NULL);
     const char *ra5[] = {"Retry-After", "5", NULL};
     const char *ra9[] = {"Retry-After", "9", NULL};
-    one_request(g, 401, NULL, "{}");       /* K1 failed */
-    one_request(g, 429, ra9, "{}");        /* K2 cooling 9 s */
-    one_request(g, 429, ra5, "{}");        /* K3 cooling 5 s */
+    one_request(g, 401, NULL, "{}"); /* K1 failed */
+    one_request(g, 429, ra9, "{}");  /* K2 cooling 9 s */
+    one_request(g, 429, ra5, "{}");  /* K3 cooling 5 s */
     fake_now += 1500;
     struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
     ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
@@ -682,8 +686,8 @@ START_TEST(admin_keys_reset_and_status)
     ck_assert_msg(strstr(out, "\"name\":\"sk-…1111\""), "%s", out);
     ck_assert_msg(strstr(out, "\"state\":\"failed\""), "%s", out);
     ck_assert_msg(strstr(out, "\"state\":\"cooling\""), "%s", out);
-    ck_assert_msg(strstr(out, "\"cooldown_until\":\"2023-11-14T22:13:50"),
-                  "%s", out); /* 1700000000 + 30 s */
+    ck_assert_msg(strstr(out, "\"cooldown_until\":\"2023-11-14T22:13:50"), "%s",
+                  out); /* 1700000000 + 30 s */
     ck_assert_msg(strstr(out, "\"last_error\":\"401: key rejected\""), "%s",
                   out);
     ck_assert_msg(strstr(out, "\"rate_limit\":1"), "%s", out);
@@ -738,8 +742,7 @@ START_TEST(export_import_roundtrip)
                       20000);
     ck_assert_int_eq(key_state_at(key_named(g2, K3), fake_now), KEY_HEALTHY);
     ck_assert_uint_eq(atomic_load(&key_named(g2, K3)->successes), 1);
-    ck_assert_uint_eq(atomic_load(&key_named(g2, K1)->failures[OUT_AUTH]),
-                      1);
+    ck_assert_uint_eq(atomic_load(&key_named(g2, K1)->failures[OUT_AUTH]), 1);
     ck_assert_int_eq(keyring_import_state(KR(g2), "{\"version\":9}", 13), -1);
     ck_assert_int_eq(keyring_import_state(KR(g2), "not json", 8), -1);
     buf_release(&b);
@@ -799,7 +802,7 @@ END_TEST
 /* ---- stress: many threads selecting at once ----------------------------- */
 
 #define STRESS_THREADS 8
-#define STRESS_PICKS 20000
+#define STRESS_PICKS   20000
 
 struct stress {
     struct keyring *kr;
@@ -837,8 +840,7 @@ START_TEST(stress_many_threads_select)
     memset(st, 0, sizeof st);
     for (int i = 0; i < STRESS_THREADS; i++) {
         st[i].kr = KR(g);
-        ck_assert_int_eq(pthread_create(&th[i], NULL, stress_main, &st[i]),
-                         0);
+        ck_assert_int_eq(pthread_create(&th[i], NULL, stress_main, &st[i]), 0);
     }
     long total[8] = {0}, failed = 0, all = 0;
     for (int i = 0; i < STRESS_THREADS; i++) {

@@ -22,7 +22,7 @@ START_TEST(cap_doubles_until_max)
     uint64_t want[] = {250, 500, 1000, 2000, 4000, 8000, 8000, 8000};
     for (unsigned n = 1; n <= 8; n++)
         ck_assert_uint_eq(backoff_cap_ms(250, 8000, n), want[n - 1]);
-    ck_assert_uint_eq(backoff_cap_ms(300, 1000, 3), 1000); /* 1200 capped */
+    ck_assert_uint_eq(backoff_cap_ms(300, 1000, 3), 1000);    /* 1200 capped */
     ck_assert_uint_eq(backoff_cap_ms(250, 8000, 1000), 8000); /* no overflow */
     ck_assert_uint_eq(backoff_cap_ms(0, 8000, 5), 0);
 }
@@ -120,8 +120,7 @@ START_TEST(key_errors_switch_at_once)
     struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
     int st[] = {401, 403, 429, 402};
     for (int i = 0; i < 4; i++) {
-        ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, st[i]),
-                         SLUICE_RETRY);
+        ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, st[i]), SLUICE_RETRY);
         ck_assert_str_eq(want(c), "other");
         ck_assert_uint_eq(c->retry_ms, 0);
     }
@@ -180,8 +179,8 @@ START_TEST(zero_retries_and_bad_config)
     char err[256] = "";
     ck_assert_ptr_null(sh_gen_new("{\"max_retries\":-1}", err, sizeof err));
     ck_assert_msg(strstr(err, "max_retries"), "%s", err);
-    ck_assert_ptr_null(sh_gen_new("{\"base_ms\":500,\"max_ms\":100}", err,
-                                  sizeof err));
+    ck_assert_ptr_null(
+        sh_gen_new("{\"base_ms\":500,\"max_ms\":100}", err, sizeof err));
     ck_assert_msg(strstr(err, "max_ms"), "%s", err);
     ck_assert_ptr_null(sh_gen_new("{\"jitter\":\"half\"}", err, sizeof err));
     ck_assert_ptr_null(sh_gen_new("{\"retries\":3}", err, sizeof err));
