@@ -4,6 +4,7 @@
  * asserts on what the client got and on the Authorization headers the mock
  * recorded, in the order it recorded them.
  *
+ *   - an empty keys file: sluice refuses to start and says why
  *   - three keys, nine requests: each key three times, in turn
  *   - 429 + Retry-After: 2 moves the attempt to another key, keeps the key
  *     out for two seconds, then it is back
@@ -154,6 +155,28 @@ static size_t count_char(const char *s, char c)
         n += *s == c;
     return n;
 }
+
+/* ---- start-up ------------------------------------------------------ */
+
+START_TEST(empty_keys_file_refuses_to_start)
+{
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "%s/empty-keys.yaml", h_tmpdir());
+    h_opts o = {0};
+    o.keys = "# no keys yet\n\n";
+    o.base_url = "http://127.0.0.1:9/v1";
+    ck_assert_int_eq(h_write_config(cfg, &o, h_free_port()), 0);
+    const char *bin = getenv("SLUICE_BIN");
+    ck_assert_ptr_nonnull(bin);
+    char *argv[] = {(char *)bin, "-c", cfg, NULL};
+    char *out = NULL;
+    int rc = h_run_capture(argv, 10000, &out);
+    ck_assert_msg(rc != 0 && rc < 128, "exit %d; output:\n%s", rc, out);
+    ck_assert_msg(strstr(out, "holds no keys") && strstr(out, "keyring"),
+                  "the reason is not given:\n%s", out);
+    free(out);
+}
+END_TEST
 
 /* ---- round robin -------------------------------------------------- */
 
@@ -624,6 +647,7 @@ int main(void)
     TCase *tc = tcase_create("keys");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, empty_keys_file_refuses_to_start);
     tcase_add_test(tc, three_keys_nine_requests_in_turn);
     tcase_add_test(tc, rate_limit_moves_to_another_key_for_two_seconds);
     tcase_add_test(tc, unauthorized_key_isolated_until_reset);
