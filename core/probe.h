@@ -13,7 +13,9 @@
 
 /* Queue GET url with the given Authorization value (copied). Returns 0, or
  * -1 when the queue is full or the thread cannot start (done is then never
- * called). */
+ * called). done() runs on the probe thread and must not destroy a stage
+ * (drop a generation's last reference): probe_cancel_stage from that
+ * thread would wait for itself. */
 int probe_submit(sluice_stage *stage, const char *url,
                  const char *authorization, long timeout_ms,
                  sluice_probe_fn done, void *arg);
