@@ -4,6 +4,8 @@
  * asserts on what the client got and on the Authorization headers the mock
  * recorded, in the order it recorded them.
  *
+ *   - revoked, throttled and flaky keys together: no client error while
+ *     one key works, and /admin/keys says which key is in which state
  *   - an empty keys file: sluice refuses to start and says why
  *   - three keys, nine requests: each key three times, in turn
  *   - 429 + Retry-After: 2 moves the attempt to another key, keeps the key
@@ -155,6 +157,55 @@ static size_t count_char(const char *s, char c)
         n += *s == c;
     return n;
 }
+
+/* ---- the whole point ----------------------------------------------- */
+
+START_TEST(mixed_pool_serves_while_one_key_works)
+{
+    start(KA "\n" KB "\n" KC "  team-c\n", NULL, NULL);
+    ck_assert_int_eq(
+        h_mock_script("{\"rules\":["
+                      "{\"match\":{\"auth\":\"Bearer " KA "\"},\"times\":0,"
+                      "\"status\":401},"
+                      "{\"match\":{\"auth\":\"Bearer " KB "\"},\"times\":0,"
+                      "\"status\":429,\"headers\":{\"Retry-After\":\"60\"}},"
+                      "{\"match\":{\"auth\":\"Bearer " KC "\"},\"times\":1,"
+                      "\"status\":500}]}"),
+        0);
+    /* revoked, throttled, flaky: the client never sees an error */
+    ck_assert_int_eq(chat(200), 4); /* A 401, B 429, C 500, C 200 */
+    for (int i = 0; i < 9; i++)
+        ck_assert_int_eq(chat(200), 1);
+    char seen[64];
+    mock_keys(seen, sizeof seen);
+    ck_assert_str_eq(seen, "ABCCCCCCCCCCC");
+    /* and the operator sees exactly which key is in which state */
+    char *body;
+    ck_assert_int_eq(admin("GET", "/admin/keys", &body), 200);
+    json_t *doc = json_loads(body, 0, NULL);
+    json_t *keys = json_object_get(doc, "keys");
+    const char *want[][2] = {
+        {"sk-…0001", "failed"}, {"sk-…0002", "cooling"}, {"team-c", "healthy"}};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *k = json_array_get(keys, i);
+        ck_assert_str_eq(json_string_value(json_object_get(k, "name")),
+                         want[i][0]);
+        ck_assert_str_eq(json_string_value(json_object_get(k, "state")),
+                         want[i][1]);
+    }
+    ck_assert_int_eq(json_integer_value(
+                         json_object_get(json_array_get(keys, 2), "successes")),
+                     10);
+    json_decref(doc);
+    free(body);
+    h_resp r;
+    h_get("/health", &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(strstr(r.body, "\"healthy\":1,\"cooling\":1,\"failed\":1"),
+                  "%s", r.body);
+    h_resp_free(&r);
+}
+END_TEST
 
 /* ---- start-up ------------------------------------------------------ */
 
@@ -647,6 +698,7 @@ int main(void)
     TCase *tc = tcase_create("keys");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, mixed_pool_serves_while_one_key_works);
     tcase_add_test(tc, empty_keys_file_refuses_to_start);
     tcase_add_test(tc, three_keys_nine_requests_in_turn);
     tcase_add_test(tc, rate_limit_moves_to_another_key_for_two_seconds);
