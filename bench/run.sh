@@ -294,6 +294,7 @@ run_wrk() {
     log "$target $mode c=$c: $rps req/s p50 $(g p50_us) us, errors $(g errors)+$(g non2xx), cpu/1k $cpu s, upstream conns $opened"
 }
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$TMP/rows"
 start_sluice 0
 IDLE_RSS=$(kb "$SLUICE_PID" VmRSS)
@@ -356,6 +357,7 @@ if has_stage auth; then
 fi
 
 # ---- report --------------------------------------------------------------
+LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- core plugins sdk 2>/dev/null || COMMIT="$COMMIT+dirty"
 DATE=$(date -u +%Y-%m-%d)
@@ -370,7 +372,8 @@ STAGES=$(grep -o 'plugin: [a-z]*' "$TMP/sluice-0.yaml" | awk '{print $2}' | past
 awk -v D="$DATE" -v C="$COMMIT" -v CPU="$CPU" -v NP="$(nproc)" \
     -v K="$(uname -r)" -v ST="$STAGES" -v IDLE="$IDLE_RSS" -v PEAK="$PEAK_RSS" \
     -v AFTER="$AFTER_RSS" -v DUR="$DURATION" -v REP="$REPEAT" \
-    -v PROBE="$TMP/probe" -v STREAMS="$STREAMS_LINE" '
+    -v PROBE="$TMP/probe" -v STREAMS="$STREAMS_LINE" \
+    -v L0="$LOAD0" -v L1="$LOAD1" '
 function median_row(key,   n, i, j, t, idx) {
     n = cnt[key]
     for (i = 1; i <= n; i++) idx[i] = i
@@ -394,7 +397,8 @@ function median_col(key, col,   n, i, j, t, v) {
 END {
     printf "# sluice benchmark, %s, commit %s\n\n", D, C
     printf "Machine: %s cores, %s, Linux %s. Load generator (wrk), mock upstream, ", NP, CPU, K
-    printf "nginx and sluice all share these cores on loopback.\n\n"
+    printf "nginx and sluice all share these cores on loopback. Load average at the start: %s, at the end: %s ", L0, L1
+    printf "(anything above ~2 is other work on the machine: expect run-to-run swings).\n\n"
     printf "sluice pipeline: %s (8 fake keys, log level WARNING). nginx: plain " , ST
     printf "`proxy_pass` with upstream keep-alive, `proxy_buffering off`. Body: " 
     printf "bench/chat.lua (~1.2 KB, 4 messages); streams: 20 chunks, no delay. "
