@@ -146,6 +146,26 @@ void worker_easy_put(struct worker *w, CURL *e)
         curl_easy_cleanup(e);
 }
 
+/* The upstream URL of chat completions, as text and parsed: libcurl then
+ * skips parsing it again for every transfer (CURLOPT_CURLU). The base URL
+ * cannot change while running (a reload warns and keeps it). */
+static int worker_url_init(struct worker *w, const char *base_url)
+{
+    size_t n = strlen(base_url) + sizeof "/chat/completions";
+    w->chat_url = malloc(n);
+    if (!w->chat_url)
+        return -1;
+    snprintf(w->chat_url, n, "%s/chat/completions", base_url);
+    w->chat_curlu = curl_url();
+    if (w->chat_curlu &&
+        curl_url_set(w->chat_curlu, CURLUPART_URL, w->chat_url, 0) !=
+            CURLUE_OK) {
+        curl_url_cleanup(w->chat_curlu); /* let CURLOPT_URL report it */
+        w->chat_curlu = NULL;
+    }
+    return 0;
+}
+
 /* ---- client hang-up watch ------------------------------------------ */
 
 void worker_watch_client(struct worker *w, struct sluice_ctx *ctx)
@@ -354,6 +374,10 @@ static void worker_free(struct worker *w)
         curl_easy_cleanup(w->easy_pool[--w->npool]);
     free(w->easy_pool);
     w->easy_pool = NULL;
+    curl_url_cleanup(w->chat_curlu); /* after every handle that used it */
+    w->chat_curlu = NULL;
+    free(w->chat_url);
+    w->chat_url = NULL;
     timer_heap_free(&w->timers);
     worker_run_posted(w); /* nothing may be left owning memory */
     if (w->wake_fd >= 0)
@@ -406,6 +430,10 @@ int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
     curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
     curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS,
                       (long)srv->cfg->max_connections);
+    if (worker_url_init(w, srv->cfg->base_url) != 0) {
+        snprintf(err, errlen, "worker %d: out of memory", id);
+        goto fail;
+    }
 
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         snprintf(err, errlen, "worker %d: cannot start thread", id);

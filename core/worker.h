@@ -34,6 +34,8 @@ struct worker {
     int mhd_resumed;  /* a connection was resumed: MHD_run must see it */
     uint64_t mhd_at;  /* when MHD wants MHD_run again (UINT64_MAX: never) */
     struct timer_heap timers;
+    char *chat_url;   /* <base_url>/chat/completions, built once */
+    CURLU *chat_curlu; /* the same parsed once (NULL: use chat_url) */
     CURL **easy_pool; /* idle easy handles, reused across transfers */
     size_t npool, cappool;
     struct server *srv;
