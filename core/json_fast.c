@@ -43,6 +43,18 @@ static const unsigned char plain_tab[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
+/* Nonzero when one of the 8 bytes in x is not plain (see plain_tab): a
+ * control character, '"', '\\' or a byte >= 0x80. Word-at-a-time tests
+ * from "Bit Twiddling Hacks" (haszero / hasless), exact for n <= 128. */
+#define J_ONES 0x0101010101010101ull
+#define J_HIGH 0x8080808080808080ull
+static uint64_t word_not_plain(uint64_t x)
+{
+    uint64_t q = x ^ (J_ONES * '"'), b = x ^ (J_ONES * '\\');
+    return ((x - J_ONES * 0x20) & ~x & J_HIGH) | ((q - J_ONES) & ~q & J_HIGH) |
+           ((b - J_ONES) & ~b & J_HIGH) | (x & J_HIGH);
+}
+
 static void jp_fail(struct jp *j, const unsigned char *at, const char *fmt,
                     ...)
 {
@@ -223,6 +235,15 @@ static int parse_string(struct jp *j, const char **s, size_t *n)
     int copying = 0;
     j->slen = 0;
     for (;;) {
+        for (;;) { /* 8 plain bytes at a time, then byte by byte */
+            uint64_t x;
+            if (e - p < 8)
+                break;
+            memcpy(&x, p, 8);
+            if (word_not_plain(x))
+                break;
+            p += 8;
+        }
         while (p < e && plain_tab[*p])
             p++;
         if (p >= e) {
