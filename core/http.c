@@ -17,14 +17,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void add_common_headers(struct sluice_ctx *ctx,
                                struct MHD_Response *r)
 {
     MHD_add_response_header(r, "x-request-id", ctx->id);
-    for (size_t i = 0; i < ctx->out_headers.n; i++)
+    for (size_t i = 0; i < ctx->out_headers.n; i++) {
+        /* the content type is set once, by the caller */
+        if (strcasecmp(ctx->out_headers.v[i].name, "content-type") == 0)
+            continue;
         MHD_add_response_header(r, ctx->out_headers.v[i].name,
                                 ctx->out_headers.v[i].value);
+    }
 }
 
 static enum MHD_Result queue_full(struct sluice_ctx *ctx)
@@ -58,7 +63,11 @@ static enum MHD_Result queue_stream(struct sluice_ctx *ctx)
     if (!r)
         return MHD_NO;
     ctx->refs++; /* dropped by flow_stream_free */
-    const char *ct = hdrs_get(&ctx->resp_headers, "content-type");
+    /* a stage's choice (the sse stage sets text/event-stream), else the
+     * upstream's */
+    const char *ct = hdrs_get(&ctx->out_headers, "content-type");
+    if (!ct)
+        ct = hdrs_get(&ctx->resp_headers, "content-type");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                             ct ? ct : "text/event-stream");
     if (!hdrs_get(&ctx->out_headers, "cache-control"))
