@@ -44,6 +44,7 @@ struct conn {
     enum st st;
     enum fail fail;
     double t0, t_first; /* ms; t_first < 0: no event yet */
+    double t_conn, t_hdr; /* connected, response headers in (ms from t0) */
     size_t sent;
     char hdr[2048];
     size_t hlen;
@@ -236,6 +237,7 @@ static void conn_read(struct conn *c)
                 continue;
             }
             size_t hend = (size_t)(e - c->hdr) + 4;
+            c->t_hdr = now_ms() - c->t0;
             off = hend - before;
             on_headers(c, hend);
             if (c->st != ST_SIZE)
@@ -266,6 +268,7 @@ static void conn_event(struct conn *c, uint32_t events)
                                  .data.ptr = c};
         epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
         c->st = ST_HEADERS;
+        c->t_conn = now_ms() - c->t0;
         return;
     }
     conn_read(c);
@@ -351,7 +354,9 @@ int main(int argc, char **argv)
 
     int fails[F_N] = {0}, ok = 0;
     double *ttfe = calloc((size_t)n, sizeof(double));
-    size_t nt = 0;
+    double *tconn = calloc((size_t)n, sizeof(double));
+    double *thdr = calloc((size_t)n, sizeof(double));
+    size_t nt = 0, nc = 0, nh = 0;
     long events = 0;
     for (int i = 0; i < n; i++) {
         struct conn *c = &cs[i];
@@ -363,15 +368,24 @@ int main(int argc, char **argv)
             fails[c->fail]++;
         if (c->t_first >= 0)
             ttfe[nt++] = c->t_first;
+        if (c->t_conn > 0)
+            tconn[nc++] = c->t_conn;
+        if (c->t_hdr > 0)
+            thdr[nh++] = c->t_hdr;
         events += c->events;
     }
     qsort(ttfe, nt, sizeof *ttfe, cmp_double);
+    qsort(tconn, nc, sizeof *tconn, cmp_double);
+    qsort(thdr, nh, sizeof *thdr, cmp_double);
     int errors = n - ok;
     printf("streams %d ok %d errors %d events %ld elapsed %.1f s\n", n, ok,
            errors, events, elapsed / 1000);
     printf("time to first event (ms): p50 %.2f p90 %.2f p99 %.2f max %.2f\n",
            pct(ttfe, nt, 0.5), pct(ttfe, nt, 0.9), pct(ttfe, nt, 0.99),
            pct(ttfe, nt, 1.0));
+    printf("connected (ms): p50 %.2f p99 %.2f; response headers (ms): p50 "
+           "%.2f p99 %.2f\n", pct(tconn, nc, 0.5), pct(tconn, nc, 0.99),
+           pct(thdr, nh, 0.5), pct(thdr, nh, 0.99));
     for (int f = 1; f < F_N; f++)
         if (fails[f])
             printf("  failed: %s %d\n", fail_names[f], fails[f]);
@@ -381,6 +395,8 @@ int main(int argc, char **argv)
            n, ok, errors, events, elapsed, pct(ttfe, nt, 0.5),
            pct(ttfe, nt, 0.9), pct(ttfe, nt, 0.99));
     free(ttfe);
+    free(tconn);
+    free(thdr);
     free(cs);
     free(request);
     close(ep);
