@@ -29,7 +29,7 @@ void flow_resume(struct sluice_ctx *ctx)
 {
     if (!ctx->suspended)
         return;
-    worker_unwatch_client(ctx->w, ctx);
+    /* the hang-up watch stays: see worker_watch_client */
     ctx->suspended = 0;
     MHD_resume_connection(ctx->conn);
 }

@@ -58,8 +58,11 @@ static enum MHD_Result queue_full(struct sluice_ctx *ctx)
 
 static enum MHD_Result queue_stream(struct sluice_ctx *ctx)
 {
+    /* MHD allocates the block with the response, per stream: 4 KiB holds
+     * several chat events (a larger backlog just takes more reader calls)
+     * and keeps 2,000 streams 24 MB lighter than 16 KiB did */
     struct MHD_Response *r = MHD_create_response_from_callback(
-        MHD_SIZE_UNKNOWN, 16 * 1024, flow_stream_read, ctx, flow_stream_free);
+        MHD_SIZE_UNKNOWN, 4 * 1024, flow_stream_read, ctx, flow_stream_free);
     if (!r)
         return MHD_NO;
     ctx->refs++; /* dropped by flow_stream_free */
