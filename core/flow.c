@@ -450,6 +450,17 @@ int request_stream_write(struct sluice_ctx *ctx, const char *data, size_t len)
 {
     if (!data || !len)
         return 0; /* the end mark of the on_chunk chain */
+    /* Move what the client has not taken yet to the front once more was
+     * taken than remains: a buffer that never drains to empty (the client
+     * reads as fast as the upstream writes) would otherwise grow with the
+     * whole stream, although what is pending stays under sbuf_max. */
+    size_t pending = ctx->sbuf.len - ctx->soff;
+    if (ctx->soff && ctx->soff >= pending) {
+        memmove(ctx->sbuf.data, ctx->sbuf.data + ctx->soff, pending);
+        ctx->sbuf.len = pending;
+        ctx->sbuf.data[pending] = '\0';
+        ctx->soff = 0;
+    }
     if (buf_append(&ctx->sbuf, data, len) != 0)
         return -1;
     ctx->last_out_ms = time_now_ms();

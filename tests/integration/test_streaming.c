@@ -479,7 +479,7 @@ START_TEST(test_slow_client_bounded)
     snprintf(asan, sizeof asan, "%s%squarantine_size_mb=1",
              prev ? prev : "", prev && *prev ? ":" : "");
     setenv("ASAN_OPTIONS", asan, 1);
-    start_with_sse("{ buffer_bytes: 4096, heartbeat_s: 0, idle_timeout_s: 30 }");
+    start_with_sse("{ buffer_bytes: 16384, heartbeat_s: 0, idle_timeout_s: 30 }");
     char rules[128];
     snprintf(rules, sizeof rules,
              "{\"rules\":[{\"stream\":{\"chunks\":%d,\"delay_ms\":0}}]}", N);
@@ -504,7 +504,7 @@ START_TEST(test_slow_client_bounded)
     curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, small_rcvbuf);
     /* a client reading 4 MB/s, far slower than the mock writes */
     curl_easy_setopt(e, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)4000000);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 120000L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 240000L);
     curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
     CURLcode rc = curl_easy_perform(e);
     long status = 0;
@@ -636,7 +636,7 @@ static Suite *streaming_suite(void)
     Suite *s = suite_create("streaming");
     TCase *tc = tcase_create("streams");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_split_events);
     tcase_add_test(tc, test_drip_feed);
     tcase_add_test(tc, test_mid_stream_cut);
