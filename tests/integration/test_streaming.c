@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CHAT_PATH "/v1/chat/completions"
@@ -378,9 +379,45 @@ END_TEST
 
 /* ---- client abort ---------------------------------------------------------- */
 
+#define ADMIN_TOKEN "streaming-test-admin-token-0123456789"
+
+/* Sum of the keyring's in-flight counts (GET /admin/keys), -1 on error. */
+static long keys_inflight(void)
+{
+    const char *hdrs[] = {"Authorization: Bearer " ADMIN_TOKEN, NULL};
+    h_resp r;
+    h_request(h_sluice_port(), "GET", "/admin/keys", hdrs, NULL, 0, 10000,
+              &r);
+    json_t *doc = r.status == 200 ? h_resp_json(&r) : NULL;
+    json_t *keys = json_object_get(doc, "keys");
+    long n = json_is_array(keys) ? 0 : -1;
+    for (size_t i = 0; n >= 0 && i < json_array_size(keys); i++)
+        n += (long)json_integer_value(
+            json_object_get(json_array_get(keys, i), "inflight"));
+    json_decref(doc);
+    h_resp_free(&r);
+    return n;
+}
+
 START_TEST(test_client_abort)
 {
-    start_with_sse(NULL);
+    /* the admin API on, to read the keyring's in-flight counts */
+    static char extra[600], pipeline[600];
+    char tok[512];
+    snprintf(tok, sizeof tok, "%s/admin.token", h_tmpdir());
+    FILE *f = fopen(tok, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(ADMIN_TOKEN "\n", f);
+    fclose(f);
+    chmod(tok, 0600);
+    snprintf(extra, sizeof extra, "admin:\n  token_file: \"%s\"\n", tok);
+    snprintf(pipeline, sizeof pipeline,
+             "  - plugin: keyring\n"
+             "    config: { keys_file: \"@KEYS_FILE@\" }\n"
+             "  - plugin: sse\n");
+    h_opts opts = {.pipeline = pipeline, .extra = extra};
+    h_start_all(&opts);
+    ck_assert_int_eq(keys_inflight(), 0);
     ck_assert_int_eq(
         h_mock_script("{\"rules\":[{\"stream\":{\"chunks\":100,\"delay_ms\":100}}]}"),
         0);
@@ -399,6 +436,15 @@ START_TEST(test_client_abort)
         json_object_get(json_array_get(reqs, 0), "chunks_sent"));
     ck_assert_msg(sent < 60, "the mock sent %lld chunks", (long long)sent);
     json_decref(reqs);
+    /* the key the stream held is free again (on_complete ran) */
+    long inflight = -1;
+    for (int i = 0; i < 60 && inflight != 0; i++) {
+        inflight = keys_inflight();
+        if (inflight)
+            h_sleep_ms(50);
+    }
+    ck_assert_msg(inflight == 0, "keyring in-flight %ld after the abort",
+                  inflight);
     /* and sluice still serves */
     stream(STREAM_BODY, &s);
     assert_clean_end(&s, "after an abort");
