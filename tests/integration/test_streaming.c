@@ -590,6 +590,84 @@ START_TEST(test_slow_client_bounded)
 }
 END_TEST
 
+/* ---- a paused upstream is not an idle one ------------------------------------ */
+
+struct stall {
+    char *body;
+    size_t len, cap;
+    int stalled;
+};
+
+/* Collects the body; once 64 KB are in, stops reading for 1.5 s. */
+static size_t stall_write(char *data, size_t size, size_t n, void *ud)
+{
+    struct stall *s = ud;
+    size_t len = size * n;
+    if (s->len + len + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1 << 20;
+        while (cap < s->len + len + 1)
+            cap *= 2;
+        char *p = realloc(s->body, cap);
+        if (!p)
+            return 0;
+        s->body = p;
+        s->cap = cap;
+    }
+    memcpy(s->body + s->len, data, len);
+    s->len += len;
+    s->body[s->len] = '\0';
+    if (!s->stalled && s->len >= 64 * 1024) {
+        s->stalled = 1;
+        h_sleep_ms(1500);
+    }
+    return len;
+}
+
+START_TEST(test_paused_is_not_idle)
+{
+    enum { N = 40000 }; /* ~9 MB: more than the kernel buffers between us */
+    start_with_sse("{ buffer_bytes: 4096, heartbeat_s: 0, "
+                   "idle_timeout_s: 0.4 }");
+    char rules[128];
+    snprintf(rules, sizeof rules,
+             "{\"rules\":[{\"stream\":{\"chunks\":%d,\"delay_ms\":0}}]}", N);
+    ck_assert_int_eq(h_mock_script(rules), 0);
+    struct stall st = {0};
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", h_sluice_port(),
+             CHAT_PATH);
+    struct curl_slist *hd =
+        curl_slist_append(NULL, "Content-Type: application/json");
+    CURL *e = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, STREAM_BODY);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, stall_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &st);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, small_rcvbuf);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 60000L);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+    CURLcode rc = curl_easy_perform(e);
+    curl_easy_cleanup(e);
+    curl_slist_free_all(hd);
+    ck_assert_msg(rc == CURLE_OK, "curl %d", (int)rc);
+    ck_assert(st.stalled);
+    /* the client stopped reading for longer than the idle limit; the
+     * upstream was paused for it, not silent: the stream must finish */
+    ck_assert_msg(!strstr(st.body, "stream_timeout"),
+                  "the stream timed out while the client was not reading");
+    char want[48];
+    snprintf(want, sizeof want, "\"content\":\"tok%d \"", N - 1);
+    ck_assert_msg(strstr(st.body + (st.len > 4096 ? st.len - 4096 : 0),
+                         want),
+                  "the last event is missing");
+    ck_assert(strstr(st.body + (st.len > 64 ? st.len - 64 : 0),
+                     "data: [DONE]\n\n"));
+    free(st.body);
+}
+END_TEST
+
 /* ---- usage injection ------------------------------------------------------------ */
 
 static int mock_body_include_usage(void)
@@ -691,6 +769,7 @@ static Suite *streaming_suite(void)
     tcase_add_test(tc, test_malformed_framing);
     tcase_add_test(tc, test_client_abort);
     tcase_add_test(tc, test_slow_client_bounded);
+    tcase_add_test(tc, test_paused_is_not_idle);
     tcase_add_test(tc, test_usage_injection_on);
     tcase_add_test(tc, test_usage_injection_off);
     suite_add_tcase(s, tc);
