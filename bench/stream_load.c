@@ -29,21 +29,40 @@
 #include <time.h>
 #include <unistd.h>
 
-enum st { ST_IDLE, ST_CONNECTING, ST_HEADERS, ST_SIZE, ST_DATA, ST_DATA_END,
-          ST_DONE, ST_FAILED };
+enum st {
+    ST_IDLE,
+    ST_CONNECTING,
+    ST_HEADERS,
+    ST_SIZE,
+    ST_DATA,
+    ST_DATA_END,
+    ST_DONE,
+    ST_FAILED
+};
 
-enum fail { F_NONE, F_CONNECT, F_STATUS, F_NOT_CHUNKED, F_EOF, F_TIMEOUT,
-            F_ERROR_EVENT, F_NO_DONE, F_FEW_EVENTS, F_PROTO, F_N };
+enum fail {
+    F_NONE,
+    F_CONNECT,
+    F_STATUS,
+    F_NOT_CHUNKED,
+    F_EOF,
+    F_TIMEOUT,
+    F_ERROR_EVENT,
+    F_NO_DONE,
+    F_FEW_EVENTS,
+    F_PROTO,
+    F_N
+};
 
 static const char *const fail_names[F_N] = {
-    "none", "connect", "status", "not_chunked", "eof_before_end", "timeout",
-    "error_event", "no_done", "few_events", "protocol"};
+    "none",    "connect",     "status",  "not_chunked", "eof_before_end",
+    "timeout", "error_event", "no_done", "few_events",  "protocol"};
 
 struct conn {
     int fd;
     enum st st;
     enum fail fail;
-    double t0, t_first; /* ms; t_first < 0: no event yet */
+    double t0, t_first;   /* ms; t_first < 0: no event yet */
     double t_conn, t_hdr; /* connected, response headers in (ms from t0) */
     size_t sent;
     char hdr[2048];
@@ -134,8 +153,7 @@ static void body_byte(struct conn *c, char b)
         if (c->evlen >= 6 && !memcmp(c->evhead, "data: ", 6)) {
             if (c->evlen >= 12 && !memcmp(c->evhead + 6, "[DONE]", 6))
                 c->done_seen = 1;
-            else if (c->evlen >= 15 &&
-                     !memcmp(c->evhead + 6, "{\"error\"", 8))
+            else if (c->evlen >= 15 && !memcmp(c->evhead + 6, "{\"error\"", 8))
                 c->fail = F_ERROR_EVENT;
             else {
                 c->events++;
@@ -264,8 +282,7 @@ static void conn_event(struct conn *c, uint32_t events)
             c->sent += (size_t)n;
         if (c->sent < request_len)
             return;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
-                                 .data.ptr = c};
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
         epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
         c->st = ST_HEADERS;
         c->t_conn = now_ms() - c->t0;
@@ -298,15 +315,30 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt(argc, argv, "p:n:r:t:e:u:b:")) != -1) {
         switch (opt) {
-        case 'p': port = atoi(optarg); break;
-        case 'n': n = atoi(optarg); break;
-        case 'r': ramp_ms = atoi(optarg); break;
-        case 't': timeout_s = atoi(optarg); break;
-        case 'e': expected = atoi(optarg); break;
-        case 'u': path = optarg; break;
-        case 'b': body = optarg; break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'n':
+            n = atoi(optarg);
+            break;
+        case 'r':
+            ramp_ms = atoi(optarg);
+            break;
+        case 't':
+            timeout_s = atoi(optarg);
+            break;
+        case 'e':
+            expected = atoi(optarg);
+            break;
+        case 'u':
+            path = optarg;
+            break;
+        case 'b':
+            body = optarg;
+            break;
         default:
-            fprintf(stderr, "usage: %s -p PORT [-n STREAMS] [-r RAMP_MS] "
+            fprintf(stderr,
+                    "usage: %s -p PORT [-n STREAMS] [-r RAMP_MS] "
                     "[-t TIMEOUT_S] [-e EVENTS] [-u PATH] [-b BODY]\n",
                     argv[0]);
             return 2;
@@ -384,8 +416,9 @@ int main(int argc, char **argv)
            pct(ttfe, nt, 0.5), pct(ttfe, nt, 0.9), pct(ttfe, nt, 0.99),
            pct(ttfe, nt, 1.0));
     printf("connected (ms): p50 %.2f p99 %.2f; response headers (ms): p50 "
-           "%.2f p99 %.2f\n", pct(tconn, nc, 0.5), pct(tconn, nc, 0.99),
-           pct(thdr, nh, 0.5), pct(thdr, nh, 0.99));
+           "%.2f p99 %.2f\n",
+           pct(tconn, nc, 0.5), pct(tconn, nc, 0.99), pct(thdr, nh, 0.5),
+           pct(thdr, nh, 0.99));
     for (int f = 1; f < F_N; f++)
         if (fails[f])
             printf("  failed: %s %d\n", fail_names[f], fails[f]);

@@ -59,8 +59,10 @@ static int sse_cfg_ms(const sluice_json *config, const char *key, double def,
 {
     double v;
     if (H->cfg_real(config, key, def, &v) != 0 || v < 0 || v > 86400) {
-        snprintf(err, errlen, "%s must be a number of seconds in 0..86400 "
-                              "(0 = off)", key);
+        snprintf(err, errlen,
+                 "%s must be a number of seconds in 0..86400 "
+                 "(0 = off)",
+                 key);
         return -1;
     }
     *out = (uint32_t)(v * 1000.0 + 0.5);
@@ -70,9 +72,13 @@ static int sse_cfg_ms(const sluice_json *config, const char *key, double def,
 static int sse_cfg_parse(const sluice_json *config, struct sse_cfg *c,
                          char *err, size_t errlen)
 {
-    static const char *const known[] = {"heartbeat_s", "idle_timeout_s",
-                                        "buffer_bytes", "max_event_bytes",
-                                        "inject_usage", "strict", NULL};
+    static const char *const known[] = {"heartbeat_s",
+                                        "idle_timeout_s",
+                                        "buffer_bytes",
+                                        "max_event_bytes",
+                                        "inject_usage",
+                                        "strict",
+                                        NULL};
     int64_t buffer, max_event;
     if (config && H->json_type(config) == SLUICE_JSON_OBJECT) {
         for (void *it = H->json_iter(config); it;
@@ -82,29 +88,32 @@ static int sse_cfg_parse(const sluice_json *config, struct sse_cfg *c,
             while (*p && strcmp(*p, k))
                 p++;
             if (!*p) {
-                snprintf(err, errlen, "unknown option \"%s\" (known: "
+                snprintf(err, errlen,
+                         "unknown option \"%s\" (known: "
                          "heartbeat_s, idle_timeout_s, buffer_bytes, "
-                         "max_event_bytes, inject_usage, strict)", k);
+                         "max_event_bytes, inject_usage, strict)",
+                         k);
                 return -1;
             }
         }
     }
-    if (sse_cfg_ms(config, "heartbeat_s", 15, &c->heartbeat_ms, err,
-                   errlen) != 0 ||
-        sse_cfg_ms(config, "idle_timeout_s", 60, &c->idle_ms, err,
-                   errlen) != 0)
+    if (sse_cfg_ms(config, "heartbeat_s", 15, &c->heartbeat_ms, err, errlen) !=
+            0 ||
+        sse_cfg_ms(config, "idle_timeout_s", 60, &c->idle_ms, err, errlen) != 0)
         return -1;
     if (H->cfg_int(config, "buffer_bytes", 64 * 1024, &buffer) != 0 ||
         buffer < 1024 || buffer > 64 * 1024 * 1024) {
-        snprintf(err, errlen, "buffer_bytes must be an integer in "
-                              "1024..67108864");
+        snprintf(err, errlen,
+                 "buffer_bytes must be an integer in "
+                 "1024..67108864");
         return -1;
     }
     if (H->cfg_int(config, "max_event_bytes", SSE_DEFAULT_MAX_EVENT,
                    &max_event) != 0 ||
         max_event < 1024 || max_event > 64 * 1024 * 1024) {
-        snprintf(err, errlen, "max_event_bytes must be an integer in "
-                              "1024..67108864");
+        snprintf(err, errlen,
+                 "max_event_bytes must be an integer in "
+                 "1024..67108864");
         return -1;
     }
     if (H->cfg_bool(config, "inject_usage", 0, &c->inject_usage) != 0) {
@@ -187,8 +196,7 @@ static sluice_verdict sse_on_request(void *instance, sluice_ctx *ctx)
     if (!c->inject_usage || r->client_asked_usage)
         return SLUICE_CONTINUE;
     sluice_json *body = H->req_body_mut(ctx);
-    sluice_json *mso = body ? H->json_set_object(body, "stream_options")
-                            : NULL;
+    sluice_json *mso = body ? H->json_set_object(body, "stream_options") : NULL;
     if (!mso || H->json_set_bool(mso, "include_usage", 1) != 0) {
         H->log(c->self, SLUICE_LOG_WARN,
                "request %s: could not set stream_options.include_usage",
@@ -229,10 +237,11 @@ static sluice_verdict sse_on_response(void *instance, sluice_ctx *ctx)
     const char *ct = H->resp_header(ctx, "content-type");
     if (ct && !sse_is_event_stream(ct)) {
         char msg[256];
-        snprintf(msg, sizeof msg, "the upstream answered a streamed request "
-                 "with content type \"%.100s\", not text/event-stream", ct);
-        H->log(c->self, SLUICE_LOG_WARN, "request %s: %s", H->req_id(ctx),
-               msg);
+        snprintf(msg, sizeof msg,
+                 "the upstream answered a streamed request "
+                 "with content type \"%.100s\", not text/event-stream",
+                 ct);
+        H->log(c->self, SLUICE_LOG_WARN, "request %s: %s", H->req_id(ctx), msg);
         H->respond_error(ctx, 502, "upstream_error", "bad_upstream_stream",
                          NULL, msg);
         return SLUICE_RESPOND;
@@ -244,8 +253,7 @@ static sluice_verdict sse_on_response(void *instance, sluice_ctx *ctx)
         r->headers_set = 1;
     }
     if (SLUICE_HOST_HAS(H, stream_configure) && H->stream_configure)
-        H->stream_configure(ctx, c->heartbeat_ms, c->idle_ms,
-                            c->buffer_bytes);
+        H->stream_configure(ctx, c->heartbeat_ms, c->idle_ms, c->buffer_bytes);
     if (r->parser_ready)
         sse_parser_free(&r->parser);
     sse_parser_init(&r->parser, c->max_event, c->strict, sse_event_cb,
@@ -288,14 +296,14 @@ static int sse_frame(struct sse_req *r, const struct sse_event *ev)
 {
     char num[32];
     r->out_len = 0;
-    if (ev->has_event && sse_out_field(r, "event", ev->event,
-                                       ev->event_len) != 0)
+    if (ev->has_event &&
+        sse_out_field(r, "event", ev->event, ev->event_len) != 0)
         return -1;
     if (ev->has_id && sse_out_field(r, "id", ev->id, ev->id_len) != 0)
         return -1;
     if (ev->has_retry) {
-        int n = snprintf(num, sizeof num, "%llu",
-                         (unsigned long long)ev->retry);
+        int n =
+            snprintf(num, sizeof num, "%llu", (unsigned long long)ev->retry);
         if (sse_out_field(r, "retry", num, (size_t)n) != 0)
             return -1;
     }
@@ -402,7 +410,8 @@ static sluice_verdict sse_on_chunk(void *instance, sluice_ctx *ctx,
         if (sse_parser_end(&r->parser) && !r->parser.failed)
             H->log(c->self, SLUICE_LOG_WARN,
                    "request %s: the upstream stream ended inside an event; "
-                   "the incomplete event was dropped", H->req_id(ctx));
+                   "the incomplete event was dropped",
+                   H->req_id(ctx));
         H->chunk_forward(ctx, NULL, 0);
         return SLUICE_CONTINUE;
     }

@@ -18,8 +18,8 @@ void sse_parser_init(struct sse_parser *p, size_t max_event, int strict,
                      void *arg)
 {
     memset(p, 0, sizeof(*p));
-    p->max_event = max_event < SSE_PARSER_MIN_EVENT ? SSE_PARSER_MIN_EVENT
-                                                    : max_event;
+    p->max_event =
+        max_event < SSE_PARSER_MIN_EVENT ? SSE_PARSER_MIN_EVENT : max_event;
     p->strict = strict;
     p->on_event = on_event;
     p->on_comment = on_comment;
@@ -47,8 +47,8 @@ static int sse_fail(struct sse_parser *p, const char *msg)
  * buffered line is being parsed its bytes are not counted twice. */
 static int sse_over(const struct sse_parser *p, size_t more)
 {
-    size_t held = p->data.len + p->event.len + p->id.len +
-                  (p->in_line ? 0 : p->line.len);
+    size_t held =
+        p->data.len + p->event.len + p->id.len + (p->in_line ? 0 : p->line.len);
     return more > p->max_event || held > p->max_event - more;
 }
 
@@ -146,7 +146,8 @@ static int sse_field(struct sse_parser *p, const char *f, size_t fn,
         for (size_t i = 0; i < vn; i++) {
             if (v[i] < '0' || v[i] > '9')
                 return 0; /* ignored, as the standard says */
-            r = r > UINT64_MAX / 10 ? UINT64_MAX : r * 10 + (uint64_t)(v[i] - '0');
+            r = r > UINT64_MAX / 10 ? UINT64_MAX
+                                    : r * 10 + (uint64_t)(v[i] - '0');
         }
         p->retry = r;
         p->has_retry = 1;
@@ -195,8 +196,8 @@ static size_t sse_bom_skip(struct sse_parser *p, const char *buf, size_t len)
         }
         int seen = p->bom_seen;
         p->bom_seen = 3;
-        if (seen && sse_append(p, &p->line, (const char *)sse_bom,
-                               (size_t)seen) != 0)
+        if (seen &&
+            sse_append(p, &p->line, (const char *)sse_bom, (size_t)seen) != 0)
             return len + 1;
     }
     return i;
@@ -247,8 +248,8 @@ int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len)
 
 int sse_parser_end(struct sse_parser *p)
 {
-    int partial = p->pending || p->line.len ||
-                  (p->bom_seen > 0 && p->bom_seen < 3);
+    int partial =
+        p->pending || p->line.len || (p->bom_seen > 0 && p->bom_seen < 3);
     p->line.len = 0;
     p->cr_pending = 0;
     sse_reset_event(p);

@@ -25,7 +25,7 @@
 
 /* One complete event. Pointers are borrowed for the callback only. */
 struct sse_event {
-    const char *data;  /* data lines joined by "\n" (no trailing "\n") */
+    const char *data; /* data lines joined by "\n" (no trailing "\n") */
     size_t data_len;
     int has_data;      /* at least one data line */
     const char *event; /* event type, when has_event */
@@ -55,7 +55,7 @@ struct sse_parser {
     int bom_seen;   /* bytes of a leading BOM matched (3 = decided) */
     int pending;    /* fields of an event have been seen */
     int failed;
-    int in_line;    /* parsing the buffered line */
+    int in_line;         /* parsing the buffered line */
     struct sse_buf line; /* the line in progress */
     struct sse_buf data;
     struct sse_buf event;

@@ -104,8 +104,7 @@ static void assert_error_event(const h_stream *s, const char *code,
     ck_assert_msg(!h_stream_has_done(s),
                   "%s: [DONE] after a failed stream; body:\n%s", what,
                   show(&s->resp));
-    ck_assert_msg(!strstr(s->resp.body, "[DONE]"), "%s: [DONE] in body",
-                  what);
+    ck_assert_msg(!strstr(s->resp.body, "[DONE]"), "%s: [DONE] in body", what);
 }
 
 /* Content of data event i: choices[0].delta.content, or NULL. */
@@ -130,8 +129,8 @@ static void assert_tokens(const h_stream *s, size_t n, const char *what)
         snprintf(want, sizeof want, "tok%zu ", i);
         char *got = event_content(s, i);
         ck_assert_msg(got && strcmp(got, want) == 0,
-                      "%s: event %zu has content \"%s\", expected \"%s\"",
-                      what, i, got ? got : "(none)", want);
+                      "%s: event %zu has content \"%s\", expected \"%s\"", what,
+                      i, got ? got : "(none)", want);
         free(got);
     }
 }
@@ -165,11 +164,11 @@ START_TEST(test_split_events)
      * a line and inside a "\r\n"; several events in one write; all three
      * line ends; a comment between events. (A UTF-8 character cannot be
      * split here: the mock's script is JSON; the unit test covers it.) */
-    json_t *raw = json_pack(
-        "[sssssss]", "data: {\"a\":", "1}\r", "\n\r\ndata: x\rdata: y\r",
-        "\r: upstream keep-alive\n\ndata: \xe2\x82\xac",
-        "\n\ndata: p\n\ndata: q\n\n", "event: e\nid: 9\ndata:z\n",
-        "\ndata: [DONE]\n\n");
+    json_t *raw = json_pack("[sssssss]", "data: {\"a\":", "1}\r",
+                            "\n\r\ndata: x\rdata: y\r",
+                            "\r: upstream keep-alive\n\ndata: \xe2\x82\xac",
+                            "\n\ndata: p\n\ndata: q\n\n",
+                            "event: e\nid: 9\ndata:z\n", "\ndata: [DONE]\n\n");
     ck_assert_ptr_nonnull(raw);
     json_t *rules = json_pack("{s:[{s:{s:o,s:i}}]}", "rules", "stream", "raw",
                               raw, "delay_ms", 30);
@@ -214,7 +213,8 @@ START_TEST(test_drip_feed)
 {
     start_with_sse(NULL);
     ck_assert_int_eq(
-        h_mock_script("{\"rules\":[{\"stream\":{\"chunks\":6,\"delay_ms\":100}}]}"),
+        h_mock_script(
+            "{\"rules\":[{\"stream\":{\"chunks\":6,\"delay_ms\":100}}]}"),
         0);
     h_stream s;
     stream(STREAM_BODY, &s);
@@ -228,7 +228,8 @@ START_TEST(test_drip_feed)
     double first = s.events[0].t_ms, end = s.resp.total_ms;
     ck_assert_msg(end - first >= 300,
                   "first event at %.0f ms, stream ended at %.0f ms: the first "
-                  "event was held back", first, end);
+                  "event was held back",
+                  first, end);
     h_stream_free(&s);
 }
 END_TEST
@@ -244,8 +245,10 @@ START_TEST(test_mid_stream_cut)
     h_stream s;
     stream(STREAM_BODY, &s);
     assert_clean_end(&s, "mid-stream cut");
-    ck_assert_msg(s.nevents == 4, "%zu events (expected 3 + the error); "
-                  "body:\n%s", s.nevents, show(&s.resp));
+    ck_assert_msg(s.nevents == 4,
+                  "%zu events (expected 3 + the error); "
+                  "body:\n%s",
+                  s.nevents, show(&s.resp));
     assert_tokens(&s, 3, "mid-stream cut");
     assert_error_event(&s, "stream_interrupted", "mid-stream cut");
     h_stream_free(&s);
@@ -255,15 +258,15 @@ START_TEST(test_mid_stream_cut)
 
     /* a stream that fails before its first byte is an ordinary error */
     ck_assert_int_eq(h_mock_reset(), 0);
-    ck_assert_int_eq(h_mock_script("{\"rules\":[{\"times\":2,\"close\":true}]}"),
-                     0);
+    ck_assert_int_eq(
+        h_mock_script("{\"rules\":[{\"times\":2,\"close\":true}]}"), 0);
     h_stream s2;
     stream(STREAM_BODY, &s2);
     ck_assert_msg(s2.resp.status >= 500, "status %ld; body:\n%s",
                   s2.resp.status, show(&s2.resp));
     const char *ct = h_resp_header(&s2.resp, "content-type");
-    ck_assert_msg(ct && !strncmp(ct, "application/json", 16),
-                  "content-type %s", ct ? ct : "(none)");
+    ck_assert_msg(ct && !strncmp(ct, "application/json", 16), "content-type %s",
+                  ct ? ct : "(none)");
     json_t *doc = h_resp_json(&s2.resp);
     h_assert_openai_error(doc, "stream refused before the first byte");
     json_decref(doc);
@@ -282,8 +285,10 @@ START_TEST(test_idle_timeout)
     h_stream s;
     stream(STREAM_BODY, &s);
     assert_clean_end(&s, "idle timeout");
-    ck_assert_msg(s.nevents == 3, "%zu events (expected 2 + the error); "
-                  "body:\n%s", s.nevents, show(&s.resp));
+    ck_assert_msg(s.nevents == 3,
+                  "%zu events (expected 2 + the error); "
+                  "body:\n%s",
+                  s.nevents, show(&s.resp));
     assert_tokens(&s, 2, "idle timeout");
     assert_error_event(&s, "stream_timeout", "idle timeout");
     ck_assert_msg(s.resp.total_ms < 7000,
@@ -323,13 +328,16 @@ START_TEST(test_heartbeat)
                       "a keep-alive inside an event");
         beats++;
     }
-    ck_assert_msg(beats >= 2, "%zu keep-alive comments in a 1.5 s stall with "
-                  "a 0.2 s heartbeat; body:\n%s", beats, show(&s.resp));
+    ck_assert_msg(beats >= 2,
+                  "%zu keep-alive comments in a 1.5 s stall with "
+                  "a 0.2 s heartbeat; body:\n%s",
+                  beats, show(&s.resp));
     h_stream_free(&s);
 }
 END_TEST
 
-/* ---- malformed framing ------------------------------------------------------ */
+/* ---- malformed framing ------------------------------------------------------
+ */
 
 static void script_raw(json_t *raw, int delay_ms)
 {
@@ -364,9 +372,8 @@ START_TEST(test_malformed_framing)
     memcpy(big, "data: ", 6);
     memset(big + 6, 'x', 3000);
     strcpy(big + 3006, "\n\n");
-    script_raw(json_pack("[sss]", "data: {\"n\":1}\n\n", big,
-                         "data: [DONE]\n\n"),
-               50);
+    script_raw(
+        json_pack("[sss]", "data: {\"n\":1}\n\n", big, "data: [DONE]\n\n"), 50);
     stream(STREAM_BODY, &s);
     assert_clean_end(&s, "oversized event");
     ck_assert_msg(s.nevents == 2, "%zu events; body:\n%s", s.nevents,
@@ -377,7 +384,8 @@ START_TEST(test_malformed_framing)
 }
 END_TEST
 
-/* ---- client abort ---------------------------------------------------------- */
+/* ---- client abort ----------------------------------------------------------
+ */
 
 #define ADMIN_TOKEN "streaming-test-admin-token-0123456789"
 
@@ -386,8 +394,7 @@ static long keys_inflight(void)
 {
     const char *hdrs[] = {"Authorization: Bearer " ADMIN_TOKEN, NULL};
     h_resp r;
-    h_request(h_sluice_port(), "GET", "/admin/keys", hdrs, NULL, 0, 10000,
-              &r);
+    h_request(h_sluice_port(), "GET", "/admin/keys", hdrs, NULL, 0, 10000, &r);
     json_t *doc = r.status == 200 ? h_resp_json(&r) : NULL;
     json_t *keys = json_object_get(doc, "keys");
     long n = json_is_array(keys) ? 0 : -1;
@@ -419,7 +426,8 @@ START_TEST(test_client_abort)
     h_start_all(&opts);
     ck_assert_int_eq(keys_inflight(), 0);
     ck_assert_int_eq(
-        h_mock_script("{\"rules\":[{\"stream\":{\"chunks\":100,\"delay_ms\":100}}]}"),
+        h_mock_script(
+            "{\"rules\":[{\"stream\":{\"chunks\":100,\"delay_ms\":100}}]}"),
         0);
     h_stream s;
     h_stream_request(h_sluice_port(), "POST", CHAT_PATH, NULL, STREAM_BODY,
@@ -452,7 +460,8 @@ START_TEST(test_client_abort)
 }
 END_TEST
 
-/* ---- slow client, tiny buffer -------------------------------------------------- */
+/* ---- slow client, tiny buffer
+ * -------------------------------------------------- */
 
 static long proc_kb(pid_t pid, const char *field)
 {
@@ -522,10 +531,11 @@ START_TEST(test_slow_client_bounded)
      * A non-sanitized sluice ignores the variable. */
     char asan[512];
     const char *prev = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof asan, "%s%squarantine_size_mb=1",
-             prev ? prev : "", prev && *prev ? ":" : "");
+    snprintf(asan, sizeof asan, "%s%squarantine_size_mb=1", prev ? prev : "",
+             prev && *prev ? ":" : "");
     setenv("ASAN_OPTIONS", asan, 1);
-    start_with_sse("{ buffer_bytes: 16384, heartbeat_s: 0, idle_timeout_s: 30 }");
+    start_with_sse(
+        "{ buffer_bytes: 16384, heartbeat_s: 0, idle_timeout_s: 30 }");
     char rules[128];
     snprintf(rules, sizeof rules,
              "{\"rules\":[{\"stream\":{\"chunks\":%d,\"delay_ms\":0}}]}", N);
@@ -578,11 +588,14 @@ START_TEST(test_slow_client_bounded)
     free(sl.body);
     /* what sluice holds for this client stays bounded: 14 MB went through;
      * without back-pressure most of it would sit in sluice's memory */
-    fprintf(stderr, "slow client: sluice VmRSS %ld kB before, %ld kB max "
-            "sampled, VmHWM %ld kB\n", rss0, sl.rss_max, hwm);
+    fprintf(stderr,
+            "slow client: sluice VmRSS %ld kB before, %ld kB max "
+            "sampled, VmHWM %ld kB\n",
+            rss0, sl.rss_max, hwm);
     ck_assert_msg(sl.rss_max - rss0 < 6 * 1024,
                   "sluice RSS grew from %ld kB to %ld kB while streaming to a "
-                  "slow client", rss0, sl.rss_max);
+                  "slow client",
+                  rss0, sl.rss_max);
     ck_assert_msg(hwm < 0 || hwm - rss0 < 6 * 1024,
                   "sluice peak RSS %ld kB, %ld kB at the start", hwm, rss0);
     const char *o = wait_outcome("complete", 3000);
@@ -590,7 +603,8 @@ START_TEST(test_slow_client_bounded)
 }
 END_TEST
 
-/* ---- a paused upstream is not an idle one ------------------------------------ */
+/* ---- a paused upstream is not an idle one
+ * ------------------------------------ */
 
 struct stall {
     char *body;
@@ -659,16 +673,16 @@ START_TEST(test_paused_is_not_idle)
                   "the stream timed out while the client was not reading");
     char want[48];
     snprintf(want, sizeof want, "\"content\":\"tok%d \"", N - 1);
-    ck_assert_msg(strstr(st.body + (st.len > 4096 ? st.len - 4096 : 0),
-                         want),
+    ck_assert_msg(strstr(st.body + (st.len > 4096 ? st.len - 4096 : 0), want),
                   "the last event is missing");
-    ck_assert(strstr(st.body + (st.len > 64 ? st.len - 64 : 0),
-                     "data: [DONE]\n\n"));
+    ck_assert(
+        strstr(st.body + (st.len > 64 ? st.len - 64 : 0), "data: [DONE]\n\n"));
     free(st.body);
 }
 END_TEST
 
-/* ---- usage injection ------------------------------------------------------------ */
+/* ---- usage injection
+ * ------------------------------------------------------------ */
 
 static int mock_body_include_usage(void)
 {
@@ -677,8 +691,8 @@ static int mock_body_include_usage(void)
     const char *b = h_rec_body(json_array_get(reqs, 0), &len);
     json_t *doc = b ? json_loadb(b, len, 0, NULL) : NULL;
     json_t *so = json_object_get(doc, "stream_options");
-    int v = so == NULL ? -1 : json_is_true(json_object_get(so,
-                                                           "include_usage"));
+    int v =
+        so == NULL ? -1 : json_is_true(json_object_get(so, "include_usage"));
     json_decref(doc);
     json_decref(reqs);
     return v; /* -1: no stream_options at all */
@@ -708,8 +722,10 @@ START_TEST(test_usage_injection_on)
     ck_assert_int_eq(h_stream_data_events(&s), 5);
     ck_assert(h_stream_has_done(&s));
     assert_tokens(&s, 5, "inject, not asked");
-    ck_assert_msg(usage_events(&s) == 0, "a usage chunk reached a client that "
-                  "did not ask; body:\n%s", show(&s.resp));
+    ck_assert_msg(usage_events(&s) == 0,
+                  "a usage chunk reached a client that "
+                  "did not ask; body:\n%s",
+                  show(&s.resp));
     h_stream_free(&s);
 
     /* the client asked: it gets the usage chunk */

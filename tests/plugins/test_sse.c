@@ -44,8 +44,8 @@ static int col_event(void *arg, const struct sse_event *ev)
         col_put(c, ev->id, ev->id_len);
     col_put(c, "|", 1);
     if (ev->has_retry) {
-        int n = snprintf(tmp, sizeof tmp, "%llu",
-                         (unsigned long long)ev->retry);
+        int n =
+            snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)ev->retry);
         col_put(c, tmp, (size_t)n);
     }
     col_put(c, "]", 1);
@@ -94,16 +94,16 @@ static void check_parse(const char *in, size_t len, int strict,
     memset(&c, 0, sizeof c);
     sse_parser_init(&p, 4096, strict, col_event, col_comment, &c);
     ck_assert_int_eq(sse_parser_feed(&p, in, len), 0);
-    ck_assert_msg(strcmp(c.out, want) == 0, "whole: got\n%s\nwant\n%s",
-                  c.out, want);
+    ck_assert_msg(strcmp(c.out, want) == 0, "whole: got\n%s\nwant\n%s", c.out,
+                  want);
     sse_parser_free(&p);
 
     for (cut = 0; cut <= len; cut++) {
         memset(&c, 0, sizeof c);
         sse_parser_init(&p, 4096, strict, col_event, col_comment, &c);
         ck_assert_int_eq(feed_cut(&p, in, len, &cut, 1), 0);
-        ck_assert_msg(strcmp(c.out, want) == 0,
-                      "cut at %zu: got\n%s\nwant\n%s", cut, c.out, want);
+        ck_assert_msg(strcmp(c.out, want) == 0, "cut at %zu: got\n%s\nwant\n%s",
+                      cut, c.out, want);
         sse_parser_free(&p);
     }
     memset(&c, 0, sizeof c);
@@ -204,9 +204,13 @@ END_TEST
 
 START_TEST(parser_bom)
 {
-    CHECK("\xEF\xBB\xBF" "data: x\n\n", "[||]x\n");
+    CHECK("\xEF\xBB\xBF"
+          "data: x\n\n",
+          "[||]x\n");
     /* only at the very start */
-    check_parse("data: x\n\n\xEF\xBB\xBF" "data: y\n\n", 21, 0, "[||]x\n");
+    check_parse("data: x\n\n\xEF\xBB\xBF"
+                "data: y\n\n",
+                21, 0, "[||]x\n");
     /* a prefix of a BOM that is not one is data (non-strict: an unknown
      * field is ignored; the prefix must not eat the next line) */
     check_parse("\xEF\xBBx\ndata: y\n\n", 13, 0, "[||]y\n");
@@ -223,8 +227,7 @@ START_TEST(parser_unknown_field)
     sse_parser_init(&p, 4096, 1, col_event, col_comment, &c);
     ck_assert_int_eq(sse_parser_feed(&p, "data: ok\n\n", 10), 0);
     ck_assert_int_eq(sse_parser_feed(&p, "<html>oops</html>\n", 18), -1);
-    ck_assert_msg(strstr(p.err, "not an event-stream field"), "err: %s",
-                  p.err);
+    ck_assert_msg(strstr(p.err, "not an event-stream field"), "err: %s", p.err);
     ck_assert_int_eq(sse_parser_feed(&p, "data: x\n\n", 9), -1);
     ck_assert_str_eq(c.out, "[||]ok\n");
     sse_parser_free(&p);
@@ -253,8 +256,7 @@ START_TEST(parser_max_event_bytes)
     memcpy(big + 2006, "\n\n", 2);
     sse_parser_init(&p, 1024, 1, col_event, NULL, &c);
     ck_assert_int_eq(sse_parser_feed(&p, big, 2008), -1);
-    ck_assert_msg(strstr(p.err, "exceeds the limit of 1024"), "err: %s",
-                  p.err);
+    ck_assert_msg(strstr(p.err, "exceeds the limit of 1024"), "err: %s", p.err);
     sse_parser_free(&p);
 
     /* ... and in pieces: the line buffer is bounded too */
@@ -341,11 +343,13 @@ static const char *streamed(struct sluice_ctx *ctx)
 
 START_TEST(stage_config_validation)
 {
-    static const char *const bad[] = {
-        "{\"heartbeat_s\": -1}",       "{\"idle_timeout_s\": \"soon\"}",
-        "{\"buffer_bytes\": 10}",      "{\"max_event_bytes\": 100}",
-        "{\"inject_usage\": \"maybe\"}", "{\"heartbat_s\": 5}",
-        NULL};
+    static const char *const bad[] = {"{\"heartbeat_s\": -1}",
+                                      "{\"idle_timeout_s\": \"soon\"}",
+                                      "{\"buffer_bytes\": 10}",
+                                      "{\"max_event_bytes\": 100}",
+                                      "{\"inject_usage\": \"maybe\"}",
+                                      "{\"heartbat_s\": 5}",
+                                      NULL};
     char err[256];
     for (size_t i = 0; bad[i]; i++) {
         err[0] = '\0';
@@ -389,8 +393,8 @@ START_TEST(stage_headers_and_configure)
     sh_ctx_free(ctx);
 
     /* a 2xx stream that is not an event stream: 502 before any byte */
-    static const char *const json_hdrs[] = {"content-type",
-                                            "application/json", NULL};
+    static const char *const json_hdrs[] = {"content-type", "application/json",
+                                            NULL};
     ctx = sh_ctx_new(g, STREAM_BODY, NULL);
     sh_ctx_upstream(ctx, SLUICE_ATTEMPT_NONE, 200, json_hdrs, NULL);
     ck_assert_int_eq(sh_on_response(ctx), SLUICE_RESPOND);
@@ -406,20 +410,24 @@ START_TEST(stage_reframes_split_events)
 {
     struct generation *g = gen_ok(NULL);
     struct sluice_ctx *ctx = stream_ctx(g, STREAM_BODY);
-    static const char *const pieces[] = {
-        "data: {\"a\":", "1}\r", "\n\r", "\nevent: e\r\nid: 7\rdata: x\r",
-        "\r: between\n\ndata: one\ndata:two\n", "\ndata: \xe2\x82", "\xac\n\n",
-        "data: [DONE]\n\n", NULL};
+    static const char *const pieces[] = {"data: {\"a\":",
+                                         "1}\r",
+                                         "\n\r",
+                                         "\nevent: e\r\nid: 7\rdata: x\r",
+                                         "\r: between\n\ndata: one\ndata:two\n",
+                                         "\ndata: \xe2\x82",
+                                         "\xac\n\n",
+                                         "data: [DONE]\n\n",
+                                         NULL};
     for (size_t i = 0; pieces[i]; i++)
         ck_assert_int_eq(sh_on_chunk(ctx, pieces[i], strlen(pieces[i])),
                          SLUICE_CONTINUE);
-    ck_assert_str_eq(streamed(ctx),
-                     "data: {\"a\":1}\n\n"
-                     "event: e\nid: 7\ndata: x\n\n"
-                     ": between\n\n"
-                     "data: one\ndata: two\n\n"
-                     "data: \xe2\x82\xac\n\n"
-                     "data: [DONE]\n\n");
+    ck_assert_str_eq(streamed(ctx), "data: {\"a\":1}\n\n"
+                                    "event: e\nid: 7\ndata: x\n\n"
+                                    ": between\n\n"
+                                    "data: one\ndata: two\n\n"
+                                    "data: \xe2\x82\xac\n\n"
+                                    "data: [DONE]\n\n");
     /* the end mark: an incomplete event is dropped, not half forwarded */
     ck_assert_int_eq(sh_on_chunk(ctx, "data: half", 10), SLUICE_CONTINUE);
     ck_assert_int_eq(sh_on_chunk(ctx, NULL, 0), SLUICE_CONTINUE);
@@ -472,8 +480,7 @@ START_TEST(stage_inject_usage_client_did_not_ask)
                      SLUICE_CONTINUE);
     ck_assert_int_eq(sh_on_chunk(ctx, USAGE_CHUNK, strlen(USAGE_CHUNK)),
                      SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_chunk(ctx, "data: [DONE]\n\n", 14),
-                     SLUICE_CONTINUE);
+    ck_assert_int_eq(sh_on_chunk(ctx, "data: [DONE]\n\n", 14), SLUICE_CONTINUE);
     ck_assert_str_eq(streamed(ctx),
                      "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":"
                      "\"hi\"}}],\"usage\":null}\n\ndata: [DONE]\n\n");
