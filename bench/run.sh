@@ -20,7 +20,8 @@
 #      at 1, 16 and 64 connections, plain and streamed, against each; the
 #      plain cases at 1 and 64 connections three times (median reported);
 #   4. probes streams (time to first event, total time; bench/sse_probe)
-#      and runs bench/stream_load (2,000 concurrent streams) when built;
+#      and runs bench/streams.sh (2,000 concurrent streams; its own sluice
+#      and mock) when stream_load is built (BENCH_NO_STREAMS=1 skips it);
 #   5. writes bench/results/<date>-<commit>.md: requests/s, p50/p90/p99,
 #      errors, ratios to direct and to nginx, CPU per 1,000 requests, peak
 #      and idle RSS, upstream connections opened (keep-alive reuse).
@@ -334,19 +335,23 @@ for target in direct nginx sluice; do
 done
 mock_reset
 
-# ---- 2,000 concurrent streams (bench/stream_load, from the sse work) ---
-STREAMS_LINE="bench/stream_load is not built: not measured"
-if [ -x "$BUILD/stream_load" ]; then
-    # shellcheck disable=SC2016
-    if out=$(timeout 120 "$BUILD/stream_load" --help >/dev/null 2>&1 &&
-        timeout 120 "$BUILD/stream_load" --url "http://127.0.0.1:$SLUICE_PORT/v1/chat/completions" \
-            --streams 2000 2>&1 | tail -5); then
-        STREAMS_LINE="stream_load: $(echo "$out" | tr '\n' ' '); sluice VmHWM $(kb "$SLUICE_PID" VmHWM) kB"
-    else
-        STREAMS_LINE="stream_load failed: $(echo "$out" | tail -2 | tr '\n' ' ')"
-    fi
-fi
 stop_sluice
+
+# ---- 2,000 concurrent streams (bench/streams.sh, from the sse work) ----
+STREAMS_LINE="bench/streams.sh or $BUILD/stream_load missing: not measured"
+if [ -x "$ROOT/bench/streams.sh" ] && [ -x "$BUILD/stream_load" ] &&
+    [ -z "${BENCH_NO_STREAMS:-}" ]; then
+    log "2,000 concurrent streams (bench/streams.sh, about a minute)"
+    if (cd "$ROOT" && BUILD="$BUILD" timeout 600 bench/streams.sh) \
+        >"$TMP/streams.txt" 2>&1; then
+        STREAMS_LINE=$(sed -n '/^== summary/,$p' "$TMP/streams.txt" |
+            sed '1d; s/^ *//' | paste -sd';' | sed 's/;/; /g')
+        [ -n "$STREAMS_LINE" ] || STREAMS_LINE="bench/streams.sh printed no summary"
+    else
+        STREAMS_LINE="bench/streams.sh failed: $(tail -3 "$TMP/streams.txt" | tr '\n' ' ')"
+    fi
+    log "streams: $STREAMS_LINE"
+fi
 
 # ---- auth variant ------------------------------------------------------
 if has_stage auth; then
@@ -445,7 +450,7 @@ END {
         split(line, p, " ")
         printf "| %s | %s | %s | %s | %s | %s |\n", p[1], p[2], p[3], p[4], p[5], p[6]
     }
-    printf "\n2,000 concurrent streams: %s\n", STREAMS
+    printf "\n2,000 concurrent streams of 200 events 50 ms apart (bench/streams.sh: keyring + sse, 2 workers): %s\n", STREAMS
     printf "\nUpstream connections opened: counted by the mock upstream (`connections_opened`) during each measured run, after a warm-up that opened the pool; a proxy that reuses keep-alive connections opens none or a few, one per request would show the request count.\n"
 }' "$TMP/rows" >"$OUT"
 
