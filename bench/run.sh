@@ -184,7 +184,10 @@ EOF
 "$NGINX" -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" >"$TMP/nginx/out.log" 2>&1 &
 NGINX_PID=$!
 PIDS+=($NGINX_PID)
-wait_port "$NGINX_PORT"
+wait_port "$NGINX_PORT" || {
+    cat "$TMP/nginx/out.log" "$TMP/nginx/error.log" >&2 2>/dev/null
+    exit 1
+}
 nginx_pids() { echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"; }
 log "nginx on $NGINX_PORT ($(nginx_pids | wc -w) processes)"
 
