@@ -41,6 +41,8 @@ struct body_case {
     const char *code, *param;
 };
 
+/* a literal and its length, NUL bytes included */
+#define LIT(s) s, sizeof(s) - 1
 #define MSGS "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
 #define M "\"model\":\"gpt-4o-mini\","
 
@@ -86,9 +88,9 @@ static const struct body_case BODIES[] = {
      0, "invalid_json", NULL},
     {"{\"a\\u0000\":1," M MSGS "}", 0, "invalid_json", NULL},
     /* raw NUL bytes: inside a string, and after the object */
-    {"{" M "\"messages\":[{\"role\":\"user\",\"content\":\"a\0b\"}]}", 60,
+    {LIT("{" M "\"messages\":[{\"role\":\"user\",\"content\":\"a\0b\"}]}"),
      "invalid_json", NULL},
-    {"{" M MSGS "}\0", 72, "invalid_json", NULL},
+    {LIT("{" M MSGS "}\0"), "invalid_json", NULL},
 };
 
 START_TEST(test_bad_bodies)
