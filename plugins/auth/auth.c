@@ -9,7 +9,9 @@
  *      client of clients_file                                -> 401
  *   3. the model must be in the client's models= list         -> 403
  *   4. the client's request bucket (rpm=) must have a token   -> 429
- * then the client's name goes into the "client" attribute.
+ * then the client's name goes into the "client" attribute. The key is
+ * hashed (SHA-256) and looked up among the stored digests: see
+ * clients_find() for why that lookup is safe to time.
  *
  * Token limits (tpm=) charge the "prompt_tokens_estimate" attribute that the
  * context stage sets in its on_request. auth runs first in the pipeline, so
@@ -98,8 +100,9 @@ static struct client_set *set_new(struct client_defs *defs,
         free(s);
         return NULL;
     }
-    s->defs = *defs;
+    s->defs = *defs; /* taken over: the caller's copy is emptied */
     defs->v = NULL;
+    defs->by_hash = NULL;
     defs->n = 0;
     uint64_t now = H->now_ms();
     for (size_t i = 0; i < s->defs.n; i++) {
@@ -158,7 +161,7 @@ static struct client_set *set_load(struct auth *a, struct client_set *old,
                                    char *err, size_t errlen)
 {
     size_t len = 0;
-    struct client_defs defs = {NULL, 0};
+    struct client_defs defs = {NULL, 0, NULL};
     char *text = file_read(a, a->clients_path, &len, err, errlen);
     if (!text)
         return NULL;

@@ -179,18 +179,60 @@ static int client_parse(struct client_def *c, const struct line *l,
     return 0;
 }
 
-/* Duplicate key or name among the first d->n entries; returns a message. */
-static const char *duplicate_of(const struct client_defs *d,
-                                const struct client_def *c, int *other)
+/* qsort contexts: the array being sorted is of indices into `sort_v`.
+ * Parsing runs at init and reload only, serialised by the stage. */
+static const struct client_def *sort_v;
+
+static int by_hash_cmp(const void *a, const void *b)
 {
-    for (size_t i = 0; i < d->n; i++) {
-        *other = d->v[i].line;
-        if (auth_ct_equal(d->v[i].key_hash, c->key_hash, AUTH_SHA256_LEN))
-            return "the same key as line";
-        if (!strcmp(d->v[i].name, c->name))
-            return "the same name as line";
+    return memcmp(sort_v[*(const size_t *)a].key_hash,
+                  sort_v[*(const size_t *)b].key_hash, AUTH_SHA256_LEN);
+}
+
+static int by_name_cmp(const void *a, const void *b)
+{
+    return strcmp(sort_v[*(const size_t *)a].name,
+                  sort_v[*(const size_t *)b].name);
+}
+
+/* Sort the lookup index; report a duplicate key or name (naming both
+ * lines) in err. 0, or -1. */
+static int defs_index(struct client_defs *d, const char *fname, char *err,
+                      size_t errlen)
+{
+    size_t *by_name = malloc(d->n * sizeof(size_t));
+    d->by_hash = malloc(d->n * sizeof(size_t));
+    if (!by_name || !d->by_hash) {
+        free(by_name);
+        snprintf(err, errlen, "%s: out of memory", fname);
+        return -1;
     }
-    return NULL;
+    for (size_t i = 0; i < d->n; i++)
+        by_name[i] = d->by_hash[i] = i;
+    sort_v = d->v;
+    qsort(d->by_hash, d->n, sizeof(size_t), by_hash_cmp);
+    qsort(by_name, d->n, sizeof(size_t), by_name_cmp);
+    sort_v = NULL;
+    int rc = 0;
+    for (size_t i = 1; i < d->n && !rc; i++) {
+        const struct client_def *a = &d->v[d->by_hash[i - 1]],
+                                *b = &d->v[d->by_hash[i]];
+        const struct client_def *x = &d->v[by_name[i - 1]],
+                                *y = &d->v[by_name[i]];
+        if (!memcmp(a->key_hash, b->key_hash, AUTH_SHA256_LEN)) {
+            snprintf(err, errlen, "%s:%d: the same key as line %d", fname,
+                     a->line > b->line ? a->line : b->line,
+                     a->line > b->line ? b->line : a->line);
+            rc = -1;
+        } else if (!strcmp(x->name, y->name)) {
+            snprintf(err, errlen, "%s:%d: the same name as line %d", fname,
+                     x->line > y->line ? x->line : y->line,
+                     x->line > y->line ? y->line : x->line);
+            rc = -1;
+        }
+    }
+    free(by_name);
+    return rc;
 }
 
 static int defs_push(struct client_defs *d, const struct client_def *c)
@@ -206,11 +248,11 @@ static int defs_push(struct client_defs *d, const struct client_def *c)
 int clients_parse(const char *text, size_t len, const char *fname,
                   struct client_defs *out, char *err, size_t errlen)
 {
-    struct client_defs d = {NULL, 0};
+    struct client_defs d = {NULL, 0, NULL};
     struct client_def c;
     struct line l;
     const char *what = NULL;
-    int lineno = 0, other = 0;
+    int lineno = 0;
     size_t pos = 0;
     memset(&c, 0, sizeof c);
     while (pos < len) {
@@ -232,11 +274,6 @@ int clients_parse(const char *text, size_t len, const char *fname,
         if (client_parse(&c, &l, &what) != 0)
             goto fail;
         c.line = lineno;
-        const char *dup = duplicate_of(&d, &c, &other);
-        if (dup) {
-            snprintf(err, errlen, "%s:%d: %s %d", fname, lineno, dup, other);
-            goto fail_msg;
-        }
         if (defs_push(&d, &c) != 0) {
             what = "out of memory";
             goto fail;
@@ -249,6 +286,8 @@ int clients_parse(const char *text, size_t len, const char *fname,
                  fname);
         goto fail_msg;
     }
+    if (defs_index(&d, fname, err, errlen) != 0)
+        goto fail_msg;
     *out = d;
     return 0;
 fail:
@@ -258,6 +297,7 @@ fail_msg:
     clients_defs_free(&d);
     out->v = NULL;
     out->n = 0;
+    out->by_hash = NULL;
     return -1;
 }
 
@@ -267,7 +307,9 @@ void clients_defs_free(struct client_defs *d)
         client_free(&d->v[i]);
     if (d) {
         free(d->v);
+        free(d->by_hash);
         d->v = NULL;
+        d->by_hash = NULL;
         d->n = 0;
     }
 }
@@ -275,14 +317,21 @@ void clients_defs_free(struct client_defs *d)
 long clients_find(const struct client_defs *d,
                   const uint8_t hash[AUTH_SHA256_LEN])
 {
-    long found = -1;
-    for (size_t i = 0; i < d->n; i++) {
-        long hit = auth_ct_equal(d->v[i].key_hash, hash, AUTH_SHA256_LEN);
-        /* branch-free select: keep the first hit */
-        long take = -(hit & (found < 0));
-        found = (found & ~take) | ((long)i & take);
+    size_t lo = 0, hi = d->n;
+    if (!d->by_hash)
+        return -1;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(d->v[d->by_hash[mid]].key_hash, hash, AUTH_SHA256_LEN) > 0)
+            hi = mid;
+        else
+            lo = mid;
     }
-    return found;
+    if (lo >= d->n)
+        return -1;
+    size_t i = d->by_hash[lo];
+    return auth_ct_equal(d->v[i].key_hash, hash, AUTH_SHA256_LEN) ? (long)i
+                                                                   : -1;
 }
 
 int client_model_allowed(const struct client_def *c, const char *model)

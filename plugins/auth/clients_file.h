@@ -34,6 +34,7 @@ struct client_def {
 struct client_defs {
     struct client_def *v;
     size_t n;
+    size_t *by_hash; /* indices of v sorted by key_hash (lookup); owned */
 };
 
 /* Parse text[0..len) (need not be NUL-terminated). `fname` names the file in
@@ -44,9 +45,13 @@ int clients_parse(const char *text, size_t len, const char *fname,
                   struct client_defs *out, char *err, size_t errlen);
 void clients_defs_free(struct client_defs *d);
 
-/* Index of the client whose key hashes to `hash`, or -1. Visits every entry
- * and compares each in constant time, so the answer's timing does not say
- * which client (if any) matched. */
+/* Index of the client whose key hashes to `hash`, or -1. A binary search
+ * over the sorted digests, then a constant-time comparison of the one
+ * candidate. The search's timing depends on where the presented key's
+ * digest falls among the stored ones; that says nothing usable about any
+ * key (finding a key from its SHA-256 digest is a preimage attack), and the
+ * key text itself is never compared. O(log n): thousands of clients cost
+ * what a few do. */
 long clients_find(const struct client_defs *d,
                   const uint8_t hash[AUTH_SHA256_LEN]);
 

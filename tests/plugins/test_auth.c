@@ -117,6 +117,37 @@ START_TEST(clients_good)
 }
 END_TEST
 
+/* The sorted lookup finds every client among many, and nothing else. */
+START_TEST(clients_many)
+{
+    enum { N = 777 };
+    static char text[N * 64];
+    char *p = text;
+    for (int i = 0; i < N; i++)
+        p += sprintf(p, "sk-many-%08d-key c%d\n", (i * 7919) % 100003, i);
+    struct client_defs d;
+    char err[256];
+    ck_assert_msg(clients_parse(text, strlen(text), "m.txt", &d, err,
+                                sizeof err) == 0,
+                  "%s", err);
+    ck_assert_uint_eq(d.n, N);
+    for (int i = 0; i < N; i++) {
+        char key[64];
+        uint8_t h[32];
+        snprintf(key, sizeof key, "sk-many-%08d-key", (i * 7919) % 100003);
+        auth_sha256(key, strlen(key), h);
+        ck_assert_int_eq(clients_find(&d, h), i);
+        key[5] = 'X';
+        auth_sha256(key, strlen(key), h);
+        ck_assert_int_eq(clients_find(&d, h), -1);
+    }
+    clients_defs_free(&d);
+    struct client_defs empty = {NULL, 0, NULL};
+    uint8_t z[32] = {0};
+    ck_assert_int_eq(clients_find(&empty, z), -1);
+}
+END_TEST
+
 START_TEST(clients_errors)
 {
     static const struct {
@@ -663,6 +694,7 @@ int main(void)
     tcase_add_test(tc, sha256_vectors);
     tcase_add_test(tc, ct_equal_cases);
     tcase_add_test(tc, clients_good);
+    tcase_add_test(tc, clients_many);
     tcase_add_test(tc, clients_errors);
     tcase_add_test(tc, cidr_v4);
     tcase_add_test(tc, cidr_v6);
