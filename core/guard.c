@@ -127,8 +127,8 @@ static int still_receiving(const struct conn_track *t)
 
 static void guard_cut(struct worker *w, struct conn_track *t, uint64_t now)
 {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-        t->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(t->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci)
         return;
     log_msg(LOG_INFO, "http",
@@ -146,11 +146,10 @@ static void guard_sweep(struct timer *tm)
     uint64_t now = time_now_ms();
     long limit = w->srv->cfg->request_timeout_ms;
     for (struct conn_track *t = w->tracks; t; t = t->next)
-        if (!t->cut && still_receiving(t) &&
-            now - t->since >= (uint64_t)limit)
+        if (!t->cut && still_receiving(t) && now - t->since >= (uint64_t)limit)
             guard_cut(w, t, now);
-    long every = limit / 4 < GUARD_SWEEP_MAX_MS ? limit / 4
-                                                : GUARD_SWEEP_MAX_MS;
+    long every =
+        limit / 4 < GUARD_SWEEP_MAX_MS ? limit / 4 : GUARD_SWEEP_MAX_MS;
     worker_timer_add(w, &w->guard_timer, now + (uint64_t)(every ? every : 1));
 }
 

@@ -27,8 +27,8 @@ static int type_wrong(struct reqbody_error *e, const char *field,
 
 static int check_fields(const json_t *b, struct reqbody_error *e)
 {
-    static const char *const counts[] = {"max_tokens",
-                                         "max_completion_tokens", NULL};
+    static const char *const counts[] = {"max_tokens", "max_completion_tokens",
+                                         NULL};
     const json_t *v = json_object_get(b, "model");
     if (v && !json_is_string(v))
         return type_wrong(e, "model", "a string");

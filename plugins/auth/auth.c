@@ -39,9 +39,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#define AUTH_FILE_MAX (4u << 20)
+#define AUTH_FILE_MAX  (4u << 20)
 #define AUTH_MINUTE_MS 60000
-#define AUTH_CIDR_MAX 1024
+#define AUTH_CIDR_MAX  1024
 
 static const sluice_host *H;
 static char charged_mark; /* local slot value: tokens already charged */
@@ -125,8 +125,8 @@ static struct client_set *set_new(struct client_defs *defs,
 }
 
 /* Read the whole clients file (init and reload only, never per request). */
-static char *file_read(struct auth *a, const char *path, size_t *len,
-                       char *err, size_t errlen)
+static char *file_read(struct auth *a, const char *path, size_t *len, char *err,
+                       size_t errlen)
 {
     struct stat st;
     FILE *f = fopen(path, "rb");
@@ -231,8 +231,8 @@ static void fmt_duration(char *out, size_t n, uint64_t ms)
                  (unsigned long long)((ms % 60000 + 999) / 1000));
 }
 
-static void limit_headers(sluice_ctx *ctx, const char *kind,
-                          struct bucket *b, uint64_t now)
+static void limit_headers(sluice_ctx *ctx, const char *kind, struct bucket *b,
+                          uint64_t now)
 {
     char name[64], val[32];
     if (!b->cap)
@@ -337,10 +337,9 @@ static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
     if (i < 0) {
         H->log(a->self, SLUICE_LOG_INFO, "401 for %s from %s: %s",
                H->req_id(ctx), H->req_peer(ctx),
-               key ? H->mask_secret(key, masked, sizeof masked)
-                   : "no key");
-        H->respond_error(ctx, 401, "invalid_request_error",
-                         "invalid_api_key", NULL,
+               key ? H->mask_secret(key, masked, sizeof masked) : "no key");
+        H->respond_error(ctx, 401, "invalid_request_error", "invalid_api_key",
+                         NULL,
                          key ? "Incorrect API key provided."
                              : "You didn't provide an API key. Send it as "
                                "'Authorization: Bearer <key>' or "
@@ -352,10 +351,10 @@ static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
     if (!client_model_allowed(c, model)) {
         char msg[400];
         snprintf(msg, sizeof msg,
-                 "client %s is not allowed to use the model '%.200s'",
-                 c->name, model);
-        H->respond_error(ctx, 403, "invalid_request_error",
-                         "model_not_allowed", "model", msg);
+                 "client %s is not allowed to use the model '%.200s'", c->name,
+                 model);
+        H->respond_error(ctx, 403, "invalid_request_error", "model_not_allowed",
+                         "model", msg);
         return SLUICE_RESPOND;
     }
     struct limiter *l = &s->lim[i];
@@ -449,8 +448,8 @@ static int auth_reload(void *instance, const char *method, const char *body,
     pthread_rwlock_unlock(&a->lock);
     pthread_mutex_unlock(&a->reload_mu);
     set_free(old);
-    H->log(a->self, SLUICE_LOG_INFO, "reloaded %zu clients from %s",
-           s->defs.n, a->clients_path);
+    H->log(a->self, SLUICE_LOG_INFO, "reloaded %zu clients from %s", s->defs.n,
+           a->clients_path);
     return H->buf_printf(out, "{\"reloaded\":true,\"clients\":%zu}",
                          s->defs.n) == 0
                ? 200
@@ -517,11 +516,11 @@ static int auth_import_state(void *instance, const char *state, size_t len)
         const sluice_json *v = H->json_iter_value(it);
         struct limiter *l = &s->lim[i];
         pthread_mutex_lock(&l->mu);
-        if (l->req.cap && H->json_type(H->json_get(v, "req")) ==
-                              SLUICE_JSON_INT)
+        if (l->req.cap &&
+            H->json_type(H->json_get(v, "req")) == SLUICE_JSON_INT)
             bucket_set(&l->req, H->json_int(H->json_get(v, "req")), now);
-        if (l->tok.cap && H->json_type(H->json_get(v, "tok")) ==
-                              SLUICE_JSON_INT)
+        if (l->tok.cap &&
+            H->json_type(H->json_get(v, "tok")) == SLUICE_JSON_INT)
             bucket_set(&l->tok, H->json_int(H->json_get(v, "tok")), now);
         pthread_mutex_unlock(&l->mu);
     }
@@ -543,8 +542,9 @@ static int cidrs_read(const sluice_json *cfg, const char *key,
         return 0;
     if (H->json_type(arr) != SLUICE_JSON_ARRAY ||
         H->json_size(arr) > AUTH_CIDR_MAX) {
-        snprintf(err, errlen, "%s: expected a list of CIDRs, e.g. "
-                              "[\"10.0.0.0/8\", \"::1\"]",
+        snprintf(err, errlen,
+                 "%s: expected a list of CIDRs, e.g. "
+                 "[\"10.0.0.0/8\", \"::1\"]",
                  key);
         return -1;
     }
@@ -557,8 +557,9 @@ static int cidrs_read(const sluice_json *cfg, const char *key,
     for (size_t i = 0; i < cnt; i++) {
         const char *s = H->json_str(H->json_at(arr, i));
         if (!s || cidr_parse(s, &(*out)[i]) != 0) {
-            snprintf(err, errlen, "%s[%zu]: '%.64s' is not an IPv4/IPv6 "
-                                  "address or CIDR",
+            snprintf(err, errlen,
+                     "%s[%zu]: '%.64s' is not an IPv4/IPv6 "
+                     "address or CIDR",
                      key, i, s ? s : "(not a string)");
             free(*out);
             *out = NULL;
@@ -597,8 +598,9 @@ static int auth_init(const sluice_host *host, sluice_stage *self,
         const char *k = H->json_iter_key(it);
         if (strcmp(k, "clients_file") && strcmp(k, "allow") &&
             strcmp(k, "trusted_proxies")) {
-            snprintf(err, errlen, "unknown option '%.64s' (expected "
-                                  "clients_file, allow, trusted_proxies)",
+            snprintf(err, errlen,
+                     "unknown option '%.64s' (expected "
+                     "clients_file, allow, trusted_proxies)",
                      k);
             return -1;
         }
@@ -626,8 +628,7 @@ static int auth_init(const sluice_host *host, sluice_stage *self,
     }
     H->log(self, SLUICE_LOG_INFO,
            "%zu clients loaded from %s; allow list: %zu ranges%s",
-           a->set->defs.n, path, a->nallow,
-           a->nallow ? "" : " (any address)");
+           a->set->defs.n, path, a->nallow, a->nallow ? "" : " (any address)");
     *instance = a;
     return 0;
 fail:

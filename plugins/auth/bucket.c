@@ -4,8 +4,7 @@
  */
 #include "bucket.h"
 
-void bucket_init(struct bucket *b, int64_t cap, int64_t period_ms,
-                 uint64_t now)
+void bucket_init(struct bucket *b, int64_t cap, int64_t period_ms, uint64_t now)
 {
     b->cap = cap > 0 ? cap : 0;
     b->period_ms = period_ms > 0 ? period_ms : 1;
@@ -58,8 +57,7 @@ uint64_t bucket_reset_ms(struct bucket *b, uint64_t now)
     if (b->cap == 0)
         return 0;
     refill(b, now);
-    return (uint64_t)((b->cap * b->period_ms - b->level + b->cap - 1) /
-                      b->cap);
+    return (uint64_t)((b->cap * b->period_ms - b->level + b->cap - 1) / b->cap);
 }
 
 int64_t bucket_level_milli(struct bucket *b, uint64_t now)

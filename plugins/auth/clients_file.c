@@ -281,8 +281,9 @@ int clients_parse(const char *text, size_t len, const char *fname,
         memset(&c, 0, sizeof c);
     }
     if (d.n == 0) {
-        snprintf(err, errlen, "%s: no clients (expected lines of '<key> "
-                              "<name> [rpm=N] [tpm=N] [models=a,b]')",
+        snprintf(err, errlen,
+                 "%s: no clients (expected lines of '<key> "
+                 "<name> [rpm=N] [tpm=N] [models=a,b]')",
                  fname);
         goto fail_msg;
     }
@@ -331,7 +332,7 @@ long clients_find(const struct client_defs *d,
         return -1;
     size_t i = d->by_hash[lo];
     return auth_ct_equal(d->v[i].key_hash, hash, AUTH_SHA256_LEN) ? (long)i
-                                                                   : -1;
+                                                                  : -1;
 }
 
 int client_model_allowed(const struct client_def *c, const char *model)

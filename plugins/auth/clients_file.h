@@ -16,9 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CLIENT_NAME_MAX 64
-#define CLIENT_KEY_MIN 8
-#define CLIENT_KEY_MAX 256
+#define CLIENT_NAME_MAX  64
+#define CLIENT_KEY_MIN   8
+#define CLIENT_KEY_MAX   256
 #define CLIENT_LIMIT_MAX 1000000000LL
 
 struct client_def {

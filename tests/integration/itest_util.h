@@ -26,8 +26,8 @@
 #include <arpa/inet.h>
 
 #define CHAT "/v1/chat/completions"
-#define OK_BODY                                                              \
-    "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\","          \
+#define OK_BODY                                                                \
+    "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\","             \
     "\"content\":\"hi\"}]}"
 
 /* Write `text` to <tmpdir>/<name> with mode 0600; returns the path
@@ -59,16 +59,15 @@ static inline const char *it_show(const h_resp *r)
 static inline void it_assert_error(const h_resp *r, long status,
                                    const char *code, const char *what)
 {
-    ck_assert_msg(r->curl_code == 0, "%s: transfer failed: %s", what,
-                  r->error);
-    ck_assert_msg(r->status == status, "%s: status %ld, expected %ld: %s",
-                  what, r->status, status, it_show(r));
+    ck_assert_msg(r->curl_code == 0, "%s: transfer failed: %s", what, r->error);
+    ck_assert_msg(r->status == status, "%s: status %ld, expected %ld: %s", what,
+                  r->status, status, it_show(r));
     json_t *doc = h_resp_json(r);
     json_t *err = h_assert_openai_error(doc, what);
     if (code) {
         const char *c = json_string_value(json_object_get(err, "code"));
-        ck_assert_msg(c && !strcmp(c, code), "%s: code %s, expected %s",
-                      what, c ? c : "(null)", code);
+        ck_assert_msg(c && !strcmp(c, code), "%s: code %s, expected %s", what,
+                      c ? c : "(null)", code);
     }
     json_decref(doc);
 }
@@ -76,8 +75,8 @@ static inline void it_assert_error(const h_resp *r, long status,
 static inline void it_assert_mock_saw(int n, const char *what)
 {
     int seen = h_mock_request_count();
-    ck_assert_msg(seen == n, "%s: the mock saw %d requests, expected %d",
-                  what, seen, n);
+    ck_assert_msg(seen == n, "%s: the mock saw %d requests, expected %d", what,
+                  seen, n);
 }
 
 /* A normal chat request (with optional headers) gets a 200. */
@@ -85,11 +84,11 @@ static inline void it_assert_normal(const char *const *headers,
                                     const char *what)
 {
     h_resp r;
-    h_request(h_sluice_port(), "POST", CHAT, headers, OK_BODY,
-              strlen(OK_BODY), 10000, &r);
+    h_request(h_sluice_port(), "POST", CHAT, headers, OK_BODY, strlen(OK_BODY),
+              10000, &r);
     ck_assert_msg(r.curl_code == 0 && r.status == 200,
-                  "%s: the normal request after it failed: %ld %s (%s)",
-                  what, r.status, it_show(&r), r.error);
+                  "%s: the normal request after it failed: %ld %s (%s)", what,
+                  r.status, it_show(&r), r.error);
     h_resp_free(&r);
 }
 
@@ -111,8 +110,8 @@ static inline int it_connect(int port)
 
 /* Read until EOF or timeout_ms; returns bytes read into out (NUL-ended),
  * *eof set when the peer closed. */
-static inline size_t it_read_all(int fd, char *out, size_t cap,
-                                 long timeout_ms, int *eof)
+static inline size_t it_read_all(int fd, char *out, size_t cap, long timeout_ms,
+                                 int *eof)
 {
     size_t n = 0;
     double until = h_now_ms() + (double)timeout_ms;

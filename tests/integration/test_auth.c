@@ -7,14 +7,14 @@
  */
 #include "itest_util.h"
 
-#define ALPHA "sk-client-alpha-7f3a9c"
-#define BETA "sk-client-beta-51de02"
-#define GAMMA "sk-client-gamma-c0ffee"
+#define ALPHA       "sk-client-alpha-7f3a9c"
+#define BETA        "sk-client-beta-51de02"
+#define GAMMA       "sk-client-gamma-c0ffee"
 #define ADMIN_TOKEN "admin-token-9b1e6d4c2a7f8e30"
 
-static const char CLIENTS[] = "# integration clients\n" ALPHA " alpha\n" BETA
-                              " beta rpm=2\n" GAMMA
-                              " gamma models=gpt-4o-mini\n";
+static const char CLIENTS[] =
+    "# integration clients\n" ALPHA " alpha\n" BETA " beta rpm=2\n" GAMMA
+    " gamma models=gpt-4o-mini\n";
 
 static const char *const A_ALPHA[] = {"Authorization: Bearer " ALPHA, NULL};
 static const char *const A_BETA[] = {"x-api-key: " BETA, NULL};
@@ -56,8 +56,8 @@ static void start(const char *auth_extra, const char *extra,
 static h_resp chat(const char *const *headers, const char *body)
 {
     h_resp r;
-    h_request(h_sluice_port(), "POST", CHAT, headers, body, strlen(body),
-              10000, &r);
+    h_request(h_sluice_port(), "POST", CHAT, headers, body, strlen(body), 10000,
+              &r);
     return r;
 }
 
@@ -106,10 +106,10 @@ START_TEST(test_nothing_of_the_client_forwarded)
     const char *auth = h_rec_header(rec, "authorization");
     ck_assert_msg(auth && !strcmp(auth, "Bearer " H_FIRST_KEY),
                   "upstream authorization: %s", auth ? auth : "(none)");
-    static const char *const banned[] = {"x-api-key", "cookie",
-                                         "proxy-authorization",
-                                         "x-forwarded-for", "te", "upgrade",
-                                         "x-custom", NULL};
+    static const char *const banned[] = {
+        "x-api-key",       "cookie", "proxy-authorization",
+        "x-forwarded-for", "te",     "upgrade",
+        "x-custom",        NULL};
     for (int i = 0; banned[i]; i++)
         ck_assert_msg(h_rec_header(rec, banned[i]) == NULL,
                       "the upstream saw the client's %s", banned[i]);
@@ -228,8 +228,7 @@ START_TEST(test_admin_reload)
     h_resp r = admin(port, "POST", "/admin/plugins/auth/reload", NULL);
     it_assert_error(&r, 401, "invalid_admin_token", "no admin token");
     h_resp_free(&r);
-    r = admin(port, "POST", "/admin/plugins/auth/reload",
-              ADMIN_TOKEN "0");
+    r = admin(port, "POST", "/admin/plugins/auth/reload", ADMIN_TOKEN "0");
     it_assert_error(&r, 401, "invalid_admin_token", "wrong admin token");
     h_resp_free(&r);
     r = admin(port, "POST", "/admin/plugins/auth/reload", ALPHA);
@@ -279,8 +278,7 @@ START_TEST(test_admin_listen)
     h_resp_free(&r);
     /* the admin port has it, and /health, and nothing else */
     r = admin(aport, "GET", "/admin/pipeline", ADMIN_TOKEN);
-    ck_assert_msg(r.status == 200, "admin port: %ld %s", r.status,
-                  it_show(&r));
+    ck_assert_msg(r.status == 200, "admin port: %ld %s", r.status, it_show(&r));
     h_resp_free(&r);
     r = admin(aport, "GET", "/admin/pipeline", "wrong-token-0123456789");
     it_assert_error(&r, 401, NULL, "admin port, wrong token");
@@ -297,8 +295,8 @@ START_TEST(test_admin_listen)
     h_resp_free(&r);
     it_assert_mock_saw(0, "admin port");
     r = admin(aport, "POST", "/admin/plugins/auth/reload", ADMIN_TOKEN);
-    ck_assert_msg(r.status == 200, "reload on the admin port: %ld %s",
-                  r.status, it_show(&r));
+    ck_assert_msg(r.status == 200, "reload on the admin port: %ld %s", r.status,
+                  it_show(&r));
     h_resp_free(&r);
     it_assert_normal(A_ALPHA, "main port after the admin calls");
 }

@@ -43,8 +43,8 @@ struct body_case {
 
 /* a literal and its length, NUL bytes included */
 #define LIT(s) s, sizeof(s) - 1
-#define MSGS "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
-#define M "\"model\":\"gpt-4o-mini\","
+#define MSGS   "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
+#define M      "\"model\":\"gpt-4o-mini\","
 
 static const struct body_case BODIES[] = {
     {"{", 0, "invalid_json", NULL},
@@ -84,8 +84,8 @@ static const struct body_case BODIES[] = {
     /* escaped surrogate halves and NUL */
     {"{" M "\"messages\":[{\"role\":\"user\",\"content\":\"\\ud800\"}]}", 0,
      "invalid_json", NULL},
-    {"{" M "\"messages\":[{\"role\":\"user\",\"content\":\"a\\u0000b\"}]}",
-     0, "invalid_json", NULL},
+    {"{" M "\"messages\":[{\"role\":\"user\",\"content\":\"a\\u0000b\"}]}", 0,
+     "invalid_json", NULL},
     {"{\"a\\u0000\":1," M MSGS "}", 0, "invalid_json", NULL},
     /* raw NUL bytes: inside a string, and after the object */
     {LIT("{" M "\"messages\":[{\"role\":\"user\",\"content\":\"a\0b\"}]}"),
@@ -102,13 +102,11 @@ START_TEST(test_bad_bodies)
         char what[64];
         snprintf(what, sizeof what, "body case %zu", i);
         h_resp r;
-        h_request(h_sluice_port(), "POST", CHAT, NULL, c->body, len, 10000,
-                  &r);
+        h_request(h_sluice_port(), "POST", CHAT, NULL, c->body, len, 10000, &r);
         if (c->code) {
             it_assert_error(&r, 400, c->code, what);
             json_t *doc = h_resp_json(&r);
-            json_t *p = json_object_get(json_object_get(doc, "error"),
-                                        "param");
+            json_t *p = json_object_get(json_object_get(doc, "error"), "param");
             if (c->param)
                 ck_assert_msg(json_is_string(p) &&
                                   !strcmp(json_string_value(p), c->param),
@@ -116,8 +114,8 @@ START_TEST(test_bad_bodies)
                               it_show(&r));
             json_decref(doc);
         } else {
-            ck_assert_msg(r.status == 400, "%s: status %ld: %s", what,
-                          r.status, it_show(&r));
+            ck_assert_msg(r.status == 400, "%s: status %ld: %s", what, r.status,
+                          it_show(&r));
         }
         h_resp_free(&r);
         it_assert_mock_saw(0, what);
@@ -139,8 +137,7 @@ START_TEST(test_deep_nesting_and_big_body)
     static char big[9000];
     memset(big, ' ', sizeof big);
     memcpy(big, OK_BODY, strlen(OK_BODY));
-    h_request(h_sluice_port(), "POST", CHAT, NULL, big, sizeof big, 10000,
-              &r);
+    h_request(h_sluice_port(), "POST", CHAT, NULL, big, sizeof big, 10000, &r);
     it_assert_error(&r, 413, "request_too_large", "body over the limit");
     h_resp_free(&r);
     it_assert_mock_saw(0, "nesting and size");
@@ -180,15 +177,13 @@ START_TEST(test_content_length_lies)
     static const char junk[] =
         "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
         "Content-Length: 12abc\r\nConnection: close\r\n\r\n" OK_BODY;
-    st = it_raw(h_sluice_port(), junk, sizeof junk - 1, 10000, out,
-                sizeof out);
+    st = it_raw(h_sluice_port(), junk, sizeof junk - 1, 10000, out, sizeof out);
     ck_assert_msg(st == 0 || (st >= 400 && st < 500), "junk CL: %d", st);
     /* and an absurd one */
     static const char huge[] =
         "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
         "Content-Length: 99999999999999999999\r\nConnection: close\r\n\r\n";
-    st = it_raw(h_sluice_port(), huge, sizeof huge - 1, 10000, out,
-                sizeof out);
+    st = it_raw(h_sluice_port(), huge, sizeof huge - 1, 10000, out, sizeof out);
     ck_assert_msg(st == 0 || (st >= 400 && st < 500), "huge CL: %d", st);
     it_assert_mock_saw(0, "content-length lies");
     it_assert_normal(NULL, "after content-length lies");
@@ -276,8 +271,10 @@ START_TEST(test_slow_loris)
     start("  request_timeout_s: 2\n", NULL);
     /* headers, a byte every 200 ms: 80 bytes would take 16 s */
     char hdr[128];
-    snprintf(hdr, sizeof hdr, "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: "
-                              "%040d\r\n\r\n", 0);
+    snprintf(hdr, sizeof hdr,
+             "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: "
+             "%040d\r\n\r\n",
+             0);
     int fd = it_connect(h_sluice_port());
     /* meanwhile the gateway serves others */
     it_assert_normal(NULL, "during a slow client");
@@ -384,7 +381,7 @@ START_TEST(test_path_tricks)
         {"GET /./admin/pipeline", {404, 400}},
         {"GET http://evil.example/admin/pipeline", {404, 400}},
         {"GET /admin%2Fpipeline", {401, 404}}, /* no token sent */
-        {"GET /admin/../health", {401, 404}}, /* gated like any /admin/ */
+        {"GET /admin/../health", {401, 404}},  /* gated like any /admin/ */
         {"GET /health/..", {404, 400}},
         {"GET /v1/models/qwen%2F..%2F..%2F", {404, 400}},
     };
@@ -393,10 +390,10 @@ START_TEST(test_path_tricks)
         snprintf(req, sizeof req,
                  "%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                  v[i].line);
-        int st = it_raw(h_sluice_port(), req, strlen(req), 10000, out,
-                        sizeof out);
-        ck_assert_msg(st == v[i].ok[0] || st == v[i].ok[1],
-                      "%s -> %d: %.200s", v[i].line, st, out);
+        int st =
+            it_raw(h_sluice_port(), req, strlen(req), 10000, out, sizeof out);
+        ck_assert_msg(st == v[i].ok[0] || st == v[i].ok[1], "%s -> %d: %.200s",
+                      v[i].line, st, out);
         ck_assert_msg(!strstr(out, "\"generation\""),
                       "%s reached the admin API", v[i].line);
     }
@@ -406,8 +403,7 @@ START_TEST(test_path_tricks)
              "Content-Type: application/json\r\nContent-Length: %zu\r\n"
              "Connection: close\r\n\r\n%s",
              strlen(OK_BODY), OK_BODY);
-    int st = it_raw(h_sluice_port(), req, strlen(req), 10000, out,
-                    sizeof out);
+    int st = it_raw(h_sluice_port(), req, strlen(req), 10000, out, sizeof out);
     ck_assert_msg(st == 200 || st == 404, "encoded chat path: %d", st);
     int expect = st == 200 ? 1 : 0;
     /* a model id with dot segments goes upstream as data, not as a path */

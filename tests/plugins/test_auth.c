@@ -34,11 +34,16 @@ START_TEST(sha256_vectors)
         char c;
         const char *want;
     } v[] = {
-        {0, 'a', "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
-        {55, 'a', "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318"},
-        {56, 'a', "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a"},
-        {64, 'a', "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb"},
-        {119, 'a', "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb"},
+        {0, 'a',
+         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {55, 'a',
+         "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318"},
+        {56, 'a',
+         "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a"},
+        {64, 'a',
+         "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb"},
+        {119, 'a',
+         "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb"},
     };
     char buf[200], h[65];
     uint8_t d[32];
@@ -87,8 +92,8 @@ START_TEST(clients_good)
 {
     struct client_defs d;
     char err[256] = "";
-    ck_assert_msg(clients_parse(GOOD_FILE, strlen(GOOD_FILE), "c.txt", &d,
-                                err, sizeof err) == 0,
+    ck_assert_msg(clients_parse(GOOD_FILE, strlen(GOOD_FILE), "c.txt", &d, err,
+                                sizeof err) == 0,
                   "%s", err);
     ck_assert_uint_eq(d.n, 4);
     ck_assert_str_eq(d.v[0].name, "alpha");
@@ -127,9 +132,9 @@ START_TEST(clients_many)
         p += sprintf(p, "sk-many-%08d-key c%d\n", (i * 7919) % 100003, i);
     struct client_defs d;
     char err[256];
-    ck_assert_msg(clients_parse(text, strlen(text), "m.txt", &d, err,
-                                sizeof err) == 0,
-                  "%s", err);
+    ck_assert_msg(
+        clients_parse(text, strlen(text), "m.txt", &d, err, sizeof err) == 0,
+        "%s", err);
     ck_assert_uint_eq(d.n, N);
     for (int i = 0; i < N; i++) {
         char key[64];
@@ -177,8 +182,8 @@ START_TEST(clients_errors)
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         struct client_defs d;
         char err[256] = "";
-        ck_assert_msg(clients_parse(v[i].text, strlen(v[i].text), "c.txt",
-                                    &d, err, sizeof err) == -1,
+        ck_assert_msg(clients_parse(v[i].text, strlen(v[i].text), "c.txt", &d,
+                                    err, sizeof err) == -1,
                       "case %zu accepted", i);
         ck_assert_msg(strstr(err, v[i].want), "case %zu: '%s' lacks '%s'", i,
                       err, v[i].want);
@@ -190,9 +195,8 @@ START_TEST(clients_errors)
     static const char nul[] = "sk-client-alpha-0001 a\0b\n";
     struct client_defs d;
     char err[256];
-    ck_assert_int_eq(clients_parse(nul, sizeof nul - 1, "c.txt", &d, err,
-                                   sizeof err),
-                     -1);
+    ck_assert_int_eq(
+        clients_parse(nul, sizeof nul - 1, "c.txt", &d, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "c.txt:1: a NUL"));
 }
 END_TEST
@@ -245,9 +249,10 @@ END_TEST
 START_TEST(cidr_bad)
 {
     struct cidr c;
-    const char *bad[] = {"", "10.0.0.0/33", "::/129", "10.0.0/8", "10.0.0.0/",
-                         "10.0.0.0/-1", "10.0.0.0/8/8", "abc", "1.2.3.4/1a",
-                         "::ffff:1.2.3.4/95", "10.0.0.0/0008", NULL};
+    const char *bad[] = {
+        "",           "10.0.0.0/33",       "::/129",        "10.0.0/8",
+        "10.0.0.0/",  "10.0.0.0/-1",       "10.0.0.0/8/8",  "abc",
+        "1.2.3.4/1a", "::ffff:1.2.3.4/95", "10.0.0.0/0008", NULL};
     for (int i = 0; bad[i]; i++)
         ck_assert_msg(cidr_parse(bad[i], &c) == -1, "'%s' accepted", bad[i]);
     ck_assert_int_eq(cidr_parse(NULL, &c), -1);
@@ -343,11 +348,10 @@ static void gen_done(struct generation *g)
     rmdir(tmpdir);
 }
 
-static const char CLIENTS[] =
-    "sk-client-alpha-0001 alpha\n"
-    "sk-client-beta-00002 beta rpm=2\n"
-    "sk-client-gamma-0003 gamma models=gpt-4o-mini\n"
-    "sk-client-delta-0004 delta tpm=100\n";
+static const char CLIENTS[] = "sk-client-alpha-0001 alpha\n"
+                              "sk-client-beta-00002 beta rpm=2\n"
+                              "sk-client-gamma-0003 gamma models=gpt-4o-mini\n"
+                              "sk-client-delta-0004 delta tpm=100\n";
 
 static const char BODY[] =
     "{\"model\":\"qwen/qwen3\",\"messages\":[{\"role\":\"user\","
@@ -496,9 +500,9 @@ END_TEST
 
 START_TEST(stage_allow_list)
 {
-    struct generation *g = gen_with(
-        CLIENTS, "\"allow\":[\"10.0.0.0/8\",\"2001:db8::/32\"],"
-                 "\"trusted_proxies\":[\"127.0.0.1\"]");
+    struct generation *g =
+        gen_with(CLIENTS, "\"allow\":[\"10.0.0.0/8\",\"2001:db8::/32\"],"
+                          "\"trusted_proxies\":[\"127.0.0.1\"]");
     static const struct {
         const char *peer, *xff;
         int ok;
@@ -507,8 +511,8 @@ START_TEST(stage_allow_list)
         {"192.168.0.1", NULL, 0},
         {"2001:db8::5", NULL, 1},
         {"::ffff:10.9.9.9", NULL, 1},
-        {"127.0.0.1", NULL, 0},             /* the proxy itself */
-        {"127.0.0.1", "10.4.4.4", 1},       /* via the trusted proxy */
+        {"127.0.0.1", NULL, 0},       /* the proxy itself */
+        {"127.0.0.1", "10.4.4.4", 1}, /* via the trusted proxy */
         {"127.0.0.1", "10.4.4.4, 127.0.0.1", 1},
         {"127.0.0.1", "10.4.4.4, 8.8.8.8", 0}, /* rightmost untrusted */
         {"127.0.0.1", "8.8.8.8, 10.4.4.4", 1}, /* spoofed left part */
@@ -517,9 +521,12 @@ START_TEST(stage_allow_list)
         {"192.168.0.1", "10.4.4.4", 0}, /* untrusted peer's XFF ignored */
     };
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        const char *h[] = {"x-api-key", "sk-client-alpha-0001",
-                           v[i].xff ? "X-Forwarded-For" : NULL, v[i].xff,
-                           NULL, NULL};
+        const char *h[] = {"x-api-key",
+                           "sk-client-alpha-0001",
+                           v[i].xff ? "X-Forwarded-For" : NULL,
+                           v[i].xff,
+                           NULL,
+                           NULL};
         struct sluice_ctx *c = sh_ctx_new(g, BODY, h);
         snprintf(c->peer, sizeof c->peer, "%s", v[i].peer);
         sluice_verdict r = sh_on_request(c);

@@ -29,21 +29,20 @@ static int check(const char *body, size_t len, const char **code,
     return -1;
 }
 
-#define OK(lit)                                                              \
-    do {                                                                     \
-        const char *c_, *p_;                                                 \
-        ck_assert_msg(check(lit, sizeof(lit) - 1, &c_, &p_) == 0, "%s", lit); \
+#define OK(lit)                                                                \
+    do {                                                                       \
+        const char *c_, *p_;                                                   \
+        ck_assert_msg(check(lit, sizeof(lit) - 1, &c_, &p_) == 0, "%s", lit);  \
     } while (0)
-#define BAD(lit, want_code, want_param)                                      \
-    do {                                                                     \
-        const char *c_ = NULL, *p_ = NULL;                                   \
-        ck_assert_msg(check(lit, sizeof(lit) - 1, &c_, &p_) == -1, "%s",     \
-                      lit);                                                  \
-        ck_assert_str_eq(c_, want_code);                                     \
-        if (want_param)                                                      \
-            ck_assert_str_eq(p_, (const char *)want_param);                  \
-        else                                                                 \
-            ck_assert_ptr_null(p_);                                          \
+#define BAD(lit, want_code, want_param)                                        \
+    do {                                                                       \
+        const char *c_ = NULL, *p_ = NULL;                                     \
+        ck_assert_msg(check(lit, sizeof(lit) - 1, &c_, &p_) == -1, "%s", lit); \
+        ck_assert_str_eq(c_, want_code);                                       \
+        if (want_param)                                                        \
+            ck_assert_str_eq(p_, (const char *)want_param);                    \
+        else                                                                   \
+            ck_assert_ptr_null(p_);                                            \
     } while (0)
 
 START_TEST(bodies_ok)
@@ -89,16 +88,15 @@ START_TEST(server_limits_config)
     char err[512];
     const char *y = "server: { request_timeout_s: 7, max_connections: 99 }\n"
                     "pipeline: []\n";
-    ck_assert_msg(config_load_string(y, strlen(y), "t.yaml", &cfg, err,
-                                     sizeof err) == 0,
-                  "%s", err);
+    ck_assert_msg(
+        config_load_string(y, strlen(y), "t.yaml", &cfg, err, sizeof err) == 0,
+        "%s", err);
     ck_assert_int_eq(cfg->request_timeout_ms, 7000);
     ck_assert_int_eq(cfg->max_client_connections, 99);
     config_free(cfg);
     y = "pipeline: []\n";
-    ck_assert_int_eq(config_load_string(y, strlen(y), "t.yaml", &cfg, err,
-                                        sizeof err),
-                     0);
+    ck_assert_int_eq(
+        config_load_string(y, strlen(y), "t.yaml", &cfg, err, sizeof err), 0);
     ck_assert_int_eq(cfg->request_timeout_ms, 30000);
     ck_assert_int_eq(cfg->max_client_connections, 10000);
     config_free(cfg);
