@@ -1,5 +1,6 @@
 # issue6_fuzz.cmake - libFuzzer targets for the input parsers of issue 6:
-# the chat body check (core/reqbody.c), the YAML pipeline loader
+# the chat body check (core/reqbody.c) alone and followed by the context
+# stage's walker (plugins/context/walk.c), the YAML pipeline loader
 # (config_load_string) and the auth clients file parser. Included from
 # tests/CMakeLists.txt. libFuzzer needs clang whatever compiler builds the
 # rest, so each target is built by a custom command from the few sources it
@@ -18,14 +19,18 @@ execute_process(COMMAND pkg-config --cflags --libs jansson yaml-0.1
                 OUTPUT_VARIABLE _fz_libs OUTPUT_STRIP_TRAILING_WHITESPACE)
 separate_arguments(_fz_libs UNIX_COMMAND "${_fz_libs}")
 
-# sluice_fuzz_target(<name> <include dir> <sources...>)
-function(sluice_fuzz_target name incdir)
+# sluice_fuzz_target(<name> <include dirs (;-list)> <sources...>)
+function(sluice_fuzz_target name incdirs)
+  set(incflags)
+  foreach(d ${incdirs})
+    list(APPEND incflags -I${d})
+  endforeach()
   set(bin ${CMAKE_BINARY_DIR}/fuzz/fuzz_${name})
   set(srcs ${_fz_dir}/fuzz_${name}.c ${ARGN})
   add_custom_command(
     OUTPUT ${bin}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/fuzz
-    COMMAND ${SLUICE_FUZZ_CLANG} ${_fz_flags} -I${incdir}
+    COMMAND ${SLUICE_FUZZ_CLANG} ${_fz_flags} ${incflags}
             -I${CMAKE_SOURCE_DIR}/sdk ${srcs} ${_fz_libs} -lm -o ${bin}
     DEPENDS ${srcs}
     COMMENT "Building the libFuzzer target fuzz_${name} with clang"
@@ -39,6 +44,12 @@ endfunction()
 
 sluice_fuzz_target(reqbody ${CMAKE_SOURCE_DIR}/core
                    ${CMAKE_SOURCE_DIR}/core/reqbody.c)
+if(EXISTS ${CMAKE_SOURCE_DIR}/plugins/context/walk.c)
+  set(_ctx ${CMAKE_SOURCE_DIR}/plugins/context)
+  sluice_fuzz_target(walk "${CMAKE_SOURCE_DIR}/core;${_ctx}"
+                     ${CMAKE_SOURCE_DIR}/core/reqbody.c ${_ctx}/walk.c
+                     ${_ctx}/estimate.c ${_ctx}/estimate_weights.c)
+endif()
 sluice_fuzz_target(config ${CMAKE_SOURCE_DIR}/core
                    ${CMAKE_SOURCE_DIR}/core/config.c
                    ${CMAKE_SOURCE_DIR}/core/config_expand.c
