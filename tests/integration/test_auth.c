@@ -159,6 +159,54 @@ START_TEST(test_rate_limit)
 }
 END_TEST
 
+/* tpm= charges the context stage's estimate (context runs after auth, so
+ * auth charges it in on_attempt, before the upstream is called). */
+START_TEST(test_token_limit_with_context)
+{
+    it_secret_file("clients.txt", "sk-client-tokens-00001 tok tpm=40\n");
+    h_opts o;
+    memset(&o, 0, sizeof o);
+    o.pipeline = "  - plugin: auth\n"
+                 "    config: { clients_file: \"@TMPDIR@/clients.txt\" }\n"
+                 "  - plugin: context\n"
+                 "  - plugin: keyring\n"
+                 "    config: { keys_file: \"@KEYS_FILE@\" }\n"
+                 "  - plugin: sse\n";
+    h_start_mock();
+    h_start_sluice(&o);
+    static const char *const k[] = {"x-api-key: sk-client-tokens-00001",
+                                    NULL};
+    static const char small[] =
+        "{\"model\":\"openai-gpt-oss-20b\",\"messages\":[{\"role\":"
+        "\"user\",\"content\":\"hi\"}]}";
+    h_resp r = chat(k, small);
+    ck_assert_msg(r.status == 200, "small: %ld %s", r.status, it_show(&r));
+    h_resp_free(&r);
+    /* far over the whole minute's budget: 429, no Retry-After */
+    char big[2400];
+    int n = snprintf(big, sizeof big,
+                     "{\"model\":\"openai-gpt-oss-20b\",\"messages\":"
+                     "[{\"role\":\"user\",\"content\":\"");
+    for (int i = 0; i < 300; i++)
+        n += snprintf(big + n, sizeof big - (size_t)n, "word ");
+    snprintf(big + n, sizeof big - (size_t)n, "\"}]}");
+    r = chat(k, big);
+    it_assert_error(&r, 429, "rate_limit_exceeded", "over tpm");
+    const char *lim = h_resp_header(&r, "x-ratelimit-limit-tokens");
+    ck_assert_msg(lim && !strcmp(lim, "40"), "limit-tokens %s",
+                  lim ? lim : "-");
+    ck_assert_ptr_nonnull(h_resp_header(&r, "x-ratelimit-remaining-tokens"));
+    ck_assert_ptr_nonnull(h_resp_header(&r, "x-ratelimit-reset-tokens"));
+    json_t *doc = h_resp_json(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(doc, "error"), "type")),
+                     "tokens");
+    json_decref(doc);
+    h_resp_free(&r);
+    it_assert_mock_saw(1, "token limit");
+}
+END_TEST
+
 START_TEST(test_allow_list)
 {
     /* loopback is not allowed: only 10/8, via the trusted proxy 127.0.0.1 */
@@ -312,6 +360,7 @@ int main(void)
     tcase_add_test(tc, test_nothing_of_the_client_forwarded);
     tcase_add_test(tc, test_model_not_allowed);
     tcase_add_test(tc, test_rate_limit);
+    tcase_add_test(tc, test_token_limit_with_context);
     tcase_add_test(tc, test_allow_list);
     tcase_add_test(tc, test_untrusted_forwarded_for_ignored);
     tcase_add_test(tc, test_admin_off_without_token);
