@@ -8,6 +8,8 @@
  *   2. "Authorization: Bearer <key>" or "x-api-key: <key>" must name a
  *      client of clients_file                                -> 401
  *   3. the model must be in the client's models= list         -> 403
+ *      (checked again before each upstream attempt, since a later stage
+ *      may set the model, e.g. the context stage's default_model)
  *   4. the client's request bucket (rpm=) must have a token   -> 429
  * then the client's name goes into the "client" attribute. The key is
  * hashed (SHA-256) and looked up among the stored digests: see
@@ -81,10 +83,7 @@ static void set_free(struct client_set *s)
 
 static long set_find_name(const struct client_set *s, const char *name)
 {
-    for (size_t i = 0; name && i < s->defs.n; i++)
-        if (!strcmp(s->defs.v[i].name, name))
-            return (long)i;
-    return -1;
+    return clients_find_name(&s->defs, name);
 }
 
 /* Buckets start full, or carry the level of the same-named client of `old`
@@ -103,6 +102,7 @@ static struct client_set *set_new(struct client_defs *defs,
     s->defs = *defs; /* taken over: the caller's copy is emptied */
     defs->v = NULL;
     defs->by_hash = NULL;
+    defs->by_name = NULL;
     defs->n = 0;
     uint64_t now = H->now_ms();
     for (size_t i = 0; i < s->defs.n; i++) {
@@ -161,7 +161,7 @@ static struct client_set *set_load(struct auth *a, struct client_set *old,
                                    char *err, size_t errlen)
 {
     size_t len = 0;
-    struct client_defs defs = {NULL, 0, NULL};
+    struct client_defs defs = {NULL, 0, NULL, NULL};
     char *text = file_read(a, a->clients_path, &len, err, errlen);
     if (!text)
         return NULL;
@@ -323,6 +323,21 @@ static sluice_verdict charge_tokens(struct auth *a, sluice_ctx *ctx,
     return v;
 }
 
+/* 1 (and the 403 set) when the client may not use the request's model. */
+static int model_refused(sluice_ctx *ctx, const struct client_def *c)
+{
+    const char *model = H->req_model(ctx);
+    if (client_model_allowed(c, model))
+        return 0;
+    char msg[400];
+    snprintf(msg, sizeof msg,
+             "client %s is not allowed to use the model '%.200s'", c->name,
+             model);
+    H->respond_error(ctx, 403, "invalid_request_error", "model_not_allowed",
+                     "model", msg);
+    return 1;
+}
+
 static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
                                    struct client_set *s)
 {
@@ -347,16 +362,9 @@ static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
         return SLUICE_RESPOND;
     }
     const struct client_def *c = &s->defs.v[i];
-    const char *model = H->req_model(ctx);
-    if (!client_model_allowed(c, model)) {
-        char msg[400];
-        snprintf(msg, sizeof msg,
-                 "client %s is not allowed to use the model '%.200s'", c->name,
-                 model);
-        H->respond_error(ctx, 403, "invalid_request_error", "model_not_allowed",
-                         "model", msg);
+    /* no model yet: a later stage may set the default; on_attempt checks */
+    if (*H->req_model(ctx) && model_refused(ctx, c))
         return SLUICE_RESPOND;
-    }
     struct limiter *l = &s->lim[i];
     if (l->req.cap) {
         uint64_t now = H->now_ms(), wait = 0;
@@ -394,15 +402,18 @@ static sluice_verdict auth_on_request(void *instance, sluice_ctx *ctx)
     return v;
 }
 
+/* Before each upstream attempt: the model again (a later stage's
+ * on_request may have set or changed it, e.g. the context stage's default
+ * model), and the token charge once the estimate exists. */
 static sluice_verdict auth_on_attempt(void *instance, sluice_ctx *ctx)
 {
     struct auth *a = instance;
-    if (H->local_get(ctx) == &charged_mark)
-        return SLUICE_CONTINUE;
     sluice_verdict v = SLUICE_CONTINUE;
     pthread_rwlock_rdlock(&a->lock);
     long i = set_find_name(a->set, H->attr_get(ctx, "client"));
-    if (i >= 0)
+    if (i >= 0 && model_refused(ctx, &a->set->defs.v[i]))
+        v = SLUICE_RESPOND;
+    else if (i >= 0)
         v = charge_tokens(a, ctx, a->set, i);
     pthread_rwlock_unlock(&a->lock);
     return v;

@@ -200,10 +200,9 @@ static int by_name_cmp(const void *a, const void *b)
 static int defs_index(struct client_defs *d, const char *fname, char *err,
                       size_t errlen)
 {
-    size_t *by_name = malloc(d->n * sizeof(size_t));
+    size_t *by_name = d->by_name = malloc(d->n * sizeof(size_t));
     d->by_hash = malloc(d->n * sizeof(size_t));
     if (!by_name || !d->by_hash) {
-        free(by_name);
         snprintf(err, errlen, "%s: out of memory", fname);
         return -1;
     }
@@ -231,7 +230,6 @@ static int defs_index(struct client_defs *d, const char *fname, char *err,
             rc = -1;
         }
     }
-    free(by_name);
     return rc;
 }
 
@@ -248,7 +246,7 @@ static int defs_push(struct client_defs *d, const struct client_def *c)
 int clients_parse(const char *text, size_t len, const char *fname,
                   struct client_defs *out, char *err, size_t errlen)
 {
-    struct client_defs d = {NULL, 0, NULL};
+    struct client_defs d = {NULL, 0, NULL, NULL};
     struct client_def c;
     struct line l;
     const char *what = NULL;
@@ -299,6 +297,7 @@ fail_msg:
     out->v = NULL;
     out->n = 0;
     out->by_hash = NULL;
+    out->by_name = NULL;
     return -1;
 }
 
@@ -309,8 +308,10 @@ void clients_defs_free(struct client_defs *d)
     if (d) {
         free(d->v);
         free(d->by_hash);
+        free(d->by_name);
         d->v = NULL;
         d->by_hash = NULL;
+        d->by_name = NULL;
         d->n = 0;
     }
 }
@@ -333,6 +334,24 @@ long clients_find(const struct client_defs *d,
     size_t i = d->by_hash[lo];
     return auth_ct_equal(d->v[i].key_hash, hash, AUTH_SHA256_LEN) ? (long)i
                                                                   : -1;
+}
+
+long clients_find_name(const struct client_defs *d, const char *name)
+{
+    size_t lo = 0, hi = d->n;
+    if (!d->by_name || !name)
+        return -1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(d->v[d->by_name[mid]].name, name);
+        if (c == 0)
+            return (long)d->by_name[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
 }
 
 int client_model_allowed(const struct client_def *c, const char *model)

@@ -35,6 +35,7 @@ struct client_defs {
     struct client_def *v;
     size_t n;
     size_t *by_hash; /* indices of v sorted by key_hash (lookup); owned */
+    size_t *by_name; /* indices of v sorted by name; owned */
 };
 
 /* Parse text[0..len) (need not be NUL-terminated). `fname` names the file in
@@ -54,6 +55,9 @@ void clients_defs_free(struct client_defs *d);
  * what a few do. */
 long clients_find(const struct client_defs *d,
                   const uint8_t hash[AUTH_SHA256_LEN]);
+
+/* Index of the client named `name`, or -1 (binary search). */
+long clients_find_name(const struct client_defs *d, const char *name);
 
 /* 1 when the client may use `model`. */
 int client_model_allowed(const struct client_def *c, const char *model);

@@ -174,8 +174,7 @@ START_TEST(test_token_limit_with_context)
                  "  - plugin: sse\n";
     h_start_mock();
     h_start_sluice(&o);
-    static const char *const k[] = {"x-api-key: sk-client-tokens-00001",
-                                    NULL};
+    static const char *const k[] = {"x-api-key: sk-client-tokens-00001", NULL};
     static const char small[] =
         "{\"model\":\"openai-gpt-oss-20b\",\"messages\":[{\"role\":"
         "\"user\",\"content\":\"hi\"}]}";

@@ -147,7 +147,7 @@ START_TEST(clients_many)
         ck_assert_int_eq(clients_find(&d, h), -1);
     }
     clients_defs_free(&d);
-    struct client_defs empty = {NULL, 0, NULL};
+    struct client_defs empty = {NULL, 0, NULL, NULL};
     uint8_t z[32] = {0};
     ck_assert_int_eq(clients_find(&empty, z), -1);
 }
@@ -422,6 +422,25 @@ START_TEST(stage_models)
     const char *h[] = {"x-api-key", "sk-client-gamma-0003", NULL};
     c = sh_ctx_new(g, "{\"model\":\"gpt-4o-mini\",\"messages\":[]}", h);
     ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    sh_on_complete(c);
+    sh_ctx_free(c);
+    /* no model: on_request lets it pass (a later stage may default it),
+     * on_attempt decides on the model the body then holds */
+    c = sh_ctx_new(g, "{\"messages\":[]}", h);
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sh_out_status(c), 403);
+    sh_on_complete(c);
+    sh_ctx_free(c);
+    c = sh_ctx_new(g, "{\"messages\":[]}", h);
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    json_object_set_new(c->body, "model", json_string("gpt-4o-mini"));
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    /* a later stage switching to a model outside the list is caught */
+    json_object_set_new(c->body, "model", json_string("gpt-4o"));
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
+    sh_on_complete(c);
     sh_ctx_free(c);
     gen_done(g);
 }
