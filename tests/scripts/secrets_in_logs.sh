@@ -21,8 +21,8 @@ secrets=$(mktemp)
 trap 'rm -f "$secrets"' EXIT
 
 # (1) files the tests wrote: first field of each non-comment line
-find "$dir" -type f \( -name 'keys*.txt' -o -name 'clients*.txt' \
-     -o -name '*.token' -o -name '*keys*' \) -print0 |
+find "$dir" -type f \( -name '*keys*.txt' -o -name '*clients*.txt' \
+     -o -name '*.token' \) -print0 |
     xargs -0 -r awk '!/^[ \t]*#/ && NF { print $1 }' >> "$secrets"
 # (2) key-like literals in the test sources
 grep -rhoE '(sk-[A-Za-z0-9_-]{6,}|admin-token-[A-Za-z0-9_-]{4,})' \
