@@ -1,7 +1,8 @@
 # issue6_fuzz.cmake - libFuzzer targets for the input parsers of issue 6:
 # the chat body check (core/reqbody.c) alone and followed by the context
 # stage's walker (plugins/context/walk.c), the YAML pipeline loader
-# (config_load_string) and the auth clients file parser. Included from
+# (config_load_string), the auth clients file parser, and the keyring's
+# keys file and Retry-After family parsers. Included from
 # tests/CMakeLists.txt. libFuzzer needs clang whatever compiler builds the
 # rest, so each target is built by a custom command from the few sources it
 # needs; CTest runs each for a short, bounded time from its seed corpus and
@@ -55,6 +56,11 @@ sluice_fuzz_target(config ${CMAKE_SOURCE_DIR}/core
                    ${CMAKE_SOURCE_DIR}/core/config_expand.c
                    ${CMAKE_SOURCE_DIR}/core/yaml_load.c
                    ${CMAKE_SOURCE_DIR}/core/buf.c)
+if(EXISTS ${CMAKE_SOURCE_DIR}/plugins/keyring/keyfile.c)
+  set(_kr ${CMAKE_SOURCE_DIR}/plugins/keyring)
+  sluice_fuzz_target(keyfile ${_kr} ${_kr}/keyfile.c)
+  sluice_fuzz_target(retry_after ${_kr} ${_kr}/retry_after.c)
+endif()
 sluice_fuzz_target(clients ${CMAKE_SOURCE_DIR}/plugins/auth
                    ${CMAKE_SOURCE_DIR}/plugins/auth/clients_file.c
                    ${CMAKE_SOURCE_DIR}/plugins/auth/sha256.c)
