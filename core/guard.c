@@ -104,6 +104,12 @@ static struct conn_track *track_of(struct MHD_Connection *conn)
     return ci ? ci->socket_context : NULL;
 }
 
+int guard_is_cut(struct MHD_Connection *conn)
+{
+    struct conn_track *t = track_of(conn);
+    return t && t->cut;
+}
+
 void guard_request_begin(struct MHD_Connection *conn, struct sluice_ctx *ctx)
 {
     struct conn_track *t = track_of(conn);

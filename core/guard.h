@@ -22,6 +22,9 @@ struct sluice_ctx;
 void guard_conn_notify(void *cls, struct MHD_Connection *conn,
                        void **socket_context,
                        enum MHD_ConnectionNotificationCode code);
+/* 1 when the guard closed (or refused) conn: serve nothing more on it,
+ * even a request that was already in the socket buffer. */
+int guard_is_cut(struct MHD_Connection *conn);
 /* The request on conn has its context / has ended. */
 void guard_request_begin(struct MHD_Connection *conn, struct sluice_ctx *ctx);
 void guard_request_end(struct MHD_Connection *conn);

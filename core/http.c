@@ -109,6 +109,8 @@ static enum MHD_Result on_first_call(struct worker *w,
                                      const char *url, const char *method,
                                      void **con_cls)
 {
+    if (guard_is_cut(conn))
+        return MHD_NO; /* refused or timed out: no request is served */
     struct sluice_ctx *ctx = request_new(w, conn, method, url);
     if (!ctx)
         return MHD_NO;

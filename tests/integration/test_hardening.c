@@ -368,8 +368,7 @@ START_TEST(test_connection_flood)
             size_t n = peek_closed(fds[i], buf, sizeof buf, &eof);
             if (!eof)
                 continue;
-            ck_assert_msg(n == 0 || strstr(buf, " 503 "), "refusal: %s",
-                          buf);
+            ck_assert_msg(n == 0 || strstr(buf, " 503 "), "refusal: %s", buf);
             ck_assert_msg(n == 0 || strstr(buf, "too_many_connections"),
                           "refusal body: %s", buf);
             gone[i] = 1;
@@ -378,8 +377,8 @@ START_TEST(test_connection_flood)
         h_sleep_ms(20);
     }
     double took = h_now_ms() - t0;
-    ck_assert_msg(refused >= N - 8, "only %d of %d refused in %.0f ms",
-                  refused, N, took);
+    ck_assert_msg(refused >= N - 8, "only %d of %d refused in %.0f ms", refused,
+                  N, took);
     /* and the kept ones stay kept (no more than the limit were accepted) */
     h_sleep_ms(300);
     int open_ = 0;
@@ -397,6 +396,44 @@ START_TEST(test_connection_flood)
     h_sleep_ms(200); /* let the workers see the closes */
     it_assert_mock_saw(0, "flood");
     it_assert_normal(NULL, "after the flood");
+}
+END_TEST
+
+/* A refused connection serves nothing, not even a request that was already
+ * in its socket buffer: every request the mock saw is a 200 a client got. */
+START_TEST(test_flood_with_requests)
+{
+    start("  max_connections: 4\n", NULL);
+    enum { N = 30 };
+    char req[512];
+    int fds[N], ok = 0, refused = 0, other = 0;
+    snprintf(req, sizeof req,
+             "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+             "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n%s",
+             strlen(OK_BODY), OK_BODY);
+    for (int i = 0; i < N; i++) {
+        fds[i] = it_connect(h_sluice_port());
+        ck_assert_int_eq(send(fds[i], req, strlen(req), MSG_NOSIGNAL),
+                         (ssize_t)strlen(req));
+    }
+    for (int i = 0; i < N; i++) {
+        static char out[8192];
+        int eof;
+        it_read_all(fds[i], out, sizeof out, 10000, &eof);
+        close(fds[i]);
+        if (!strncmp(out, "HTTP/1.1 200", 12))
+            ok++;
+        else if (!out[0] || strstr(out, " 503 "))
+            refused++;
+        else
+            other++;
+    }
+    ck_assert_msg(other == 0, "%d unexpected answers", other);
+    ck_assert_msg(refused > 0, "nothing was refused (ok %d)", ok);
+    ck_assert_int_eq(ok + refused, N);
+    it_assert_mock_saw(ok, "flood with requests");
+    it_assert_normal(NULL, "after the flood with requests");
 }
 END_TEST
 
@@ -484,6 +521,7 @@ int main(void)
     tcase_add_test(tc, test_slow_loris);
     tcase_add_test(tc, test_upstream_wait_not_cut);
     tcase_add_test(tc, test_connection_flood);
+    tcase_add_test(tc, test_flood_with_requests);
     tcase_add_test(tc, test_path_tricks);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
