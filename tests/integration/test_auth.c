@@ -309,6 +309,24 @@ START_TEST(test_admin_reload)
 }
 END_TEST
 
+/* A pipeline reload hands the buckets to the new auth instance
+ * (export_state/import_state): a client at its limit stays there. */
+START_TEST(test_limits_survive_pipeline_reload)
+{
+    start(NULL, "admin:\n  token_file: \"@TMPDIR@/admin.token\"\n", NULL);
+    it_assert_normal(A_BETA, "beta 1");
+    it_assert_normal(A_BETA, "beta 2");
+    h_resp r = admin(h_sluice_port(), "POST", "/admin/reload", ADMIN_TOKEN);
+    ck_assert_msg(r.status == 200, "reload: %ld %s", r.status, it_show(&r));
+    h_resp_free(&r);
+    r = chat(A_BETA, OK_BODY);
+    it_assert_error(&r, 429, "rate_limit_exceeded", "beta after reload");
+    h_resp_free(&r);
+    it_assert_mock_saw(2, "limits across a reload");
+    it_assert_normal(A_ALPHA, "alpha after reload");
+}
+END_TEST
+
 START_TEST(test_admin_listen)
 {
     char extra[512];
@@ -364,6 +382,7 @@ int main(void)
     tcase_add_test(tc, test_untrusted_forwarded_for_ignored);
     tcase_add_test(tc, test_admin_off_without_token);
     tcase_add_test(tc, test_admin_reload);
+    tcase_add_test(tc, test_limits_survive_pipeline_reload);
     tcase_add_test(tc, test_admin_listen);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
