@@ -219,8 +219,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
  *   - MHD_OPTION_CONNECTION_MEMORY_LIMIT 16 KiB holds the request line and
  *     all headers: more is answered 431 (headers) or 414 (request line) and
  *     the connection closed, before the access handler runs;
- *   - MHD_OPTION_CONNECTION_LIMIT: connections beyond it are accepted and
- *     closed at once (no queue);
+ *   - MHD_OPTION_CONNECTION_LIMIT: at the limit MHD stops accepting, so
+ *     new connections wait in the listen backlog; guard.c therefore
+ *     refuses (503, close) beyond the worker's share of
+ *     server.max_connections, and MHD's limit is only a backstop above it;
  *   - MHD_OPTION_CONNECTION_TIMEOUT: idle time only; guard.c adds the
  *     whole-request deadline.
  */
