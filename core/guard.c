@@ -22,6 +22,7 @@ struct conn_track {
     uint64_t since;         /* start of the current request's wait */
     int cut;                /* shut down by the sweep */
     int counted;            /* counts against server.max_connections */
+    unsigned requests;      /* requests completed on it */
 };
 
 /* Beyond the worker's share of server.max_connections: answer 503 and
@@ -123,6 +124,7 @@ void guard_request_end(struct MHD_Connection *conn)
     if (t) {
         t->ctx = NULL;
         t->since = time_now_ms();
+        t->requests++;
     }
 }
 
@@ -137,11 +139,16 @@ static void guard_cut(struct worker *w, struct conn_track *t, uint64_t now)
         MHD_get_connection_info(t->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci)
         return;
-    log_msg(LOG_INFO, "http",
+    /* an idle keep-alive connection is routine; a request that did not
+     * arrive in time is worth a line */
+    int idle = !t->ctx && t->requests > 0;
+    log_msg(idle ? LOG_DEBUG : LOG_INFO, "http",
             "worker %d: closing a connection that did not send its request "
             "within %ld ms (%s)",
             w->id, w->srv->cfg->request_timeout_ms,
-            t->ctx ? "body incomplete" : "headers incomplete or idle");
+            t->ctx ? "body incomplete"
+            : idle ? "idle keep-alive"
+                   : "headers incomplete");
     shutdown(ci->connect_fd, SHUT_RDWR);
     t->cut = 1;
 }
