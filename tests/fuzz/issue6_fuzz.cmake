@@ -13,6 +13,18 @@ if(NOT SLUICE_FUZZ_CLANG)
   return()
 endif()
 
+# clang without its libFuzzer runtime (libclang-rt-dev) cannot link them
+set(_fz_probe ${CMAKE_BINARY_DIR}/fuzz-probe)
+file(WRITE ${_fz_probe}.c "#include <stddef.h>\n#include <stdint.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n")
+execute_process(COMMAND ${SLUICE_FUZZ_CLANG} -fsanitize=fuzzer,address,undefined
+                        ${_fz_probe}.c -o ${_fz_probe}
+                RESULT_VARIABLE _fz_rc OUTPUT_QUIET ERROR_QUIET)
+if(NOT _fz_rc EQUAL 0)
+  message(STATUS "clang cannot link libFuzzer (libclang-rt-dev missing?): "
+                 "issue 6 libFuzzer targets not built")
+  return()
+endif()
+
 set(_fz_dir ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 set(_fz_flags -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
