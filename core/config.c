@@ -415,8 +415,13 @@ static const json_t *field(const struct loadctx *lc, const json_t *obj,
 static int parse_server(const struct loadctx *lc, const json_t *root,
                         struct config *cfg)
 {
-    static const char *const keys[] = {"host", "port", "threads",
-                                       "max_body_bytes", NULL};
+    static const char *const keys[] = {"host",
+                                       "port",
+                                       "threads",
+                                       "max_body_bytes",
+                                       "request_timeout_s",
+                                       "max_connections",
+                                       NULL};
     const json_t *s, *v;
     struct origin o;
     long long n;
@@ -440,6 +445,16 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
         if (value_int(&o, v, 1024, 1LL << 30, &n, lc->err, lc->errlen))
             return -1;
         cfg->max_body_bytes = (size_t)n;
+    }
+    if ((v = field(lc, s, "server", "request_timeout_s", &o))) {
+        if (value_int(&o, v, 1, 3600, &n, lc->err, lc->errlen))
+            return -1;
+        cfg->request_timeout_ms = (long)n * 1000;
+    }
+    if ((v = field(lc, s, "server", "max_connections", &o))) {
+        if (value_int(&o, v, 1, 1000000, &n, lc->err, lc->errlen))
+            return -1;
+        cfg->max_client_connections = (int)n;
     }
     return 0;
 }
@@ -824,6 +839,8 @@ static int config_defaults(struct config *cfg, const char *file)
     cfg->port = 8000;
     cfg->threads = 0;
     cfg->max_body_bytes = 4u << 20;
+    cfg->request_timeout_ms = 30000;
+    cfg->max_client_connections = 10000;
     cfg->timeout_ms = 120000;
     cfg->connect_timeout_ms = 10000;
     cfg->max_connections = 256;

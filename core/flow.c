@@ -12,6 +12,7 @@
 #include "flow.h"
 #include "log.h"
 #include "pipeline.h"
+#include "reqbody.h"
 #include "server.h"
 #include "upstream.h"
 #include "worker.h"
@@ -44,27 +45,11 @@ static void respond_ready(struct sluice_ctx *ctx)
 
 static int parse_body(struct sluice_ctx *ctx)
 {
-    json_error_t jerr;
-    char msg[512];
-    if (ctx->body_in.len == 0) {
-        request_set_error(ctx, 400, "invalid_request_error", "invalid_json",
-                          NULL, "the request body is empty: expected a JSON "
-                                "object with \"model\" and \"messages\"");
-        return -1;
-    }
-    ctx->body = json_loadb(ctx->body_in.data, ctx->body_in.len,
-                           JSON_REJECT_DUPLICATES, &jerr);
-    if (!ctx->body) {
-        snprintf(msg, sizeof msg,
-                 "could not parse the JSON body: %s (line %d, column %d)",
-                 jerr.text, jerr.line, jerr.column);
-        request_set_error(ctx, 400, "invalid_request_error", "invalid_json",
-                          NULL, msg);
-        return -1;
-    }
-    if (!json_is_object(ctx->body)) {
-        request_set_error(ctx, 400, "invalid_request_error", "invalid_json",
-                          NULL, "the request body must be a JSON object");
+    struct reqbody_error e;
+    if (reqbody_parse(ctx->body_in.data, ctx->body_in.len, &ctx->body,
+                      &e) != 0) {
+        request_set_error(ctx, 400, "invalid_request_error", e.code, e.param,
+                          e.message);
         return -1;
     }
     ctx->stream = json_is_true(json_object_get(ctx->body, "stream"));

@@ -200,6 +200,13 @@ int main(int argc, char **argv)
                  (unsigned long long)gen->id);
         log_fields(LOG_INFO, "core", fields, "listening");
     }
+    if (cfg->admin_listen) {
+        char fields[96];
+        snprintf(fields, sizeof fields, "\"admin_port\":%d", srv.admin_port);
+        log_fields(LOG_INFO, "core", fields,
+                   "admin API on %s only (not on the main port)",
+                   cfg->admin_listen);
+    }
     int sig = wait_for_signal();
     log_info("signal %d: draining and stopping", sig);
     admin_wait_jobs();

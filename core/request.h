@@ -70,6 +70,7 @@ struct sluice_ctx {
     struct stage_route *sroute; /* ROUTE_STAGE */
     struct sluice_stage *sstage;
     char peer[64];
+    int on_admin_port; /* arrived on admin.listen's socket */
     struct hdrs req_hdrs; /* client headers when there is no connection
                              (stage tests build contexts without one) */
 

@@ -35,6 +35,23 @@ static void route_set(struct sluice_ctx *ctx, enum route r,
         ctx->route = ROUTE_BAD_METHOD;
 }
 
+static int is_admin_path(const char *u)
+{
+    return !strncmp(u, "/admin/", 7) || path_is(u, "/admin");
+}
+
+/* admin.listen set: the admin API lives on its own port, which serves
+ * nothing else but /health. 1 when the path is not served here. */
+static int wrong_port(const struct sluice_ctx *ctx, const char *u)
+{
+    if (!server_main || !server_main->cfg || !server_main->cfg->admin_listen)
+        return 0;
+    if (ctx->on_admin_port)
+        return !is_admin_path(u) && !path_is(u, "/health") &&
+               !path_is(u, "/healthz");
+    return is_admin_path(u);
+}
+
 void routes_match(struct sluice_ctx *ctx)
 {
     const char *u = ctx->url;
@@ -43,6 +60,8 @@ void routes_match(struct sluice_ctx *ctx)
         n--; /* tolerate a trailing slash */
     ctx->url[n] = '\0';
     ctx->route = ROUTE_NOT_FOUND;
+    if (wrong_port(ctx, u))
+        return;
     int method_ok;
     ctx->sroute = generation_route(ctx->gen, ctx->method, u, &ctx->sstage,
                                    &method_ok);
@@ -58,7 +77,7 @@ void routes_match(struct sluice_ctx *ctx)
         route_set(ctx, ROUTE_MODEL_INFO, "GET"), ctx->aux = u + 11;
     else if (path_is(u, "/health") || path_is(u, "/healthz"))
         route_set(ctx, ROUTE_HEALTH, "GET");
-    else if (!strncmp(u, "/admin/", 7) || path_is(u, "/admin"))
+    else if (is_admin_path(u))
         ctx->route = ROUTE_ADMIN, ctx->aux = u[6] ? u + 7 : "";
 }
 

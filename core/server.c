@@ -57,6 +57,40 @@ static int bound_port(int fd)
     return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
+/* admin.listen ("host:port", "[::1]:port"): its own listening socket,
+ * served by worker 0. -1 with err set on failure. */
+static int admin_listen_open(struct server *srv, char *err, size_t errlen)
+{
+    char host[256];
+    const char *spec = srv->cfg->admin_listen;
+    const char *colon = strrchr(spec, ':');
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *ai = NULL;
+    size_t hl = (size_t)(colon - spec);
+    if (hl >= sizeof host) {
+        snprintf(err, errlen, "admin.listen '%s': host too long", spec);
+        return -1;
+    }
+    memcpy(host, spec, hl);
+    host[hl] = '\0';
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    int rc = getaddrinfo(host, "0", &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "admin.listen '%s': %s", spec,
+                 gai_strerror(rc));
+        return -1;
+    }
+    int fd = listen_one(ai, atoi(colon + 1), err, errlen);
+    freeaddrinfo(ai);
+    if (fd >= 0)
+        srv->admin_port = bound_port(fd);
+    return fd;
+}
+
 int server_start(struct server *srv, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
@@ -79,14 +113,22 @@ int server_start(struct server *srv, char *err, size_t errlen)
         return -1;
     }
     srv->port = srv->cfg->port;
+    srv->nworkers_planned = n;
+    int admin_fd = -1;
+    if (srv->cfg->admin_listen &&
+        (admin_fd = admin_listen_open(srv, err, errlen)) < 0)
+        goto fail;
     for (int i = 0; i < n; i++) {
         int fd = listen_one(ai, srv->port, err, errlen);
         if (fd < 0)
             goto fail;
         if (i == 0)
             srv->port = bound_port(fd);
-        if (worker_start(&srv->workers[i], srv, i, fd, err, errlen) != 0) {
+        if (worker_start(&srv->workers[i], srv, i, fd, i ? -1 : admin_fd, err,
+                         errlen) != 0) {
             close(fd);
+            if (i == 0 && admin_fd >= 0)
+                close(admin_fd);
             goto fail;
         }
         srv->nworkers = i + 1;
@@ -105,9 +147,12 @@ void server_stop(struct server *srv, int how)
         worker_signal_stop(&srv->workers[i], how);
     for (int i = 0; i < srv->nworkers; i++) {
         int fd = srv->workers[i].listen_fd;
+        int afd = srv->workers[i].admin_fd;
         worker_join(&srv->workers[i]);
         if (fd >= 0)
             close(fd); /* quiesced daemons leave it to us */
+        if (afd >= 0)
+            close(afd);
     }
     free(srv->workers);
     srv->workers = NULL;

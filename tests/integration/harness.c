@@ -394,8 +394,27 @@ static void stop_one(pid_t *pid, const char *label)
     }
 }
 
+/* Copy dir into $SLUICE_TEST_LOG_DIR (when set) before it goes away. */
+static void collect_dir(const char *dir)
+{
+    const char *dest = getenv("SLUICE_TEST_LOG_DIR");
+    if (!dir[0] || !dest || !*dest)
+        return;
+    mkdir(dest, 0755);
+    char *argv[] = {"/bin/cp", "-r", (char *)dir, (char *)dest, NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    if (pid > 0)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+}
+
 static void rm_rf(const char *dir)
 {
+    collect_dir(dir);
     if (!dir[0] || getenv("SLUICE_TEST_KEEP"))
         return;
     char *argv[] = {"/bin/rm", "-rf", (char *)dir, NULL};
@@ -680,10 +699,13 @@ int h_write_config(const char *path, const h_opts *opts, int port)
         return -1;
     }
 
-    char maxbody[64] = "";
+    char maxbody[64 + 1024] = "";
     if (opts->max_body_bytes > 0)
         snprintf(maxbody, sizeof maxbody, "  max_body_bytes: %ld\n",
                  opts->max_body_bytes);
+    if (opts->server_extra)
+        snprintf(maxbody + strlen(maxbody), sizeof maxbody - strlen(maxbody),
+                 "%s", opts->server_extra);
     size_t cap = strlen(pipe_s) + (extra_s ? strlen(extra_s) : 0) +
                  (opts->models ? strlen(opts->models) : 1024) + 4096;
     char *yaml = malloc(cap);
