@@ -17,8 +17,10 @@
 
 struct server *server_main;
 
-static int listen_one(const struct addrinfo *ai, int port, char *err,
-                      size_t errlen)
+/* Bind (and, with `backlog` > 0, listen on) ai at port. With reuseport the
+ * socket shares the port with our other workers' sockets. */
+static int bind_one(const struct addrinfo *ai, int port, int reuseport,
+                    int backlog, char *err, size_t errlen)
 {
     int one = 1;
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
@@ -27,7 +29,8 @@ static int listen_one(const struct addrinfo *ai, int port, char *err,
     if (fd < 0)
         goto fail;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     struct sockaddr_storage ss;
     memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
     if (ss.ss_family == AF_INET)
@@ -35,15 +38,39 @@ static int listen_one(const struct addrinfo *ai, int port, char *err,
     else
         ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
     if (bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) != 0 ||
-        listen(fd, 1024) != 0)
+        (backlog > 0 && listen(fd, backlog) != 0))
         goto fail;
     return fd;
 fail:
-    snprintf(err, errlen, "cannot listen on port %d: %s", port,
-             strerror(errno));
+    snprintf(err, errlen, "cannot listen on port %d: %s%s", port,
+             strerror(errno),
+             errno == EADDRINUSE ? " (another process holds it)" : "");
     if (fd >= 0)
         close(fd);
     return -1;
+}
+
+static int listen_one(const struct addrinfo *ai, int port, char *err,
+                      size_t errlen)
+{
+    return bind_one(ai, port, 1, 1024, err, errlen);
+}
+
+static int bound_port(int fd);
+
+/* Claim the port before the workers share it: a bind without SO_REUSEPORT
+ * fails when anyone listens there, even another sluice with SO_REUSEPORT
+ * (which would otherwise silently split our connections with it). Port 0
+ * resolves to a free port here. Returns the port, or -1 with err set. */
+static int port_claim(const struct addrinfo *ai, int port, char *err,
+                      size_t errlen)
+{
+    int fd = bind_one(ai, port, 0, 0, err, errlen);
+    if (fd < 0)
+        return -1;
+    int got = bound_port(fd);
+    close(fd);
+    return got;
 }
 
 static int bound_port(int fd)
@@ -84,7 +111,7 @@ static int admin_listen_open(struct server *srv, char *err, size_t errlen)
                  gai_strerror(rc));
         return -1;
     }
-    int fd = listen_one(ai, atoi(colon + 1), err, errlen);
+    int fd = bind_one(ai, atoi(colon + 1), 0, 128, err, errlen);
     freeaddrinfo(ai);
     if (fd >= 0)
         srv->admin_port = bound_port(fd);
@@ -112,7 +139,13 @@ int server_start(struct server *srv, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    srv->port = srv->cfg->port;
+    srv->port = port_claim(ai, srv->cfg->port, err, errlen);
+    if (srv->port < 0) {
+        freeaddrinfo(ai);
+        free(srv->workers);
+        srv->workers = NULL;
+        return -1;
+    }
     srv->nworkers_planned = n;
     int admin_fd = -1;
     if (srv->cfg->admin_listen &&
@@ -122,8 +155,6 @@ int server_start(struct server *srv, char *err, size_t errlen)
         int fd = listen_one(ai, srv->port, err, errlen);
         if (fd < 0)
             goto fail;
-        if (i == 0)
-            srv->port = bound_port(fd);
         if (worker_start(&srv->workers[i], srv, i, fd, i ? -1 : admin_fd, err,
                          errlen) != 0) {
             close(fd);
