@@ -9,6 +9,7 @@
 #include "hdrs.h"
 #include "json_api.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "request.h"
 #include "server.h"
@@ -312,6 +313,22 @@ static const char *h_stage_name(sluice_stage *stage)
     return stage ? stage->name : NULL;
 }
 
+static sluice_metric *h_metric_register(sluice_stage *stage,
+                                        sluice_metric_type type,
+                                        const char *name, const char *help,
+                                        const char *label_names,
+                                        const double *buckets,
+                                        size_t nbuckets)
+{
+    char err[256];
+    sluice_metric *m = metrics_register(type, name, help, label_names,
+                                        buckets, nbuckets, err, sizeof err);
+    if (!m)
+        log_msg(LOG_ERROR, stage ? stage->name : "plugin",
+                "metric_register: %s", err);
+    return m;
+}
+
 const sluice_host host_table = {
     .size = sizeof(sluice_host),
     .abi_major = SLUICE_ABI_MAJOR,
@@ -354,5 +371,9 @@ const sluice_host host_table = {
     .stage_name = h_stage_name,
     .route_register = h_route_register,
     .stream_configure = h_stream_configure,
+    .metric_register = h_metric_register,
+    .metric_add = metrics_add,
+    .metric_set = metrics_set,
+    .metric_observe = metrics_observe,
     JSON_API_MEMBERS
 };

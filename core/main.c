@@ -6,6 +6,7 @@
  *   sluice --check -c FILE    load every stage, run every init, report, exit
  */
 #include "config.h"
+#include "core_metrics.h"
 #include "log.h"
 #include "pipeline.h"
 #include "server.h"
@@ -82,9 +83,15 @@ static int wait_for_signal(void)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     for (;;) {
         if (sigwait(&set, &sig) != 0)
             continue;
+        if (sig == SIGUSR1) {
+            log_reopen(); /* logrotate renamed the file */
+            log_info("SIGUSR1: log file reopened");
+            continue;
+        }
         if (sig == SIGHUP) {
             log_info("SIGHUP: hot reload is not available yet; ignored");
             continue;
@@ -147,6 +154,7 @@ int main(int argc, char **argv)
         log_set_pretty(0);
     else if (cfg->log_format && !strcmp(cfg->log_format, "text"))
         log_set_pretty(1);
+    core_metrics_init();
     srv.cfg = cfg;
     srv.start_ms = time_now_ms();
     srv.start_wall_ms = time_wall_ms();
@@ -169,6 +177,11 @@ int main(int argc, char **argv)
         generation_unpin(gen);
         goto out;
     }
+    if (log_start(cfg->log_file, err, sizeof err) != 0) {
+        log_error("%s", err);
+        generation_unpin(gen);
+        goto out;
+    }
     if (!srv.admin_token)
         log_info("no admin token configured (admin.token_file): the admin "
                  "API is off");
@@ -176,6 +189,7 @@ int main(int argc, char **argv)
         log_warn("no auth stage in the pipeline: any client that reaches "
                  "this port can use the upstream keys");
     generation_publish(gen);
+    metrics_generation_set(gen->id);
     if (server_start(&srv, err, sizeof err) != 0) {
         log_error("%s", err);
         generation_retire_current();
@@ -197,6 +211,7 @@ int main(int argc, char **argv)
     generation_retire_current();
     rc = 0;
 out:
+    log_stop();
     free(srv.admin_token);
     config_free(cfg);
     curl_global_cleanup();
