@@ -294,7 +294,9 @@ static int status_sent(const struct sluice_ctx *ctx)
 static const char *outcome_of(struct sluice_ctx *ctx, int client_left,
                               int status)
 {
-    if (client_left || ctx->client_gone)
+    /* not ctx->client_gone: the completion callback sets it for every
+     * request whose upstream is done, to stop a transfer still running */
+    if (client_left)
         return "client_closed";
     if (ctx->route != ROUTE_CHAT)
         return status < 400 ? "ok" : status < 500 ? "rejected" : "error";
