@@ -11,6 +11,7 @@
 #include "core_metrics.h"
 #include "log.h"
 #include "metrics.h"
+#include "pipeline.h"
 #include "request.h"
 #include "server.h"
 
@@ -419,24 +420,13 @@ void core_metrics_request_done(struct sluice_ctx *ctx,
 void core_metrics_collect(void)
 {
     core_metrics_init();
+    struct generation *g = generation_pin();
+    metrics_set(cm.generation, NULL, g ? (double)g->id : 0);
+    generation_unpin(g);
+    metrics_series_store(metrics_series(cm.reloads, NULL),
+                         (double)atomic_load(&pipeline_stats.reloads));
+    metrics_series_store(
+        metrics_series(cm.reload_failures, NULL),
+        (double)atomic_load(&pipeline_stats.reload_failures));
     metrics_series_store(cm.log_dropped_s, (double)log_dropped_lines());
-}
-
-void metrics_generation_set(uint64_t id)
-{
-    core_metrics_init();
-    metrics_set(cm.generation, NULL, (double)id);
-}
-
-void metrics_reload_ok(uint64_t generation)
-{
-    core_metrics_init();
-    metrics_add(cm.reloads, NULL, 1);
-    metrics_set(cm.generation, NULL, (double)generation);
-}
-
-void metrics_reload_failed(void)
-{
-    core_metrics_init();
-    metrics_add(cm.reload_failures, NULL, 1);
 }

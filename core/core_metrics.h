@@ -42,12 +42,9 @@ void core_metrics_summarise(struct sluice_ctx *ctx, int client_left,
 void core_metrics_request_done(struct sluice_ctx *ctx,
                                const struct request_summary *sum);
 
-/* Just before a scrape: refresh the sampled values (log drops, uptime). */
+/* Just before a scrape: refresh the values kept elsewhere (generation
+ * serving new requests, reloads and reload failures from pipeline_stats,
+ * dropped log lines). */
 void core_metrics_collect(void);
-
-/* Pipeline generations: the lead's reload code calls these. */
-void metrics_generation_set(uint64_t id);
-void metrics_reload_ok(uint64_t generation);
-void metrics_reload_failed(void);
 
 #endif
