@@ -353,22 +353,6 @@ void core_metrics_summarise(struct sluice_ctx *ctx, int client_left,
     sum->context_length = ctxlen;
 }
 
-/* The error code of a JSON error body (rejections), or "". */
-static void error_code(const struct sluice_ctx *ctx, char *out, size_t n)
-{
-    json_error_t je;
-    out[0] = '\0';
-    if (!ctx->out_body.len)
-        return;
-    json_t *doc = json_loadb(ctx->out_body.data, ctx->out_body.len, 0, &je);
-    const char *c =
-        json_string_value(json_object_get(json_object_get(doc, "error"),
-                                          "code"));
-    if (c)
-        snprintf(out, n, "%.60s", c);
-    json_decref(doc);
-}
-
 void core_metrics_request_done(struct sluice_ctx *ctx,
                                const struct request_summary *sum)
 {
@@ -383,9 +367,8 @@ void core_metrics_request_done(struct sluice_ctx *ctx,
     if (ctx->route != ROUTE_CHAT)
         return;
     if (!strcmp(sum->outcome, "rejected")) {
-        char ecode[64];
-        error_code(ctx, ecode, sizeof ecode);
-        const char *jl[] = {ctx->responder ? ctx->responder : "core", ecode};
+        const char *jl[] = {ctx->responder ? ctx->responder : "core",
+                            ctx->err_code};
         metrics_add(cm.rejections, jl, 1);
     }
     const char *ml[] = {sum->model};

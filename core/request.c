@@ -168,6 +168,7 @@ int request_set_error(struct sluice_ctx *ctx, int status, const char *type,
                       const char *message)
 {
     buf_t b;
+    snprintf(ctx->err_code, sizeof ctx->err_code, "%s", code ? code : "");
     buf_init(&b);
     error_json(&b, type, code, param, message);
     int rc = b.oom ? -1

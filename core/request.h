@@ -140,6 +140,7 @@ struct sluice_ctx {
     uint64_t attempt_t0_us;   /* start of the current attempt */
     uint64_t up_us;           /* upstream time, summed over attempts */
     uint64_t first_out_us;    /* first streamed byte queued (0: none) */
+    char err_code[48];        /* code of the last error response set */
     const char *responder;    /* stage that answered in on_request
                                  (borrowed from the pinned generation) */
 
