@@ -236,6 +236,23 @@ else
     fail "GET /_mock/requests failed"
 fi
 
+# The example's metrics on /metrics: the counter from on_request (one plain,
+# one streamed), the histogram from on_complete, the gauge from collect.
+if curl -fsS --max-time 5 "http://127.0.0.1:$sluice_port/metrics" \
+    >"$work/metrics.txt"; then
+    if grep -qx 'sluice_example_requests_total{stream="false"} 1' "$work/metrics.txt" &&
+        grep -qx 'sluice_example_requests_total{stream="true"} 1' "$work/metrics.txt" &&
+        grep -qx 'sluice_example_attempts_count 2' "$work/metrics.txt" &&
+        grep -qx 'sluice_example_in_progress 0' "$work/metrics.txt"; then
+        pass "/metrics shows the example stage's counter, histogram and collected gauge"
+    else
+        show_log "metrics" "$work/metrics.txt"
+        fail "/metrics lacks the example stage's series"
+    fi
+else
+    fail "GET /metrics failed"
+fi
+
 # A clean stop: SIGTERM ends sluice with status 0 (and, in the sanitizer
 # build, with no sanitizer report).
 kill -TERM "$sluice_pid"
