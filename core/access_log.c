@@ -12,18 +12,50 @@
 #include "log.h"
 #include "request.h"
 
+/* Appenders without printf: this runs once per request. */
+static void field_name(buf_t *b, const char *name)
+{
+    buf_puts(b, ",\"");
+    buf_puts(b, name);
+    buf_puts(b, "\":");
+}
+
+static void put_ull(buf_t *b, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_append(b, tmp + i, sizeof tmp - i);
+}
+
 static void field_str(buf_t *b, const char *name, const char *v)
 {
-    buf_printf(b, ",\"%s\":", name);
+    field_name(b, name);
     buf_json_str(b, v ? v : "");
 }
 
 static void field_ll(buf_t *b, const char *name, long long v)
 {
+    field_name(b, name);
     if (v >= 0)
-        buf_printf(b, ",\"%s\":%lld", name, v);
+        put_ull(b, (unsigned long long)v);
     else
-        buf_printf(b, ",\"%s\":null", name);
+        buf_puts(b, "null");
+}
+
+/* Seconds as milliseconds with three decimals ("12.345"). */
+static void field_ms(buf_t *b, const char *name, double s)
+{
+    unsigned long long us = s > 0 ? (unsigned long long)(s * 1e6 + 0.5) : 0;
+    char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+                    (char)('0' + us % 10), 0};
+    field_name(b, name);
+    put_ull(b, us / 1000);
+    buf_puts(b, ".");
+    buf_puts(b, frac);
 }
 
 void access_log_write(struct sluice_ctx *ctx,
@@ -36,6 +68,7 @@ void access_log_write(struct sluice_ctx *ctx,
         return;
     buf_t b;
     buf_init(&b);
+    buf_reserve(&b, 512);
     field_str(&b, "request_id", ctx->id);
     field_str(&b, "route", sum->route);
     field_str(&b, "method", ctx->method);
@@ -44,15 +77,15 @@ void access_log_write(struct sluice_ctx *ctx,
     field_str(&b, "client", sum->client);
     if (ctx->route == ROUTE_CHAT) {
         field_str(&b, "model", ctx->model ? ctx->model : "");
-        buf_printf(&b, ",\"stream\":%s", ctx->stream ? "true" : "false");
+        buf_puts(&b, ctx->stream ? ",\"stream\":true" : ",\"stream\":false");
     }
-    buf_printf(&b, ",\"status\":%d,\"attempts\":%d", sum->status,
-               ctx->attempt);
+    field_ll(&b, "status", sum->status);
+    field_ll(&b, "attempts", ctx->attempt);
     field_str(&b, "key_id", sum->key_id);
-    buf_printf(&b, ",\"upstream_ms\":%.3f,\"total_ms\":%.3f",
-               sum->upstream_s * 1e3, sum->total_s * 1e3);
+    field_ms(&b, "upstream_ms", sum->upstream_s);
+    field_ms(&b, "total_ms", sum->total_s);
     if (sum->ttfb_s >= 0)
-        buf_printf(&b, ",\"first_byte_ms\":%.3f", sum->ttfb_s * 1e3);
+        field_ms(&b, "first_byte_ms", sum->ttfb_s);
     field_ll(&b, "prompt_tokens_estimate", sum->tokens_estimate);
     field_ll(&b, "usage_prompt_tokens", sum->usage_prompt);
     field_ll(&b, "usage_completion_tokens", sum->usage_completion);

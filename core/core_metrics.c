@@ -248,41 +248,63 @@ static long long attr_ll(struct sluice_ctx *ctx, const char *name)
     return *end || n < 0 ? -1 : n;
 }
 
-/* The object after the last "usage" key of a buffered body. */
+/* A non-negative integer value of "key" inside [p, end), or -1. */
+static long long json_int_field(const char *p, const char *end,
+                                const char *key, size_t klen)
+{
+    while ((p = memmem(p, (size_t)(end - p), key, klen)) != NULL) {
+        p += klen;
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' ||
+                           *p == '\r' || *p == ':'))
+            p++;
+        if (p >= end || *p < '0' || *p > '9')
+            continue;
+        long long v = 0;
+        while (p < end && *p >= '0' && *p <= '9' && v < (1LL << 50))
+            v = v * 10 + (*p++ - '0');
+        return v;
+    }
+    return -1;
+}
+
+/* prompt_tokens / completion_tokens of the object after the last "usage"
+ * key of a buffered body, without parsing the document: a JSON string
+ * cannot hold the bytes "usage" followed by a quote (it would be \"), so
+ * the last match is the key. The object ends at its first closing brace
+ * at depth 0 (usage objects nest one level: *_tokens_details). */
 static void usage_from_body(const char *body, size_t len, long long *prompt,
                             long long *completion)
 {
     static const char key[] = "\"usage\"";
-    const char *last = NULL, *p = body;
-    size_t left = len;
-    while (left >= sizeof key - 1) {
-        const char *q = memmem(p, left, key, sizeof key - 1);
+    const char *last = NULL, *p = body, *end = body + len;
+    while ((size_t)(end - p) >= sizeof key - 1) {
+        const char *q = memmem(p, (size_t)(end - p), key, sizeof key - 1);
         if (!q)
             break;
         last = q;
-        left -= (size_t)(q + 1 - p);
         p = q + 1;
     }
     if (!last)
         return;
     p = last + sizeof key - 1;
-    const char *end = body + len;
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' ||
                        *p == ':'))
         p++;
     if (p >= end || *p != '{')
         return;
-    json_error_t je;
-    json_t *u = json_loadb(p, (size_t)(end - p), JSON_DISABLE_EOF_CHECK, &je);
-    if (!u)
+    const char *obj = p;
+    int depth = 0;
+    for (; p < end; p++) {
+        if (*p == '{')
+            depth++;
+        else if (*p == '}' && --depth == 0)
+            break;
+    }
+    if (p >= end)
         return;
-    json_t *pt = json_object_get(u, "prompt_tokens");
-    json_t *ct = json_object_get(u, "completion_tokens");
-    if (json_is_integer(pt) && json_integer_value(pt) >= 0)
-        *prompt = json_integer_value(pt);
-    if (json_is_integer(ct) && json_integer_value(ct) >= 0)
-        *completion = json_integer_value(ct);
-    json_decref(u);
+    /* keys inside the *_details objects differ ("cached_tokens", ...) */
+    *prompt = json_int_field(obj, p, "\"prompt_tokens\"", 15);
+    *completion = json_int_field(obj, p, "\"completion_tokens\"", 19);
 }
 
 static int status_sent(const struct sluice_ctx *ctx)

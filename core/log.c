@@ -277,16 +277,46 @@ static size_t shorten(char *line, size_t len, size_t at, size_t keep,
     return len - (at + n - out);
 }
 
+/* Where a secret-shaped token may start: "sk-" or "bearer " (any case),
+ * not in the middle of a word. Checked on every byte, so the first test is
+ * one comparison. */
+static size_t secret_prefix(const char *line, size_t len, size_t i)
+{
+    char c = line[i];
+    if (i > 0 && token_char(line[i - 1]))
+        return 0;
+    if (c == 's' && len - i > 3 && line[i + 1] == 'k' && line[i + 2] == '-')
+        return 3;
+    if ((c | 0x20) == 'b' && len - i > 7 && !strncasecmp(line + i, "bearer ", 7))
+        return 7;
+    return 0;
+}
+
+/* Offset of the next byte c at or after i, or len (memchr is vectorised:
+ * most lines hold few candidates). */
+static size_t next_of(const char *line, size_t len, size_t i, char c)
+{
+    const char *p = i < len ? memchr(line + i, c, len - i) : NULL;
+    return p ? (size_t)(p - line) : len;
+}
+
 size_t log_scrub_secrets(char *line, size_t len)
 {
-    size_t i = 0;
+    const size_t unknown = (size_t)-1;
+    size_t i = 0, ns = unknown, nb = unknown, nB = unknown;
     while (i + 3 < len) {
-        size_t keep = 0;
-        if (!memcmp(line + i, "sk-", 3) && (i == 0 || !token_char(line[i - 1])))
-            keep = 3;
-        else if (len - i > 7 && !strncasecmp(line + i, "bearer ", 7) &&
-                 (i == 0 || !token_char(line[i - 1])))
-            keep = 7;
+        /* jump to the next 's', 'b' or 'B' (cached until passed) */
+        if (ns == unknown || ns < i)
+            ns = next_of(line, len, i, 's');
+        if (nb == unknown || nb < i)
+            nb = next_of(line, len, i, 'b');
+        if (nB == unknown || nB < i)
+            nB = next_of(line, len, i, 'B');
+        i = ns < nb ? ns : nb;
+        i = nB < i ? nB : i;
+        if (i + 3 >= len)
+            break;
+        size_t keep = secret_prefix(line, len, i);
         if (!keep) {
             i++;
             continue;
@@ -297,6 +327,7 @@ size_t log_scrub_secrets(char *line, size_t len)
         if (n - keep >= 8) {
             len = shorten(line, len, i, keep, n);
             i += keep + 7;
+            ns = nb = nB = unknown; /* the tail moved */
         } else {
             i += n;
         }
@@ -346,14 +377,31 @@ static int log_is_pretty(void)
     return p;
 }
 
+/* RFC 3339 UTC with milliseconds. The seconds part is formatted once a
+ * second per thread (gmtime_r + strftime cost more than the rest of a
+ * line). */
 static void log_timestamp(char *out, size_t outlen)
 {
-    struct timeval tv;
-    struct tm tm;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    size_t n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, outlen - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
+    static _Thread_local time_t last_sec = -1;
+    static _Thread_local char last[24];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != last_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(last, sizeof last, "%Y-%m-%dT%H:%M:%S", &tm);
+        last_sec = ts.tv_sec;
+    }
+    unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
+    if (outlen < 25)
+        return;
+    memcpy(out, last, 19);
+    out[19] = '.';
+    out[20] = (char)('0' + ms / 100);
+    out[21] = (char)('0' + ms / 10 % 10);
+    out[22] = (char)('0' + ms % 10);
+    out[23] = 'Z';
+    out[24] = '\0';
 }
 
 void log_format_json(buf_t *line, const char *ts, int level,
@@ -392,7 +440,6 @@ static void emit(struct ring *r, int fd, buf_t *line)
 {
     if (line->oom || !line->len)
         return;
-    line->len = log_scrub_secrets(line->data, line->len);
     pthread_mutex_lock(&lw.mu);
     if (!atomic_load(&lw.running)) {
         pthread_mutex_unlock(&lw.mu);
@@ -426,12 +473,14 @@ static void log_write(int level, const char *component,
         format_pretty(&line, ts, level, component, msgbuf, fields_json);
     else
         log_format_json(&line, ts, level, component, msgbuf, fields_json);
+    line.len = log_scrub_secrets(line.data, line.len);
     emit(&lw.err, STDERR_FILENO, &line);
     if (atomic_load(&lw.running) && lw.path) {
         if (pretty) {
             buf_reset(&line);
             log_format_json(&line, ts, level, component, msgbuf,
                             fields_json);
+            line.len = log_scrub_secrets(line.data, line.len);
         }
         emit(&lw.file, -1, &line);
     }

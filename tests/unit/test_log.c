@@ -53,6 +53,13 @@ START_TEST(test_scrub_secrets)
     ck_assert_str_eq(s, "key sk-\xe2\x80\xa6WXYZ");
     free(s);
     /* two keys, and one at the very end */
+    s = scrub("Bearer abcdefghijkl9876");
+    ck_assert_str_eq(s, "Bearer \xe2\x80\xa6" "9876");
+    free(s);
+    s = scrub("bbb sss BBB sk-CCCCCCCCCCCC3333 Bearer sk-DDDDDDDDDDDD4444");
+    ck_assert_str_eq(s, "bbb sss BBB sk-\xe2\x80\xa6" "3333 Bearer \xe2\x80\xa6"
+                        "4444");
+    free(s);
     s = scrub("sk-AAAAAAAAAAAA1111 and sk-BBBBBBBBBBBBBBBBBBBB2222");
     ck_assert_str_eq(s, "sk-\xe2\x80\xa6" "1111 and sk-\xe2\x80\xa6" "2222");
     free(s);
