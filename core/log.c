@@ -82,6 +82,8 @@ static int ring_put(struct ring *r, const char *p, size_t n)
 /* Take up to `max` bytes out into out. Called with lw.mu held. */
 static size_t ring_take(struct ring *r, char *out, size_t max)
 {
+    if (!r->data || !r->len)
+        return 0;
     size_t n = r->len < max ? r->len : max;
     size_t first = LOG_RING_BYTES - r->head < n ? LOG_RING_BYTES - r->head
                                                 : n;

@@ -90,8 +90,13 @@ static int wait_for_signal(void)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGUSR1) {
-            log_reopen(); /* logrotate renamed the file */
-            log_info("SIGUSR1: log file reopened");
+            /* logrotate renamed the file: the writer thread reopens it
+             * (the line below is the new file's first) */
+            log_reopen();
+            if (server_main && server_main->cfg->log_file)
+                log_info("SIGUSR1: log file reopened");
+            else
+                log_info("SIGUSR1: no log.file configured; ignored");
             continue;
         }
         if (sig == SIGHUP) {

@@ -41,6 +41,7 @@ struct sluice_metric {
     char **labels;
     size_t nlabels;
     double *buckets; /* upper bounds, +Inf not included */
+    char **le;       /* their text for le="..." (+Inf last), owned */
     size_t nbuckets;
     pthread_rwlock_t lock;
     struct metric_series **table;
@@ -204,9 +205,24 @@ static void num_format(char *out, size_t n, double v)
     }
 }
 
+static void put_ull(buf_t *out, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_append(out, tmp + i, sizeof tmp - i);
+}
+
 static void buf_num(buf_t *out, double v)
 {
     char tmp[40];
+    if (v >= 0 && v < 1e15 && v == (double)(unsigned long long)v) {
+        put_ull(out, (unsigned long long)v); /* counts: the common case */
+        return;
+    }
     num_format(tmp, sizeof tmp, v);
     buf_puts(out, tmp);
 }
@@ -269,6 +285,7 @@ static void family_free(struct sluice_metric *f)
     free(f->name);
     free(f->help);
     strv_free(f->labels, f->nlabels);
+    strv_free(f->le, f->le ? f->nbuckets + 1 : 0);
     free(f->buckets);
     free(f->table);
     pthread_rwlock_destroy(&f->lock);
@@ -298,7 +315,23 @@ static struct sluice_metric *family_new(sluice_metric_type type,
             memcpy(f->buckets, buckets, nbuckets * sizeof *buckets);
     }
     f->nbuckets = nbuckets;
-    if (!f->name || !f->help || !f->table || (nbuckets && !f->buckets)) {
+    if (type == SLUICE_METRIC_HISTOGRAM) {
+        f->le = calloc(nbuckets + 1, sizeof *f->le);
+        for (size_t i = 0; f->le && i <= nbuckets; i++) {
+            char tmp[40];
+            if (i < nbuckets)
+                num_format(tmp, sizeof tmp, buckets[i]);
+            else
+                snprintf(tmp, sizeof tmp, "+Inf");
+            f->le[i] = strdup(tmp);
+            if (!f->le[i]) {
+                strv_free(f->le, nbuckets + 1);
+                f->le = NULL;
+            }
+        }
+    }
+    if (!f->name || !f->help || !f->table || (nbuckets && !f->buckets) ||
+        (type == SLUICE_METRIC_HISTOGRAM && !f->le)) {
         f->labels = NULL; /* the caller still owns them */
         family_free(f);
         return NULL;
@@ -614,21 +647,23 @@ static void render_histogram(buf_t *out, const struct sluice_metric *f,
                              struct metric_series *s)
 {
     uint64_t cum = 0;
-    char le[40];
     for (size_t i = 0; i <= f->nbuckets; i++) {
         cum += atomic_load_explicit(&s->counts[i], memory_order_relaxed);
-        if (i < f->nbuckets)
-            num_format(le, sizeof le, f->buckets[i]);
-        else
-            snprintf(le, sizeof le, "+Inf");
-        buf_printf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, s->labels,
-                   *s->labels ? "," : "", le, (unsigned long long)cum);
+        buf_puts(out, f->name);
+        buf_puts(out, "_bucket{");
+        buf_puts(out, s->labels);
+        buf_puts(out, *s->labels ? ",le=\"" : "le=\"");
+        buf_puts(out, f->le[i]);
+        buf_puts(out, "\"} ");
+        put_ull(out, cum);
+        buf_puts(out, "\n");
     }
     sample_open(out, f->name, "_sum", s->labels);
     buf_num(out, metrics_series_value(s));
     buf_puts(out, "\n");
     sample_open(out, f->name, "_count", s->labels);
-    buf_printf(out, "%llu\n", (unsigned long long)cum);
+    put_ull(out, cum);
+    buf_puts(out, "\n");
 }
 
 static void render_family(buf_t *out, const struct sluice_metric *f)
