@@ -8,6 +8,7 @@
 
 #include <check.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,67 @@ START_TEST(test_file_unwritable)
 }
 END_TEST
 
+/* ---- a stuck destination never blocks the caller ---------------------- */
+
+static int drain_fd = -1;
+static size_t drained;
+static int saw_drop_notice;
+
+/* Read the pipe to its end, looking for the writer's drop notice (the
+ * last 256 bytes of a read are kept so a notice split by reads is seen). */
+static void *drainer(void *arg)
+{
+    static const char notice[] = "log lines dropped";
+    char buf[256 + 65536];
+    size_t carry = 0;
+    ssize_t n;
+    (void)arg;
+    while ((n = read(drain_fd, buf + carry, sizeof buf - carry)) > 0) {
+        drained += (size_t)n;
+        size_t have = carry + (size_t)n;
+        if (memmem(buf, have, notice, sizeof notice - 1))
+            saw_drop_notice = 1;
+        carry = have < 256 ? have : 256;
+        memmove(buf, buf + have - carry, carry);
+    }
+    return NULL;
+}
+
+START_TEST(test_full_buffer_drops_never_blocks)
+{
+    /* stderr becomes a pipe nobody reads yet: the writer thread blocks on
+     * it, its buffer fills, and further lines must be dropped and counted
+     * while the callers go on */
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    int saved = dup(STDERR_FILENO);
+    ck_assert_int_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+    close(p[1]);
+    char err[128], line[1001];
+    memset(line, 'x', 1000);
+    line[1000] = '\0';
+    log_set_pretty(0);
+    log_set_level(LOG_INFO);
+    ck_assert_int_eq(log_start(NULL, err, sizeof err), 0);
+    for (int i = 0; i < 4000; i++) /* ~4 MB against a 1 MiB buffer */
+        log_msg(LOG_INFO, "t", "%d %s", i, line);
+    unsigned long long dropped = log_dropped_lines();
+    ck_assert_msg(dropped > 0, "nothing dropped");
+    ck_assert_msg(dropped < 4000, "everything dropped");
+    /* now read the pipe: the writer catches up and reports the drops */
+    pthread_t th;
+    drain_fd = p[0];
+    pthread_create(&th, NULL, drainer, NULL);
+    log_stop();
+    dup2(saved, STDERR_FILENO); /* closes the pipe's last write end */
+    close(saved);
+    pthread_join(th, NULL);
+    close(p[0]);
+    ck_assert_uint_gt(drained, 1u << 20);
+    ck_assert_msg(saw_drop_notice, "no 'log lines dropped' notice");
+}
+END_TEST
+
 START_TEST(test_level_parse)
 {
     ck_assert_int_eq(log_level_parse("debug"), LOG_DEBUG);
@@ -208,7 +270,9 @@ static Suite *log_suite(void)
     tcase_add_test(tc, test_json_line);
     tcase_add_test(tc, test_file_writer_and_reopen);
     tcase_add_test(tc, test_file_unwritable);
+    tcase_add_test(tc, test_full_buffer_drops_never_blocks);
     tcase_add_test(tc, test_level_parse);
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;
 }
