@@ -84,7 +84,6 @@ struct sluice_ctx {
     int body_dirty;
     char *body_out; /* re-serialised body when dirty; owned */
     size_t body_out_len;
-    const char *model; /* borrowed from body */
     int stream;
 
     /* stages */
