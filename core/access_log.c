@@ -76,7 +76,7 @@ void access_log_write(struct sluice_ctx *ctx,
     field_str(&b, "peer", ctx->peer);
     field_str(&b, "client", sum->client);
     if (ctx->route == ROUTE_CHAT) {
-        field_str(&b, "model", ctx->model ? ctx->model : "");
+        field_str(&b, "model", sum->model_requested);
         buf_puts(&b, ctx->stream ? ",\"stream\":true" : ",\"stream\":false");
     }
     field_ll(&b, "status", sum->status);

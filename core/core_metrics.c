@@ -217,7 +217,9 @@ static const char *route_name(enum route r)
 static const char *model_label(const struct sluice_ctx *ctx,
                                long long *context_length)
 {
-    const char *m = ctx->model ? ctx->model : "";
+    const char *m = json_string_value(json_object_get(ctx->body, "model"));
+    if (!m)
+        m = "";
     const json_t *models = server_main && server_main->cfg
                                ? server_main->cfg->models
                                : NULL;
@@ -344,6 +346,10 @@ void core_metrics_summarise(struct sluice_ctx *ctx, int client_left,
         sum->status = 499; /* the client left before any response */
     sum->outcome = outcome_of(ctx, client_left, sum->status);
     sum->model = ctx->route == ROUTE_CHAT ? model_label(ctx, &ctxlen) : "";
+    sum->model_requested =
+        json_string_value(json_object_get(ctx->body, "model"));
+    if (!sum->model_requested)
+        sum->model_requested = "";
     sum->client = hdrs_get(&ctx->attrs, "client");
     sum->key_id = hdrs_get(&ctx->attrs, "key_id");
     if (!sum->client)

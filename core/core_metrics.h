@@ -24,6 +24,7 @@ struct request_summary {
     const char *route;   /* "chat", "models", ... */
     const char *outcome; /* "ok", "rejected", "upstream_error", ... */
     const char *model;   /* label value: known id, "other", or "" */
+    const char *model_requested; /* body.model as sent ("" none) */
     const char *client;  /* attr "client" or "" */
     const char *key_id;  /* attr "key_id" (masked) or "" */
     int status;          /* what the client got (499: nothing, it left) */

@@ -265,6 +265,55 @@ START_TEST(test_metrics_counters_survive_reload)
 }
 END_TEST
 
+/* With the context stage: its estimate feeds the core's token histograms
+ * (attribute prompt_tokens_estimate), and its refusal counts as a
+ * rejection by that stage, with the error code, upstream never called. */
+START_TEST(test_metrics_with_context_stage)
+{
+    h_opts o = {
+        .pipeline = "  - plugin: context\n"
+                    "  - plugin: keyring\n"
+                    "    config: { keys_file: \"@KEYS_FILE@\" }\n"
+                    "  - plugin: sse\n",
+        .models = "  - { id: \"llama3-8b-instruct\", context_length: 8000 }\n"};
+    h_start_all(&o);
+    h_resp r;
+    const char small[] = "{\"model\":\"llama3-8b-instruct\",\"messages\":[{\"role\":"
+                         "\"user\",\"content\":\"hello there\"}]}";
+    h_post_json(CHAT_PATH, small, &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+    /* ~12000 tokens against an 8000-token model */
+    size_t n = 6000 * 12 + 200;
+    char *big = malloc(n), *p = big;
+    p += sprintf(p, "{\"model\":\"llama3-8b-instruct\",\"messages\":[{\"role\":"
+                    "\"user\",\"content\":\"");
+    for (int i = 0; i < 6000; i++)
+        p += sprintf(p, "hello world ");
+    strcpy(p, "\"}]}");
+    h_post_json(CHAT_PATH, big, &r);
+    free(big);
+    ck_assert_msg(r.status == 400, "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+    ck_assert_int_eq(h_mock_request_count(), 1);
+    char *m = scrape();
+    ck_assert(sample(m, "sluice_rejections_total{stage=\"context\","
+                        "code=\"context_length_exceeded\"}") == 1);
+    ck_assert(sample(m, "sluice_requests_total{route=\"chat\",model=\"llama3-8b-"
+                        "instruct\",stream=\"false\",code=\"400\","
+                        "outcome=\"rejected\"}") == 1);
+    ck_assert(sample(m, "sluice_prompt_tokens_estimate_count{model=\"llama3-8b-"
+                        "instruct\"}") == 2);
+    ck_assert(sample(m, "sluice_context_usage_ratio_count{model=\"llama3-8b-"
+                        "instruct\"}") == 2);
+    /* the refused one is over 1 (ratio > 1.5 lands only in +Inf) */
+    ck_assert(sample(m, "sluice_context_usage_ratio_bucket{model=\"llama3-8b-"
+                        "instruct\",le=\"1\"}") == 1);
+    ck_assert(sample(m, "sluice_context_refused_total{model=\"llama3-8b-instruct\"}") == 1);
+    free(m);
+}
+END_TEST
+
 /* ---- logs ------------------------------------------------------------------ */
 
 START_TEST(test_access_log_file_and_reopen)
@@ -541,6 +590,7 @@ static Suite *obs_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_metrics_after_traffic);
     tcase_add_test(tc, test_metrics_counters_survive_reload);
+    tcase_add_test(tc, test_metrics_with_context_stage);
     tcase_add_test(tc, test_access_log_file_and_reopen);
     tcase_add_test(tc, test_access_log_outcomes);
     tcase_add_test(tc, test_openapi_matches_gateway);
