@@ -58,8 +58,7 @@ static void field_ms(buf_t *b, const char *name, double s)
     buf_puts(b, frac);
 }
 
-void access_log_write(struct sluice_ctx *ctx,
-                      const struct request_summary *sum)
+void access_log_write(struct sluice_ctx *ctx, const struct request_summary *sum)
 {
     int level = ctx->route == ROUTE_HEALTH || ctx->route == ROUTE_METRICS
                     ? LOG_DEBUG
@@ -91,7 +90,7 @@ void access_log_write(struct sluice_ctx *ctx,
     field_ll(&b, "usage_completion_tokens", sum->usage_completion);
     field_str(&b, "outcome", sum->outcome);
     if (!b.oom)
-        log_fields(level, "access", b.data, "%s %s %d", ctx->method,
-                   ctx->url, sum->status);
+        log_fields(level, "access", b.data, "%s %s %d", ctx->method, ctx->url,
+                   sum->status);
     buf_release(&b);
 }

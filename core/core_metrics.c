@@ -20,37 +20,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const double seconds_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1,
-                                         0.25,  0.5,  1,     2.5,  5,
-                                         10,    30,   60,    120,  300};
+static const double seconds_buckets[] = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
 static const double overhead_buckets[] = {0.00005, 0.0001, 0.00025, 0.0005,
                                           0.001,   0.0025, 0.005,   0.01,
                                           0.025,   0.05,   0.1};
-static const double token_buckets[] = {16,    64,    256,    1024,  4096,
-                                       16384, 32768, 65536, 131072, 262144,
-                                       1048576};
-static const double ratio_buckets[] = {0.05, 0.1, 0.25, 0.5, 0.75,
-                                       0.9,  0.95, 1,   1.5};
+static const double token_buckets[] = {
+    16, 64, 256, 1024, 4096, 16384, 32768, 65536, 131072, 262144, 1048576};
+static const double ratio_buckets[] = {0.05, 0.1,  0.25, 0.5, 0.75,
+                                       0.9,  0.95, 1,    1.5};
 
 #define NB(a) (sizeof(a) / sizeof *(a))
 
 static struct {
-    sluice_metric *requests, *in_flight, *duration, *upstream, *ttfb,
-        *overhead, *attempts, *retries, *rejections, *usage, *estimate,
-        *ratio, *generation, *reloads, *reload_failures, *build, *start,
-        *log_dropped;
+    sluice_metric *requests, *in_flight, *duration, *upstream, *ttfb, *overhead,
+        *attempts, *retries, *rejections, *usage, *estimate, *ratio,
+        *generation, *reloads, *reload_failures, *build, *start, *log_dropped;
     struct metric_series *in_flight_s, *log_dropped_s;
 } cm;
 
 static pthread_once_t cm_once = PTHREAD_ONCE_INIT;
 
 static sluice_metric *reg(sluice_metric_type t, const char *name,
-                          const char *help, const char *labels,
-                          const double *b, size_t nb)
+                          const char *help, const char *labels, const double *b,
+                          size_t nb)
 {
     char err[256];
-    sluice_metric *m = metrics_register(t, name, help, labels, b, nb, err,
-                                        sizeof err);
+    sluice_metric *m =
+        metrics_register(t, name, help, labels, b, nb, err, sizeof err);
     if (!m)
         log_msg(LOG_ERROR, "metrics", "%s", err);
     return m;
@@ -58,8 +55,7 @@ static sluice_metric *reg(sluice_metric_type t, const char *name,
 
 static void cm_register(void)
 {
-    const sluice_metric_type C = SLUICE_METRIC_COUNTER,
-                             G = SLUICE_METRIC_GAUGE,
+    const sluice_metric_type C = SLUICE_METRIC_COUNTER, G = SLUICE_METRIC_GAUGE,
                              H = SLUICE_METRIC_HISTOGRAM;
     cm.requests = reg(C, "sluice_requests_total",
                       "Requests answered, by route, model, stream, status "
@@ -109,19 +105,18 @@ static void cm_register(void)
                         "Id of the pipeline generation serving new "
                         "requests.",
                         NULL, NULL, 0);
-    cm.reloads = reg(C, "sluice_pipeline_reloads_total",
-                     "Pipeline reloads that replaced the running one.", NULL,
-                     NULL, 0);
+    cm.reloads =
+        reg(C, "sluice_pipeline_reloads_total",
+            "Pipeline reloads that replaced the running one.", NULL, NULL, 0);
     cm.reload_failures = reg(C, "sluice_pipeline_reload_failures_total",
                              "Pipeline reloads that failed (the running "
                              "one was kept).",
                              NULL, NULL, 0);
-    cm.build = reg(G, "sluice_build_info",
-                   "Build of the running gateway (always 1).",
-                   "version,abi", NULL, 0);
+    cm.build =
+        reg(G, "sluice_build_info", "Build of the running gateway (always 1).",
+            "version,abi", NULL, 0);
     cm.start = reg(G, "sluice_start_time_seconds",
-                   "Start time of the process since the epoch.", NULL, NULL,
-                   0);
+                   "Start time of the process since the epoch.", NULL, NULL, 0);
     cm.log_dropped = reg(C, "sluice_log_lines_dropped_total",
                          "Log lines dropped because the log writer's "
                          "buffer was full.",
@@ -220,9 +215,8 @@ static const char *model_label(const struct sluice_ctx *ctx,
     const char *m = json_string_value(json_object_get(ctx->body, "model"));
     if (!m)
         m = "";
-    const json_t *models = server_main && server_main->cfg
-                               ? server_main->cfg->models
-                               : NULL;
+    const json_t *models =
+        server_main && server_main->cfg ? server_main->cfg->models : NULL;
     *context_length = 0;
     if (!*m || !json_array_size(models))
         return m;
@@ -251,8 +245,8 @@ static long long attr_ll(struct sluice_ctx *ctx, const char *name)
 }
 
 /* A non-negative integer value of "key" inside [p, end), or -1. */
-static long long json_int_field(const char *p, const char *end,
-                                const char *key, size_t klen)
+static long long json_int_field(const char *p, const char *end, const char *key,
+                                size_t klen)
 {
     while ((p = memmem(p, (size_t)(end - p), key, klen)) != NULL) {
         p += klen;
@@ -289,8 +283,8 @@ static void usage_from_body(const char *body, size_t len, long long *prompt,
     if (!last)
         return;
     p = last + sizeof key - 1;
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' ||
-                       *p == ':'))
+    while (p < end &&
+           (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == ':'))
         p++;
     if (p >= end || *p != '{')
         return;
@@ -358,9 +352,8 @@ void core_metrics_summarise(struct sluice_ctx *ctx, int client_left,
         sum->key_id = "";
     sum->total_s = (double)(now - ctx->t_start_us) / 1e6;
     sum->upstream_s = (double)ctx->up_us / 1e6;
-    sum->overhead_s = sum->total_s > sum->upstream_s
-                          ? sum->total_s - sum->upstream_s
-                          : 0;
+    sum->overhead_s =
+        sum->total_s > sum->upstream_s ? sum->total_s - sum->upstream_s : 0;
     sum->ttfb_s = ctx->first_out_us && ctx->first_out_us > ctx->t_start_us
                       ? (double)(ctx->first_out_us - ctx->t_start_us) / 1e6
                       : -1;
@@ -436,8 +429,7 @@ void core_metrics_collect(void)
     generation_unpin(g);
     metrics_series_store(metrics_series(cm.reloads, NULL),
                          (double)atomic_load(&pipeline_stats.reloads));
-    metrics_series_store(
-        metrics_series(cm.reload_failures, NULL),
-        (double)atomic_load(&pipeline_stats.reload_failures));
+    metrics_series_store(metrics_series(cm.reload_failures, NULL),
+                         (double)atomic_load(&pipeline_stats.reload_failures));
     metrics_series_store(cm.log_dropped_s, (double)log_dropped_lines());
 }

@@ -21,16 +21,16 @@ void core_metrics_attempt_end(struct sluice_ctx *ctx);
 
 /* The request's figures, computed once at completion. */
 struct request_summary {
-    const char *route;   /* "chat", "models", ... */
-    const char *outcome; /* "ok", "rejected", "upstream_error", ... */
-    const char *model;   /* label value: known id, "other", or "" */
+    const char *route;           /* "chat", "models", ... */
+    const char *outcome;         /* "ok", "rejected", "upstream_error", ... */
+    const char *model;           /* label value: known id, "other", or "" */
     const char *model_requested; /* body.model as sent ("" none) */
-    const char *client;  /* attr "client" or "" */
-    const char *key_id;  /* attr "key_id" (masked) or "" */
-    int status;          /* what the client got (499: nothing, it left) */
+    const char *client;          /* attr "client" or "" */
+    const char *key_id;          /* attr "key_id" (masked) or "" */
+    int status; /* what the client got (499: nothing, it left) */
     double total_s, upstream_s, overhead_s;
-    double ttfb_s;       /* streams: first byte queued; -1 otherwise */
-    long long tokens_estimate;               /* -1: unknown */
+    double ttfb_s;             /* streams: first byte queued; -1 otherwise */
+    long long tokens_estimate; /* -1: unknown */
     long long usage_prompt, usage_completion; /* -1: unknown */
     long long context_length; /* the model's, from the config; 0: unknown */
 };

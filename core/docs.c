@@ -15,19 +15,17 @@
 #include <string.h>
 
 #define SWAGGER_CDN "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
-#define REDOC_CDN "https://cdn.jsdelivr.net/npm/redoc@2/bundles"
+#define REDOC_CDN   "https://cdn.jsdelivr.net/npm/redoc@2/bundles"
 
 int docs_enabled(void)
 {
-    return !server_main || !server_main->cfg ||
-           server_main->cfg->docs_enabled;
+    return !server_main || !server_main->cfg || server_main->cfg->docs_enabled;
 }
 
 static const char *assets_url(void)
 {
-    return server_main && server_main->cfg
-               ? server_main->cfg->docs_assets_url
-               : NULL;
+    return server_main && server_main->cfg ? server_main->cfg->docs_assets_url
+                                           : NULL;
 }
 
 /* assets_url was checked by the config loader: no quote, '<' or '>'. */

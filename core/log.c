@@ -30,14 +30,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOG_RING_BYTES (1u << 20) /* per destination */
-#define LOG_CHUNK (64u * 1024u)   /* the writer's unit of write(2) */
+#define LOG_RING_BYTES (1u << 20)    /* per destination */
+#define LOG_CHUNK      (64u * 1024u) /* the writer's unit of write(2) */
 
 static atomic_int log_level = LOG_INFO;
 static atomic_int log_pretty = -1; /* -1: decide by isatty */
 
-static const char *const level_names[] = {"DEBUG", "INFO", "WARNING",
-                                          "ERROR"};
+static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 
 /* ---- the writer ---------------------------------------------------------- */
 
@@ -53,11 +52,10 @@ static struct {
     atomic_int running; /* lines go through the rings */
     int stop, reopen;
     struct ring err, file;
-    int fd;      /* the log file, -1 none */
-    char *path;  /* owned */
-} lw = {.mu = PTHREAD_MUTEX_INITIALIZER,
-        .cv = PTHREAD_COND_INITIALIZER,
-        .fd = -1};
+    int fd;     /* the log file, -1 none */
+    char *path; /* owned */
+} lw = {
+    .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .fd = -1};
 
 static atomic_ullong dropped;
 
@@ -85,8 +83,7 @@ static size_t ring_take(struct ring *r, char *out, size_t max)
     if (!r->data || !r->len)
         return 0;
     size_t n = r->len < max ? r->len : max;
-    size_t first = LOG_RING_BYTES - r->head < n ? LOG_RING_BYTES - r->head
-                                                : n;
+    size_t first = LOG_RING_BYTES - r->head < n ? LOG_RING_BYTES - r->head : n;
     memcpy(out, r->data + r->head, first);
     memcpy(out + first, r->data, n - first);
     r->head = (r->head + n) % LOG_RING_BYTES;
@@ -255,7 +252,8 @@ void log_stop(void)
     lw.err.data = lw.file.data = lw.path = NULL;
 }
 
-/* ---- secrets -------------------------------------------------------------- */
+/* ---- secrets --------------------------------------------------------------
+ */
 
 static int token_char(char c)
 {
@@ -265,8 +263,7 @@ static int token_char(char c)
 
 /* Replace p[0..n) (a token of len >= 8 after `keep` prefix bytes) by the
  * prefix, "…" and its last four characters; returns the new length. */
-static size_t shorten(char *line, size_t len, size_t at, size_t keep,
-                      size_t n)
+static size_t shorten(char *line, size_t len, size_t at, size_t keep, size_t n)
 {
     static const char ell[] = "\xe2\x80\xa6"; /* … */
     char last4[4];
@@ -289,7 +286,8 @@ static size_t secret_prefix(const char *line, size_t len, size_t i)
         return 0;
     if (c == 's' && len - i > 3 && line[i + 1] == 'k' && line[i + 2] == '-')
         return 3;
-    if ((c | 0x20) == 'b' && len - i > 7 && !strncasecmp(line + i, "bearer ", 7))
+    if ((c | 0x20) == 'b' && len - i > 7 &&
+        !strncasecmp(line + i, "bearer ", 7))
         return 7;
     return 0;
 }
@@ -337,7 +335,8 @@ size_t log_scrub_secrets(char *line, size_t len)
     return len;
 }
 
-/* ---- lines ---------------------------------------------------------------- */
+/* ---- lines ----------------------------------------------------------------
+ */
 
 int log_level_parse(const char *s)
 {
@@ -457,8 +456,8 @@ static void emit(struct ring *r, int fd, buf_t *line)
         atomic_fetch_add(&dropped, 1);
 }
 
-static void log_write(int level, const char *component,
-                      const char *fields_json, const char *fmt, va_list ap)
+static void log_write(int level, const char *component, const char *fields_json,
+                      const char *fmt, va_list ap)
 {
     char ts[40], msgbuf[1024];
     buf_t line;
@@ -480,8 +479,7 @@ static void log_write(int level, const char *component,
     if (atomic_load(&lw.running) && lw.path) {
         if (pretty) {
             buf_reset(&line);
-            log_format_json(&line, ts, level, component, msgbuf,
-                            fields_json);
+            log_format_json(&line, ts, level, component, msgbuf, fields_json);
             line.len = log_scrub_secrets(line.data, line.len);
         }
         emit(&lw.file, -1, &line);

@@ -13,7 +13,8 @@
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
-/* Parse "DEBUG", "INFO", "WARNING"/"WARN", "ERROR" (any case); -1 if unknown. */
+/* Parse "DEBUG", "INFO", "WARNING"/"WARN", "ERROR" (any case); -1 if unknown.
+ */
 int log_level_parse(const char *s);
 void log_set_level(int level);
 int log_get_level(void);
@@ -54,8 +55,8 @@ void log_format_json(buf_t *line, const char *ts, int level,
                      const char *fields_json);
 
 #define log_debug(...) log_msg(LOG_DEBUG, "core", __VA_ARGS__)
-#define log_info(...) log_msg(LOG_INFO, "core", __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_WARN, "core", __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, "core", __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, "core", __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, "core", __VA_ARGS__)
 
 #endif

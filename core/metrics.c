@@ -21,16 +21,16 @@
 #include <string.h>
 
 struct metric_series {
-    struct metric_series *hnext;          /* hash chain (under the lock) */
-    struct metric_series *_Atomic next;   /* render order (append-only) */
-    const struct sluice_metric *fam;      /* the family it belongs to */
+    struct metric_series *hnext;        /* hash chain (under the lock) */
+    struct metric_series *_Atomic next; /* render order (append-only) */
+    const struct sluice_metric *fam;    /* the family it belongs to */
     uint64_t hash;
-    char **values;                        /* one per label name, owned */
-    char *labels;                         /* rendered `a="x",b="y"`, owned */
-    _Atomic uint64_t bits;                /* counter/gauge value, or the
-                                             histogram's sum, as double bits */
-    _Atomic uint64_t *counts;             /* histogram: per bucket, not
-                                             cumulative; last one is +Inf */
+    char **values;            /* one per label name, owned */
+    char *labels;             /* rendered `a="x",b="y"`, owned */
+    _Atomic uint64_t bits;    /* counter/gauge value, or the
+                                 histogram's sum, as double bits */
+    _Atomic uint64_t *counts; /* histogram: per bucket, not
+                                 cumulative; last one is +Inf */
 };
 
 struct sluice_metric {
@@ -106,8 +106,8 @@ static int name_ok(const char *s, size_t n, int metric)
 }
 
 /* Split "a,b" into owned names. -1 with err on a bad or reserved name. */
-static int labels_parse(const char *spec, sluice_metric_type type,
-                        char ***out, size_t *n, char *err, size_t errlen)
+static int labels_parse(const char *spec, sluice_metric_type type, char ***out,
+                        size_t *n, char *err, size_t errlen)
 {
     *out = NULL;
     *n = 0;
@@ -160,8 +160,8 @@ void metrics_escape_label(buf_t *out, const char *s)
 {
     const char *run = s;
     for (; *s; s++) {
-        const char *rep = *s == '\\' ? "\\\\"
-                          : *s == '"' ? "\\\""
+        const char *rep = *s == '\\'   ? "\\\\"
+                          : *s == '"'  ? "\\\""
                           : *s == '\n' ? "\\n"
                                        : NULL;
         if (!rep)
@@ -231,9 +231,9 @@ static void buf_num(buf_t *out, double v)
 
 static const char *type_name(sluice_metric_type t)
 {
-    return t == SLUICE_METRIC_COUNTER   ? "counter"
-           : t == SLUICE_METRIC_GAUGE   ? "gauge"
-                                        : "histogram";
+    return t == SLUICE_METRIC_COUNTER ? "counter"
+           : t == SLUICE_METRIC_GAUGE ? "gauge"
+                                      : "histogram";
 }
 
 static int buckets_ok(const double *b, size_t n)
@@ -295,8 +295,7 @@ static void family_free(struct sluice_metric *f)
 static struct sluice_metric *family_new(sluice_metric_type type,
                                         const char *name, const char *help,
                                         char **labels, size_t nlabels,
-                                        const double *buckets,
-                                        size_t nbuckets)
+                                        const double *buckets, size_t nbuckets)
 {
     struct sluice_metric *f = calloc(1, sizeof *f);
     if (!f)
@@ -420,7 +419,8 @@ static uint64_t tuple_hash(const struct sluice_metric *f,
 {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < f->nlabels; i++) {
-        for (const unsigned char *p = (const unsigned char *)value_at(values, i);
+        for (const unsigned char *p =
+                 (const unsigned char *)value_at(values, i);
              *p; p++)
             h = (h ^ *p) * 1099511628211ull;
         h = (h ^ 0xffu) * 1099511628211ull;
@@ -429,8 +429,7 @@ static uint64_t tuple_hash(const struct sluice_metric *f,
 }
 
 static struct metric_series *chain_find(const struct sluice_metric *f,
-                                        uint64_t h,
-                                        const char *const *values)
+                                        uint64_t h, const char *const *values)
 {
     for (struct metric_series *s = f->table[h & (f->tsize - 1)]; s;
          s = s->hnext) {
@@ -457,8 +456,7 @@ static void series_free(struct metric_series *s, size_t nlabels)
 }
 
 static struct metric_series *series_new(const struct sluice_metric *f,
-                                        uint64_t h,
-                                        const char *const *values)
+                                        uint64_t h, const char *const *values)
 {
     struct metric_series *s = calloc(1, sizeof *s);
     buf_t b;
@@ -515,8 +513,7 @@ static void table_grow(struct sluice_metric *f)
     f->tsize = n;
 }
 
-static struct metric_series *series_insert(struct sluice_metric *f,
-                                           uint64_t h,
+static struct metric_series *series_insert(struct sluice_metric *f, uint64_t h,
                                            const char *const *values)
 {
     struct metric_series *s = chain_find(f, h, values);

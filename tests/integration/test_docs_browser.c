@@ -106,8 +106,8 @@ static void npm_install_if_missing(void)
     if (stat("tests/browser/node_modules/swagger-ui-dist/swagger-ui-bundle.js",
              &st) == 0)
         return;
-    char *argv[] = {"npm", "ci", "--prefix", "tests/browser", "--no-audit",
-                    "--no-fund", NULL};
+    char *argv[] = {"npm",        "ci",        "--prefix", "tests/browser",
+                    "--no-audit", "--no-fund", NULL};
     char *out = NULL;
     int rc = h_run_capture(argv, 300000, &out);
     ck_assert_msg(rc == 0, "npm ci --prefix tests/browser failed (%d):\n%s", rc,
@@ -163,8 +163,8 @@ START_TEST(test_docs_in_chromium)
                   "the Debian package chromium)");
     npm_install_if_missing();
     char assets[4096], serverlog[300], extra[512];
-    ck_assert_ptr_nonnull(realpath("tests/browser/node_modules/swagger-ui-dist",
-                                   assets));
+    ck_assert_ptr_nonnull(
+        realpath("tests/browser/node_modules/swagger-ui-dist", assets));
     snprintf(serverlog, sizeof serverlog, "%s/assets.log", h_tmpdir());
     int aport = assets_server_start(assets, serverlog);
     snprintf(extra, sizeof extra,
@@ -181,8 +181,8 @@ START_TEST(test_docs_in_chromium)
     ck_assert_has(dom, "opblock");
     ck_assert_has(dom, "sluice");
     static const char *const paths[] = {
-        "/v1/chat/completions", "/v1/models", "/health", "/metrics",
-        "/admin/reload", "/admin/keys", NULL};
+        "/v1/chat/completions", "/v1/models",  "/health", "/metrics",
+        "/admin/reload",        "/admin/keys", NULL};
     for (size_t i = 0; paths[i]; i++) {
         char needle[128];
         snprintf(needle, sizeof needle, "data-path=\"%s\"", paths[i]);

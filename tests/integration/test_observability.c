@@ -20,9 +20,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CHAT_PATH "/v1/chat/completions"
+#define CHAT_PATH   "/v1/chat/completions"
 #define ADMIN_TOKEN "observability-admin-token-0123456789"
-#define AUTH_ADMIN "Authorization: Bearer " ADMIN_TOKEN
+#define AUTH_ADMIN  "Authorization: Bearer " ADMIN_TOKEN
 
 static const char CHAT_BODY[] =
     "{\"model\":\"qwen/qwen3-next-80b-a3b-instruct\","
@@ -32,8 +32,8 @@ static const char STREAM_BODY[] =
     "\"messages\":[{\"role\":\"user\",\"content\":\"stream please\"}]}";
 
 #define ck_assert_has(hay, needle)                                             \
-    ck_assert_msg(strstr((hay), (needle)) != NULL, "expected '%s' in:\n%.3000s", \
-                  (needle), (hay))
+    ck_assert_msg(strstr((hay), (needle)) != NULL,                             \
+                  "expected '%s' in:\n%.3000s", (needle), (hay))
 #define ck_assert_hasnt(hay, needle)                                           \
     ck_assert_msg(strstr((hay), (needle)) == NULL,                             \
                   "did not expect '%s' in:\n%.3000s", (needle), (hay))
@@ -151,7 +151,8 @@ START_TEST(test_metrics_after_traffic)
         json_t *d = h_resp_json(&r);
         json_t *u = json_object_get(d, "usage");
         prompt += json_integer_value(json_object_get(u, "prompt_tokens"));
-        completion += json_integer_value(json_object_get(u, "completion_tokens"));
+        completion +=
+            json_integer_value(json_object_get(u, "completion_tokens"));
         json_decref(d);
         h_resp_free(&r);
     }
@@ -159,17 +160,20 @@ START_TEST(test_metrics_after_traffic)
     h_stream s;
     h_stream_request(h_sluice_port(), "POST", CHAT_PATH, NULL, STREAM_BODY,
                      strlen(STREAM_BODY), 10000, 0, 0, &s);
-    ck_assert_msg(s.resp.status == 200 && h_stream_has_done(&s),
-                  "stream: %ld", s.resp.status);
+    ck_assert_msg(s.resp.status == 200 && h_stream_has_done(&s), "stream: %ld",
+                  s.resp.status);
     h_stream_free(&s);
     h_resp r;
     h_post_json(CHAT_PATH, "{not json", &r);
     ck_assert_int_eq(r.status, 400);
     h_resp_free(&r);
-    ck_assert_int_eq(h_mock_script(
-        "{\"rules\":[{\"match\":{\"path\":\"/v1/chat/completions\"},"
-        "\"times\":1,\"status\":500,\"json\":{\"error\":{\"message\":\"boom\","
-        "\"type\":\"server_error\",\"param\":null,\"code\":null}}}]}"), 0);
+    ck_assert_int_eq(
+        h_mock_script(
+            "{\"rules\":[{\"match\":{\"path\":\"/v1/chat/completions\"},"
+            "\"times\":1,\"status\":500,\"json\":{\"error\":{\"message\":"
+            "\"boom\","
+            "\"type\":\"server_error\",\"param\":null,\"code\":null}}}]}"),
+        0);
     h_post_json(CHAT_PATH, CHAT_BODY, &r);
     ck_assert_int_eq(r.status, 500);
     h_resp_free(&r);
@@ -181,17 +185,21 @@ START_TEST(test_metrics_after_traffic)
 
     char *m = scrape();
 #define M "qwen/qwen3-next-80b-a3b-instruct"
-    ck_assert(sample(m, "sluice_requests_total{route=\"chat\",model=\"" M
-                        "\",stream=\"false\",code=\"200\",outcome=\"ok\"}") == 2);
-    ck_assert(sample(m, "sluice_requests_total{route=\"chat\",model=\"" M
-                        "\",stream=\"true\",code=\"200\",outcome=\"ok\"}") == 1);
+    ck_assert(sample(m,
+                     "sluice_requests_total{route=\"chat\",model=\"" M
+                     "\",stream=\"false\",code=\"200\",outcome=\"ok\"}") == 2);
+    ck_assert(sample(m,
+                     "sluice_requests_total{route=\"chat\",model=\"" M
+                     "\",stream=\"true\",code=\"200\",outcome=\"ok\"}") == 1);
     ck_assert(sample(m, "sluice_requests_total{route=\"chat\",model=\"" M
                         "\",stream=\"false\",code=\"500\","
                         "outcome=\"upstream_error\"}") == 1);
-    ck_assert(sample(m, "sluice_requests_total{route=\"chat\",model=\"\","
-                        "stream=\"false\",code=\"400\",outcome=\"rejected\"}") == 1);
-    ck_assert(sample(m, "sluice_requests_total{route=\"not_found\",model=\"\","
-                        "stream=\"false\",code=\"404\",outcome=\"rejected\"}") == 1);
+    ck_assert(
+        sample(m, "sluice_requests_total{route=\"chat\",model=\"\","
+                  "stream=\"false\",code=\"400\",outcome=\"rejected\"}") == 1);
+    ck_assert(
+        sample(m, "sluice_requests_total{route=\"not_found\",model=\"\","
+                  "stream=\"false\",code=\"404\",outcome=\"rejected\"}") == 1);
     ck_assert(sample(m, "sluice_rejections_total{stage=\"core\","
                         "code=\"invalid_json\"}") == 1);
     ck_assert(sample(m, "sluice_upstream_attempts_total{result=\"http\","
@@ -201,7 +209,8 @@ START_TEST(test_metrics_after_traffic)
     ck_assert(sample(m, "sluice_usage_tokens_total{model=\"" M
                         "\",client=\"unknown\",kind=\"prompt\"}") == prompt);
     ck_assert(sample(m, "sluice_usage_tokens_total{model=\"" M
-                        "\",client=\"unknown\",kind=\"completion\"}") == completion);
+                        "\",client=\"unknown\",kind=\"completion\"}") ==
+              completion);
     ck_assert(sample(m, "sluice_request_duration_seconds_count{route=\"chat\","
                         "stream=\"false\"}") == 4);
     ck_assert(sample(m, "sluice_request_duration_seconds_bucket{route=\"chat\","
@@ -210,7 +219,9 @@ START_TEST(test_metrics_after_traffic)
                         "\",stream=\"false\"}") == 3);
     ck_assert(sample(m, "sluice_stream_first_byte_seconds_count{model=\"" M
                         "\"}") == 1);
-    ck_assert(sample(m, "sluice_gateway_overhead_seconds_count{stream=\"true\"}") == 1);
+    ck_assert(
+        sample(m, "sluice_gateway_overhead_seconds_count{stream=\"true\"}") ==
+        1);
     ck_assert(sample(m, "sluice_requests_in_flight") == 1); /* this scrape */
     ck_assert(sample(m, "sluice_pipeline_generation") == 1);
     ck_assert(sample(m, "sluice_build_info{version=\"" SLUICE_VERSION
@@ -230,8 +241,9 @@ START_TEST(test_metrics_after_traffic)
     char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     char *out = NULL;
     int rc = h_run_capture(argv, 30000, &out);
-    ck_assert_msg(rc == 0, "promtool check metrics (exit %d; is the Debian "
-                           "package prometheus installed?):\n%s",
+    ck_assert_msg(rc == 0,
+                  "promtool check metrics (exit %d; is the Debian "
+                  "package prometheus installed?):\n%s",
                   rc, out ? out : "");
     free(out);
     free(m);
@@ -278,8 +290,9 @@ START_TEST(test_metrics_with_context_stage)
         .models = "  - { id: \"llama3-8b-instruct\", context_length: 8000 }\n"};
     h_start_all(&o);
     h_resp r;
-    const char small[] = "{\"model\":\"llama3-8b-instruct\",\"messages\":[{\"role\":"
-                         "\"user\",\"content\":\"hello there\"}]}";
+    const char small[] =
+        "{\"model\":\"llama3-8b-instruct\",\"messages\":[{\"role\":"
+        "\"user\",\"content\":\"hello there\"}]}";
     h_post_json(CHAT_PATH, small, &r);
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     h_resp_free(&r);
@@ -299,9 +312,10 @@ START_TEST(test_metrics_with_context_stage)
     char *m = scrape();
     ck_assert(sample(m, "sluice_rejections_total{stage=\"context\","
                         "code=\"context_length_exceeded\"}") == 1);
-    ck_assert(sample(m, "sluice_requests_total{route=\"chat\",model=\"llama3-8b-"
-                        "instruct\",stream=\"false\",code=\"400\","
-                        "outcome=\"rejected\"}") == 1);
+    ck_assert(sample(m,
+                     "sluice_requests_total{route=\"chat\",model=\"llama3-8b-"
+                     "instruct\",stream=\"false\",code=\"400\","
+                     "outcome=\"rejected\"}") == 1);
     ck_assert(sample(m, "sluice_prompt_tokens_estimate_count{model=\"llama3-8b-"
                         "instruct\"}") == 2);
     ck_assert(sample(m, "sluice_context_usage_ratio_count{model=\"llama3-8b-"
@@ -309,12 +323,16 @@ START_TEST(test_metrics_with_context_stage)
     /* the refused one is over 1 (ratio > 1.5 lands only in +Inf) */
     ck_assert(sample(m, "sluice_context_usage_ratio_bucket{model=\"llama3-8b-"
                         "instruct\",le=\"1\"}") == 1);
-    ck_assert(sample(m, "sluice_context_refused_total{model=\"llama3-8b-instruct\"}") == 1);
+    ck_assert(
+        sample(m,
+               "sluice_context_refused_total{model=\"llama3-8b-instruct\"}") ==
+        1);
     free(m);
 }
 END_TEST
 
-/* ---- logs ------------------------------------------------------------------ */
+/* ---- logs ------------------------------------------------------------------
+ */
 
 START_TEST(test_access_log_file_and_reopen)
 {
@@ -343,7 +361,8 @@ START_TEST(test_access_log_file_and_reopen)
     char *text = file_wait_for(logpath, "obs-test-req-1");
     ck_assert_msg(text != NULL, "no access line in %s", logpath);
     json_t *j = log_line_with(text, "\"request_id\":\"obs-test-req-1\"");
-    ck_assert_str_eq(json_string_value(json_object_get(j, "component")), "access");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "component")),
+                     "access");
     ck_assert_str_eq(json_string_value(json_object_get(j, "level")), "INFO");
     ck_assert_str_eq(json_string_value(json_object_get(j, "route")), "chat");
     ck_assert_str_eq(json_string_value(json_object_get(j, "model")),
@@ -352,13 +371,14 @@ START_TEST(test_access_log_file_and_reopen)
     ck_assert_int_eq(json_integer_value(json_object_get(j, "status")), 200);
     ck_assert_int_eq(json_integer_value(json_object_get(j, "attempts")), 1);
     ck_assert_str_eq(json_string_value(json_object_get(j, "outcome")), "ok");
-    ck_assert_int_eq(json_integer_value(json_object_get(j, "usage_prompt_tokens")),
-                     pt);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(j, "usage_prompt_tokens")), pt);
     ck_assert(json_is_integer(json_object_get(j, "usage_completion_tokens")));
     ck_assert(json_object_get(j, "prompt_tokens_estimate") != NULL);
     double up = json_number_value(json_object_get(j, "upstream_ms"));
     double total = json_number_value(json_object_get(j, "total_ms"));
-    ck_assert_msg(up > 0 && total >= up, "upstream_ms %f total_ms %f", up, total);
+    ck_assert_msg(up > 0 && total >= up, "upstream_ms %f total_ms %f", up,
+                  total);
     const char *kid = json_string_value(json_object_get(j, "key_id"));
     ck_assert_msg(kid && *kid && !strstr(kid, H_FIRST_KEY), "key_id %s",
                   kid ? kid : "(null)");
@@ -397,9 +417,11 @@ START_TEST(test_access_log_outcomes)
     h_opts o = {.extra = extra};
     h_start_all(&o);
     /* a stream the client abandons after its first event */
-    ck_assert_int_eq(h_mock_script(
-        "{\"rules\":[{\"match\":{\"path\":\"/v1/chat/completions\"},"
-        "\"stream\":{\"chunks\":20,\"delay_ms\":100}}]}"), 0);
+    ck_assert_int_eq(
+        h_mock_script(
+            "{\"rules\":[{\"match\":{\"path\":\"/v1/chat/completions\"},"
+            "\"stream\":{\"chunks\":20,\"delay_ms\":100}}]}"),
+        0);
     const char *hdrs[] = {"X-Request-Id: obs-abandon", NULL};
     h_stream s;
     h_stream_request(h_sluice_port(), "POST", CHAT_PATH, hdrs, STREAM_BODY,
@@ -424,7 +446,8 @@ START_TEST(test_access_log_outcomes)
     text = file_wait_for(logpath, "obs-bad-json");
     ck_assert_ptr_nonnull(text);
     j = log_line_with(text, "\"request_id\":\"obs-bad-json\"");
-    ck_assert_str_eq(json_string_value(json_object_get(j, "outcome")), "rejected");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "outcome")),
+                     "rejected");
     ck_assert_int_eq(json_integer_value(json_object_get(j, "attempts")), 0);
     json_decref(j);
     free(text);
@@ -465,7 +488,8 @@ START_TEST(test_openapi_matches_gateway)
     json_t *doc = h_resp_json(&r);
     h_resp_free(&r);
     ck_assert_ptr_nonnull(doc);
-    ck_assert_str_eq(json_string_value(json_object_get(doc, "openapi")), "3.1.0");
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "openapi")),
+                     "3.1.0");
     const char *tpl;
     json_t *item;
     int checked = 0;
@@ -497,12 +521,13 @@ START_TEST(test_openapi_matches_gateway)
                           "body: %.300s",
                           upper, path, r.status, r.body ? r.body : "");
             /* a JSON answer where JSON is documented */
-            json_t *content = json_object_get(json_object_get(resps, code),
-                                              "content");
+            json_t *content =
+                json_object_get(json_object_get(resps, code), "content");
             if (json_object_get(content, "application/json") &&
                 json_object_size(content) == 1) {
                 json_t *j = h_resp_json(&r);
-                ck_assert_msg(j != NULL, "%s %s: body is not JSON", upper, path);
+                ck_assert_msg(j != NULL, "%s %s: body is not JSON", upper,
+                              path);
                 json_decref(j);
             }
             ck_assert_msg(h_resp_header(&r, "x-request-id") != NULL,
@@ -523,7 +548,8 @@ START_TEST(test_openapi_matches_gateway)
 }
 END_TEST
 
-/* ---- /docs and /redoc ------------------------------------------------------ */
+/* ---- /docs and /redoc ------------------------------------------------------
+ */
 
 START_TEST(test_docs_pages_default_cdn)
 {
@@ -548,17 +574,20 @@ END_TEST
 
 START_TEST(test_docs_pages_local_assets)
 {
-    h_opts o = {.extra = "docs:\n  assets_url: \"http://127.0.0.1:9/assets/\"\n"};
+    h_opts o = {.extra =
+                    "docs:\n  assets_url: \"http://127.0.0.1:9/assets/\"\n"};
     h_start_all(&o);
     h_resp r;
     h_get("/docs", &r);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_has(r.body, "src=\"http://127.0.0.1:9/assets/swagger-ui-bundle.js\"");
+    ck_assert_has(r.body,
+                  "src=\"http://127.0.0.1:9/assets/swagger-ui-bundle.js\"");
     ck_assert_has(r.body, "href=\"http://127.0.0.1:9/assets/swagger-ui.css\"");
     ck_assert_hasnt(r.body, "https://");
     h_resp_free(&r);
     h_get("/redoc", &r);
-    ck_assert_has(r.body, "src=\"http://127.0.0.1:9/assets/redoc.standalone.js\"");
+    ck_assert_has(r.body,
+                  "src=\"http://127.0.0.1:9/assets/redoc.standalone.js\"");
     h_resp_free(&r);
 }
 END_TEST

@@ -15,7 +15,8 @@
 static json_t *doc_load(void)
 {
     json_error_t je;
-    json_t *d = json_loadb((const char *)openapi_json, openapi_json_len, 0, &je);
+    json_t *d =
+        json_loadb((const char *)openapi_json, openapi_json_len, 0, &je);
     ck_assert_msg(d != NULL, "embedded openapi.json: %s (line %d)", je.text,
                   je.line);
     return d;
@@ -46,9 +47,12 @@ static void refs_resolve(json_t *root, json_t *v)
                 const char *r = json_string_value(x);
                 ck_assert_msg(r && !strncmp(r, "#/components/schemas/", 21),
                               "bad $ref %s", r ? r : "(null)");
-                ck_assert_msg(json_object_get(json_object_get(json_object_get(
-                                  root, "components"), "schemas"), r + 21),
-                              "dangling $ref %s", r);
+                ck_assert_msg(
+                    json_object_get(
+                        json_object_get(json_object_get(root, "components"),
+                                        "schemas"),
+                        r + 21),
+                    "dangling $ref %s", r);
             } else {
                 refs_resolve(root, x);
             }
@@ -65,12 +69,21 @@ START_TEST(test_document_shape)
     json_t *d = doc_load();
     ck_assert_str_eq(json_string_value(json_object_get(d, "openapi")), "3.1.0");
     json_t *paths = json_object_get(d, "paths");
-    static const char *const must[] = {
-        "/v1/chat/completions", "/v1/models", "/v1/models/{model}", "/health",
-        "/metrics", "/openapi.json", "/docs", "/redoc", "/admin/keys",
-        "/admin/reload", "/admin/pipeline", NULL};
+    static const char *const must[] = {"/v1/chat/completions",
+                                       "/v1/models",
+                                       "/v1/models/{model}",
+                                       "/health",
+                                       "/metrics",
+                                       "/openapi.json",
+                                       "/docs",
+                                       "/redoc",
+                                       "/admin/keys",
+                                       "/admin/reload",
+                                       "/admin/pipeline",
+                                       NULL};
     for (size_t i = 0; must[i]; i++)
-        ck_assert_msg(json_object_get(paths, must[i]), "missing path %s", must[i]);
+        ck_assert_msg(json_object_get(paths, must[i]), "missing path %s",
+                      must[i]);
     const char *p;
     json_t *item;
     int ops = 0;
@@ -82,7 +95,8 @@ START_TEST(test_document_shape)
         {
             if (!strcmp(m, "parameters"))
                 continue;
-            ck_assert_msg(json_object_size(json_object_get(op, "responses")) > 0,
+            ck_assert_msg(json_object_size(json_object_get(op, "responses")) >
+                              0,
                           "%s %s has no responses", m, p);
             ck_assert_msg(json_is_string(json_object_get(op, "operationId")),
                           "%s %s has no operationId", m, p);
@@ -90,8 +104,8 @@ START_TEST(test_document_shape)
         }
     }
     ck_assert_int_ge(ops, 20);
-    json_t *sec = json_object_get(json_object_get(d, "components"),
-                                  "securitySchemes");
+    json_t *sec =
+        json_object_get(json_object_get(d, "components"), "securitySchemes");
     ck_assert_str_eq(json_string_value(json_object_get(
                          json_object_get(sec, "clientKey"), "scheme")),
                      "bearer");
@@ -99,13 +113,19 @@ START_TEST(test_document_shape)
                          json_object_get(sec, "adminToken"), "scheme")),
                      "bearer");
     static const char *const schemas[] = {"ChatCompletionRequest",
-                                          "ChatCompletion", "ChatCompletionChunk",
-                                          "Error", "ModelList", "Health",
-                                          "KeyStatus", NULL};
+                                          "ChatCompletion",
+                                          "ChatCompletionChunk",
+                                          "Error",
+                                          "ModelList",
+                                          "Health",
+                                          "KeyStatus",
+                                          NULL};
     for (size_t i = 0; schemas[i]; i++)
-        ck_assert_msg(json_object_get(json_object_get(json_object_get(
-                          d, "components"), "schemas"), schemas[i]),
-                      "missing schema %s", schemas[i]);
+        ck_assert_msg(
+            json_object_get(
+                json_object_get(json_object_get(d, "components"), "schemas"),
+                schemas[i]),
+            "missing schema %s", schemas[i]);
     refs_resolve(d, d);
     json_decref(d);
 }

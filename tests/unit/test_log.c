@@ -55,14 +55,18 @@ START_TEST(test_scrub_secrets)
     free(s);
     /* two keys, and one at the very end */
     s = scrub("Bearer abcdefghijkl9876");
-    ck_assert_str_eq(s, "Bearer \xe2\x80\xa6" "9876");
+    ck_assert_str_eq(s, "Bearer \xe2\x80\xa6"
+                        "9876");
     free(s);
     s = scrub("bbb sss BBB sk-CCCCCCCCCCCC3333 Bearer sk-DDDDDDDDDDDD4444");
-    ck_assert_str_eq(s, "bbb sss BBB sk-\xe2\x80\xa6" "3333 Bearer \xe2\x80\xa6"
+    ck_assert_str_eq(s, "bbb sss BBB sk-\xe2\x80\xa6"
+                        "3333 Bearer \xe2\x80\xa6"
                         "4444");
     free(s);
     s = scrub("sk-AAAAAAAAAAAA1111 and sk-BBBBBBBBBBBBBBBBBBBB2222");
-    ck_assert_str_eq(s, "sk-\xe2\x80\xa6" "1111 and sk-\xe2\x80\xa6" "2222");
+    ck_assert_str_eq(s, "sk-\xe2\x80\xa6"
+                        "1111 and sk-\xe2\x80\xa6"
+                        "2222");
     free(s);
 }
 END_TEST
@@ -115,8 +119,8 @@ static int count_json_lines(const char *text)
         json_t *j = json_loadb(p, (size_t)(nl - p), 0, &je);
         ck_assert_msg(j != NULL, "not JSON: %.*s", (int)(nl - p), p);
         const char *ts = json_string_value(json_object_get(j, "ts"));
-        ck_assert_msg(ts && strlen(ts) == 24 && ts[10] == 'T' && ts[19] == '.' &&
-                          ts[23] == 'Z',
+        ck_assert_msg(ts && strlen(ts) == 24 && ts[10] == 'T' &&
+                          ts[19] == '.' && ts[23] == 'Z',
                       "timestamp %s", ts ? ts : "(none)");
         json_decref(j);
         n++;
@@ -180,8 +184,8 @@ END_TEST
 START_TEST(test_file_unwritable)
 {
     char err[256] = "";
-    ck_assert_int_eq(log_start("/proc/nonexistent/dir/app.log", err, sizeof err),
-                     -1);
+    ck_assert_int_eq(
+        log_start("/proc/nonexistent/dir/app.log", err, sizeof err), -1);
     ck_assert_has(err, "log.file /proc/nonexistent/dir/app.log");
     /* logging still works (straight to stderr) */
     log_msg(LOG_INFO, "t", "still alive");

@@ -42,13 +42,15 @@ static char *render(void)
 
 START_TEST(test_counter_reregister_keeps_value)
 {
-    sluice_metric *a = reg(SLUICE_METRIC_COUNTER, "t_reqs_total", "code", NULL, 0);
+    sluice_metric *a =
+        reg(SLUICE_METRIC_COUNTER, "t_reqs_total", "code", NULL, 0);
     ck_assert_ptr_nonnull(a);
     const char *v200[] = {"200"};
     metrics_add(a, v200, 3);
     metrics_add(a, v200, -5); /* a counter never goes down: ignored */
     /* a reload registers it again: same family, value kept */
-    sluice_metric *b = reg(SLUICE_METRIC_COUNTER, "t_reqs_total", "code", NULL, 0);
+    sluice_metric *b =
+        reg(SLUICE_METRIC_COUNTER, "t_reqs_total", "code", NULL, 0);
     ck_assert_ptr_eq(a, b);
     metrics_add(b, v200, 2);
     ck_assert(metrics_series_value(metrics_series(b, v200)) == 5.0);
@@ -68,7 +70,8 @@ START_TEST(test_clashes_refused)
     ck_assert_ptr_null(reg(SLUICE_METRIC_GAUGE, "t_clash", "b", NULL, 0));
     ck_assert_ptr_null(reg(SLUICE_METRIC_GAUGE, "t_clash", "a,b", NULL, 0));
     double b1[] = {1, 2}, b2[] = {1, 3};
-    ck_assert_ptr_nonnull(reg(SLUICE_METRIC_HISTOGRAM, "t_h_clash", NULL, b1, 2));
+    ck_assert_ptr_nonnull(
+        reg(SLUICE_METRIC_HISTOGRAM, "t_h_clash", NULL, b1, 2));
     ck_assert_ptr_null(reg(SLUICE_METRIC_HISTOGRAM, "t_h_clash", NULL, b2, 2));
     /* bad names */
     ck_assert_ptr_null(reg(SLUICE_METRIC_GAUGE, "1abc", NULL, NULL, 0));
@@ -81,7 +84,8 @@ START_TEST(test_clashes_refused)
     ck_assert_ptr_null(reg(SLUICE_METRIC_HISTOGRAM, "t_ok_h", NULL, desc, 2));
     ck_assert_has(errbuf, "ascending");
     /* spaces around label names are tolerated */
-    ck_assert_ptr_nonnull(reg(SLUICE_METRIC_GAUGE, "t_spaces", "a, b", NULL, 0));
+    ck_assert_ptr_nonnull(
+        reg(SLUICE_METRIC_GAUGE, "t_spaces", "a, b", NULL, 0));
 }
 END_TEST
 
@@ -110,8 +114,8 @@ START_TEST(test_help_escaping)
 {
     char err[128];
     ck_assert_ptr_nonnull(metrics_register(SLUICE_METRIC_GAUGE, "t_help",
-                                           "line one\nback\\slash", NULL,
-                                           NULL, 0, err, sizeof err));
+                                           "line one\nback\\slash", NULL, NULL,
+                                           0, err, sizeof err));
     char *t = render();
     ck_assert_has(t, "# HELP t_help line one\\nback\\\\slash\n");
     ck_assert_has(t, "\nt_help 0\n"); /* label-less: rendered from the start */
@@ -122,7 +126,8 @@ END_TEST
 START_TEST(test_histogram_rendering)
 {
     double b[] = {0.1, 1, 10};
-    sluice_metric *h = reg(SLUICE_METRIC_HISTOGRAM, "t_lat_seconds", "route", b, 3);
+    sluice_metric *h =
+        reg(SLUICE_METRIC_HISTOGRAM, "t_lat_seconds", "route", b, 3);
     ck_assert_ptr_nonnull(h);
     const char *r[] = {"chat"};
     metrics_observe(h, r, 0.05);
@@ -146,11 +151,13 @@ START_TEST(test_histogram_rendering)
     sluice_metric *h2 = reg(SLUICE_METRIC_HISTOGRAM, "t_plain", NULL, inf, 2);
     ck_assert_ptr_nonnull(h2);
     metrics_observe(h2, NULL, 2);
-    sluice_metric *h3 = reg(SLUICE_METRIC_HISTOGRAM, "t_default", NULL, NULL, 0);
+    sluice_metric *h3 =
+        reg(SLUICE_METRIC_HISTOGRAM, "t_default", NULL, NULL, 0);
     ck_assert_ptr_nonnull(h3);
     t = render();
-    ck_assert_has(t, "t_plain_bucket{le=\"1\"} 0\nt_plain_bucket{le=\"+Inf\"} 1\n"
-                     "t_plain_sum 2\nt_plain_count 1\n");
+    ck_assert_has(t,
+                  "t_plain_bucket{le=\"1\"} 0\nt_plain_bucket{le=\"+Inf\"} 1\n"
+                  "t_plain_sum 2\nt_plain_count 1\n");
     ck_assert_hasnt(t, "le=\"+Inf\"} 1\nt_plain_bucket");
     ck_assert_has(t, "t_default_bucket{le=\"0.005\"} 0\n");
     ck_assert_has(t, "t_default_bucket{le=\"10\"} 0\n");
@@ -175,7 +182,8 @@ START_TEST(test_gauge_and_value_format)
     ck_assert_has(t, "t_gauge{k=\"d\"} -1\n");
     free(t);
     /* set on a counter is refused */
-    sluice_metric *cn = reg(SLUICE_METRIC_COUNTER, "t_cnt_total", NULL, NULL, 0);
+    sluice_metric *cn =
+        reg(SLUICE_METRIC_COUNTER, "t_cnt_total", NULL, NULL, 0);
     metrics_add(cn, NULL, 4);
     metrics_set(cn, NULL, 1);
     ck_assert(metrics_series_value(metrics_series(cn, NULL)) == 4.0);
@@ -184,7 +192,8 @@ END_TEST
 
 START_TEST(test_series_limit)
 {
-    sluice_metric *m = reg(SLUICE_METRIC_COUNTER, "t_many_total", "id", NULL, 0);
+    sluice_metric *m =
+        reg(SLUICE_METRIC_COUNTER, "t_many_total", "id", NULL, 0);
     char v[32];
     const char *vals[] = {v};
     for (int i = 0; i < METRICS_MAX_SERIES + 10; i++) {
@@ -204,7 +213,7 @@ END_TEST
 /* ---- concurrency: updates from several threads add up ---------------- */
 
 #define THREADS 4
-#define ROUNDS 20000
+#define ROUNDS  20000
 
 static sluice_metric *conc_c, *conc_h;
 
