@@ -32,6 +32,7 @@
 
 #define LOG_RING_BYTES (1u << 20)    /* per destination */
 #define LOG_CHUNK      (64u * 1024u) /* the writer's unit of write(2) */
+#define LOG_STOP_WAIT_S 5 /* log_stop: longest wait for the writer */
 
 static atomic_int log_level = LOG_INFO;
 static atomic_int log_pretty = -1; /* -1: decide by isatty */
@@ -242,7 +243,13 @@ void log_stop(void)
     atomic_store(&lw.running, 0); /* later lines go straight to stderr */
     pthread_cond_signal(&lw.cv);
     pthread_mutex_unlock(&lw.mu);
-    pthread_join(lw.thread, NULL);
+    /* A destination that never drains (a pipe nobody reads) must not hang
+     * the shutdown: give the writer a few seconds, then leave it. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += LOG_STOP_WAIT_S;
+    if (pthread_timedjoin_np(lw.thread, NULL, &until) != 0)
+        return; /* the writer still uses its buffers: keep them */
     if (lw.fd >= 0)
         close(lw.fd);
     lw.fd = -1;
