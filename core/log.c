@@ -30,8 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOG_RING_BYTES (1u << 20)    /* per destination */
-#define LOG_CHUNK      (64u * 1024u) /* the writer's unit of write(2) */
+#define LOG_RING_BYTES  (1u << 20)    /* per destination */
+#define LOG_CHUNK       (64u * 1024u) /* the writer's unit of write(2) */
 #define LOG_STOP_WAIT_S 5 /* log_stop: longest wait for the writer */
 
 static atomic_int log_level = LOG_INFO;
@@ -416,8 +416,12 @@ void log_format_json(buf_t *line, const char *ts, int level,
                      const char *component, const char *msg,
                      const char *fields_json)
 {
-    buf_printf(line, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":", ts,
-               level_names[level]);
+    buf_reserve(line, 256);
+    buf_puts(line, "{\"ts\":\"");
+    buf_puts(line, ts);
+    buf_puts(line, "\",\"level\":\"");
+    buf_puts(line, level_names[level]);
+    buf_puts(line, "\",\"component\":");
     buf_json_str(line, component ? component : "core");
     buf_puts(line, ",\"msg\":");
     buf_json_str(line, msg);
