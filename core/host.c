@@ -11,6 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "probe.h"
 #include "request.h"
 #include "server.h"
 #include "timer.h"
@@ -329,6 +330,23 @@ static sluice_metric *h_metric_register(sluice_stage *stage,
     return m;
 }
 
+static int h_http_probe(sluice_stage *stage, const char *path,
+                        const char *authorization, sluice_probe_fn done,
+                        void *arg)
+{
+    char url[2048];
+    if (!stage || !path || path[0] != '/' || !done || !server_main ||
+        !server_main->cfg || !server_main->cfg->base_url)
+        return -1;
+    if ((size_t)snprintf(url, sizeof url, "%s%s", server_main->cfg->base_url,
+                         path) >= sizeof url)
+        return -1;
+    long timeout = server_main->cfg->connect_timeout_ms * 2;
+    if (timeout > server_main->cfg->timeout_ms)
+        timeout = server_main->cfg->timeout_ms;
+    return probe_submit(stage, url, authorization, timeout, done, arg);
+}
+
 const sluice_host host_table = {
     .size = sizeof(sluice_host),
     .abi_major = SLUICE_ABI_MAJOR,
@@ -375,5 +393,6 @@ const sluice_host host_table = {
     .metric_add = metrics_add,
     .metric_set = metrics_set,
     .metric_observe = metrics_observe,
+    .http_probe = h_http_probe,
     JSON_API_MEMBERS
 };

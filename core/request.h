@@ -96,6 +96,7 @@ struct sluice_ctx {
     /* upstream attempt */
     int attempt;
     int attempt_cap;
+    int attempts_sent; /* upstream requests actually started */
     struct hdrs up_headers; /* set by stages, reset for each attempt */
     CURL *easy;
     struct curl_slist *slist;
