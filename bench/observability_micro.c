@@ -6,8 +6,10 @@
  * the writer thread drains to /dev/null meanwhile), and one /metrics
  * render of a registry of realistic size.
  *
- * Built and run by bench/observability_micro.sh against build/'s core
- * library. Bounded: fixed iteration counts.
+ * Built as build/bench_observability (bench/CMakeLists.txt); run it by
+ * hand: build/bench_observability 2>/dev/null. Bounded: fixed iteration
+ * counts. For instruction counts per request inside the real server, see
+ * bench/observability_cost.sh (callgrind).
  */
 #include "log.h"
 #include "metrics.h"
