@@ -78,9 +78,11 @@ static void cm_register(void)
                       "Chat requests: total time minus upstream time.",
                       "stream", overhead_buckets, NB(overhead_buckets));
     cm.attempts = reg(C, "sluice_upstream_attempts_total",
-                      "Upstream attempts, by how they ended (http, "
-                      "timeout, connect, reset, aborted) and HTTP status.",
-                      "result,code", NULL, 0);
+                      "Upstream attempts by upstream key (attribute key_id: "
+                      "a label or sk-...abcd, never the key), how they "
+                      "ended (http, timeout, connect, reset, aborted) and "
+                      "HTTP status.",
+                      "key,result,code", NULL, 0);
     cm.retries = reg(C, "sluice_retries_total",
                      "Upstream attempts beyond the first of a request.",
                      "model", NULL, 0);
@@ -170,7 +172,9 @@ void core_metrics_attempt_end(struct sluice_ctx *ctx)
     char code[12];
     snprintf(code, sizeof code, "%d",
              ctx->result == SLUICE_ATTEMPT_HTTP ? ctx->status : 0);
-    const char *lv[] = {result_name(ctx->result), code};
+    /* key_id is set by the keyring in on_attempt for this attempt */
+    const char *key = hdrs_get(&ctx->attrs, "key_id");
+    const char *lv[] = {key ? key : "", result_name(ctx->result), code};
     metrics_add(cm.attempts, lv, 1);
 }
 
