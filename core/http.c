@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void add_common_headers(struct sluice_ctx *ctx,
                                struct MHD_Response *r)
@@ -30,9 +31,13 @@ static void add_common_headers(struct sluice_ctx *ctx,
         snprintf(n, sizeof n, "%d", ctx->attempts_sent);
         MHD_add_response_header(r, "x-sluice-attempts", n);
     }
-    for (size_t i = 0; i < ctx->out_headers.n; i++)
+    for (size_t i = 0; i < ctx->out_headers.n; i++) {
+        /* the content type is set once, by the caller */
+        if (strcasecmp(ctx->out_headers.v[i].name, "content-type") == 0)
+            continue;
         MHD_add_response_header(r, ctx->out_headers.v[i].name,
                                 ctx->out_headers.v[i].value);
+    }
 }
 
 static enum MHD_Result queue_full(struct sluice_ctx *ctx)
@@ -61,12 +66,19 @@ static enum MHD_Result queue_full(struct sluice_ctx *ctx)
 
 static enum MHD_Result queue_stream(struct sluice_ctx *ctx)
 {
+    /* MHD allocates the block with the response, per stream: 4 KiB holds
+     * several chat events (a larger backlog just takes more reader calls)
+     * and keeps 2,000 streams 24 MB lighter than 16 KiB did */
     struct MHD_Response *r = MHD_create_response_from_callback(
-        MHD_SIZE_UNKNOWN, 16 * 1024, flow_stream_read, ctx, flow_stream_free);
+        MHD_SIZE_UNKNOWN, 4 * 1024, flow_stream_read, ctx, flow_stream_free);
     if (!r)
         return MHD_NO;
     ctx->refs++; /* dropped by flow_stream_free */
-    const char *ct = hdrs_get(&ctx->resp_headers, "content-type");
+    /* a stage's choice (the sse stage sets text/event-stream), else the
+     * upstream's */
+    const char *ct = hdrs_get(&ctx->out_headers, "content-type");
+    if (!ct)
+        ct = hdrs_get(&ctx->resp_headers, "content-type");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                             ct ? ct : "text/event-stream");
     if (!hdrs_get(&ctx->out_headers, "cache-control"))

@@ -131,6 +131,7 @@ struct sluice_ctx {
     struct ev_src watch;
     int watching;
     int stream_queued; /* the streamed response was handed to MHD */
+    int stream_failed; /* the on_chunk chain refused upstream bytes */
     uint32_t heartbeat_ms, idle_ms; /* stream_configure; 0 = off */
     uint64_t last_up_ms;            /* last upstream byte */
     uint64_t last_out_ms;           /* last byte queued for the client */

@@ -239,6 +239,8 @@ void upstream_done(CURL *easy, CURLcode code)
         return;
     ctx->attempt_t1 = time_now_ms();
     ctx->result = classify(code);
+    if (ctx->stream_failed)
+        ctx->result = SLUICE_ATTEMPT_RESET; /* a stage refused the bytes */
     if (ctx->result == SLUICE_ATTEMPT_HTTP && ctx->status == 0)
         ctx->result = SLUICE_ATTEMPT_RESET;
     if (ctx->result != SLUICE_ATTEMPT_HTTP && ctx->status && !ctx->stream) {

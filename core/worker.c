@@ -144,7 +144,13 @@ void worker_watch_client(struct worker *w, struct sluice_ctx *ctx)
         MHD_get_connection_info(ctx->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci)
         return;
-    struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = &ctx->watch};
+    /* registered once per request, until it completes: a stream is
+     * suspended and resumed for every event, and re-registering each time
+     * cost two epoll_ctl calls per event. Edge-triggered, so a peer that
+     * half-closed with bytes still unread does not wake the loop again and
+     * again. */
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET,
+                             .data.ptr = &ctx->watch};
     ctx->watch.kind = EV_CLIENT;
     ctx->watch.fd = ci->connect_fd;
     if (epoll_ctl(w->ep, EPOLL_CTL_ADD, ctx->watch.fd, &ev) == 0)
