@@ -50,6 +50,11 @@ struct config {
     char *log_file;  /* may be NULL */
     char *log_format; /* "auto" | "json" | "text" */
 
+    /* docs: */
+    int docs_enabled;      /* /openapi.json, /docs, /redoc; default 1 */
+    char *docs_assets_url; /* base URL of the Swagger UI / ReDoc files;
+                              NULL: their CDN */
+
     char *plugins_dir; /* default "build/plugins" */
 
     struct stage_conf *stages;

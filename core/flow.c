@@ -447,6 +447,8 @@ int request_stream_write(struct sluice_ctx *ctx, const char *data, size_t len)
     if (buf_append(&ctx->sbuf, data, len) != 0)
         return -1;
     ctx->last_out_ms = time_now_ms();
+    if (!ctx->first_out_us)
+        ctx->first_out_us = time_now_us();
     flow_resume(ctx);
     return 0;
 }

@@ -8,6 +8,8 @@
  * callback (and, for streams, the content reader's free callback).
  */
 #include "http.h"
+#include "access_log.h"
+#include "core_metrics.h"
 #include "flow.h"
 #include "guard.h"
 #include "log.h"
@@ -210,6 +212,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
     worker_unwatch_client(ctx->w, ctx);
     if (ctx->route == ROUTE_CHAT && ctx->phase != PHASE_RECEIVING)
         pipeline_on_complete(ctx);
+    struct request_summary sum;
+    core_metrics_summarise(ctx, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
+                           &sum);
+    core_metrics_request_done(ctx, &sum);
+    access_log_write(ctx, &sum);
     ctx->conn = NULL;
     request_unref(ctx);
 }

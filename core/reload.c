@@ -77,6 +77,7 @@ static void warn_static_changes(const struct config *now,
                                 const struct config *next, buf_t *notes)
 {
     static const char *const fixed[] = {"server", "upstream", "admin", "log",
+                                        "docs",
                                         "plugins_dir", "models", NULL};
     for (size_t i = 0; fixed[i]; i++) {
         json_t *a = json_object_get(now->root, fixed[i]);
