@@ -10,9 +10,9 @@
  * upstream transfer at once.
  */
 #include "flow.h"
-#include "json_fast.h"
 #include "log.h"
 #include "pipeline.h"
+#include "reqbody.h"
 #include "server.h"
 #include "upstream.h"
 #include "worker.h"
@@ -46,27 +46,11 @@ static void respond_ready(struct sluice_ctx *ctx)
 
 static int parse_body(struct sluice_ctx *ctx)
 {
-    json_error_t jerr;
-    char msg[512];
-    if (ctx->body_in.len == 0) {
-        request_set_error(ctx, 400, "invalid_request_error", "invalid_json",
-                          NULL, "the request body is empty: expected a JSON "
-                                "object with \"model\" and \"messages\"");
-        return -1;
-    }
-    ctx->body = json_fast_loadb(ctx->body_in.data, ctx->body_in.len,
-                                JSON_REJECT_DUPLICATES, &jerr);
-    if (!ctx->body) {
-        snprintf(msg, sizeof msg,
-                 "could not parse the JSON body: %s (line %d, column %d)",
-                 jerr.text, jerr.line, jerr.column);
-        request_set_error(ctx, 400, "invalid_request_error", "invalid_json",
-                          NULL, msg);
-        return -1;
-    }
-    if (!json_is_object(ctx->body)) {
-        request_set_error(ctx, 400, "invalid_request_error", "invalid_json",
-                          NULL, "the request body must be a JSON object");
+    struct reqbody_error e;
+    if (reqbody_parse(ctx->body_in.data, ctx->body_in.len, &ctx->body,
+                      &e) != 0) {
+        request_set_error(ctx, 400, "invalid_request_error", e.code, e.param,
+                          e.message);
         return -1;
     }
     ctx->stream = json_is_true(json_object_get(ctx->body, "stream"));
@@ -465,6 +449,8 @@ int request_stream_write(struct sluice_ctx *ctx, const char *data, size_t len)
     if (buf_append(&ctx->sbuf, data, len) != 0)
         return -1;
     ctx->last_out_ms = time_now_ms();
+    if (!ctx->first_out_us)
+        ctx->first_out_us = time_now_us();
     flow_resume(ctx);
     return 0;
 }

@@ -8,7 +8,10 @@
  * callback (and, for streams, the content reader's free callback).
  */
 #include "http.h"
+#include "access_log.h"
+#include "core_metrics.h"
 #include "flow.h"
+#include "guard.h"
 #include "log.h"
 #include "pipeline.h"
 #include "server.h"
@@ -19,11 +22,12 @@
 #include <string.h>
 #include <strings.h>
 
-/* Per-connection memory pool of libmicrohttpd: request line, headers, read
- * and write buffers. MHD zeroes it for every request on a keep-alive
- * connection, so smaller is cheaper; 8 KiB holds any OpenAI client's
- * headers (bodies are streamed through it in pieces). */
-#define HTTP_CONN_MEMORY (8 * 1024)
+/* Per-connection memory pool of libmicrohttpd: request line, headers (each
+ * also costs a record in the pool), read and write buffers. MHD zeroes it
+ * for every request on a keep-alive connection, so smaller is cheaper;
+ * 8 KiB refuses a request with 100 small headers (test_hardening), 12 KiB
+ * holds it and any OpenAI client's headers (bodies stream through it). */
+#define HTTP_CONN_MEMORY (12 * 1024)
 
 static void add_common_headers(struct sluice_ctx *ctx,
                                struct MHD_Response *r)
@@ -126,10 +130,16 @@ static enum MHD_Result on_first_call(struct worker *w,
                                      const char *url, const char *method,
                                      void **con_cls)
 {
+    if (guard_is_cut(conn))
+        return MHD_NO; /* refused or timed out: no request is served */
     struct sluice_ctx *ctx = request_new(w, conn, method, url);
     if (!ctx)
         return MHD_NO;
     *con_cls = ctx;
+    guard_request_begin(conn, ctx);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+    ctx->on_admin_port = w->admin_mhd && ci && ci->daemon == w->admin_mhd;
     routes_match(ctx);
     if (content_length_over(ctx, w->srv->cfg->max_body_bytes)) {
         ctx->body_too_large = 1;
@@ -198,7 +208,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 {
     struct sluice_ctx *ctx = *con_cls;
     (void)cls;
-    (void)conn;
+    if (conn)
+        guard_request_end(conn);
     if (!ctx)
         return;
     *con_cls = NULL;
@@ -208,6 +219,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
     worker_unwatch_client(ctx->w, ctx);
     if (ctx->route == ROUTE_CHAT && ctx->phase != PHASE_RECEIVING)
         pipeline_on_complete(ctx);
+    struct request_summary sum;
+    core_metrics_summarise(ctx, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
+                           &sum);
+    core_metrics_request_done(ctx, &sum);
+    access_log_write(ctx, &sum);
     ctx->conn = NULL;
     request_unref(ctx);
 }
@@ -223,16 +239,32 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_msg(LOG_DEBUG, "http", "%s", msg);
 }
 
+/*
+ * Limits libmicrohttpd enforces itself (measured against 0.9.75, see
+ * tests/integration/test_hardening.c):
+ *   - MHD_OPTION_CONNECTION_MEMORY_LIMIT (HTTP_CONN_MEMORY, 12 KiB) holds
+ *     the request line and all headers: more is answered 431 (headers) or
+ *     414 (request line) and
+ *     the connection closed, before the access handler runs;
+ *   - MHD_OPTION_CONNECTION_LIMIT: at the limit MHD stops accepting, so
+ *     new connections wait in the listen backlog; guard.c therefore
+ *     refuses (503, close) beyond the worker's share of
+ *     server.max_connections, and MHD's limit is only a backstop above it;
+ *   - MHD_OPTION_CONNECTION_TIMEOUT: idle time only; guard.c adds the
+ *     whole-request deadline.
+ */
 struct MHD_Daemon *http_daemon_start(struct worker *w, int listen_fd,
-                                     char *err, size_t errlen)
+                                     unsigned int conn_limit, char *err,
+                                     size_t errlen)
 {
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
         NULL, NULL, on_access, w, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+        MHD_OPTION_NOTIFY_CONNECTION, guard_conn_notify, w,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)20000,
+        MHD_OPTION_CONNECTION_LIMIT, conn_limit,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!d)
         snprintf(err, errlen, "worker %d: cannot start the HTTP daemon",

@@ -9,6 +9,7 @@
  */
 #include "worker.h"
 #include "flow.h"
+#include "guard.h"
 #include "http.h"
 #include "log.h"
 #include "server.h"
@@ -38,7 +39,9 @@ static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
         if (src) {
             epoll_ctl(w->ep, EPOLL_CTL_DEL, s, NULL);
             curl_multi_assign(w->multi, s, NULL);
-            free(src);
+            src->kind = EV_DEAD;
+            src->next_dead = w->dead;
+            w->dead = src;
         }
         return 0;
     }
@@ -239,11 +242,23 @@ static int loop_timeout(struct worker *w)
         if (w->mhd_at < next)
             next = w->mhd_at;
     }
+    if (w->admin_mhd && MHD_get_timeout(w->admin_mhd, &mt) == MHD_YES &&
+        now + mt < next)
+        next = now + mt;
     if (atomic_load(&w->stop) && now + 100 < next)
         next = now + 100;
     if (next == UINT64_MAX)
         return -1;
     return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
+}
+
+static void worker_free_dead(struct worker *w)
+{
+    while (w->dead) {
+        struct ev_src *d = w->dead;
+        w->dead = d->next_dead;
+        free(d);
+    }
 }
 
 /* ---- calls from other threads -------------------------------------- */
@@ -294,6 +309,8 @@ static void worker_handle_stop(struct worker *w, uint64_t *drain_until)
         return;
     if (!*drain_until) {
         MHD_quiesce_daemon(w->mhd);
+        if (w->admin_mhd)
+            MHD_quiesce_daemon(w->admin_mhd);
         *drain_until = time_now_ms() + (how == 2 ? 0 : WORKER_DRAIN_MS);
     }
 }
@@ -315,10 +332,12 @@ static void *worker_main(void *arg)
             log_error("worker %d: epoll_wait: %s", w->id, strerror(errno));
             break;
         }
-        int mhd_ready = 0;
+        int mhd_ready = 0, woken = 0;
         for (int i = 0; i < n; i++) {
             struct ev_src *src = evs[i].data.ptr;
             switch (src->kind) {
+            case EV_DEAD: /* removed by an earlier event of this batch */
+                break;
             case EV_MHD:
                 mhd_ready = 1;
                 break;
@@ -326,7 +345,7 @@ static void *worker_main(void *arg)
                 uint64_t v;
                 ssize_t r = read(w->wake_fd, &v, sizeof v);
                 (void)r;
-                worker_run_posted(w);
+                woken = 1;
                 break;
             }
             case EV_CURL:
@@ -338,6 +357,11 @@ static void *worker_main(void *arg)
                 break;
             }
         }
+        worker_free_dead(w);
+        /* posted calls may free requests: never while events of this
+         * batch may still point into them */
+        if (woken)
+            worker_run_posted(w);
         uint64_t now = time_now_ms();
         curl_run_timeout(w, now);
         timer_heap_run(&w->timers, now);
@@ -358,6 +382,8 @@ static void *worker_main(void *arg)
             w->mhd_resumed = 0;
             MHD_run(w->mhd);
         }
+        if (w->admin_mhd)
+            MHD_run(w->admin_mhd); /* rare traffic: every iteration */
     }
     return NULL;
 }
@@ -372,6 +398,12 @@ static void worker_free(struct worker *w)
         MHD_stop_daemon(w->mhd);
         w->mhd = NULL;
     }
+    if (w->admin_mhd) {
+        MHD_quiesce_daemon(w->admin_mhd);
+        MHD_stop_daemon(w->admin_mhd);
+        w->admin_mhd = NULL;
+    }
+    guard_free(w); /* after the daemons: they report closes to it */
     if (w->multi) {
         curl_multi_cleanup(w->multi);
         w->multi = NULL;
@@ -386,6 +418,7 @@ static void worker_free(struct worker *w)
     w->chat_url = NULL;
     timer_heap_free(&w->timers);
     worker_run_posted(w); /* nothing may be left owning memory */
+    worker_free_dead(w);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
     if (w->ep >= 0)
@@ -393,8 +426,31 @@ static void worker_free(struct worker *w)
     w->wake_fd = w->ep = -1;
 }
 
+/* Start an MHD daemon on fd and add its epoll fd to the worker's set. */
+static struct MHD_Daemon *daemon_add(struct worker *w, int fd,
+                                     unsigned int conn_limit,
+                                     struct ev_src *src, char *err,
+                                     size_t errlen)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = src};
+    struct MHD_Daemon *d = http_daemon_start(w, fd, conn_limit, err, errlen);
+    if (!d)
+        return NULL;
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
+    src->kind = EV_MHD;
+    src->fd = di ? di->epoll_fd : -1;
+    if (!di || epoll_ctl(w->ep, EPOLL_CTL_ADD, src->fd, &ev) != 0) {
+        snprintf(err, errlen, "worker %d: cannot watch the HTTP daemon",
+                 w->id);
+        MHD_stop_daemon(d);
+        return NULL;
+    }
+    return d;
+}
+
 int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
-                 char *err, size_t errlen)
+                 int admin_fd, char *err, size_t errlen)
 {
     struct epoll_event ev = {.events = EPOLLIN};
     memset(w, 0, sizeof(*w));
@@ -402,24 +458,30 @@ int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
     w->id = id;
     w->srv = srv;
     w->listen_fd = listen_fd;
+    w->admin_fd = admin_fd;
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->ep < 0 || w->wake_fd < 0) {
         snprintf(err, errlen, "worker %d: %s", id, strerror(errno));
         goto fail;
     }
-    w->mhd = http_daemon_start(w, listen_fd, err, errlen);
+    /* server.max_connections is shared among the workers: each accepts
+     * its share (SO_REUSEPORT spreads connections evenly, not exactly) */
+    int nw = srv->nworkers_planned > 0 ? srv->nworkers_planned : 1;
+    int share = srv->cfg->max_client_connections / nw;
+    w->conn_share = share > 0 ? share : 1;
+    /* guard.c refuses beyond the share; MHD's own limit is a backstop */
+    w->mhd = daemon_add(w, listen_fd, (unsigned int)w->conn_share + 64,
+                        &w->mhd_src, err, errlen);
     if (!w->mhd)
         goto fail;
-    const union MHD_DaemonInfo *di =
-        MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-    w->mhd_src.kind = EV_MHD;
-    w->mhd_src.fd = di ? di->epoll_fd : -1;
-    ev.data.ptr = &w->mhd_src;
-    if (!di || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->mhd_src.fd, &ev) != 0) {
-        snprintf(err, errlen, "worker %d: cannot watch the HTTP daemon", id);
-        goto fail;
+    if (admin_fd >= 0) {
+        w->admin_mhd = daemon_add(w, admin_fd, 64, &w->admin_src, err,
+                                  errlen);
+        if (!w->admin_mhd)
+            goto fail;
     }
+    guard_start(w);
     w->wake_src.kind = EV_WAKE;
     w->wake_src.fd = w->wake_fd;
     ev.data.ptr = &w->wake_src;

@@ -16,7 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-enum ev_kind { EV_MHD = 1, EV_WAKE, EV_CURL, EV_CLIENT };
+enum ev_kind { EV_DEAD = 0, EV_MHD = 1, EV_WAKE, EV_CURL, EV_CLIENT };
 
 struct server;
 
@@ -43,8 +43,20 @@ struct worker {
     long active;     /* requests alive on this worker */
     uint64_t seq;
     struct sluice_ctx *live; /* requests alive on this worker */
+    /* curl socket sources removed while a batch of epoll events was being
+     * handled: a later event of the same batch may still point at them, so
+     * they are freed after the batch */
+    struct ev_src *dead;
     pthread_mutex_t post_lock; /* guards posted */
     struct worker_msg *posted; /* calls from other threads, newest first */
+    struct conn_track *tracks; /* client connections (guard.c) */
+    struct timer guard_timer;  /* request deadline sweep (guard.c) */
+    int nconns, conn_share;    /* client connections open / allowed */
+    unsigned long long refused; /* connections refused over the limit */
+    /* admin.listen: worker 0 also carries the admin port's daemon */
+    struct MHD_Daemon *admin_mhd;
+    struct ev_src admin_src;
+    int admin_fd; /* listening socket, -1 when none */
 };
 
 struct worker_msg {
@@ -53,8 +65,10 @@ struct worker_msg {
     struct worker_msg *next;
 };
 
+/* Start worker `id` on listen_fd; admin_fd (-1: none) is the admin.listen
+ * socket, given to worker 0 only. */
 int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
-                 char *err, size_t errlen);
+                 int admin_fd, char *err, size_t errlen);
 /* Ask the loop to stop (1 = drain, 2 = now) and wake it. */
 void worker_signal_stop(struct worker *w, int how);
 void worker_join(struct worker *w);
