@@ -1,0 +1,166 @@
+/* tok_bpe.c - byte-pair merging of one piece by rank: the parts form a
+ * linked list over the piece's bytes and candidate merges sit in a binary
+ * heap keyed (rank, position), so a piece of n bytes costs O(n log n).
+ * Counting only: the result is the number of parts left. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tok_internal.h"
+
+#define BPE_STACK 64
+
+struct bpe_part {
+    uint32_t start, end;           /* bytes [start, end) of the piece */
+    int32_t prev, next;            /* -1 = none */
+    uint32_t id;                   /* token id (Hugging Face only) */
+    int alive;
+};
+
+struct bpe_cand {
+    uint32_t rank, left;           /* left part index = its start */
+    uint32_t right_end;            /* for spotting stale entries */
+    uint32_t id;                   /* merged id (Hugging Face) */
+};
+
+struct bpe {
+    const struct tok *t;
+    const char *s;
+    struct bpe_part *part;
+    struct bpe_cand *heap;
+    size_t nheap;
+};
+
+static int cand_less(const struct bpe_cand *a, const struct bpe_cand *b)
+{
+    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
+}
+
+static void heap_push(struct bpe *b, struct bpe_cand c)
+{
+    size_t i = b->nheap++;
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+        if (!cand_less(&c, &b->heap[up]))
+            break;
+        b->heap[i] = b->heap[up];
+        i = up;
+    }
+    b->heap[i] = c;
+}
+
+static struct bpe_cand heap_pop(struct bpe *b)
+{
+    struct bpe_cand top = b->heap[0];
+    struct bpe_cand last = b->heap[--b->nheap];
+    size_t i = 0, n = b->nheap;
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        const struct bpe_cand *best = &last;
+        if (l < n && cand_less(&b->heap[l], best)) {
+            m = l;
+            best = &b->heap[l];
+        }
+        if (l + 1 < n && cand_less(&b->heap[l + 1], best))
+            m = l + 1;
+        if (m == i)
+            break;
+        b->heap[i] = b->heap[m];
+        i = m;
+    }
+    if (n)
+        b->heap[i] = last;
+    return top;
+}
+
+/* Queues the merge of part l with its right neighbour, if one exists. */
+static void bpe_consider(struct bpe *b, int32_t l)
+{
+    if (l < 0)
+        return;
+    int32_t r = b->part[l].next;
+    if (r < 0)
+        return;
+    struct bpe_cand c;
+    c.left = (uint32_t)l;
+    c.right_end = b->part[r].end;
+    if (b->t->kind == TOK_HF) {
+        const struct tok_pair *p = pairs_find(&b->t->pairs, b->part[l].id,
+                                              b->part[r].id);
+        if (!p)
+            return;
+        c.rank = p->rank;
+        c.id = p->id;
+    } else {
+        long rank = vocab_find(&b->t->vocab, b->s + b->part[l].start,
+                               b->part[r].end - b->part[l].start);
+        if (rank < 0)
+            return;
+        c.rank = (uint32_t)rank;
+        c.id = (uint32_t)rank;
+    }
+    heap_push(b, c);
+}
+
+static long bpe_merge_all(struct bpe *b, size_t n)
+{
+    long parts = (long)n;
+    for (size_t i = 0; i < n; i++) {
+        struct bpe_part *p = &b->part[i];
+        p->start = (uint32_t)i;
+        p->end = (uint32_t)i + 1;
+        p->prev = (int32_t)i - 1;
+        p->next = i + 1 < n ? (int32_t)i + 1 : -1;
+        p->id = b->t->vocab.byte_id[(unsigned char)b->s[i]];
+        p->alive = 1;
+    }
+    for (size_t i = 0; i + 1 < n; i++)
+        bpe_consider(b, (int32_t)i);
+    while (b->nheap) {
+        struct bpe_cand c = heap_pop(b);
+        struct bpe_part *l = &b->part[c.left];
+        if (!l->alive || l->next < 0)
+            continue;
+        struct bpe_part *r = &b->part[l->next];
+        if (r->end != c.right_end)
+            continue;
+        l->end = r->end;
+        l->id = c.id;
+        l->next = r->next;
+        if (r->next >= 0)
+            b->part[r->next].prev = (int32_t)c.left;
+        r->alive = 0;
+        parts--;
+        bpe_consider(b, l->prev);
+        bpe_consider(b, (int32_t)c.left);
+    }
+    return parts;
+}
+
+long bpe_count(const struct tok *t, const char *s, size_t n)
+{
+    if (n <= 1)
+        return (long)n;
+    if ((t->kind == TOK_TIKTOKEN || t->ignore_merges)
+        && vocab_find(&t->vocab, s, n) >= 0)
+        return 1;
+    struct bpe_part part_stack[BPE_STACK];
+    struct bpe_cand heap_stack[BPE_STACK * 3];
+    struct bpe b = { t, s, part_stack, heap_stack, 0 };
+    if (n > BPE_STACK) {
+        if (n > UINT32_MAX / 4)
+            return -1;
+        b.part = malloc(n * sizeof(*b.part));
+        b.heap = malloc(n * 3 * sizeof(*b.heap));
+        if (!b.part || !b.heap) {
+            free(b.part);
+            free(b.heap);
+            return -1;
+        }
+    }
+    long count = bpe_merge_all(&b, n);
+    if (n > BPE_STACK) {
+        free(b.part);
+        free(b.heap);
+    }
+    return count;
+}
