@@ -315,6 +315,21 @@ static int value_choice(const struct origin *o, const json_t *v,
     return bad_value(o, v, what, err, errlen);
 }
 
+static int value_bool(const struct origin *o, const json_t *v, int *out,
+                      char *err, size_t errlen)
+{
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return 0;
+    }
+    if (json_is_string(v) && (!strcasecmp(json_string_value(v), "true") ||
+                              !strcasecmp(json_string_value(v), "false"))) {
+        *out = !strcasecmp(json_string_value(v), "true");
+        return 0;
+    }
+    return bad_value(o, v, "true or false", err, errlen);
+}
+
 static const char *const log_levels[] = {"DEBUG", "INFO",  "WARNING",
                                          "WARN",  "ERROR", NULL};
 static const char *const log_formats[] = {"auto", "json", "text", NULL};
@@ -460,11 +475,16 @@ static int parse_upstream(const struct loadctx *lc, const json_t *root,
 static int parse_admin(const struct loadctx *lc, const json_t *root,
                        struct config *cfg)
 {
-    static const char *const keys[] = {"token_file", "listen", NULL};
+    static const char *const keys[] = {"token_file", "listen",
+                                       "allow_config_path", NULL};
     const json_t *s, *v;
     struct origin o;
 
     if (section_get(lc, root, "admin", keys, &s))
+        return -1;
+    if ((v = field(lc, s, "admin", "allow_config_path", &o)) &&
+        value_bool(&o, v, &cfg->admin_allow_config_path, lc->err,
+                   lc->errlen))
         return -1;
     if ((v = field(lc, s, "admin", "token_file", &o)) &&
         value_str(&o, v, &cfg->admin_token_file, lc->err, lc->errlen))

@@ -39,6 +39,7 @@ struct config {
     /* admin: */
     char *admin_token_file; /* may be NULL */
     char *admin_listen;     /* may be NULL ("host:port") */
+    int admin_allow_config_path; /* POST /admin/reload may name a file */
 
     /* log: */
     char *log_level; /* "INFO" default; LOG_LEVEL overrides */

@@ -142,6 +142,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
     case PHASE_RECEIVING:
         if (ctx->route != ROUTE_CHAT) {
             routes_answer(ctx);
+            if (ctx->phase == PHASE_UPSTREAM && !ctx->out_status) {
+                suspend_waiting(ctx); /* answered later (admin reload) */
+                return MHD_YES;
+            }
             return queue_full(ctx);
         }
         flow_begin(ctx);

@@ -19,4 +19,7 @@ void routes_answer(struct sluice_ctx *ctx);
 /* routes.c: classify the request path and method. */
 void routes_match(struct sluice_ctx *ctx);
 
+/* admin.c: wait (bounded) for admin reload jobs still running (shutdown). */
+void admin_wait_jobs(void);
+
 #endif

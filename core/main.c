@@ -6,8 +6,10 @@
  *   sluice --check -c FILE    load every stage, run every init, report, exit
  */
 #include "config.h"
+#include "http.h"
 #include "log.h"
 #include "pipeline.h"
+#include "reload.h"
 #include "server.h"
 #include "timer.h"
 
@@ -86,7 +88,11 @@ static int wait_for_signal(void)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_info("SIGHUP: hot reload is not available yet; ignored");
+            buf_t out;
+            buf_init(&out);
+            log_info("SIGHUP: reloading the pipeline");
+            reload_run(NULL, 1, &out);
+            buf_release(&out);
             continue;
         }
         return sig;
@@ -176,9 +182,11 @@ int main(int argc, char **argv)
         log_warn("no auth stage in the pipeline: any client that reaches "
                  "this port can use the upstream keys");
     generation_publish(gen);
+    generation_reaper_start();
     if (server_start(&srv, err, sizeof err) != 0) {
         log_error("%s", err);
         generation_retire_current();
+        generation_reaper_stop();
         goto out;
     }
     log_fields(LOG_INFO, "core", NULL, "sluice %s ready", SLUICE_VERSION);
@@ -193,8 +201,10 @@ int main(int argc, char **argv)
     }
     int sig = wait_for_signal();
     log_info("signal %d: draining and stopping", sig);
+    admin_wait_jobs();
     server_stop(&srv, 1);
     generation_retire_current();
+    generation_reaper_stop();
     rc = 0;
 out:
     free(srv.admin_token);

@@ -21,6 +21,18 @@
 static pthread_mutex_t gen_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct generation *gen_current;
 static atomic_ullong gen_counter;
+struct pipeline_stats pipeline_stats;
+
+/* every generation not yet destroyed, for /admin/pipeline */
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct generation *gen_all;
+
+/* the reaper: destroys generations whose last request ended */
+static pthread_mutex_t reap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reap_cond = PTHREAD_COND_INITIALIZER;
+static struct generation *reap_list;
+static int reap_running, reap_stop;
+static pthread_t reap_thread;
 
 static void stage_fini(struct sluice_stage *s)
 {
@@ -40,10 +52,23 @@ static void stage_fini(struct sluice_stage *s)
     free(s->plugin);
 }
 
+static void registry_remove(struct generation *g)
+{
+    pthread_mutex_lock(&all_lock);
+    for (struct generation **p = &gen_all; *p; p = &(*p)->all_next) {
+        if (*p == g) {
+            *p = g->all_next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&all_lock);
+}
+
 static void generation_destroy(struct generation *g)
 {
     if (!g)
         return;
+    registry_remove(g);
     /* reverse order: later stages may use what earlier ones set up */
     for (size_t i = g->nstages; i-- > 0;)
         stage_fini(&g->stages[i]);
@@ -65,6 +90,10 @@ static struct generation *generation_alloc(size_t n)
     g->nstages = n;
     atomic_init(&g->refs, 1);
     g->loaded_ms = time_wall_ms();
+    pthread_mutex_lock(&all_lock);
+    g->all_next = gen_all;
+    gen_all = g;
+    pthread_mutex_unlock(&all_lock);
     return g;
 }
 
@@ -163,8 +192,111 @@ struct generation *generation_pin(void)
 
 void generation_unpin(struct generation *g)
 {
-    if (g && atomic_fetch_sub(&g->refs, 1) == 1)
+    if (!g || atomic_fetch_sub(&g->refs, 1) != 1)
+        return;
+    pthread_mutex_lock(&reap_lock);
+    if (reap_running) {
+        g->reap_next = reap_list;
+        reap_list = g;
+        pthread_cond_signal(&reap_cond);
+        pthread_mutex_unlock(&reap_lock);
+        return;
+    }
+    pthread_mutex_unlock(&reap_lock);
+    generation_destroy(g);
+}
+
+static void *reaper_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&reap_lock);
+    for (;;) {
+        while (!reap_list && !reap_stop)
+            pthread_cond_wait(&reap_cond, &reap_lock);
+        if (!reap_list && reap_stop)
+            break;
+        struct generation *g = reap_list;
+        reap_list = g->reap_next;
+        pthread_mutex_unlock(&reap_lock);
+        log_msg(LOG_INFO, "core", "generation %llu retired: stages "
+                "destroyed, libraries closed", (unsigned long long)g->id);
         generation_destroy(g);
+        pthread_mutex_lock(&reap_lock);
+    }
+    pthread_mutex_unlock(&reap_lock);
+    return NULL;
+}
+
+int generation_reaper_start(void)
+{
+    pthread_mutex_lock(&reap_lock);
+    reap_stop = 0;
+    int rc = pthread_create(&reap_thread, NULL, reaper_main, NULL);
+    reap_running = rc == 0;
+    pthread_mutex_unlock(&reap_lock);
+    return rc == 0 ? 0 : -1;
+}
+
+void generation_reaper_stop(void)
+{
+    pthread_mutex_lock(&reap_lock);
+    int running = reap_running;
+    reap_stop = 1;
+    pthread_cond_signal(&reap_cond);
+    pthread_mutex_unlock(&reap_lock);
+    if (running)
+        pthread_join(reap_thread, NULL);
+    pthread_mutex_lock(&reap_lock);
+    reap_running = 0;
+    pthread_mutex_unlock(&reap_lock);
+}
+
+void generation_report_live(buf_t *out)
+{
+    pthread_mutex_lock(&gen_lock);
+    struct generation *cur = gen_current;
+    pthread_mutex_lock(&all_lock);
+    buf_puts(out, "[");
+    int first = 1;
+    for (struct generation *g = gen_all; g; g = g->all_next) {
+        long refs = atomic_load(&g->refs) - (g == cur ? 1 : 0);
+        buf_printf(out, "%s{\"id\":%llu,\"requests\":%ld,\"current\":%s}",
+                   first ? "" : ",", (unsigned long long)g->id,
+                   refs < 0 ? 0 : refs, g == cur ? "true" : "false");
+        first = 0;
+    }
+    buf_puts(out, "]");
+    pthread_mutex_unlock(&all_lock);
+    pthread_mutex_unlock(&gen_lock);
+}
+
+int generation_migrate(struct generation *from, struct generation *to)
+{
+    int carried = 0;
+    for (size_t i = 0; from && to && i < to->nstages; i++) {
+        struct sluice_stage *t = &to->stages[i];
+        struct sluice_stage *f = generation_find(from, t->name);
+        if (!f || strcmp(f->plugin, t->plugin) ||
+            !SLUICE_PLUGIN_HAS(f->desc, export_state) ||
+            !SLUICE_PLUGIN_HAS(t->desc, import_state) ||
+            !f->desc->export_state || !t->desc->import_state)
+            continue;
+        buf_t st;
+        buf_init(&st);
+        if (f->desc->export_state(f->instance, &st) != 0 || st.oom) {
+            log_msg(LOG_WARN, t->name, "export_state failed: state not "
+                    "carried over");
+        } else if (t->desc->import_state(t->instance,
+                                         st.data ? st.data : "",
+                                         st.len) != 0) {
+            log_msg(LOG_WARN, t->name, "import_state refused the state of "
+                    "the previous generation");
+        } else {
+            carried++;
+        }
+        buf_release(&st);
+    }
+    return carried;
 }
 
 struct generation *generation_current(void)

@@ -9,6 +9,7 @@
 #ifndef SLUICE_PIPELINE_H
 #define SLUICE_PIPELINE_H
 
+#include "buf.h"
 #include "config.h"
 #include "plugin.h"
 #include "sluice.h"
@@ -55,7 +56,16 @@ struct generation {
     struct sluice_stage *stages;
     size_t nstages;
     char *file;
+    struct generation *all_next; /* registry of generations not yet freed */
+    struct generation *reap_next;
 };
+
+/* Counters of the reload machinery (read by /admin/pipeline, metrics). */
+struct pipeline_stats {
+    atomic_ullong reloads;
+    atomic_ullong reload_failures;
+};
+extern struct pipeline_stats pipeline_stats;
 
 /* Load every stage's library and run every init. On failure nothing is
  * kept and err says "<file>:<line>: stage '<name>': <reason>". */
@@ -76,6 +86,20 @@ struct generation *generation_current(void); /* borrowed; for reporting */
 void generation_retire_current(void);
 
 struct sluice_stage *generation_find(struct generation *g, const char *name);
+
+/* Hand each stage of `to` the state of the stage of the same name and
+ * plugin in `from` (export_state -> import_state). Returns how many stages
+ * carried state over. */
+int generation_migrate(struct generation *from, struct generation *to);
+
+/* Old generations are destroyed (stages' destroy, dlclose) on a reaper
+ * thread, never on a request thread. Stop drains what is left. */
+int generation_reaper_start(void);
+void generation_reaper_stop(void);
+
+/* Append the live generations as a JSON array of {"id","requests",
+ * "current"} to out. */
+void generation_report_live(buf_t *out);
 /* The stage route serving `path`, or NULL; *stage is set. `method_ok` is
  * set to 0 when the path matches but the method does not. */
 struct stage_route *generation_route(struct generation *g, const char *method,

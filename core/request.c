@@ -109,6 +109,11 @@ void request_unref(struct sluice_ctx *ctx)
     worker_timer_del(w, &ctx->timer);
     worker_timer_del(w, &ctx->dl_timer);
     worker_unwatch_client(w, ctx);
+    request_free(ctx);
+}
+
+void request_free(struct sluice_ctx *ctx)
+{
     generation_unpin(ctx->gen);
     json_decref(ctx->body);
     buf_release(&ctx->body_in);

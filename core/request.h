@@ -137,8 +137,11 @@ struct sluice_ctx {
 /* Allocate a context for a new request on worker w. */
 struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
                                const char *method, const char *url);
-/* Drop a reference; frees at zero (unpins the generation). */
+/* Drop a reference; at zero unlinks from the worker and frees. */
 void request_unref(struct sluice_ctx *ctx);
+/* Free the context and what it owns, unpin its generation. No worker
+ * bookkeeping: for contexts built without a server (stage tests). */
+void request_free(struct sluice_ctx *ctx);
 
 /* Set the client response (copies body). */
 int request_set_response(struct sluice_ctx *ctx, int status,

@@ -73,7 +73,8 @@ static int stage_status_append(struct sluice_stage *s, buf_t *out,
 {
     buf_t st;
     buf_init(&st);
-    if (!s->desc->status || s->desc->status(s->instance, &st) != 0 || st.oom)
+    if (!SLUICE_PLUGIN_HAS(s->desc, status) || !s->desc->status ||
+        s->desc->status(s->instance, &st) != 0 || st.oom)
         goto none;
     json_error_t je;
     json_t *v = json_loadb(st.data ? st.data : "", st.len, 0, &je);

@@ -202,6 +202,45 @@ static int loop_timeout(struct worker *w)
     return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
 }
 
+/* ---- calls from other threads -------------------------------------- */
+
+int worker_post(struct worker *w, void (*fn)(void *arg), void *arg)
+{
+    struct worker_msg *m = malloc(sizeof(*m));
+    uint64_t one = 1;
+    if (!m)
+        return -1;
+    m->fn = fn;
+    m->arg = arg;
+    pthread_mutex_lock(&w->post_lock);
+    m->next = w->posted;
+    w->posted = m;
+    pthread_mutex_unlock(&w->post_lock);
+    ssize_t r = write(w->wake_fd, &one, sizeof one);
+    (void)r;
+    return 0;
+}
+
+static void worker_run_posted(struct worker *w)
+{
+    pthread_mutex_lock(&w->post_lock);
+    struct worker_msg *m = w->posted, *rev = NULL;
+    w->posted = NULL;
+    pthread_mutex_unlock(&w->post_lock);
+    while (m) { /* oldest first */
+        struct worker_msg *next = m->next;
+        m->next = rev;
+        rev = m;
+        m = next;
+    }
+    while (rev) {
+        struct worker_msg *next = rev->next;
+        rev->fn(rev->arg);
+        free(rev);
+        rev = next;
+    }
+}
+
 /* ---- the loop ------------------------------------------------------- */
 
 static void worker_handle_stop(struct worker *w, uint64_t *drain_until)
@@ -243,6 +282,7 @@ static void *worker_main(void *arg)
                 uint64_t v;
                 ssize_t r = read(w->wake_fd, &v, sizeof v);
                 (void)r;
+                worker_run_posted(w);
                 break;
             }
             case EV_CURL:
@@ -288,6 +328,7 @@ static void worker_free(struct worker *w)
     free(w->easy_pool);
     w->easy_pool = NULL;
     timer_heap_free(&w->timers);
+    worker_run_posted(w); /* nothing may be left owning memory */
     if (w->wake_fd >= 0)
         close(w->wake_fd);
     if (w->ep >= 0)
@@ -300,6 +341,7 @@ int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
 {
     struct epoll_event ev = {.events = EPOLLIN};
     memset(w, 0, sizeof(*w));
+    pthread_mutex_init(&w->post_lock, NULL);
     w->id = id;
     w->srv = srv;
     w->listen_fd = listen_fd;

@@ -39,6 +39,14 @@ struct worker {
     long active;     /* requests alive on this worker */
     uint64_t seq;
     struct sluice_ctx *live; /* requests alive on this worker */
+    pthread_mutex_t post_lock; /* guards posted */
+    struct worker_msg *posted; /* calls from other threads, newest first */
+};
+
+struct worker_msg {
+    void (*fn)(void *arg);
+    void *arg;
+    struct worker_msg *next;
 };
 
 int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
@@ -52,6 +60,9 @@ void worker_watch_client(struct worker *w, struct sluice_ctx *ctx);
 void worker_unwatch_client(struct worker *w, struct sluice_ctx *ctx);
 void worker_timer_add(struct worker *w, struct timer *t, uint64_t at);
 void worker_timer_del(struct worker *w, struct timer *t);
+
+/* Run fn(arg) on worker w's thread (from any thread). -1 on failure. */
+int worker_post(struct worker *w, void (*fn)(void *arg), void *arg);
 
 /* Easy handle pool. */
 CURL *worker_easy_get(struct worker *w);

@@ -380,6 +380,11 @@ typedef struct sluice_plugin {
     void (*collect)(void *instance);
 } sluice_plugin;
 
+/* True when a descriptor (possibly built against an older header) has
+ * `member`. The core checks this before reading members after on_complete. */
+#define SLUICE_PLUGIN_HAS(desc, member)                                      \
+    ((desc)->size >= offsetof(sluice_plugin, member) + sizeof((desc)->member))
+
 /* The one exported symbol. */
 #define SLUICE_PLUGIN_ENTRY_SYMBOL "sluice_plugin_entry"
 typedef const sluice_plugin *(*sluice_plugin_entry_fn)(void);

@@ -432,6 +432,23 @@ static void atexit_cleanup(void)
     cleanup_all(1);
 }
 
+/* A sanitizer report in sluice's log (leaks at exit, UB, memory errors)
+ * fails the test that produced it. */
+static int log_has_sanitizer_report(const char *path)
+{
+    char line[1024];
+    int found = 0;
+    FILE *f = path[0] ? fopen(path, "r") : NULL;
+    if (!f)
+        return 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, "ERROR: AddressSanitizer") ||
+                strstr(line, "ERROR: LeakSanitizer") ||
+                strstr(line, "runtime error:");
+    fclose(f);
+    return found;
+}
+
 void h_teardown(void)
 {
     /* sluice dying during a test is a failure of that test. */
@@ -444,6 +461,16 @@ void h_teardown(void)
             h_dump_logs(60);
             cleanup_all(0);
             ck_abort_msg("sluice died during the test (%s)", d);
+        }
+        stop_one(&H.sluice_pid, "sluice");
+        if (log_has_sanitizer_report(H.sluice_log)) {
+            char *argv[] = {"/bin/cat", H.sluice_log, NULL};
+            char *out = NULL;
+            h_run_capture(argv, 5000, &out);
+            fprintf(stderr, "%s\n", out ? out : "");
+            free(out);
+            cleanup_all(0);
+            ck_abort_msg("sluice's log holds a sanitizer report");
         }
     }
     cleanup_all(0);

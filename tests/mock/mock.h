@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MOCK_BODY_RECORD_MAX (1024 * 1024)     /* body bytes kept per record */
+#define MOCK_BODY_RECORD_MAX (1024 * 1024)      /* body bytes kept per record */
 #define MOCK_BODY_ACCEPT_MAX (64 * 1024 * 1024) /* larger bodies get a 413 */
 
 /* Command line options; read-only once the daemon runs. */
@@ -18,10 +18,10 @@ struct mock_opts {
     const char *host;
     int port;
     const char *port_file;
-    int chunks;          /* default chunk events per stream */
-    int delay_ms;        /* default delay between chunk events */
-    bool quiet;          /* no MHD error log, no banner but the listen line */
-    size_t max_records;  /* newest records kept; 0 = record nothing */
+    int chunks;         /* default chunk events per stream */
+    int delay_ms;       /* default delay between chunk events */
+    bool quiet;         /* no MHD error log, no banner but the listen line */
+    size_t max_records; /* newest records kept; 0 = record nothing */
 };
 
 /* ---- mock_record.c: what the mock saw (thread-safe) ---------------------- */
@@ -75,7 +75,7 @@ struct mock_stream_spec {
 
 struct mock_rule {
     int refs;
-    json_t *src; /* the rule as scripted, for GET /_mock/rules */
+    json_t *src;      /* the rule as scripted, for GET /_mock/rules */
     char *match_path; /* normalised: without the /v1 prefix */
     char *match_auth;
     char *match_method;
@@ -132,8 +132,8 @@ int mock_wait_conn_fd(struct MHD_Connection *conn);
 
 /* Queues a copied body with content type and status. */
 enum MHD_Result mock_reply_queue(struct MHD_Connection *conn, int status,
-                                 const char *type, const char *body,
-                                 size_t len, const json_t *extra_headers);
+                                 const char *type, const char *body, size_t len,
+                                 const json_t *extra_headers);
 enum MHD_Result mock_reply_json(struct MHD_Connection *conn, int status,
                                 json_t *body /* stolen */);
 enum MHD_Result mock_reply_error(struct MHD_Connection *conn, int status,
@@ -183,10 +183,10 @@ struct mock_req {
 enum MHD_Result mock_serve(const struct mock_opts *opts,
                            struct MHD_Connection *conn, struct mock_req *req);
 
-/* ---- mock_control.c: the /_mock/ API -------------------------------------------- */
+/* ---- mock_control.c: the /_mock/ API
+ * -------------------------------------------- */
 
-enum MHD_Result mock_control(struct MHD_Connection *conn,
-                             struct mock_req *req);
+enum MHD_Result mock_control(struct MHD_Connection *conn, struct mock_req *req);
 
 /* ---- mock_handler.c: libmicrohttpd callbacks ---------------------------- */
 

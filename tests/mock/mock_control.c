@@ -40,8 +40,7 @@ static enum MHD_Result control_requests(struct MHD_Connection *conn)
         mock_record_dump(since ? (unsigned)strtoul(since, NULL, 10) : 0));
 }
 
-enum MHD_Result mock_control(struct MHD_Connection *conn,
-                             struct mock_req *req)
+enum MHD_Result mock_control(struct MHD_Connection *conn, struct mock_req *req)
 {
     const char *what = req->path + strlen("/_mock/");
     bool get = strcmp(req->method, "GET") == 0;

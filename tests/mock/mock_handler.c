@@ -24,8 +24,8 @@ static enum MHD_Result handler_add_header(void *cls, enum MHD_ValueKind kind,
         *p = (char)tolower((unsigned char)*p);
     old = json_object_get(headers, name);
     if (old)
-        val = json_sprintf("%s, %s", json_string_value(old),
-                           value ? value : "");
+        val =
+            json_sprintf("%s, %s", json_string_value(old), value ? value : "");
     else
         val = json_string(value ? value : "");
     json_object_set_new(headers, name, val);

@@ -13,20 +13,19 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#define MAIN_STACK_SIZE  (256 * 1024)
-#define MAIN_CONN_LIMIT  10000
+#define MAIN_STACK_SIZE   (256 * 1024)
+#define MAIN_CONN_LIMIT   10000
 #define MAIN_CONN_TIMEOUT 120
-#define MAIN_BACKLOG     4096
+#define MAIN_BACKLOG      4096
 
 static void main_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: mock_upstream [--host 127.0.0.1] [--port 9100]"
-            " [--port-file PATH]\n"
-            "                     [--chunks 5] [--delay-ms 0]"
-            " [--max-records 10000] [--quiet]\n"
-            "  --port 0 picks a free port (see --port-file and stdout)\n"
-            "  --max-records N keeps the newest N records (0: none)\n");
+    fprintf(out, "usage: mock_upstream [--host 127.0.0.1] [--port 9100]"
+                 " [--port-file PATH]\n"
+                 "                     [--chunks 5] [--delay-ms 0]"
+                 " [--max-records 10000] [--quiet]\n"
+                 "  --port 0 picks a free port (see --port-file and stdout)\n"
+                 "  --max-records N keeps the newest N records (0: none)\n");
 }
 
 /* A non-negative int option value, or -1. */

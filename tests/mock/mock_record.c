@@ -270,20 +270,17 @@ static json_t *record_to_json_locked(const struct mock_rec *rec)
     else
         body = json_stringn(rec->body, rec->body_len);
     /* a deep copy: the dump is freed on another thread, outside the lock */
-    return json_pack("{s:I, s:I, s:s, s:s, s:o?, s:o, s:I, s:o, s:o, s:s,"
-                     " s:I}",
-                     "seq", (json_int_t)rec->seq, "conn_id",
-                     (json_int_t)rec->conn_id, "method", rec->method,
-                     "path", rec->path, "headers", json_deep_copy(rec->headers),
-                     "body",
-                     body ? body : json_null(), "t_start_ms",
-                     (json_int_t)rec->t_start, "t_end_ms",
-                     rec->t_end < 0 ? json_null()
-                                    : json_integer(rec->t_end),
-                     "status",
-                     rec->status ? json_integer(rec->status) : json_null(),
-                     "outcome", record_outcome_name(rec->outcome),
-                     "chunks_sent", (json_int_t)rec->chunks);
+    return json_pack(
+        "{s:I, s:I, s:s, s:s, s:o?, s:o, s:I, s:o, s:o, s:s,"
+        " s:I}",
+        "seq", (json_int_t)rec->seq, "conn_id", (json_int_t)rec->conn_id,
+        "method", rec->method, "path", rec->path, "headers",
+        json_deep_copy(rec->headers), "body", body ? body : json_null(),
+        "t_start_ms", (json_int_t)rec->t_start, "t_end_ms",
+        rec->t_end < 0 ? json_null() : json_integer(rec->t_end), "status",
+        rec->status ? json_integer(rec->status) : json_null(), "outcome",
+        record_outcome_name(rec->outcome), "chunks_sent",
+        (json_int_t)rec->chunks);
 }
 
 json_t *mock_record_dump(unsigned since)
@@ -302,8 +299,8 @@ json_t *mock_record_dump(unsigned since)
     }
     out = json_pack("{s:o, s:I, s:I, s:I, s:I}", "requests", list,
                     "connections_opened", (json_int_t)store.conns_opened,
-                    "connections_open", (json_int_t)store.conns_open,
-                    "active", (json_int_t)store.active, "now_ms",
+                    "connections_open", (json_int_t)store.conns_open, "active",
+                    (json_int_t)store.active, "now_ms",
                     (json_int_t)mock_record_now_ms());
     pthread_mutex_unlock(&store.lock);
     return out;

@@ -17,7 +17,8 @@ void mock_reply_add_headers(struct MHD_Response *resp, const json_t *headers)
     const char *key;
     json_t *val;
 
-    json_object_foreach((json_t *)headers, key, val) {
+    json_object_foreach((json_t *)headers, key, val)
+    {
         const char *old = MHD_get_response_header(resp, key);
 
         if (old) {
@@ -32,8 +33,8 @@ void mock_reply_add_headers(struct MHD_Response *resp, const json_t *headers)
 }
 
 enum MHD_Result mock_reply_queue(struct MHD_Connection *conn, int status,
-                                 const char *type, const char *body,
-                                 size_t len, const json_t *extra_headers)
+                                 const char *type, const char *body, size_t len,
+                                 const json_t *extra_headers)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
@@ -60,8 +61,8 @@ enum MHD_Result mock_reply_json(struct MHD_Connection *conn, int status,
     json_decref(body);
     if (!text)
         return MHD_NO;
-    ret = mock_reply_queue(conn, status, "application/json", text,
-                           strlen(text), NULL);
+    ret = mock_reply_queue(conn, status, "application/json", text, strlen(text),
+                           NULL);
     free(text);
     return ret;
 }
@@ -84,9 +85,9 @@ static const char *reply_error_type(int status)
 
 char *mock_reply_error_text(int status, const char *message)
 {
-    json_t *err = json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message",
-                            message, "type", reply_error_type(status),
-                            "param", "code");
+    json_t *err =
+        json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", message,
+                  "type", reply_error_type(status), "param", "code");
     char *text = err ? json_dumps(err, JSON_COMPACT) : NULL;
 
     json_decref(err);
@@ -102,8 +103,8 @@ enum MHD_Result mock_reply_error(struct MHD_Connection *conn, int status,
 
     if (!text)
         return MHD_NO;
-    ret = mock_reply_queue(conn, status, "application/json", text,
-                           strlen(text), extra_headers);
+    ret = mock_reply_queue(conn, status, "application/json", text, strlen(text),
+                           extra_headers);
     free(text);
     return ret;
 }
@@ -133,14 +134,16 @@ static char *reply_content_text(const json_t *content)
 
     if (json_is_string(content))
         return strdup(json_string_value(content));
-    json_array_foreach(content, i, part) {
+    json_array_foreach(content, i, part)
+    {
         len += json_string_length(json_object_get(part, "text"));
     }
     out = malloc(len + 1);
     if (!out)
         return NULL;
     len = 0;
-    json_array_foreach(content, i, part) {
+    json_array_foreach(content, i, part)
+    {
         json_t *t = json_object_get(part, "text");
 
         memcpy(out + len, json_string_value(t) ? json_string_value(t) : "",

@@ -62,7 +62,8 @@ static int script_check_keys(const json_t *obj, const char *const *known,
     const char *key;
     json_t *val;
 
-    json_object_foreach((json_t *)obj, key, val) {
+    json_object_foreach((json_t *)obj, key, val)
+    {
         size_t i = 0;
 
         while (known[i] && strcmp(known[i], key) != 0)
@@ -110,9 +111,8 @@ static int script_opt_int(const json_t *obj, const char *key, int *out,
 static int script_parse_match(struct mock_rule *r, const json_t *m, char *err,
                               size_t errlen)
 {
-    static const char *const known[] = {"path",  "auth",          "method",
-                                        "model", "body_contains", "stream",
-                                        NULL};
+    static const char *const known[] = {
+        "path", "auth", "method", "model", "body_contains", "stream", NULL};
     char *path = NULL;
     json_t *stream;
 
@@ -146,8 +146,8 @@ fail:
     return -1;
 }
 
-static int script_parse_headers(struct mock_rule *r, const json_t *h,
-                                char *err, size_t errlen)
+static int script_parse_headers(struct mock_rule *r, const json_t *h, char *err,
+                                size_t errlen)
 {
     const char *key;
     json_t *val;
@@ -159,7 +159,8 @@ static int script_parse_headers(struct mock_rule *r, const json_t *h,
     r->headers = json_object();
     if (!r->headers)
         return -1;
-    json_object_foreach((json_t *)h, key, val) {
+    json_object_foreach((json_t *)h, key, val)
+    {
         json_t *s;
 
         if (json_is_string(val))
@@ -190,7 +191,8 @@ static int script_parse_raw(struct mock_stream_spec *sp, const json_t *raw,
     sp->raw_len = calloc(json_array_size(raw) + 1, sizeof(*sp->raw_len));
     if (!sp->raw || !sp->raw_len)
         return -1;
-    json_array_foreach(raw, i, v) {
+    json_array_foreach(raw, i, v)
+    {
         if (!json_is_string(v)) {
             snprintf(err, errlen, "stream \"raw\"[%zu] must be a string", i);
             return -1;
@@ -205,12 +207,12 @@ static int script_parse_raw(struct mock_stream_spec *sp, const json_t *raw,
     return 0;
 }
 
-static int script_parse_stream(struct mock_rule *r, const json_t *s,
-                               char *err, size_t errlen)
+static int script_parse_stream(struct mock_rule *r, const json_t *s, char *err,
+                               size_t errlen)
 {
-    static const char *const known[] = {"chunks",      "delay_ms", "cut_after",
-                                        "raw",         "stall_after",
-                                        "stall_ms",    NULL};
+    static const char *const known[] = {"chunks", "delay_ms",    "cut_after",
+                                        "raw",    "stall_after", "stall_ms",
+                                        NULL};
     struct mock_stream_spec *sp = &r->stream;
     json_t *raw;
 
@@ -240,8 +242,8 @@ static int script_parse_stream(struct mock_rule *r, const json_t *s,
     return 0;
 }
 
-static int script_parse_body(struct mock_rule *r, const json_t *obj,
-                             char *err, size_t errlen)
+static int script_parse_body(struct mock_rule *r, const json_t *obj, char *err,
+                             size_t errlen)
 {
     json_t *body = json_object_get(obj, "body");
     json_t *js = json_object_get(obj, "json");
@@ -335,8 +337,7 @@ static int script_append(struct mock_rule **rules, size_t n)
     pthread_mutex_lock(&script.lock);
     if (script.count + n > script.cap) {
         size_t cap = (script.count + n) * 2 + 8;
-        struct mock_rule **grown =
-            realloc(script.rules, cap * sizeof(*grown));
+        struct mock_rule **grown = realloc(script.rules, cap * sizeof(*grown));
 
         if (!grown)
             goto out;
@@ -463,10 +464,9 @@ json_t *mock_script_dump(void)
     for (size_t i = 0; i < script.count; i++) {
         const struct mock_rule *r = script.rules[i];
 
-        json_array_append_new(list,
-                              json_pack("{s:o?, s:i, s:i}", "rule",
-                                        json_deep_copy(r->src),
-                                        "used", r->used, "times", r->times));
+        json_array_append_new(list, json_pack("{s:o?, s:i, s:i}", "rule",
+                                              json_deep_copy(r->src), "used",
+                                              r->used, "times", r->times));
     }
     pthread_mutex_unlock(&script.lock);
     return json_pack("{s:o}", "rules", list);

@@ -86,8 +86,8 @@ static enum MHD_Result serve_json(struct MHD_Connection *conn,
     json_decref(body);
     if (!text)
         return MHD_NO;
-    ret = serve_body(conn, req, status, "application/json", text,
-                     strlen(text), headers);
+    ret = serve_body(conn, req, status, "application/json", text, strlen(text),
+                     headers);
     free(text);
     return ret;
 }
@@ -96,10 +96,8 @@ static enum MHD_Result serve_json(struct MHD_Connection *conn,
 static struct mock_stream_spec serve_spec(const struct mock_opts *opts,
                                           const struct mock_rule *rule)
 {
-    struct mock_stream_spec sp = {.chunks = -1,
-                                  .delay_ms = -1,
-                                  .cut_after = -1,
-                                  .stall_after = -1};
+    struct mock_stream_spec sp = {
+        .chunks = -1, .delay_ms = -1, .cut_after = -1, .stall_after = -1};
 
     if (rule && rule->has_stream)
         sp = rule->stream;
@@ -168,8 +166,8 @@ static enum MHD_Result serve_chat(const struct mock_opts *opts,
     free(text);
     if (!body)
         return MHD_NO;
-    ret = serve_body(conn, req, status, "application/json", body,
-                     strlen(body), headers);
+    ret = serve_body(conn, req, status, "application/json", body, strlen(body),
+                     headers);
     free(body);
     return ret;
 }

@@ -24,9 +24,9 @@ struct stream {
     bool include_usage;
     size_t body_len;
     int fd;
-    int next;   /* index of the next event slot */
-    bool done;  /* the tail was queued: end after it drains */
-    char *buf;  /* pending bytes of the current event */
+    int next;  /* index of the next event slot */
+    bool done; /* the tail was queued: end after it drains */
+    char *buf; /* pending bytes of the current event */
     size_t len;
     size_t off;
     size_t cap;
@@ -93,8 +93,7 @@ static int stream_set_chunk(struct stream *s, int i)
         "\"choices\":[{\"index\":0,\"delta\":{%s\"content\":\"tok%d \"},"
         "\"logprobs\":null,\"finish_reason\":%s}]}\n\n",
         s->seq, s->created, s->model_json,
-        i == 0 ? "\"role\":\"assistant\"," : "", i,
-        last ? "\"stop\"" : "null");
+        i == 0 ? "\"role\":\"assistant\"," : "", i, last ? "\"stop\"" : "null");
 }
 
 /* The usage chunk (when asked for) and [DONE], as one write. */

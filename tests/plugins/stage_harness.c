@@ -62,24 +62,8 @@ struct sluice_ctx *sh_ctx_new(struct generation *g, const char *body_json,
 
 void sh_ctx_free(struct sluice_ctx *ctx)
 {
-    if (!ctx)
-        return;
-    generation_unpin(ctx->gen);
-    json_decref(ctx->body);
-    buf_release(&ctx->body_in);
-    free(ctx->body_out);
-    free(ctx->locals);
-    hdrs_free(&ctx->attrs);
-    hdrs_free(&ctx->req_hdrs);
-    hdrs_free(&ctx->up_headers);
-    hdrs_free(&ctx->resp_headers);
-    hdrs_free(&ctx->out_headers);
-    buf_release(&ctx->resp_body);
-    buf_release(&ctx->out_body);
-    buf_release(&ctx->sbuf);
-    free(ctx->out_ctype);
-    free(ctx->url);
-    free(ctx);
+    if (ctx)
+        request_free(ctx);
 }
 
 void sh_ctx_upstream(struct sluice_ctx *ctx, sluice_attempt_result result,

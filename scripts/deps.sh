@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# deps.sh - install the Debian packages sluice needs, only those missing.
+#
+#   scripts/deps.sh            build dependencies (what scripts/demo.sh needs)
+#   scripts/deps.sh --test     + test extras (clang/libFuzzer, Node.js + npm)
+#   scripts/deps.sh --runtime  only the shared libraries a built sluice runs
+#                              with (used by the Dockerfile's runtime stage)
+#
+# Targets Debian 12. Runs as root, or through sudo when that exists. Does
+# nothing (and needs no network) when everything is already installed.
+# This file is the one place the package lists live.
+set -euo pipefail
+
+BUILD_PKGS=(build-essential pkg-config cmake libmicrohttpd-dev
+            libcurl4-openssl-dev libjansson-dev libyaml-dev check
+            curl ca-certificates)
+# clang + its runtime libraries (libFuzzer, sanitizers) for fuzz targets.
+TEST_PKGS=(clang libclang-rt-dev)
+# Node.js + npm for the openai client tests, only when no `node` is on PATH:
+# a node from elsewhere (e.g. nodesource) conflicts with Debian's npm.
+NODE_PKGS=(nodejs npm)
+RUNTIME_PKGS=(libmicrohttpd12 libcurl4 libjansson4 libyaml-0-2
+              ca-certificates curl)
+
+usage() {
+    echo "usage: $0 [--test | --runtime]" >&2
+    exit 2
+}
+
+mode="build"
+case "${1:-}" in
+    "") ;;
+    --test) mode="test" ;;
+    --runtime) mode="runtime" ;;
+    -h | --help) usage ;;
+    *) usage ;;
+esac
+[ $# -le 1 ] || usage
+
+wanted=()
+case "$mode" in
+    build) wanted=("${BUILD_PKGS[@]}") ;;
+    test)
+        wanted=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
+        if ! command -v node >/dev/null 2>&1; then
+            wanted+=("${NODE_PKGS[@]}")
+        elif ! command -v npm >/dev/null 2>&1; then
+            echo "deps.sh: warning: node is on PATH ($(command -v node)) but npm" \
+                 "is not; install npm from the same source as node" >&2
+        fi
+        ;;
+    runtime) wanted=("${RUNTIME_PKGS[@]}") ;;
+esac
+
+missing=()
+for pkg in "${wanted[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    if [ "$status" != "install ok installed" ]; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "deps.sh: all ${#wanted[@]} $mode packages present"
+    exit 0
+fi
+
+echo "deps.sh: installing: ${missing[*]}"
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        as_root=(sudo)
+    else
+        echo "deps.sh: not root and no sudo; as root run:" >&2
+        echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${missing[@]}"
+echo "deps.sh: done"
