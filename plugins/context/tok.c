@@ -10,7 +10,7 @@
 #include "tok_internal.h"
 
 #define TOK_MAX_FILE (512L * 1024 * 1024)
-#define TOK_CACHE_ENTRIES 65536
+#define TOK_CACHE_ENTRIES 131072
 
 /* ---- added tokens: leftmost-longest match, as Hugging Face does ------- */
 
@@ -110,6 +110,12 @@ static int run_piece(void *ud, const char *p, size_t n)
     struct tok_run *r = ud;
     if (r->fn) {
         r->fn(r->ud, p, n, 0);
+        return 0;
+    }
+    const struct tok *t = r->t;
+    if (n == 1 || ((t->kind == TOK_TIKTOKEN || t->ignore_merges)
+                   && vocab_find(&t->vocab, p, n) >= 0)) {
+        r->total++;                /* a whole token: no lock, no merging */
         return 0;
     }
     uint64_t h = tok_hash(p, n);

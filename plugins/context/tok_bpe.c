@@ -140,9 +140,6 @@ long bpe_count(const struct tok *t, const char *s, size_t n)
 {
     if (n <= 1)
         return (long)n;
-    if ((t->kind == TOK_TIKTOKEN || t->ignore_merges)
-        && vocab_find(&t->vocab, s, n) >= 0)
-        return 1;
     struct bpe_part part_stack[BPE_STACK];
     struct bpe_cand heap_stack[BPE_STACK * 3];
     struct bpe b = { t, s, part_stack, heap_stack, 0 };

@@ -45,7 +45,7 @@ struct tok_vocab {
     size_t bytes_len, bytes_cap;
     uint32_t *off, *len;           /* per id; len UINT32_MAX = no token */
     uint32_t n_ids;                /* max id + 1 */
-    uint32_t *slots;               /* open addressing: id + 1, 0 = empty */
+    uint64_t *slots;               /* hash tag << 32 | (id + 1), 0 = empty */
     uint32_t mask, used;
     uint32_t byte_id[256];         /* id of each single byte */
 };
@@ -93,7 +93,7 @@ void split_free(struct tok_splitter *s);
 
 /* ---- the cache of recent pieces (tok_cache.c) ------------------------- */
 #define TOK_CACHE_SHARDS 64
-#define TOK_CACHE_KEY 30
+#define TOK_CACHE_KEY 40
 struct tok_cache_entry {
     uint32_t hash32;
     uint16_t count;
@@ -140,7 +140,9 @@ struct tok {
     struct tok_cache *cache;       /* mutable through const tok */
 };
 
-/* BPE count of one piece (raw bytes, not byte-level-mapped). */
+/* BPE count of one piece (raw bytes, not byte-level-mapped), merging from
+ * single bytes; the caller first checks whether the whole piece is a token
+ * (tiktoken, ignore_merges). */
 long bpe_count(const struct tok *t, const char *s, size_t n);
 
 /* UTF-8 helpers (tok_text.c) */

@@ -3,6 +3,7 @@
  * decode(errors="replace") and the WHATWG decoder do) and Unicode NFC
  * through libutf8proc, skipped when a quick scan proves the text is NFC. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,12 +102,16 @@ int utf8_repair(const char *s, size_t n, struct tbuf *out)
     return 0;
 }
 
-/* Could NFC change the text around this code point? Conservative: marks,
- * second halves of compositions, canonical decompositions, Hangul jamo. */
-static int nfc_suspect(utf8proc_int32_t cp)
+/* Could NFC change the text around this code point?  Yes for combining
+ * marks, second halves of compositions (including the Hangul V/T jamo),
+ * and characters whose own NFC differs (singletons, exclusions).  A text
+ * with none of these is NFC already.  Results for the first planes are
+ * memoized (0 unknown, 1 no, 2 yes); racing writers store the same value. */
+#define NFC_MEMO 0x30000
+static _Atomic unsigned char nfc_memo[NFC_MEMO];
+
+static int nfc_suspect_compute(utf8proc_int32_t cp)
 {
-    if (cp < 0x300)
-        return 0;
     if (cp >= 0x1100 && cp <= 0x11FF)
         return 1;
     const utf8proc_property_t *p = utf8proc_get_property(cp);
@@ -114,9 +119,33 @@ static int nfc_suspect(utf8proc_int32_t cp)
         return 1;
     if (p->comb_index != UINT16_MAX && p->comb_index >= 0x8000)
         return 1;
-    if (p->decomp_seqindex != UINT16_MAX && p->decomp_type == 0)
+    if (p->decomp_seqindex == UINT16_MAX || p->decomp_type != 0)
+        return 0;
+    if (p->comp_exclusion)
         return 1;
-    return 0;
+    utf8proc_uint8_t in[4], *out = NULL;
+    utf8proc_ssize_t n = utf8proc_encode_char(cp, in);
+    utf8proc_ssize_t k = utf8proc_map(in, n, &out, UTF8PROC_STABLE
+                                      | UTF8PROC_COMPOSE);
+    int differs = k != n || (out && memcmp(out, in, (size_t)n) != 0);
+    free(out);
+    return differs;
+}
+
+static int nfc_suspect(utf8proc_int32_t cp)
+{
+    if (cp < 0x300 || (cp >= 0x4E00 && cp <= 0x9FFF)
+        || (cp >= 0xAC00 && cp <= 0xD7A3))
+        return 0;
+    if (cp >= NFC_MEMO)
+        return nfc_suspect_compute(cp);
+    unsigned char m = atomic_load_explicit(&nfc_memo[cp],
+                                           memory_order_relaxed);
+    if (!m) {
+        m = nfc_suspect_compute(cp) ? 2 : 1;
+        atomic_store_explicit(&nfc_memo[cp], m, memory_order_relaxed);
+    }
+    return m == 2;
 }
 
 static int nfc_needed(const char *s, size_t n)

@@ -5,19 +5,30 @@
 
 #include "tok_internal.h"
 
+static uint64_t hash_mix(uint64_t h)
+{
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 29;
+    return h;
+}
+
 uint64_t tok_hash(const void *s, size_t n)
 {
-    /* FNV-1a 64 with a final mix: short keys, good spread */
+    /* eight bytes at a time, multiply-xorshift mixing */
     const unsigned char *p = s;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xff51afd7ed558ccdULL);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = hash_mix(h ^ w) * 0x94d049bb133111ebULL;
+        p += 8;
+        n -= 8;
     }
-    h ^= h >> 29;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 32;
-    return h;
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h = hash_mix(h ^ w ^ ((uint64_t)n << 56));
+    return hash_mix(h);
 }
 
 static uint32_t table_size(uint32_t expect)
@@ -32,7 +43,7 @@ int vocab_init(struct tok_vocab *v, uint32_t expect)
 {
     memset(v, 0, sizeof(*v));
     v->mask = table_size(expect) - 1;
-    v->slots = calloc((size_t)v->mask + 1, sizeof(uint32_t));
+    v->slots = calloc((size_t)v->mask + 1, sizeof(uint64_t));
     for (int i = 0; i < 256; i++)
         v->byte_id[i] = UINT32_MAX;
     return v->slots ? 0 : -1;
@@ -62,19 +73,19 @@ static int vocab_grow_ids(struct tok_vocab *v, uint32_t id)
 static int vocab_rehash(struct tok_vocab *v)
 {
     uint32_t size = (v->mask + 1) * 2;
-    uint32_t *slots = calloc(size, sizeof(uint32_t));
+    uint64_t *slots = calloc(size, sizeof(uint64_t));
     if (!slots)
         return -1;
     for (uint32_t i = 0; i <= v->mask; i++) {
-        uint32_t id1 = v->slots[i];
-        if (!id1)
+        uint64_t e = v->slots[i];
+        if (!e)
             continue;
-        uint32_t id = id1 - 1;
+        uint32_t id = (uint32_t)e - 1;
         uint64_t h = tok_hash(v->bytes + v->off[id], v->len[id]);
         uint32_t k = (uint32_t)h & (size - 1);
         while (slots[k])
             k = (k + 1) & (size - 1);
-        slots[k] = id1;
+        slots[k] = e;
     }
     free(v->slots);
     v->slots = slots;
@@ -84,13 +95,15 @@ static int vocab_rehash(struct tok_vocab *v)
 
 long vocab_find(const struct tok_vocab *v, const char *s, size_t n)
 {
-    uint32_t k = (uint32_t)tok_hash(s, n) & v->mask;
+    uint64_t h = tok_hash(s, n);
+    uint32_t k = (uint32_t)h & v->mask, tag = (uint32_t)(h >> 32);
     for (;;) {
-        uint32_t id1 = v->slots[k];
-        if (!id1)
+        uint64_t e = v->slots[k];
+        if (!e)
             return -1;
-        uint32_t id = id1 - 1;
-        if (v->len[id] == n && memcmp(v->bytes + v->off[id], s, n) == 0)
+        uint32_t id = (uint32_t)e - 1;
+        if ((uint32_t)(e >> 32) == tag && v->len[id] == n
+            && memcmp(v->bytes + v->off[id], s, n) == 0)
             return id;
         k = (k + 1) & v->mask;
     }
@@ -122,10 +135,11 @@ int vocab_add(struct tok_vocab *v, const char *s, size_t n, uint32_t id)
     v->off[id] = (uint32_t)v->bytes_len;
     v->len[id] = (uint32_t)n;
     v->bytes_len += n;
-    uint32_t k = (uint32_t)tok_hash(s, n) & v->mask;
+    uint64_t h = tok_hash(s, n);
+    uint32_t k = (uint32_t)h & v->mask;
     while (v->slots[k])
         k = (k + 1) & v->mask;
-    v->slots[k] = id + 1;
+    v->slots[k] = (h >> 32 << 32) | (id + 1);
     v->used++;
     if (n == 1)
         v->byte_id[(unsigned char)s[0]] = id;
@@ -144,7 +158,7 @@ void vocab_free(struct tok_vocab *v)
 size_t vocab_memory(const struct tok_vocab *v)
 {
     return v->bytes_cap + (size_t)v->n_ids * 8
-           + ((size_t)v->mask + 1) * sizeof(uint32_t);
+           + ((size_t)v->mask + 1) * sizeof(uint64_t);
 }
 
 /* ---- merges ------------------------------------------------------------- */

@@ -13,7 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <utf8proc.h>
+
 #include "tok.h"
+#include "tok_internal.h"
 
 enum { QWEN3, DEEPSEEK_V3, LLAMA3, O200K, CL100K, NTOK };
 
@@ -321,6 +324,48 @@ START_TEST(invalid_utf8)
 }
 END_TEST
 
+/* ---- the NFC fast path is sound: whenever it skips normalization, NFC
+ * would not have changed the text (every code point alone, after "e" and
+ * before U+0301, which composes with many letters). ------------------------ */
+
+static void nfc_check(const char *s, size_t n)
+{
+    struct tbuf out = {0};
+    int same = 0;
+    ck_assert_int_eq(text_nfc(s, n, &out, &same), 0);
+    if (same) {
+        utf8proc_uint8_t *ref = NULL;
+        utf8proc_ssize_t k = utf8proc_map((const utf8proc_uint8_t *)s,
+                                          (utf8proc_ssize_t)n, &ref,
+                                          UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        ck_assert_msg(k == (utf8proc_ssize_t)n && memcmp(ref, s, n) == 0,
+                      "NFC fast path skipped a change in %zu bytes "
+                      "(first %02x %02x %02x)", n, (unsigned char)s[0],
+                      (unsigned char)s[1], (unsigned char)s[2]);
+        free(ref);
+    }
+    tbuf_free(&out);
+}
+
+START_TEST(nfc_fast_path_sound)
+{
+    for (utf8proc_int32_t cp = 0x80; cp < 0x110000; cp++) {
+        if (cp >= 0xD800 && cp < 0xE000)
+            continue;
+        if (utf8proc_category(cp) == UTF8PROC_CATEGORY_CN)
+            continue;
+        char s[16];
+        size_t n = (size_t)utf8proc_encode_char(cp, (utf8proc_uint8_t *)s);
+        nfc_check(s, n);
+        char e[16] = "e";
+        memcpy(e + 1, s, n);
+        nfc_check(e, n + 1);
+        memcpy(s + n, "\xcc\x81", 2);
+        nfc_check(s, n + 2);
+    }
+}
+END_TEST
+
 /* ---- the cache: cold equals warm; concurrent counting is exact --------- */
 
 START_TEST(cache_cold_equals_warm)
@@ -487,6 +532,7 @@ int main(void)
     tcase_add_test(tc, tricky_text);
     tcase_add_test(tc, splitter_pieces);
     tcase_add_test(tc, invalid_utf8);
+    tcase_add_test(tc, nfc_fast_path_sound);
     tcase_add_test(tc, cache_cold_equals_warm);
     tcase_add_test(tc, concurrent_counts);
     tcase_add_test(tc, bad_files);
