@@ -1,7 +1,8 @@
 /* tok_cache.c - a cache of recent pieces: piece bytes -> token count, a
  * direct-mapped table (a newer piece evicts the older one in its slot)
- * shared by all threads, one mutex per 1/64th of the slots. Pieces longer
- * than TOK_CACHE_KEY bytes are not cached (they are rare and unique). */
+ * shared by all threads, one mutex per 1/64th of the slots.  Pieces longer
+ * than TOK_CACHE_KEY bytes (a CJK clause is one piece for some patterns)
+ * are keyed by a 128-bit fingerprint. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,17 +23,34 @@ int cache_init(struct tok_cache *c, uint32_t entries)
     return 0;
 }
 
+/* The bytes an entry holds for a piece: itself, or its fingerprint. */
+static const char *cache_key(uint64_t h, const char *s, size_t n,
+                             uint64_t fp[2], size_t *kn)
+{
+    if (n <= TOK_CACHE_KEY) {
+        *kn = n;
+        return s;
+    }
+    fp[0] = h;
+    fp[1] = tok_hash_seed(s, n, 0xD6E8FEB86659FD93ULL);
+    *kn = sizeof(uint64_t) * 2;
+    return (const char *)fp;
+}
+
 long cache_get(struct tok_cache *c, uint64_t h, const char *s, size_t n)
 {
-    if (!c->enabled || n > TOK_CACHE_KEY)
+    if (!c->enabled || n > UINT32_MAX)
         return -1;
+    uint64_t fp[2];
+    size_t kn;
+    const char *key = cache_key(h, s, n, fp, &kn);
     uint32_t i = (uint32_t)h & c->mask;
     pthread_mutex_t *m = &c->lock[i % TOK_CACHE_SHARDS];
     const struct tok_cache_entry *e = &c->e[i];
     long r = -1;
     pthread_mutex_lock(m);
     if (e->len == n && e->hash32 == (uint32_t)(h >> 32)
-        && memcmp(e->key, s, n) == 0)
+        && memcmp(e->key, key, kn) == 0)
         r = e->count;
     pthread_mutex_unlock(m);
     return r;
@@ -41,16 +59,19 @@ long cache_get(struct tok_cache *c, uint64_t h, const char *s, size_t n)
 void cache_put(struct tok_cache *c, uint64_t h, const char *s, size_t n,
                long count)
 {
-    if (!c->enabled || n > TOK_CACHE_KEY || n == 0 || count > UINT16_MAX)
+    if (!c->enabled || n > UINT32_MAX || n == 0 || count > UINT32_MAX)
         return;
+    uint64_t fp[2];
+    size_t kn;
+    const char *key = cache_key(h, s, n, fp, &kn);
     uint32_t i = (uint32_t)h & c->mask;
     pthread_mutex_t *m = &c->lock[i % TOK_CACHE_SHARDS];
     struct tok_cache_entry *e = &c->e[i];
     pthread_mutex_lock(m);
     e->hash32 = (uint32_t)(h >> 32);
-    e->len = (uint8_t)n;
-    e->count = (uint16_t)count;
-    memcpy(e->key, s, n);
+    e->len = (uint32_t)n;
+    e->count = (uint32_t)count;
+    memcpy(e->key, key, kn);
     pthread_mutex_unlock(m);
 }
 

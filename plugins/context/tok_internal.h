@@ -57,6 +57,7 @@ long vocab_find(const struct tok_vocab *v, const char *s, size_t n);
 void vocab_free(struct tok_vocab *v);
 size_t vocab_memory(const struct tok_vocab *v);
 uint64_t tok_hash(const void *s, size_t n);
+uint64_t tok_hash_seed(const void *s, size_t n, uint64_t seed);
 
 /* ---- merges: (left id, right id) -> (rank, merged id) ----------------- */
 struct tok_pair {
@@ -93,11 +94,14 @@ void split_free(struct tok_splitter *s);
 
 /* ---- the cache of recent pieces (tok_cache.c) ------------------------- */
 #define TOK_CACHE_SHARDS 64
-#define TOK_CACHE_KEY 40
+#define TOK_CACHE_KEY 36
+/* A piece of up to TOK_CACHE_KEY bytes is kept whole; a longer one by its
+ * length and a 128-bit fingerprint (two independent 64-bit hashes: a false
+ * hit has probability ~2^-128 per lookup). */
 struct tok_cache_entry {
     uint32_t hash32;
-    uint16_t count;
-    uint8_t len;                   /* 0 = empty */
+    uint32_t len;                  /* 0 = empty */
+    uint32_t count;
     char key[TOK_CACHE_KEY];
 };
 struct tok_cache {

@@ -15,9 +15,14 @@ static uint64_t hash_mix(uint64_t h)
 
 uint64_t tok_hash(const void *s, size_t n)
 {
+    return tok_hash_seed(s, n, 0x9E3779B97F4A7C15ULL);
+}
+
+uint64_t tok_hash_seed(const void *s, size_t n, uint64_t seed)
+{
     /* eight bytes at a time, multiply-xorshift mixing */
     const unsigned char *p = s;
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xff51afd7ed558ccdULL);
+    uint64_t h = seed ^ (n * 0xff51afd7ed558ccdULL);
     while (n >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
