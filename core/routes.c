@@ -2,6 +2,11 @@
  * routes.c - request routing and the endpoints the core answers itself:
  * /health, /v1/models, /v1/models/{id}[/info], /admin/..., and the OpenAI-
  * shaped 404 and 405 for everything else. The chat route goes to flow.c.
+ *
+ * Stage routes are matched first: when the pipeline has a context stage,
+ * it owns the model table and serves /v1/models itself; the builtin answer
+ * from the top-level `models:` list below is only the fallback for a
+ * pipeline without one.
  */
 #include "http.h"
 #include "log.h"

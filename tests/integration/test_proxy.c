@@ -189,8 +189,17 @@ START_TEST(test_streamed_completion)
                   "upstream sent them 200 ms apart", last_data - first);
     h_stream_free(&s);
 
-    json_t *reqs = h_mock_requests();
-    json_t *rec = only_record(reqs, "streamed completion");
+    /* the mock marks the record once its own completion callback ran,
+     * a moment after the last byte left: wait for it (bounded) */
+    json_t *reqs = NULL, *rec = NULL;
+    for (int i = 0; i < 50; i++) {
+        json_decref(reqs);
+        reqs = h_mock_requests();
+        rec = only_record(reqs, "streamed completion");
+        if (strcmp(h_rec_str(rec, "outcome"), "in_progress"))
+            break;
+        h_sleep_ms(20);
+    }
     ck_assert_str_eq(h_rec_str(rec, "path"), "/v1/chat/completions");
     ck_assert_str_eq(h_rec_str(rec, "outcome"), "complete");
     size_t blen = 0;

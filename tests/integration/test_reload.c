@@ -93,8 +93,14 @@ static long admin_reload(char **body)
     h_request(h_sluice_port(), "POST", "/admin/reload", hdrs, NULL, 0, 30000,
               &r);
     long st = r.status;
-    if (body)
+    if (body && st == 0) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "(no response: curl %d %s)", r.curl_code,
+                 r.error);
+        *body = strdup(msg);
+    } else if (body) {
         *body = strdup(r.body ? r.body : "");
+    }
     h_resp_free(&r);
     return st;
 }

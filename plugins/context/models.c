@@ -1,0 +1,220 @@
+/*
+ * models.c - the model table of the context stage (see models.h).
+ */
+#include "models.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The defaults (the MegaLLM catalogue as of issue 4). */
+static const struct {
+    const char *id;
+    int64_t context_length;
+} default_models[] = {
+    {"qwen/qwen3-next-80b-a3b-instruct", 262000},
+    {"moonshotai/kimi-k2-instruct-0905", 256000},
+    {"deepseek-ai/deepseek-v3.1-terminus", 164000},
+    {"llama3.3-70b-instruct", 131000},
+    {"alibaba-qwen3-32b", 131000},
+    {"openai-gpt-oss-120b", 128000},
+    {"openai-gpt-oss-20b", 128000},
+    {"deepseek-r1-distill-llama-70b", 128000},
+    {"deepseek-ai/deepseek-v3.1", 128000},
+    {"mistralai/mistral-nemotron", 128000},
+    {"minimaxai/minimax-m2", 128000},
+    {"llama3-8b-instruct", 8000},
+};
+
+static struct model *models_append(struct model_table *t, const char *id)
+{
+    struct model *v = realloc(t->v, (t->n + 1) * sizeof(*v));
+    if (!v)
+        return NULL;
+    t->v = v;
+    struct model *m = &v[t->n];
+    memset(m, 0, sizeof *m);
+    if (!(m->id = strdup(id)))
+        return NULL;
+    t->n++;
+    return m;
+}
+
+int models_defaults(struct model_table *t)
+{
+    size_t n = sizeof default_models / sizeof default_models[0];
+    for (size_t i = 0; i < n; i++) {
+        struct model *m = models_append(t, default_models[i].id);
+        if (!m)
+            return -1;
+        m->context_length = default_models[i].context_length;
+    }
+    return 0;
+}
+
+const struct model *models_find(const struct model_table *t, const char *id)
+{
+    for (size_t i = 0; id && i < t->n; i++)
+        if (!strcmp(t->v[i].id, id))
+            return &t->v[i];
+    return NULL;
+}
+
+void models_free(struct model_table *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->v[i].id);
+        free(t->v[i].description);
+    }
+    free(t->v);
+    t->v = NULL;
+    t->n = 0;
+}
+
+static int entry_check_keys(const sluice_host *H, const sluice_json *e,
+                            size_t i, char *err, size_t errlen)
+{
+    static const char *const known[] = {"id", "context_length",
+                                        "max_output_tokens", "description",
+                                        NULL};
+    for (void *it = H->json_iter(e); it; it = H->json_iter_next(e, it)) {
+        const char *k = H->json_iter_key(it);
+        const char *const *p = known;
+        while (*p && strcmp(*p, k))
+            p++;
+        if (!*p) {
+            snprintf(err, errlen,
+                     "models[%zu]: unknown key '%.64s' (known: id, "
+                     "context_length, max_output_tokens, description)",
+                     i, k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int entry_int(const sluice_host *H, const sluice_json *e,
+                     const char *key, size_t i, int64_t *out, char *err,
+                     size_t errlen)
+{
+    int64_t v;
+    if (H->cfg_int(e, key, 0, &v) != 0 || (H->json_get(e, key) && v <= 0)) {
+        snprintf(err, errlen, "models[%zu].%s: expected a positive integer",
+                 i, key);
+        return -1;
+    }
+    if (H->json_get(e, key))
+        *out = v;
+    return 0;
+}
+
+static int models_entry(const sluice_host *H, struct model_table *t,
+                        const sluice_json *e, size_t i, char *err,
+                        size_t errlen)
+{
+    if (H->json_type(e) != SLUICE_JSON_OBJECT) {
+        snprintf(err, errlen, "models[%zu]: expected a mapping {id, "
+                              "context_length, ...}", i);
+        return -1;
+    }
+    if (entry_check_keys(H, e, i, err, errlen) != 0)
+        return -1;
+    const char *id = H->json_str(H->json_get(e, "id"));
+    if (!id || !*id) {
+        snprintf(err, errlen, "models[%zu].id: expected a non-empty string",
+                 i);
+        return -1;
+    }
+    int64_t ctx = 0, maxout = 0;
+    if (entry_int(H, e, "context_length", i, &ctx, err, errlen) != 0 ||
+        entry_int(H, e, "max_output_tokens", i, &maxout, err, errlen) != 0)
+        return -1;
+    const sluice_json *d = H->json_get(e, "description");
+    if (d && H->json_type(d) != SLUICE_JSON_STRING) {
+        snprintf(err, errlen, "models[%zu].description: expected a string",
+                 i);
+        return -1;
+    }
+    struct model *m = (struct model *)models_find(t, id);
+    if (!m) {
+        if (!ctx) {
+            snprintf(err, errlen,
+                     "models[%zu] ('%.64s'): context_length is required for "
+                     "a model not in the built-in table", i, id);
+            return -1;
+        }
+        if (!(m = models_append(t, id)))
+            goto oom;
+    }
+    if (ctx)
+        m->context_length = ctx;
+    if (maxout)
+        m->max_output_tokens = maxout;
+    if (d) {
+        char *s = strdup(H->json_str(d));
+        if (!s)
+            goto oom;
+        free(m->description);
+        m->description = s;
+    }
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+int models_configure(const sluice_host *H, struct model_table *t,
+                     const sluice_json *list, char *err, size_t errlen)
+{
+    if (!list)
+        return 0;
+    if (H->json_type(list) != SLUICE_JSON_ARRAY) {
+        snprintf(err, errlen, "models: expected a list of {id, "
+                              "context_length, max_output_tokens, "
+                              "description}");
+        return -1;
+    }
+    for (size_t i = 0; i < H->json_size(list); i++)
+        if (models_entry(H, t, H->json_at(list, i), i, err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
+int models_render_one(const sluice_host *H, const struct model *m,
+                      int64_t created, sluice_buf *out)
+{
+    const char *slash = strchr(m->id, '/');
+    int rc = H->buf_printf(out, "{\"id\":");
+    rc |= H->buf_json_str(out, m->id);
+    rc |= H->buf_printf(out, ",\"object\":\"model\",\"created\":%lld,"
+                             "\"owned_by\":",
+                        (long long)created);
+    char owner[128] = "megallm"; /* the organisation part of the id */
+    if (slash && slash > m->id)
+        snprintf(owner, sizeof owner, "%.*s", (int)(slash - m->id), m->id);
+    rc |= H->buf_json_str(out, owner);
+    rc |= H->buf_printf(out, ",\"context_length\":%lld",
+                        (long long)m->context_length);
+    if (m->max_output_tokens)
+        rc |= H->buf_printf(out, ",\"max_output_tokens\":%lld",
+                            (long long)m->max_output_tokens);
+    if (m->description) {
+        rc |= H->buf_printf(out, ",\"description\":");
+        rc |= H->buf_json_str(out, m->description);
+    }
+    rc |= H->buf_append(out, "}", 1);
+    return rc ? -1 : 0;
+}
+
+int models_render_list(const sluice_host *H, const struct model_table *t,
+                       int64_t created, sluice_buf *out)
+{
+    int rc = H->buf_printf(out, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < t->n; i++) {
+        if (i)
+            rc |= H->buf_append(out, ",", 1);
+        rc |= models_render_one(H, &t->v[i], created, out);
+    }
+    rc |= H->buf_printf(out, "]}");
+    return rc ? -1 : 0;
+}

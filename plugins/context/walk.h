@@ -1,0 +1,50 @@
+/*
+ * walk.h - walk a chat-completions request body and gather what its prompt
+ * costs in tokens: the text of every message (string content, text parts,
+ * refusals), names, tool calls and legacy function calls, tool and function
+ * definitions, and the chat format's fixed overhead; image and audio parts
+ * are counted, to be charged a fixed allowance by the caller.
+ *
+ * It also validates the shapes it reads: a field of the wrong type stops the
+ * walk with its path ("messages[2].content") and a message for a 400. Fields
+ * it does not know are ignored. Never allocates.
+ */
+#ifndef SLUICE_CONTEXT_WALK_H
+#define SLUICE_CONTEXT_WALK_H
+
+#include "estimate.h"
+#include "sluice.h"
+
+/* Chat-format overhead in tokens (o200k_base, see tests/data/README.md). */
+#define WALK_REPLY_PRIMING 3 /* <|start|>assistant<|message|> */
+#define WALK_PER_MESSAGE 3   /* tokens_per_message */
+#define WALK_PER_NAME 1      /* tokens_per_name */
+#define WALK_ROLE 1          /* a known role is one token */
+/* Not fitted (the shared data has no tools): rough per-item costs. */
+#define WALK_PER_TOOL_CALL 3
+#define WALK_PER_TOOL_DEF 8
+#define WALK_TOOLS_PREAMBLE 10
+
+#define WALK_MAX_DEPTH 64 /* JSON nesting walked in tool parameters */
+
+struct walk {
+    est_counts counts;  /* features of all the text */
+    uint64_t overhead;  /* fixed tokens (format, JSON punctuation) */
+    uint64_t images;    /* image and audio parts */
+    uint64_t messages;
+    const char *code;   /* on error: "invalid_type" or
+                           "missing_required_parameter" */
+    char field[96];     /* on error: the offending field */
+    char message[256];  /* on error: what is wrong with it */
+};
+
+/* Walk body (a JSON object). 0 ok, -1 when a field has the wrong type
+ * (w->field, w->message set). w is zeroed first. */
+int walk_request(const sluice_host *H, const sluice_json *body,
+                 struct walk *w);
+
+/* Estimated prompt tokens of a walked request, images charged at
+ * image_tokens each. */
+uint64_t walk_tokens(const struct walk *w, uint64_t image_tokens);
+
+#endif
