@@ -97,13 +97,53 @@ static size_t added_match(const struct tok *t, const char *s, size_t n)
 
 /* ---- counting -------------------------------------------------------------- */
 
+/* Pieces are counted in batches: their table slots are prefetched when
+ * they arrive, so the cache misses of a batch overlap instead of queuing. */
+#define TOK_BATCH 16
+
+struct tok_piece {
+    const char *p;
+    size_t n;
+    uint64_t h;
+};
+
 struct tok_run {
     const struct tok *t;
     long total;
+    struct tok_piece batch[TOK_BATCH];
+    int nbatch;
     struct tbuf norm;
     tok_piece_fn fn;               /* tok_split(): report pieces instead */
     void *ud;
 };
+
+static int count_piece(struct tok_run *r, const struct tok_piece *x)
+{
+    const struct tok *t = r->t;
+    if ((t->kind == TOK_TIKTOKEN || t->ignore_merges)
+        && vocab_find_hashed(&t->vocab, x->p, x->n, x->h) >= 0) {
+        r->total++;                /* a whole token: no lock, no merging */
+        return 0;
+    }
+    long c = cache_get(t->cache, x->h, x->p, x->n);
+    if (c < 0) {
+        c = bpe_count(t, x->p, x->n);
+        if (c < 0)
+            return -1;
+        cache_put(t->cache, x->h, x->p, x->n, c);
+    }
+    r->total += c;
+    return 0;
+}
+
+static int run_flush(struct tok_run *r)
+{
+    int rc = 0;
+    for (int i = 0; i < r->nbatch && rc == 0; i++)
+        rc = count_piece(r, &r->batch[i]);
+    r->nbatch = 0;
+    return rc;
+}
 
 static int run_piece(void *ud, const char *p, size_t n)
 {
@@ -112,22 +152,17 @@ static int run_piece(void *ud, const char *p, size_t n)
         r->fn(r->ud, p, n, 0);
         return 0;
     }
-    const struct tok *t = r->t;
-    if (n == 1 || ((t->kind == TOK_TIKTOKEN || t->ignore_merges)
-                   && vocab_find(&t->vocab, p, n) >= 0)) {
-        r->total++;                /* a whole token: no lock, no merging */
+    if (n == 1) {
+        r->total++;
         return 0;
     }
-    uint64_t h = tok_hash(p, n);
-    long c = cache_get(r->t->cache, h, p, n);
-    if (c < 0) {
-        c = bpe_count(r->t, p, n);
-        if (c < 0)
-            return -1;
-        cache_put(r->t->cache, h, p, n, c);
-    }
-    r->total += c;
-    return 0;
+    struct tok_piece *x = &r->batch[r->nbatch++];
+    x->p = p;
+    x->n = n;
+    x->h = tok_hash(p, n);
+    vocab_prefetch(&r->t->vocab, x->h);
+    cache_prefetch(r->t->cache, x->h);
+    return r->nbatch == TOK_BATCH ? run_flush(r) : 0;
 }
 
 static int run_segment(struct tok_run *r, const char *s, size_t n)
@@ -143,7 +178,12 @@ static int run_segment(struct tok_run *r, const char *s, size_t n)
             n = r->norm.len;
         }
     }
-    return split_run(&r->t->split, s, n, run_piece, r);
+    /* the pieces point into s: count them before s is reused */
+    if (split_run(&r->t->split, s, n, run_piece, r) < 0) {
+        r->nbatch = 0;
+        return -1;
+    }
+    return run_flush(r);
 }
 
 static int run_text(struct tok_run *r, const char *s, size_t n)

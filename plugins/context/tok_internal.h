@@ -40,21 +40,33 @@ int tj_skip(struct tj *j);
 size_t tj_offset(const struct tj *j);
 
 /* ---- vocabulary: byte strings <-> ids (tok_vocab.c) ------------------- */
+/* A slot holds what a lookup needs, so a probe touches one line (plus the
+ * token's bytes on a tag match): 24 hash bits and min(len, 255), the id + 1
+ * (0 = empty) and the offset of the bytes. */
+struct vocab_slot {
+    uint32_t tag, id1, off;
+};
 struct tok_vocab {
     char *bytes;                   /* arena of every token's bytes */
     size_t bytes_len, bytes_cap;
     uint32_t *off, *len;           /* per id; len UINT32_MAX = no token */
     uint32_t n_ids;                /* max id + 1 */
-    uint64_t *slots;               /* hash tag << 32 | (id + 1), 0 = empty */
+    struct vocab_slot *slots;      /* open addressing, linear probing */
     uint32_t mask, used;
     uint32_t byte_id[256];         /* id of each single byte */
 };
 int vocab_init(struct tok_vocab *v, uint32_t expect);
 /* 0 ok, 1 duplicate bytes or id, -1 out of memory */
 int vocab_add(struct tok_vocab *v, const char *s, size_t n, uint32_t id);
-/* id or -1 */
+/* id or -1; _hashed with h = tok_hash(s, n) already computed */
 long vocab_find(const struct tok_vocab *v, const char *s, size_t n);
+long vocab_find_hashed(const struct tok_vocab *v, const char *s, size_t n,
+                       uint64_t h);
 void vocab_free(struct tok_vocab *v);
+static inline void vocab_prefetch(const struct tok_vocab *v, uint64_t h)
+{
+    __builtin_prefetch(&v->slots[(uint32_t)h & v->mask]);
+}
 size_t vocab_memory(const struct tok_vocab *v);
 uint64_t tok_hash(const void *s, size_t n);
 uint64_t tok_hash_seed(const void *s, size_t n, uint64_t seed);
@@ -116,6 +128,10 @@ long cache_get(struct tok_cache *c, uint64_t h, const char *s, size_t n);
 void cache_put(struct tok_cache *c, uint64_t h, const char *s, size_t n,
                long count);
 void cache_free(struct tok_cache *c);
+static inline void cache_prefetch(const struct tok_cache *c, uint64_t h)
+{
+    __builtin_prefetch(&c->e[(uint32_t)h & c->mask]);
+}
 size_t cache_memory(const struct tok_cache *c);
 
 /* ---- the tokenizer ------------------------------------------------------ */

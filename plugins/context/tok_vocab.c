@@ -36,6 +36,11 @@ uint64_t tok_hash_seed(const void *s, size_t n, uint64_t seed)
     return hash_mix(h);
 }
 
+static uint32_t slot_tag(uint64_t h, size_t n)
+{
+    return (uint32_t)(h >> 40) << 8 | (uint32_t)(n < 255 ? n : 255);
+}
+
 static uint32_t table_size(uint32_t expect)
 {
     uint32_t n = 1024;
@@ -48,7 +53,7 @@ int vocab_init(struct tok_vocab *v, uint32_t expect)
 {
     memset(v, 0, sizeof(*v));
     v->mask = table_size(expect) - 1;
-    v->slots = calloc((size_t)v->mask + 1, sizeof(uint64_t));
+    v->slots = calloc((size_t)v->mask + 1, sizeof(*v->slots));
     for (int i = 0; i < 256; i++)
         v->byte_id[i] = UINT32_MAX;
     return v->slots ? 0 : -1;
@@ -78,17 +83,17 @@ static int vocab_grow_ids(struct tok_vocab *v, uint32_t id)
 static int vocab_rehash(struct tok_vocab *v)
 {
     uint32_t size = (v->mask + 1) * 2;
-    uint64_t *slots = calloc(size, sizeof(uint64_t));
+    struct vocab_slot *slots = calloc(size, sizeof(*slots));
     if (!slots)
         return -1;
     for (uint32_t i = 0; i <= v->mask; i++) {
-        uint64_t e = v->slots[i];
-        if (!e)
+        struct vocab_slot e = v->slots[i];
+        if (!e.id1)
             continue;
-        uint32_t id = (uint32_t)e - 1;
+        uint32_t id = e.id1 - 1;
         uint64_t h = tok_hash(v->bytes + v->off[id], v->len[id]);
         uint32_t k = (uint32_t)h & (size - 1);
-        while (slots[k])
+        while (slots[k].id1)
             k = (k + 1) & (size - 1);
         slots[k] = e;
     }
@@ -100,16 +105,20 @@ static int vocab_rehash(struct tok_vocab *v)
 
 long vocab_find(const struct tok_vocab *v, const char *s, size_t n)
 {
-    uint64_t h = tok_hash(s, n);
-    uint32_t k = (uint32_t)h & v->mask, tag = (uint32_t)(h >> 32);
+    return vocab_find_hashed(v, s, n, tok_hash(s, n));
+}
+
+long vocab_find_hashed(const struct tok_vocab *v, const char *s, size_t n,
+                       uint64_t h)
+{
+    uint32_t k = (uint32_t)h & v->mask, tag = slot_tag(h, n);
     for (;;) {
-        uint64_t e = v->slots[k];
-        if (!e)
+        const struct vocab_slot *e = &v->slots[k];
+        if (!e->id1)
             return -1;
-        uint32_t id = (uint32_t)e - 1;
-        if ((uint32_t)(e >> 32) == tag && v->len[id] == n
-            && memcmp(v->bytes + v->off[id], s, n) == 0)
-            return id;
+        if (e->tag == tag && (n < 255 || v->len[e->id1 - 1] == n)
+            && memcmp(v->bytes + e->off, s, n) == 0)
+            return e->id1 - 1;
         k = (k + 1) & v->mask;
     }
 }
@@ -142,9 +151,9 @@ int vocab_add(struct tok_vocab *v, const char *s, size_t n, uint32_t id)
     v->bytes_len += n;
     uint64_t h = tok_hash(s, n);
     uint32_t k = (uint32_t)h & v->mask;
-    while (v->slots[k])
+    while (v->slots[k].id1)
         k = (k + 1) & v->mask;
-    v->slots[k] = (h >> 32 << 32) | (id + 1);
+    v->slots[k] = (struct vocab_slot){slot_tag(h, n), id + 1, v->off[id]};
     v->used++;
     if (n == 1)
         v->byte_id[(unsigned char)s[0]] = id;
@@ -163,7 +172,7 @@ void vocab_free(struct tok_vocab *v)
 size_t vocab_memory(const struct tok_vocab *v)
 {
     return v->bytes_cap + (size_t)v->n_ids * 8
-           + ((size_t)v->mask + 1) * sizeof(uint64_t);
+           + ((size_t)v->mask + 1) * sizeof(*v->slots);
 }
 
 /* ---- merges ------------------------------------------------------------- */
