@@ -114,8 +114,20 @@ static long bpe_merge_all(struct bpe *b, size_t n)
         p->id = b->t->vocab.byte_id[(unsigned char)b->s[i]];
         p->alive = 1;
     }
-    for (size_t i = 0; i + 1 < n; i++)
-        bpe_consider(b, (int32_t)i);
+    /* the first candidates, 16 at a time: prefetch their table slots, then
+     * look them up (the misses overlap) */
+    for (size_t base = 0; base + 1 < n; base += 16) {
+        size_t end = base + 16 < n - 1 ? base + 16 : n - 1;
+        for (size_t i = base; i < end; i++) {
+            if (b->t->kind == TOK_HF)
+                pairs_prefetch(&b->t->pairs, b->part[i].id,
+                               b->part[i + 1].id);
+            else
+                vocab_prefetch(&b->t->vocab, tok_hash(b->s + i, 2));
+        }
+        for (size_t i = base; i < end; i++)
+            bpe_consider(b, (int32_t)i);
+    }
     while (b->nheap) {
         struct bpe_cand c = heap_pop(b);
         struct bpe_part *l = &b->part[c.left];

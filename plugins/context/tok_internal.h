@@ -86,6 +86,17 @@ int pairs_add(struct tok_pairs *m, uint32_t a, uint32_t b, uint32_t rank,
 const struct tok_pair *pairs_find(const struct tok_pairs *m, uint32_t a,
                                   uint32_t b);
 void pairs_free(struct tok_pairs *m);
+static inline uint32_t pair_slot(uint64_t key, uint32_t mask)
+{
+    uint64_t h = key * 0x9E3779B97F4A7C15ULL;
+    return (uint32_t)(h >> 32) & mask;
+}
+static inline void pairs_prefetch(const struct tok_pairs *m, uint32_t a,
+                                  uint32_t b)
+{
+    uint64_t key = (((uint64_t)a << 32) | b) + 1;
+    __builtin_prefetch(&m->slots[pair_slot(key, m->mask)]);
+}
 
 /* ---- splitter (tok_split.c) -------------------------------------------- */
 #define TOK_MAX_SPLITS 8

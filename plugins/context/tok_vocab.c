@@ -177,11 +177,6 @@ size_t vocab_memory(const struct tok_vocab *v)
 
 /* ---- merges ------------------------------------------------------------- */
 
-static uint32_t pair_slot(uint64_t key, uint32_t mask)
-{
-    uint64_t h = key * 0x9E3779B97F4A7C15ULL;
-    return (uint32_t)(h >> 32) & mask;
-}
 
 int pairs_init(struct tok_pairs *m, uint32_t expect)
 {
