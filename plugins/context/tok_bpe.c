@@ -73,14 +73,15 @@ static struct bpe_cand heap_pop(struct bpe *b)
     return top;
 }
 
-/* Queues the merge of part l with its right neighbour, if one exists. */
-static void bpe_consider(struct bpe *b, int32_t l)
+/* The merge of part l with its right neighbour: 1 and *c set if the pair
+ * has a rank, else 0. */
+static int bpe_cand_of(const struct bpe *b, int32_t l, struct bpe_cand *out)
 {
     if (l < 0)
-        return;
+        return 0;
     int32_t r = b->part[l].next;
     if (r < 0)
-        return;
+        return 0;
     struct bpe_cand c;
     c.left = (uint32_t)l;
     c.right_end = b->part[r].end;
@@ -88,23 +89,31 @@ static void bpe_consider(struct bpe *b, int32_t l)
         const struct tok_pair *p = pairs_find(&b->t->pairs, b->part[l].id,
                                               b->part[r].id);
         if (!p)
-            return;
+            return 0;
         c.rank = p->rank;
         c.id = p->id;
     } else {
         long rank = vocab_find(&b->t->vocab, b->s + b->part[l].start,
                                b->part[r].end - b->part[l].start);
         if (rank < 0)
-            return;
+            return 0;
         c.rank = (uint32_t)rank;
         c.id = (uint32_t)rank;
     }
-    heap_push(b, c);
+    *out = c;
+    return 1;
 }
 
-static long bpe_merge_all(struct bpe *b, size_t n)
+/* Queues the merge of part l with its right neighbour, if one exists. */
+static void bpe_consider(struct bpe *b, int32_t l)
 {
-    long parts = (long)n;
+    struct bpe_cand c;
+    if (bpe_cand_of(b, l, &c))
+        heap_push(b, c);
+}
+
+static void bpe_init_parts(struct bpe *b, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         struct bpe_part *p = &b->part[i];
         p->start = (uint32_t)i;
@@ -114,8 +123,13 @@ static long bpe_merge_all(struct bpe *b, size_t n)
         p->id = b->t->vocab.byte_id[(unsigned char)b->s[i]];
         p->alive = 1;
     }
-    /* the first candidates, 16 at a time: prefetch their table slots, then
-     * look them up (the misses overlap) */
+}
+
+/* The first candidates, 16 at a time: prefetch their table slots, then
+ * look them up (the misses overlap); each goes to add(). */
+static int bpe_first_cands(struct bpe *b, size_t n,
+                           int (*add)(void *, struct bpe_cand), void *ud)
+{
     for (size_t base = 0; base + 1 < n; base += 16) {
         size_t end = base + 16 < n - 1 ? base + 16 : n - 1;
         for (size_t i = base; i < end; i++) {
@@ -125,25 +139,49 @@ static long bpe_merge_all(struct bpe *b, size_t n)
             else
                 vocab_prefetch(&b->t->vocab, tok_hash(b->s + i, 2));
         }
+        struct bpe_cand c;
         for (size_t i = base; i < end; i++)
-            bpe_consider(b, (int32_t)i);
+            if (bpe_cand_of(b, (int32_t)i, &c) && add(ud, c) < 0)
+                return -1;
     }
+    return 0;
+}
+
+static int heap_add(void *ud, struct bpe_cand c)
+{
+    heap_push(ud, c);
+    return 0;
+}
+
+/* Applies candidate c if it is still valid: 1 merged, 0 stale. */
+static int bpe_apply(struct bpe *b, const struct bpe_cand *c)
+{
+    struct bpe_part *l = &b->part[c->left];
+    if (!l->alive || l->next < 0)
+        return 0;
+    struct bpe_part *r = &b->part[l->next];
+    if (r->end != c->right_end)
+        return 0;
+    l->end = r->end;
+    l->id = c->id;
+    l->next = r->next;
+    if (r->next >= 0)
+        b->part[r->next].prev = (int32_t)c->left;
+    r->alive = 0;
+    return 1;
+}
+
+static long bpe_merge_all(struct bpe *b, size_t n)
+{
+    long parts = (long)n;
+    bpe_init_parts(b, n);
+    bpe_first_cands(b, n, heap_add, b);
     while (b->nheap) {
         struct bpe_cand c = heap_pop(b);
-        struct bpe_part *l = &b->part[c.left];
-        if (!l->alive || l->next < 0)
+        if (!bpe_apply(b, &c))
             continue;
-        struct bpe_part *r = &b->part[l->next];
-        if (r->end != c.right_end)
-            continue;
-        l->end = r->end;
-        l->id = c.id;
-        l->next = r->next;
-        if (r->next >= 0)
-            b->part[r->next].prev = (int32_t)c.left;
-        r->alive = 0;
         parts--;
-        bpe_consider(b, l->prev);
+        bpe_consider(b, b->part[c.left].prev);
         bpe_consider(b, (int32_t)c.left);
     }
     return parts;
