@@ -175,6 +175,9 @@ struct tok {
  * single bytes; the caller first checks whether the whole piece is a token
  * (tiktoken, ignore_merges). */
 long bpe_count(const struct tok *t, const char *s, size_t n);
+/* Pieces of at least this many bytes merge through rank buckets instead of
+ * the heap (same result; tests lower it to check that). */
+extern size_t bpe_long_min;
 
 /* UTF-8 helpers (tok_text.c) */
 /* Length of the valid prefix; if it is n the text is valid. */

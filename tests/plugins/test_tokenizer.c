@@ -377,6 +377,28 @@ START_TEST(cache_cold_equals_warm)
 }
 END_TEST
 
+/* Long pieces merge through rank buckets; forced on every piece, the
+ * counts must not change (cache off, so every piece is merged). */
+START_TEST(bucket_merge_equals_heap)
+{
+    bpe_long_min = 2;
+    tok_set_cache(toks[_i], 0);
+    corpus_check(_i);
+    for (size_t i = 0; i < sizeof(TRICKY) / sizeof(TRICKY[0]); i++) {
+        size_t len = TRICKY[i].len;
+        char *own = TRICKY[i].text ? NULL : long_runs(&len);
+        long got = tok_count(toks[_i], TRICKY[i].text ? TRICKY[i].text : own,
+                             len);
+        ck_assert_msg(got == TRICKY[i].want[_i], "%s with %s: want %ld got "
+                      "%ld", TRICKY[i].name, TOK_FIELD[_i],
+                      TRICKY[i].want[_i], got);
+        free(own);
+    }
+    tok_set_cache(toks[_i], 1);
+    bpe_long_min = 1024;
+}
+END_TEST
+
 static void *count_thread(void *arg)
 {
     long k = (long)arg;
@@ -534,6 +556,7 @@ int main(void)
     tcase_add_test(tc, invalid_utf8);
     tcase_add_test(tc, nfc_fast_path_sound);
     tcase_add_test(tc, cache_cold_equals_warm);
+    tcase_add_loop_test(tc, bucket_merge_equals_heap, 0, NTOK);
     tcase_add_test(tc, concurrent_counts);
     tcase_add_test(tc, bad_files);
     tcase_add_test(tc, tiktoken_text_format);
