@@ -67,8 +67,6 @@ static int parse_body(struct sluice_ctx *ctx)
                           NULL, "the request body must be a JSON object");
         return -1;
     }
-    json_t *m = json_object_get(ctx->body, "model");
-    ctx->model = json_is_string(m) ? json_string_value(m) : "";
     ctx->stream = json_is_true(json_object_get(ctx->body, "stream"));
     return 0;
 }

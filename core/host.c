@@ -10,6 +10,7 @@
 #include "json_api.h"
 #include "log.h"
 #include "pipeline.h"
+#include "probe.h"
 #include "request.h"
 #include "server.h"
 #include "timer.h"
@@ -312,6 +313,23 @@ static const char *h_stage_name(sluice_stage *stage)
     return stage ? stage->name : NULL;
 }
 
+static int h_http_probe(sluice_stage *stage, const char *path,
+                        const char *authorization, sluice_probe_fn done,
+                        void *arg)
+{
+    char url[2048];
+    if (!stage || !path || path[0] != '/' || !done || !server_main ||
+        !server_main->cfg || !server_main->cfg->base_url)
+        return -1;
+    if ((size_t)snprintf(url, sizeof url, "%s%s", server_main->cfg->base_url,
+                         path) >= sizeof url)
+        return -1;
+    long timeout = server_main->cfg->connect_timeout_ms * 2;
+    if (timeout > server_main->cfg->timeout_ms)
+        timeout = server_main->cfg->timeout_ms;
+    return probe_submit(stage, url, authorization, timeout, done, arg);
+}
+
 const sluice_host host_table = {
     .size = sizeof(sluice_host),
     .abi_major = SLUICE_ABI_MAJOR,
@@ -354,5 +372,6 @@ const sluice_host host_table = {
     .stage_name = h_stage_name,
     .route_register = h_route_register,
     .stream_configure = h_stream_configure,
+    .http_probe = h_http_probe,
     JSON_API_MEMBERS
 };

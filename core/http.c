@@ -22,6 +22,12 @@ static void add_common_headers(struct sluice_ctx *ctx,
                                struct MHD_Response *r)
 {
     MHD_add_response_header(r, "x-request-id", ctx->id);
+    if (ctx->route == ROUTE_CHAT && ctx->attempt > 0) {
+        /* how many upstream requests this answer took (retries included) */
+        char n[16];
+        snprintf(n, sizeof n, "%d", ctx->attempts_sent);
+        MHD_add_response_header(r, "x-sluice-attempts", n);
+    }
     for (size_t i = 0; i < ctx->out_headers.n; i++)
         MHD_add_response_header(r, ctx->out_headers.v[i].name,
                                 ctx->out_headers.v[i].value);

@@ -9,6 +9,7 @@
 #include "http.h"
 #include "log.h"
 #include "pipeline.h"
+#include "probe.h"
 #include "reload.h"
 #include "server.h"
 #include "timer.h"
@@ -205,6 +206,7 @@ int main(int argc, char **argv)
     server_stop(&srv, 1);
     generation_retire_current();
     generation_reaper_stop();
+    probe_shutdown();
     rc = 0;
 out:
     free(srv.admin_token);

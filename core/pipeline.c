@@ -10,6 +10,7 @@
  */
 #include "pipeline.h"
 #include "log.h"
+#include "probe.h"
 #include "request.h"
 #include "timer.h"
 
@@ -36,6 +37,8 @@ static pthread_t reap_thread;
 
 static void stage_fini(struct sluice_stage *s)
 {
+    /* no probe callback may run into the instance once it is gone */
+    probe_cancel_stage(s);
     if (s->initialised && s->desc->destroy)
         s->desc->destroy(s->instance);
     s->initialised = 0;

@@ -80,7 +80,6 @@ struct sluice_ctx {
     int body_dirty;
     char *body_out; /* re-serialised body when dirty; owned */
     size_t body_out_len;
-    const char *model; /* borrowed from body */
     int stream;
 
     /* stages */
@@ -93,6 +92,7 @@ struct sluice_ctx {
     /* upstream attempt */
     int attempt;
     int attempt_cap;
+    int attempts_sent; /* upstream requests actually started */
     struct hdrs up_headers; /* set by stages, reset for each attempt */
     CURL *easy;
     struct curl_slist *slist;

@@ -165,6 +165,7 @@ int upstream_start(struct sluice_ctx *ctx)
     ctx->attempt_t0 = time_now_ms();
     if (curl_multi_add_handle(w->multi, e) != CURLM_OK)
         goto fail;
+    ctx->attempts_sent++;
     return 0;
 fail:
     ctx->easy = NULL;

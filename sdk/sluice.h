@@ -319,8 +319,11 @@ typedef struct sluice_host {
 
     /* ---- upstream probe -----------------------------------------------
      * GET <base_url><path> with the given Authorization value, off the
-     * request path; done(arg, status) runs on a core thread when it ends.
-     * A stage's destroy() waits for its outstanding probes. */
+     * request path; done(arg, status) runs on a core thread when it ends
+     * (status 0: no answer). Returns 0 if queued; on -1 done never runs.
+     * Before a stage's destroy() its outstanding probes are cancelled:
+     * queued ones get done(arg, 0), a running one is aborted and waited
+     * for. */
     int (*http_probe)(sluice_stage *stage, const char *path,
                       const char *authorization, sluice_probe_fn done,
                       void *arg);

@@ -1,126 +1,269 @@
 /*
- * keyring.c - the keyring stage: holds the upstream API keys and sets
- * "Authorization: Bearer <key>" on every upstream attempt, round-robin over
- * the keys. (Thin for now: health tracking, cooldowns and admin actions come
- * with the high-availability work.)
+ * keyring.c - the keyring stage: holds the pool of upstream API keys, sets
+ * "Authorization: Bearer <key>" on every upstream attempt, and tracks each
+ * key's health from the outcome of the attempts made with it.
  *
- * Config: keys_file (default data/keys.txt): one key a line, blank lines and
- * '#' comments ignored, an optional label after whitespace.
+ *   on_attempt   pick an available key (round-robin or least_inflight);
+ *                honour the retry stage's "keyring.want" = same|other;
+ *                none available: 503 all_keys_unavailable + Retry-After,
+ *                or (wait_for_key_ms) RETRY until the first key is back
+ *   on_response  classify the outcome and update the key's state
+ *   on_complete  release the pick (in-flight count, key-set reference)
+ *
+ * The key set is swapped whole on reload-keys (keyset.c); a request keeps a
+ * reference to the set it picked from, so it finishes on its key. Admin
+ * actions and /health status are in admin.c, export/import in state.c,
+ * probes of failed keys in probe.c.
+ *
+ * Config: keys_file, strategy (round_robin | least_inflight),
+ * failure_threshold, cooldown_base_s, cooldown_cap_s, max_cooldown_s,
+ * wait_for_key_ms, probe_interval_s, probe_path. See README.md.
  */
-#include "sluice.h"
+#include "keyring.h"
 
-#include <errno.h>
-#include <stdatomic.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-static const sluice_host *H;
+const sluice_host *kr_host;
+#define H kr_host
 
-struct keyring {
-    sluice_stage *self;
-    char **keys;
-    char **auth; /* "Bearer <key>", built once */
-    size_t nkeys;
-    atomic_size_t next;
+/* What a request holds in its local slot. */
+struct kr_pick {
+    struct keyset *set;  /* referenced; NULL before the first pick */
+    long idx;            /* index in set, -1 none */
+    uint64_t wait_start; /* when waiting for a key began (0 = not) */
 };
 
-static void keyring_free(struct keyring *kr)
+static uint64_t kr_now_default(void)
 {
-    for (size_t i = 0; kr && i < kr->nkeys; i++) {
-        free(kr->keys[i]);
-        free(kr->auth[i]);
-    }
-    if (kr) {
-        free(kr->keys);
-        free(kr->auth);
-    }
-    free(kr);
+    return H->now_ms();
 }
 
-static int keyring_add(struct keyring *kr, const char *key, size_t len)
+static uint64_t kr_wall_default(void)
 {
-    size_t n = kr->nkeys + 1;
-    char **k = realloc(kr->keys, n * sizeof(*k));
-    if (!k)
-        return -1;
-    kr->keys = k;
-    char **a = realloc(kr->auth, n * sizeof(*a));
-    if (!a)
-        return -1;
-    kr->auth = a;
-    kr->keys[kr->nkeys] = strndup(key, len);
-    kr->auth[kr->nkeys] = malloc(len + 8);
-    if (!kr->keys[kr->nkeys] || !kr->auth[kr->nkeys]) {
-        free(kr->keys[kr->nkeys]);
-        free(kr->auth[kr->nkeys]);
+    return H->wall_ms();
+}
+
+struct keyset *keyring_acquire(struct keyring *kr)
+{
+    pthread_mutex_lock(&kr->set_lock);
+    struct keyset *s = kr->set;
+    keyset_ref(s);
+    pthread_mutex_unlock(&kr->set_lock);
+    return s;
+}
+
+void keyring_publish(struct keyring *kr, struct keyset *s)
+{
+    pthread_mutex_lock(&kr->set_lock);
+    struct keyset *old = kr->set;
+    kr->set = s;
+    pthread_mutex_unlock(&kr->set_lock);
+    keyset_unref(old);
+}
+
+static void keyring_warn_file(struct keyring *kr, const struct keyfile *kf)
+{
+    if (kf->loose_mode)
+        H->log(kr->self, SLUICE_LOG_WARN,
+               "keys_file %s is readable by group or others: chmod 600 it",
+               kr->keys_file);
+    if (kf->duplicates)
+        H->log(kr->self, SLUICE_LOG_WARN,
+               "keys_file %s: %zu duplicate key(s) dropped", kr->keys_file,
+               kf->duplicates);
+}
+
+int keyring_reload(struct keyring *kr, size_t *added, size_t *removed,
+                   size_t *kept, char *err, size_t errlen)
+{
+    struct keyfile kf;
+    pthread_mutex_lock(&kr->reload_lock);
+    if (keyfile_read(kr->keys_file, &kf, err, errlen) != 0) {
+        pthread_mutex_unlock(&kr->reload_lock);
         return -1;
     }
-    snprintf(kr->auth[kr->nkeys], len + 8, "Bearer %.*s", (int)len, key);
-    kr->nkeys++;
+    keyring_warn_file(kr, &kf);
+    struct keyset *old = keyring_acquire(kr);
+    struct keyset *s = keyset_from_file(&kf, old, err, errlen);
+    keyfile_free(&kf);
+    if (!s) {
+        keyset_unref(old);
+        pthread_mutex_unlock(&kr->reload_lock);
+        return -1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++)
+        k += keyset_find(old, s->keys[i].secret) >= 0;
+    if (added)
+        *added = s->n - k;
+    if (removed)
+        *removed = old->n - k;
+    if (kept)
+        *kept = k;
+    keyset_unref(old);
+    keyring_publish(kr, s);
+    pthread_mutex_unlock(&kr->reload_lock);
     return 0;
 }
 
-static int keyring_load(struct keyring *kr, const char *path, char *err,
-                        size_t errlen)
+size_t keyring_reset_failed(struct keyring *kr)
 {
-    char line[4096];
-    struct stat st;
-    int lineno = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "keys_file %s: %s", path, strerror(errno));
+    struct keyset *s = keyring_acquire(kr);
+    size_t n = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (atomic_load(&s->keys[i].state) != KEY_HEALTHY) {
+            key_reset(&s->keys[i]);
+            n++;
+        }
+    }
+    keyset_unref(s);
+    return n;
+}
+
+/* ---- init / destroy ------------------------------------------------ */
+
+static int cfg_seconds(const sluice_json *cfg, const char *key, double def,
+                       uint64_t *out_ms, char *err, size_t errlen)
+{
+    double v;
+    if (H->cfg_real(cfg, key, def, &v) != 0 || !isfinite(v) || v < 0 ||
+        v > 86400.0 * 365) {
+        snprintf(err, errlen, "%s: expected a number of seconds >= 0", key);
         return -1;
     }
-    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
-        H->log(kr->self, SLUICE_LOG_WARN,
-               "keys_file %s is readable by group or others: chmod 600 it",
-               path);
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        char *s = line + strspn(line, " \t\r\n");
-        if (!*s || *s == '#')
-            continue;
-        size_t len = strcspn(s, " \t\r\n");
-        if (keyring_add(kr, s, len) != 0) {
-            fclose(f);
-            snprintf(err, errlen, "out of memory");
+    *out_ms = (uint64_t)llround(v * 1000.0);
+    return 0;
+}
+
+static int keyring_config(struct keyring *kr, const sluice_json *cfg, char *err,
+                          size_t errlen)
+{
+    static const char *const known[] = {"keys_file",         "strategy",
+                                        "failure_threshold", "cooldown_base_s",
+                                        "cooldown_cap_s",    "max_cooldown_s",
+                                        "wait_for_key_ms",   "probe_interval_s",
+                                        "probe_path",        NULL};
+    const char *s;
+    int64_t n;
+    for (void *it = H->json_iter(cfg); it; it = H->json_iter_next(cfg, it)) {
+        const char *k = H->json_iter_key(it);
+        const char *const *p = known;
+        while (*p && strcmp(*p, k))
+            p++;
+        if (!*p) {
+            snprintf(err, errlen, "unknown config key '%s'", k);
             return -1;
         }
     }
-    fclose(f);
-    if (kr->nkeys == 0) {
-        snprintf(err, errlen, "keys_file %s holds no keys", path);
+    if (H->cfg_str(cfg, "keys_file", "data/keys.txt", &s) != 0 || !*s) {
+        snprintf(err, errlen, "keys_file: expected a file path (string)");
+        return -1;
+    }
+    kr->keys_file = strdup(s);
+    if (H->cfg_str(cfg, "strategy", "round_robin", &s) != 0 ||
+        (strcmp(s, "round_robin") && strcmp(s, "least_inflight"))) {
+        snprintf(err, errlen,
+                 "strategy: expected round_robin or "
+                 "least_inflight");
+        return -1;
+    }
+    kr->strategy =
+        strcmp(s, "least_inflight") ? STRAT_ROUND_ROBIN : STRAT_LEAST_INFLIGHT;
+    if (H->cfg_int(cfg, "failure_threshold", 3, &n) != 0 || n < 1 || n > 1000) {
+        snprintf(err, errlen, "failure_threshold: expected 1..1000");
+        return -1;
+    }
+    kr->policy.failure_threshold = (uint32_t)n;
+    if (cfg_seconds(cfg, "cooldown_base_s", 1, &kr->policy.cooldown_base_ms,
+                    err, errlen) ||
+        cfg_seconds(cfg, "cooldown_cap_s", 60, &kr->policy.cooldown_max_ms, err,
+                    errlen) ||
+        cfg_seconds(cfg, "max_cooldown_s", 300, &kr->policy.max_cooldown_ms,
+                    err, errlen) ||
+        cfg_seconds(cfg, "probe_interval_s", 0, &kr->probe_interval_ms, err,
+                    errlen))
+        return -1;
+    if (kr->policy.cooldown_base_ms == 0)
+        kr->policy.cooldown_base_ms = 1;
+    if (kr->policy.cooldown_max_ms < kr->policy.cooldown_base_ms)
+        kr->policy.cooldown_max_ms = kr->policy.cooldown_base_ms;
+    if (H->cfg_int(cfg, "wait_for_key_ms", 0, &n) != 0 || n < 0 ||
+        n > 3600000) {
+        snprintf(err, errlen, "wait_for_key_ms: expected 0..3600000");
+        return -1;
+    }
+    kr->wait_for_key_ms = (uint64_t)n;
+    if (H->cfg_str(cfg, "probe_path", "/models", &s) != 0 || s[0] != '/') {
+        snprintf(err, errlen, "probe_path: expected a path starting with /");
+        return -1;
+    }
+    kr->probe_path = strdup(s);
+    if (!kr->keys_file || !kr->probe_path) {
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
     return 0;
+}
+
+static void keyring_free(struct keyring *kr)
+{
+    if (!kr)
+        return;
+    keyset_unref(kr->set);
+    pthread_mutex_destroy(&kr->set_lock);
+    pthread_mutex_destroy(&kr->reload_lock);
+    free(kr->keys_file);
+    free(kr->probe_path);
+    free(kr);
 }
 
 static int keyring_init(const sluice_host *host, sluice_stage *self,
                         const sluice_json *config, void **instance, char *err,
                         size_t errlen)
 {
-    const char *path;
+    struct keyfile kf;
     H = host;
-    if (host->cfg_str(config, "keys_file", "data/keys.txt", &path) != 0) {
-        snprintf(err, errlen, "keys_file: expected a file path (string)");
-        return -1;
-    }
     struct keyring *kr = calloc(1, sizeof(*kr));
     if (!kr) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     kr->self = self;
-    if (keyring_load(kr, path, err, errlen) != 0) {
-        keyring_free(kr);
-        return -1;
+    pthread_mutex_init(&kr->set_lock, NULL);
+    pthread_mutex_init(&kr->reload_lock, NULL);
+    kr->now = kr_now_default;
+    kr->wall = kr_wall_default;
+    kr->probe = SLUICE_HOST_HAS(host, http_probe) ? host->http_probe : NULL;
+    if (keyring_config(kr, config, err, errlen) != 0)
+        goto fail;
+    if (keyfile_read(kr->keys_file, &kf, err, errlen) != 0)
+        goto fail;
+    keyring_warn_file(kr, &kf);
+    kr->set = keyset_from_file(&kf, NULL, err, errlen);
+    keyfile_free(&kf);
+    if (!kr->set)
+        goto fail;
+    if (keyring_admin_register(kr) != 0) {
+        snprintf(err, errlen, "cannot register the admin actions");
+        goto fail;
     }
-    H->log(self, SLUICE_LOG_INFO, "%zu upstream keys loaded from %s",
-           kr->nkeys, path);
+    if (kr->probe_interval_ms && !kr->probe)
+        H->log(self, SLUICE_LOG_WARN,
+               "probe_interval_s is set but this "
+               "core cannot probe: failed keys come "
+               "back only on reset or reload");
+    H->log(self, SLUICE_LOG_INFO, "%zu upstream keys loaded from %s (%s)",
+           kr->set->n, kr->keys_file,
+           kr->strategy == STRAT_ROUND_ROBIN ? "round_robin"
+                                             : "least_inflight");
     *instance = kr;
     return 0;
+fail:
+    keyring_free(kr);
+    return -1;
 }
 
 static void keyring_destroy(void *instance)
@@ -128,21 +271,162 @@ static void keyring_destroy(void *instance)
     keyring_free(instance);
 }
 
+/* ---- request hooks -------------------------------------------------- */
+
+static void pick_release(struct kr_pick *pk)
+{
+    if (pk->set && pk->idx >= 0)
+        atomic_fetch_sub(&pk->set->keys[pk->idx].inflight, 1);
+    keyset_unref(pk->set);
+    pk->set = NULL;
+    pk->idx = -1;
+}
+
+static void pick_use(struct kr_pick *pk, sluice_ctx *ctx)
+{
+    struct key *k = &pk->set->keys[pk->idx];
+    atomic_fetch_add(&k->requests, 1);
+    H->up_header_set(ctx, "Authorization", k->auth);
+    H->attr_set(ctx, "key_id", k->name);
+}
+
+/* No key is available: 503 now, or wait (on the core's timer) for the
+ * first cooling key when it comes back within wait_for_key_ms. */
+static sluice_verdict keyring_none(struct keyring *kr, sluice_ctx *ctx,
+                                   struct kr_pick *pk, struct keyset *s,
+                                   uint64_t now)
+{
+    uint64_t back = keyset_next_back(s, now);
+    uint64_t wait = back > now ? back - now : (back ? 1 : 0);
+    char msg[160], ra[32];
+    uint64_t ra_s = back ? (wait + 999) / 1000 : kr->probe_interval_ms / 1000;
+    if (back && ra_s == 0)
+        ra_s = 1;
+    if (back)
+        snprintf(msg, sizeof msg,
+                 "every upstream key is unavailable; the "
+                 "first one is back in %llu s",
+                 (unsigned long long)ra_s);
+    else
+        snprintf(msg, sizeof msg,
+                 "every upstream key is unavailable "
+                 "(failed: the operator must reset or "
+                 "replace them)");
+    H->respond_error(ctx, 503, "server_error", "all_keys_unavailable", NULL,
+                     msg);
+    if (kr->wait_for_key_ms && back) {
+        if (!pk->wait_start)
+            pk->wait_start = now;
+        if (now + wait <= pk->wait_start + kr->wait_for_key_ms) {
+            H->retry_after_ms(ctx, (uint32_t)(wait ? wait : 1));
+            return SLUICE_RETRY; /* the 503 stays as the fallback */
+        }
+    }
+    if (ra_s) {
+        snprintf(ra, sizeof ra, "%llu", (unsigned long long)ra_s);
+        H->resp_header_add(ctx, "Retry-After", ra);
+    }
+    return SLUICE_RESPOND;
+}
+
 static sluice_verdict keyring_on_attempt(void *instance, sluice_ctx *ctx)
 {
     struct keyring *kr = instance;
-    size_t i = atomic_fetch_add(&kr->next, 1) % kr->nkeys;
-    char masked[32];
-    H->up_header_set(ctx, "Authorization", kr->auth[i]);
-    H->attr_set(ctx, "key_id",
-                H->mask_secret(kr->keys[i], masked, sizeof masked));
+    struct kr_pick *pk = H->local_get(ctx);
+    uint64_t now = kr->now();
+    const char *want = H->attr_get(ctx, "keyring.want");
+    int same = want && !strcmp(want, "same");
+    int other = want && !strcmp(want, "other");
+
+    keyring_probe_maybe(kr);
+    if (!pk) {
+        pk = calloc(1, sizeof(*pk));
+        if (!pk)
+            return SLUICE_ERROR;
+        pk->idx = -1;
+        H->local_set(ctx, pk);
+    }
+    if (want)
+        H->attr_set(ctx, "keyring.want", "");
+    struct keyset *s = keyring_acquire(kr);
+    if (same && pk->idx >= 0) {
+        /* the same key, if it is still in the pool and available (a
+         * reload in between: its record in the new set) */
+        long j = pk->set == s ? pk->idx
+                              : keyset_find(s, pk->set->keys[pk->idx].secret);
+        if (j >= 0 && key_available(&s->keys[j], now)) {
+            if (pk->set != s) {
+                atomic_fetch_add(&s->keys[j].inflight, 1);
+                pick_release(pk);
+                keyset_ref(s);
+                pk->set = s;
+                pk->idx = j;
+            }
+            keyset_unref(s);
+            pick_use(pk, ctx);
+            return SLUICE_CONTINUE;
+        }
+    }
+    long avoid = -1;
+    if (other && pk->idx >= 0)
+        avoid = pk->set == s ? pk->idx
+                             : keyset_find(s, pk->set->keys[pk->idx].secret);
+    long i = keyset_pick(s, kr->strategy, avoid, now);
+    pick_release(pk);
+    if (i < 0) {
+        sluice_verdict v = keyring_none(kr, ctx, pk, s, now);
+        keyset_unref(s);
+        return v;
+    }
+    pk->set = s; /* our reference */
+    pk->idx = i;
+    pk->wait_start = 0;
+    pick_use(pk, ctx);
     return SLUICE_CONTINUE;
 }
 
-static int keyring_status(void *instance, sluice_buf *out)
+static const char *resp_header_get(void *ctx, const char *name)
+{
+    return H->resp_header(ctx, name);
+}
+
+static sluice_verdict keyring_on_response(void *instance, sluice_ctx *ctx)
 {
     struct keyring *kr = instance;
-    return H->buf_printf(out, "{\"keys\":%zu,\"healthy\":true}", kr->nkeys);
+    struct kr_pick *pk = H->local_get(ctx);
+    size_t blen = 0;
+    char why[96];
+    if (!pk || pk->idx < 0)
+        return SLUICE_CONTINUE;
+    struct key *k = &pk->set->keys[pk->idx];
+    int status = H->resp_status(ctx);
+    const char *body = H->resp_body(ctx, &blen);
+    enum key_outcome o =
+        classify_outcome(H->attempt_result(ctx), status, body, blen);
+    uint64_t hint = 0;
+    if (o == OUT_RATE)
+        hint = ra_cooldown_ms(resp_header_get, ctx, kr->wall());
+    classify_describe(o, status, why, sizeof why);
+    enum key_state before = key_state_at(k, kr->now());
+    key_record(k, &kr->policy, o, hint, kr->now(), why);
+    enum key_state after = key_state_at(k, kr->now());
+    if (after != before && after != KEY_HEALTHY)
+        H->log(kr->self, SLUICE_LOG_WARN, "key %s is now %s (%s)", k->name,
+               key_state_name(after), why);
+    else if (after != before)
+        H->log(kr->self, SLUICE_LOG_INFO, "key %s is healthy again", k->name);
+    return SLUICE_CONTINUE;
+}
+
+static void keyring_on_complete(void *instance, sluice_ctx *ctx)
+{
+    struct kr_pick *pk = H->local_get(ctx);
+    (void)instance;
+    if (!pk)
+        return;
+    pick_release(pk);
+    free(pk);
+    H->local_set(ctx, NULL);
 }
 
 static const sluice_plugin keyring_plugin = {
@@ -150,12 +434,16 @@ static const sluice_plugin keyring_plugin = {
     .abi_minor = SLUICE_ABI_MINOR,
     .size = sizeof(sluice_plugin),
     .name = "keyring",
-    .version = "0.1.0",
-    .description = "upstream API keys, round-robin",
+    .version = "0.2.0",
+    .description = "upstream API key pool: selection, health, failover",
     .init = keyring_init,
     .destroy = keyring_destroy,
     .on_attempt = keyring_on_attempt,
+    .on_response = keyring_on_response,
+    .on_complete = keyring_on_complete,
     .status = keyring_status,
+    .export_state = keyring_export_state,
+    .import_state = keyring_import_state,
 };
 
 SLUICE_PLUGIN_DEFINE(keyring_plugin)

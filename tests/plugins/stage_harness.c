@@ -53,8 +53,6 @@ struct sluice_ctx *sh_ctx_new(struct generation *g, const char *body_json,
     if (body_json) {
         buf_append(&ctx->body_in, body_json, strlen(body_json));
         ctx->body = json_loads(body_json, 0, NULL);
-        json_t *m = json_object_get(ctx->body, "model");
-        ctx->model = json_is_string(m) ? json_string_value(m) : "";
         ctx->stream = json_is_true(json_object_get(ctx->body, "stream"));
     }
     return ctx;

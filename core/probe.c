@@ -1,0 +1,217 @@
+/*
+ * probe.c - see probe.h. Deliberately simple and bounded: one thread, a
+ * FIFO of at most PROBE_QUEUE_MAX jobs, one blocking libcurl easy transfer
+ * at a time with a short timeout and a progress callback that aborts it
+ * when its stage is being destroyed. Probes are rare (a few per interval),
+ * so nothing here is on a hot path; it must only never hold up a request.
+ */
+#include "probe.h"
+#include "log.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROBE_QUEUE_MAX 256
+
+struct probe_job {
+    struct probe_job *next;
+    sluice_stage *stage;
+    char *url;
+    char *auth_header; /* "Authorization: ..." */
+    long timeout_ms;
+    sluice_probe_fn done;
+    void *arg;
+    atomic_int cancel;
+};
+
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t probe_cond = PTHREAD_COND_INITIALIZER;
+static struct probe_job *queue_head, *queue_tail;
+static size_t queue_len;
+static struct probe_job *running;
+static pthread_t probe_thread;
+static int thread_started, stopping;
+
+static void job_free(struct probe_job *j)
+{
+    if (!j)
+        return;
+    if (j->auth_header) {
+        memset(j->auth_header, 0, strlen(j->auth_header));
+        free(j->auth_header);
+    }
+    free(j->url);
+    free(j);
+}
+
+static size_t discard(char *p, size_t s, size_t n, void *u)
+{
+    (void)p;
+    (void)u;
+    return s * n;
+}
+
+static int progress(void *u, curl_off_t a, curl_off_t b, curl_off_t c,
+                    curl_off_t d)
+{
+    struct probe_job *j = u;
+    (void)a;
+    (void)b;
+    (void)c;
+    (void)d;
+    return atomic_load(&j->cancel) ? 1 : 0;
+}
+
+static int job_run(struct probe_job *j)
+{
+    long status = 0;
+    struct curl_slist *h = NULL;
+    CURL *e = curl_easy_init();
+    if (!e)
+        return 0;
+    h = curl_slist_append(NULL, j->auth_header);
+    curl_easy_setopt(e, CURLOPT_URL, j->url);
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, j->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, j);
+    if (curl_easy_perform(e) == CURLE_OK)
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(e);
+    return atomic_load(&j->cancel) ? 0 : (int)status;
+}
+
+static void *probe_main(void *unused)
+{
+    (void)unused;
+    pthread_mutex_lock(&probe_lock);
+    for (;;) {
+        while (!queue_head && !stopping)
+            pthread_cond_wait(&probe_cond, &probe_lock);
+        if (!queue_head)
+            break; /* stopping, nothing left */
+        struct probe_job *j = queue_head;
+        queue_head = j->next;
+        if (!queue_head)
+            queue_tail = NULL;
+        queue_len--;
+        running = j;
+        if (stopping)
+            atomic_store(&j->cancel, 1);
+        pthread_mutex_unlock(&probe_lock);
+        int status = atomic_load(&j->cancel) ? 0 : job_run(j);
+        j->done(j->arg, status);
+        pthread_mutex_lock(&probe_lock);
+        running = NULL;
+        pthread_cond_broadcast(&probe_cond);
+        job_free(j);
+    }
+    pthread_mutex_unlock(&probe_lock);
+    return NULL;
+}
+
+int probe_submit(sluice_stage *stage, const char *url,
+                 const char *authorization, long timeout_ms,
+                 sluice_probe_fn done, void *arg)
+{
+    if (!url || !done)
+        return -1;
+    struct probe_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return -1;
+    size_t an = authorization ? strlen(authorization) : 0;
+    j->stage = stage;
+    j->url = strdup(url);
+    j->auth_header = malloc(an + 16);
+    j->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
+    j->done = done;
+    j->arg = arg;
+    if (!j->url || !j->auth_header) {
+        job_free(j);
+        return -1;
+    }
+    if (authorization)
+        snprintf(j->auth_header, an + 16, "Authorization: %s", authorization);
+    else
+        snprintf(j->auth_header, an + 16, "X-Probe: 1");
+    pthread_mutex_lock(&probe_lock);
+    if (stopping || queue_len >= PROBE_QUEUE_MAX)
+        goto refuse;
+    if (!thread_started) {
+        if (pthread_create(&probe_thread, NULL, probe_main, NULL) != 0)
+            goto refuse;
+        thread_started = 1;
+    }
+    if (queue_tail)
+        queue_tail->next = j;
+    else
+        queue_head = j;
+    queue_tail = j;
+    queue_len++;
+    pthread_cond_broadcast(&probe_cond);
+    pthread_mutex_unlock(&probe_lock);
+    return 0;
+refuse:
+    pthread_mutex_unlock(&probe_lock);
+    job_free(j);
+    return -1;
+}
+
+void probe_cancel_stage(sluice_stage *stage)
+{
+    struct probe_job *mine = NULL, **pp;
+    pthread_mutex_lock(&probe_lock);
+    pp = &queue_head;
+    queue_tail = NULL;
+    while (*pp) {
+        struct probe_job *j = *pp;
+        if (j->stage == stage) {
+            *pp = j->next;
+            j->next = mine;
+            mine = j;
+            queue_len--;
+            continue;
+        }
+        queue_tail = j;
+        pp = &j->next;
+    }
+    while (running && running->stage == stage) {
+        atomic_store(&running->cancel, 1);
+        pthread_cond_wait(&probe_cond, &probe_lock);
+    }
+    pthread_mutex_unlock(&probe_lock);
+    while (mine) {
+        struct probe_job *j = mine;
+        mine = j->next;
+        j->done(j->arg, 0);
+        job_free(j);
+    }
+}
+
+void probe_shutdown(void)
+{
+    pthread_mutex_lock(&probe_lock);
+    stopping = 1;
+    for (struct probe_job *j = queue_head; j; j = j->next)
+        atomic_store(&j->cancel, 1);
+    if (running)
+        atomic_store(&running->cancel, 1);
+    pthread_cond_broadcast(&probe_cond);
+    int started = thread_started;
+    thread_started = 0;
+    pthread_mutex_unlock(&probe_lock);
+    if (started)
+        pthread_join(probe_thread, NULL);
+    pthread_mutex_lock(&probe_lock);
+    stopping = 0;
+    pthread_mutex_unlock(&probe_lock);
+}

@@ -1,0 +1,29 @@
+/*
+ * probe.h - cheap upstream probes off the request path (sluice_host.
+ * http_probe): one background thread runs queued probes one at a time,
+ * each a blocking GET with a short timeout, and calls the stage's done()
+ * on that thread. A stage's probes are cancelled (queued ones get
+ * done(arg, 0), the running one is aborted and waited for) before its
+ * destroy() runs.
+ */
+#ifndef SLUICE_PROBE_H
+#define SLUICE_PROBE_H
+
+#include "sluice.h"
+
+/* Queue GET url with the given Authorization value (copied). Returns 0, or
+ * -1 when the queue is full or the thread cannot start (done is then never
+ * called). done() runs on the probe thread and must not destroy a stage
+ * (drop a generation's last reference): probe_cancel_stage from that
+ * thread would wait for itself. */
+int probe_submit(sluice_stage *stage, const char *url,
+                 const char *authorization, long timeout_ms,
+                 sluice_probe_fn done, void *arg);
+/* Cancel and wait for every probe of `stage`: queued ones get done(arg, 0)
+ * on the calling thread; a running one is aborted and its done() has
+ * returned when this does. */
+void probe_cancel_stage(sluice_stage *stage);
+/* Stop the thread (cancelling what is queued). */
+void probe_shutdown(void);
+
+#endif

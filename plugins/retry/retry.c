@@ -1,0 +1,191 @@
+/*
+ * retry.c - the retry stage: decides, after each upstream attempt, whether
+ * another try can fix it, and how.
+ *
+ *   5xx, timeout, connection error  -> the same key again, up to
+ *                                      max_retries, after an exponential
+ *                                      back-off with full jitter
+ *   401, 402, 403, 429              -> another key at once, up to
+ *                                      max_key_switches
+ *   any other status                -> never retried: the client gets it
+ *
+ * It tells the keyring which through the request attribute "keyring.want"
+ * ("same" | "other"), read by the keyring's next on_attempt; so this stage
+ * must come AFTER keyring in the pipeline (keyring's on_response records
+ * the outcome first). The core caps all attempts within the upstream
+ * timeout and never retries a stream whose first byte reached the client.
+ *
+ * Config: max_retries (env MEGALLM_MAX_RETRIES, default 3),
+ * max_key_switches (env MAX_KEY_RETRIES, default 3), base_ms (250),
+ * max_ms (8000), jitter (full | none).
+ */
+#include "backoff.h"
+#include "sluice.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const sluice_host *H;
+
+struct retry {
+    sluice_stage *self;
+    unsigned max_retries;
+    unsigned max_switches;
+    uint64_t base_ms, max_ms;
+    int jitter;
+    uint64_t (*random)(void); /* tests inject */
+};
+
+/* Per request (local slot). */
+struct retry_count {
+    unsigned same;     /* same-key retries made */
+    unsigned switches; /* key switches made */
+};
+
+enum retry_kind { RK_NONE = 0, RK_SAME, RK_SWITCH };
+
+static enum retry_kind retry_classify(sluice_attempt_result r, int status)
+{
+    switch (r) {
+    case SLUICE_ATTEMPT_TIMEOUT:
+    case SLUICE_ATTEMPT_CONNECT:
+    case SLUICE_ATTEMPT_RESET:
+        return RK_SAME;
+    case SLUICE_ATTEMPT_HTTP:
+        if (status == 401 || status == 402 || status == 403 || status == 429)
+            return RK_SWITCH;
+        if (status >= 500 && status <= 599)
+            return RK_SAME;
+        return RK_NONE;
+    default:
+        return RK_NONE; /* client gone, or nothing happened */
+    }
+}
+
+static int cfg_uint(const sluice_json *cfg, const char *key, int64_t def,
+                    int64_t max, int64_t *out, char *err, size_t errlen)
+{
+    if (H->cfg_int(cfg, key, def, out) != 0 || *out < 0 || *out > max) {
+        snprintf(err, errlen, "%s: expected an integer 0..%lld", key,
+                 (long long)max);
+        return -1;
+    }
+    return 0;
+}
+
+static int retry_init(const sluice_host *host, sluice_stage *self,
+                      const sluice_json *config, void **instance, char *err,
+                      size_t errlen)
+{
+    static const char *const known[] = {
+        "max_retries", "max_key_switches", "base_ms", "max_ms", "jitter", NULL};
+    int64_t mr, ms, base, max;
+    const char *jit;
+    H = host;
+    for (void *it = H->json_iter(config); it;
+         it = H->json_iter_next(config, it)) {
+        const char *k = H->json_iter_key(it);
+        const char *const *p = known;
+        while (*p && strcmp(*p, k))
+            p++;
+        if (!*p) {
+            snprintf(err, errlen, "unknown config key '%s'", k);
+            return -1;
+        }
+    }
+    if (cfg_uint(config, "max_retries", 3, 15, &mr, err, errlen) ||
+        cfg_uint(config, "max_key_switches", 3, 15, &ms, err, errlen) ||
+        cfg_uint(config, "base_ms", 250, 600000, &base, err, errlen) ||
+        cfg_uint(config, "max_ms", 8000, 600000, &max, err, errlen))
+        return -1;
+    if (H->cfg_str(config, "jitter", "full", &jit) != 0 ||
+        (strcmp(jit, "full") && strcmp(jit, "none"))) {
+        snprintf(err, errlen, "jitter: expected full or none");
+        return -1;
+    }
+    if (max < base) {
+        snprintf(err, errlen, "max_ms (%lld) is below base_ms (%lld)",
+                 (long long)max, (long long)base);
+        return -1;
+    }
+    struct retry *rt = calloc(1, sizeof(*rt));
+    if (!rt) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    rt->self = self;
+    rt->max_retries = (unsigned)mr;
+    rt->max_switches = (unsigned)ms;
+    rt->base_ms = (uint64_t)base;
+    rt->max_ms = (uint64_t)max;
+    rt->jitter = !strcmp(jit, "full");
+    rt->random = backoff_random;
+    *instance = rt;
+    return 0;
+}
+
+static void retry_destroy(void *instance)
+{
+    free(instance);
+}
+
+static sluice_verdict retry_on_response(void *instance, sluice_ctx *ctx)
+{
+    struct retry *rt = instance;
+    int status = H->resp_status(ctx);
+    enum retry_kind kind = retry_classify(H->attempt_result(ctx), status);
+    if (kind == RK_NONE)
+        return SLUICE_CONTINUE;
+    struct retry_count *rc = H->local_get(ctx);
+    if (!rc) {
+        rc = calloc(1, sizeof(*rc));
+        if (!rc)
+            return SLUICE_CONTINUE; /* deliver what we have */
+        H->local_set(ctx, rc);
+    }
+    if (kind == RK_SAME) {
+        if (rc->same >= rt->max_retries)
+            return SLUICE_CONTINUE;
+        rc->same++;
+        uint64_t d = backoff_delay_ms(rt->base_ms, rt->max_ms, rc->same,
+                                      rt->jitter, rt->random());
+        H->attr_set(ctx, "keyring.want", "same");
+        H->retry_after_ms(ctx, (uint32_t)d);
+        H->log(rt->self, SLUICE_LOG_DEBUG,
+               "%s: attempt %d failed (%d), same key again in %llu ms",
+               H->req_id(ctx), H->attempt_no(ctx), status,
+               (unsigned long long)d);
+        return SLUICE_RETRY;
+    }
+    if (rc->switches >= rt->max_switches)
+        return SLUICE_CONTINUE;
+    rc->switches++;
+    H->attr_set(ctx, "keyring.want", "other");
+    H->retry_after_ms(ctx, 0);
+    H->log(rt->self, SLUICE_LOG_DEBUG, "%s: attempt %d got %d, switching key",
+           H->req_id(ctx), H->attempt_no(ctx), status);
+    return SLUICE_RETRY;
+}
+
+static void retry_on_complete(void *instance, sluice_ctx *ctx)
+{
+    (void)instance;
+    free(H->local_get(ctx));
+    H->local_set(ctx, NULL);
+}
+
+static const sluice_plugin retry_plugin = {
+    .abi_major = SLUICE_ABI_MAJOR,
+    .abi_minor = SLUICE_ABI_MINOR,
+    .size = sizeof(sluice_plugin),
+    .name = "retry",
+    .version = "0.1.0",
+    .description = "retries with back-off and key failover",
+    .init = retry_init,
+    .destroy = retry_destroy,
+    .on_response = retry_on_response,
+    .on_complete = retry_on_complete,
+};
+
+SLUICE_PLUGIN_DEFINE(retry_plugin)
