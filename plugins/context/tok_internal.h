@@ -82,7 +82,7 @@ struct tok_pairs {
 };
 int pairs_init(struct tok_pairs *m, uint32_t expect);
 int pairs_add(struct tok_pairs *m, uint32_t a, uint32_t b, uint32_t rank,
-              uint32_t id);          /* 0 ok, 1 duplicate (kept first) */
+              uint32_t id);  /* 0 ok, 1 duplicate (the later rank wins) */
 const struct tok_pair *pairs_find(const struct tok_pairs *m, uint32_t a,
                                   uint32_t b);
 void pairs_free(struct tok_pairs *m);

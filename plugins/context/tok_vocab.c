@@ -223,8 +223,12 @@ const struct tok_pair *pairs_find(const struct tok_pairs *m, uint32_t a,
 int pairs_add(struct tok_pairs *m, uint32_t a, uint32_t b, uint32_t rank,
               uint32_t id)
 {
-    if (pairs_find(m, a, b))
+    struct tok_pair *dup = (struct tok_pair *)pairs_find(m, a, b);
+    if (dup) {                 /* as the tokenizers library: the last wins */
+        dup->rank = rank;
+        dup->id = id;
         return 1;
+    }
     if ((m->used + 1) * 4 > (m->mask + 1) * 3 && pairs_rehash(m) < 0)
         return -1;
     uint64_t key = (((uint64_t)a << 32) | b) + 1;
