@@ -95,7 +95,7 @@ static size_t added_match(const struct tok *t, const char *s, size_t n)
     return 0;
 }
 
-/* ---- counting -------------------------------------------------------------- */
+/* ---- counting ----------------------------------------------------------- */
 
 /* Pieces are counted in batches: their table slots are prefetched when
  * they arrive, so the cache misses of a batch overlap instead of queuing. */
@@ -245,7 +245,7 @@ int tok_split(const struct tok *t, const char *text, size_t len,
     return run(t, text, len, &r);
 }
 
-/* ---- loading ----------------------------------------------------------------- */
+/* ---- loading ------------------------------------------------------------ */
 
 static char *read_file(const char *path, size_t *n, char *err,
                        size_t errlen)

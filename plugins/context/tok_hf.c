@@ -99,7 +99,7 @@ static int hf_str(struct hf_load *L, char *out, size_t outlen)
     return 0;
 }
 
-/* ---- normalizer ---------------------------------------------------------- */
+/* ---- normalizer --------------------------------------------------------- */
 
 struct hf_typed {                  /* one normalizer / pre-tokenizer */
     char type[64];
@@ -250,7 +250,7 @@ static int hf_list(struct hf_load *L, int (*item)(struct hf_load *))
     return r < 0 ? hf_json_fail(L) : 0;
 }
 
-/* ---- added tokens -------------------------------------------------------- */
+/* ---- added tokens ------------------------------------------------------- */
 
 struct hf_added {
     long id;
@@ -305,7 +305,7 @@ static int hf_added_item(struct hf_load *L)
     return 0;
 }
 
-/* ---- model ---------------------------------------------------------------- */
+/* ---- model -------------------------------------------------------------- */
 
 static int hf_vocab(struct hf_load *L)
 {
@@ -482,7 +482,7 @@ static int hf_model(struct hf_load *L)
     return 0;
 }
 
-/* ---- top level ------------------------------------------------------------ */
+/* ---- top level ---------------------------------------------------------- */
 
 static int hf_top_field(struct hf_load *L, const char *key, void *ctx)
 {

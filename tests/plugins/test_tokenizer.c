@@ -55,7 +55,7 @@ static void load_all(void)
     }
 }
 
-/* ---- the corpus: every text exact ---------------------------------------- */
+/* ---- the corpus: every text exact --------------------------------------- */
 
 struct corpus {
     json_t **rec;
@@ -236,7 +236,7 @@ START_TEST(tricky_text)
 }
 END_TEST
 
-/* ---- the splitter's pieces ------------------------------------------------- */
+/* ---- the splitter's pieces ---------------------------------------------- */
 
 struct pieces {
     char buf[1024];
