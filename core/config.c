@@ -43,9 +43,9 @@ struct origin {
     int secret; /* never echo the value */
 };
 
-static const char *const top_keys[] = {"server",   "upstream",    "admin",
-                                       "log",      "plugins_dir", "models",
-                                       "pipeline", NULL};
+static const char *const top_keys[] = {
+    "server", "upstream", "admin",    "log", "docs", "plugins_dir",
+    "models", "pipeline", NULL};
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -415,8 +415,13 @@ static const json_t *field(const struct loadctx *lc, const json_t *obj,
 static int parse_server(const struct loadctx *lc, const json_t *root,
                         struct config *cfg)
 {
-    static const char *const keys[] = {"host", "port", "threads",
-                                       "max_body_bytes", NULL};
+    static const char *const keys[] = {"host",
+                                       "port",
+                                       "threads",
+                                       "max_body_bytes",
+                                       "request_timeout_s",
+                                       "max_connections",
+                                       NULL};
     const json_t *s, *v;
     struct origin o;
     long long n;
@@ -440,6 +445,16 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
         if (value_int(&o, v, 1024, 1LL << 30, &n, lc->err, lc->errlen))
             return -1;
         cfg->max_body_bytes = (size_t)n;
+    }
+    if ((v = field(lc, s, "server", "request_timeout_s", &o))) {
+        if (value_int(&o, v, 1, 3600, &n, lc->err, lc->errlen))
+            return -1;
+        cfg->request_timeout_ms = (long)n * 1000;
+    }
+    if ((v = field(lc, s, "server", "max_connections", &o))) {
+        if (value_int(&o, v, 1, 1000000, &n, lc->err, lc->errlen))
+            return -1;
+        cfg->max_client_connections = (int)n;
     }
     return 0;
 }
@@ -512,6 +527,58 @@ static int parse_log(const struct loadctx *lc, const json_t *root,
         return -1;
     if ((v = field(lc, s, "log", "format", &o)) &&
         value_choice(&o, v, log_formats, &cfg->log_format, lc->err, lc->errlen))
+        return -1;
+    return 0;
+}
+
+/* A base URL for the docs pages' assets: http(s)://... or an absolute
+ * path, without characters that would break out of an HTML attribute. */
+static int value_assets_url(const struct origin *o, const json_t *v,
+                            char **dst, char *err, size_t errlen)
+{
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    size_t n;
+
+    if (!s || !(!strncasecmp(s, "http://", 7) ||
+                !strncasecmp(s, "https://", 8) || s[0] == '/'))
+        goto bad;
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || strchr("\"'<>`\\", *p))
+            goto bad;
+    if (value_str(o, v, dst, err, errlen))
+        return -1;
+    n = strlen(*dst);
+    while (n > 1 && (*dst)[n - 1] == '/')
+        (*dst)[--n] = '\0';
+    return 0;
+bad:
+    return bad_value(o, v,
+                     "an http(s):// URL or an absolute path (the folder "
+                     "holding swagger-ui-bundle.js, swagger-ui.css and "
+                     "redoc.standalone.js)",
+                     err, errlen);
+}
+
+static int parse_docs(const struct loadctx *lc, const json_t *root,
+                      struct config *cfg)
+{
+    static const char *const keys[] = {"enabled", "assets_url", NULL};
+    const json_t *s, *v;
+    struct origin o;
+
+    if (section_get(lc, root, "docs", keys, &s))
+        return -1;
+    if ((v = field(lc, s, "docs", "enabled", &o))) {
+        const char *t = json_string_value(v); /* "${DOCS:-true}" */
+        if (json_is_boolean(v))
+            cfg->docs_enabled = json_is_true(v);
+        else if (t && (!strcasecmp(t, "true") || !strcasecmp(t, "false")))
+            cfg->docs_enabled = !strcasecmp(t, "true");
+        else
+            return bad_value(&o, v, "true or false", lc->err, lc->errlen);
+    }
+    if ((v = field(lc, s, "docs", "assets_url", &o)) &&
+        value_assets_url(&o, v, &cfg->docs_assets_url, lc->err, lc->errlen))
         return -1;
     return 0;
 }
@@ -824,9 +891,12 @@ static int config_defaults(struct config *cfg, const char *file)
     cfg->port = 8000;
     cfg->threads = 0;
     cfg->max_body_bytes = 4u << 20;
+    cfg->request_timeout_ms = 30000;
+    cfg->max_client_connections = 10000;
     cfg->timeout_ms = 120000;
     cfg->connect_timeout_ms = 10000;
     cfg->max_connections = 256;
+    cfg->docs_enabled = 1;
     cfg->file = strdup(file);
     cfg->host = strdup("0.0.0.0");
     cfg->base_url = strdup("https://ai.megallm.io/v1");
@@ -855,7 +925,8 @@ static int config_parse(const struct loadctx *lc, struct config *cfg)
     }
     if (check_keys(lc, root, "", top_keys) || parse_server(lc, root, cfg) ||
         parse_upstream(lc, root, cfg) || parse_admin(lc, root, cfg) ||
-        parse_log(lc, root, cfg) || parse_plugins_dir(lc, root, cfg) ||
+        parse_log(lc, root, cfg) || parse_docs(lc, root, cfg) ||
+        parse_plugins_dir(lc, root, cfg) ||
         parse_models(lc, root, cfg) || parse_pipeline(lc, root, cfg))
         return -1;
     return 0;
@@ -956,6 +1027,7 @@ void config_free(struct config *cfg)
     free(cfg->log_level);
     free(cfg->log_file);
     free(cfg->log_format);
+    free(cfg->docs_assets_url);
     free(cfg->plugins_dir);
     json_decref(cfg->models);
     json_decref(cfg->root);

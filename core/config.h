@@ -29,6 +29,10 @@ struct config {
     int port;              /* default 8000 */
     int threads;           /* 0 = one per core */
     size_t max_body_bytes; /* default 4 MiB */
+    long request_timeout_ms;    /* request_timeout_s * 1000, default 30 s:
+                                   headers and body must be in by then */
+    int max_client_connections; /* max_connections, default 10000: client
+                                   connections, shared among the workers */
 
     /* upstream: */
     char *base_url;      /* default "https://ai.megallm.io/v1", no trailing / */
@@ -45,6 +49,11 @@ struct config {
     char *log_level; /* "INFO" default; LOG_LEVEL overrides */
     char *log_file;  /* may be NULL */
     char *log_format; /* "auto" | "json" | "text" */
+
+    /* docs: */
+    int docs_enabled;      /* /openapi.json, /docs, /redoc; default 1 */
+    char *docs_assets_url; /* base URL of the Swagger UI / ReDoc files;
+                              NULL: their CDN */
 
     char *plugins_dir; /* default "build/plugins" */
 

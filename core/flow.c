@@ -12,6 +12,7 @@
 #include "flow.h"
 #include "log.h"
 #include "pipeline.h"
+#include "reqbody.h"
 #include "server.h"
 #include "upstream.h"
 #include "worker.h"
@@ -29,7 +30,7 @@ void flow_resume(struct sluice_ctx *ctx)
 {
     if (!ctx->suspended)
         return;
-    worker_unwatch_client(ctx->w, ctx);
+    /* the hang-up watch stays: see worker_watch_client */
     ctx->suspended = 0;
     MHD_resume_connection(ctx->conn);
 }
@@ -44,27 +45,11 @@ static void respond_ready(struct sluice_ctx *ctx)
 
 static int parse_body(struct sluice_ctx *ctx)
 {
-    json_error_t jerr;
-    char msg[512];
-    if (ctx->body_in.len == 0) {
-        request_set_error(ctx, 400, "invalid_request_error", "invalid_json",
-                          NULL, "the request body is empty: expected a JSON "
-                                "object with \"model\" and \"messages\"");
-        return -1;
-    }
-    ctx->body = json_loadb(ctx->body_in.data, ctx->body_in.len,
-                           JSON_REJECT_DUPLICATES, &jerr);
-    if (!ctx->body) {
-        snprintf(msg, sizeof msg,
-                 "could not parse the JSON body: %s (line %d, column %d)",
-                 jerr.text, jerr.line, jerr.column);
-        request_set_error(ctx, 400, "invalid_request_error", "invalid_json",
-                          NULL, msg);
-        return -1;
-    }
-    if (!json_is_object(ctx->body)) {
-        request_set_error(ctx, 400, "invalid_request_error", "invalid_json",
-                          NULL, "the request body must be a JSON object");
+    struct reqbody_error e;
+    if (reqbody_parse(ctx->body_in.data, ctx->body_in.len, &ctx->body,
+                      &e) != 0) {
+        request_set_error(ctx, 400, "invalid_request_error", e.code, e.param,
+                          e.message);
         return -1;
     }
     ctx->stream = json_is_true(json_object_get(ctx->body, "stream"));
@@ -229,6 +214,9 @@ static void stream_tick(struct timer *t)
     uint64_t now = time_now_ms();
     if (ctx->up_done || ctx->client_gone || ctx->phase != PHASE_STREAMING)
         return;
+    /* a transfer paused for a slow client is not a silent upstream */
+    if (ctx->up_paused)
+        ctx->last_up_ms = now;
     if (ctx->idle_ms && now >= ctx->last_up_ms + ctx->idle_ms) {
         log_msg(LOG_WARN, "core", "stream %s: upstream silent for %u ms",
                 ctx->id, ctx->idle_ms);
@@ -290,10 +278,47 @@ int flow_stream_bytes(struct sluice_ctx *ctx, const char *data, size_t len)
 {
     if (ctx->client_gone || ctx->retry_wanted || ctx->phase != PHASE_STREAMING)
         return -1;
-    if (ctx->sbuf.len - ctx->soff >= ctx->sbuf_max)
-        return 1;
     ctx->last_up_ms = time_now_ms();
-    return pipeline_on_chunk(ctx, data, len) == SLUICE_CONTINUE ? 0 : -1;
+    if (ctx->sbuf.len - ctx->soff >= ctx->sbuf_max)
+        return 1; /* libcurl keeps these bytes and hands them again */
+    if (pipeline_on_chunk(ctx, data, len) == SLUICE_CONTINUE)
+        return 0;
+    /* a stage refused the stream (malformed framing, ...): the transfer
+     * is aborted and the client gets the error event (stream_finish) */
+    ctx->stream_failed = 1;
+    return -1;
+}
+
+/* The error event that ends a stream the upstream could not finish. */
+static void stream_error_event(struct sluice_ctx *ctx)
+{
+    const char *code, *msg, *why;
+    if (ctx->stream_failed) {
+        code = "stream_malformed";
+        why = "malformed";
+        msg = "the upstream sent a malformed event stream";
+    } else if (ctx->result == SLUICE_ATTEMPT_TIMEOUT) {
+        code = "stream_timeout";
+        why = "timeout";
+        msg = "the upstream stream went silent and timed out before it "
+              "finished";
+    } else {
+        code = "stream_interrupted";
+        why = "interrupted";
+        msg = "the upstream stream broke before it finished";
+    }
+    buf_t b;
+    buf_init(&b);
+    buf_puts(&b, "data: ");
+    error_json(&b, "upstream_error", code, NULL, msg);
+    buf_puts(&b, "\n\n");
+    request_stream_write(ctx, b.data, b.len);
+    buf_release(&b);
+    hdrs_set(&ctx->attrs, "stream_error", why);
+    log_msg(LOG_WARN, "core", "stream %s %s: %s", ctx->id, why,
+            ctx->stream_failed ? "a stage refused the upstream bytes"
+            : ctx->curl_err[0] ? ctx->curl_err
+                               : "upstream ended early");
 }
 
 static void stream_finish(struct sluice_ctx *ctx)
@@ -303,21 +328,9 @@ static void stream_finish(struct sluice_ctx *ctx)
     worker_timer_del(ctx->w, &ctx->dl_timer);
     /* end mark through the chain: stages flush what they hold */
     pipeline_on_chunk(ctx, NULL, 0);
-    if (ctx->result != SLUICE_ATTEMPT_HTTP &&
-        ctx->result != SLUICE_ATTEMPT_ABORTED) {
-        buf_t b;
-        buf_init(&b);
-        buf_puts(&b, "data: ");
-        error_json(&b, "upstream_error", "stream_interrupted", NULL,
-                   ctx->result == SLUICE_ATTEMPT_TIMEOUT
-                       ? "the upstream stream timed out before it finished"
-                       : "the upstream stream broke before it finished");
-        buf_puts(&b, "\n\n");
-        request_stream_write(ctx, b.data, b.len);
-        buf_release(&b);
-        log_msg(LOG_WARN, "core", "stream %s interrupted: %s", ctx->id,
-                ctx->curl_err[0] ? ctx->curl_err : "upstream ended early");
-    }
+    if (ctx->stream_failed || (ctx->result != SLUICE_ATTEMPT_HTTP &&
+                               ctx->result != SLUICE_ATTEMPT_ABORTED))
+        stream_error_event(ctx);
     ctx->up_done = 1;
     flow_resume(ctx);
 }
@@ -370,6 +383,14 @@ void flow_client_gone(struct sluice_ctx *ctx)
     }
 }
 
+/* The client took enough: let the upstream transfer go on. Idle time is
+ * counted from here, not from the pause. */
+static void stream_unpause(struct sluice_ctx *ctx)
+{
+    ctx->last_up_ms = time_now_ms();
+    upstream_resume(ctx);
+}
+
 ssize_t flow_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct sluice_ctx *ctx = cls;
@@ -384,7 +405,7 @@ ssize_t flow_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             buf_reset(&ctx->sbuf);
         }
         if (ctx->up_paused && ctx->sbuf.len - ctx->soff < ctx->sbuf_max / 2)
-            upstream_resume(ctx);
+            stream_unpause(ctx);
         return (ssize_t)n;
     }
     if (ctx->client_gone)
@@ -392,7 +413,7 @@ ssize_t flow_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     if (ctx->up_done)
         return MHD_CONTENT_READER_END_OF_STREAM;
     if (ctx->up_paused) {
-        upstream_resume(ctx);
+        stream_unpause(ctx);
         if (ctx->sbuf.len - ctx->soff)
             return flow_stream_read(cls, pos, buf, max);
     }
@@ -412,9 +433,22 @@ int request_stream_write(struct sluice_ctx *ctx, const char *data, size_t len)
 {
     if (!data || !len)
         return 0; /* the end mark of the on_chunk chain */
+    /* Move what the client has not taken yet to the front once more was
+     * taken than remains: a buffer that never drains to empty (the client
+     * reads as fast as the upstream writes) would otherwise grow with the
+     * whole stream, although what is pending stays under sbuf_max. */
+    size_t pending = ctx->sbuf.len - ctx->soff;
+    if (ctx->soff && ctx->soff >= pending) {
+        memmove(ctx->sbuf.data, ctx->sbuf.data + ctx->soff, pending);
+        ctx->sbuf.len = pending;
+        ctx->sbuf.data[pending] = '\0';
+        ctx->soff = 0;
+    }
     if (buf_append(&ctx->sbuf, data, len) != 0)
         return -1;
     ctx->last_out_ms = time_now_ms();
+    if (!ctx->first_out_us)
+        ctx->first_out_us = time_now_us();
     flow_resume(ctx);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include "hdrs.h"
 #include "json_api.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "probe.h"
 #include "request.h"
@@ -313,6 +314,22 @@ static const char *h_stage_name(sluice_stage *stage)
     return stage ? stage->name : NULL;
 }
 
+static sluice_metric *h_metric_register(sluice_stage *stage,
+                                        sluice_metric_type type,
+                                        const char *name, const char *help,
+                                        const char *label_names,
+                                        const double *buckets,
+                                        size_t nbuckets)
+{
+    char err[256];
+    sluice_metric *m = metrics_register(type, name, help, label_names,
+                                        buckets, nbuckets, err, sizeof err);
+    if (!m)
+        log_msg(LOG_ERROR, stage ? stage->name : "plugin",
+                "metric_register: %s", err);
+    return m;
+}
+
 static int h_http_probe(sluice_stage *stage, const char *path,
                         const char *authorization, sluice_probe_fn done,
                         void *arg)
@@ -372,6 +389,10 @@ const sluice_host host_table = {
     .stage_name = h_stage_name,
     .route_register = h_route_register,
     .stream_configure = h_stream_configure,
+    .metric_register = h_metric_register,
+    .metric_add = metrics_add,
+    .metric_set = metrics_set,
+    .metric_observe = metrics_observe,
     .http_probe = h_http_probe,
     JSON_API_MEMBERS
 };

@@ -8,7 +8,10 @@
  * callback (and, for streams, the content reader's free callback).
  */
 #include "http.h"
+#include "access_log.h"
+#include "core_metrics.h"
 #include "flow.h"
+#include "guard.h"
 #include "log.h"
 #include "pipeline.h"
 #include "server.h"
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void add_common_headers(struct sluice_ctx *ctx,
                                struct MHD_Response *r)
@@ -28,9 +32,13 @@ static void add_common_headers(struct sluice_ctx *ctx,
         snprintf(n, sizeof n, "%d", ctx->attempts_sent);
         MHD_add_response_header(r, "x-sluice-attempts", n);
     }
-    for (size_t i = 0; i < ctx->out_headers.n; i++)
+    for (size_t i = 0; i < ctx->out_headers.n; i++) {
+        /* the content type is set once, by the caller */
+        if (strcasecmp(ctx->out_headers.v[i].name, "content-type") == 0)
+            continue;
         MHD_add_response_header(r, ctx->out_headers.v[i].name,
                                 ctx->out_headers.v[i].value);
+    }
 }
 
 static enum MHD_Result queue_full(struct sluice_ctx *ctx)
@@ -59,12 +67,19 @@ static enum MHD_Result queue_full(struct sluice_ctx *ctx)
 
 static enum MHD_Result queue_stream(struct sluice_ctx *ctx)
 {
+    /* MHD allocates the block with the response, per stream: 4 KiB holds
+     * several chat events (a larger backlog just takes more reader calls)
+     * and keeps 2,000 streams 24 MB lighter than 16 KiB did */
     struct MHD_Response *r = MHD_create_response_from_callback(
-        MHD_SIZE_UNKNOWN, 16 * 1024, flow_stream_read, ctx, flow_stream_free);
+        MHD_SIZE_UNKNOWN, 4 * 1024, flow_stream_read, ctx, flow_stream_free);
     if (!r)
         return MHD_NO;
     ctx->refs++; /* dropped by flow_stream_free */
-    const char *ct = hdrs_get(&ctx->resp_headers, "content-type");
+    /* a stage's choice (the sse stage sets text/event-stream), else the
+     * upstream's */
+    const char *ct = hdrs_get(&ctx->out_headers, "content-type");
+    if (!ct)
+        ct = hdrs_get(&ctx->resp_headers, "content-type");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                             ct ? ct : "text/event-stream");
     if (!hdrs_get(&ctx->out_headers, "cache-control"))
@@ -108,10 +123,16 @@ static enum MHD_Result on_first_call(struct worker *w,
                                      const char *url, const char *method,
                                      void **con_cls)
 {
+    if (guard_is_cut(conn))
+        return MHD_NO; /* refused or timed out: no request is served */
     struct sluice_ctx *ctx = request_new(w, conn, method, url);
     if (!ctx)
         return MHD_NO;
     *con_cls = ctx;
+    guard_request_begin(conn, ctx);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+    ctx->on_admin_port = w->admin_mhd && ci && ci->daemon == w->admin_mhd;
     routes_match(ctx);
     if (content_length_over(ctx, w->srv->cfg->max_body_bytes)) {
         ctx->body_too_large = 1;
@@ -180,7 +201,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 {
     struct sluice_ctx *ctx = *con_cls;
     (void)cls;
-    (void)conn;
+    if (conn)
+        guard_request_end(conn);
     if (!ctx)
         return;
     *con_cls = NULL;
@@ -190,6 +212,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
     worker_unwatch_client(ctx->w, ctx);
     if (ctx->route == ROUTE_CHAT && ctx->phase != PHASE_RECEIVING)
         pipeline_on_complete(ctx);
+    struct request_summary sum;
+    core_metrics_summarise(ctx, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
+                           &sum);
+    core_metrics_request_done(ctx, &sum);
+    access_log_write(ctx, &sum);
     ctx->conn = NULL;
     request_unref(ctx);
 }
@@ -205,16 +232,31 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_msg(LOG_DEBUG, "http", "%s", msg);
 }
 
+/*
+ * Limits libmicrohttpd enforces itself (measured against 0.9.75, see
+ * tests/integration/test_hardening.c):
+ *   - MHD_OPTION_CONNECTION_MEMORY_LIMIT 16 KiB holds the request line and
+ *     all headers: more is answered 431 (headers) or 414 (request line) and
+ *     the connection closed, before the access handler runs;
+ *   - MHD_OPTION_CONNECTION_LIMIT: at the limit MHD stops accepting, so
+ *     new connections wait in the listen backlog; guard.c therefore
+ *     refuses (503, close) beyond the worker's share of
+ *     server.max_connections, and MHD's limit is only a backstop above it;
+ *   - MHD_OPTION_CONNECTION_TIMEOUT: idle time only; guard.c adds the
+ *     whole-request deadline.
+ */
 struct MHD_Daemon *http_daemon_start(struct worker *w, int listen_fd,
-                                     char *err, size_t errlen)
+                                     unsigned int conn_limit, char *err,
+                                     size_t errlen)
 {
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
         NULL, NULL, on_access, w, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+        MHD_OPTION_NOTIFY_CONNECTION, guard_conn_notify, w,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)20000,
+        MHD_OPTION_CONNECTION_LIMIT, conn_limit,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!d)
         snprintf(err, errlen, "worker %d: cannot start the HTTP daemon",

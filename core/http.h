@@ -10,8 +10,10 @@
 
 struct worker;
 
+/* A daemon on listen_fd accepting at most conn_limit connections. */
 struct MHD_Daemon *http_daemon_start(struct worker *w, int listen_fd,
-                                     char *err, size_t errlen);
+                                     unsigned int conn_limit, char *err,
+                                     size_t errlen);
 
 /* routes.c: answer a non-chat route (health, models, admin, errors) by
  * setting ctx's response. */

@@ -6,6 +6,7 @@
  *   sluice --check -c FILE    load every stage, run every init, report, exit
  */
 #include "config.h"
+#include "core_metrics.h"
 #include "http.h"
 #include "log.h"
 #include "pipeline.h"
@@ -85,9 +86,20 @@ static int wait_for_signal(void)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     for (;;) {
         if (sigwait(&set, &sig) != 0)
             continue;
+        if (sig == SIGUSR1) {
+            /* logrotate renamed the file: the writer thread reopens it
+             * (the line below is the new file's first) */
+            log_reopen();
+            if (server_main && server_main->cfg->log_file)
+                log_info("SIGUSR1: log file reopened");
+            else
+                log_info("SIGUSR1: no log.file configured; ignored");
+            continue;
+        }
         if (sig == SIGHUP) {
             buf_t out;
             buf_init(&out);
@@ -154,6 +166,7 @@ int main(int argc, char **argv)
         log_set_pretty(0);
     else if (cfg->log_format && !strcmp(cfg->log_format, "text"))
         log_set_pretty(1);
+    core_metrics_init();
     srv.cfg = cfg;
     srv.start_ms = time_now_ms();
     srv.start_wall_ms = time_wall_ms();
@@ -172,6 +185,11 @@ int main(int argc, char **argv)
     }
     if (admin_token_read(cfg->admin_token_file, &srv.admin_token, err,
                          sizeof err) != 0) {
+        log_error("%s", err);
+        generation_unpin(gen);
+        goto out;
+    }
+    if (log_start(cfg->log_file, err, sizeof err) != 0) {
         log_error("%s", err);
         generation_unpin(gen);
         goto out;
@@ -200,6 +218,13 @@ int main(int argc, char **argv)
                  (unsigned long long)gen->id);
         log_fields(LOG_INFO, "core", fields, "listening");
     }
+    if (cfg->admin_listen) {
+        char fields[96];
+        snprintf(fields, sizeof fields, "\"admin_port\":%d", srv.admin_port);
+        log_fields(LOG_INFO, "core", fields,
+                   "admin API on %s only (not on the main port)",
+                   cfg->admin_listen);
+    }
     int sig = wait_for_signal();
     log_info("signal %d: draining and stopping", sig);
     admin_wait_jobs();
@@ -209,6 +234,7 @@ int main(int argc, char **argv)
     probe_shutdown();
     rc = 0;
 out:
+    log_stop();
     free(srv.admin_token);
     config_free(cfg);
     curl_global_cleanup();

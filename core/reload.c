@@ -77,6 +77,7 @@ static void warn_static_changes(const struct config *now,
                                 const struct config *next, buf_t *notes)
 {
     static const char *const fixed[] = {"server", "upstream", "admin", "log",
+                                        "docs",
                                         "plugins_dir", "models", NULL};
     for (size_t i = 0; fixed[i]; i++) {
         json_t *a = json_object_get(now->root, fixed[i]);
@@ -123,6 +124,9 @@ enum reload_status reload_run(const char *path, int wait, buf_t *out)
              (unsigned long long)next->id, file, next->nstages, carried,
              (unsigned long long)(time_now_ms() - t0),
              (unsigned long long)(prev ? prev->id : 0));
+    if (!generation_find(next, "auth"))
+        log_warn("no auth stage in the reloaded pipeline: any client that "
+                 "reaches this port can use the upstream keys");
     buf_printf(out, "{\"generation\":%llu,\"previous\":%llu,\"file\":",
                (unsigned long long)next->id,
                (unsigned long long)(prev ? prev->id : 0));

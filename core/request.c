@@ -3,6 +3,7 @@
  * context, and the helpers that set what the client will get.
  */
 #include "request.h"
+#include "core_metrics.h"
 #include "log.h"
 #include "pipeline.h"
 #include "worker.h"
@@ -59,6 +60,7 @@ struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
     ctx->conn = conn;
     ctx->refs = 1;
     ctx->t_start = time_now_ms();
+    ctx->t_start_us = time_now_us();
     ctx->cur_stage = -1;
     ctx->chunk_stage = -1;
     snprintf(ctx->method, sizeof ctx->method, "%s", method);
@@ -85,6 +87,7 @@ struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
         w->live->prev = ctx;
     w->live = ctx;
     w->active++;
+    core_metrics_request_start(ctx);
     return ctx;
 fail:
     generation_unpin(ctx->gen);
@@ -165,6 +168,7 @@ int request_set_error(struct sluice_ctx *ctx, int status, const char *type,
                       const char *message)
 {
     buf_t b;
+    snprintf(ctx->err_code, sizeof ctx->err_code, "%s", code ? code : "");
     buf_init(&b);
     error_json(&b, type, code, param, message);
     int rc = b.oom ? -1

@@ -34,6 +34,10 @@ enum route {
     ROUTE_HEALTH,      /* GET /health */
     ROUTE_ADMIN,       /* /admin/... */
     ROUTE_STAGE,       /* a route a stage registered */
+    ROUTE_METRICS,     /* GET /metrics */
+    ROUTE_OPENAPI,     /* GET /openapi.json */
+    ROUTE_DOCS,        /* GET /docs (Swagger UI) */
+    ROUTE_REDOC,       /* GET /redoc (ReDoc) */
     ROUTE_NOT_FOUND,
     ROUTE_BAD_METHOD
 };
@@ -70,6 +74,7 @@ struct sluice_ctx {
     struct stage_route *sroute; /* ROUTE_STAGE */
     struct sluice_stage *sstage;
     char peer[64];
+    int on_admin_port; /* arrived on admin.listen's socket */
     struct hdrs req_hdrs; /* client headers when there is no connection
                              (stage tests build contexts without one) */
 
@@ -127,9 +132,19 @@ struct sluice_ctx {
     struct ev_src watch;
     int watching;
     int stream_queued; /* the streamed response was handed to MHD */
+    int stream_failed; /* the on_chunk chain refused upstream bytes */
     uint32_t heartbeat_ms, idle_ms; /* stream_configure; 0 = off */
     uint64_t last_up_ms;            /* last upstream byte */
     uint64_t last_out_ms;           /* last byte queued for the client */
+
+    /* observability (core_metrics.c, access log) */
+    uint64_t t_start_us;      /* monotonic µs */
+    uint64_t attempt_t0_us;   /* start of the current attempt */
+    uint64_t up_us;           /* upstream time, summed over attempts */
+    uint64_t first_out_us;    /* first streamed byte queued (0: none) */
+    char err_code[48];        /* code of the last error response set */
+    const char *responder;    /* stage that answered in on_request
+                                 (borrowed from the pinned generation) */
 
     struct sluice_ctx *prev, *next; /* worker's list of live requests */
 };

@@ -9,7 +9,10 @@
  * pipeline without one.
  */
 #include "http.h"
+#include "core_metrics.h"
+#include "docs.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "server.h"
 #include "timer.h"
@@ -35,6 +38,23 @@ static void route_set(struct sluice_ctx *ctx, enum route r,
         ctx->route = ROUTE_BAD_METHOD;
 }
 
+static int is_admin_path(const char *u)
+{
+    return !strncmp(u, "/admin/", 7) || path_is(u, "/admin");
+}
+
+/* admin.listen set: the admin API lives on its own port, which serves
+ * nothing else but /health. 1 when the path is not served here. */
+static int wrong_port(const struct sluice_ctx *ctx, const char *u)
+{
+    if (!server_main || !server_main->cfg || !server_main->cfg->admin_listen)
+        return 0;
+    if (ctx->on_admin_port)
+        return !is_admin_path(u) && !path_is(u, "/health") &&
+               !path_is(u, "/healthz");
+    return is_admin_path(u);
+}
+
 void routes_match(struct sluice_ctx *ctx)
 {
     const char *u = ctx->url;
@@ -43,6 +63,8 @@ void routes_match(struct sluice_ctx *ctx)
         n--; /* tolerate a trailing slash */
     ctx->url[n] = '\0';
     ctx->route = ROUTE_NOT_FOUND;
+    if (wrong_port(ctx, u))
+        return;
     int method_ok;
     ctx->sroute = generation_route(ctx->gen, ctx->method, u, &ctx->sstage,
                                    &method_ok);
@@ -58,7 +80,15 @@ void routes_match(struct sluice_ctx *ctx)
         route_set(ctx, ROUTE_MODEL_INFO, "GET"), ctx->aux = u + 11;
     else if (path_is(u, "/health") || path_is(u, "/healthz"))
         route_set(ctx, ROUTE_HEALTH, "GET");
-    else if (!strncmp(u, "/admin/", 7) || path_is(u, "/admin"))
+    else if (path_is(u, "/metrics"))
+        route_set(ctx, ROUTE_METRICS, "GET");
+    else if (docs_enabled() && path_is(u, "/openapi.json"))
+        route_set(ctx, ROUTE_OPENAPI, "GET");
+    else if (docs_enabled() && path_is(u, "/docs"))
+        route_set(ctx, ROUTE_DOCS, "GET");
+    else if (docs_enabled() && path_is(u, "/redoc"))
+        route_set(ctx, ROUTE_REDOC, "GET");
+    else if (is_admin_path(u))
         ctx->route = ROUTE_ADMIN, ctx->aux = u[6] ? u + 7 : "";
 }
 
@@ -128,6 +158,40 @@ static void answer_health(struct sluice_ctx *ctx)
                          b.data, b.len);
     buf_release(&b);
     buf_release(&stages);
+}
+
+/* ---- /metrics -------------------------------------------------------- */
+
+/* Stages refresh their on-demand gauges first (collect hook, when the
+ * stage's descriptor is new enough to have it). */
+static void stages_collect(struct generation *g)
+{
+    for (size_t i = 0; g && i < g->nstages; i++) {
+        struct sluice_stage *s = &g->stages[i];
+        if (s->desc->size >= offsetof(sluice_plugin, collect) +
+                                 sizeof(s->desc->collect) &&
+            s->desc->collect)
+            s->desc->collect(s->instance);
+    }
+}
+
+static void answer_metrics(struct sluice_ctx *ctx)
+{
+    buf_t b;
+    stages_collect(ctx->gen);
+    core_metrics_collect();
+    buf_init(&b);
+    buf_reserve(&b, 16 * 1024);
+    if (metrics_render(&b) != 0) {
+        buf_release(&b);
+        request_set_error(ctx, 500, "server_error", NULL, NULL,
+                          "out of memory");
+        return;
+    }
+    request_set_response(ctx, 200, "text/plain; version=0.0.4; charset=utf-8",
+                         NULL, 0);
+    buf_release(&ctx->out_body);
+    ctx->out_body = b; /* handed over: no copy of the whole page */
 }
 
 /* ---- /v1/models ---------------------------------------------------- */
@@ -233,6 +297,14 @@ void routes_answer(struct sluice_ctx *ctx)
         break;
     case ROUTE_STAGE:
         answer_stage_route(ctx);
+        break;
+    case ROUTE_METRICS:
+        answer_metrics(ctx);
+        break;
+    case ROUTE_OPENAPI:
+    case ROUTE_DOCS:
+    case ROUTE_REDOC:
+        docs_answer(ctx);
         break;
     case ROUTE_BAD_METHOD:
         snprintf(msg, sizeof msg, "method %s is not allowed on %.200s",

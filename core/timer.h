@@ -40,5 +40,6 @@ void timer_heap_free(struct timer_heap *h);
 
 uint64_t time_now_ms(void);  /* CLOCK_MONOTONIC */
 uint64_t time_wall_ms(void); /* CLOCK_REALTIME */
+uint64_t time_now_us(void);  /* CLOCK_MONOTONIC, microseconds */
 
 #endif

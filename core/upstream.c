@@ -7,6 +7,7 @@
  * bytes untouched unless a stage changed the parsed body.
  */
 #include "upstream.h"
+#include "core_metrics.h"
 #include "flow.h"
 #include "log.h"
 #include "server.h"
@@ -163,6 +164,7 @@ int upstream_start(struct sluice_ctx *ctx)
     hdrs_clear(&ctx->resp_headers);
     buf_reset(&ctx->resp_body);
     ctx->attempt_t0 = time_now_ms();
+    ctx->attempt_t0_us = time_now_us();
     if (curl_multi_add_handle(w->multi, e) != CURLM_OK)
         goto fail;
     ctx->attempts_sent++;
@@ -196,6 +198,7 @@ void upstream_abort(struct sluice_ctx *ctx)
     if (ctx->easy && ctx->result == SLUICE_ATTEMPT_NONE) {
         ctx->result = SLUICE_ATTEMPT_ABORTED;
         ctx->attempt_t1 = time_now_ms();
+        core_metrics_attempt_end(ctx);
     }
     transfer_release(ctx);
 }
@@ -236,6 +239,8 @@ void upstream_done(CURL *easy, CURLcode code)
         return;
     ctx->attempt_t1 = time_now_ms();
     ctx->result = classify(code);
+    if (ctx->stream_failed)
+        ctx->result = SLUICE_ATTEMPT_RESET; /* a stage refused the bytes */
     if (ctx->result == SLUICE_ATTEMPT_HTTP && ctx->status == 0)
         ctx->result = SLUICE_ATTEMPT_RESET;
     if (ctx->result != SLUICE_ATTEMPT_HTTP && ctx->status && !ctx->stream) {
@@ -247,6 +252,7 @@ void upstream_done(CURL *easy, CURLcode code)
         log_msg(LOG_DEBUG, "upstream", "attempt %d of %s ended: %s",
                 ctx->attempt, ctx->id,
                 ctx->curl_err[0] ? ctx->curl_err : curl_easy_strerror(code));
+    core_metrics_attempt_end(ctx);
     transfer_release(ctx);
     flow_attempt_done(ctx);
 }

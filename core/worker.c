@@ -9,6 +9,7 @@
  */
 #include "worker.h"
 #include "flow.h"
+#include "guard.h"
 #include "http.h"
 #include "log.h"
 #include "server.h"
@@ -144,7 +145,13 @@ void worker_watch_client(struct worker *w, struct sluice_ctx *ctx)
         MHD_get_connection_info(ctx->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci)
         return;
-    struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = &ctx->watch};
+    /* registered once per request, until it completes: a stream is
+     * suspended and resumed for every event, and re-registering each time
+     * cost two epoll_ctl calls per event. Edge-triggered, so a peer that
+     * half-closed with bytes still unread does not wake the loop again and
+     * again. */
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET,
+                             .data.ptr = &ctx->watch};
     ctx->watch.kind = EV_CLIENT;
     ctx->watch.fd = ci->connect_fd;
     if (epoll_ctl(w->ep, EPOLL_CTL_ADD, ctx->watch.fd, &ev) == 0)
@@ -194,6 +201,9 @@ static int loop_timeout(struct worker *w)
     if (w->curl_at && w->curl_at < next)
         next = w->curl_at;
     if (MHD_get_timeout(w->mhd, &mt) == MHD_YES && now + mt < next)
+        next = now + mt;
+    if (w->admin_mhd && MHD_get_timeout(w->admin_mhd, &mt) == MHD_YES &&
+        now + mt < next)
         next = now + mt;
     if (atomic_load(&w->stop) && now + 100 < next)
         next = now + 100;
@@ -250,6 +260,8 @@ static void worker_handle_stop(struct worker *w, uint64_t *drain_until)
         return;
     if (!*drain_until) {
         MHD_quiesce_daemon(w->mhd);
+        if (w->admin_mhd)
+            MHD_quiesce_daemon(w->admin_mhd);
         *drain_until = time_now_ms() + (how == 2 ? 0 : WORKER_DRAIN_MS);
     }
 }
@@ -305,6 +317,8 @@ static void *worker_main(void *arg)
         timer_heap_run(&w->timers, now);
         (void)mhd_ready;
         MHD_run(w->mhd);
+        if (w->admin_mhd)
+            MHD_run(w->admin_mhd);
     }
     return NULL;
 }
@@ -319,6 +333,12 @@ static void worker_free(struct worker *w)
         MHD_stop_daemon(w->mhd);
         w->mhd = NULL;
     }
+    if (w->admin_mhd) {
+        MHD_quiesce_daemon(w->admin_mhd);
+        MHD_stop_daemon(w->admin_mhd);
+        w->admin_mhd = NULL;
+    }
+    guard_free(w); /* after the daemons: they report closes to it */
     if (w->multi) {
         curl_multi_cleanup(w->multi);
         w->multi = NULL;
@@ -336,8 +356,31 @@ static void worker_free(struct worker *w)
     w->wake_fd = w->ep = -1;
 }
 
+/* Start an MHD daemon on fd and add its epoll fd to the worker's set. */
+static struct MHD_Daemon *daemon_add(struct worker *w, int fd,
+                                     unsigned int conn_limit,
+                                     struct ev_src *src, char *err,
+                                     size_t errlen)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = src};
+    struct MHD_Daemon *d = http_daemon_start(w, fd, conn_limit, err, errlen);
+    if (!d)
+        return NULL;
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
+    src->kind = EV_MHD;
+    src->fd = di ? di->epoll_fd : -1;
+    if (!di || epoll_ctl(w->ep, EPOLL_CTL_ADD, src->fd, &ev) != 0) {
+        snprintf(err, errlen, "worker %d: cannot watch the HTTP daemon",
+                 w->id);
+        MHD_stop_daemon(d);
+        return NULL;
+    }
+    return d;
+}
+
 int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
-                 char *err, size_t errlen)
+                 int admin_fd, char *err, size_t errlen)
 {
     struct epoll_event ev = {.events = EPOLLIN};
     memset(w, 0, sizeof(*w));
@@ -345,24 +388,30 @@ int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
     w->id = id;
     w->srv = srv;
     w->listen_fd = listen_fd;
+    w->admin_fd = admin_fd;
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->ep < 0 || w->wake_fd < 0) {
         snprintf(err, errlen, "worker %d: %s", id, strerror(errno));
         goto fail;
     }
-    w->mhd = http_daemon_start(w, listen_fd, err, errlen);
+    /* server.max_connections is shared among the workers: each accepts
+     * its share (SO_REUSEPORT spreads connections evenly, not exactly) */
+    int nw = srv->nworkers_planned > 0 ? srv->nworkers_planned : 1;
+    int share = srv->cfg->max_client_connections / nw;
+    w->conn_share = share > 0 ? share : 1;
+    /* guard.c refuses beyond the share; MHD's own limit is a backstop */
+    w->mhd = daemon_add(w, listen_fd, (unsigned int)w->conn_share + 64,
+                        &w->mhd_src, err, errlen);
     if (!w->mhd)
         goto fail;
-    const union MHD_DaemonInfo *di =
-        MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-    w->mhd_src.kind = EV_MHD;
-    w->mhd_src.fd = di ? di->epoll_fd : -1;
-    ev.data.ptr = &w->mhd_src;
-    if (!di || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->mhd_src.fd, &ev) != 0) {
-        snprintf(err, errlen, "worker %d: cannot watch the HTTP daemon", id);
-        goto fail;
+    if (admin_fd >= 0) {
+        w->admin_mhd = daemon_add(w, admin_fd, 64, &w->admin_src, err,
+                                  errlen);
+        if (!w->admin_mhd)
+            goto fail;
     }
+    guard_start(w);
     w->wake_src.kind = EV_WAKE;
     w->wake_src.fd = w->wake_fd;
     ev.data.ptr = &w->wake_src;

@@ -41,6 +41,14 @@ struct worker {
     struct sluice_ctx *live; /* requests alive on this worker */
     pthread_mutex_t post_lock; /* guards posted */
     struct worker_msg *posted; /* calls from other threads, newest first */
+    struct conn_track *tracks; /* client connections (guard.c) */
+    struct timer guard_timer;  /* request deadline sweep (guard.c) */
+    int nconns, conn_share;    /* client connections open / allowed */
+    unsigned long long refused; /* connections refused over the limit */
+    /* admin.listen: worker 0 also carries the admin port's daemon */
+    struct MHD_Daemon *admin_mhd;
+    struct ev_src admin_src;
+    int admin_fd; /* listening socket, -1 when none */
 };
 
 struct worker_msg {
@@ -49,8 +57,10 @@ struct worker_msg {
     struct worker_msg *next;
 };
 
+/* Start worker `id` on listen_fd; admin_fd (-1: none) is the admin.listen
+ * socket, given to worker 0 only. */
 int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
-                 char *err, size_t errlen);
+                 int admin_fd, char *err, size_t errlen);
 /* Ask the loop to stop (1 = drain, 2 = now) and wake it. */
 void worker_signal_stop(struct worker *w, int how);
 void worker_join(struct worker *w);

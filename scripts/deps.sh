@@ -2,7 +2,8 @@
 # deps.sh - install the Debian packages sluice needs, only those missing.
 #
 #   scripts/deps.sh            build dependencies (what scripts/demo.sh needs)
-#   scripts/deps.sh --test     + test extras (clang/libFuzzer, Node.js + npm)
+#   scripts/deps.sh --test     + test extras (clang/libFuzzer, Node.js + npm,
+#                              promtool, headless Chromium)
 #   scripts/deps.sh --runtime  only the shared libraries a built sluice runs
 #                              with (used by the Dockerfile's runtime stage)
 #
@@ -14,8 +15,10 @@ set -euo pipefail
 BUILD_PKGS=(build-essential pkg-config cmake libmicrohttpd-dev
             libcurl4-openssl-dev libjansson-dev libyaml-dev check
             libpcre2-dev libutf8proc-dev curl ca-certificates)
-# clang + its runtime libraries (libFuzzer, sanitizers) for fuzz targets.
-TEST_PKGS=(clang libclang-rt-dev)
+# clang + its runtime libraries (libFuzzer, sanitizers) for fuzz targets;
+# prometheus for `promtool check metrics` on a real /metrics scrape;
+# chromium (+ its driver) to open /docs headless and screenshot it.
+TEST_PKGS=(clang libclang-rt-dev prometheus chromium chromium-driver)
 # Node.js + npm for the openai client tests, only when no `node` is on PATH:
 # a node from elsewhere (e.g. nodesource) conflicts with Debian's npm.
 NODE_PKGS=(nodejs npm)

@@ -62,12 +62,12 @@ print_summary() {
 }
 
 # shellcheck disable=SC2317  # called through run
-npm_client() {
+npm_install() {
     if ! command -v npm >/dev/null 2>&1; then
         echo "test.sh: npm not found (node: $(command -v node || echo none))" >&2
         return 1
     fi
-    (cd tests/client && npm ci --no-audit --no-fund)
+    (cd "$1" && npm ci --no-audit --no-fund)
 }
 
 # suite NAME BUILDDIR CMAKE_ARGS... : configure, build, ctest (with the
@@ -93,11 +93,13 @@ if ! run "deps" scripts/deps.sh --test; then
     exit 1
 fi
 
-if [ -f tests/client/package-lock.json ]; then
-    run "npm ci (tests/client)" npm_client || true
-else
-    skip "npm ci (tests/client)" "no tests/client/package-lock.json"
-fi
+# every npm-using test folder (tests/client, tests/browser, ...) pins its
+# packages in a lockfile
+for lock in tests/*/package-lock.json; do
+    [ -f "$lock" ] || continue
+    dir=$(dirname "$lock")
+    run "npm ci ($dir)" npm_install "$dir" || true
+done
 
 suite "default build" build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_SANITIZE=OFF
 

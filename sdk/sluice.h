@@ -159,8 +159,10 @@ typedef struct sluice_host {
 
     /* ---- attributes shared between stages of one request ----------
      * Copied by the host; the returned pointer lives until the request ends
-     * or the attribute is set again. Conventional names: "client" (client
-     * name, set by auth), "prompt_tokens_estimate", "key_id" (masked key). */
+     * or the attribute is set again. Conventional names, read by the core
+     * for metrics and the access log: "client" (client name, set by auth),
+     * "prompt_tokens_estimate", "key_id" (masked key), "usage_prompt_tokens"
+     * and "usage_completion_tokens" (decimal strings). */
     int (*attr_set)(sluice_ctx *ctx, const char *name, const char *value);
     const char *(*attr_get)(sluice_ctx *ctx, const char *name);
 

@@ -16,6 +16,7 @@
 
 #include "exact.h"
 #include "models.h"
+#include "tok.h"
 #include "walk.h"
 
 #include <inttypes.h>
@@ -271,6 +272,11 @@ static sluice_verdict refuse(struct context *c, sluice_ctx *ctx,
     return SLUICE_RESPOND;
 }
 
+static long count_exact(const void *tok, const char *text, size_t len)
+{
+    return tok_count(tok, text, len);
+}
+
 /* The model id of the request; sets the default when absent. NULL (and a
  * 400 set) when `model` is not a string. */
 static const char *request_model(struct context *c, sluice_ctx *ctx,
@@ -311,7 +317,8 @@ static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
     const struct model *m = models_find(&c->models, model);
     struct walk_opts opts;
     if (m && m->tok)
-        opts = (struct walk_opts){m->tok, (uint64_t)m->overhead.per_message,
+        opts = (struct walk_opts){m->tok, count_exact,
+                                  (uint64_t)m->overhead.per_message,
                                   (uint64_t)m->overhead.per_name,
                                   (uint64_t)m->overhead.reply_priming};
     if (walk_request_opts(H, body, m && m->tok ? &opts : NULL, &w) != 0) {

@@ -2,7 +2,6 @@
  * walk.c - the request walker (see walk.h).
  */
 #include "walk.h"
-#include "tok.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -43,7 +42,7 @@ walk_fail(struct walk *w, const sluice_json_type got, const char *want,
 static void walk_bytes(struct walk *w, const char *s, size_t n)
 {
     if (w->opts && w->opts->tok) {
-        long c = tok_count(w->opts->tok, s, n);
+        long c = w->opts->count(w->opts->tok, s, n);
         if (c >= 0) {
             w->exact += (uint64_t)c;
             return;

@@ -27,12 +27,13 @@
 
 #define WALK_MAX_DEPTH 64 /* JSON nesting walked in tool parameters */
 
-struct tok;
-
 /* How to count: with the model's own tokenizer (exact text counts) and its
- * chat format's overhead.  NULL opts: estimate, o200k overhead above. */
+ * chat format's overhead.  NULL opts: estimate, o200k overhead above.  The
+ * tokenizer is reached through `count` (tok_count in the stage), so the
+ * walker does not link the tokenizer library. */
 struct walk_opts {
-    const struct tok *tok;  /* NULL: estimate the texts */
+    const void *tok;        /* NULL: estimate the texts */
+    long (*count)(const void *tok, const char *text, size_t len); /* -1 */
     uint64_t per_message, per_name, reply_priming;
 };
 

@@ -63,11 +63,21 @@ int keyfile_parse(const char *text, size_t len, struct keyfile *out, char *err,
                   size_t errlen)
 {
     const char *p = text, *end = text + len;
+    int lineno = 0;
     memset(out, 0, sizeof(*out));
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol)
             eol = end;
+        lineno++;
+        /* a NUL would cut the key short (strndup): an empty or truncated
+         * key must not be sent upstream (found by tests/fuzz/fuzz_keyfile) */
+        if (memchr(p, '\0', (size_t)(eol - p))) {
+            keyfile_free(out);
+            snprintf(err, errlen, "line %d: a NUL byte (not a text file?)",
+                     lineno);
+            return -1;
+        }
         const char *s = p, *e = eol;
         p = eol < end ? eol + 1 : end;
         while (s < e && is_space(*s))
@@ -130,11 +140,14 @@ int keyfile_read(const char *path, struct keyfile *out, char *err,
                  buf ? "read error" : "out of memory");
         return -1;
     }
-    int rc = keyfile_parse(buf, n, out, err, errlen);
+    char perr[128];
+    int rc = keyfile_parse(buf, n, out, perr, sizeof perr);
     memset(buf, 0, n);
     free(buf);
-    if (rc != 0)
+    if (rc != 0) {
+        snprintf(err, errlen, "keys_file %s: %s", path, perr);
         return -1;
+    }
     out->loose_mode = (st.st_mode & 077) != 0;
     if (out->n == 0) {
         snprintf(err, errlen,

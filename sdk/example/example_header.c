@@ -13,7 +13,9 @@
  *
  * It shows the parts every stage has: the descriptor, init validating its
  * config and copying what it keeps (config is borrowed), destroy, one hook,
- * and a status object for /health. It keeps no per-request data.
+ * and a status object for /health. It also publishes metrics on /metrics:
+ * a counter updated in a hook, a histogram observed in on_complete, and a
+ * gauge refreshed by the collect hook just before a scrape.
  */
 #include "sluice.h"
 
@@ -23,6 +25,7 @@
 #define EXAMPLE_DEFAULT_VALUE "1"
 #endif
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,9 @@ struct example {
     const sluice_host *host;
     char *header; /* owned copies: the config is only borrowed in init */
     char *value;
+    /* metrics: NULL when the core has none (older core) */
+    sluice_metric *m_requests, *m_attempts, *m_in_progress;
+    atomic_long in_progress; /* between on_request and on_complete */
 };
 
 /* An HTTP header name is a token (RFC 9110): visible ASCII except
@@ -125,6 +131,27 @@ static int example_init(const sluice_host *host, sluice_stage *self,
     if (!ex->header || !ex->value)
         goto nomem;
 
+    /* Metrics: registered in init, found again (with their values) by the
+     * next generation's init after a reload. Names: sluice_<stage>_...,
+     * counters end in _total, times in _seconds. An older core may lack
+     * the members: check before use. */
+    if (SLUICE_HOST_HAS(host, metric_observe) && host->metric_register) {
+        static const double attempt_buckets[] = {1, 2, 3, 5};
+        ex->m_requests = host->metric_register(
+            self, SLUICE_METRIC_COUNTER, "sluice_example_requests_total",
+            "Chat requests the example stage saw, by stream or not.",
+            "stream", NULL, 0);
+        ex->m_attempts = host->metric_register(
+            self, SLUICE_METRIC_HISTOGRAM, "sluice_example_attempts",
+            "Upstream attempts per completed chat request.", NULL,
+            attempt_buckets, 4);
+        ex->m_in_progress = host->metric_register(
+            self, SLUICE_METRIC_GAUGE, "sluice_example_in_progress",
+            "Chat requests between on_request and on_complete (set by "
+            "collect at scrape time).",
+            NULL, NULL, 0);
+    }
+
     host->log(self, SLUICE_LOG_INFO, "adding '%s: %s' to every response",
               ex->header, ex->value);
     *instance = ex;
@@ -143,9 +170,41 @@ nomem:
 static sluice_verdict example_on_request(void *instance, sluice_ctx *ctx)
 {
     struct example *ex = instance;
-    if (ex->host->resp_header_add(ctx, ex->header, ex->value) != 0)
+    const sluice_host *h = ex->host;
+    if (h->resp_header_add(ctx, ex->header, ex->value) != 0)
         return SLUICE_ERROR;
+    if (ex->m_requests) {
+        /* one value per label name, in order; the host copies them the
+         * first time it sees this tuple and allocates nothing afterwards */
+        const char *labels[] = {h->req_stream(ctx) ? "true" : "false"};
+        h->metric_add(ex->m_requests, labels, 1);
+    }
+    /* mark the request so on_complete knows on_request ran for it (a body
+     * that is not JSON gets on_complete without on_request) */
+    h->local_set(ctx, ex);
+    atomic_fetch_add(&ex->in_progress, 1);
     return SLUICE_CONTINUE;
+}
+
+static void example_on_complete(void *instance, sluice_ctx *ctx)
+{
+    struct example *ex = instance;
+    const sluice_host *h = ex->host;
+    if (!h->local_get(ctx))
+        return;
+    atomic_fetch_sub(&ex->in_progress, 1);
+    if (ex->m_attempts && h->attempt_no(ctx) > 0)
+        h->metric_observe(ex->m_attempts, NULL, (double)h->attempt_no(ctx));
+}
+
+/* Just before /metrics renders: publish what is cheaper to read on demand.
+ * May run concurrently with hooks and with another scrape's collect. */
+static void example_collect(void *instance)
+{
+    struct example *ex = instance;
+    if (ex->m_in_progress)
+        ex->host->metric_set(ex->m_in_progress, NULL,
+                             (double)atomic_load(&ex->in_progress));
 }
 
 static int example_status(void *instance, sluice_buf *out)
@@ -171,7 +230,9 @@ static const sluice_plugin example_plugin = {
     .init = example_init,
     .destroy = example_destroy,
     .on_request = example_on_request,
+    .on_complete = example_on_complete,
     .status = example_status,
+    .collect = example_collect,
 };
 
 SLUICE_PLUGIN_DEFINE(example_plugin)

@@ -294,6 +294,34 @@ async function main() {
     assert(usage && usage.total_tokens > 0, `usage: ${JSON.stringify(usage)}`);
   });
 
+  test('stream cut mid-way raises an error, never half an answer', async () => {
+    await mockPost(mock.port, '/_mock/reset', {});
+    await mockPost(mock.port, '/_mock/script', {
+      rules: [{ stream: { chunks: 10, delay_ms: 20, cut_after: 3 } }],
+    });
+    const stream = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'this will break' }],
+      stream: true,
+    });
+    let text = '';
+    let caught = null;
+    try {
+      for await (const chunk of stream) text += chunk.choices?.[0]?.delta?.content ?? '';
+    } catch (e) {
+      caught = e;
+    }
+    assert(caught, `the SDK raised nothing on a cut stream; text ${JSON.stringify(text)}`);
+    assert(caught instanceof OpenAI.APIError,
+      `expected an APIError, got ${caught?.constructor?.name}: ${caught?.message}`);
+    assert(/broke before it finished/.test(String(caught.message)),
+      `error message ${JSON.stringify(caught.message)}`);
+    assert(text === 'tok0 tok1 tok2 ', `text before the error ${JSON.stringify(text)}`);
+    const reqs = await mockRequests(mock.port);
+    assert(reqs.length === 1 && reqs[0].outcome === 'cut',
+      `the mock's record: ${JSON.stringify(reqs.map((r) => r.outcome))}`);
+  });
+
   test('upstream 429 surfaces as RateLimitError', async () => {
     await mockPost(mock.port, '/_mock/reset', {});
     await mockPost(mock.port, '/_mock/script', {

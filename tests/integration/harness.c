@@ -394,8 +394,27 @@ static void stop_one(pid_t *pid, const char *label)
     }
 }
 
+/* Copy dir into $SLUICE_TEST_LOG_DIR (when set) before it goes away. */
+static void collect_dir(const char *dir)
+{
+    const char *dest = getenv("SLUICE_TEST_LOG_DIR");
+    if (!dir[0] || !dest || !*dest)
+        return;
+    mkdir(dest, 0755);
+    char *argv[] = {"/bin/cp", "-r", (char *)dir, (char *)dest, NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    if (pid > 0)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+}
+
 static void rm_rf(const char *dir)
 {
+    collect_dir(dir);
     if (!dir[0] || getenv("SLUICE_TEST_KEEP"))
         return;
     char *argv[] = {"/bin/rm", "-rf", (char *)dir, NULL};
@@ -680,10 +699,13 @@ int h_write_config(const char *path, const h_opts *opts, int port)
         return -1;
     }
 
-    char maxbody[64] = "";
+    char maxbody[64 + 1024] = "";
     if (opts->max_body_bytes > 0)
         snprintf(maxbody, sizeof maxbody, "  max_body_bytes: %ld\n",
                  opts->max_body_bytes);
+    if (opts->server_extra)
+        snprintf(maxbody + strlen(maxbody), sizeof maxbody - strlen(maxbody),
+                 "%s", opts->server_extra);
     size_t cap = strlen(pipe_s) + (extra_s ? strlen(extra_s) : 0) +
                  (opts->models ? strlen(opts->models) : 1024) + 4096;
     char *yaml = malloc(cap);
@@ -718,6 +740,14 @@ int h_write_config(const char *path, const h_opts *opts, int port)
     return rc;
 }
 
+/* The port of sluice's "listening" log line, 0 while there is none. */
+static int listening_port(const char *log)
+{
+    const char *l = log ? strstr(log, "\"msg\":\"listening\"") : NULL;
+    const char *p = l ? strstr(l, "\"port\":") : NULL;
+    return p ? atoi(p + 7) : 0;
+}
+
 int h_start_sluice(const h_opts *opts)
 {
     h_tmpdir();
@@ -725,28 +755,33 @@ int h_start_sluice(const h_opts *opts)
     snprintf(H.sluice_log, sizeof H.sluice_log, "%s/sluice.log", H.tmpdir);
     snprintf(H.config, sizeof H.config, "%s/sluice.yaml", H.tmpdir);
 
-    /* A free port can be taken between our check and sluice's bind: try a
-     * few ports before giving up. */
-    for (int attempt = 0; attempt < 3; attempt++) {
-        int port = h_free_port();
-        ck_assert_msg(port > 0, "no free port");
-        ck_assert_msg(h_write_config(H.config, opts, port) == 0,
-                      "cannot write %s", H.config);
-        char *argv[] = {(char *)bin, "-c", H.config, NULL};
-        H.sluice_pid = spawn_logged(argv, H.sluice_log, "sluice log");
-        ck_assert_msg(H.sluice_pid > 0, "fork: %s", strerror(errno));
+    /* port: 0, and the port sluice bound is read from its "listening" line.
+     * A port picked here and bound later could be taken meanwhile, and
+     * since sluice binds with SO_REUSEPORT, two test processes could then
+     * share one port without an error, each getting the other's requests. */
+    ck_assert_msg(h_write_config(H.config, opts, 0) == 0, "cannot write %s",
+                  H.config);
+    char *argv[] = {(char *)bin, "-c", H.config, NULL};
+    H.sluice_pid = spawn_logged(argv, H.sluice_log, "sluice log");
+    ck_assert_msg(H.sluice_pid > 0, "fork: %s", strerror(errno));
 
-        double until = h_now_ms() + 10000;
-        int died = 0;
-        char how[96] = "";
-        while (h_now_ms() < until) {
-            int st;
-            if (!child_alive(H.sluice_pid, &st)) {
-                describe_status(st, how, sizeof how);
-                H.sluice_pid = 0;
-                died = 1;
-                break;
-            }
+    double until = h_now_ms() + 10000;
+    int port = 0;
+    while (h_now_ms() < until) {
+        int st;
+        if (!child_alive(H.sluice_pid, &st)) {
+            char how[96] = "";
+            describe_status(st, how, sizeof how);
+            H.sluice_pid = 0;
+            ck_abort_msg("sluice exited during start-up with %s (config %s)",
+                         how, H.config);
+        }
+        if (!port) {
+            char *log = slurp(H.sluice_log, NULL);
+            port = listening_port(log);
+            free(log);
+        }
+        if (port) {
             h_resp r;
             h_request(port, "GET", "/health", NULL, NULL, 0, 1000, &r);
             long status = r.status;
@@ -755,22 +790,12 @@ int h_start_sluice(const h_opts *opts)
                 H.sluice_port = port;
                 return port;
             }
-            h_sleep_ms(20);
         }
-        if (!died) {
-            ck_abort_msg("sluice did not answer GET /health with 200 within "
-                         "10 s (config %s)", H.config);
-        }
-        /* Died: retry only when the port was the problem. */
-        char *log = slurp(H.sluice_log, NULL);
-        int addr_in_use = log && (strstr(log, "in use") || strstr(log, "EADDRINUSE"));
-        free(log);
-        if (!addr_in_use) {
-            ck_abort_msg("sluice exited during start-up with %s (config %s)",
-                         how, H.config);
-        }
+        h_sleep_ms(20);
     }
-    ck_abort_msg("sluice could not bind a port in 3 tries");
+    ck_abort_msg("sluice did not log its port and answer GET /health with "
+                 "200 within 10 s (config %s)",
+                 H.config);
     return -1;
 }
 

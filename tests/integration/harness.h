@@ -10,6 +10,9 @@
  * bounded by a timeout.
  *
  * Environment (set by CTest): SLUICE_BIN, MOCK_BIN, PLUGINS_DIR.
+ * SLUICE_TEST_LOG_DIR, when set, receives a copy of each test's temp dir
+ * (logs, config, keys files) before it is removed, so a later test can
+ * search every log of the run (tests/scripts/secrets_in_logs.sh).
  */
 #ifndef SLUICE_TEST_HARNESS_H
 #define SLUICE_TEST_HARNESS_H
@@ -34,6 +37,8 @@ typedef struct h_opts {
     const char *models;       /* items of `models:`; NULL: H_DEFAULT_MODELS */
     const char *extra;        /* more top-level YAML appended verbatim */
     const char *keys;         /* keys file content; NULL: H_DEFAULT_KEYS */
+    const char *server_extra; /* more `server:` lines, indented by two
+                                 spaces (e.g. "  request_timeout_s: 2\n") */
 } h_opts;
 
 #define H_DEFAULT_KEYS "sk-test-key-1\nsk-test-key-2\n"

@@ -167,6 +167,20 @@ START_TEST(keyfile_parses_comments_labels_duplicates)
 }
 END_TEST
 
+/* A NUL byte would have cut a key short (an empty key sent upstream);
+ * found by tests/fuzz/fuzz_keyfile.c. */
+START_TEST(keyfile_rejects_nul)
+{
+    static const char t[] = "sk-good-key-1\n\0\0sk-tail\n";
+    struct keyfile kf;
+    char err[128] = "";
+    ck_assert_int_eq(keyfile_parse(t, sizeof t - 1, &kf, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "line 2: a NUL byte"), "%s", err);
+    ck_assert_uint_eq(kf.n, 0);
+    ck_assert_ptr_null(strstr(err, "sk-"));
+}
+END_TEST
+
 START_TEST(keyfile_empty_missing_and_loose)
 {
     struct keyfile kf;
@@ -873,6 +887,7 @@ int main(void)
     TCase *tc = tcase_create("keyring");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, keyfile_parses_comments_labels_duplicates);
+    tcase_add_test(tc, keyfile_rejects_nul);
     tcase_add_test(tc, keyfile_empty_missing_and_loose);
     tcase_add_test(tc, init_refuses_empty_file_and_bad_config);
     tcase_add_test(tc, durations);

@@ -236,6 +236,30 @@ else
     fail "GET /_mock/requests failed"
 fi
 
+# The example's metrics on /metrics: the counter from on_request (one plain,
+# one streamed), the histogram from on_complete, the gauge from collect. A
+# request is counted when the server completes it, which may be just after
+# the client got its last byte: poll (bounded, 5 s).
+metrics_ok=0
+for _ in $(seq 1 50); do
+    if curl -fsS --max-time 5 "http://127.0.0.1:$sluice_port/metrics" \
+        >"$work/metrics.txt" &&
+        grep -qx 'sluice_example_requests_total{stream="false"} 1' "$work/metrics.txt" &&
+        grep -qx 'sluice_example_requests_total{stream="true"} 1' "$work/metrics.txt" &&
+        grep -qx 'sluice_example_attempts_count 2' "$work/metrics.txt" &&
+        grep -qx 'sluice_example_in_progress 0' "$work/metrics.txt"; then
+        metrics_ok=1
+        break
+    fi
+    sleep 0.1
+done
+if [ "$metrics_ok" -eq 1 ]; then
+    pass "/metrics shows the example stage's counter, histogram and collected gauge"
+else
+    show_log "metrics" "$work/metrics.txt"
+    fail "/metrics lacks the example stage's series"
+fi
+
 # A clean stop: SIGTERM ends sluice with status 0 (and, in the sanitizer
 # build, with no sanitizer report).
 kill -TERM "$sluice_pid"

@@ -284,7 +284,7 @@ START_TEST(test_unknown_top_level_key)
 {
     load_bad("server: {}\nserverr:\n  port: 1\n",
              "t.yaml:2: serverr: unknown top-level key",
-             "(valid keys: server, upstream, admin, log, plugins_dir, "
+             "(valid keys: server, upstream, admin, log, docs, plugins_dir, "
              "models, pipeline)");
 }
 END_TEST
@@ -701,6 +701,42 @@ START_TEST(test_env_bad_values)
 }
 END_TEST
 
+/* ---- docs: ------------------------------------------------------------- */
+
+START_TEST(test_docs_section)
+{
+    struct config *cfg = load_ok("server: { port: 1 }\n");
+    ck_assert_int_eq(cfg->docs_enabled, 1);
+    ck_assert_ptr_null(cfg->docs_assets_url);
+    config_free(cfg);
+
+    cfg = load_ok("docs:\n  enabled: false\n"
+                  "  assets_url: http://127.0.0.1:9000/assets/\n");
+    ck_assert_int_eq(cfg->docs_enabled, 0);
+    ck_assert_str_eq(cfg->docs_assets_url, "http://127.0.0.1:9000/assets");
+    config_free(cfg);
+
+    cfg = load_ok("docs: { enabled: \"true\", assets_url: /static/docs }\n");
+    ck_assert_int_eq(cfg->docs_enabled, 1);
+    ck_assert_str_eq(cfg->docs_assets_url, "/static/docs");
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_bad_docs)
+{
+    load_bad("docs:\n  enabled: maybe\n", "t.yaml:2: docs.enabled: ",
+             "expected true or false, got 'maybe'");
+    load_bad("docs:\n  assets_url: ftp://x/y\n", "t.yaml:2: docs.assets_url: ",
+             "an http(s):// URL or an absolute path");
+    load_bad("docs:\n  assets_url: 'http://x/\"><script>'\n",
+             "t.yaml:2: docs.assets_url: ", "an http(s):// URL");
+    load_bad("docs:\n  assets: /x\n", "t.yaml:2: docs.assets: ",
+             "unknown key (valid keys: enabled, assets_url)");
+    load_bad("docs: [1]\n", "t.yaml:1: docs: ", "expected a mapping");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -717,6 +753,7 @@ static Suite *config_suite(void)
     tcase_add_test(good, test_port_zero_ok);
     tcase_add_test(good, test_same_plugin_twice_named);
     tcase_add_test(good, test_load_file);
+    tcase_add_test(good, test_docs_section);
     suite_add_tcase(s, good);
 
     tcase_add_checked_fixture(bad, clear_env, NULL);
@@ -733,6 +770,7 @@ static Suite *config_suite(void)
     tcase_add_test(bad, test_duplicate_stage_names);
     tcase_add_test(bad, test_config_not_mapping);
     tcase_add_test(bad, test_bad_plugin_name);
+    tcase_add_test(bad, test_bad_docs);
     tcase_add_test(bad, test_duplicate_keys);
     tcase_add_test(bad, test_anchors_rejected);
     tcase_add_test(bad, test_bad_models);

@@ -1,0 +1,96 @@
+/*
+ * access_log.c - one log line per request at its completion ("access"
+ * component, INFO; DEBUG for /health and /metrics, which probes and
+ * scrapers call all day). Fields: request id, route, method, path, client,
+ * model, stream, status, attempts, key id (already masked by the stage
+ * that set it), upstream/total/first-byte times in ms, estimated and
+ * reported tokens, outcome. Never a key or token: the key id is a masked
+ * form, and the logger scrubs anything key-shaped that slips through.
+ */
+#include "access_log.h"
+#include "buf.h"
+#include "log.h"
+#include "request.h"
+
+/* Appenders without printf: this runs once per request. */
+static void field_name(buf_t *b, const char *name)
+{
+    buf_puts(b, ",\"");
+    buf_puts(b, name);
+    buf_puts(b, "\":");
+}
+
+static void put_ull(buf_t *b, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_append(b, tmp + i, sizeof tmp - i);
+}
+
+static void field_str(buf_t *b, const char *name, const char *v)
+{
+    field_name(b, name);
+    buf_json_str(b, v ? v : "");
+}
+
+static void field_ll(buf_t *b, const char *name, long long v)
+{
+    field_name(b, name);
+    if (v >= 0)
+        put_ull(b, (unsigned long long)v);
+    else
+        buf_puts(b, "null");
+}
+
+/* Seconds as milliseconds with three decimals ("12.345"). */
+static void field_ms(buf_t *b, const char *name, double s)
+{
+    unsigned long long us = s > 0 ? (unsigned long long)(s * 1e6 + 0.5) : 0;
+    char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+                    (char)('0' + us % 10), 0};
+    field_name(b, name);
+    put_ull(b, us / 1000);
+    buf_puts(b, ".");
+    buf_puts(b, frac);
+}
+
+void access_log_write(struct sluice_ctx *ctx, const struct request_summary *sum)
+{
+    int level = ctx->route == ROUTE_HEALTH || ctx->route == ROUTE_METRICS
+                    ? LOG_DEBUG
+                    : LOG_INFO;
+    if (level < log_get_level())
+        return;
+    buf_t b;
+    buf_init(&b);
+    buf_reserve(&b, 512);
+    field_str(&b, "request_id", ctx->id);
+    field_str(&b, "route", sum->route);
+    field_str(&b, "method", ctx->method);
+    field_str(&b, "path", ctx->url);
+    field_str(&b, "peer", ctx->peer);
+    field_str(&b, "client", sum->client);
+    if (ctx->route == ROUTE_CHAT) {
+        field_str(&b, "model", sum->model_requested);
+        buf_puts(&b, ctx->stream ? ",\"stream\":true" : ",\"stream\":false");
+    }
+    field_ll(&b, "status", sum->status);
+    field_ll(&b, "attempts", ctx->attempt);
+    field_str(&b, "key_id", sum->key_id);
+    field_ms(&b, "upstream_ms", sum->upstream_s);
+    field_ms(&b, "total_ms", sum->total_s);
+    if (sum->ttfb_s >= 0)
+        field_ms(&b, "first_byte_ms", sum->ttfb_s);
+    field_ll(&b, "prompt_tokens_estimate", sum->tokens_estimate);
+    field_ll(&b, "usage_prompt_tokens", sum->usage_prompt);
+    field_ll(&b, "usage_completion_tokens", sum->usage_completion);
+    field_str(&b, "outcome", sum->outcome);
+    if (!b.oom)
+        log_fields(level, "access", b.data, "%s %s %d", ctx->method, ctx->url,
+                   sum->status);
+    buf_release(&b);
+}

@@ -1,0 +1,746 @@
+/*
+ * test_auth.c - the auth stage: its pure parts (SHA-256 and constant-time
+ * compare, the clients file, CIDR matching, token buckets on a hand-driven
+ * clock) and the stage itself driven through the real host table
+ * (stage_harness.c): 401/403/429 answers, the "client" attribute, token
+ * charging, reload that keeps the old set on a broken file, state export.
+ */
+#include "bucket.h"
+#include "cidr.h"
+#include "clients_file.h"
+#include "sha256.h"
+#include "stage_harness.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- sha256 / constant-time compare ----------------------------------- */
+
+static void hex(const uint8_t *d, char *out)
+{
+    for (int i = 0; i < 32; i++)
+        sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+START_TEST(sha256_vectors)
+{
+    static const struct {
+        size_t len;
+        char c;
+        const char *want;
+    } v[] = {
+        {0, 'a',
+         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {55, 'a',
+         "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318"},
+        {56, 'a',
+         "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a"},
+        {64, 'a',
+         "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb"},
+        {119, 'a',
+         "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb"},
+    };
+    char buf[200], h[65];
+    uint8_t d[32];
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        memset(buf, v[i].c, v[i].len);
+        auth_sha256(buf, v[i].len, d);
+        hex(d, h);
+        ck_assert_str_eq(h, v[i].want);
+    }
+    auth_sha256("abc", 3, d);
+    hex(d, h);
+    ck_assert_str_eq(
+        h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+END_TEST
+
+START_TEST(ct_equal_cases)
+{
+    uint8_t a[32], b[32];
+    memset(a, 7, sizeof a);
+    memcpy(b, a, sizeof b);
+    ck_assert_int_eq(auth_ct_equal(a, b, 32), 1);
+    ck_assert_int_eq(auth_ct_equal(a, b, 0), 1);
+    for (int i = 0; i < 32; i += 31) { /* first and last byte */
+        b[i] ^= 0x80;
+        ck_assert_int_eq(auth_ct_equal(a, b, 32), 0);
+        b[i] ^= 0x80;
+    }
+    b[13] ^= 1;
+    ck_assert_int_eq(auth_ct_equal(a, b, 32), 0);
+}
+END_TEST
+
+/* ---- clients file ---------------------------------------------------- */
+
+static const char GOOD_FILE[] =
+    "# sluice clients\n"
+    "\n"
+    "  sk-client-alpha-0001   alpha  \r\n"
+    "sk-client-beta-00002\tbeta rpm=60 tpm=1000 # trailing comment\n"
+    "sk-client-gamma-0003 gamma models=gpt-4o-mini,qwen/qwen3 rpm=2\n"
+    "   # indented comment\n"
+    "sk-client-delta-0004 delta tpm=5"; /* no final newline */
+
+START_TEST(clients_good)
+{
+    struct client_defs d;
+    char err[256] = "";
+    ck_assert_msg(clients_parse(GOOD_FILE, strlen(GOOD_FILE), "c.txt", &d, err,
+                                sizeof err) == 0,
+                  "%s", err);
+    ck_assert_uint_eq(d.n, 4);
+    ck_assert_str_eq(d.v[0].name, "alpha");
+    ck_assert_int_eq(d.v[0].rpm, 0);
+    ck_assert_int_eq(d.v[0].line, 3);
+    ck_assert_ptr_null(d.v[0].models);
+    ck_assert_str_eq(d.v[1].name, "beta");
+    ck_assert_int_eq(d.v[1].rpm, 60);
+    ck_assert_int_eq(d.v[1].tpm, 1000);
+    ck_assert_uint_eq(d.v[2].nmodels, 2);
+    ck_assert_str_eq(d.v[2].models[1], "qwen/qwen3");
+    ck_assert_int_eq(client_model_allowed(&d.v[2], "gpt-4o-mini"), 1);
+    ck_assert_int_eq(client_model_allowed(&d.v[2], "gpt-4o"), 0);
+    ck_assert_int_eq(client_model_allowed(&d.v[2], ""), 0);
+    ck_assert_int_eq(client_model_allowed(&d.v[0], "anything"), 1);
+    ck_assert_int_eq(d.v[3].tpm, 5);
+
+    uint8_t h[32];
+    auth_sha256("sk-client-beta-00002", 20, h);
+    ck_assert_int_eq(clients_find(&d, h), 1);
+    auth_sha256("sk-client-delta-0004", 20, h);
+    ck_assert_int_eq(clients_find(&d, h), 3);
+    auth_sha256("sk-client-beta-0000", 19, h);
+    ck_assert_int_eq(clients_find(&d, h), -1);
+    clients_defs_free(&d);
+}
+END_TEST
+
+/* The sorted lookup finds every client among many, and nothing else. */
+START_TEST(clients_many)
+{
+    enum { N = 777 };
+    static char text[N * 64];
+    char *p = text;
+    for (int i = 0; i < N; i++)
+        p += sprintf(p, "sk-many-%08d-key c%d\n", (i * 7919) % 100003, i);
+    struct client_defs d;
+    char err[256];
+    ck_assert_msg(
+        clients_parse(text, strlen(text), "m.txt", &d, err, sizeof err) == 0,
+        "%s", err);
+    ck_assert_uint_eq(d.n, N);
+    for (int i = 0; i < N; i++) {
+        char key[64];
+        uint8_t h[32];
+        snprintf(key, sizeof key, "sk-many-%08d-key", (i * 7919) % 100003);
+        auth_sha256(key, strlen(key), h);
+        ck_assert_int_eq(clients_find(&d, h), i);
+        key[5] = 'X';
+        auth_sha256(key, strlen(key), h);
+        ck_assert_int_eq(clients_find(&d, h), -1);
+    }
+    clients_defs_free(&d);
+    struct client_defs empty = {NULL, 0, NULL, NULL};
+    uint8_t z[32] = {0};
+    ck_assert_int_eq(clients_find(&empty, z), -1);
+}
+END_TEST
+
+START_TEST(clients_errors)
+{
+    static const struct {
+        const char *text;
+        const char *want; /* substring of the error */
+    } v[] = {
+        {"sk-client-alpha-0001\n", "c.txt:1: expected"},
+        {"# c\nshort alpha\n", "c.txt:2: the key must be"},
+        {"sk-client-alpha-0001 al/pha\n", "c.txt:1: the name may only"},
+        {"sk-client-alpha-0001 alpha rpm=0\n", "c.txt:1: rpm/tpm"},
+        {"sk-client-alpha-0001 alpha rpm=abc\n", "c.txt:1: rpm/tpm"},
+        {"sk-client-alpha-0001 alpha rpm=99999999999\n", "c.txt:1: rpm/tpm"},
+        {"sk-client-alpha-0001 alpha rpm=1 rpm=2\n", "c.txt:1: limit given"},
+        {"sk-client-alpha-0001 alpha burst=3\n", "c.txt:1: unknown option"},
+        {"sk-client-alpha-0001 alpha extra\n", "c.txt:1: expected rpm="},
+        {"sk-client-alpha-0001 alpha models=a,,b\n", "c.txt:1: models"},
+        {"sk-client-alpha-0001 alpha models=\n", "c.txt:1: models"},
+        {"sk-client-alpha-0001 a\nsk-client-alpha-0001 b\n",
+         "c.txt:2: the same key as line 1"},
+        {"sk-client-alpha-0001 a\nsk-client-alpha-0002 a\n",
+         "c.txt:2: the same name as line 1"},
+        {"", "c.txt: no clients"},
+        {"# only a comment\n\n", "c.txt: no clients"},
+        {"sk-client-alpha-0001 a b c d e f g h i j k l m n o p q\n",
+         "c.txt:1: too many fields"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        struct client_defs d;
+        char err[256] = "";
+        ck_assert_msg(clients_parse(v[i].text, strlen(v[i].text), "c.txt", &d,
+                                    err, sizeof err) == -1,
+                      "case %zu accepted", i);
+        ck_assert_msg(strstr(err, v[i].want), "case %zu: '%s' lacks '%s'", i,
+                      err, v[i].want);
+        ck_assert_msg(!strstr(err, "sk-client"), "case %zu: key in '%s'", i,
+                      err);
+        ck_assert_uint_eq(d.n, 0);
+    }
+    /* a NUL byte inside the text */
+    static const char nul[] = "sk-client-alpha-0001 a\0b\n";
+    struct client_defs d;
+    char err[256];
+    ck_assert_int_eq(
+        clients_parse(nul, sizeof nul - 1, "c.txt", &d, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "c.txt:1: a NUL"));
+}
+END_TEST
+
+/* ---- CIDR ---------------------------------------------------------- */
+
+static int in(const char *range, const char *addr)
+{
+    struct cidr r, a;
+    ck_assert_msg(cidr_parse(range, &r) == 0, "range %s", range);
+    ck_assert_msg(cidr_addr_parse(addr, &a) == 0, "addr %s", addr);
+    return cidr_contains(&r, &a);
+}
+
+START_TEST(cidr_v4)
+{
+    ck_assert_int_eq(in("10.0.0.0/8", "10.255.1.2"), 1);
+    ck_assert_int_eq(in("10.0.0.0/8", "11.0.0.1"), 0);
+    ck_assert_int_eq(in("192.168.1.0/24", "192.168.1.255"), 1);
+    ck_assert_int_eq(in("192.168.1.0/24", "192.168.2.0"), 0);
+    ck_assert_int_eq(in("192.168.1.7", "192.168.1.7"), 1); /* bare = /32 */
+    ck_assert_int_eq(in("192.168.1.7/32", "192.168.1.6"), 0);
+    ck_assert_int_eq(in("0.0.0.0/0", "203.0.113.9"), 1);
+    ck_assert_int_eq(in("0.0.0.0/0", "::1"), 0); /* other family */
+    ck_assert_int_eq(in("172.16.0.0/12", "172.31.255.255"), 1);
+    ck_assert_int_eq(in("172.16.0.0/12", "172.32.0.0"), 0);
+    ck_assert_int_eq(in("10.1.2.3/31", "10.1.2.2"), 1); /* host bits set */
+    ck_assert_int_eq(in("10.1.2.3/31", "10.1.2.4"), 0);
+    ck_assert_int_eq(in("127.0.0.0/8", "::ffff:127.0.0.1"), 1); /* mapped */
+}
+END_TEST
+
+START_TEST(cidr_v6)
+{
+    ck_assert_int_eq(in("::1", "::1"), 1);
+    ck_assert_int_eq(in("::1/128", "::2"), 0);
+    ck_assert_int_eq(in("2001:db8::/32", "2001:db8:ffff::1"), 1);
+    ck_assert_int_eq(in("2001:db8::/32", "2001:db9::1"), 0);
+    ck_assert_int_eq(in("::/0", "fe80::1"), 1);
+    ck_assert_int_eq(in("::/0", "10.0.0.1"), 0);
+    ck_assert_int_eq(in("fe80::/10", "febf::1"), 1);
+    ck_assert_int_eq(in("fe80::/10", "fec0::1"), 0);
+    ck_assert_int_eq(in("2001:db8::/127", "2001:db8::1"), 1);
+    ck_assert_int_eq(in("2001:db8::/127", "2001:db8::2"), 0);
+    ck_assert_int_eq(in("::ffff:10.0.0.0/104", "10.9.9.9"), 1);
+    ck_assert_int_eq(in("[2001:db8::1]", "2001:db8::1"), 1);
+}
+END_TEST
+
+START_TEST(cidr_bad)
+{
+    struct cidr c;
+    const char *bad[] = {
+        "",           "10.0.0.0/33",       "::/129",        "10.0.0/8",
+        "10.0.0.0/",  "10.0.0.0/-1",       "10.0.0.0/8/8",  "abc",
+        "1.2.3.4/1a", "::ffff:1.2.3.4/95", "10.0.0.0/0008", NULL};
+    for (int i = 0; bad[i]; i++)
+        ck_assert_msg(cidr_parse(bad[i], &c) == -1, "'%s' accepted", bad[i]);
+    ck_assert_int_eq(cidr_parse(NULL, &c), -1);
+    ck_assert_int_eq(cidr_addr_parse("10.0.0.1/8", &c), -1);
+    ck_assert_int_eq(cidr_addr_parse(NULL, &c), -1);
+}
+END_TEST
+
+/* ---- token buckets ---------------------------------------------------- */
+
+START_TEST(bucket_clock)
+{
+    struct bucket b;
+    uint64_t t = 1000000, wait = 0;
+    bucket_init(&b, 3, 60000, t);
+    ck_assert_int_eq(bucket_remaining(&b, t), 3);
+    ck_assert_int_eq(bucket_take(&b, 1, t, &wait), 0);
+    ck_assert_int_eq(bucket_take(&b, 1, t, &wait), 0);
+    ck_assert_int_eq(bucket_take(&b, 1, t, &wait), 0);
+    ck_assert_int_eq(bucket_remaining(&b, t), 0);
+    ck_assert_int_eq(bucket_take(&b, 1, t, &wait), -1);
+    ck_assert_uint_eq(wait, 20000); /* one token every 20 s */
+    ck_assert_uint_eq(bucket_reset_ms(&b, t), 60000);
+    ck_assert_int_eq(bucket_take(&b, 1, t + 19999, &wait), -1);
+    ck_assert_uint_eq(wait, 1);
+    ck_assert_int_eq(bucket_take(&b, 1, t + 20000, &wait), 0);
+    /* a clock that goes back adds nothing */
+    ck_assert_int_eq(bucket_take(&b, 1, t, &wait), -1);
+    /* refill never exceeds the cap */
+    ck_assert_int_eq(bucket_remaining(&b, t + 10 * 60000), 3);
+    ck_assert_uint_eq(bucket_reset_ms(&b, t + 10 * 60000), 0);
+    /* more than the cap: never */
+    ck_assert_int_eq(bucket_take(&b, 4, t + 10 * 60000, &wait), -1);
+    ck_assert_uint_eq(wait, UINT64_MAX);
+    /* several at once */
+    ck_assert_int_eq(bucket_take(&b, 3, t + 10 * 60000, &wait), 0);
+    ck_assert_int_eq(bucket_take(&b, 2, t + 10 * 60000, &wait), -1);
+    ck_assert_uint_eq(wait, 40000);
+}
+END_TEST
+
+START_TEST(bucket_fractions_and_unlimited)
+{
+    struct bucket b;
+    uint64_t t = 5, wait = 0;
+    bucket_init(&b, 1000, 60000, t); /* one token every 60 ms */
+    ck_assert_int_eq(bucket_take(&b, 1000, t, &wait), 0);
+    for (int i = 1; i <= 60; i++) /* 1 ms steps: fractions accumulate */
+        bucket_remaining(&b, t + (uint64_t)i);
+    ck_assert_int_eq(bucket_remaining(&b, t + 60), 1);
+    bucket_set(&b, 5000000, t + 60); /* clamped to the cap */
+    ck_assert_int_eq(bucket_remaining(&b, t + 60), 1000);
+    bucket_set(&b, -5, t + 60);
+    ck_assert_int_eq(bucket_remaining(&b, t + 60), 0);
+
+    bucket_init(&b, 0, 60000, t); /* unlimited */
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(bucket_take(&b, 1000000, t, &wait), 0);
+}
+END_TEST
+
+/* ---- the stage through the host table -------------------------------- */
+
+static char tmpdir[256], cpath[300];
+
+static void write_clients(const char *text)
+{
+    FILE *f = fopen(cpath, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(cpath, 0600);
+}
+
+static struct generation *gen_with(const char *clients, const char *extra)
+{
+    char cfg[1024], err[512] = "";
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/sluice-auth-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    snprintf(cpath, sizeof cpath, "%s/clients.txt", tmpdir);
+    write_clients(clients);
+    snprintf(cfg, sizeof cfg, "{\"clients_file\":\"%s\"%s%s}", cpath,
+             extra ? "," : "", extra ? extra : "");
+    struct generation *g = sh_gen_new(cfg, err, sizeof err);
+    ck_assert_msg(g != NULL, "init: %s", err);
+    return g;
+}
+
+static void gen_done(struct generation *g)
+{
+    sh_gen_free(g);
+    unlink(cpath);
+    rmdir(tmpdir);
+}
+
+static const char CLIENTS[] = "sk-client-alpha-0001 alpha\n"
+                              "sk-client-beta-00002 beta rpm=2\n"
+                              "sk-client-gamma-0003 gamma models=gpt-4o-mini\n"
+                              "sk-client-delta-0004 delta tpm=100\n";
+
+static const char BODY[] =
+    "{\"model\":\"qwen/qwen3\",\"messages\":[{\"role\":\"user\","
+    "\"content\":\"hi\"}]}";
+
+static struct sluice_ctx *req(struct generation *g, const char *hname,
+                              const char *hval)
+{
+    const char *hdrs[] = {hname, hval, NULL, NULL};
+    return sh_ctx_new(g, BODY, hname ? hdrs : NULL);
+}
+
+static const char *err_code(struct sluice_ctx *ctx)
+{
+    static char code[64];
+    json_t *doc = json_loads(sh_out_body(ctx), 0, NULL);
+    const char *c = json_string_value(
+        json_object_get(json_object_get(doc, "error"), "code"));
+    snprintf(code, sizeof code, "%s", c ? c : "(none)");
+    json_decref(doc);
+    return code;
+}
+
+START_TEST(stage_keys)
+{
+    struct generation *g = gen_with(CLIENTS, NULL);
+    struct sluice_ctx *c;
+
+    c = req(g, NULL, NULL);
+    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sh_out_status(c), 401);
+    ck_assert_str_eq(err_code(c), "invalid_api_key");
+    ck_assert_ptr_null(host_table.attr_get(c, "client"));
+    sh_ctx_free(c);
+
+    c = req(g, "Authorization", "Bearer sk-client-alpha-0002");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sh_out_status(c), 401);
+    ck_assert_ptr_null(strstr(sh_out_body(c), "sk-client-alpha-0002"));
+    sh_ctx_free(c);
+
+    c = req(g, "Authorization", "Basic sk-client-alpha-0001");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sh_out_status(c), 401);
+    sh_ctx_free(c);
+
+    c = req(g, "Authorization", "bearer  sk-client-alpha-0001");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    ck_assert_str_eq(host_table.attr_get(c, "client"), "alpha");
+    sh_ctx_free(c);
+
+    c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    ck_assert_str_eq(host_table.attr_get(c, "client"), "beta");
+    sh_ctx_free(c);
+    gen_done(g);
+}
+END_TEST
+
+START_TEST(stage_models)
+{
+    struct generation *g = gen_with(CLIENTS, NULL);
+    struct sluice_ctx *c = req(g, "x-api-key", "sk-client-gamma-0003");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sh_out_status(c), 403);
+    ck_assert_str_eq(err_code(c), "model_not_allowed");
+    sh_ctx_free(c);
+    const char *h[] = {"x-api-key", "sk-client-gamma-0003", NULL};
+    c = sh_ctx_new(g, "{\"model\":\"gpt-4o-mini\",\"messages\":[]}", h);
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    sh_on_complete(c);
+    sh_ctx_free(c);
+    /* no model: on_request lets it pass (a later stage may default it),
+     * on_attempt decides on the model the body then holds */
+    c = sh_ctx_new(g, "{\"messages\":[]}", h);
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sh_out_status(c), 403);
+    sh_on_complete(c);
+    sh_ctx_free(c);
+    c = sh_ctx_new(g, "{\"messages\":[]}", h);
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    json_object_set_new(c->body, "model", json_string("gpt-4o-mini"));
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    /* a later stage switching to a model outside the list is caught */
+    json_object_set_new(c->body, "model", json_string("gpt-4o"));
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
+    sh_on_complete(c);
+    sh_ctx_free(c);
+    gen_done(g);
+}
+END_TEST
+
+START_TEST(stage_rpm)
+{
+    struct generation *g = gen_with(CLIENTS, NULL);
+    for (int i = 0; i < 2; i++) {
+        struct sluice_ctx *c = req(g, "x-api-key", "sk-client-beta-00002");
+        ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+        sh_ctx_free(c);
+    }
+    struct sluice_ctx *c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sh_out_status(c), 429);
+    ck_assert_str_eq(err_code(c), "rate_limit_exceeded");
+    const char *ra = sh_out_header(c, "Retry-After");
+    ck_assert_ptr_nonnull(ra);
+    ck_assert_int_ge(atoi(ra), 1);
+    ck_assert_int_le(atoi(ra), 30);
+    ck_assert_str_eq(sh_out_header(c, "x-ratelimit-limit-requests"), "2");
+    ck_assert_str_eq(sh_out_header(c, "x-ratelimit-remaining-requests"), "0");
+    ck_assert_ptr_nonnull(sh_out_header(c, "x-ratelimit-reset-requests"));
+    ck_assert_ptr_null(sh_out_header(c, "x-ratelimit-limit-tokens"));
+    sh_ctx_free(c);
+    /* another client is not affected */
+    c = req(g, "x-api-key", "sk-client-alpha-0001");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    sh_ctx_free(c);
+    gen_done(g);
+}
+END_TEST
+
+START_TEST(stage_tpm)
+{
+    struct generation *g = gen_with(CLIENTS, NULL);
+    /* no estimate: nothing charged */
+    struct sluice_ctx *c = req(g, "x-api-key", "sk-client-delta-0004");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    sh_on_complete(c);
+    sh_ctx_free(c);
+    /* estimate set after auth's on_request (context runs later): charged
+     * once in on_attempt, not again on a second attempt */
+    c = req(g, "x-api-key", "sk-client-delta-0004");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    host_table.attr_set(c, "prompt_tokens_estimate", "60");
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    sh_on_complete(c);
+    sh_ctx_free(c);
+    /* 40 left: a request of 60 is refused with the token headers */
+    c = req(g, "x-api-key", "sk-client-delta-0004");
+    host_table.attr_set(c, "prompt_tokens_estimate", "60"); /* before auth */
+    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sh_out_status(c), 429);
+    ck_assert_str_eq(sh_out_header(c, "x-ratelimit-limit-tokens"), "100");
+    ck_assert_str_eq(sh_out_header(c, "x-ratelimit-remaining-tokens"), "40");
+    ck_assert_ptr_nonnull(sh_out_header(c, "x-ratelimit-reset-tokens"));
+    ck_assert_ptr_nonnull(sh_out_header(c, "Retry-After"));
+    sh_on_complete(c);
+    sh_ctx_free(c);
+    /* larger than the whole limit: 429 without Retry-After */
+    c = req(g, "x-api-key", "sk-client-delta-0004");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    host_table.attr_set(c, "prompt_tokens_estimate", "500");
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sh_out_status(c), 429);
+    ck_assert_ptr_null(sh_out_header(c, "Retry-After"));
+    sh_on_complete(c);
+    sh_ctx_free(c);
+    gen_done(g);
+}
+END_TEST
+
+START_TEST(stage_allow_list)
+{
+    struct generation *g =
+        gen_with(CLIENTS, "\"allow\":[\"10.0.0.0/8\",\"2001:db8::/32\"],"
+                          "\"trusted_proxies\":[\"127.0.0.1\"]");
+    static const struct {
+        const char *peer, *xff;
+        int ok;
+    } v[] = {
+        {"10.1.2.3", NULL, 1},
+        {"192.168.0.1", NULL, 0},
+        {"2001:db8::5", NULL, 1},
+        {"::ffff:10.9.9.9", NULL, 1},
+        {"127.0.0.1", NULL, 0},       /* the proxy itself */
+        {"127.0.0.1", "10.4.4.4", 1}, /* via the trusted proxy */
+        {"127.0.0.1", "10.4.4.4, 127.0.0.1", 1},
+        {"127.0.0.1", "10.4.4.4, 8.8.8.8", 0}, /* rightmost untrusted */
+        {"127.0.0.1", "8.8.8.8, 10.4.4.4", 1}, /* spoofed left part */
+        {"127.0.0.1", "garbage", 0},
+        {"127.0.0.1", "", 0},
+        {"192.168.0.1", "10.4.4.4", 0}, /* untrusted peer's XFF ignored */
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        const char *h[] = {"x-api-key",
+                           "sk-client-alpha-0001",
+                           v[i].xff ? "X-Forwarded-For" : NULL,
+                           v[i].xff,
+                           NULL,
+                           NULL};
+        struct sluice_ctx *c = sh_ctx_new(g, BODY, h);
+        snprintf(c->peer, sizeof c->peer, "%s", v[i].peer);
+        sluice_verdict r = sh_on_request(c);
+        ck_assert_msg(r == (v[i].ok ? SLUICE_CONTINUE : SLUICE_RESPOND),
+                      "case %zu (%s / %s)", i, v[i].peer,
+                      v[i].xff ? v[i].xff : "-");
+        if (!v[i].ok) {
+            ck_assert_int_eq(sh_out_status(c), 403);
+            ck_assert_str_eq(err_code(c), "ip_not_allowed");
+        }
+        sh_ctx_free(c);
+    }
+    /* the allow list comes before the key check */
+    struct sluice_ctx *c = req(g, NULL, NULL);
+    snprintf(c->peer, sizeof c->peer, "8.8.8.8");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sh_out_status(c), 403);
+    sh_ctx_free(c);
+    gen_done(g);
+}
+END_TEST
+
+START_TEST(stage_bad_config)
+{
+    char err[512] = "";
+    const char *bad[] = {
+        "{\"clients_file\":\"/nonexistent/clients.txt\"}",
+        "{\"clients_file\":5}",
+        "{\"clients_file\":\"CP\",\"allow\":\"10.0.0.0/8\"}",
+        "{\"clients_file\":\"CP\",\"allow\":[\"10.0.0.0/40\"]}",
+        "{\"clients_file\":\"CP\",\"trusted_proxies\":[5]}",
+        "{\"clients_file\":\"CP\",\"alow\":[]}",
+        NULL};
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/sluice-auth-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    snprintf(cpath, sizeof cpath, "%s/clients.txt", tmpdir);
+    write_clients(CLIENTS);
+    for (int i = 0; bad[i]; i++) {
+        char cfg[600], *cp;
+        snprintf(cfg, sizeof cfg, "%s", bad[i]);
+        if ((cp = strstr(cfg, "CP"))) {
+            char tail[300];
+            snprintf(tail, sizeof tail, "%s", cp + 2);
+            snprintf(cp, sizeof cfg - (size_t)(cp - cfg), "%s%s", cpath, tail);
+        }
+        ck_assert_msg(sh_gen_new(cfg, err, sizeof err) == NULL,
+                      "config %d accepted", i);
+        ck_assert_msg(err[0], "config %d: no message", i);
+    }
+    /* a broken file names file:line and not the key */
+    write_clients("sk-client-alpha-0001 alpha rpm=x\n");
+    char cfg[400];
+    snprintf(cfg, sizeof cfg, "{\"clients_file\":\"%s\"}", cpath);
+    ck_assert_ptr_null(sh_gen_new(cfg, err, sizeof err));
+    ck_assert_msg(strstr(err, "clients.txt:1:"), "%s", err);
+    ck_assert_ptr_null(strstr(err, "sk-client-alpha-0001"));
+    unlink(cpath);
+    rmdir(tmpdir);
+}
+END_TEST
+
+static int admin_call(struct generation *g, const char *action,
+                      const char *method, char *out, size_t outlen)
+{
+    struct sluice_stage *s = &g->stages[0];
+    for (size_t i = 0; i < s->nactions; i++) {
+        if (strcmp(s->actions[i].action, action))
+            continue;
+        buf_t b;
+        buf_init(&b);
+        int st = s->actions[i].fn(s->instance, method, NULL, 0, &b);
+        snprintf(out, outlen, "%s", b.data ? b.data : "");
+        buf_release(&b);
+        return st;
+    }
+    return -1;
+}
+
+START_TEST(stage_reload)
+{
+    struct generation *g = gen_with(CLIENTS, NULL);
+    char out[1024];
+    /* use one of beta's two requests */
+    struct sluice_ctx *c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    sh_ctx_free(c);
+
+    ck_assert_int_eq(admin_call(g, "reload", "GET", out, sizeof out), 405);
+    /* broken file: 400, old set kept */
+    write_clients("sk-client-omega-0009 omega rpm=\n");
+    ck_assert_int_eq(admin_call(g, "reload", "POST", out, sizeof out), 400);
+    ck_assert_ptr_nonnull(strstr(out, "clients.txt:1:"));
+    ck_assert_ptr_null(strstr(out, "sk-client-omega"));
+    c = req(g, "x-api-key", "sk-client-alpha-0001");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    sh_ctx_free(c);
+
+    /* good file: alpha gone, omega in, beta keeps its used request */
+    write_clients("sk-client-omega-0009 omega\n"
+                  "sk-client-beta-00002 beta rpm=2\n");
+    ck_assert_int_eq(admin_call(g, "reload", "POST", out, sizeof out), 200);
+    ck_assert_ptr_nonnull(strstr(out, "\"clients\":2"));
+    c = req(g, "x-api-key", "sk-client-alpha-0001");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sh_out_status(c), 401);
+    sh_ctx_free(c);
+    c = req(g, "Authorization", "Bearer sk-client-omega-0009");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    ck_assert_str_eq(host_table.attr_get(c, "client"), "omega");
+    sh_ctx_free(c);
+    c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    sh_ctx_free(c);
+    c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sh_out_status(c), 429);
+    sh_ctx_free(c);
+    gen_done(g);
+}
+END_TEST
+
+START_TEST(stage_state)
+{
+    struct generation *g = gen_with(CLIENTS, NULL);
+    const sluice_plugin *p = g->stages[0].desc;
+    void *inst = g->stages[0].instance;
+    struct sluice_ctx *c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    sh_ctx_free(c);
+
+    buf_t b;
+    buf_init(&b);
+    ck_assert_int_eq(p->export_state(inst, &b), 0);
+    json_t *doc = json_loads(b.data, 0, NULL);
+    ck_assert_ptr_nonnull(doc);
+    ck_assert_int_eq(json_integer_value(json_object_get(doc, "version")), 1);
+    json_t *beta = json_object_get(json_object_get(doc, "clients"), "beta");
+    ck_assert_ptr_nonnull(beta);
+    json_int_t lvl = json_integer_value(json_object_get(beta, "req"));
+    ck_assert_int_ge(lvl, 1000);
+    ck_assert_int_lt(lvl, 1100); /* one of two used, a little refill */
+    ck_assert_ptr_null(json_object_get(json_object_get(doc, "clients"),
+                                       "alpha")); /* no limits: no state */
+    ck_assert_ptr_null(strstr(b.data, "sk-client"));
+    json_decref(doc);
+
+    /* a fresh instance takes the state: beta has one request left */
+    char cfg[400], err[256];
+    snprintf(cfg, sizeof cfg, "{\"clients_file\":\"%s\"}", cpath);
+    struct generation *fresh = sh_gen_new(cfg, err, sizeof err);
+    ck_assert_ptr_nonnull(fresh);
+    ck_assert_int_eq(p->import_state(fresh->stages[0].instance, b.data, b.len),
+                     0);
+    ck_assert_int_eq(p->import_state(fresh->stages[0].instance, "{}", 2), -1);
+    ck_assert_int_eq(p->import_state(fresh->stages[0].instance, "x", 1), -1);
+    buf_release(&b);
+    c = req(fresh, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    sh_ctx_free(c);
+    c = req(fresh, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
+    sh_ctx_free(c);
+    sh_gen_free(fresh);
+    gen_done(g);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("auth");
+    TCase *tc = tcase_create("pure");
+    tcase_add_test(tc, sha256_vectors);
+    tcase_add_test(tc, ct_equal_cases);
+    tcase_add_test(tc, clients_good);
+    tcase_add_test(tc, clients_many);
+    tcase_add_test(tc, clients_errors);
+    tcase_add_test(tc, cidr_v4);
+    tcase_add_test(tc, cidr_v6);
+    tcase_add_test(tc, cidr_bad);
+    tcase_add_test(tc, bucket_clock);
+    tcase_add_test(tc, bucket_fractions_and_unlimited);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("stage");
+    tcase_add_test(tc, stage_keys);
+    tcase_add_test(tc, stage_models);
+    tcase_add_test(tc, stage_rpm);
+    tcase_add_test(tc, stage_tpm);
+    tcase_add_test(tc, stage_allow_list);
+    tcase_add_test(tc, stage_bad_config);
+    tcase_add_test(tc, stage_reload);
+    tcase_add_test(tc, stage_state);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
