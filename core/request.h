@@ -56,6 +56,7 @@ struct ev_src {
     int kind; /* EV_* in worker.h */
     int fd;
     void *owner;
+    struct ev_src *next_dead; /* worker's list of sources to free */
 };
 
 struct sluice_ctx {

@@ -39,7 +39,9 @@ static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
         if (src) {
             epoll_ctl(w->ep, EPOLL_CTL_DEL, s, NULL);
             curl_multi_assign(w->multi, s, NULL);
-            free(src);
+            src->kind = EV_DEAD;
+            src->next_dead = w->dead;
+            w->dead = src;
         }
         return 0;
     }
@@ -212,6 +214,15 @@ static int loop_timeout(struct worker *w)
     return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
 }
 
+static void worker_free_dead(struct worker *w)
+{
+    while (w->dead) {
+        struct ev_src *d = w->dead;
+        w->dead = d->next_dead;
+        free(d);
+    }
+}
+
 /* ---- calls from other threads -------------------------------------- */
 
 int worker_post(struct worker *w, void (*fn)(void *arg), void *arg)
@@ -283,10 +294,12 @@ static void *worker_main(void *arg)
             log_error("worker %d: epoll_wait: %s", w->id, strerror(errno));
             break;
         }
-        int mhd_ready = 0;
+        int mhd_ready = 0, woken = 0;
         for (int i = 0; i < n; i++) {
             struct ev_src *src = evs[i].data.ptr;
             switch (src->kind) {
+            case EV_DEAD: /* removed by an earlier event of this batch */
+                break;
             case EV_MHD:
                 mhd_ready = 1;
                 break;
@@ -294,7 +307,7 @@ static void *worker_main(void *arg)
                 uint64_t v;
                 ssize_t r = read(w->wake_fd, &v, sizeof v);
                 (void)r;
-                worker_run_posted(w);
+                woken = 1;
                 break;
             }
             case EV_CURL:
@@ -306,6 +319,11 @@ static void *worker_main(void *arg)
                 break;
             }
         }
+        worker_free_dead(w);
+        /* posted calls may free requests: never while events of this
+         * batch may still point into them */
+        if (woken)
+            worker_run_posted(w);
         uint64_t now = time_now_ms();
         if (w->curl_at && w->curl_at <= now) {
             int running;
@@ -349,6 +367,7 @@ static void worker_free(struct worker *w)
     w->easy_pool = NULL;
     timer_heap_free(&w->timers);
     worker_run_posted(w); /* nothing may be left owning memory */
+    worker_free_dead(w);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
     if (w->ep >= 0)

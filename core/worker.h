@@ -16,7 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-enum ev_kind { EV_MHD = 1, EV_WAKE, EV_CURL, EV_CLIENT };
+enum ev_kind { EV_DEAD = 0, EV_MHD = 1, EV_WAKE, EV_CURL, EV_CLIENT };
 
 struct server;
 
@@ -39,6 +39,10 @@ struct worker {
     long active;     /* requests alive on this worker */
     uint64_t seq;
     struct sluice_ctx *live; /* requests alive on this worker */
+    /* curl socket sources removed while a batch of epoll events was being
+     * handled: a later event of the same batch may still point at them, so
+     * they are freed after the batch */
+    struct ev_src *dead;
     pthread_mutex_t post_lock; /* guards posted */
     struct worker_msg *posted; /* calls from other threads, newest first */
     struct conn_track *tracks; /* client connections (guard.c) */

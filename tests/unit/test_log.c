@@ -249,7 +249,9 @@ START_TEST(test_full_buffer_drops_never_blocks)
     close(saved);
     pthread_join(th, NULL);
     close(p[0]);
-    ck_assert_uint_gt(drained, 1u << 20);
+    /* what the ring held reached the pipe (how much exactly depends on
+     * where the writer was blocked when the ring filled) */
+    ck_assert_uint_gt(drained, 512u << 10);
     ck_assert_msg(saw_drop_notice, "no 'log lines dropped' notice");
 }
 END_TEST
