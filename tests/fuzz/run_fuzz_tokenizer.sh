@@ -2,13 +2,13 @@
 # run_fuzz_tokenizer.sh - CTest entry fuzz/fuzz_tokenizer: builds
 # tests/fuzz/fuzz_tokenizer.c with clang (-fsanitize=fuzzer,address,
 # undefined) against plugins/context/tok_*.c and runs it for a bounded time
-# (FUZZ_SECONDS, default 60) over a seed corpus of the shared texts.
+# (FUZZ_SECONDS, default 20) over a seed corpus of the shared texts.
 # Exit 77 (skipped) when clang or libFuzzer is not installed.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 build="${SLUICE_BUILD:-build}/fuzz-tokenizer"
-secs="${FUZZ_SECONDS:-60}"
+secs="${FUZZ_SECONDS:-20}"
 
 if ! command -v clang >/dev/null 2>&1; then
     echo "fuzz_tokenizer: clang not installed; skipped" >&2
