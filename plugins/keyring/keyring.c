@@ -411,8 +411,12 @@ static sluice_verdict keyring_on_response(void *instance, sluice_ctx *ctx)
     struct key *k = &pk->set->keys[pk->idx];
     int status = H->resp_status(ctx);
     const char *body = H->resp_body(ctx, &blen);
-    enum key_outcome o =
-        classify_outcome(H->attempt_result(ctx), status, body, blen);
+    sluice_attempt_result res = H->attempt_result(ctx);
+    /* a 2xx stream is judged on its headers, before the transfer ends
+     * (result still NONE): the upstream took the key */
+    if (res == SLUICE_ATTEMPT_NONE && status >= 200 && status < 300)
+        res = SLUICE_ATTEMPT_HTTP;
+    enum key_outcome o = classify_outcome(res, status, body, blen);
     uint64_t hint = 0;
     if (o == OUT_RATE)
         hint = ra_cooldown_ms(resp_header_get, ctx, kr->wall());
