@@ -38,10 +38,24 @@ walk_fail(struct walk *w, const sluice_json_type got, const char *want,
     return -1;
 }
 
+/* One text: counted by the model's tokenizer when there is one. */
+static void walk_bytes(struct walk *w, const char *s, size_t n)
+{
+    if (w->opts && w->opts->tok) {
+        long c = w->opts->count(w->opts->tok, s, n);
+        if (c >= 0) {
+            w->exact += (uint64_t)c;
+            return;
+        }
+        w->approx = 1; /* out of memory: estimate this one */
+    }
+    est_scan(s, n, &w->counts);
+}
+
 static void walk_text(const sluice_host *H, struct walk *w,
                       const sluice_json *s)
 {
-    est_scan(H->json_str(s), H->json_strlen(s), &w->counts);
+    walk_bytes(w, H->json_str(s), H->json_strlen(s));
 }
 
 /* A JSON value as it would be serialised (tool parameters, arguments given
@@ -51,6 +65,7 @@ static void walk_json(const sluice_host *H, struct walk *w,
 {
     if (depth > WALK_MAX_DEPTH)
         return;
+    w->approx = 1; /* the serialisation the model sees is not known */
     switch (H->json_type(v)) {
     case SLUICE_JSON_STRING:
         walk_text(H, w, v);
@@ -65,7 +80,7 @@ static void walk_json(const sluice_host *H, struct walk *w,
         w->overhead += 1;
         for (void *it = H->json_iter(v); it; it = H->json_iter_next(v, it)) {
             const char *k = H->json_iter_key(it);
-            est_scan(k, strlen(k), &w->counts);
+            walk_bytes(w, k, strlen(k));
             w->overhead += 2; /* ": and , */
             walk_json(H, w, H->json_iter_value(it), depth + 1);
         }
@@ -116,6 +131,7 @@ static int walk_part(const sluice_host *H, struct walk *w,
                !strcmp(ty, "image") || !strcmp(ty, "input_audio") ||
                !strcmp(ty, "audio")) {
         w->images++;
+        w->approx = 1;
     }
     /* other part types (file, ...): not counted, passed on */
     return 0;
@@ -166,6 +182,7 @@ static int walk_call(const sluice_host *H, struct walk *w,
         return walk_fail(w, H->json_type(args), "a string", "%s.arguments",
                          path);
     w->overhead += WALK_PER_TOOL_CALL;
+    w->approx = 1;
     return 0;
 }
 
@@ -178,6 +195,8 @@ static int walk_tool_calls(const sluice_host *H, struct walk *w,
         return 0;
     if (t != SLUICE_JSON_ARRAY)
         return walk_fail(w, t, "an array", "%s", path);
+    if (H->json_size(calls))
+        w->approx = 1;
     for (size_t j = 0; j < H->json_size(calls); j++) {
         const sluice_json *c = H->json_at(calls, j);
         snprintf(sub, sizeof sub, "%.64s[%zu]", path, j);
@@ -204,7 +223,8 @@ static int walk_role(const sluice_host *H, struct walk *w,
     if (!r)
         return walk_fail(w, H->json_type(role), "a string", "%s.role",
                          path);
-    for (const char *const *k = known; *k; k++)
+    for (const char *const *k = known; *k && !(w->opts && w->opts->tok);
+         k++)
         if (!strcmp(r, *k)) {
             w->overhead += WALK_ROLE;
             return 0;
@@ -230,7 +250,7 @@ static int walk_message(const sluice_host *H, struct walk *w,
         return -1;
     if (name) {
         walk_text(H, w, name);
-        w->overhead += WALK_PER_NAME;
+        w->overhead += w->opts ? w->opts->per_name : WALK_PER_NAME;
     }
     const sluice_json *refusal;
     if (walk_opt_str(H, w, m, "refusal", path, &refusal) != 0)
@@ -246,7 +266,7 @@ static int walk_message(const sluice_host *H, struct walk *w,
         if (walk_call(H, w, fc, sub) != 0)
             return -1;
     }
-    w->overhead += WALK_PER_MESSAGE;
+    w->overhead += w->opts ? w->opts->per_message : WALK_PER_MESSAGE;
     w->messages++;
     return 0;
 }
@@ -271,6 +291,7 @@ static int walk_def(const sluice_host *H, struct walk *w,
     if (params)
         walk_json(H, w, params, 0);
     w->overhead += WALK_PER_TOOL_DEF;
+    w->approx = 1;
     return 0;
 }
 
@@ -310,7 +331,14 @@ static int walk_defs(const sluice_host *H, struct walk *w,
 int walk_request(const sluice_host *H, const sluice_json *body,
                  struct walk *w)
 {
+    return walk_request_opts(H, body, NULL, w);
+}
+
+int walk_request_opts(const sluice_host *H, const sluice_json *body,
+                      const struct walk_opts *opts, struct walk *w)
+{
     memset(w, 0, sizeof *w);
+    w->opts = opts;
     const sluice_json *msgs = H->json_get(body, "messages");
     sluice_json_type t = H->json_type(msgs);
     if (t == SLUICE_JSON_INVALID) {
@@ -328,7 +356,7 @@ int walk_request(const sluice_host *H, const sluice_json *body,
     if (walk_defs(H, w, body, "tools") != 0 ||
         walk_defs(H, w, body, "functions") != 0)
         return -1;
-    w->overhead += WALK_REPLY_PRIMING;
+    w->overhead += opts ? opts->reply_priming : WALK_REPLY_PRIMING;
     return 0;
 }
 
@@ -336,5 +364,6 @@ uint64_t walk_tokens(const struct walk *w, uint64_t image_tokens)
 {
     double t = est_weigh(&w->counts);
     uint64_t text = t > 0 ? (uint64_t)ceil(t) : 0;
+    text += w->exact;
     return text + w->overhead + w->images * image_tokens;
 }

@@ -652,8 +652,24 @@ START_TEST(config_validation)
     gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":\"big\"}]}",
               "models[0].context_length");
     gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":10,"
-              "\"tokenizer\":\"o200k\"}]}",
-              "models[0]: unknown key 'tokenizer'");
+              "\"tokenizr\":\"o200k\"}]}",
+              "models[0]: unknown key 'tokenizr'");
+    /* exact tokenizers (issue 9): the file, its pattern, chat overhead */
+    gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":10,"
+              "\"tokenizer\":\"/nonexistent/o200k.tiktoken\","
+              "\"pattern\":\"o200k\"}]}",
+              "model 'x': tokenizer /nonexistent/o200k.tiktoken: No such "
+              "file");
+    gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":10,"
+              "\"tokenizer\":\"\"}]}", "models[0].tokenizer");
+    gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":10,"
+              "\"pattern\":\"o200k\"}]}", "models[0].pattern: only with");
+    gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":10,"
+              "\"chat_overhead\":{\"per_mesage\":3}}]}",
+              "models[0].chat_overhead");
+    gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":10,"
+              "\"chat_overhead\":{\"per_message\":-1}}]}",
+              "models[0].chat_overhead");
     gen_fails("{\"models\":[{\"context_length\":10}]}", "models[0].id");
     gen_fails("{\"models\":[1]}", "models[0]");
     gen_fails("{\"on_unknown_model\":\"drop\"}", "on_unknown_model");
