@@ -216,6 +216,7 @@ static void keyring_free(struct keyring *kr)
 {
     if (!kr)
         return;
+    kr_metrics_unregister(kr);
     keyset_unref(kr->set);
     pthread_mutex_destroy(&kr->set_lock);
     pthread_mutex_destroy(&kr->reload_lock);

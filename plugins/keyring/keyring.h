@@ -190,6 +190,8 @@ struct keyring {
         sluice_metric *requests, *successes, *failures, *state, *cooldown,
             *inflight;
     } m;
+    struct keyring *m_live_next; /* kr_metrics.c's list of live instances */
+    int m_live;                  /* on that list */
 };
 
 /* The current set with a reference held (caller unrefs). */
@@ -226,6 +228,9 @@ void kr_metrics_inflight(struct keyring *kr, const struct key *k, int delta);
 void kr_metrics_forget(struct keyring *kr, const struct keyset *old,
                        const struct keyset *cur);
 void kr_metrics_collect(void *instance);
+/* destroy: zero the gauges of this instance's keys no other live instance
+ * holds (a pipeline reload dropped them). */
+void kr_metrics_unregister(struct keyring *kr);
 
 /* probe.c: start probes of failed keys when due (never blocks). */
 void keyring_probe_maybe(struct keyring *kr);

@@ -10,15 +10,24 @@
  * gets its state and cooldown gauges set to 0 (keyring_reload calls
  * kr_metrics_forget; collect checks the set did not change under it), its
  * counters keep their totals, its in-flight gauge drains to 0 as its
- * requests end. Every call is skipped when the host has no metrics.
+ * requests end. The same for a key that leaves with a pipeline reload (a
+ * new instance, another keys_file, or no keyring at all): when an instance
+ * is destroyed, its keys that no other live instance holds are zeroed.
+ * Every call is skipped when the host has no metrics.
  */
 #include "keyring.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define H kr_host
 
 static const char *const state_names[3] = {"healthy", "cooling", "failed"};
+
+/* The instances alive in this process (a reload's new one is initialised
+ * before the old one is destroyed). Touched in init and destroy only. */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct keyring *live_head;
 
 static sluice_metric *reg(struct keyring *kr, sluice_metric_type t,
                           const char *name, const char *help,
@@ -57,6 +66,13 @@ void kr_metrics_register(struct keyring *kr)
                          "key");
     kr->m.inflight = reg(kr, G, "sluice_key_in_flight",
                          "Requests holding each key right now.", "key");
+    if (!kr->m.state && !kr->m.cooldown)
+        return;
+    pthread_mutex_lock(&live_mu);
+    kr->m_live_next = live_head;
+    live_head = kr;
+    kr->m_live = 1;
+    pthread_mutex_unlock(&live_mu);
 }
 
 /* Reason label of an outcome that counts against a key; NULL otherwise. */
@@ -166,4 +182,43 @@ void kr_metrics_collect(void *instance)
     }
     keyset_unref(cur);
     keyset_unref(s);
+}
+
+/* 1 when a live instance other than `self` holds a key named `name`.
+ * Called with live_mu held. */
+static int live_has_name(const struct keyring *self, const char *name)
+{
+    for (struct keyring *o = live_head; o; o = o->m_live_next) {
+        if (o == self)
+            continue;
+        struct keyset *s = keyring_acquire(o);
+        int has = set_has_name(s, name);
+        keyset_unref(s);
+        if (has)
+            return 1;
+    }
+    return 0;
+}
+
+void kr_metrics_unregister(struct keyring *kr)
+{
+    if (!kr->m_live)
+        return;
+    size_t n = kr->set ? kr->set->n : 0, nz = 0;
+    const char **gone = calloc(n ? n : 1, sizeof *gone);
+    pthread_mutex_lock(&live_mu);
+    for (struct keyring **p = &live_head; *p; p = &(*p)->m_live_next)
+        if (*p == kr) {
+            *p = kr->m_live_next;
+            break;
+        }
+    kr->m_live = 0;
+    for (size_t i = 0; gone && i < n; i++)
+        if (!live_has_name(kr, kr->set->keys[i].name))
+            gone[nz++] = kr->set->keys[i].name;
+    pthread_mutex_unlock(&live_mu);
+    /* no lock held around the updates; the names live with kr->set */
+    for (size_t i = 0; i < nz; i++)
+        key_gauges(kr, gone[i], -1, 0);
+    free(gone);
 }

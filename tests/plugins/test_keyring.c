@@ -976,6 +976,33 @@ START_TEST(metrics_per_key_counts_states_and_reload)
 }
 END_TEST
 
+/* A pipeline reload: the new instance reads another keys file; when the old
+ * one is destroyed, the keys only it held stop reporting a state, the keys
+ * both hold keep theirs. */
+START_TEST(metrics_keys_dropped_by_a_pipeline_reload)
+{
+    write_keys(K1 " pr-a\n" K2 " pr-b\n", 0600);
+    struct generation *g1 = gen(NULL);
+    one_request(g1, 200, NULL, "{}");
+    one_request(g1, 401, NULL, "{}"); /* pr-b failed */
+    ck_assert_double_eq(key_state_of(g1, "pr-b", "failed"), 1);
+    write_keys(K1 " pr-a\n", 0600);
+    struct generation *g2 = gen(NULL);
+    ck_assert_double_eq(key_state_of(g2, "pr-a", "healthy"), 1);
+    sh_gen_free(g1);
+    /* rendered without any collect: what destroy left */
+    ck_assert_double_eq(
+        sh_metric(NULL, "sluice_key_state{key=\"pr-b\",state=\"failed\"}"),
+        0);
+    ck_assert_double_eq(
+        sh_metric(NULL, "sluice_key_state{key=\"pr-a\",state=\"healthy\"}"),
+        1);
+    ck_assert_double_eq(key_state_of(g2, "pr-a", "healthy"), 1);
+    ck_assert_double_eq(key_state_of(g2, "pr-b", "failed"), 0);
+    sh_gen_free(g2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("keyring");
@@ -1006,6 +1033,7 @@ int main(void)
     tcase_add_test(tc, probes_bring_failed_keys_back);
     tcase_add_test(tc, stress_many_threads_select);
     tcase_add_test(tc, metrics_per_key_counts_states_and_reload);
+    tcase_add_test(tc, metrics_keys_dropped_by_a_pipeline_reload);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
