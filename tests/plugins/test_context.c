@@ -826,7 +826,8 @@ START_TEST(metrics_refused_margin_and_ratio)
                      "le=\"1.5\"}"),
         3);
     ck_assert_double_eq(
-        sh_metric(g, "sluice_context_usage_ratio_count{model=\"not-in-table\"}"),
+        sh_metric(g, "sluice_context_usage_ratio_count{"
+                     "model=\"not-in-table\"}"),
         -1);
     sh_gen_free(g);
 }
