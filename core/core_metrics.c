@@ -27,14 +27,12 @@ static const double overhead_buckets[] = {0.00005, 0.0001, 0.00025, 0.0005,
                                           0.025,   0.05,   0.1};
 static const double token_buckets[] = {
     16, 64, 256, 1024, 4096, 16384, 32768, 65536, 131072, 262144, 1048576};
-static const double ratio_buckets[] = {0.05, 0.1,  0.25, 0.5, 0.75,
-                                       0.9,  0.95, 1,    1.5};
 
 #define NB(a) (sizeof(a) / sizeof *(a))
 
 static struct {
     sluice_metric *requests, *in_flight, *duration, *upstream, *ttfb, *overhead,
-        *attempts, *retries, *rejections, *usage, *estimate, *ratio,
+        *attempts, *retries, *rejections, *usage, *estimate,
         *generation, *reloads, *reload_failures, *build, *start, *log_dropped;
     struct metric_series *in_flight_s, *log_dropped_s;
 } cm;
@@ -99,10 +97,9 @@ static void cm_register(void)
                       "Estimated prompt tokens of chat requests (attribute "
                       "prompt_tokens_estimate).",
                       "model", token_buckets, NB(token_buckets));
-    cm.ratio = reg(H, "sluice_context_usage_ratio",
-                   "Estimated prompt tokens over the model's context "
-                   "length.",
-                   "model", ratio_buckets, NB(ratio_buckets));
+    /* sluice_context_usage_ratio is the context stage's: it knows the
+     * models' context lengths (the top-level models: is only a
+     * fallback for /v1/models) */
     cm.generation = reg(G, "sluice_pipeline_generation",
                         "Id of the pipeline generation serving new "
                         "requests.",
@@ -397,13 +394,8 @@ void core_metrics_request_done(struct sluice_ctx *ctx,
         metrics_add(cm.rejections, jl, 1);
     }
     const char *ml[] = {sum->model};
-    if (sum->tokens_estimate >= 0) {
+    if (sum->tokens_estimate >= 0)
         metrics_observe(cm.estimate, ml, (double)sum->tokens_estimate);
-        if (sum->context_length > 0)
-            metrics_observe(cm.ratio, ml,
-                            (double)sum->tokens_estimate /
-                                (double)sum->context_length);
-    }
     if (ctx->attempt == 0)
         return;
     const char *ul[] = {sum->model, stream};

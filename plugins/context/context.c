@@ -38,6 +38,7 @@ struct context {
     int64_t created; /* "created" of the model objects (init time, s) */
     sluice_metric *m_margin;  /* over the limit, inside the margin */
     sluice_metric *m_refused; /* refused: over limit + margin */
+    sluice_metric *m_ratio;   /* estimate over the model's context */
 };
 
 static void context_free(struct context *c)
@@ -335,6 +336,9 @@ static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
     H->resp_header_add(ctx, "x-sluice-prompt-tokens-method",
                        exact ? "exact" : "estimate");
 
+    if (m && c->m_ratio && m->context_length > 0)
+        H->metric_observe(c->m_ratio, (const char *const[]){m->id},
+                          (double)prompt / (double)m->context_length);
     if (!m) {
         if (!c->reject_unknown)
             return SLUICE_CONTINUE;
@@ -362,11 +366,22 @@ static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
 
 /* ---- lifecycle ------------------------------------------------------- */
 
+/* Registered here, not by the core: the ratio needs this stage's model
+ * table (the top-level `models:` is only the core's /v1/models fallback). */
+static const double ratio_buckets[] = {0.05, 0.1,  0.25, 0.5, 0.75,
+                                       0.9,  0.95, 1,    1.5};
+
 static void context_metrics(struct context *c)
 {
-    if (!SLUICE_HOST_HAS(H, metric_add) || !H->metric_register ||
-        !H->metric_add)
+    if (!SLUICE_HOST_HAS(H, metric_observe) || !H->metric_register ||
+        !H->metric_add || !H->metric_observe)
         return;
+    c->m_ratio = H->metric_register(
+        c->self, SLUICE_METRIC_HISTOGRAM, "sluice_context_usage_ratio",
+        "Prompt tokens (estimated, or counted by the model's tokenizer) "
+        "over the model's context length (models of the context stage's "
+        "table; refused requests included).",
+        "model", ratio_buckets, sizeof ratio_buckets / sizeof *ratio_buckets);
     c->m_margin = H->metric_register(
         c->self, SLUICE_METRIC_COUNTER,
         "sluice_context_within_margin_total",
