@@ -27,14 +27,12 @@ static const double overhead_buckets[] = {0.00005, 0.0001, 0.00025, 0.0005,
                                           0.025,   0.05,   0.1};
 static const double token_buckets[] = {
     16, 64, 256, 1024, 4096, 16384, 32768, 65536, 131072, 262144, 1048576};
-static const double ratio_buckets[] = {0.05, 0.1,  0.25, 0.5, 0.75,
-                                       0.9,  0.95, 1,    1.5};
 
 #define NB(a) (sizeof(a) / sizeof *(a))
 
 static struct {
     sluice_metric *requests, *in_flight, *duration, *upstream, *ttfb, *overhead,
-        *attempts, *retries, *rejections, *usage, *estimate, *ratio,
+        *attempts, *retries, *rejections, *usage, *estimate,
         *generation, *reloads, *reload_failures, *build, *start, *log_dropped;
     struct metric_series *in_flight_s, *log_dropped_s;
 } cm;
@@ -99,10 +97,9 @@ static void cm_register(void)
                       "Estimated prompt tokens of chat requests (attribute "
                       "prompt_tokens_estimate).",
                       "model", token_buckets, NB(token_buckets));
-    cm.ratio = reg(H, "sluice_context_usage_ratio",
-                   "Estimated prompt tokens over the model's context "
-                   "length.",
-                   "model", ratio_buckets, NB(ratio_buckets));
+    /* sluice_context_usage_ratio is the context stage's: it knows the
+     * models' context lengths (the top-level models: is only a
+     * fallback for /v1/models) */
     cm.generation = reg(G, "sluice_pipeline_generation",
                         "Id of the pipeline generation serving new "
                         "requests.",
@@ -213,15 +210,13 @@ static const char *route_name(enum route r)
 /* A configured model id (borrowed from the config), "other" for one the
  * config does not list, or the client's value when no models are listed
  * (bounded by the registry's series limit). */
-static const char *model_label(const struct sluice_ctx *ctx,
-                               long long *context_length)
+static const char *model_label(const struct sluice_ctx *ctx)
 {
     const char *m = json_string_value(json_object_get(ctx->body, "model"));
     if (!m)
         m = "";
     const json_t *models =
         server_main && server_main->cfg ? server_main->cfg->models : NULL;
-    *context_length = 0;
     if (!*m || !json_array_size(models))
         return m;
     size_t i;
@@ -229,11 +224,8 @@ static const char *model_label(const struct sluice_ctx *ctx,
     json_array_foreach(models, i, e)
     {
         const char *id = json_string_value(json_object_get(e, "id"));
-        if (id && !strcmp(id, m)) {
-            *context_length =
-                json_integer_value(json_object_get(e, "context_length"));
+        if (id && !strcmp(id, m))
             return id;
-        }
     }
     return "other";
 }
@@ -323,7 +315,7 @@ static const char *outcome_of(struct sluice_ctx *ctx, int client_left,
         return "client_closed";
     if (ctx->route != ROUTE_CHAT)
         return status < 400 ? "ok" : status < 500 ? "rejected" : "error";
-    if (ctx->attempt == 0)
+    if (ctx->attempts_sent == 0) /* answered before any upstream call */
         return status < 400 ? "ok" : status < 500 ? "rejected" : "error";
     if (ctx->stream_queued && ctx->result != SLUICE_ATTEMPT_HTTP)
         return "stream_interrupted";
@@ -336,14 +328,13 @@ void core_metrics_summarise(struct sluice_ctx *ctx, int client_left,
                             struct request_summary *sum)
 {
     uint64_t now = time_now_us();
-    long long ctxlen = 0;
     memset(sum, 0, sizeof *sum);
     sum->route = route_name(ctx->route);
     sum->status = status_sent(ctx);
     if (!sum->status)
         sum->status = 499; /* the client left before any response */
     sum->outcome = outcome_of(ctx, client_left, sum->status);
-    sum->model = ctx->route == ROUTE_CHAT ? model_label(ctx, &ctxlen) : "";
+    sum->model = ctx->route == ROUTE_CHAT ? model_label(ctx) : "";
     sum->model_requested =
         json_string_value(json_object_get(ctx->body, "model"));
     if (!sum->model_requested)
@@ -375,7 +366,6 @@ void core_metrics_summarise(struct sluice_ctx *ctx, int client_left,
         if (sum->usage_completion < 0)
             sum->usage_completion = c;
     }
-    sum->context_length = ctxlen;
 }
 
 void core_metrics_request_done(struct sluice_ctx *ctx,
@@ -397,14 +387,9 @@ void core_metrics_request_done(struct sluice_ctx *ctx,
         metrics_add(cm.rejections, jl, 1);
     }
     const char *ml[] = {sum->model};
-    if (sum->tokens_estimate >= 0) {
+    if (sum->tokens_estimate >= 0)
         metrics_observe(cm.estimate, ml, (double)sum->tokens_estimate);
-        if (sum->context_length > 0)
-            metrics_observe(cm.ratio, ml,
-                            (double)sum->tokens_estimate /
-                                (double)sum->context_length);
-    }
-    if (ctx->attempt == 0)
+    if (ctx->attempts_sent == 0)
         return;
     const char *ul[] = {sum->model, stream};
     metrics_observe(cm.upstream, ul, sum->upstream_s);
@@ -412,8 +397,8 @@ void core_metrics_request_done(struct sluice_ctx *ctx,
     metrics_observe(cm.overhead, ol, sum->overhead_s);
     if (sum->ttfb_s >= 0)
         metrics_observe(cm.ttfb, ml, sum->ttfb_s);
-    if (ctx->attempt > 1)
-        metrics_add(cm.retries, ml, (double)(ctx->attempt - 1));
+    if (ctx->attempts_sent > 1)
+        metrics_add(cm.retries, ml, (double)(ctx->attempts_sent - 1));
     const char *client = *sum->client ? sum->client : "unknown";
     if (sum->usage_prompt > 0) {
         const char *kl[] = {sum->model, client, "prompt"};

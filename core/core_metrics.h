@@ -32,7 +32,6 @@ struct request_summary {
     double ttfb_s;             /* streams: first byte queued; -1 otherwise */
     long long tokens_estimate; /* -1: unknown */
     long long usage_prompt, usage_completion; /* -1: unknown */
-    long long context_length; /* the model's, from the config; 0: unknown */
 };
 
 /* Fill `sum` for a request that is completing. `client_left` when the

@@ -391,8 +391,8 @@ static sluice_verdict run_phase(struct sluice_ctx *ctx, size_t hook_off,
                                   NULL, "internal error in a gateway stage");
             return SLUICE_ERROR;
         case SLUICE_RESPOND:
-            if (hook_off == offsetof(sluice_plugin, on_request))
-                ctx->responder = s->name;
+            if (hook_off != offsetof(sluice_plugin, on_response))
+                ctx->responder = s->name; /* refused before the upstream */
             if (!ctx->out_status) {
                 log_msg(LOG_ERROR, s->name,
                         "RESPOND without a response in %s", phase);

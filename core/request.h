@@ -144,7 +144,7 @@ struct sluice_ctx {
     uint64_t up_us;           /* upstream time, summed over attempts */
     uint64_t first_out_us;    /* first streamed byte queued (0: none) */
     char err_code[48];        /* code of the last error response set */
-    const char *responder;    /* stage that answered in on_request
+    const char *responder;    /* stage that answered before upstream
                                  (borrowed from the pinned generation) */
 
     struct sluice_ctx *prev, *next; /* worker's list of live requests */

@@ -66,6 +66,7 @@ struct auth {
     pthread_rwlock_t lock; /* guards `set` (the pointer, not the buckets) */
     struct client_set *set;
     pthread_mutex_t reload_mu;
+    sluice_metric *m_rejections; /* by reason; NULL: no metrics */
 };
 
 /* ---- client sets --------------------------------------------------------- */
@@ -300,7 +301,8 @@ static const char *presented_key(sluice_ctx *ctx)
 /* Charge the token estimate (if any) once per request. Called with the set
  * read-locked. */
 static sluice_verdict charge_tokens(struct auth *a, sluice_ctx *ctx,
-                                    struct client_set *s, long i)
+                                    struct client_set *s, long i,
+                                    const char **reason)
 {
     const char *est = H->attr_get(ctx, "prompt_tokens_estimate");
     (void)a;
@@ -317,8 +319,10 @@ static sluice_verdict charge_tokens(struct auth *a, sluice_ctx *ctx,
     uint64_t now = H->now_ms(), wait = 0;
     sluice_verdict v = SLUICE_CONTINUE;
     pthread_mutex_lock(&l->mu);
-    if (bucket_take(&l->tok, n, now, &wait) != 0)
+    if (bucket_take(&l->tok, n, now, &wait) != 0) {
         v = too_many(ctx, &s->defs.v[i], l, "tokens", wait, now);
+        *reason = "rate_limited";
+    }
     pthread_mutex_unlock(&l->mu);
     return v;
 }
@@ -338,8 +342,10 @@ static int model_refused(sluice_ctx *ctx, const struct client_def *c)
     return 1;
 }
 
+/* On a refusal, *reason is its label on /metrics (counted by the caller,
+ * outside the locks). */
 static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
-                                   struct client_set *s)
+                                   struct client_set *s, const char **reason)
 {
     char masked[32];
     const char *key = presented_key(ctx);
@@ -359,12 +365,15 @@ static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
                              : "You didn't provide an API key. Send it as "
                                "'Authorization: Bearer <key>' or "
                                "'x-api-key: <key>'.");
+        *reason = "invalid_api_key";
         return SLUICE_RESPOND;
     }
     const struct client_def *c = &s->defs.v[i];
     /* no model yet: a later stage may set the default; on_attempt checks */
-    if (*H->req_model(ctx) && model_refused(ctx, c))
+    if (*H->req_model(ctx) && model_refused(ctx, c)) {
+        *reason = "model_not_allowed";
         return SLUICE_RESPOND;
+    }
     struct limiter *l = &s->lim[i];
     if (l->req.cap) {
         uint64_t now = H->now_ms(), wait = 0;
@@ -373,16 +382,25 @@ static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
         if (bucket_take(&l->req, 1, now, &wait) != 0)
             v = too_many(ctx, c, l, "requests", wait, now);
         pthread_mutex_unlock(&l->mu);
-        if (v != SLUICE_CONTINUE)
+        if (v != SLUICE_CONTINUE) {
+            *reason = "rate_limited";
             return v;
+        }
     }
     H->attr_set(ctx, "client", c->name);
-    return charge_tokens(a, ctx, s, i);
+    return charge_tokens(a, ctx, s, i, reason);
+}
+
+static void count_rejection(struct auth *a, const char *reason)
+{
+    if (a->m_rejections && reason)
+        H->metric_add(a->m_rejections, (const char *const[]){reason}, 1);
 }
 
 static sluice_verdict auth_on_request(void *instance, sluice_ctx *ctx)
 {
     struct auth *a = instance;
+    const char *reason = NULL;
     if (a->nallow) {
         struct cidr addr;
         if (client_addr(a, ctx, &addr) != 0 ||
@@ -393,12 +411,14 @@ static sluice_verdict auth_on_request(void *instance, sluice_ctx *ctx)
             H->respond_error(ctx, 403, "invalid_request_error",
                              "ip_not_allowed", NULL,
                              "requests from your address are not allowed");
+            count_rejection(a, "ip_not_allowed");
             return SLUICE_RESPOND;
         }
     }
     pthread_rwlock_rdlock(&a->lock);
-    sluice_verdict v = check_client(a, ctx, a->set);
+    sluice_verdict v = check_client(a, ctx, a->set, &reason);
     pthread_rwlock_unlock(&a->lock);
+    count_rejection(a, reason);
     return v;
 }
 
@@ -409,13 +429,17 @@ static sluice_verdict auth_on_attempt(void *instance, sluice_ctx *ctx)
 {
     struct auth *a = instance;
     sluice_verdict v = SLUICE_CONTINUE;
+    const char *reason = NULL;
     pthread_rwlock_rdlock(&a->lock);
     long i = set_find_name(a->set, H->attr_get(ctx, "client"));
-    if (i >= 0 && model_refused(ctx, &a->set->defs.v[i]))
+    if (i >= 0 && model_refused(ctx, &a->set->defs.v[i])) {
         v = SLUICE_RESPOND;
-    else if (i >= 0)
-        v = charge_tokens(a, ctx, a->set, i);
+        reason = "model_not_allowed";
+    } else if (i >= 0) {
+        v = charge_tokens(a, ctx, a->set, i, &reason);
+    }
     pthread_rwlock_unlock(&a->lock);
+    count_rejection(a, reason);
     return v;
 }
 
@@ -640,6 +664,14 @@ static int auth_init(const sluice_host *host, sluice_stage *self,
     H->log(self, SLUICE_LOG_INFO,
            "%zu clients loaded from %s; allow list: %zu ranges%s",
            a->set->defs.n, path, a->nallow, a->nallow ? "" : " (any address)");
+    if (SLUICE_HOST_HAS(H, metric_observe) && H->metric_register &&
+        H->metric_add)
+        a->m_rejections = H->metric_register(
+            self, SLUICE_METRIC_COUNTER, "sluice_auth_rejections_total",
+            "Requests the auth stage refused, by reason (invalid_api_key, "
+            "ip_not_allowed, model_not_allowed, rate_limited), including "
+            "refusals before an upstream attempt.",
+            "reason", NULL, 0);
     *instance = a;
     return 0;
 fail:

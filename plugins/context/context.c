@@ -5,7 +5,8 @@
  * (estimate.c, walk.c) and refuses, before any upstream call, a request
  * that cannot fit the model's context by more than the margin. The estimate
  * rides on as the attribute "prompt_tokens_estimate" and the response
- * header x-sluice-prompt-tokens-estimate.
+ * header x-sluice-prompt-tokens-estimate. A model whose entry names its
+ * `tokenizer:` is counted exactly (exact.c, tok_*.c; margin 0 then).
  *
  * Config (all optional): models, default_model, on_unknown_model
  * (pass|reject), estimate_margin, reserve_output_tokens, image_tokens.
@@ -13,7 +14,9 @@
  */
 #include "sluice.h"
 
+#include "exact.h"
 #include "models.h"
+#include "tok.h"
 #include "walk.h"
 
 #include <inttypes.h>
@@ -26,6 +29,7 @@ static const sluice_host *H;
 struct context {
     sluice_stage *self;
     struct model_table models;
+    struct exact_set toks; /* the models' tokenizers, loaded at init */
     char *default_model;
     int reject_unknown;
     double margin;
@@ -34,6 +38,7 @@ struct context {
     int64_t created; /* "created" of the model objects (init time, s) */
     sluice_metric *m_margin;  /* over the limit, inside the margin */
     sluice_metric *m_refused; /* refused: over limit + margin */
+    sluice_metric *m_ratio;   /* estimate over the model's context */
 };
 
 static void context_free(struct context *c)
@@ -41,6 +46,7 @@ static void context_free(struct context *c)
     if (!c)
         return;
     models_free(&c->models);
+    exact_free(&c->toks);
     free(c->default_model);
     free(c);
 }
@@ -81,6 +87,8 @@ static int config_load(struct context *c, const sluice_json *cfg, char *err,
     }
     if (models_configure(H, &c->models, H->json_get(cfg, "models"), err,
                          errlen) != 0)
+        return -1;
+    if (exact_load(H, c->self, &c->toks, &c->models, err, errlen) != 0)
         return -1;
     if (H->cfg_str(cfg, "default_model", "openai-gpt-oss-120b", &def) != 0 ||
         !*def) {
@@ -223,18 +231,20 @@ static void fitting_models(struct context *c, uint64_t need, char *out,
 /* out_key: the request field that set the output (NULL: the reserve). */
 static sluice_verdict refuse(struct context *c, sluice_ctx *ctx,
                              const struct model *m, uint64_t prompt,
-                             int64_t output, const char *out_key)
+                             int64_t output, const char *out_key, int exact)
 {
     char fits[1024], msg[2048];
     uint64_t need = prompt + (uint64_t)output;
     uint64_t over = need - (uint64_t)m->context_length;
     fitting_models(c, need, fits, sizeof fits, 6);
     int n = snprintf(msg, sizeof msg,
-                     "This request needs about %" PRIu64 " tokens (prompt "
-                     "~%" PRIu64 " estimated + %" PRId64 " for the output), "
+                     "This request needs %s%" PRIu64 " tokens (prompt "
+                     "%s%" PRIu64 " %s + %" PRId64 " for the output), "
                      "but model '%s' has a context of %" PRId64 " tokens: "
-                     "about %" PRIu64 " tokens (%.0f %%) too many.",
-                     need, prompt, output, m->id, m->context_length, over,
+                     "%s%" PRIu64 " tokens (%.0f %%) too many.",
+                     exact ? "" : "about ", need, exact ? "" : "~", prompt,
+                     exact ? "counted" : "estimated", output, m->id,
+                     m->context_length, exact ? "" : "about ", over,
                      100.0 * (double)over / (double)m->context_length);
     if (n < 0)
         n = 0;
@@ -261,6 +271,11 @@ static sluice_verdict refuse(struct context *c, sluice_ctx *ctx,
     H->respond_error(ctx, 400, "invalid_request_error",
                      "context_length_exceeded", "messages", msg);
     return SLUICE_RESPOND;
+}
+
+static long count_exact(const void *tok, const char *text, size_t len)
+{
+    return tok_count(tok, text, len);
 }
 
 /* The model id of the request; sets the default when absent. NULL (and a
@@ -300,18 +315,30 @@ static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
     if (!model)
         return SLUICE_RESPOND;
     body = H->req_body(ctx);
-    if (walk_request(H, body, &w) != 0) {
+    const struct model *m = models_find(&c->models, model);
+    struct walk_opts opts;
+    if (m && m->tok)
+        opts = (struct walk_opts){m->tok, count_exact,
+                                  (uint64_t)m->overhead.per_message,
+                                  (uint64_t)m->overhead.per_name,
+                                  (uint64_t)m->overhead.reply_priming};
+    if (walk_request_opts(H, body, m && m->tok ? &opts : NULL, &w) != 0) {
         H->respond_error(ctx, 400, "invalid_request_error",
                          w.code, w.field, w.message);
         return SLUICE_RESPOND;
     }
+    /* exact: the model's tokenizer counted every part of the prompt */
+    int exact = m && m->tok && !w.approx;
     uint64_t prompt = walk_tokens(&w, (uint64_t)c->image_tokens);
     snprintf(num, sizeof num, "%" PRIu64, prompt);
     H->attr_set(ctx, "prompt_tokens_estimate", num);
     H->resp_header_add(ctx, "x-sluice-prompt-tokens-estimate", num);
-    H->resp_header_add(ctx, "x-sluice-prompt-tokens-method", "estimate");
+    H->resp_header_add(ctx, "x-sluice-prompt-tokens-method",
+                       exact ? "exact" : "estimate");
 
-    const struct model *m = models_find(&c->models, model);
+    if (m && c->m_ratio && m->context_length > 0)
+        H->metric_observe(c->m_ratio, (const char *const[]){m->id},
+                          (double)prompt / (double)m->context_length);
     if (!m) {
         if (!c->reject_unknown)
             return SLUICE_CONTINUE;
@@ -330,8 +357,8 @@ static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
         return SLUICE_RESPOND;
     double need = (double)prompt + (double)output;
     double limit = (double)m->context_length;
-    if (need > limit * (1.0 + c->margin))
-        return refuse(c, ctx, m, prompt, output, out_key);
+    if (need > limit * (1.0 + (exact ? 0.0 : c->margin)))
+        return refuse(c, ctx, m, prompt, output, out_key, exact);
     if (need > limit && c->m_margin)
         H->metric_add(c->m_margin, (const char *const[]){m->id}, 1);
     return SLUICE_CONTINUE;
@@ -339,11 +366,22 @@ static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
 
 /* ---- lifecycle ------------------------------------------------------- */
 
+/* Registered here, not by the core: the ratio needs this stage's model
+ * table (the top-level `models:` is only the core's /v1/models fallback). */
+static const double ratio_buckets[] = {0.05, 0.1,  0.25, 0.5, 0.75,
+                                       0.9,  0.95, 1,    1.5};
+
 static void context_metrics(struct context *c)
 {
-    if (!SLUICE_HOST_HAS(H, metric_add) || !H->metric_register ||
-        !H->metric_add)
+    if (!SLUICE_HOST_HAS(H, metric_observe) || !H->metric_register ||
+        !H->metric_add || !H->metric_observe)
         return;
+    c->m_ratio = H->metric_register(
+        c->self, SLUICE_METRIC_HISTOGRAM, "sluice_context_usage_ratio",
+        "Prompt tokens (estimated, or counted by the model's tokenizer) "
+        "over the model's context length (models of the context stage's "
+        "table; refused requests included).",
+        "model", ratio_buckets, sizeof ratio_buckets / sizeof *ratio_buckets);
     c->m_margin = H->metric_register(
         c->self, SLUICE_METRIC_COUNTER,
         "sluice_context_within_margin_total",
@@ -402,8 +440,8 @@ static int context_status(void *instance, sluice_buf *out)
     int rc = H->buf_printf(out, "{\"models\":%zu,\"default_model\":",
                            c->models.n);
     rc |= H->buf_json_str(out, c->default_model);
-    rc |= H->buf_printf(out, ",\"estimate_margin\":%g,\"healthy\":true}",
-                        c->margin);
+    rc |= H->buf_printf(out, ",\"estimate_margin\":%g,\"tokenizers\":%zu,"
+                             "\"healthy\":true}", c->margin, c->toks.n);
     return rc ? -1 : 0;
 }
 

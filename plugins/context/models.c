@@ -36,6 +36,7 @@ static struct model *models_append(struct model_table *t, const char *id)
     memset(m, 0, sizeof *m);
     if (!(m->id = strdup(id)))
         return NULL;
+    m->overhead = (struct chat_overhead){3, 1, 3};
     t->n++;
     return m;
 }
@@ -65,6 +66,8 @@ void models_free(struct model_table *t)
     for (size_t i = 0; i < t->n; i++) {
         free(t->v[i].id);
         free(t->v[i].description);
+        free(t->v[i].tokenizer);
+        free(t->v[i].pattern);
     }
     free(t->v);
     t->v = NULL;
@@ -76,7 +79,8 @@ static int entry_check_keys(const sluice_host *H, const sluice_json *e,
 {
     static const char *const known[] = {"id", "context_length",
                                         "max_output_tokens", "description",
-                                        NULL};
+                                        "tokenizer", "pattern",
+                                        "chat_overhead", NULL};
     for (void *it = H->json_iter(e); it; it = H->json_iter_next(e, it)) {
         const char *k = H->json_iter_key(it);
         const char *const *p = known;
@@ -85,7 +89,8 @@ static int entry_check_keys(const sluice_host *H, const sluice_json *e,
         if (!*p) {
             snprintf(err, errlen,
                      "models[%zu]: unknown key '%.64s' (known: id, "
-                     "context_length, max_output_tokens, description)",
+                     "context_length, max_output_tokens, description, "
+                     "tokenizer, pattern, chat_overhead)",
                      i, k);
             return -1;
         }
@@ -106,6 +111,60 @@ static int entry_int(const sluice_host *H, const sluice_json *e,
     if (H->json_get(e, key))
         *out = v;
     return 0;
+}
+
+/* Replace *dst with a copy of the string field `key` when present. */
+static int entry_str(const sluice_host *H, const sluice_json *e,
+                     const char *key, size_t i, char **dst, char *err,
+                     size_t errlen)
+{
+    const sluice_json *v = H->json_get(e, key);
+    if (!v)
+        return 0;
+    if (H->json_type(v) != SLUICE_JSON_STRING || !H->json_strlen(v)) {
+        snprintf(err, errlen, "models[%zu].%s: expected a non-empty string",
+                 i, key);
+        return -1;
+    }
+    char *s = strdup(H->json_str(v));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    free(*dst);
+    *dst = s;
+    return 0;
+}
+
+/* chat_overhead: {per_message, per_name, reply_priming}, each >= 0. */
+static int entry_overhead(const sluice_host *H, const sluice_json *e,
+                          size_t i, struct chat_overhead *o, char *err,
+                          size_t errlen)
+{
+    static const char *const keys[] = {"per_message", "per_name",
+                                       "reply_priming"};
+    int64_t *dst[] = {&o->per_message, &o->per_name, &o->reply_priming};
+    const sluice_json *v = H->json_get(e, "chat_overhead");
+    if (!v)
+        return 0;
+    if (H->json_type(v) != SLUICE_JSON_OBJECT)
+        goto bad;
+    for (void *it = H->json_iter(v); it; it = H->json_iter_next(v, it)) {
+        const char *k = H->json_iter_key(it);
+        const sluice_json *x = H->json_iter_value(it);
+        size_t j = 0;
+        while (j < 3 && strcmp(keys[j], k))
+            j++;
+        if (j == 3 || H->json_type(x) != SLUICE_JSON_INT ||
+            H->json_int(x) < 0 || H->json_int(x) > 1000)
+            goto bad;
+        *dst[j] = H->json_int(x);
+    }
+    return 0;
+bad:
+    snprintf(err, errlen, "models[%zu].chat_overhead: expected {per_message, "
+             "per_name, reply_priming} as integers from 0 to 1000", i);
+    return -1;
 }
 
 static int models_entry(const sluice_host *H, struct model_table *t,
@@ -156,6 +215,15 @@ static int models_entry(const sluice_host *H, struct model_table *t,
             goto oom;
         free(m->description);
         m->description = s;
+    }
+    if (entry_str(H, e, "tokenizer", i, &m->tokenizer, err, errlen) != 0 ||
+        entry_str(H, e, "pattern", i, &m->pattern, err, errlen) != 0 ||
+        entry_overhead(H, e, i, &m->overhead, err, errlen) != 0)
+        return -1;
+    if (m->pattern && !m->tokenizer) {
+        snprintf(err, errlen, "models[%zu].pattern: only with a tokenizer "
+                 "(a tiktoken rank file)", i);
+        return -1;
     }
     return 0;
 oom:

@@ -12,11 +12,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct tok;
+
+/* Chat-format overhead in tokens around the counted texts. */
+struct chat_overhead {
+    int64_t per_message;   /* tokens_per_message (3) */
+    int64_t per_name;      /* tokens_per_name (1) */
+    int64_t reply_priming; /* <|start|>assistant<|message|> (3) */
+};
+
 struct model {
     char *id;
     int64_t context_length;
     int64_t max_output_tokens; /* 0: not stated */
     char *description;         /* NULL: none */
+    char *tokenizer;           /* tokenizer file, NULL: estimate */
+    char *pattern;             /* tiktoken split pattern name, or NULL */
+    struct chat_overhead overhead;
+    const struct tok *tok;     /* loaded (tokenizers.c owns it), or NULL */
 };
 
 struct model_table {

@@ -67,10 +67,24 @@ static void path_put(char *dst, size_t n, const char *a, size_t amax,
     dst[len] = '\0';
 }
 
+/* One text: counted by the model's tokenizer when there is one. */
+static void walk_bytes(struct walk *w, const char *s, size_t n)
+{
+    if (w->opts && w->opts->tok) {
+        long c = w->opts->count(w->opts->tok, s, n);
+        if (c >= 0) {
+            w->exact += (uint64_t)c;
+            return;
+        }
+        w->approx = 1; /* out of memory: estimate this one */
+    }
+    est_scan(s, n, &w->counts);
+}
+
 static void walk_text(const sluice_host *H, struct walk *w,
                       const sluice_json *s)
 {
-    est_scan(H->json_str(s), H->json_strlen(s), &w->counts);
+    walk_bytes(w, H->json_str(s), H->json_strlen(s));
 }
 
 /* A JSON value as it would be serialised (tool parameters, arguments given
@@ -80,6 +94,7 @@ static void walk_json(const sluice_host *H, struct walk *w,
 {
     if (depth > WALK_MAX_DEPTH)
         return;
+    w->approx = 1; /* the serialisation the model sees is not known */
     switch (H->json_type(v)) {
     case SLUICE_JSON_STRING:
         walk_text(H, w, v);
@@ -94,7 +109,7 @@ static void walk_json(const sluice_host *H, struct walk *w,
         w->overhead += 1;
         for (void *it = H->json_iter(v); it; it = H->json_iter_next(v, it)) {
             const char *k = H->json_iter_key(it);
-            est_scan(k, strlen(k), &w->counts);
+            walk_bytes(w, k, strlen(k));
             w->overhead += 2; /* ": and , */
             walk_json(H, w, H->json_iter_value(it), depth + 1);
         }
@@ -145,6 +160,7 @@ static int walk_part(const sluice_host *H, struct walk *w,
                !strcmp(ty, "image") || !strcmp(ty, "input_audio") ||
                !strcmp(ty, "audio")) {
         w->images++;
+        w->approx = 1;
     }
     /* other part types (file, ...): not counted, passed on */
     return 0;
@@ -195,6 +211,7 @@ static int walk_call(const sluice_host *H, struct walk *w,
         return walk_fail(w, H->json_type(args), "a string", "%s.arguments",
                          path);
     w->overhead += WALK_PER_TOOL_CALL;
+    w->approx = 1;
     return 0;
 }
 
@@ -207,6 +224,8 @@ static int walk_tool_calls(const sluice_host *H, struct walk *w,
         return 0;
     if (t != SLUICE_JSON_ARRAY)
         return walk_fail(w, t, "an array", "%s", path);
+    if (H->json_size(calls))
+        w->approx = 1;
     for (size_t j = 0; j < H->json_size(calls); j++) {
         const sluice_json *c = H->json_at(calls, j);
         path_put(sub, sizeof sub, path, 64, &j, "");
@@ -233,7 +252,8 @@ static int walk_role(const sluice_host *H, struct walk *w,
     if (!r)
         return walk_fail(w, H->json_type(role), "a string", "%s.role",
                          path);
-    for (const char *const *k = known; *k; k++)
+    for (const char *const *k = known; *k && !(w->opts && w->opts->tok);
+         k++)
         if (!strcmp(r, *k)) {
             w->overhead += WALK_ROLE;
             return 0;
@@ -259,7 +279,7 @@ static int walk_message(const sluice_host *H, struct walk *w,
         return -1;
     if (name) {
         walk_text(H, w, name);
-        w->overhead += WALK_PER_NAME;
+        w->overhead += w->opts ? w->opts->per_name : WALK_PER_NAME;
     }
     const sluice_json *refusal;
     if (walk_opt_str(H, w, m, "refusal", path, &refusal) != 0)
@@ -275,7 +295,7 @@ static int walk_message(const sluice_host *H, struct walk *w,
         if (walk_call(H, w, fc, sub) != 0)
             return -1;
     }
-    w->overhead += WALK_PER_MESSAGE;
+    w->overhead += w->opts ? w->opts->per_message : WALK_PER_MESSAGE;
     w->messages++;
     return 0;
 }
@@ -300,6 +320,7 @@ static int walk_def(const sluice_host *H, struct walk *w,
     if (params)
         walk_json(H, w, params, 0);
     w->overhead += WALK_PER_TOOL_DEF;
+    w->approx = 1;
     return 0;
 }
 
@@ -339,7 +360,14 @@ static int walk_defs(const sluice_host *H, struct walk *w,
 int walk_request(const sluice_host *H, const sluice_json *body,
                  struct walk *w)
 {
+    return walk_request_opts(H, body, NULL, w);
+}
+
+int walk_request_opts(const sluice_host *H, const sluice_json *body,
+                      const struct walk_opts *opts, struct walk *w)
+{
     memset(w, 0, sizeof *w);
+    w->opts = opts;
     const sluice_json *msgs = H->json_get(body, "messages");
     sluice_json_type t = H->json_type(msgs);
     if (t == SLUICE_JSON_INVALID) {
@@ -357,7 +385,7 @@ int walk_request(const sluice_host *H, const sluice_json *body,
     if (walk_defs(H, w, body, "tools") != 0 ||
         walk_defs(H, w, body, "functions") != 0)
         return -1;
-    w->overhead += WALK_REPLY_PRIMING;
+    w->overhead += opts ? opts->reply_priming : WALK_REPLY_PRIMING;
     return 0;
 }
 
@@ -365,5 +393,6 @@ uint64_t walk_tokens(const struct walk *w, uint64_t image_tokens)
 {
     double t = est_weigh(&w->counts);
     uint64_t text = t > 0 ? (uint64_t)ceil(t) : 0;
+    text += w->exact;
     return text + w->overhead + w->images * image_tokens;
 }

@@ -27,7 +27,21 @@
 
 #define WALK_MAX_DEPTH 64 /* JSON nesting walked in tool parameters */
 
+/* How to count: with the model's own tokenizer (exact text counts) and its
+ * chat format's overhead.  NULL opts: estimate, o200k overhead above.  The
+ * tokenizer is reached through `count` (tok_count in the stage), so the
+ * walker does not link the tokenizer library. */
+struct walk_opts {
+    const void *tok;        /* NULL: estimate the texts */
+    long (*count)(const void *tok, const char *text, size_t len); /* -1 */
+    uint64_t per_message, per_name, reply_priming;
+};
+
 struct walk {
+    const struct walk_opts *opts;
+    uint64_t exact;     /* tokens of the texts counted by opts->tok */
+    int approx;         /* parts only estimated even with a tokenizer:
+                           images/audio, tools, tool calls, JSON values */
     est_counts counts;  /* features of all the text */
     uint64_t overhead;  /* fixed tokens (format, JSON punctuation) */
     uint64_t images;    /* image and audio parts */
@@ -42,9 +56,12 @@ struct walk {
  * (w->field, w->message set). w is zeroed first. */
 int walk_request(const sluice_host *H, const sluice_json *body,
                  struct walk *w);
+/* The same, counting as opts says (NULL: as walk_request). */
+int walk_request_opts(const sluice_host *H, const sluice_json *body,
+                      const struct walk_opts *opts, struct walk *w);
 
-/* Estimated prompt tokens of a walked request, images charged at
- * image_tokens each. */
+/* Prompt tokens of a walked request (exact text counts when walked with a
+ * tokenizer, else the estimate), images charged at image_tokens each. */
 uint64_t walk_tokens(const struct walk *w, uint64_t image_tokens);
 
 #endif

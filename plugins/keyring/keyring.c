@@ -9,11 +9,12 @@
  *                or (wait_for_key_ms) RETRY until the first key is back
  *   on_response  classify the outcome and update the key's state
  *   on_complete  release the pick (in-flight count, key-set reference)
+ *   collect      refresh the per-key state and cooldown gauges
  *
  * The key set is swapped whole on reload-keys (keyset.c); a request keeps a
  * reference to the set it picked from, so it finishes on its key. Admin
  * actions and /health status are in admin.c, export/import in state.c,
- * probes of failed keys in probe.c.
+ * probes of failed keys in probe.c, /metrics series in kr_metrics.c.
  *
  * Config: keys_file, strategy (round_robin | least_inflight),
  * failure_threshold, cooldown_base_s, cooldown_cap_s, max_cooldown_s,
@@ -103,8 +104,11 @@ int keyring_reload(struct keyring *kr, size_t *added, size_t *removed,
         *removed = old->n - k;
     if (kept)
         *kept = k;
-    keyset_unref(old);
+    keyset_ref(s);
     keyring_publish(kr, s);
+    kr_metrics_forget(kr, old, s); /* keys that left stop reporting */
+    keyset_unref(s);
+    keyset_unref(old);
     pthread_mutex_unlock(&kr->reload_lock);
     return 0;
 }
@@ -212,6 +216,7 @@ static void keyring_free(struct keyring *kr)
 {
     if (!kr)
         return;
+    kr_metrics_unregister(kr);
     keyset_unref(kr->set);
     pthread_mutex_destroy(&kr->set_lock);
     pthread_mutex_destroy(&kr->reload_lock);
@@ -246,6 +251,7 @@ static int keyring_init(const sluice_host *host, sluice_stage *self,
     keyfile_free(&kf);
     if (!kr->set)
         goto fail;
+    kr_metrics_register(kr);
     if (keyring_admin_register(kr) != 0) {
         snprintf(err, errlen, "cannot register the admin actions");
         goto fail;
@@ -273,19 +279,22 @@ static void keyring_destroy(void *instance)
 
 /* ---- request hooks -------------------------------------------------- */
 
-static void pick_release(struct kr_pick *pk)
+static void pick_release(struct keyring *kr, struct kr_pick *pk)
 {
-    if (pk->set && pk->idx >= 0)
+    if (pk->set && pk->idx >= 0) {
         atomic_fetch_sub(&pk->set->keys[pk->idx].inflight, 1);
+        kr_metrics_inflight(kr, &pk->set->keys[pk->idx], -1);
+    }
     keyset_unref(pk->set);
     pk->set = NULL;
     pk->idx = -1;
 }
 
-static void pick_use(struct kr_pick *pk, sluice_ctx *ctx)
+static void pick_use(struct keyring *kr, struct kr_pick *pk, sluice_ctx *ctx)
 {
     struct key *k = &pk->set->keys[pk->idx];
     atomic_fetch_add(&k->requests, 1);
+    kr_metrics_attempt(kr, k);
     H->up_header_set(ctx, "Authorization", k->auth);
     H->attr_set(ctx, "key_id", k->name);
 }
@@ -357,13 +366,14 @@ static sluice_verdict keyring_on_attempt(void *instance, sluice_ctx *ctx)
         if (j >= 0 && key_available(&s->keys[j], now)) {
             if (pk->set != s) {
                 atomic_fetch_add(&s->keys[j].inflight, 1);
-                pick_release(pk);
+                kr_metrics_inflight(kr, &s->keys[j], 1);
+                pick_release(kr, pk);
                 keyset_ref(s);
                 pk->set = s;
                 pk->idx = j;
             }
             keyset_unref(s);
-            pick_use(pk, ctx);
+            pick_use(kr, pk, ctx);
             return SLUICE_CONTINUE;
         }
     }
@@ -372,7 +382,7 @@ static sluice_verdict keyring_on_attempt(void *instance, sluice_ctx *ctx)
         avoid = pk->set == s ? pk->idx
                              : keyset_find(s, pk->set->keys[pk->idx].secret);
     long i = keyset_pick(s, kr->strategy, avoid, now);
-    pick_release(pk);
+    pick_release(kr, pk);
     if (i < 0) {
         sluice_verdict v = keyring_none(kr, ctx, pk, s, now);
         keyset_unref(s);
@@ -381,7 +391,8 @@ static sluice_verdict keyring_on_attempt(void *instance, sluice_ctx *ctx)
     pk->set = s; /* our reference */
     pk->idx = i;
     pk->wait_start = 0;
-    pick_use(pk, ctx);
+    kr_metrics_inflight(kr, &s->keys[i], 1);
+    pick_use(kr, pk, ctx);
     return SLUICE_CONTINUE;
 }
 
@@ -401,14 +412,19 @@ static sluice_verdict keyring_on_response(void *instance, sluice_ctx *ctx)
     struct key *k = &pk->set->keys[pk->idx];
     int status = H->resp_status(ctx);
     const char *body = H->resp_body(ctx, &blen);
-    enum key_outcome o =
-        classify_outcome(H->attempt_result(ctx), status, body, blen);
+    sluice_attempt_result res = H->attempt_result(ctx);
+    /* a 2xx stream is judged on its headers, before the transfer ends
+     * (result still NONE): the upstream took the key */
+    if (res == SLUICE_ATTEMPT_NONE && status >= 200 && status < 300)
+        res = SLUICE_ATTEMPT_HTTP;
+    enum key_outcome o = classify_outcome(res, status, body, blen);
     uint64_t hint = 0;
     if (o == OUT_RATE)
         hint = ra_cooldown_ms(resp_header_get, ctx, kr->wall());
     classify_describe(o, status, why, sizeof why);
     enum key_state before = key_state_at(k, kr->now());
     key_record(k, &kr->policy, o, hint, kr->now(), why);
+    kr_metrics_outcome(kr, k, o);
     enum key_state after = key_state_at(k, kr->now());
     if (after != before && after != KEY_HEALTHY)
         H->log(kr->self, SLUICE_LOG_WARN, "key %s is now %s (%s)", k->name,
@@ -421,10 +437,9 @@ static sluice_verdict keyring_on_response(void *instance, sluice_ctx *ctx)
 static void keyring_on_complete(void *instance, sluice_ctx *ctx)
 {
     struct kr_pick *pk = H->local_get(ctx);
-    (void)instance;
     if (!pk)
         return;
-    pick_release(pk);
+    pick_release(instance, pk);
     free(pk);
     H->local_set(ctx, NULL);
 }
@@ -444,6 +459,7 @@ static const sluice_plugin keyring_plugin = {
     .status = keyring_status,
     .export_state = keyring_export_state,
     .import_state = keyring_import_state,
+    .collect = kr_metrics_collect,
 };
 
 SLUICE_PLUGIN_DEFINE(keyring_plugin)

@@ -185,6 +185,13 @@ struct keyring {
     kr_clock_fn now;   /* monotonic ms (tests inject) */
     kr_clock_fn wall;  /* wall-clock ms (tests inject) */
     kr_probe_fn probe; /* H->http_probe, or NULL */
+
+    struct {            /* kr_metrics.c; NULL when the host has none */
+        sluice_metric *requests, *successes, *failures, *state, *cooldown,
+            *inflight;
+    } m;
+    struct keyring *m_live_next; /* kr_metrics.c's list of live instances */
+    int m_live;                  /* on that list */
 };
 
 /* The current set with a reference held (caller unrefs). */
@@ -207,6 +214,23 @@ int keyring_status(void *instance, sluice_buf *out);
 /* state.c */
 int keyring_export_state(void *instance, sluice_buf *out);
 int keyring_import_state(void *instance, const char *state, size_t len);
+
+/* kr_metrics.c: per-key series on /metrics (all no-ops without metrics).
+ * attempt: a key was used for an attempt; outcome: what the attempt said
+ * about it; inflight: a request took (+1) or released (-1) it; forget:
+ * zero the gauges of keys of `old` whose name is not in `cur`; collect:
+ * the plugin's collect hook (state and cooldown gauges). */
+void kr_metrics_register(struct keyring *kr);
+void kr_metrics_attempt(struct keyring *kr, const struct key *k);
+void kr_metrics_outcome(struct keyring *kr, const struct key *k,
+                        enum key_outcome o);
+void kr_metrics_inflight(struct keyring *kr, const struct key *k, int delta);
+void kr_metrics_forget(struct keyring *kr, const struct keyset *old,
+                       const struct keyset *cur);
+void kr_metrics_collect(void *instance);
+/* destroy: zero the gauges of this instance's keys no other live instance
+ * holds (a pipeline reload dropped them). */
+void kr_metrics_unregister(struct keyring *kr);
 
 /* probe.c: start probes of failed keys when due (never blocks). */
 void keyring_probe_maybe(struct keyring *kr);

@@ -35,6 +35,8 @@ struct retry {
     uint64_t base_ms, max_ms;
     int jitter;
     uint64_t (*random)(void); /* tests inject */
+    sluice_metric *m_retries; /* retries made, by kind; NULL: no metrics */
+    sluice_metric *m_give_ups; /* failures not retried: budget spent */
 };
 
 /* Per request (local slot). */
@@ -61,6 +63,36 @@ static enum retry_kind retry_classify(sluice_attempt_result r, int status)
     default:
         return RK_NONE; /* client gone, or nothing happened */
     }
+}
+
+/* The kind label of /metrics. */
+static const char *kind_label(enum retry_kind k)
+{
+    return k == RK_SAME ? "same_key" : "key_switch";
+}
+
+static void retry_count_metric(sluice_metric *m, enum retry_kind k)
+{
+    if (m)
+        H->metric_add(m, (const char *const[]){kind_label(k)}, 1);
+}
+
+static void retry_metrics(struct retry *rt)
+{
+    if (!SLUICE_HOST_HAS(H, metric_observe) || !H->metric_register ||
+        !H->metric_add)
+        return;
+    rt->m_retries = H->metric_register(
+        rt->self, SLUICE_METRIC_COUNTER, "sluice_retry_attempts_total",
+        "Retries the retry stage asked for, by kind (same_key: after a "
+        "5xx, timeout or connection error; key_switch: after 401, 402, "
+        "403 or 429).",
+        "kind", NULL, 0);
+    rt->m_give_ups = H->metric_register(
+        rt->self, SLUICE_METRIC_COUNTER, "sluice_retry_give_ups_total",
+        "Retryable failures passed on to the client because that kind's "
+        "budget (max_retries, max_key_switches) was spent.",
+        "kind", NULL, 0);
 }
 
 static int cfg_uint(const sluice_json *cfg, const char *key, int64_t def,
@@ -121,6 +153,7 @@ static int retry_init(const sluice_host *host, sluice_stage *self,
     rt->max_ms = (uint64_t)max;
     rt->jitter = !strcmp(jit, "full");
     rt->random = backoff_random;
+    retry_metrics(rt);
     *instance = rt;
     return 0;
 }
@@ -145,9 +178,12 @@ static sluice_verdict retry_on_response(void *instance, sluice_ctx *ctx)
         H->local_set(ctx, rc);
     }
     if (kind == RK_SAME) {
-        if (rc->same >= rt->max_retries)
+        if (rc->same >= rt->max_retries) {
+            retry_count_metric(rt->m_give_ups, kind);
             return SLUICE_CONTINUE;
+        }
         rc->same++;
+        retry_count_metric(rt->m_retries, kind);
         uint64_t d = backoff_delay_ms(rt->base_ms, rt->max_ms, rc->same,
                                       rt->jitter, rt->random());
         H->attr_set(ctx, "keyring.want", "same");
@@ -158,9 +194,12 @@ static sluice_verdict retry_on_response(void *instance, sluice_ctx *ctx)
                (unsigned long long)d);
         return SLUICE_RETRY;
     }
-    if (rc->switches >= rt->max_switches)
+    if (rc->switches >= rt->max_switches) {
+        retry_count_metric(rt->m_give_ups, kind);
         return SLUICE_CONTINUE;
+    }
     rc->switches++;
+    retry_count_metric(rt->m_retries, kind);
     H->attr_set(ctx, "keyring.want", "other");
     H->retry_after_ms(ctx, 0);
     H->log(rt->self, SLUICE_LOG_DEBUG, "%s: attempt %d got %d, switching key",

@@ -34,6 +34,10 @@ struct sse_cfg {
     int inject_usage;
     int strict;
     sluice_stage *self;
+    /* /metrics (NULL when the host has none) */
+    sluice_metric *m_events; /* events forwarded */
+    sluice_metric *m_usage;  /* usage chunks seen, by action */
+    sluice_metric *m_errors; /* streams broken, by code */
 };
 
 /* Per-request state (local slot), freed in on_complete. */
@@ -129,6 +133,37 @@ static int sse_cfg_parse(const sluice_json *config, struct sse_cfg *c,
     return 0;
 }
 
+/* ---- metrics ---------------------------------------------------------- */
+
+static void sse_metrics_register(struct sse_cfg *c)
+{
+    if (!SLUICE_HOST_HAS(H, metric_observe) || !H->metric_register ||
+        !H->metric_add)
+        return;
+    c->m_events = H->metric_register(
+        c->self, SLUICE_METRIC_COUNTER, "sluice_sse_events_total",
+        "Stream events forwarded to the client (keep-alive comments and "
+        "dropped usage chunks not included).",
+        NULL, NULL, 0);
+    c->m_usage = H->metric_register(
+        c->self, SLUICE_METRIC_COUNTER, "sluice_sse_usage_chunks_total",
+        "Usage chunks seen in streams: forwarded, or dropped (asked for by "
+        "inject_usage, not by the client).",
+        "action", NULL, 0);
+    c->m_errors = H->metric_register(
+        c->self, SLUICE_METRIC_COUNTER, "sluice_sse_stream_errors_total",
+        "Upstream streams the stage could not pass on whole, by code "
+        "(bad_content_type, event_too_large, unknown_field, out_of_memory, "
+        "truncated).",
+        "code", NULL, 0);
+}
+
+static void sse_count(sluice_metric *m, const char *label)
+{
+    if (m)
+        H->metric_add(m, label ? (const char *const[]){label} : NULL, 1);
+}
+
 static int sse_init(const sluice_host *host, sluice_stage *self,
                     const sluice_json *config, void **instance, char *err,
                     size_t errlen)
@@ -144,6 +179,7 @@ static int sse_init(const sluice_host *host, sluice_stage *self,
         return -1;
     }
     c->self = self;
+    sse_metrics_register(c);
     *instance = c;
     return 0;
 }
@@ -242,6 +278,7 @@ static sluice_verdict sse_on_response(void *instance, sluice_ctx *ctx)
                  "with content type \"%.100s\", not text/event-stream",
                  ct);
         H->log(c->self, SLUICE_LOG_WARN, "request %s: %s", H->req_id(ctx), msg);
+        sse_count(c->m_errors, "bad_content_type");
         H->respond_error(ctx, 502, "upstream_error", "bad_upstream_stream",
                          NULL, msg);
         return SLUICE_RESPOND;
@@ -361,6 +398,7 @@ static int sse_usage(struct sse_req *r, const struct sse_event *ev)
          * content matters more than hiding a field */
         drop = r->injected && !r->client_asked_usage &&
                (ch == NULL || H->json_size(ch) == 0);
+        sse_count(r->cfg->m_usage, drop ? "dropped" : "forwarded");
     }
     H->json_free(doc);
     return drop;
@@ -377,6 +415,7 @@ static int sse_event_cb(void *arg, const struct sse_event *ev)
         r->forward_failed = 1;
         return -2;
     }
+    sse_count(r->cfg->m_events, NULL);
     return 0;
 }
 
@@ -407,21 +446,25 @@ static sluice_verdict sse_on_chunk(void *instance, sluice_ctx *ctx,
                                                      : SLUICE_ERROR;
     }
     if (!data) {
-        if (sse_parser_end(&r->parser) && !r->parser.failed)
+        if (sse_parser_end(&r->parser) && !r->parser.failed) {
+            sse_count(c->m_errors, "truncated");
             H->log(c->self, SLUICE_LOG_WARN,
                    "request %s: the upstream stream ended inside an event; "
                    "the incomplete event was dropped",
                    H->req_id(ctx));
+        }
         H->chunk_forward(ctx, NULL, 0);
         return SLUICE_CONTINUE;
     }
     int rc = sse_parser_feed(&r->parser, data, len);
     if (rc == 0)
         return SLUICE_CONTINUE;
-    if (r->parser.failed)
+    if (r->parser.failed) {
+        sse_count(c->m_errors, r->parser.code ? r->parser.code : "malformed");
         H->log(c->self, SLUICE_LOG_WARN,
                "request %s: malformed event stream from the upstream: %s",
                H->req_id(ctx), r->parser.err);
+    }
     else if (!r->forward_failed)
         H->log(c->self, SLUICE_LOG_ERROR, "request %s: out of memory",
                H->req_id(ctx));

@@ -35,10 +35,12 @@ void sse_parser_free(struct sse_parser *p)
     p->line = p->data = p->event = p->id = (struct sse_buf){0};
 }
 
-static int sse_fail(struct sse_parser *p, const char *msg)
+static int sse_fail(struct sse_parser *p, const char *code, const char *msg)
 {
-    if (!p->failed)
+    if (!p->failed) {
         snprintf(p->err, sizeof p->err, "%s", msg);
+        p->code = code;
+    }
     p->failed = 1;
     return -1;
 }
@@ -57,7 +59,7 @@ static int sse_too_big(struct sse_parser *p)
     char msg[96];
     snprintf(msg, sizeof msg, "an event exceeds the limit of %zu bytes",
              p->max_event);
-    return sse_fail(p, msg);
+    return sse_fail(p, "event_too_large", msg);
 }
 
 static int sse_append(struct sse_parser *p, struct sse_buf *b, const char *s,
@@ -73,7 +75,7 @@ static int sse_append(struct sse_parser *p, struct sse_buf *b, const char *s,
             cap = p->max_event + 1;
         char *q = realloc(b->p, cap);
         if (!q)
-            return sse_fail(p, "out of memory");
+            return sse_fail(p, "out_of_memory", "out of memory");
         b->p = q;
         b->cap = cap;
     }
@@ -152,8 +154,9 @@ static int sse_field(struct sse_parser *p, const char *f, size_t fn,
         p->retry = r;
         p->has_retry = 1;
     } else if (p->strict) {
-        return sse_fail(p, "a line that is not an event-stream field "
-                           "(unknown field name)");
+        return sse_fail(p, "unknown_field",
+                        "a line that is not an event-stream field "
+                        "(unknown field name)");
     } else {
         return 0;
     }

@@ -66,6 +66,8 @@ struct sse_parser {
     sse_comment_fn on_comment; /* may be NULL */
     void *arg;
     char err[128];
+    const char *code; /* when failed: event_too_large, out_of_memory or
+                         unknown_field (a static string) */
 };
 
 #define SSE_PARSER_MIN_EVENT 64

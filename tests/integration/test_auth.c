@@ -137,6 +137,41 @@ START_TEST(test_model_not_allowed)
 }
 END_TEST
 
+/* A refusal decided in on_attempt (the model came from the context stage's
+ * default, after auth's on_request) is counted as a rejection by auth, not
+ * as an upstream error: nothing was sent upstream. */
+START_TEST(test_model_not_allowed_after_default)
+{
+    char pipeline[1024];
+    it_secret_file("clients.txt", CLIENTS);
+    snprintf(pipeline, sizeof pipeline,
+             "  - plugin: auth\n"
+             "    config: { clients_file: \"@TMPDIR@/clients.txt\" }\n"
+             "  - plugin: context\n"
+             "  - plugin: keyring\n"
+             "    config: { keys_file: \"@KEYS_FILE@\" }\n");
+    h_opts o;
+    memset(&o, 0, sizeof o);
+    o.pipeline = pipeline;
+    h_start_mock();
+    h_start_sluice(&o);
+    static const char *const g[] = {"x-api-key: " GAMMA, NULL};
+    h_resp r = chat(g, "{\"messages\":[{\"role\":\"user\",\"content\":"
+                       "\"x\"}]}");
+    it_assert_error(&r, 403, "model_not_allowed", "defaulted model");
+    h_resp_free(&r);
+    it_assert_mock_saw(0, "model_not_allowed after the default");
+    h_get("/metrics", &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(strstr(r.body, "sluice_rejections_total{stage=\"auth\","
+                                 "code=\"model_not_allowed\"} 1"),
+                  "no auth rejection counted:\n%s", r.body);
+    ck_assert_msg(strstr(r.body, "code=\"403\",outcome=\"rejected\"} 1"),
+                  "the 403 is not counted as rejected:\n%s", r.body);
+    h_resp_free(&r);
+}
+END_TEST
+
 START_TEST(test_rate_limit)
 {
     start(NULL, NULL, NULL);
@@ -376,6 +411,7 @@ int main(void)
     tcase_add_test(tc, test_missing_and_wrong_keys);
     tcase_add_test(tc, test_nothing_of_the_client_forwarded);
     tcase_add_test(tc, test_model_not_allowed);
+    tcase_add_test(tc, test_model_not_allowed_after_default);
     tcase_add_test(tc, test_rate_limit);
     tcase_add_test(tc, test_token_limit_with_context);
     tcase_add_test(tc, test_allow_list);

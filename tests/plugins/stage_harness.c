@@ -3,6 +3,7 @@
  * request_new() builds them, minus the connection and the worker.
  */
 #include "stage_harness.h"
+#include "metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -135,4 +136,39 @@ const char *sh_streamed(struct sluice_ctx *ctx, size_t *len)
 {
     *len = ctx->sbuf.len - ctx->soff;
     return ctx->sbuf.data ? ctx->sbuf.data + ctx->soff : "";
+}
+
+char *sh_metrics_text(struct generation *g)
+{
+    for (size_t i = 0; g && i < g->nstages; i++) {
+        const sluice_plugin *d = g->stages[i].desc;
+        if (SLUICE_PLUGIN_HAS(d, collect) && d->collect)
+            d->collect(g->stages[i].instance);
+    }
+    buf_t b;
+    buf_init(&b);
+    if (metrics_render(&b) != 0) {
+        buf_release(&b);
+        return strdup("");
+    }
+    char *s = strdup(b.data ? b.data : "");
+    buf_release(&b);
+    return s;
+}
+
+double sh_metric(struct generation *g, const char *sample)
+{
+    char *text = sh_metrics_text(g);
+    size_t n = strlen(sample);
+    double v = -1;
+    for (const char *p = text; p && *p;) {
+        if (!strncmp(p, sample, n) && p[n] == ' ') {
+            v = strtod(p + n + 1, NULL);
+            break;
+        }
+        p = strchr(p, '\n');
+        p = p ? p + 1 : NULL;
+    }
+    free(text);
+    return v;
 }

@@ -3,7 +3,7 @@
  * server: build a generation from the stage's descriptor and config, make
  * request contexts with a body and client headers, fake an upstream answer,
  * and read back what the stage did (upstream headers, client response,
- * streamed bytes, attributes).
+ * streamed bytes, attributes, the /metrics exposition).
  */
 #ifndef SLUICE_STAGE_HARNESS_H
 #define SLUICE_STAGE_HARNESS_H
@@ -47,5 +47,13 @@ const char *sh_out_header(struct sluice_ctx *ctx, const char *name);
 int sh_out_status(struct sluice_ctx *ctx);
 const char *sh_out_body(struct sluice_ctx *ctx);
 const char *sh_streamed(struct sluice_ctx *ctx, size_t *len);
+
+/* /metrics as the core renders it, after running the collect hook of
+ * every stage of g (g may be NULL: no collect). Caller frees. */
+char *sh_metrics_text(struct generation *g);
+/* The value of one sample, e.g. `sluice_key_requests_total{key="a"}`
+ * (exactly as rendered, labels in registration order), or -1 when the
+ * exposition has no such line. Runs collect first, as a scrape does. */
+double sh_metric(struct generation *g, const char *sample);
 
 #endif

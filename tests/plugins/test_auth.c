@@ -713,6 +713,63 @@ START_TEST(stage_state)
 }
 END_TEST
 
+/* Refusals by reason on /metrics, both phases; no client key in the text
+ * (this test runs in its own process: the values start at 0). */
+START_TEST(stage_metrics)
+{
+    struct generation *g =
+        gen_with(CLIENTS, "\"allow\":[\"10.0.0.0/8\"]");
+    const char *hb[] = {"x-api-key", "sk-client-beta-00002", NULL};
+    const char *hg[] = {"x-api-key", "sk-client-gamma-0003", NULL};
+    const char *hx[] = {"x-api-key", "sk-client-nobody-999", NULL};
+    struct {
+        const char *const *h;
+        const char *body;
+        const char *peer;
+        sluice_verdict want;
+    } v[] = {
+        {hb, BODY, "10.0.0.1", SLUICE_CONTINUE},
+        {hb, BODY, "10.0.0.1", SLUICE_CONTINUE},
+        {hb, BODY, "10.0.0.1", SLUICE_RESPOND},  /* rpm=2 */
+        {hx, BODY, "10.0.0.1", SLUICE_RESPOND},  /* unknown key */
+        {hb, BODY, "192.168.1.1", SLUICE_RESPOND}, /* not allowed */
+        {hg, BODY, "10.0.0.1", SLUICE_RESPOND},  /* model */
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        struct sluice_ctx *c = sh_ctx_new(g, v[i].body, v[i].h);
+        snprintf(c->peer, sizeof c->peer, "%s", v[i].peer);
+        ck_assert_int_eq(sh_on_request(c), v[i].want);
+        sh_ctx_free(c);
+    }
+    /* refused in on_attempt: the model a later stage set */
+    struct sluice_ctx *c = sh_ctx_new(g, "{\"messages\":[]}", hg);
+    snprintf(c->peer, sizeof c->peer, "10.0.0.1");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
+    sh_on_complete(c);
+    sh_ctx_free(c);
+
+    const char *f = "sluice_auth_rejections_total{reason=\"%s\"}";
+    static const struct {
+        const char *reason;
+        double n;
+    } want[] = {{"rate_limited", 1},
+                {"invalid_api_key", 1},
+                {"ip_not_allowed", 1},
+                {"model_not_allowed", 2}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char sample[128];
+        snprintf(sample, sizeof sample, f, want[i].reason);
+        ck_assert_msg(sh_metric(g, sample) == want[i].n, "%s: %g", sample,
+                      sh_metric(g, sample));
+    }
+    char *text = sh_metrics_text(g);
+    ck_assert_ptr_null(strstr(text, "sk-client"));
+    free(text);
+    gen_done(g);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("auth");
@@ -733,6 +790,7 @@ int main(void)
     tcase_add_test(tc, stage_models);
     tcase_add_test(tc, stage_rpm);
     tcase_add_test(tc, stage_tpm);
+    tcase_add_test(tc, stage_metrics);
     tcase_add_test(tc, stage_allow_list);
     tcase_add_test(tc, stage_bad_config);
     tcase_add_test(tc, stage_reload);

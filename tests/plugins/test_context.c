@@ -652,8 +652,24 @@ START_TEST(config_validation)
     gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":\"big\"}]}",
               "models[0].context_length");
     gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":10,"
-              "\"tokenizer\":\"o200k\"}]}",
-              "models[0]: unknown key 'tokenizer'");
+              "\"tokenizr\":\"o200k\"}]}",
+              "models[0]: unknown key 'tokenizr'");
+    /* exact tokenizers (issue 9): the file, its pattern, chat overhead */
+    gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":10,"
+              "\"tokenizer\":\"/nonexistent/o200k.tiktoken\","
+              "\"pattern\":\"o200k\"}]}",
+              "model 'x': tokenizer /nonexistent/o200k.tiktoken: No such "
+              "file");
+    gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":10,"
+              "\"tokenizer\":\"\"}]}", "models[0].tokenizer");
+    gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":10,"
+              "\"pattern\":\"o200k\"}]}", "models[0].pattern: only with");
+    gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":10,"
+              "\"chat_overhead\":{\"per_mesage\":3}}]}",
+              "models[0].chat_overhead");
+    gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":10,"
+              "\"chat_overhead\":{\"per_message\":-1}}]}",
+              "models[0].chat_overhead");
     gen_fails("{\"models\":[{\"context_length\":10}]}", "models[0].id");
     gen_fails("{\"models\":[1]}", "models[0]");
     gen_fails("{\"on_unknown_model\":\"drop\"}", "on_unknown_model");
@@ -765,6 +781,58 @@ START_TEST(models_routes)
 }
 END_TEST
 
+/* The stage's counters and its usage-ratio histogram, on its own table. */
+START_TEST(metrics_refused_margin_and_ratio)
+{
+    struct generation *g = gen("{\"models\":[{\"id\":\"mtest-1k\","
+                               "\"context_length\":1000}]}");
+    struct sluice_ctx *ctx;
+    size_t over_limit = reps_over("mtest-1k", 1000);
+    size_t over_margin = reps_over("mtest-1k", 1100);
+    ck_assert_uint_lt(over_limit, over_margin);
+    const size_t reps[3] = {5, over_limit, over_margin};
+    const sluice_verdict want[3] = {SLUICE_CONTINUE, SLUICE_CONTINUE,
+                                    SLUICE_RESPOND};
+    for (int i = 0; i < 3; i++) {
+        char *b = words_body("mtest-1k", reps[i], "");
+        ck_assert_int_eq(run(g, b, &ctx), want[i]);
+        sh_ctx_free(ctx);
+        free(b);
+    }
+    /* a model outside the table: no ratio, no label */
+    char *b = words_body("not-in-table", 5, "");
+    ck_assert_int_eq(run(g, b, &ctx), SLUICE_CONTINUE);
+    sh_ctx_free(ctx);
+    free(b);
+
+    ck_assert_double_eq(
+        sh_metric(g, "sluice_context_refused_total{model=\"mtest-1k\"}"), 1);
+    ck_assert_double_eq(
+        sh_metric(g, "sluice_context_within_margin_total{model=\"mtest-1k\"}"),
+        1);
+    ck_assert_double_eq(
+        sh_metric(g, "sluice_context_usage_ratio_count{model=\"mtest-1k\"}"),
+        3);
+    ck_assert_double_eq(
+        sh_metric(g, "sluice_context_usage_ratio_bucket{model=\"mtest-1k\","
+                     "le=\"0.1\"}"),
+        1);
+    ck_assert_double_eq(
+        sh_metric(g, "sluice_context_usage_ratio_bucket{model=\"mtest-1k\","
+                     "le=\"1\"}"),
+        1);
+    ck_assert_double_eq(
+        sh_metric(g, "sluice_context_usage_ratio_bucket{model=\"mtest-1k\","
+                     "le=\"1.5\"}"),
+        3);
+    ck_assert_double_eq(
+        sh_metric(g, "sluice_context_usage_ratio_count{"
+                     "model=\"not-in-table\"}"),
+        -1);
+    sh_gen_free(g);
+}
+END_TEST
+
 static Suite *context_suite(void)
 {
     Suite *s = suite_create("context");
@@ -783,6 +851,7 @@ static Suite *context_suite(void)
     tcase_add_test(tc, unknown_model);
     tcase_add_test(tc, config_validation);
     tcase_add_test(tc, models_routes);
+    tcase_add_test(tc, metrics_refused_margin_and_ratio);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -5,8 +5,8 @@
  * state machine against an injected clock, selection (round-robin, "same" /
  * "other", least_inflight), all-keys-unavailable (503 or a wait), reload
  * with health carried over, the admin actions and /health status (nothing
- * unmasked), export/import of state, probes of failed keys, and a stress
- * test of many threads selecting at once.
+ * unmasked), export/import of state, probes of failed keys, a stress
+ * test of many threads selecting at once, and the per-key /metrics series.
  */
 #include "keyring.h"
 #include "stage_harness.h"
@@ -881,6 +881,128 @@ START_TEST(stress_many_threads_select)
 }
 END_TEST
 
+/* ---- /metrics ----------------------------------------------------------- */
+
+#define M2 "sk-\xe2\x80\xa6" "2222" /* K2 masked: no label */
+
+static double kmetric(struct generation *g, const char *fmt, const char *a,
+                      const char *b)
+{
+    char sample[256];
+    snprintf(sample, sizeof sample, fmt, a, b);
+    return sh_metric(g, sample);
+}
+
+static double key_state_of(struct generation *g, const char *name,
+                           const char *state)
+{
+    return kmetric(g, "sluice_key_state{key=\"%s\",state=\"%s\"}", name,
+                   state);
+}
+
+START_TEST(metrics_per_key_counts_states_and_reload)
+{
+    write_keys(K1 " mx-a\n" K2 "\n" K3 " mx-c\n", 0600);
+    struct generation *g = gen(NULL);
+    const char *ra[] = {"Retry-After", "30", NULL};
+    ck_assert_str_eq(one_request(g, 200, NULL, "{}"), "Bearer " K1);
+    ck_assert_str_eq(one_request(g, 401, NULL, "{}"), "Bearer " K2);
+    ck_assert_str_eq(one_request(g, 429, ra, "{}"), "Bearer " K3);
+    ck_assert_str_eq(one_request(g, 500, NULL, "{}"), "Bearer " K1);
+
+    const char *req = "sluice_key_requests_total{key=\"%s\"}%s";
+    ck_assert_double_eq(kmetric(g, req, "mx-a", ""), 2);
+    ck_assert_double_eq(kmetric(g, req, M2, ""), 1);
+    ck_assert_double_eq(kmetric(g, req, "mx-c", ""), 1);
+    ck_assert_double_eq(
+        kmetric(g, "sluice_key_successes_total{key=\"%s\"}%s", "mx-a", ""),
+        1);
+    const char *fail = "sluice_key_failures_total{key=\"%s\",reason=\"%s\"}";
+    ck_assert_double_eq(kmetric(g, fail, M2, "auth"), 1);
+    ck_assert_double_eq(kmetric(g, fail, "mx-c", "http_429"), 1);
+    ck_assert_double_eq(kmetric(g, fail, "mx-a", "http_5xx"), 1);
+    ck_assert_double_eq(kmetric(g, fail, "mx-a", "auth"), -1);
+
+    /* states and cooldown, refreshed by collect against the clock */
+    ck_assert_double_eq(key_state_of(g, "mx-a", "healthy"), 1);
+    ck_assert_double_eq(key_state_of(g, "mx-a", "cooling"), 0);
+    ck_assert_double_eq(key_state_of(g, "mx-a", "failed"), 0);
+    ck_assert_double_eq(key_state_of(g, M2, "failed"), 1);
+    ck_assert_double_eq(key_state_of(g, M2, "healthy"), 0);
+    ck_assert_double_eq(key_state_of(g, "mx-c", "cooling"), 1);
+    const char *cool = "sluice_key_cooldown_seconds{key=\"%s\"}%s";
+    ck_assert_double_eq(kmetric(g, cool, "mx-c", ""), 30);
+    ck_assert_double_eq(kmetric(g, cool, "mx-a", ""), 0);
+    fake_now += 12500;
+    ck_assert_double_eq_tol(kmetric(g, cool, "mx-c", ""), 17.5, 1e-9);
+    fake_now += 20000;
+    ck_assert_double_eq(key_state_of(g, "mx-c", "cooling"), 0);
+    ck_assert_double_eq(key_state_of(g, "mx-c", "healthy"), 1);
+    ck_assert_double_eq(kmetric(g, cool, "mx-c", ""), 0);
+
+    /* in flight while a request holds its key, back to 0 after */
+    const char *infl = "sluice_key_in_flight{key=\"%s\"}%s";
+    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    ck_assert_str_eq(auth_of(c), "Bearer " K3);
+    ck_assert_double_eq(kmetric(g, infl, "mx-c", ""), 1);
+
+    /* K2 leaves: its gauges go to 0, its counters stay */
+    char *out;
+    write_keys(K1 " mx-a\n" K3 " mx-c\n", 0600);
+    ck_assert_int_eq(admin_call(g, "reload-keys", "POST", &out), 200);
+    free(out);
+    ck_assert_double_eq(key_state_of(g, M2, "failed"), 0);
+    ck_assert_double_eq(key_state_of(g, M2, "healthy"), 0);
+    ck_assert_double_eq(key_state_of(g, M2, "cooling"), 0);
+    ck_assert_double_eq(kmetric(g, req, M2, ""), 1);
+    ck_assert_double_eq(key_state_of(g, "mx-a", "healthy"), 1);
+
+    /* the request that picked from the old set releases its key there */
+    sh_ctx_upstream(c, SLUICE_ATTEMPT_HTTP, 200, NULL, "{}");
+    sh_on_response(c);
+    sh_on_complete(c);
+    sh_ctx_free(c);
+    ck_assert_double_eq(kmetric(g, infl, "mx-c", ""), 0);
+    ck_assert_double_eq(
+        kmetric(g, "sluice_key_successes_total{key=\"%s\"}%s", "mx-c", ""),
+        1);
+
+    char *text = sh_metrics_text(g);
+    assert_no_secret(text);
+    ck_assert_ptr_nonnull(strstr(text, "# TYPE sluice_key_state gauge"));
+    free(text);
+    sh_gen_free(g);
+}
+END_TEST
+
+/* A pipeline reload: the new instance reads another keys file; when the old
+ * one is destroyed, the keys only it held stop reporting a state, the keys
+ * both hold keep theirs. */
+START_TEST(metrics_keys_dropped_by_a_pipeline_reload)
+{
+    write_keys(K1 " pr-a\n" K2 " pr-b\n", 0600);
+    struct generation *g1 = gen(NULL);
+    one_request(g1, 200, NULL, "{}");
+    one_request(g1, 401, NULL, "{}"); /* pr-b failed */
+    ck_assert_double_eq(key_state_of(g1, "pr-b", "failed"), 1);
+    write_keys(K1 " pr-a\n", 0600);
+    struct generation *g2 = gen(NULL);
+    ck_assert_double_eq(key_state_of(g2, "pr-a", "healthy"), 1);
+    sh_gen_free(g1);
+    /* rendered without any collect: what destroy left */
+    ck_assert_double_eq(
+        sh_metric(NULL, "sluice_key_state{key=\"pr-b\",state=\"failed\"}"),
+        0);
+    ck_assert_double_eq(
+        sh_metric(NULL, "sluice_key_state{key=\"pr-a\",state=\"healthy\"}"),
+        1);
+    ck_assert_double_eq(key_state_of(g2, "pr-a", "healthy"), 1);
+    ck_assert_double_eq(key_state_of(g2, "pr-b", "failed"), 0);
+    sh_gen_free(g2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("keyring");
@@ -910,6 +1032,8 @@ int main(void)
     tcase_add_test(tc, export_import_roundtrip);
     tcase_add_test(tc, probes_bring_failed_keys_back);
     tcase_add_test(tc, stress_many_threads_select);
+    tcase_add_test(tc, metrics_per_key_counts_states_and_reload);
+    tcase_add_test(tc, metrics_keys_dropped_by_a_pipeline_reload);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

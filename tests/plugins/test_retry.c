@@ -5,7 +5,7 @@
  * the decisions: same key after 5xx/timeouts/connection errors up to
  * max_retries, another key at once after 401/402/403/429 up to
  * max_key_switches, never after other client errors, and nothing after a
- * success or a client that left.
+ * success or a client that left; retries and give-ups on /metrics.
  */
 #include "backoff.h"
 #include "stage_harness.h"
@@ -188,6 +188,37 @@ START_TEST(zero_retries_and_bad_config)
 }
 END_TEST
 
+START_TEST(metrics_count_retries_and_give_ups_by_kind)
+{
+    struct generation *g =
+        gen("{\"max_retries\":2,\"max_key_switches\":1,\"jitter\":\"none\"}");
+    const char *rs = "sluice_retry_attempts_total{kind=\"same_key\"}";
+    const char *rk = "sluice_retry_attempts_total{kind=\"key_switch\"}";
+    const char *gs = "sluice_retry_give_ups_total{kind=\"same_key\"}";
+    const char *gk = "sluice_retry_give_ups_total{kind=\"key_switch\"}";
+    double rs0 = sh_metric(g, rs), rk0 = sh_metric(g, rk);
+    double gs0 = sh_metric(g, gs), gk0 = sh_metric(g, gk);
+    rs0 = rs0 < 0 ? 0 : rs0, rk0 = rk0 < 0 ? 0 : rk0;
+    gs0 = gs0 < 0 ? 0 : gs0, gk0 = gk0 < 0 ? 0 : gk0;
+
+    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
+    ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 503), SLUICE_RETRY);
+    ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_TIMEOUT, 0), SLUICE_RETRY);
+    ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 429), SLUICE_RETRY);
+    ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 401), SLUICE_CONTINUE);
+    ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 500), SLUICE_CONTINUE);
+    ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 400), SLUICE_CONTINUE);
+    sh_on_complete(c);
+    sh_ctx_free(c);
+
+    ck_assert_double_eq(sh_metric(g, rs) - rs0, 2);
+    ck_assert_double_eq(sh_metric(g, rk) - rk0, 1);
+    ck_assert_double_eq(sh_metric(g, gs) - gs0, 1);
+    ck_assert_double_eq(sh_metric(g, gk) - gk0, 1);
+    sh_gen_free(g);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("retry");
@@ -200,6 +231,7 @@ int main(void)
     tcase_add_test(tc, budgets_are_separate);
     tcase_add_test(tc, client_errors_and_success_never_retry);
     tcase_add_test(tc, zero_retries_and_bad_config);
+    tcase_add_test(tc, metrics_count_retries_and_give_ups_by_kind);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -526,6 +526,74 @@ START_TEST(stage_usage_injection_off)
 }
 END_TEST
 
+/* Events forwarded, usage chunks forwarded/dropped, stream errors by code
+ * (this test runs in its own process: the values start at 0). */
+START_TEST(stage_metrics)
+{
+    struct generation *g =
+        gen_ok("{\"inject_usage\": true, \"max_event_bytes\": 1024}");
+    struct sluice_ctx *ctx = stream_ctx(g, STREAM_BODY);
+    ck_assert_int_eq(sh_on_chunk(ctx, CONTENT_CHUNK, strlen(CONTENT_CHUNK)),
+                     SLUICE_CONTINUE);
+    ck_assert_int_eq(sh_on_chunk(ctx, ": keep-alive\n\n", 14),
+                     SLUICE_CONTINUE);
+    ck_assert_int_eq(sh_on_chunk(ctx, USAGE_CHUNK, strlen(USAGE_CHUNK)),
+                     SLUICE_CONTINUE);
+    ck_assert_int_eq(sh_on_chunk(ctx, "data: [DONE]\n\n", 14), SLUICE_CONTINUE);
+    sh_on_complete(ctx);
+    sh_ctx_free(ctx);
+    ck_assert_double_eq(sh_metric(g, "sluice_sse_events_total"), 2);
+    ck_assert_double_eq(
+        sh_metric(g, "sluice_sse_usage_chunks_total{action=\"dropped\"}"), 1);
+
+    ctx = stream_ctx(g, STREAM_BODY_USAGE);
+    ck_assert_int_eq(sh_on_chunk(ctx, USAGE_CHUNK, strlen(USAGE_CHUNK)),
+                     SLUICE_CONTINUE);
+    /* the upstream stops inside an event */
+    ck_assert_int_eq(sh_on_chunk(ctx, "data: {\"cho", 11), SLUICE_CONTINUE);
+    ck_assert_int_eq(sh_on_chunk(ctx, NULL, 0), SLUICE_CONTINUE);
+    sh_on_complete(ctx);
+    sh_ctx_free(ctx);
+    ck_assert_double_eq(sh_metric(g, "sluice_sse_events_total"), 3);
+    ck_assert_double_eq(
+        sh_metric(g, "sluice_sse_usage_chunks_total{action=\"forwarded\"}"), 1);
+    ck_assert_double_eq(
+        sh_metric(g, "sluice_sse_stream_errors_total{code=\"truncated\"}"), 1);
+
+    ctx = stream_ctx(g, STREAM_BODY);
+    ck_assert_int_eq(sh_on_chunk(ctx, "<html>\n", 7), SLUICE_ERROR);
+    sh_on_complete(ctx);
+    sh_ctx_free(ctx);
+    ctx = stream_ctx(g, STREAM_BODY);
+    char big[1500];
+    memset(big, 'x', sizeof big);
+    memcpy(big, "data: ", 6);
+    ck_assert_int_eq(sh_on_chunk(ctx, big, sizeof big), SLUICE_ERROR);
+    sh_on_complete(ctx);
+    sh_ctx_free(ctx);
+    static const char *const json_hdrs[] = {"content-type", "application/json",
+                                            NULL};
+    ctx = sh_ctx_new(g, STREAM_BODY, NULL);
+    sh_ctx_upstream(ctx, SLUICE_ATTEMPT_NONE, 200, json_hdrs, NULL);
+    ck_assert_int_eq(sh_on_response(ctx), SLUICE_RESPOND);
+    sh_on_complete(ctx);
+    sh_ctx_free(ctx);
+    ck_assert_double_eq(
+        sh_metric(g, "sluice_sse_stream_errors_total{code=\"unknown_field\"}"),
+        1);
+    ck_assert_double_eq(
+        sh_metric(g,
+                  "sluice_sse_stream_errors_total{code=\"event_too_large\"}"),
+        1);
+    ck_assert_double_eq(
+        sh_metric(g,
+                  "sluice_sse_stream_errors_total{code=\"bad_content_type\"}"),
+        1);
+    ck_assert_double_eq(sh_metric(g, "sluice_sse_events_total"), 3);
+    sh_gen_free(g);
+}
+END_TEST
+
 static Suite *sse_suite(void)
 {
     Suite *s = suite_create("sse");
@@ -549,6 +617,7 @@ static Suite *sse_suite(void)
     tcase_add_test(ts, stage_inject_usage_client_did_not_ask);
     tcase_add_test(ts, stage_usage_client_asked);
     tcase_add_test(ts, stage_usage_injection_off);
+    tcase_add_test(ts, stage_metrics);
     suite_add_tcase(s, ts);
     return s;
 }
