@@ -33,6 +33,7 @@ void flow_resume(struct sluice_ctx *ctx)
     /* the hang-up watch stays: see worker_watch_client */
     ctx->suspended = 0;
     MHD_resume_connection(ctx->conn);
+    ctx->w->mhd_resumed = 1;
 }
 
 static void respond_ready(struct sluice_ctx *ctx)
@@ -380,6 +381,7 @@ void flow_client_gone(struct sluice_ctx *ctx)
     if (ctx->suspended) {
         ctx->suspended = 0;
         MHD_resume_connection(ctx->conn);
+        ctx->w->mhd_resumed = 1;
     }
 }
 

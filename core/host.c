@@ -70,7 +70,7 @@ static const char *h_req_header(sluice_ctx *ctx, const char *name)
 
 static const char *h_req_peer(sluice_ctx *ctx)
 {
-    return ctx ? ctx->peer : NULL;
+    return ctx ? request_peer(ctx) : NULL;
 }
 
 static const sluice_json *h_req_body(sluice_ctx *ctx)

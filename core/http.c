@@ -22,6 +22,13 @@
 #include <string.h>
 #include <strings.h>
 
+/* Per-connection memory pool of libmicrohttpd: request line, headers (each
+ * also costs a record in the pool), read and write buffers. MHD zeroes it
+ * for every request on a keep-alive connection, so smaller is cheaper;
+ * 8 KiB refuses a request with 100 small headers (test_hardening), 12 KiB
+ * holds it and any OpenAI client's headers (bodies stream through it). */
+#define HTTP_CONN_MEMORY (12 * 1024)
+
 static void add_common_headers(struct sluice_ctx *ctx,
                                struct MHD_Response *r)
 {
@@ -235,8 +242,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 /*
  * Limits libmicrohttpd enforces itself (measured against 0.9.75, see
  * tests/integration/test_hardening.c):
- *   - MHD_OPTION_CONNECTION_MEMORY_LIMIT 16 KiB holds the request line and
- *     all headers: more is answered 431 (headers) or 414 (request line) and
+ *   - MHD_OPTION_CONNECTION_MEMORY_LIMIT (HTTP_CONN_MEMORY, 12 KiB) holds
+ *     the request line and all headers: more is answered 431 (headers) or
+ *     414 (request line) and
  *     the connection closed, before the access handler runs;
  *   - MHD_OPTION_CONNECTION_LIMIT: at the limit MHD stops accepting, so
  *     new connections wait in the listen backlog; guard.c therefore
@@ -254,7 +262,7 @@ struct MHD_Daemon *http_daemon_start(struct worker *w, int listen_fd,
         NULL, NULL, on_access, w, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
         MHD_OPTION_NOTIFY_CONNECTION, guard_conn_notify, w,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300,
         MHD_OPTION_CONNECTION_LIMIT, conn_limit,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);

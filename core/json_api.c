@@ -5,6 +5,7 @@
  */
 #include "json_api.h"
 #include "buf.h"
+#include "json_fast.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -156,7 +157,7 @@ sluice_json *japi_parse(const char *text, size_t len, char *err,
                         size_t errlen)
 {
     json_error_t je;
-    json_t *v = text ? json_loadb(text, len, 0, &je) : NULL;
+    json_t *v = text ? json_fast_loadb(text, len, 0, &je) : NULL;
     if (!v && err && errlen)
         snprintf(err, errlen, "%s (line %d, column %d)",
                  text ? je.text : "no text", text ? je.line : 0,

@@ -2,6 +2,7 @@
  * reqbody.c - see reqbody.h.
  */
 #include "reqbody.h"
+#include "json_fast.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -56,7 +57,7 @@ int reqbody_parse(const char *data, size_t len, json_t **out,
         return fail(e, "invalid_json", NULL,
                     "the request body is empty: expected a JSON object with "
                     "\"model\" and \"messages\"");
-    json_t *b = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *b = json_fast_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!b) {
         e->code = "invalid_json";
         e->param = NULL;

@@ -12,6 +12,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Lower-case hex of v at p, no leading zeros; returns the end. */
+static char *hex_put(char *p, uint64_t v)
+{
+    char tmp[16];
+    int n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
 static void request_make_id(struct sluice_ctx *ctx, struct worker *w)
 {
     const char *given = MHD_lookup_connection_value(ctx->conn, MHD_HEADER_KIND,
@@ -29,18 +43,28 @@ static void request_make_id(struct sluice_ctx *ctx, struct worker *w)
             return;
         }
     }
-    snprintf(ctx->id, sizeof ctx->id, "req-%llx-%d-%llx",
-             (unsigned long long)(ctx->t_start & 0xffffffffull), w->id,
-             (unsigned long long)++w->seq);
+    /* "req-<start ms, hex>-<worker>-<seq, hex>", without printf: this runs
+     * for every request */
+    char *p = ctx->id;
+    memcpy(p, "req-", 4);
+    p = hex_put(p + 4, ctx->t_start & 0xffffffffull);
+    *p++ = '-';
+    p = hex_put(p, (uint64_t)(unsigned)w->id); /* small: hex = decimal < 10 */
+    *p++ = '-';
+    p = hex_put(p, ++w->seq);
+    *p = '\0';
 }
 
-static void request_peer(struct sluice_ctx *ctx)
+/* The client's address as text, worked out on first use (most requests
+ * never ask). Contexts built without a connection keep what was set. */
+const char *request_peer(struct sluice_ctx *ctx)
 {
+    if (ctx->peer[0] || !ctx->conn)
+        return ctx->peer;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
         ctx->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    ctx->peer[0] = '\0';
     if (!ci || !ci->client_addr)
-        return;
+        return ctx->peer;
     const struct sockaddr *sa = ci->client_addr;
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
@@ -48,6 +72,7 @@ static void request_peer(struct sluice_ctx *ctx)
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
                   ctx->peer, sizeof ctx->peer);
+    return ctx->peer;
 }
 
 struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
@@ -63,7 +88,8 @@ struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
     ctx->t_start_us = time_now_us();
     ctx->cur_stage = -1;
     ctx->chunk_stage = -1;
-    snprintf(ctx->method, sizeof ctx->method, "%s", method);
+    size_t mlen = strnlen(method, sizeof ctx->method - 1);
+    memcpy(ctx->method, method, mlen); /* calloc'd: stays terminated */
     ctx->url = strdup(url);
     ctx->gen = generation_pin();
     if (!ctx->url)
@@ -80,7 +106,6 @@ struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
     ctx->watch.fd = -1;
     ctx->watch.owner = ctx;
     request_make_id(ctx, w);
-    request_peer(ctx);
     /* link into the worker's live list */
     ctx->next = w->live;
     if (w->live)

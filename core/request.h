@@ -153,6 +153,8 @@ struct sluice_ctx {
 /* Allocate a context for a new request on worker w. */
 struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
                                const char *method, const char *url);
+/* The client's address as text ("" if unknown), computed on first use. */
+const char *request_peer(struct sluice_ctx *ctx);
 /* Drop a reference; at zero unlinks from the worker and frees. */
 void request_unref(struct sluice_ctx *ctx);
 /* Free the context and what it owns, unpin its generation. No worker

@@ -127,16 +127,17 @@ int upstream_start(struct sluice_ctx *ctx)
 {
     struct worker *w = ctx->w;
     const struct config *cfg = w->srv->cfg;
-    char url[2048];
     const char *body;
     size_t blen;
     CURL *e = worker_easy_get(w);
 
     if (!e || build_headers(ctx) != 0 || body_bytes(ctx, &body, &blen) != 0)
         goto fail;
-    snprintf(url, sizeof url, "%s/chat/completions", cfg->base_url);
     ctx->curl_err[0] = '\0';
-    curl_easy_setopt(e, CURLOPT_URL, url);
+    if (w->chat_curlu)
+        curl_easy_setopt(e, CURLOPT_CURLU, w->chat_curlu);
+    else
+        curl_easy_setopt(e, CURLOPT_URL, w->chat_url);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);

@@ -100,6 +100,18 @@ static void curl_socket_event(struct worker *w, int fd, uint32_t events)
     curl_drain_done(w);
 }
 
+/* libcurl's timeout, when due: new transfers start here, stalled ones
+ * time out. */
+static void curl_run_timeout(struct worker *w, uint64_t now)
+{
+    int running;
+    if (!w->curl_at || w->curl_at > now)
+        return;
+    w->curl_at = 0;
+    curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    curl_drain_done(w);
+}
+
 /* ---- easy handle pool ---------------------------------------------- */
 
 CURL *worker_easy_get(struct worker *w)
@@ -135,6 +147,26 @@ void worker_easy_put(struct worker *w, CURL *e)
         w->easy_pool[w->npool++] = e;
     else
         curl_easy_cleanup(e);
+}
+
+/* The upstream URL of chat completions, as text and parsed: libcurl then
+ * skips parsing it again for every transfer (CURLOPT_CURLU). The base URL
+ * cannot change while running (a reload warns and keeps it). */
+static int worker_url_init(struct worker *w, const char *base_url)
+{
+    size_t n = strlen(base_url) + sizeof "/chat/completions";
+    w->chat_url = malloc(n);
+    if (!w->chat_url)
+        return -1;
+    snprintf(w->chat_url, n, "%s/chat/completions", base_url);
+    w->chat_curlu = curl_url();
+    if (w->chat_curlu &&
+        curl_url_set(w->chat_curlu, CURLUPART_URL, w->chat_url, 0) !=
+            CURLUE_OK) {
+        curl_url_cleanup(w->chat_curlu); /* let CURLOPT_URL report it */
+        w->chat_curlu = NULL;
+    }
+    return 0;
 }
 
 /* ---- client hang-up watch ------------------------------------------ */
@@ -200,10 +232,16 @@ static int loop_timeout(struct worker *w)
 {
     uint64_t now = time_now_ms(), next = timer_heap_next(&w->timers);
     MHD_UNSIGNED_LONG_LONG mt;
+    if (w->mhd_resumed)
+        return 0; /* resumed inside the last MHD_run: run it again */
     if (w->curl_at && w->curl_at < next)
         next = w->curl_at;
-    if (MHD_get_timeout(w->mhd, &mt) == MHD_YES && now + mt < next)
-        next = now + mt;
+    w->mhd_at = UINT64_MAX;
+    if (MHD_get_timeout(w->mhd, &mt) == MHD_YES) {
+        w->mhd_at = now + mt;
+        if (w->mhd_at < next)
+            next = w->mhd_at;
+    }
     if (w->admin_mhd && MHD_get_timeout(w->admin_mhd, &mt) == MHD_YES &&
         now + mt < next)
         next = now + mt;
@@ -325,18 +363,27 @@ static void *worker_main(void *arg)
         if (woken)
             worker_run_posted(w);
         uint64_t now = time_now_ms();
-        if (w->curl_at && w->curl_at <= now) {
-            int running;
-            w->curl_at = 0;
-            curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0,
-                                     &running);
-            curl_drain_done(w);
-        }
+        curl_run_timeout(w, now);
         timer_heap_run(&w->timers, now);
-        (void)mhd_ready;
-        MHD_run(w->mhd);
+        /* MHD_run costs a syscall (its own epoll_wait): only when MHD has
+         * something to do: socket events, a resumed connection, a due
+         * timeout (also 0 when it holds unprocessed data), or stopping */
+        if (mhd_ready || w->mhd_resumed || now >= w->mhd_at ||
+            atomic_load(&w->stop)) {
+            w->mhd_resumed = 0;
+            MHD_run(w->mhd);
+        }
+        /* a handler in MHD_run just added a transfer and libcurl asked to
+         * be called at once: start it now, not after another epoll_wait;
+         * if that (or a handler) resumed a connection, let MHD see it now
+         * (a resume does not wake epoll_wait by itself) */
+        curl_run_timeout(w, time_now_ms());
+        if (w->mhd_resumed) {
+            w->mhd_resumed = 0;
+            MHD_run(w->mhd);
+        }
         if (w->admin_mhd)
-            MHD_run(w->admin_mhd);
+            MHD_run(w->admin_mhd); /* rare traffic: every iteration */
     }
     return NULL;
 }
@@ -365,6 +412,10 @@ static void worker_free(struct worker *w)
         curl_easy_cleanup(w->easy_pool[--w->npool]);
     free(w->easy_pool);
     w->easy_pool = NULL;
+    curl_url_cleanup(w->chat_curlu); /* after every handle that used it */
+    w->chat_curlu = NULL;
+    free(w->chat_url);
+    w->chat_url = NULL;
     timer_heap_free(&w->timers);
     worker_run_posted(w); /* nothing may be left owning memory */
     worker_free_dead(w);
@@ -447,6 +498,10 @@ int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
     curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
     curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS,
                       (long)srv->cfg->max_connections);
+    if (worker_url_init(w, srv->cfg->base_url) != 0) {
+        snprintf(err, errlen, "worker %d: out of memory", id);
+        goto fail;
+    }
 
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         snprintf(err, errlen, "worker %d: cannot start thread", id);

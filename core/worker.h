@@ -31,7 +31,11 @@ struct worker {
     int listen_fd;
     CURLM *multi;
     uint64_t curl_at; /* libcurl's timeout, monotonic ms; 0 = none */
+    int mhd_resumed;  /* a connection was resumed: MHD_run must see it */
+    uint64_t mhd_at;  /* when MHD wants MHD_run again (UINT64_MAX: never) */
     struct timer_heap timers;
+    char *chat_url;   /* <base_url>/chat/completions, built once */
+    CURLU *chat_curlu; /* the same parsed once (NULL: use chat_url) */
     CURL **easy_pool; /* idle easy handles, reused across transfers */
     size_t npool, cappool;
     struct server *srv;

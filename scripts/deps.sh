@@ -6,6 +6,8 @@
 #                              promtool, headless Chromium)
 #   scripts/deps.sh --runtime  only the shared libraries a built sluice runs
 #                              with (used by the Dockerfile's runtime stage)
+#   scripts/deps.sh --bench    + the benchmark's tools (bench/run.sh): wrk,
+#                              nginx (the reference proxy), valgrind
 #
 # Targets Debian 12. Runs as root, or through sudo when that exists. Does
 # nothing (and needs no network) when everything is already installed.
@@ -22,12 +24,14 @@ TEST_PKGS=(clang libclang-rt-dev prometheus chromium chromium-driver)
 # Node.js + npm for the openai client tests, only when no `node` is on PATH:
 # a node from elsewhere (e.g. nodesource) conflicts with Debian's npm.
 NODE_PKGS=(nodejs npm)
+# bench/run.sh and bench/profile.sh
+BENCH_PKGS=(wrk nginx valgrind)
 # libpcre2/libutf8proc: the context stage's tokenizers (plugin-private).
 RUNTIME_PKGS=(libmicrohttpd12 libcurl4 libjansson4 libyaml-0-2
               libpcre2-8-0 libutf8proc2 ca-certificates curl)
 
 usage() {
-    echo "usage: $0 [--test | --runtime]" >&2
+    echo "usage: $0 [--test | --runtime | --bench]" >&2
     exit 2
 }
 
@@ -36,6 +40,7 @@ case "${1:-}" in
     "") ;;
     --test) mode="test" ;;
     --runtime) mode="runtime" ;;
+    --bench) mode="bench" ;;
     -h | --help) usage ;;
     *) usage ;;
 esac
@@ -54,6 +59,7 @@ case "$mode" in
         fi
         ;;
     runtime) wanted=("${RUNTIME_PKGS[@]}") ;;
+    bench) wanted=("${BUILD_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
 esac
 
 missing=()

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,6 +37,34 @@ walk_fail(struct walk *w, const sluice_json_type got, const char *want,
              "Invalid type for '%s': expected %s, but got %s instead.",
              w->field, want, type_name(got));
     return -1;
+}
+
+/* dst = <a, at most amax bytes>[<*i>]<b>, cut to fit n like snprintf, and
+ * without printf: these paths are made for every message and part but
+ * only read when a field is wrong (~700 instructions each with printf). */
+static void path_put(char *dst, size_t n, const char *a, size_t amax,
+                     const size_t *i, const char *b)
+{
+    char num[24], *q = num + sizeof num;
+    size_t len = 0, k;
+    if (!n)
+        return;
+    for (k = 0; a[k] && k < amax && len + 1 < n; k++)
+        dst[len++] = a[k];
+    if (i) {
+        size_t v = *i;
+        *--q = ']';
+        do {
+            *--q = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        *--q = '[';
+        for (; q < num + sizeof num && len + 1 < n; q++)
+            dst[len++] = *q;
+    }
+    for (k = 0; b[k] && len + 1 < n; k++)
+        dst[len++] = b[k];
+    dst[len] = '\0';
 }
 
 /* One text: counted by the model's tokenizer when there is one. */
@@ -150,7 +179,7 @@ static int walk_content(const sluice_host *H, struct walk *w,
         return 0;
     case SLUICE_JSON_ARRAY:
         for (size_t j = 0; j < H->json_size(c); j++) {
-            snprintf(sub, sizeof sub, "%.64s[%zu]", path, j);
+            path_put(sub, sizeof sub, path, 64, &j, "");
             if (walk_part(H, w, H->json_at(c, j), sub) != 0)
                 return -1;
         }
@@ -199,13 +228,13 @@ static int walk_tool_calls(const sluice_host *H, struct walk *w,
         w->approx = 1;
     for (size_t j = 0; j < H->json_size(calls); j++) {
         const sluice_json *c = H->json_at(calls, j);
-        snprintf(sub, sizeof sub, "%.64s[%zu]", path, j);
+        path_put(sub, sizeof sub, path, 64, &j, "");
         if (H->json_type(c) != SLUICE_JSON_OBJECT)
             return walk_fail(w, H->json_type(c), "an object", "%s", sub);
         const sluice_json *fn = H->json_get(c, "function");
         if (!fn) /* a custom tool call: {custom: {name, input}} */
             continue;
-        snprintf(sub, sizeof sub, "%.64s[%zu].function", path, j);
+        path_put(sub, sizeof sub, path, 64, &j, ".function");
         if (walk_call(H, w, fn, sub) != 0)
             return -1;
     }
@@ -238,12 +267,12 @@ static int walk_message(const sluice_host *H, struct walk *w,
 {
     char path[48], sub[96];
     const sluice_json *name;
-    snprintf(path, sizeof path, "messages[%zu]", i);
+    path_put(path, sizeof path, "messages", SIZE_MAX, &i, "");
     if (H->json_type(m) != SLUICE_JSON_OBJECT)
         return walk_fail(w, H->json_type(m), "an object", "%s", path);
     if (walk_role(H, w, m, path) != 0)
         return -1;
-    snprintf(sub, sizeof sub, "%s.content", path);
+    path_put(sub, sizeof sub, path, SIZE_MAX, NULL, ".content");
     if (walk_content(H, w, H->json_get(m, "content"), sub) != 0)
         return -1;
     if (walk_opt_str(H, w, m, "name", path, &name) != 0)
@@ -257,12 +286,12 @@ static int walk_message(const sluice_host *H, struct walk *w,
         return -1;
     if (refusal)
         walk_text(H, w, refusal);
-    snprintf(sub, sizeof sub, "%s.tool_calls", path);
+    path_put(sub, sizeof sub, path, SIZE_MAX, NULL, ".tool_calls");
     if (walk_tool_calls(H, w, H->json_get(m, "tool_calls"), sub) != 0)
         return -1;
     const sluice_json *fc = H->json_get(m, "function_call");
     if (fc && H->json_type(fc) != SLUICE_JSON_NULL) {
-        snprintf(sub, sizeof sub, "%s.function_call", path);
+        path_put(sub, sizeof sub, path, SIZE_MAX, NULL, ".function_call");
         if (walk_call(H, w, fc, sub) != 0)
             return -1;
     }
@@ -309,7 +338,7 @@ static int walk_defs(const sluice_host *H, struct walk *w,
         w->overhead += WALK_TOOLS_PREAMBLE;
     for (size_t i = 0; i < H->json_size(defs); i++) {
         const sluice_json *d = H->json_at(defs, i);
-        snprintf(path, sizeof path, "%s[%zu]", key, i);
+        path_put(path, sizeof path, key, SIZE_MAX, &i, "");
         if (!strcmp(key, "tools")) {
             if (H->json_type(d) != SLUICE_JSON_OBJECT)
                 return walk_fail(w, H->json_type(d), "an object", "%s",
@@ -320,7 +349,7 @@ static int walk_defs(const sluice_host *H, struct walk *w,
                 continue;
             }
             d = fn;
-            snprintf(path, sizeof path, "%s[%zu].function", key, i);
+            path_put(path, sizeof path, key, SIZE_MAX, &i, ".function");
         }
         if (walk_def(H, w, d, path) != 0)
             return -1;

@@ -56,11 +56,13 @@ function(sluice_fuzz_target name incdirs)
 endfunction()
 
 sluice_fuzz_target(reqbody ${CMAKE_SOURCE_DIR}/core
-                   ${CMAKE_SOURCE_DIR}/core/reqbody.c)
+                   ${CMAKE_SOURCE_DIR}/core/reqbody.c
+                   ${CMAKE_SOURCE_DIR}/core/json_fast.c)
 if(EXISTS ${CMAKE_SOURCE_DIR}/plugins/context/walk.c)
   set(_ctx ${CMAKE_SOURCE_DIR}/plugins/context)
   sluice_fuzz_target(walk "${CMAKE_SOURCE_DIR}/core;${_ctx}"
-                     ${CMAKE_SOURCE_DIR}/core/reqbody.c ${_ctx}/walk.c
+                     ${CMAKE_SOURCE_DIR}/core/reqbody.c
+                     ${CMAKE_SOURCE_DIR}/core/json_fast.c ${_ctx}/walk.c
                      ${_ctx}/estimate.c ${_ctx}/estimate_weights.c)
 endif()
 sluice_fuzz_target(config ${CMAKE_SOURCE_DIR}/core
