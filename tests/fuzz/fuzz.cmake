@@ -1,15 +1,17 @@
-# issue6_fuzz.cmake - libFuzzer targets for the input parsers of issue 6:
-# the chat body check (core/reqbody.c) alone and followed by the context
-# stage's walker (plugins/context/walk.c), the YAML pipeline loader
-# (config_load_string), the auth clients file parser, and the keyring's
-# keys file and Retry-After family parsers. Included from
+# fuzz.cmake - libFuzzer targets for every parser of untrusted or operator
+# input: the chat body check (core/reqbody.c + core/json_fast.c) alone and
+# followed by the context stage's walker, the YAML pipeline loader
+# (config_load_string), the auth clients file parser, the keyring's keys
+# file and Retry-After family parsers, and the sse stage's event parser.
+# (The tokenizer's target needs the npm tokenizer files and PCRE2: it has
+# its own runner, tests/fuzz/run_fuzz_tokenizer.sh.) Included from
 # tests/CMakeLists.txt. libFuzzer needs clang whatever compiler builds the
 # rest, so each target is built by a custom command from the few sources it
 # needs; CTest runs each for a short, bounded time from its seed corpus and
 # fails on any crash, leak or sanitizer report. Skipped without clang.
 find_program(SLUICE_FUZZ_CLANG clang)
 if(NOT SLUICE_FUZZ_CLANG)
-  message(STATUS "clang not found: issue 6 libFuzzer targets not built")
+  message(STATUS "clang not found: libFuzzer targets not built")
   return()
 endif()
 
@@ -21,7 +23,7 @@ execute_process(COMMAND ${SLUICE_FUZZ_CLANG} -fsanitize=fuzzer,address,undefined
                 RESULT_VARIABLE _fz_rc OUTPUT_QUIET ERROR_QUIET)
 if(NOT _fz_rc EQUAL 0)
   message(STATUS "clang cannot link libFuzzer (libclang-rt-dev missing?): "
-                 "issue 6 libFuzzer targets not built")
+                 "libFuzzer targets not built")
   return()
 endif()
 
@@ -75,6 +77,8 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/plugins/keyring/keyfile.c)
   sluice_fuzz_target(keyfile ${_kr} ${_kr}/keyfile.c)
   sluice_fuzz_target(retry_after ${_kr} ${_kr}/retry_after.c)
 endif()
+sluice_fuzz_target(sse_parser ${CMAKE_SOURCE_DIR}/plugins/sse
+                   ${CMAKE_SOURCE_DIR}/plugins/sse/sse_parser.c)
 sluice_fuzz_target(clients ${CMAKE_SOURCE_DIR}/plugins/auth
                    ${CMAKE_SOURCE_DIR}/plugins/auth/clients_file.c
                    ${CMAKE_SOURCE_DIR}/plugins/auth/sha256.c)
