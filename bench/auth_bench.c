@@ -39,8 +39,7 @@ static int bench(int nclients)
         fprintf(stderr, "init: %s\n", err);
         return -1;
     }
-    snprintf(key, sizeof key, "Bearer sk-bench-client-key-%06d",
-             nclients - 1);
+    snprintf(key, sizeof key, "Bearer sk-bench-client-key-%06d", nclients - 1);
     const char *h[] = {"Authorization", key, NULL};
     struct sluice_ctx *c =
         sh_ctx_new(g, "{\"model\":\"m\",\"messages\":[]}", h);
@@ -53,8 +52,8 @@ static int bench(int nclients)
         double per = (now_ns() - t0) / 20000;
         best = per < best ? per : best;
     }
-    printf("clients=%-6d on_request %6.0f ns (best of 15 x 20000)\n",
-           nclients, best);
+    printf("clients=%-6d on_request %6.0f ns (best of 15 x 20000)\n", nclients,
+           best);
     sh_ctx_free(c);
     sh_gen_free(g);
     return 0;

@@ -96,9 +96,8 @@ int main(int argc, char **argv)
 {
     const char *path = argc > 1 ? argv[1] : "tests/data/token-corpus.jsonl";
     double seconds = argc > 2 ? atof(argv[2]) : 2.0;
-    struct set sets[3] = {{.name = "all"},
-                          {.name = "ascii-only"},
-                          {.name = "non-ascii"}};
+    struct set sets[3] = {
+        {.name = "all"}, {.name = "ascii-only"}, {.name = "non-ascii"}};
     json_error_t je;
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -124,8 +123,7 @@ int main(int argc, char **argv)
         double wall, mbs = set_run(&sets[i], seconds, &sink, &wall);
         printf("  %-11s %4zu texts %6.2f MB  %6.0f MB/s per CPU second "
                "(%6.0f MB/s wall)\n",
-               sets[i].name, sets[i].n, (double)sets[i].bytes / 1e6, mbs,
-               wall);
+               sets[i].name, sets[i].n, (double)sets[i].bytes / 1e6, mbs, wall);
     }
     printf("(checksum %llu)\n", (unsigned long long)sink);
     for (int i = 0; i < 3; i++) {

@@ -52,8 +52,8 @@ static size_t on_data(char *data, size_t size, size_t n, void *userp)
     look[keep + take] = '\0';
     if (strstr(look, "[DONE]") || memmem(data, len, "[DONE]", 6))
         p->saw_done = 1;
-    size_t t = keep + take < sizeof p->tail - 1 ? keep + take
-                                               : sizeof p->tail - 1;
+    size_t t =
+        keep + take < sizeof p->tail - 1 ? keep + take : sizeof p->tail - 1;
     memcpy(p->tail, look + keep + take - t, t);
     p->tail[t] = '\0';
     return len;

@@ -141,7 +141,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; pn < want; i = (i + 1) % t.count) {
         size_t k = t.n[i] < want - pn ? t.n[i] : want - pn;
         while (k && k < t.n[i] && (t.s[i][k] & 0xC0) == 0x80)
-            k--;                            /* whole characters only */
+            k--; /* whole characters only */
         if (!k)
             break;
         memcpy(prompt + pn, t.s[i], k);
@@ -154,7 +154,7 @@ int main(int argc, char **argv)
     double cold_ms = prompt_ms(tok, prompt, pn);
     tok_set_cache(tok, 1);
     double first_t0 = now();
-    tok_count(tok, prompt, pn);                 /* empty cache: first use */
+    tok_count(tok, prompt, pn); /* empty cache: first use */
     double first_ms = (now() - first_t0) * 1e3;
     double warm = throughput(tok, &t, secs, &tokens);
     double warm_ms = prompt_ms(tok, prompt, pn);
@@ -168,7 +168,8 @@ int main(int argc, char **argv)
     printf("  throughput: warm cache %.1f MB/s, cache off %.1f MB/s\n", warm,
            cold);
     printf("  100 KB prompt (%zu bytes): warm %.2f ms, first use %.2f ms, "
-           "cache off %.2f ms\n", pn, warm_ms, first_ms, cold_ms);
+           "cache off %.2f ms\n",
+           pn, warm_ms, first_ms, cold_ms);
     tok_free(tok);
     for (size_t i = 0; i < t.count; i++)
         free(t.s[i]);

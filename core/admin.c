@@ -40,8 +40,7 @@ static int admin_authorised(struct sluice_ctx *ctx)
     return token_equal(h + 7, server_main->admin_token);
 }
 
-static struct admin_action *find_action(struct generation *g,
-                                        const char *path,
+static struct admin_action *find_action(struct generation *g, const char *path,
                                         struct sluice_stage **stage)
 {
     for (size_t i = 0; g && i < g->nstages; i++) {
@@ -189,8 +188,8 @@ int admin_answer(struct sluice_ctx *ctx)
     char msg[300];
     if (!server_main->admin_token) {
         snprintf(msg, sizeof msg, "unknown path %.200s", ctx->url);
-        return request_set_error(ctx, 404, "invalid_request_error",
-                                 "not_found", NULL, msg);
+        return request_set_error(ctx, 404, "invalid_request_error", "not_found",
+                                 NULL, msg);
     }
     if (!admin_authorised(ctx)) {
         hdrs_add(&ctx->out_headers, "WWW-Authenticate", "Bearer");
@@ -206,8 +205,8 @@ int admin_answer(struct sluice_ctx *ctx)
     struct admin_action *a = find_action(ctx->gen, ctx->aux, &s);
     if (!a) {
         snprintf(msg, sizeof msg, "unknown admin path %.200s", ctx->url);
-        return request_set_error(ctx, 404, "invalid_request_error",
-                                 "not_found", NULL, msg);
+        return request_set_error(ctx, 404, "invalid_request_error", "not_found",
+                                 NULL, msg);
     }
     buf_t out;
     buf_init(&out);
@@ -216,8 +215,8 @@ int admin_answer(struct sluice_ctx *ctx)
     if (status < 100 || status > 599 || out.oom) {
         log_msg(LOG_ERROR, s->name, "admin action %s failed", a->action);
         buf_release(&out);
-        return request_set_error(ctx, 500, "server_error", "admin_error",
-                                 NULL, "the admin action failed");
+        return request_set_error(ctx, 500, "server_error", "admin_error", NULL,
+                                 "the admin action failed");
     }
     log_msg(LOG_INFO, "admin", "%s %s -> %d", ctx->method, ctx->url, status);
     request_set_response(ctx, status, "application/json",

@@ -43,9 +43,9 @@ struct origin {
     int secret; /* never echo the value */
 };
 
-static const char *const top_keys[] = {
-    "server", "upstream", "admin",    "log", "docs", "plugins_dir",
-    "models", "pipeline", NULL};
+static const char *const top_keys[] = {"server", "upstream", "admin",
+                                       "log",    "docs",     "plugins_dir",
+                                       "models", "pipeline", NULL};
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -498,8 +498,7 @@ static int parse_admin(const struct loadctx *lc, const json_t *root,
     if (section_get(lc, root, "admin", keys, &s))
         return -1;
     if ((v = field(lc, s, "admin", "allow_config_path", &o)) &&
-        value_bool(&o, v, &cfg->admin_allow_config_path, lc->err,
-                   lc->errlen))
+        value_bool(&o, v, &cfg->admin_allow_config_path, lc->err, lc->errlen))
         return -1;
     if ((v = field(lc, s, "admin", "token_file", &o)) &&
         value_str(&o, v, &cfg->admin_token_file, lc->err, lc->errlen))
@@ -533,8 +532,8 @@ static int parse_log(const struct loadctx *lc, const json_t *root,
 
 /* A base URL for the docs pages' assets: http(s)://... or an absolute
  * path, without characters that would break out of an HTML attribute. */
-static int value_assets_url(const struct origin *o, const json_t *v,
-                            char **dst, char *err, size_t errlen)
+static int value_assets_url(const struct origin *o, const json_t *v, char **dst,
+                            char *err, size_t errlen)
 {
     const char *s = json_is_string(v) ? json_string_value(v) : NULL;
     size_t n;
@@ -926,8 +925,8 @@ static int config_parse(const struct loadctx *lc, struct config *cfg)
     if (check_keys(lc, root, "", top_keys) || parse_server(lc, root, cfg) ||
         parse_upstream(lc, root, cfg) || parse_admin(lc, root, cfg) ||
         parse_log(lc, root, cfg) || parse_docs(lc, root, cfg) ||
-        parse_plugins_dir(lc, root, cfg) ||
-        parse_models(lc, root, cfg) || parse_pipeline(lc, root, cfg))
+        parse_plugins_dir(lc, root, cfg) || parse_models(lc, root, cfg) ||
+        parse_pipeline(lc, root, cfg))
         return -1;
     return 0;
 }

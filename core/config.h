@@ -25,29 +25,30 @@ struct config {
     char *file; /* the path it was loaded from (or "<string>") */
 
     /* server: */
-    char *host;            /* default "0.0.0.0" */
-    int port;              /* default 8000 */
-    int threads;           /* 0 = one per core */
-    size_t max_body_bytes; /* default 4 MiB */
+    char *host;                 /* default "0.0.0.0" */
+    int port;                   /* default 8000 */
+    int threads;                /* 0 = one per core */
+    size_t max_body_bytes;      /* default 4 MiB */
     long request_timeout_ms;    /* request_timeout_s * 1000, default 30 s:
                                    headers and body must be in by then */
     int max_client_connections; /* max_connections, default 10000: client
                                    connections, shared among the workers */
 
     /* upstream: */
-    char *base_url;      /* default "https://ai.megallm.io/v1", no trailing / */
-    long timeout_ms;     /* timeout_s * 1000, default 120 s */
+    char *base_url;  /* default "https://ai.megallm.io/v1", no trailing / */
+    long timeout_ms; /* timeout_s * 1000, default 120 s */
     long connect_timeout_ms; /* default 10 s */
-    int max_connections; /* pooled keep-alive connections per worker, default 256 */
+    int max_connections; /* pooled keep-alive connections per worker, default
+                            256 */
 
     /* admin: */
-    char *admin_token_file; /* may be NULL */
-    char *admin_listen;     /* may be NULL ("host:port") */
+    char *admin_token_file;      /* may be NULL */
+    char *admin_listen;          /* may be NULL ("host:port") */
     int admin_allow_config_path; /* POST /admin/reload may name a file */
 
     /* log: */
-    char *log_level; /* "INFO" default; LOG_LEVEL overrides */
-    char *log_file;  /* may be NULL */
+    char *log_level;  /* "INFO" default; LOG_LEVEL overrides */
+    char *log_file;   /* may be NULL */
     char *log_format; /* "auto" | "json" | "text" */
 
     /* docs: */

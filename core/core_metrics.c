@@ -32,8 +32,8 @@ static const double token_buckets[] = {
 
 static struct {
     sluice_metric *requests, *in_flight, *duration, *upstream, *ttfb, *overhead,
-        *attempts, *retries, *rejections, *usage, *estimate,
-        *generation, *reloads, *reload_failures, *build, *start, *log_dropped;
+        *attempts, *retries, *rejections, *usage, *estimate, *generation,
+        *reloads, *reload_failures, *build, *start, *log_dropped;
     struct metric_series *in_flight_s, *log_dropped_s;
 } cm;
 

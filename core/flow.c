@@ -47,8 +47,8 @@ static void respond_ready(struct sluice_ctx *ctx)
 static int parse_body(struct sluice_ctx *ctx)
 {
     struct reqbody_error e;
-    if (reqbody_parse(ctx->body_in.data, ctx->body_in.len, &ctx->body,
-                      &e) != 0) {
+    if (reqbody_parse(ctx->body_in.data, ctx->body_in.len, &ctx->body, &e) !=
+        0) {
         request_set_error(ctx, 400, "invalid_request_error", e.code, e.param,
                           e.message);
         return -1;
@@ -93,9 +93,9 @@ static int attempt_wait(struct sluice_ctx *ctx)
     uint64_t at = time_now_ms() + ctx->retry_ms;
     if (at >= ctx->deadline) {
         if (!ctx->out_status)
-            request_set_error(ctx, 503, "server_error", "no_upstream",
-                              NULL, "no upstream attempt could be made in "
-                                    "time");
+            request_set_error(ctx, 503, "server_error", "no_upstream", NULL,
+                              "no upstream attempt could be made in "
+                              "time");
         return -1;
     }
     ctx->phase = PHASE_BACKOFF;
@@ -147,11 +147,15 @@ static void backoff_fired(struct timer *t)
         attempt_next(ctx);
 }
 
-static const char *const passed_headers[] = {
-    "retry-after", "x-ratelimit-limit-requests",
-    "x-ratelimit-limit-tokens", "x-ratelimit-remaining-requests",
-    "x-ratelimit-remaining-tokens", "x-ratelimit-reset-requests",
-    "x-ratelimit-reset-tokens", "openai-processing-ms", NULL};
+static const char *const passed_headers[] = {"retry-after",
+                                             "x-ratelimit-limit-requests",
+                                             "x-ratelimit-limit-tokens",
+                                             "x-ratelimit-remaining-requests",
+                                             "x-ratelimit-remaining-tokens",
+                                             "x-ratelimit-reset-requests",
+                                             "x-ratelimit-reset-tokens",
+                                             "openai-processing-ms",
+                                             NULL};
 
 static void pass_upstream_headers(struct sluice_ctx *ctx)
 {
@@ -226,8 +230,8 @@ static void stream_tick(struct timer *t)
         stream_finish(ctx);
         return;
     }
-    uint64_t last = ctx->last_out_ms > ctx->last_up_ms ? ctx->last_out_ms
-                                                       : ctx->last_up_ms;
+    uint64_t last =
+        ctx->last_out_ms > ctx->last_up_ms ? ctx->last_out_ms : ctx->last_up_ms;
     if (ctx->heartbeat_ms && now >= last + ctx->heartbeat_ms &&
         ctx->sbuf.len == ctx->soff) {
         static const char beat[] = ": keep-alive\n\n";

@@ -29,8 +29,8 @@ static void hdrs_remove(struct hdrs *h, const char *name)
     h->n = j;
 }
 
-int hdrs_addn(struct hdrs *h, const char *name, size_t nlen,
-              const char *value, size_t vlen)
+int hdrs_addn(struct hdrs *h, const char *name, size_t nlen, const char *value,
+              size_t vlen)
 {
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 8;

@@ -25,8 +25,8 @@ const char *hdrs_get(const struct hdrs *h, const char *name);
 int hdrs_set(struct hdrs *h, const char *name, const char *value);
 /* Append an entry (copied), keeping existing ones of that name. */
 int hdrs_add(struct hdrs *h, const char *name, const char *value);
-int hdrs_addn(struct hdrs *h, const char *name, size_t nlen,
-              const char *value, size_t vlen);
+int hdrs_addn(struct hdrs *h, const char *name, size_t nlen, const char *value,
+              size_t vlen);
 void hdrs_clear(struct hdrs *h); /* frees entries, keeps the array */
 void hdrs_free(struct hdrs *h);
 

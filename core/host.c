@@ -25,13 +25,12 @@
 int pipeline_chunk_forward(struct sluice_ctx *ctx, const char *data,
                            size_t len);
 
-static void h_log(sluice_stage *stage, sluice_log_level level,
-                  const char *fmt, ...)
+static void h_log(sluice_stage *stage, sluice_log_level level, const char *fmt,
+                  ...)
 {
     va_list ap;
-    int lv = level < SLUICE_LOG_DEBUG || level > SLUICE_LOG_ERROR
-                 ? LOG_INFO
-                 : (int)level;
+    int lv = level < SLUICE_LOG_DEBUG || level > SLUICE_LOG_ERROR ? LOG_INFO
+                                                                  : (int)level;
     va_start(ap, fmt);
     log_vmsg(lv, stage ? stage->name : "plugin", fmt, ap);
     va_end(ap);
@@ -129,8 +128,7 @@ static void *h_local_get(sluice_ctx *ctx)
     return NULL;
 }
 
-static int h_up_header_set(sluice_ctx *ctx, const char *name,
-                           const char *value)
+static int h_up_header_set(sluice_ctx *ctx, const char *name, const char *value)
 {
     if (!ctx || !name || !value || strpbrk(name, ":\r\n") ||
         strpbrk(value, "\r\n"))
@@ -174,8 +172,8 @@ static uint64_t h_attempt_ms(sluice_ctx *ctx)
 {
     if (!ctx || !ctx->attempt_t0)
         return 0;
-    uint64_t end = ctx->attempt_t1 >= ctx->attempt_t0 ? ctx->attempt_t1
-                                                      : time_now_ms();
+    uint64_t end =
+        ctx->attempt_t1 >= ctx->attempt_t0 ? ctx->attempt_t1 : time_now_ms();
     return end - ctx->attempt_t0;
 }
 
@@ -304,8 +302,7 @@ static int h_route_register(sluice_stage *stage, const char *method,
 static int h_stream_configure(sluice_ctx *ctx, uint32_t heartbeat_ms,
                               uint32_t idle_ms, size_t buffer_max)
 {
-    return ctx ? flow_stream_configure(ctx, heartbeat_ms, idle_ms,
-                                       buffer_max)
+    return ctx ? flow_stream_configure(ctx, heartbeat_ms, idle_ms, buffer_max)
                : -1;
 }
 
@@ -318,12 +315,11 @@ static sluice_metric *h_metric_register(sluice_stage *stage,
                                         sluice_metric_type type,
                                         const char *name, const char *help,
                                         const char *label_names,
-                                        const double *buckets,
-                                        size_t nbuckets)
+                                        const double *buckets, size_t nbuckets)
 {
     char err[256];
-    sluice_metric *m = metrics_register(type, name, help, label_names,
-                                        buckets, nbuckets, err, sizeof err);
+    sluice_metric *m = metrics_register(type, name, help, label_names, buckets,
+                                        nbuckets, err, sizeof err);
     if (!m)
         log_msg(LOG_ERROR, stage ? stage->name : "plugin",
                 "metric_register: %s", err);
@@ -347,52 +343,50 @@ static int h_http_probe(sluice_stage *stage, const char *path,
     return probe_submit(stage, url, authorization, timeout, done, arg);
 }
 
-const sluice_host host_table = {
-    .size = sizeof(sluice_host),
-    .abi_major = SLUICE_ABI_MAJOR,
-    .abi_minor = SLUICE_ABI_MINOR,
-    .log = h_log,
-    .now_ms = time_now_ms,
-    .wall_ms = time_wall_ms,
-    .mask_secret = h_mask_secret,
-    .req_method = h_req_method,
-    .req_path = h_req_path,
-    .req_header = h_req_header,
-    .req_peer = h_req_peer,
-    .req_body = h_req_body,
-    .req_body_mut = h_req_body_mut,
-    .req_model = h_req_model,
-    .req_stream = h_req_stream,
-    .req_id = h_req_id,
-    .attr_set = h_attr_set,
-    .attr_get = h_attr_get,
-    .local_set = h_local_set,
-    .local_get = h_local_get,
-    .up_header_set = h_up_header_set,
-    .attempt_no = h_attempt_no,
-    .attempt_result = h_attempt_result,
-    .resp_status = h_resp_status,
-    .resp_header = h_resp_header,
-    .resp_body = h_resp_body,
-    .attempt_ms = h_attempt_ms,
-    .respond = h_respond,
-    .respond_error = h_respond_error,
-    .resp_header_add = h_resp_header_add,
-    .retry_after_ms = h_retry_after_ms,
-    .chunk_forward = h_chunk_forward,
-    .buf_append = h_buf_append,
-    .buf_printf = h_buf_printf,
-    .buf_json_str = h_buf_json_str,
-    .admin_register = h_admin_register,
-    .upstream_base_url = h_upstream_base_url,
-    .upstream_timeout_ms = h_upstream_timeout_ms,
-    .stage_name = h_stage_name,
-    .route_register = h_route_register,
-    .stream_configure = h_stream_configure,
-    .metric_register = h_metric_register,
-    .metric_add = metrics_add,
-    .metric_set = metrics_set,
-    .metric_observe = metrics_observe,
-    .http_probe = h_http_probe,
-    JSON_API_MEMBERS
-};
+const sluice_host host_table = {.size = sizeof(sluice_host),
+                                .abi_major = SLUICE_ABI_MAJOR,
+                                .abi_minor = SLUICE_ABI_MINOR,
+                                .log = h_log,
+                                .now_ms = time_now_ms,
+                                .wall_ms = time_wall_ms,
+                                .mask_secret = h_mask_secret,
+                                .req_method = h_req_method,
+                                .req_path = h_req_path,
+                                .req_header = h_req_header,
+                                .req_peer = h_req_peer,
+                                .req_body = h_req_body,
+                                .req_body_mut = h_req_body_mut,
+                                .req_model = h_req_model,
+                                .req_stream = h_req_stream,
+                                .req_id = h_req_id,
+                                .attr_set = h_attr_set,
+                                .attr_get = h_attr_get,
+                                .local_set = h_local_set,
+                                .local_get = h_local_get,
+                                .up_header_set = h_up_header_set,
+                                .attempt_no = h_attempt_no,
+                                .attempt_result = h_attempt_result,
+                                .resp_status = h_resp_status,
+                                .resp_header = h_resp_header,
+                                .resp_body = h_resp_body,
+                                .attempt_ms = h_attempt_ms,
+                                .respond = h_respond,
+                                .respond_error = h_respond_error,
+                                .resp_header_add = h_resp_header_add,
+                                .retry_after_ms = h_retry_after_ms,
+                                .chunk_forward = h_chunk_forward,
+                                .buf_append = h_buf_append,
+                                .buf_printf = h_buf_printf,
+                                .buf_json_str = h_buf_json_str,
+                                .admin_register = h_admin_register,
+                                .upstream_base_url = h_upstream_base_url,
+                                .upstream_timeout_ms = h_upstream_timeout_ms,
+                                .stage_name = h_stage_name,
+                                .route_register = h_route_register,
+                                .stream_configure = h_stream_configure,
+                                .metric_register = h_metric_register,
+                                .metric_add = metrics_add,
+                                .metric_set = metrics_set,
+                                .metric_observe = metrics_observe,
+                                .http_probe = h_http_probe,
+                                JSON_API_MEMBERS};

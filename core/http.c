@@ -29,8 +29,7 @@
  * holds it and any OpenAI client's headers (bodies stream through it). */
 #define HTTP_CONN_MEMORY (12 * 1024)
 
-static void add_common_headers(struct sluice_ctx *ctx,
-                               struct MHD_Response *r)
+static void add_common_headers(struct sluice_ctx *ctx, struct MHD_Response *r)
 {
     MHD_add_response_header(r, "x-request-id", ctx->id);
     if (ctx->route == ROUTE_CHAT && ctx->attempt > 0) {
@@ -56,8 +55,8 @@ static enum MHD_Result queue_full(struct sluice_ctx *ctx)
                           "the gateway produced no response");
     char *body = buf_steal(&ctx->out_body, &len);
     struct MHD_Response *r = MHD_create_response_from_buffer(
-        len, body ? body : (void *)"", body ? MHD_RESPMEM_MUST_FREE
-                                            : MHD_RESPMEM_PERSISTENT);
+        len, body ? body : (void *)"",
+        body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) {
         free(body);
         return MHD_NO;
@@ -110,8 +109,7 @@ static void suspend_waiting(struct sluice_ctx *ctx)
 static enum MHD_Result body_too_large(struct sluice_ctx *ctx)
 {
     char msg[160];
-    snprintf(msg, sizeof msg,
-             "the request body exceeds the limit of %zu bytes",
+    snprintf(msg, sizeof msg, "the request body exceeds the limit of %zu bytes",
              ctx->w->srv->cfg->max_body_bytes);
     request_set_error(ctx, 413, "invalid_request_error", "request_too_large",
                       NULL, msg);
@@ -203,8 +201,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
     }
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn,
-                         void **con_cls, enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
 {
     struct sluice_ctx *ctx = *con_cls;
     (void)cls;
@@ -258,16 +256,15 @@ struct MHD_Daemon *http_daemon_start(struct worker *w, int listen_fd,
                                      size_t errlen)
 {
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
-        NULL, NULL, on_access, w, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
+        NULL, on_access, w, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
         MHD_OPTION_NOTIFY_CONNECTION, guard_conn_notify, w,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300,
-        MHD_OPTION_CONNECTION_LIMIT, conn_limit,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_END);
     if (!d)
-        snprintf(err, errlen, "worker %d: cannot start the HTTP daemon",
-                 w->id);
+        snprintf(err, errlen, "worker %d: cannot start the HTTP daemon", w->id);
     return d;
 }

@@ -15,21 +15,29 @@
 #include <string.h>
 #include <strings.h>
 
-#define J(v) ((json_t *)(v))
+#define J(v)  ((json_t *)(v))
 #define CJ(v) ((const json_t *)(v))
 
 sluice_json_type japi_type(const sluice_json *v)
 {
     switch (v ? json_typeof(CJ(v)) : (json_type)-1) {
-    case JSON_NULL: return SLUICE_JSON_NULL;
+    case JSON_NULL:
+        return SLUICE_JSON_NULL;
     case JSON_TRUE:
-    case JSON_FALSE: return SLUICE_JSON_BOOL;
-    case JSON_INTEGER: return SLUICE_JSON_INT;
-    case JSON_REAL: return SLUICE_JSON_REAL;
-    case JSON_STRING: return SLUICE_JSON_STRING;
-    case JSON_ARRAY: return SLUICE_JSON_ARRAY;
-    case JSON_OBJECT: return SLUICE_JSON_OBJECT;
-    default: return SLUICE_JSON_INVALID;
+    case JSON_FALSE:
+        return SLUICE_JSON_BOOL;
+    case JSON_INTEGER:
+        return SLUICE_JSON_INT;
+    case JSON_REAL:
+        return SLUICE_JSON_REAL;
+    case JSON_STRING:
+        return SLUICE_JSON_STRING;
+    case JSON_ARRAY:
+        return SLUICE_JSON_ARRAY;
+    case JSON_OBJECT:
+        return SLUICE_JSON_OBJECT;
+    default:
+        return SLUICE_JSON_INVALID;
     }
 }
 
@@ -153,8 +161,7 @@ int japi_del(sluice_json *obj, const char *key)
     return json_object_del(J(obj), key);
 }
 
-sluice_json *japi_parse(const char *text, size_t len, char *err,
-                        size_t errlen)
+sluice_json *japi_parse(const char *text, size_t len, char *err, size_t errlen)
 {
     json_error_t je;
     json_t *v = text ? json_fast_loadb(text, len, 0, &je) : NULL;

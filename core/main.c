@@ -48,8 +48,7 @@ static int admin_token_read(const char *path, char **out, char *err,
     if (!f) {
         if (errno == ENOENT)
             return 0; /* not configured: admin API off */
-        snprintf(err, errlen, "admin.token_file %s: %s", path,
-                 strerror(errno));
+        snprintf(err, errlen, "admin.token_file %s: %s", path, strerror(errno));
         return -1;
     }
     if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))

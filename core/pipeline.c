@@ -104,8 +104,8 @@ static int stage_init(struct sluice_stage *s, const sluice_json *config,
                       char *err, size_t errlen)
 {
     char why[512] = "";
-    if (s->desc->init(&host_table, s, config, &s->instance, why,
-                      sizeof why) != 0) {
+    if (s->desc->init(&host_table, s, config, &s->instance, why, sizeof why) !=
+        0) {
         snprintf(err, errlen, "%s", why[0] ? why : "init failed");
         return -1;
     }
@@ -135,8 +135,8 @@ struct generation *generation_build(const struct config *cfg, char *err,
         if (!s->lib)
             goto fail;
         s->desc = s->lib->desc;
-        if (stage_init(s, (const sluice_json *)sc->config, why,
-                       sizeof why) != 0)
+        if (stage_init(s, (const sluice_json *)sc->config, why, sizeof why) !=
+            0)
             goto fail;
         continue;
     fail:
@@ -221,8 +221,10 @@ static void *reaper_main(void *arg)
         struct generation *g = reap_list;
         reap_list = g->reap_next;
         pthread_mutex_unlock(&reap_lock);
-        log_msg(LOG_INFO, "core", "generation %llu retired: stages "
-                "destroyed, libraries closed", (unsigned long long)g->id);
+        log_msg(LOG_INFO, "core",
+                "generation %llu retired: stages "
+                "destroyed, libraries closed",
+                (unsigned long long)g->id);
         generation_destroy(g);
         pthread_mutex_lock(&reap_lock);
     }
@@ -287,12 +289,13 @@ int generation_migrate(struct generation *from, struct generation *to)
         buf_t st;
         buf_init(&st);
         if (f->desc->export_state(f->instance, &st) != 0 || st.oom) {
-            log_msg(LOG_WARN, t->name, "export_state failed: state not "
+            log_msg(LOG_WARN, t->name,
+                    "export_state failed: state not "
                     "carried over");
-        } else if (t->desc->import_state(t->instance,
-                                         st.data ? st.data : "",
+        } else if (t->desc->import_state(t->instance, st.data ? st.data : "",
                                          st.len) != 0) {
-            log_msg(LOG_WARN, t->name, "import_state refused the state of "
+            log_msg(LOG_WARN, t->name,
+                    "import_state refused the state of "
                     "the previous generation");
         } else {
             carried++;
@@ -387,17 +390,17 @@ static sluice_verdict run_phase(struct sluice_ctx *ctx, size_t hook_off,
         case SLUICE_ERROR:
         default:
             if (!ctx->out_status)
-                request_set_error(ctx, 500, "server_error", "stage_error",
-                                  NULL, "internal error in a gateway stage");
+                request_set_error(ctx, 500, "server_error", "stage_error", NULL,
+                                  "internal error in a gateway stage");
             return SLUICE_ERROR;
         case SLUICE_RESPOND:
             if (hook_off != offsetof(sluice_plugin, on_response))
                 ctx->responder = s->name; /* refused before the upstream */
             if (!ctx->out_status) {
-                log_msg(LOG_ERROR, s->name,
-                        "RESPOND without a response in %s", phase);
-                request_set_error(ctx, 500, "server_error", "stage_error",
-                                  NULL, "a gateway stage gave no response");
+                log_msg(LOG_ERROR, s->name, "RESPOND without a response in %s",
+                        phase);
+                request_set_error(ctx, 500, "server_error", "stage_error", NULL,
+                                  "a gateway stage gave no response");
             }
             return SLUICE_RESPOND;
         }
@@ -407,14 +410,12 @@ static sluice_verdict run_phase(struct sluice_ctx *ctx, size_t hook_off,
 
 sluice_verdict pipeline_on_request(struct sluice_ctx *ctx)
 {
-    return run_phase(ctx, offsetof(sluice_plugin, on_request), 0,
-                     "on_request");
+    return run_phase(ctx, offsetof(sluice_plugin, on_request), 0, "on_request");
 }
 
 sluice_verdict pipeline_on_attempt(struct sluice_ctx *ctx)
 {
-    return run_phase(ctx, offsetof(sluice_plugin, on_attempt), 1,
-                     "on_attempt");
+    return run_phase(ctx, offsetof(sluice_plugin, on_attempt), 1, "on_attempt");
 }
 
 sluice_verdict pipeline_on_response(struct sluice_ctx *ctx)
@@ -452,8 +453,7 @@ sluice_verdict pipeline_on_chunk(struct sluice_ctx *ctx, const char *data,
 }
 
 /* host.c: chunk_forward */
-int pipeline_chunk_forward(struct sluice_ctx *ctx, const char *data,
-                           size_t len)
+int pipeline_chunk_forward(struct sluice_ctx *ctx, const char *data, size_t len)
 {
     size_t next = ctx->chunk_stage < 0 ? 0 : (size_t)ctx->chunk_stage + 1;
     return chunk_from(ctx, next, data, len) == SLUICE_CONTINUE ? 0 : -1;

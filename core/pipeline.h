@@ -27,7 +27,7 @@ struct admin_action {
 
 struct stage_route {
     char method[8];
-    char *path;  /* without the trailing slash-star of a prefix route */
+    char *path; /* without the trailing slash-star of a prefix route */
     int prefix;
     sluice_route_fn fn;
 };
@@ -36,8 +36,8 @@ struct stage_route {
 struct sluice_stage {
     char *name;
     char *plugin;
-    int index; /* position in the pipeline: its per-request slot */
-    int line;  /* line in the pipeline file */
+    int index;              /* position in the pipeline: its per-request slot */
+    int line;               /* line in the pipeline file */
     struct plugin_lib *lib; /* NULL for stages built in tests */
     const sluice_plugin *desc;
     void *instance;

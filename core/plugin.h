@@ -11,11 +11,12 @@
 
 struct plugin_lib {
     char *path;      /* the path configured */
-    char *copy_path; /* the private copy actually dlopen'ed (unlinked after load) */
+    char *copy_path; /* the private copy actually dlopen'ed (unlinked after
+                        load) */
     char hash[17];   /* 64-bit content hash, hex */
     void *handle;    /* dlopen handle */
     const sluice_plugin *desc;
-    int no_unload;   /* keep mapped forever (SLUICE_PLUGIN_NO_UNLOAD) */
+    int no_unload; /* keep mapped forever (SLUICE_PLUGIN_NO_UNLOAD) */
 };
 
 /* Load `path`. On failure returns NULL and writes a message naming the file

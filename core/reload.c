@@ -64,10 +64,10 @@ void reload_report(buf_t *out)
     buf_puts(out, ",\"stages\":");
     stages_json(g, out);
     generation_unpin(g);
-    buf_printf(out, ",\"reloads\":%llu,\"reload_failures\":%llu,\"live\":",
-               (unsigned long long)atomic_load(&pipeline_stats.reloads),
-               (unsigned long long)atomic_load(
-                   &pipeline_stats.reload_failures));
+    buf_printf(
+        out, ",\"reloads\":%llu,\"reload_failures\":%llu,\"live\":",
+        (unsigned long long)atomic_load(&pipeline_stats.reloads),
+        (unsigned long long)atomic_load(&pipeline_stats.reload_failures));
     generation_report_live(out);
     buf_puts(out, "}");
 }
@@ -76,9 +76,9 @@ void reload_report(buf_t *out)
 static void warn_static_changes(const struct config *now,
                                 const struct config *next, buf_t *notes)
 {
-    static const char *const fixed[] = {"server", "upstream", "admin", "log",
-                                        "docs",
-                                        "plugins_dir", "models", NULL};
+    static const char *const fixed[] = {"server", "upstream", "admin",
+                                        "log",    "docs",     "plugins_dir",
+                                        "models", NULL};
     for (size_t i = 0; fixed[i]; i++) {
         json_t *a = json_object_get(now->root, fixed[i]);
         json_t *b = json_object_get(next->root, fixed[i]);
@@ -131,8 +131,9 @@ enum reload_status reload_run(const char *path, int wait, buf_t *out)
                (unsigned long long)next->id,
                (unsigned long long)(prev ? prev->id : 0));
     buf_json_str(out, file);
-    buf_printf(out, ",\"state_carried\":%d,\"restart_needed_for\":[%s],"
-                    "\"stages\":",
+    buf_printf(out,
+               ",\"state_carried\":%d,\"restart_needed_for\":[%s],"
+               "\"stages\":",
                carried, notes.data ? notes.data : "");
     stages_json(next, out);
     buf_puts(out, "}");

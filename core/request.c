@@ -28,8 +28,8 @@ static char *hex_put(char *p, uint64_t v)
 
 static void request_make_id(struct sluice_ctx *ctx, struct worker *w)
 {
-    const char *given = MHD_lookup_connection_value(ctx->conn, MHD_HEADER_KIND,
-                                                    "X-Request-Id");
+    const char *given =
+        MHD_lookup_connection_value(ctx->conn, MHD_HEADER_KIND, "X-Request-Id");
     if (given) {
         size_t n = strlen(given);
         int ok = n > 0 && n < sizeof(ctx->id);
@@ -61,8 +61,8 @@ const char *request_peer(struct sluice_ctx *ctx)
 {
     if (ctx->peer[0] || !ctx->conn)
         return ctx->peer;
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-        ctx->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(ctx->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (!ci || !ci->client_addr)
         return ctx->peer;
     const struct sockaddr *sa = ci->client_addr;
@@ -161,8 +161,8 @@ void request_free(struct sluice_ctx *ctx)
     free(ctx);
 }
 
-int request_set_response(struct sluice_ctx *ctx, int status,
-                         const char *ctype, const char *body, size_t len)
+int request_set_response(struct sluice_ctx *ctx, int status, const char *ctype,
+                         const char *body, size_t len)
 {
     char *ct = strdup(ctype ? ctype : "application/json");
     if (!ct)
@@ -189,8 +189,7 @@ void error_json(buf_t *out, const char *type, const char *code,
 }
 
 int request_set_error(struct sluice_ctx *ctx, int status, const char *type,
-                      const char *code, const char *param,
-                      const char *message)
+                      const char *code, const char *param, const char *message)
 {
     buf_t b;
     snprintf(ctx->err_code, sizeof ctx->err_code, "%s", code ? code : "");

@@ -28,16 +28,16 @@ struct generation;
 
 enum route {
     ROUTE_NONE = 0,
-    ROUTE_CHAT,        /* POST /v1/chat/completions */
-    ROUTE_MODELS,      /* GET /v1/models */
-    ROUTE_MODEL_INFO,  /* GET /v1/models/{id}/info */
-    ROUTE_HEALTH,      /* GET /health */
-    ROUTE_ADMIN,       /* /admin/... */
-    ROUTE_STAGE,       /* a route a stage registered */
-    ROUTE_METRICS,     /* GET /metrics */
-    ROUTE_OPENAPI,     /* GET /openapi.json */
-    ROUTE_DOCS,        /* GET /docs (Swagger UI) */
-    ROUTE_REDOC,       /* GET /redoc (ReDoc) */
+    ROUTE_CHAT,       /* POST /v1/chat/completions */
+    ROUTE_MODELS,     /* GET /v1/models */
+    ROUTE_MODEL_INFO, /* GET /v1/models/{id}/info */
+    ROUTE_HEALTH,     /* GET /health */
+    ROUTE_ADMIN,      /* /admin/... */
+    ROUTE_STAGE,      /* a route a stage registered */
+    ROUTE_METRICS,    /* GET /metrics */
+    ROUTE_OPENAPI,    /* GET /openapi.json */
+    ROUTE_DOCS,       /* GET /docs (Swagger UI) */
+    ROUTE_REDOC,      /* GET /redoc (ReDoc) */
     ROUTE_NOT_FOUND,
     ROUTE_BAD_METHOD
 };
@@ -65,8 +65,8 @@ struct sluice_ctx {
     struct generation *gen; /* pinned for the request's life */
     int refs;               /* completion callback + stream reader */
     char id[40];
-    uint64_t t_start;   /* monotonic ms */
-    uint64_t deadline;  /* monotonic ms: upstream time budget */
+    uint64_t t_start;  /* monotonic ms */
+    uint64_t deadline; /* monotonic ms: upstream time budget */
     enum route route;
     enum req_phase phase;
     char method[12];
@@ -75,7 +75,7 @@ struct sluice_ctx {
     struct stage_route *sroute; /* ROUTE_STAGE */
     struct sluice_stage *sstage;
     char peer[64];
-    int on_admin_port; /* arrived on admin.listen's socket */
+    int on_admin_port;    /* arrived on admin.listen's socket */
     struct hdrs req_hdrs; /* client headers when there is no connection
                              (stage tests build contexts without one) */
 
@@ -98,7 +98,7 @@ struct sluice_ctx {
     /* upstream attempt */
     int attempt;
     int attempt_cap;
-    int attempts_sent; /* upstream requests actually started */
+    int attempts_sent;      /* upstream requests actually started */
     struct hdrs up_headers; /* set by stages, reset for each attempt */
     CURL *easy;
     struct curl_slist *slist;
@@ -139,13 +139,13 @@ struct sluice_ctx {
     uint64_t last_out_ms;           /* last byte queued for the client */
 
     /* observability (core_metrics.c, access log) */
-    uint64_t t_start_us;      /* monotonic µs */
-    uint64_t attempt_t0_us;   /* start of the current attempt */
-    uint64_t up_us;           /* upstream time, summed over attempts */
-    uint64_t first_out_us;    /* first streamed byte queued (0: none) */
-    char err_code[48];        /* code of the last error response set */
-    const char *responder;    /* stage that answered before upstream
-                                 (borrowed from the pinned generation) */
+    uint64_t t_start_us;    /* monotonic µs */
+    uint64_t attempt_t0_us; /* start of the current attempt */
+    uint64_t up_us;         /* upstream time, summed over attempts */
+    uint64_t first_out_us;  /* first streamed byte queued (0: none) */
+    char err_code[48];      /* code of the last error response set */
+    const char *responder;  /* stage that answered before upstream
+                               (borrowed from the pinned generation) */
 
     struct sluice_ctx *prev, *next; /* worker's list of live requests */
 };
@@ -162,16 +162,14 @@ void request_unref(struct sluice_ctx *ctx);
 void request_free(struct sluice_ctx *ctx);
 
 /* Set the client response (copies body). */
-int request_set_response(struct sluice_ctx *ctx, int status,
-                         const char *ctype, const char *body, size_t len);
+int request_set_response(struct sluice_ctx *ctx, int status, const char *ctype,
+                         const char *body, size_t len);
 /* Set an OpenAI-shaped error response. */
 int request_set_error(struct sluice_ctx *ctx, int status, const char *type,
-                      const char *code, const char *param,
-                      const char *message);
+                      const char *code, const char *param, const char *message);
 /* Append bytes for the client of a streamed response (end of the on_chunk
  * chain) and wake the connection if it waits for data. */
-int request_stream_write(struct sluice_ctx *ctx, const char *data,
-                         size_t len);
+int request_stream_write(struct sluice_ctx *ctx, const char *data, size_t len);
 
 /* Render the OpenAI error JSON into out. */
 void error_json(buf_t *out, const char *type, const char *code,

@@ -28,8 +28,7 @@ static int path_is(const char *url, const char *p)
     return !strcmp(url, p);
 }
 
-static void route_set(struct sluice_ctx *ctx, enum route r,
-                      const char *allowed)
+static void route_set(struct sluice_ctx *ctx, enum route r, const char *allowed)
 {
     ctx->route = r;
     if (strcmp(ctx->method, allowed) &&
@@ -66,8 +65,8 @@ void routes_match(struct sluice_ctx *ctx)
     if (wrong_port(ctx, u))
         return;
     int method_ok;
-    ctx->sroute = generation_route(ctx->gen, ctx->method, u, &ctx->sstage,
-                                   &method_ok);
+    ctx->sroute =
+        generation_route(ctx->gen, ctx->method, u, &ctx->sstage, &method_ok);
     if (ctx->sroute) {
         ctx->route = method_ok ? ROUTE_STAGE : ROUTE_BAD_METHOD;
         return;
@@ -103,8 +102,7 @@ static const char *allowed_for(struct sluice_ctx *ctx, const char *url)
 
 /* ---- /health ---------------------------------------------------------- */
 
-static int stage_status_append(struct sluice_stage *s, buf_t *out,
-                               int *healthy)
+static int stage_status_append(struct sluice_stage *s, buf_t *out, int *healthy)
 {
     buf_t st;
     buf_init(&st);
@@ -151,11 +149,10 @@ static void answer_health(struct sluice_ctx *ctx)
                "{\"status\":\"%s\",\"version\":\"%s\",\"uptime_s\":%llu,"
                "\"generation\":%llu,\"workers\":%d,\"stages\":[%s]}",
                healthy ? "ok" : "degraded", SLUICE_VERSION,
-               (unsigned long long)up,
-               (unsigned long long)(g ? g->id : 0), server_main->nworkers,
-               stages.data ? stages.data : "");
-    request_set_response(ctx, healthy ? 200 : 503, "application/json",
-                         b.data, b.len);
+               (unsigned long long)up, (unsigned long long)(g ? g->id : 0),
+               server_main->nworkers, stages.data ? stages.data : "");
+    request_set_response(ctx, healthy ? 200 : 503, "application/json", b.data,
+                         b.len);
     buf_release(&b);
     buf_release(&stages);
 }
@@ -168,8 +165,8 @@ static void stages_collect(struct generation *g)
 {
     for (size_t i = 0; g && i < g->nstages; i++) {
         struct sluice_stage *s = &g->stages[i];
-        if (s->desc->size >= offsetof(sluice_plugin, collect) +
-                                 sizeof(s->desc->collect) &&
+        if (s->desc->size >=
+                offsetof(sluice_plugin, collect) + sizeof(s->desc->collect) &&
             s->desc->collect)
             s->desc->collect(s->instance);
     }
@@ -206,9 +203,9 @@ static json_t *model_object(const json_t *m)
         snprintf(owner, sizeof owner, "%.*s", (int)(slash - id), id);
     json_object_set_new(o, "object", json_string("model"));
     if (!json_object_get(o, "created"))
-        json_object_set_new(o, "created",
-                            json_integer((json_int_t)(server_main->start_wall_ms /
-                                                      1000)));
+        json_object_set_new(
+            o, "created",
+            json_integer((json_int_t)(server_main->start_wall_ms / 1000)));
     if (!json_object_get(o, "owned_by"))
         json_object_set_new(o, "owned_by", json_string(owner));
     return o;
@@ -267,8 +264,8 @@ static void answer_stage_route(struct sluice_ctx *ctx)
 {
     buf_t out;
     buf_init(&out);
-    int status = ctx->sroute->fn(ctx->sstage->instance, ctx->method,
-                                 ctx->url, &out);
+    int status =
+        ctx->sroute->fn(ctx->sstage->instance, ctx->method, ctx->url, &out);
     if (status < 100 || status > 599 || out.oom)
         request_set_error(ctx, 500, "server_error", "stage_error", NULL,
                           "a gateway stage failed to answer");
@@ -315,8 +312,8 @@ void routes_answer(struct sluice_ctx *ctx)
         break;
     default:
         snprintf(msg, sizeof msg, "unknown path %.200s", ctx->url);
-        request_set_error(ctx, 404, "invalid_request_error", "not_found",
-                          NULL, msg);
+        request_set_error(ctx, 404, "invalid_request_error", "not_found", NULL,
+                          msg);
         break;
     }
 }

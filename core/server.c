@@ -23,9 +23,9 @@ static int bind_one(const struct addrinfo *ai, int port, int reuseport,
                     int backlog, char *err, size_t errlen)
 {
     int one = 1;
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-                                       SOCK_CLOEXEC,
-                    ai->ai_protocol);
+    int fd =
+        socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+               ai->ai_protocol);
     if (fd < 0)
         goto fail;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -107,8 +107,7 @@ static int admin_listen_open(struct server *srv, char *err, size_t errlen)
     }
     int rc = getaddrinfo(host, "0", &hints, &ai);
     if (rc != 0) {
-        snprintf(err, errlen, "admin.listen '%s': %s", spec,
-                 gai_strerror(rc));
+        snprintf(err, errlen, "admin.listen '%s': %s", spec, gai_strerror(rc));
         return -1;
     }
     int fd = bind_one(ai, atoi(colon + 1), 0, 128, err, errlen);

@@ -14,12 +14,12 @@ struct server {
     struct config *cfg;
     struct worker *workers;
     int nworkers;
-    int port; /* the port actually bound */
-    int nworkers_planned; /* workers server_start is starting */
-    int admin_port;       /* admin.listen's bound port, 0 when none */
+    int port;               /* the port actually bound */
+    int nworkers_planned;   /* workers server_start is starting */
+    int admin_port;         /* admin.listen's bound port, 0 when none */
     uint64_t start_ms;      /* monotonic */
     uint64_t start_wall_ms; /* wall clock, for "created" */
-    char *admin_token; /* NULL: admin API off */
+    char *admin_token;      /* NULL: admin API off */
 };
 
 extern struct server *server_main;

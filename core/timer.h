@@ -13,8 +13,8 @@ struct timer;
 typedef void (*timer_fn)(struct timer *t);
 
 struct timer {
-    uint64_t at;  /* monotonic ms when it fires */
-    size_t slot;  /* index in the heap, TIMER_IDLE when not scheduled */
+    uint64_t at; /* monotonic ms when it fires */
+    size_t slot; /* index in the heap, TIMER_IDLE when not scheduled */
     timer_fn fn;
     void *arg;
 };

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #define WORKER_EASY_POOL_MAX 1024
-#define WORKER_DRAIN_MS 10000
+#define WORKER_DRAIN_MS      10000
 
 /* ---- libcurl socket API -------------------------------------------- */
 
@@ -160,9 +160,8 @@ static int worker_url_init(struct worker *w, const char *base_url)
         return -1;
     snprintf(w->chat_url, n, "%s/chat/completions", base_url);
     w->chat_curlu = curl_url();
-    if (w->chat_curlu &&
-        curl_url_set(w->chat_curlu, CURLUPART_URL, w->chat_url, 0) !=
-            CURLUE_OK) {
+    if (w->chat_curlu && curl_url_set(w->chat_curlu, CURLUPART_URL, w->chat_url,
+                                      0) != CURLUE_OK) {
         curl_url_cleanup(w->chat_curlu); /* let CURLOPT_URL report it */
         w->chat_curlu = NULL;
     }
@@ -323,9 +322,8 @@ static void *worker_main(void *arg)
 
     for (;;) {
         worker_handle_stop(w, &drain_until);
-        if (drain_until &&
-            (w->active == 0 || time_now_ms() >= drain_until ||
-             atomic_load(&w->stop) == 2))
+        if (drain_until && (w->active == 0 || time_now_ms() >= drain_until ||
+                            atomic_load(&w->stop) == 2))
             break;
         int n = epoll_wait(w->ep, evs, 128, loop_timeout(w));
         if (n < 0 && errno != EINTR) {
@@ -441,8 +439,7 @@ static struct MHD_Daemon *daemon_add(struct worker *w, int fd,
     src->kind = EV_MHD;
     src->fd = di ? di->epoll_fd : -1;
     if (!di || epoll_ctl(w->ep, EPOLL_CTL_ADD, src->fd, &ev) != 0) {
-        snprintf(err, errlen, "worker %d: cannot watch the HTTP daemon",
-                 w->id);
+        snprintf(err, errlen, "worker %d: cannot watch the HTTP daemon", w->id);
         MHD_stop_daemon(d);
         return NULL;
     }
@@ -476,8 +473,7 @@ int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
     if (!w->mhd)
         goto fail;
     if (admin_fd >= 0) {
-        w->admin_mhd = daemon_add(w, admin_fd, 64, &w->admin_src, err,
-                                  errlen);
+        w->admin_mhd = daemon_add(w, admin_fd, 64, &w->admin_src, err, errlen);
         if (!w->admin_mhd)
             goto fail;
     }

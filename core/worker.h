@@ -34,9 +34,9 @@ struct worker {
     int mhd_resumed;  /* a connection was resumed: MHD_run must see it */
     uint64_t mhd_at;  /* when MHD wants MHD_run again (UINT64_MAX: never) */
     struct timer_heap timers;
-    char *chat_url;   /* <base_url>/chat/completions, built once */
+    char *chat_url;    /* <base_url>/chat/completions, built once */
     CURLU *chat_curlu; /* the same parsed once (NULL: use chat_url) */
-    CURL **easy_pool; /* idle easy handles, reused across transfers */
+    CURL **easy_pool;  /* idle easy handles, reused across transfers */
     size_t npool, cappool;
     struct server *srv;
     atomic_int stop; /* 1: drain then exit, 2: exit now */
@@ -47,11 +47,11 @@ struct worker {
      * handled: a later event of the same batch may still point at them, so
      * they are freed after the batch */
     struct ev_src *dead;
-    pthread_mutex_t post_lock; /* guards posted */
-    struct worker_msg *posted; /* calls from other threads, newest first */
-    struct conn_track *tracks; /* client connections (guard.c) */
-    struct timer guard_timer;  /* request deadline sweep (guard.c) */
-    int nconns, conn_share;    /* client connections open / allowed */
+    pthread_mutex_t post_lock;  /* guards posted */
+    struct worker_msg *posted;  /* calls from other threads, newest first */
+    struct conn_track *tracks;  /* client connections (guard.c) */
+    struct timer guard_timer;   /* request deadline sweep (guard.c) */
+    int nconns, conn_share;     /* client connections open / allowed */
     unsigned long long refused; /* connections refused over the limit */
     /* admin.listen: worker 0 also carries the admin port's daemon */
     struct MHD_Daemon *admin_mhd;

@@ -37,7 +37,7 @@ extern "C" {
 #define SLUICE_ABI_MINOR 0
 
 #if defined(__GNUC__)
-#define SLUICE_EXPORT __attribute__((visibility("default")))
+#define SLUICE_EXPORT       __attribute__((visibility("default")))
 #define SLUICE_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define SLUICE_EXPORT
@@ -82,12 +82,12 @@ typedef enum sluice_json_type {
 
 /* Why an upstream attempt ended (sluice_host.attempt_result). */
 typedef enum sluice_attempt_result {
-    SLUICE_ATTEMPT_NONE = 0,     /* not finished yet */
-    SLUICE_ATTEMPT_HTTP = 1,     /* an HTTP status was received */
-    SLUICE_ATTEMPT_TIMEOUT = 2,  /* no answer within the time budget */
-    SLUICE_ATTEMPT_CONNECT = 3,  /* connection refused / DNS / TLS */
-    SLUICE_ATTEMPT_RESET = 4,    /* connection broke while receiving */
-    SLUICE_ATTEMPT_ABORTED = 5   /* client went away */
+    SLUICE_ATTEMPT_NONE = 0,    /* not finished yet */
+    SLUICE_ATTEMPT_HTTP = 1,    /* an HTTP status was received */
+    SLUICE_ATTEMPT_TIMEOUT = 2, /* no answer within the time budget */
+    SLUICE_ATTEMPT_CONNECT = 3, /* connection refused / DNS / TLS */
+    SLUICE_ATTEMPT_RESET = 4,   /* connection broke while receiving */
+    SLUICE_ATTEMPT_ABORTED = 5  /* client went away */
 } sluice_attempt_result;
 
 /* An admin action a stage publishes: POST|GET /admin/plugins/<stage>/<name>.
@@ -226,9 +226,9 @@ typedef struct sluice_host {
     const sluice_json *(*json_at)(const sluice_json *arr, size_t i);
     const char *(*json_str)(const sluice_json *v); /* NULL if not string */
     size_t (*json_strlen)(const sluice_json *v);
-    int64_t (*json_int)(const sluice_json *v);  /* 0 if not a number */
-    double (*json_real)(const sluice_json *v);  /* int or real */
-    int (*json_bool)(const sluice_json *v);     /* 1 only for true */
+    int64_t (*json_int)(const sluice_json *v); /* 0 if not a number */
+    double (*json_real)(const sluice_json *v); /* int or real */
+    int (*json_bool)(const sluice_json *v);    /* 1 only for true */
     /* Object iteration: it = json_iter(obj); while (it) { key/value;
      * it = json_iter_next(obj, it); } */
     void *(*json_iter)(const sluice_json *obj);
@@ -258,8 +258,7 @@ typedef struct sluice_host {
                    int64_t *out);
     int (*cfg_real)(const sluice_json *cfg, const char *key, double def,
                     double *out);
-    int (*cfg_bool)(const sluice_json *cfg, const char *key, int def,
-                    int *out);
+    int (*cfg_bool)(const sluice_json *cfg, const char *key, int def, int *out);
     int (*cfg_str)(const sluice_json *cfg, const char *key, const char *def,
                    const char **out);
 
@@ -305,19 +304,17 @@ typedef struct sluice_host {
      * or NULL. buckets: upper bounds for a histogram (ascending), else NULL.
      * Returns NULL on a name clash of another type or bad names. */
     sluice_metric *(*metric_register)(sluice_stage *stage,
-                                      sluice_metric_type type,
-                                      const char *name, const char *help,
-                                      const char *label_names,
-                                      const double *buckets,
-                                      size_t nbuckets);
+                                      sluice_metric_type type, const char *name,
+                                      const char *help, const char *label_names,
+                                      const double *buckets, size_t nbuckets);
     /* label_values: one string per label name, in order (NULL if none).
      * add: counters and gauges; set: gauges; observe: histograms. */
     void (*metric_add)(sluice_metric *m, const char *const *label_values,
                        double v);
     void (*metric_set)(sluice_metric *m, const char *const *label_values,
                        double v);
-    void (*metric_observe)(sluice_metric *m,
-                           const char *const *label_values, double v);
+    void (*metric_observe)(sluice_metric *m, const char *const *label_values,
+                           double v);
 
     /* ---- upstream probe -----------------------------------------------
      * GET <base_url><path> with the given Authorization value, off the
@@ -331,7 +328,7 @@ typedef struct sluice_host {
                       void *arg);
 } sluice_host;
 
-#define SLUICE_HOST_HAS(host, member)                                        \
+#define SLUICE_HOST_HAS(host, member)                                          \
     ((host)->size >= offsetof(sluice_host, member) + sizeof((host)->member))
 
 /* The plugin may ask the loader never to dlclose it (it registers callbacks
@@ -387,7 +384,7 @@ typedef struct sluice_plugin {
 
 /* True when a descriptor (possibly built against an older header) has
  * `member`. The core checks this before reading members after on_complete. */
-#define SLUICE_PLUGIN_HAS(desc, member)                                      \
+#define SLUICE_PLUGIN_HAS(desc, member)                                        \
     ((desc)->size >= offsetof(sluice_plugin, member) + sizeof((desc)->member))
 
 /* The one exported symbol. */
@@ -396,9 +393,12 @@ typedef const sluice_plugin *(*sluice_plugin_entry_fn)(void);
 
 /* Declare the entry point of a plugin:
  *   SLUICE_PLUGIN_DEFINE(my_descriptor)  */
-#define SLUICE_PLUGIN_DEFINE(desc)                                           \
-    SLUICE_EXPORT const sluice_plugin *sluice_plugin_entry(void);            \
-    const sluice_plugin *sluice_plugin_entry(void) { return &(desc); }
+#define SLUICE_PLUGIN_DEFINE(desc)                                             \
+    SLUICE_EXPORT const sluice_plugin *sluice_plugin_entry(void);              \
+    const sluice_plugin *sluice_plugin_entry(void)                             \
+    {                                                                          \
+        return &(desc);                                                        \
+    }
 
 #ifdef __cplusplus
 }

@@ -35,8 +35,8 @@ struct context {
     double margin;
     int64_t reserve_output;
     int64_t image_tokens;
-    int64_t created; /* "created" of the model objects (init time, s) */
-    sluice_metric *m_margin;  /* over the limit, inside the margin */
+    int64_t created;         /* "created" of the model objects (init time, s) */
+    sluice_metric *m_margin; /* over the limit, inside the margin */
     sluice_metric *m_refused; /* refused: over limit + margin */
     sluice_metric *m_ratio;   /* estimate over the model's context */
 };
@@ -53,12 +53,15 @@ static void context_free(struct context *c)
 
 /* ---- config -------------------------------------------------------- */
 
-static int config_check_keys(const sluice_json *cfg, char *err,
-                             size_t errlen)
+static int config_check_keys(const sluice_json *cfg, char *err, size_t errlen)
 {
-    static const char *const known[] = {
-        "models", "default_model", "on_unknown_model", "estimate_margin",
-        "reserve_output_tokens", "image_tokens", NULL};
+    static const char *const known[] = {"models",
+                                        "default_model",
+                                        "on_unknown_model",
+                                        "estimate_margin",
+                                        "reserve_output_tokens",
+                                        "image_tokens",
+                                        NULL};
     for (void *it = H->json_iter(cfg); it; it = H->json_iter_next(cfg, it)) {
         const char *k = H->json_iter_key(it);
         const char *const *p = known;
@@ -68,7 +71,8 @@ static int config_check_keys(const sluice_json *cfg, char *err,
             snprintf(err, errlen,
                      "unknown key '%.64s' (known: models, default_model, "
                      "on_unknown_model, estimate_margin, "
-                     "reserve_output_tokens, image_tokens)", k);
+                     "reserve_output_tokens, image_tokens)",
+                     k);
             return -1;
         }
     }
@@ -111,8 +115,8 @@ static int config_load(struct context *c, const sluice_json *cfg, char *err,
                  "estimate_margin: expected a fraction >= 0 (0.10 = 10 %%)");
         return -1;
     }
-    if (H->cfg_int(cfg, "reserve_output_tokens", 0, &c->reserve_output) !=
-            0 || c->reserve_output < 0) {
+    if (H->cfg_int(cfg, "reserve_output_tokens", 0, &c->reserve_output) != 0 ||
+        c->reserve_output < 0) {
         snprintf(err, errlen,
                  "reserve_output_tokens: expected an integer >= 0");
         return -1;
@@ -147,8 +151,7 @@ static int route_models(void *instance, const char *method, const char *path,
                         sluice_buf *out)
 {
     struct context *c = instance;
-    return models_render_list(H, &c->models, c->created, out) == 0 ? 200
-                                                                  : 500;
+    return models_render_list(H, &c->models, c->created, out) == 0 ? 200 : 500;
 }
 
 /* /v1/models/{id} and /v1/models/{id}/info; ids may hold slashes, so the
@@ -184,8 +187,7 @@ static int64_t output_tokens(struct context *c, sluice_ctx *ctx,
                              const sluice_json *body, const char **key)
 {
     *key = NULL;
-    static const char *const keys[] = {"max_completion_tokens",
-                                       "max_tokens"};
+    static const char *const keys[] = {"max_completion_tokens", "max_tokens"};
     for (size_t i = 0; i < 2; i++) {
         const sluice_json *v = H->json_get(body, keys[i]);
         sluice_json_type t = H->json_type(v);
@@ -195,9 +197,10 @@ static int64_t output_tokens(struct context *c, sluice_ctx *ctx,
             char msg[160];
             snprintf(msg, sizeof msg,
                      "Invalid value for '%s': expected a non-negative "
-                     "integer.", keys[i]);
-            H->respond_error(ctx, 400, "invalid_request_error",
-                             "invalid_value", keys[i], msg);
+                     "integer.",
+                     keys[i]);
+            H->respond_error(ctx, 400, "invalid_request_error", "invalid_value",
+                             keys[i], msg);
             return -1;
         }
         *key = keys[i];
@@ -254,8 +257,9 @@ static sluice_verdict refuse(struct context *c, sluice_ctx *ctx,
                       " Lower %s to at most %" PRIu64 ", or", out_key,
                       (uint64_t)m->context_length - prompt);
     else if ((size_t)n < sizeof msg)
-        n += snprintf(msg + n, sizeof msg - (size_t)n, " Shorten the "
-                                                       "messages, or");
+        n += snprintf(msg + n, sizeof msg - (size_t)n,
+                      " Shorten the "
+                      "messages, or");
     if ((size_t)n < sizeof msg && fits[0])
         snprintf(msg + n, sizeof msg - (size_t)n,
                  " use a model with a larger context: %s.", fits);
@@ -323,8 +327,8 @@ static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
                                   (uint64_t)m->overhead.per_name,
                                   (uint64_t)m->overhead.reply_priming};
     if (walk_request_opts(H, body, m && m->tok ? &opts : NULL, &w) != 0) {
-        H->respond_error(ctx, 400, "invalid_request_error",
-                         w.code, w.field, w.message);
+        H->respond_error(ctx, 400, "invalid_request_error", w.code, w.field,
+                         w.message);
         return SLUICE_RESPOND;
     }
     /* exact: the model's tokenizer counted every part of the prompt */
@@ -347,8 +351,8 @@ static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
                  "The model '%.200s' does not exist or you do not have "
                  "access to it (GET /v1/models lists the models).",
                  model);
-        H->respond_error(ctx, 404, "invalid_request_error",
-                         "model_not_found", "model", msg);
+        H->respond_error(ctx, 404, "invalid_request_error", "model_not_found",
+                         "model", msg);
         return SLUICE_RESPOND;
     }
     const char *out_key;
@@ -383,8 +387,7 @@ static void context_metrics(struct context *c)
         "table; refused requests included).",
         "model", ratio_buckets, sizeof ratio_buckets / sizeof *ratio_buckets);
     c->m_margin = H->metric_register(
-        c->self, SLUICE_METRIC_COUNTER,
-        "sluice_context_within_margin_total",
+        c->self, SLUICE_METRIC_COUNTER, "sluice_context_within_margin_total",
         "Requests estimated over the model's context but inside the "
         "estimate margin, passed on",
         "model", NULL, 0);
@@ -394,8 +397,8 @@ static void context_metrics(struct context *c)
 }
 
 static int context_init(const sluice_host *host, sluice_stage *self,
-                        const sluice_json *config, void **instance,
-                        char *err, size_t errlen)
+                        const sluice_json *config, void **instance, char *err,
+                        size_t errlen)
 {
     H = host;
     struct context *c = calloc(1, sizeof(*c));
@@ -417,7 +420,8 @@ static int context_init(const sluice_host *host, sluice_stage *self,
     if (!models_find(&c->models, c->default_model))
         H->log(self, SLUICE_LOG_WARN,
                "default_model %s is not in the model table: its requests "
-               "are not checked", c->default_model);
+               "are not checked",
+               c->default_model);
     H->log(self, SLUICE_LOG_INFO,
            "%zu models, default %s, margin %.0f %%, unknown models %s",
            c->models.n, c->default_model, c->margin * 100,
@@ -437,11 +441,13 @@ static void context_destroy(void *instance)
 static int context_status(void *instance, sluice_buf *out)
 {
     struct context *c = instance;
-    int rc = H->buf_printf(out, "{\"models\":%zu,\"default_model\":",
-                           c->models.n);
+    int rc =
+        H->buf_printf(out, "{\"models\":%zu,\"default_model\":", c->models.n);
     rc |= H->buf_json_str(out, c->default_model);
-    rc |= H->buf_printf(out, ",\"estimate_margin\":%g,\"tokenizers\":%zu,"
-                             "\"healthy\":true}", c->margin, c->toks.n);
+    rc |= H->buf_printf(out,
+                        ",\"estimate_margin\":%g,\"tokenizers\":%zu,"
+                        "\"healthy\":true}",
+                        c->margin, c->toks.n);
     return rc ? -1 : 0;
 }
 

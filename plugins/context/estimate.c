@@ -15,35 +15,60 @@
 
 /* Character classes. */
 enum {
-    K_PUNCT, K_LOWER, K_UPPER, K_DIGIT, K_SPACE, K_NL, K_LATINX, K_MARK,
-    K_CJK, K_CJKP, K_KANA, K_HANGUL, K_CYR, K_ARAB, K_INDIC, K_THAI,
-    K_OTHERL, K_EMOJI, K_JOIN, K_SYMBOL
+    K_PUNCT,
+    K_LOWER,
+    K_UPPER,
+    K_DIGIT,
+    K_SPACE,
+    K_NL,
+    K_LATINX,
+    K_MARK,
+    K_CJK,
+    K_CJKP,
+    K_KANA,
+    K_HANGUL,
+    K_CYR,
+    K_ARAB,
+    K_INDIC,
+    K_THAI,
+    K_OTHERL,
+    K_EMOJI,
+    K_JOIN,
+    K_SYMBOL
 };
 
 /* Letter groups, for word runs (0 = not in a letter run). */
-enum { G_NONE, G_LATIN, G_CJK, G_KANA, G_HANGUL, G_CYR, G_ARAB, G_INDIC,
-       G_THAI, G_OTHER };
+enum {
+    G_NONE,
+    G_LATIN,
+    G_CJK,
+    G_KANA,
+    G_HANGUL,
+    G_CYR,
+    G_ARAB,
+    G_INDIC,
+    G_THAI,
+    G_OTHER
+};
 
 static const unsigned char ascii_class[128] = {
-    ['\t'] = K_SPACE, ['\n'] = K_NL, ['\v'] = K_SPACE, ['\f'] = K_SPACE,
-    ['\r'] = K_NL, [' '] = K_SPACE,
-    ['0'] = K_DIGIT, ['1'] = K_DIGIT, ['2'] = K_DIGIT, ['3'] = K_DIGIT,
-    ['4'] = K_DIGIT, ['5'] = K_DIGIT, ['6'] = K_DIGIT, ['7'] = K_DIGIT,
-    ['8'] = K_DIGIT, ['9'] = K_DIGIT,
-    ['A'] = K_UPPER, ['B'] = K_UPPER, ['C'] = K_UPPER, ['D'] = K_UPPER,
-    ['E'] = K_UPPER, ['F'] = K_UPPER, ['G'] = K_UPPER, ['H'] = K_UPPER,
-    ['I'] = K_UPPER, ['J'] = K_UPPER, ['K'] = K_UPPER, ['L'] = K_UPPER,
-    ['M'] = K_UPPER, ['N'] = K_UPPER, ['O'] = K_UPPER, ['P'] = K_UPPER,
-    ['Q'] = K_UPPER, ['R'] = K_UPPER, ['S'] = K_UPPER, ['T'] = K_UPPER,
-    ['U'] = K_UPPER, ['V'] = K_UPPER, ['W'] = K_UPPER, ['X'] = K_UPPER,
-    ['Y'] = K_UPPER, ['Z'] = K_UPPER,
-    ['a'] = K_LOWER, ['b'] = K_LOWER, ['c'] = K_LOWER, ['d'] = K_LOWER,
-    ['e'] = K_LOWER, ['f'] = K_LOWER, ['g'] = K_LOWER, ['h'] = K_LOWER,
-    ['i'] = K_LOWER, ['j'] = K_LOWER, ['k'] = K_LOWER, ['l'] = K_LOWER,
-    ['m'] = K_LOWER, ['n'] = K_LOWER, ['o'] = K_LOWER, ['p'] = K_LOWER,
-    ['q'] = K_LOWER, ['r'] = K_LOWER, ['s'] = K_LOWER, ['t'] = K_LOWER,
-    ['u'] = K_LOWER, ['v'] = K_LOWER, ['w'] = K_LOWER, ['x'] = K_LOWER,
-    ['y'] = K_LOWER, ['z'] = K_LOWER,
+    ['\t'] = K_SPACE, ['\n'] = K_NL,   ['\v'] = K_SPACE, ['\f'] = K_SPACE,
+    ['\r'] = K_NL,    [' '] = K_SPACE, ['0'] = K_DIGIT,  ['1'] = K_DIGIT,
+    ['2'] = K_DIGIT,  ['3'] = K_DIGIT, ['4'] = K_DIGIT,  ['5'] = K_DIGIT,
+    ['6'] = K_DIGIT,  ['7'] = K_DIGIT, ['8'] = K_DIGIT,  ['9'] = K_DIGIT,
+    ['A'] = K_UPPER,  ['B'] = K_UPPER, ['C'] = K_UPPER,  ['D'] = K_UPPER,
+    ['E'] = K_UPPER,  ['F'] = K_UPPER, ['G'] = K_UPPER,  ['H'] = K_UPPER,
+    ['I'] = K_UPPER,  ['J'] = K_UPPER, ['K'] = K_UPPER,  ['L'] = K_UPPER,
+    ['M'] = K_UPPER,  ['N'] = K_UPPER, ['O'] = K_UPPER,  ['P'] = K_UPPER,
+    ['Q'] = K_UPPER,  ['R'] = K_UPPER, ['S'] = K_UPPER,  ['T'] = K_UPPER,
+    ['U'] = K_UPPER,  ['V'] = K_UPPER, ['W'] = K_UPPER,  ['X'] = K_UPPER,
+    ['Y'] = K_UPPER,  ['Z'] = K_UPPER, ['a'] = K_LOWER,  ['b'] = K_LOWER,
+    ['c'] = K_LOWER,  ['d'] = K_LOWER, ['e'] = K_LOWER,  ['f'] = K_LOWER,
+    ['g'] = K_LOWER,  ['h'] = K_LOWER, ['i'] = K_LOWER,  ['j'] = K_LOWER,
+    ['k'] = K_LOWER,  ['l'] = K_LOWER, ['m'] = K_LOWER,  ['n'] = K_LOWER,
+    ['o'] = K_LOWER,  ['p'] = K_LOWER, ['q'] = K_LOWER,  ['r'] = K_LOWER,
+    ['s'] = K_LOWER,  ['t'] = K_LOWER, ['u'] = K_LOWER,  ['v'] = K_LOWER,
+    ['w'] = K_LOWER,  ['x'] = K_LOWER, ['y'] = K_LOWER,  ['z'] = K_LOWER,
     /* everything else below 0x80 (0 = K_PUNCT): punctuation, controls */
 };
 
@@ -143,9 +168,9 @@ static int cp_class(uint32_t c)
 }
 
 static const unsigned char class_group[] = {
-    [K_LOWER] = G_LATIN, [K_UPPER] = G_LATIN, [K_LATINX] = G_LATIN,
-    [K_CJK] = G_CJK,     [K_KANA] = G_KANA,   [K_HANGUL] = G_HANGUL,
-    [K_CYR] = G_CYR,     [K_ARAB] = G_ARAB,   [K_INDIC] = G_INDIC,
+    [K_LOWER] = G_LATIN, [K_UPPER] = G_LATIN,  [K_LATINX] = G_LATIN,
+    [K_CJK] = G_CJK,     [K_KANA] = G_KANA,    [K_HANGUL] = G_HANGUL,
+    [K_CYR] = G_CYR,     [K_ARAB] = G_ARAB,    [K_INDIC] = G_INDIC,
     [K_THAI] = G_THAI,   [K_OTHERL] = G_OTHER,
 };
 
@@ -155,15 +180,15 @@ enum { A_DIGIT = 1, A_LOWER = 2, A_UPPER = 4, A_NONHEX = 8, A_EXT = 16 };
 /* Scanner state for one text. */
 struct scan {
     uint64_t *f;
-    int group;         /* letter group of the current run */
-    int prev;          /* class of the previous character */
+    int group; /* letter group of the current run */
+    int prev;  /* class of the previous character */
     /* the current run of ASCII letters/digits (and Latin letters) */
     uint32_t alen, atrans;
-    int alast;         /* K_LOWER/K_UPPER/K_DIGIT of its last character */
-    unsigned amask;    /* A_* seen in the run */
-    uint32_t piece;    /* letters of the current Latin piece */
-    uint32_t pupper;   /* capitals in it */
-    uint32_t digits;   /* digits of the current digit run */
+    int alast;       /* K_LOWER/K_UPPER/K_DIGIT of its last character */
+    unsigned amask;  /* A_* seen in the run */
+    uint32_t piece;  /* letters of the current Latin piece */
+    uint32_t pupper; /* capitals in it */
+    uint32_t digits; /* digits of the current digit run */
     /* counts pending until the run ends (words, or hex/base64?) */
     uint64_t p_word, p_exc4, p_exc8, p_upper, p_digit;
     /* whitespace and punctuation runs */
@@ -204,8 +229,7 @@ static void alnum_end(struct scan *s)
         s->f[EST_HEX] += s->alen;
     } else if (!(m & A_EXT) && s->alen >= 10 &&
                (((m & A_DIGIT) && letters && s->atrans * 3 >= s->alen) ||
-                ((m & A_LOWER) && (m & A_UPPER) &&
-                 s->atrans * 2 >= s->alen))) {
+                ((m & A_LOWER) && (m & A_UPPER) && s->atrans * 2 >= s->alen))) {
         s->f[EST_BASE64] += s->alen;
     } else {
         s->f[EST_WORD] += s->p_word;
@@ -302,8 +326,8 @@ static const unsigned char group_feature[][2] = {
 
 EST_INLINE void char_step(struct scan *s, int k, uint32_t cp)
 {
-    int alnum = k == K_LOWER || k == K_UPPER || k == K_DIGIT ||
-                k == K_LATINX || (k == K_MARK && s->alen && s->piece);
+    int alnum = k == K_LOWER || k == K_UPPER || k == K_DIGIT || k == K_LATINX ||
+                (k == K_MARK && s->alen && s->piece);
     if (!alnum && s->alen)
         alnum_end(s);
     if (k != K_SPACE && k != K_NL)
@@ -312,14 +336,18 @@ EST_INLINE void char_step(struct scan *s, int k, uint32_t cp)
         s->plen = 0;
 
     switch (k) {
-    case K_LOWER: case K_UPPER: case K_DIGIT: case K_LATINX:
+    case K_LOWER:
+    case K_UPPER:
+    case K_DIGIT:
+    case K_LATINX:
         alnum_char(s, k, cp);
         s->group = k == K_DIGIT ? G_NONE : G_LATIN;
         break;
     case K_MARK:
         s->f[EST_MARK]++;
         break; /* keeps the current run */
-    case K_SPACE: case K_NL:
+    case K_SPACE:
+    case K_NL:
         if (cp != ' ')
             s->wtab = 1;
         s->wlen++;
@@ -367,8 +395,8 @@ static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
     unsigned char b = p[0];
     size_t len;
     uint32_t c;
-    if (b >= 0xE1 && b < 0xF0 && b != 0xED && n >= 3 &&
-        (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80) {
+    if (b >= 0xE1 && b < 0xF0 && b != 0xED && n >= 3 && (p[1] & 0xC0) == 0x80 &&
+        (p[2] & 0xC0) == 0x80) {
         *cp = ((uint32_t)(b & 0x0F) << 12) | ((uint32_t)(p[1] & 0x3F) << 6) |
               (p[2] & 0x3F);
         return 3;
@@ -402,14 +430,13 @@ static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
  * a whitespace run, more digits of a digit run. Returns the bytes
  * consumed, 0 when none applies. Same counts as char_step() byte by byte
  * (fit/features.c output is checked unchanged when this is edited). */
-static size_t scan_ascii_fast(struct scan *s, const unsigned char *p,
-                              size_t i, size_t len, int k)
+static size_t scan_ascii_fast(struct scan *s, const unsigned char *p, size_t i,
+                              size_t len, int k)
 {
     size_t j = i;
     unsigned nonhex = 0;
     unsigned char b = p[i];
-    if (k == K_LOWER && s->alast == K_LOWER && s->piece &&
-        s->prev == K_LOWER) {
+    if (k == K_LOWER && s->alast == K_LOWER && s->piece && s->prev == K_LOWER) {
         while (j < len && p[j] >= 'a' && p[j] <= 'z')
             nonhex |= p[j++] > 'f';
         s->alen += (uint32_t)(j - i);
@@ -431,8 +458,8 @@ static size_t scan_ascii_fast(struct scan *s, const unsigned char *p,
         s->digits += (uint32_t)(j - i);
         return j - i;
     }
-    int lead_space = b == ' ' && !s->wlen && i + 1 < len &&
-                     p[i + 1] >= 'a' && p[i + 1] <= 'z';
+    int lead_space = b == ' ' && !s->wlen && i + 1 < len && p[i + 1] >= 'a' &&
+                     p[i + 1] <= 'z';
     if (!lead_space && !((k == K_LOWER || k == K_UPPER) && !s->alen))
         return 0;
     /* a word starts (after a single space riding on it, or not) */
@@ -512,12 +539,13 @@ uint64_t est_tokens(const char *text, size_t len)
 }
 
 static const char *const feature_names[EST_NFEATURES] = {
-    "word", "word_exc4", "word_exc8", "word_upper", "latin1", "latin_ext",
-    "latin_vi", "digit_group", "punct", "punct_run", "repeat", "newline_run", "space_run", "space_char", "cjk",
-    "cjk_punct", "kana", "hangul", "hangul_word", "cyrillic",
-    "cyrillic_word", "arabic", "arabic_word", "indic", "indic_word", "thai",
-    "other", "other_word", "mark", "emoji", "joiner", "symbol", "hex",
-    "base64",
+    "word",          "word_exc4",   "word_exc8",   "word_upper",  "latin1",
+    "latin_ext",     "latin_vi",    "digit_group", "punct",       "punct_run",
+    "repeat",        "newline_run", "space_run",   "space_char",  "cjk",
+    "cjk_punct",     "kana",        "hangul",      "hangul_word", "cyrillic",
+    "cyrillic_word", "arabic",      "arabic_word", "indic",       "indic_word",
+    "thai",          "other",       "other_word",  "mark",        "emoji",
+    "joiner",        "symbol",      "hex",         "base64",
 };
 
 const char *est_feature_name(int feature)

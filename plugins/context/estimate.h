@@ -37,19 +37,19 @@ enum est_feature {
     EST_HANGUL_WORD, /* runs of hangul */
     EST_CYRILLIC,
     EST_CYRILLIC_WORD,
-    EST_ARABIC,      /* Arabic script (Arabic, Persian, Urdu) */
+    EST_ARABIC, /* Arabic script (Arabic, Persian, Urdu) */
     EST_ARABIC_WORD,
-    EST_INDIC,       /* Devanagari and the other Indic scripts */
+    EST_INDIC, /* Devanagari and the other Indic scripts */
     EST_INDIC_WORD,
-    EST_THAI,        /* Thai, Lao */
-    EST_OTHER,       /* letters of other scripts (Greek, Hebrew, ...) */
+    EST_THAI,  /* Thai, Lao */
+    EST_OTHER, /* letters of other scripts (Greek, Hebrew, ...) */
     EST_OTHER_WORD,
-    EST_MARK,        /* combining marks (of any script) */
-    EST_EMOJI,       /* pictographs, regional indicators */
-    EST_JOINER,      /* ZWJ, variation selectors, skin tones, keycaps */
-    EST_SYMBOL,      /* other non-ASCII symbols and punctuation */
-    EST_HEX,         /* characters of hex-looking runs (hashes, UUIDs) */
-    EST_BASE64,      /* characters of base64-looking runs */
+    EST_MARK,   /* combining marks (of any script) */
+    EST_EMOJI,  /* pictographs, regional indicators */
+    EST_JOINER, /* ZWJ, variation selectors, skin tones, keycaps */
+    EST_SYMBOL, /* other non-ASCII symbols and punctuation */
+    EST_HEX,    /* characters of hex-looking runs (hashes, UUIDs) */
+    EST_BASE64, /* characters of base64-looking runs */
     EST_NFEATURES
 };
 

@@ -22,8 +22,8 @@ static struct tok *exact_find(const struct exact_set *s, const char *path,
     return NULL;
 }
 
-static int exact_add(struct exact_set *s, const char *path,
-                     const char *pattern, struct tok *tok)
+static int exact_add(struct exact_set *s, const char *path, const char *pattern,
+                     struct tok *tok)
 {
     struct exact_tok *v = realloc(s->v, (s->n + 1) * sizeof(*v));
     if (!v)
@@ -49,8 +49,8 @@ int exact_load(const sluice_host *H, sluice_stage *self, struct exact_set *s,
         if (!tok) {
             char why[512];
             uint64_t t0 = H->wall_ms();
-            if (tok_load(m->tokenizer, m->pattern, &tok, why,
-                         sizeof(why)) != 0) {
+            if (tok_load(m->tokenizer, m->pattern, &tok, why, sizeof(why)) !=
+                0) {
                 snprintf(err, errlen, "model '%.100s': %s", m->id, why);
                 return -1;
             }
@@ -61,7 +61,8 @@ int exact_load(const sluice_host *H, sluice_stage *self, struct exact_set *s,
             }
             H->log(self, SLUICE_LOG_INFO,
                    "tokenizer %s%s%s: %s, %u tokens, %.1f MB, loaded in "
-                   "%llu ms", m->tokenizer, m->pattern ? " pattern " : "",
+                   "%llu ms",
+                   m->tokenizer, m->pattern ? " pattern " : "",
                    m->pattern ? m->pattern : "", tok_kind_name(tok),
                    tok_vocab_size(tok), (double)tok_memory(tok) / 1048576.0,
                    (unsigned long long)(H->wall_ms() - t0));

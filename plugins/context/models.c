@@ -77,10 +77,9 @@ void models_free(struct model_table *t)
 static int entry_check_keys(const sluice_host *H, const sluice_json *e,
                             size_t i, char *err, size_t errlen)
 {
-    static const char *const known[] = {"id", "context_length",
-                                        "max_output_tokens", "description",
-                                        "tokenizer", "pattern",
-                                        "chat_overhead", NULL};
+    static const char *const known[] = {
+        "id",        "context_length", "max_output_tokens", "description",
+        "tokenizer", "pattern",        "chat_overhead",     NULL};
     for (void *it = H->json_iter(e); it; it = H->json_iter_next(e, it)) {
         const char *k = H->json_iter_key(it);
         const char *const *p = known;
@@ -104,8 +103,8 @@ static int entry_int(const sluice_host *H, const sluice_json *e,
 {
     int64_t v;
     if (H->cfg_int(e, key, 0, &v) != 0 || (H->json_get(e, key) && v <= 0)) {
-        snprintf(err, errlen, "models[%zu].%s: expected a positive integer",
-                 i, key);
+        snprintf(err, errlen, "models[%zu].%s: expected a positive integer", i,
+                 key);
         return -1;
     }
     if (H->json_get(e, key))
@@ -122,8 +121,8 @@ static int entry_str(const sluice_host *H, const sluice_json *e,
     if (!v)
         return 0;
     if (H->json_type(v) != SLUICE_JSON_STRING || !H->json_strlen(v)) {
-        snprintf(err, errlen, "models[%zu].%s: expected a non-empty string",
-                 i, key);
+        snprintf(err, errlen, "models[%zu].%s: expected a non-empty string", i,
+                 key);
         return -1;
     }
     char *s = strdup(H->json_str(v));
@@ -137,9 +136,8 @@ static int entry_str(const sluice_host *H, const sluice_json *e,
 }
 
 /* chat_overhead: {per_message, per_name, reply_priming}, each >= 0. */
-static int entry_overhead(const sluice_host *H, const sluice_json *e,
-                          size_t i, struct chat_overhead *o, char *err,
-                          size_t errlen)
+static int entry_overhead(const sluice_host *H, const sluice_json *e, size_t i,
+                          struct chat_overhead *o, char *err, size_t errlen)
 {
     static const char *const keys[] = {"per_message", "per_name",
                                        "reply_priming"};
@@ -162,8 +160,10 @@ static int entry_overhead(const sluice_host *H, const sluice_json *e,
     }
     return 0;
 bad:
-    snprintf(err, errlen, "models[%zu].chat_overhead: expected {per_message, "
-             "per_name, reply_priming} as integers from 0 to 1000", i);
+    snprintf(err, errlen,
+             "models[%zu].chat_overhead: expected {per_message, "
+             "per_name, reply_priming} as integers from 0 to 1000",
+             i);
     return -1;
 }
 
@@ -172,16 +172,17 @@ static int models_entry(const sluice_host *H, struct model_table *t,
                         size_t errlen)
 {
     if (H->json_type(e) != SLUICE_JSON_OBJECT) {
-        snprintf(err, errlen, "models[%zu]: expected a mapping {id, "
-                              "context_length, ...}", i);
+        snprintf(err, errlen,
+                 "models[%zu]: expected a mapping {id, "
+                 "context_length, ...}",
+                 i);
         return -1;
     }
     if (entry_check_keys(H, e, i, err, errlen) != 0)
         return -1;
     const char *id = H->json_str(H->json_get(e, "id"));
     if (!id || !*id) {
-        snprintf(err, errlen, "models[%zu].id: expected a non-empty string",
-                 i);
+        snprintf(err, errlen, "models[%zu].id: expected a non-empty string", i);
         return -1;
     }
     int64_t ctx = 0, maxout = 0;
@@ -190,8 +191,7 @@ static int models_entry(const sluice_host *H, struct model_table *t,
         return -1;
     const sluice_json *d = H->json_get(e, "description");
     if (d && H->json_type(d) != SLUICE_JSON_STRING) {
-        snprintf(err, errlen, "models[%zu].description: expected a string",
-                 i);
+        snprintf(err, errlen, "models[%zu].description: expected a string", i);
         return -1;
     }
     struct model *m = (struct model *)models_find(t, id);
@@ -199,7 +199,8 @@ static int models_entry(const sluice_host *H, struct model_table *t,
         if (!ctx) {
             snprintf(err, errlen,
                      "models[%zu] ('%.64s'): context_length is required for "
-                     "a model not in the built-in table", i, id);
+                     "a model not in the built-in table",
+                     i, id);
             return -1;
         }
         if (!(m = models_append(t, id)))
@@ -221,8 +222,10 @@ static int models_entry(const sluice_host *H, struct model_table *t,
         entry_overhead(H, e, i, &m->overhead, err, errlen) != 0)
         return -1;
     if (m->pattern && !m->tokenizer) {
-        snprintf(err, errlen, "models[%zu].pattern: only with a tokenizer "
-                 "(a tiktoken rank file)", i);
+        snprintf(err, errlen,
+                 "models[%zu].pattern: only with a tokenizer "
+                 "(a tiktoken rank file)",
+                 i);
         return -1;
     }
     return 0;
@@ -237,9 +240,10 @@ int models_configure(const sluice_host *H, struct model_table *t,
     if (!list)
         return 0;
     if (H->json_type(list) != SLUICE_JSON_ARRAY) {
-        snprintf(err, errlen, "models: expected a list of {id, "
-                              "context_length, max_output_tokens, "
-                              "description}");
+        snprintf(err, errlen,
+                 "models: expected a list of {id, "
+                 "context_length, max_output_tokens, "
+                 "description}");
         return -1;
     }
     for (size_t i = 0; i < H->json_size(list); i++)
@@ -254,8 +258,9 @@ int models_render_one(const sluice_host *H, const struct model *m,
     const char *slash = strchr(m->id, '/');
     int rc = H->buf_printf(out, "{\"id\":");
     rc |= H->buf_json_str(out, m->id);
-    rc |= H->buf_printf(out, ",\"object\":\"model\",\"created\":%lld,"
-                             "\"owned_by\":",
+    rc |= H->buf_printf(out,
+                        ",\"object\":\"model\",\"created\":%lld,"
+                        "\"owned_by\":",
                         (long long)created);
     char owner[128] = "megallm"; /* the organisation part of the id */
     if (slash && slash > m->id)

@@ -29,7 +29,7 @@ struct model {
     char *tokenizer;           /* tokenizer file, NULL: estimate */
     char *pattern;             /* tiktoken split pattern name, or NULL */
     struct chat_overhead overhead;
-    const struct tok *tok;     /* loaded (tokenizers.c owns it), or NULL */
+    const struct tok *tok; /* loaded (tokenizers.c owns it), or NULL */
 };
 
 struct model_table {

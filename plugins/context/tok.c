@@ -9,7 +9,7 @@
 
 #include "tok_internal.h"
 
-#define TOK_MAX_FILE (512L * 1024 * 1024)
+#define TOK_MAX_FILE      (512L * 1024 * 1024)
 #define TOK_CACHE_ENTRIES 131072
 
 /* ---- added tokens: leftmost-longest match, as Hugging Face does ------- */
@@ -47,7 +47,8 @@ static int added_index(struct tok *t, char *err, size_t errlen)
         if (j < t->n_lens && t->added_lens[j] == a->len)
             continue;
         if (t->n_lens == 32) {
-            tok_errf(err, errlen, "added tokens of more than 32 distinct "
+            tok_errf(err, errlen,
+                     "added tokens of more than 32 distinct "
                      "lengths are not supported");
             return -1;
         }
@@ -113,16 +114,16 @@ struct tok_run {
     struct tok_piece batch[TOK_BATCH];
     int nbatch;
     struct tbuf norm;
-    tok_piece_fn fn;               /* tok_split(): report pieces instead */
+    tok_piece_fn fn; /* tok_split(): report pieces instead */
     void *ud;
 };
 
 static int count_piece(struct tok_run *r, const struct tok_piece *x)
 {
     const struct tok *t = r->t;
-    if ((t->kind == TOK_TIKTOKEN || t->ignore_merges)
-        && vocab_find_hashed(&t->vocab, x->p, x->n, x->h) >= 0) {
-        r->total++;                /* a whole token: no lock, no merging */
+    if ((t->kind == TOK_TIKTOKEN || t->ignore_merges) &&
+        vocab_find_hashed(&t->vocab, x->p, x->n, x->h) >= 0) {
+        r->total++; /* a whole token: no lock, no merging */
         return 0;
     }
     long c = cache_get(t->cache, x->h, x->p, x->n);
@@ -230,7 +231,7 @@ static int run(const struct tok *t, const char *text, size_t len,
 
 long tok_count(const struct tok *t, const char *text, size_t len)
 {
-    struct tok_run r = { .t = t };
+    struct tok_run r = {.t = t};
     if (!t || (!text && len))
         return -1;
     if (run(t, text, len, &r) < 0)
@@ -241,14 +242,13 @@ long tok_count(const struct tok *t, const char *text, size_t len)
 int tok_split(const struct tok *t, const char *text, size_t len,
               tok_piece_fn fn, void *ud)
 {
-    struct tok_run r = { .t = t, .fn = fn, .ud = ud };
+    struct tok_run r = {.t = t, .fn = fn, .ud = ud};
     return run(t, text, len, &r);
 }
 
 /* ---- loading ------------------------------------------------------------ */
 
-static char *read_file(const char *path, size_t *n, char *err,
-                       size_t errlen)
+static char *read_file(const char *path, size_t *n, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -292,12 +292,12 @@ static int looks_hf(const char *data, size_t n)
         p++;
     if (p >= data + n || *p != '{')
         return 0;
-    return !memmem(data, n < 4096 ? n : 4096, "\"bpe_ranks\"", 11)
-           && !memmem(data, n < 4096 ? n : 4096, "\"pat_str\"", 9);
+    return !memmem(data, n < 4096 ? n : 4096, "\"bpe_ranks\"", 11) &&
+           !memmem(data, n < 4096 ? n : 4096, "\"pat_str\"", 9);
 }
 
-int tok_load(const char *path, const char *pattern, struct tok **out,
-             char *err, size_t errlen)
+int tok_load(const char *path, const char *pattern, struct tok **out, char *err,
+             size_t errlen)
 {
     char why[256] = "";
     size_t n = 0;
@@ -312,8 +312,10 @@ int tok_load(const char *path, const char *pattern, struct tok **out,
     }
     if (looks_hf(data, n)) {
         if (pattern) {
-            snprintf(why, sizeof(why), "a tokenizer.json carries its own "
-                     "split pattern: remove \"pattern: %s\"", pattern);
+            snprintf(why, sizeof(why),
+                     "a tokenizer.json carries its own "
+                     "split pattern: remove \"pattern: %s\"",
+                     pattern);
             goto out;
         }
         rc = tok_load_hf(t, path, data, n, why, sizeof(why));
@@ -360,8 +362,8 @@ void tok_free(struct tok *t)
 size_t tok_memory(const struct tok *t)
 {
     size_t m = sizeof(*t) + vocab_memory(&t->vocab);
-    m += ((size_t)t->pairs.mask + (t->pairs.slots ? 1 : 0))
-         * sizeof(struct tok_pair);
+    m += ((size_t)t->pairs.mask + (t->pairs.slots ? 1 : 0)) *
+         sizeof(struct tok_pair);
     for (size_t i = 0; i < t->n_added; i++)
         m += t->added[i].len + 1 + sizeof(struct tok_added);
     if (t->added_pair)

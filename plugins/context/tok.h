@@ -18,8 +18,8 @@ struct tok;
  * tiktoken encoding ("o200k" or "cl100k"; NULL for tokenizer.json, or for an
  * encoder JSON that carries its own "pat_str").  On failure returns -1 and
  * writes a message naming the file and what is wrong into err. */
-int tok_load(const char *path, const char *pattern, struct tok **out,
-             char *err, size_t errlen);
+int tok_load(const char *path, const char *pattern, struct tok **out, char *err,
+             size_t errlen);
 
 /* Number of tokens of `text` (len bytes, not NUL-terminated; invalid UTF-8
  * is counted as U+FFFD per maximal invalid subpart).  No BOS/EOS, no chat

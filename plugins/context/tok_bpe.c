@@ -10,16 +10,16 @@
 #define BPE_STACK 64
 
 struct bpe_part {
-    uint32_t start, end;           /* bytes [start, end) of the piece */
-    int32_t prev, next;            /* -1 = none */
-    uint32_t id;                   /* token id (Hugging Face only) */
+    uint32_t start, end; /* bytes [start, end) of the piece */
+    int32_t prev, next;  /* -1 = none */
+    uint32_t id;         /* token id (Hugging Face only) */
     int alive;
 };
 
 struct bpe_cand {
-    uint32_t rank, left;           /* left part index = its start */
-    uint32_t right_end;            /* for spotting stale entries */
-    uint32_t id;                   /* merged id (Hugging Face) */
+    uint32_t rank, left; /* left part index = its start */
+    uint32_t right_end;  /* for spotting stale entries */
+    uint32_t id;         /* merged id (Hugging Face) */
 };
 
 struct bpe {
@@ -86,8 +86,8 @@ static int bpe_cand_of(const struct bpe *b, int32_t l, struct bpe_cand *out)
     c.left = (uint32_t)l;
     c.right_end = b->part[r].end;
     if (b->t->kind == TOK_HF) {
-        const struct tok_pair *p = pairs_find(&b->t->pairs, b->part[l].id,
-                                              b->part[r].id);
+        const struct tok_pair *p =
+            pairs_find(&b->t->pairs, b->part[l].id, b->part[r].id);
         if (!p)
             return 0;
         c.rank = p->rank;
@@ -134,8 +134,7 @@ static int bpe_first_cands(struct bpe *b, size_t n,
         size_t end = base + 16 < n - 1 ? base + 16 : n - 1;
         for (size_t i = base; i < end; i++) {
             if (b->t->kind == TOK_HF)
-                pairs_prefetch(&b->t->pairs, b->part[i].id,
-                               b->part[i + 1].id);
+                pairs_prefetch(&b->t->pairs, b->part[i].id, b->part[i + 1].id);
             else
                 vocab_prefetch(&b->t->vocab, tok_hash(b->s + i, 2));
         }
@@ -205,9 +204,9 @@ struct bucket {
 struct buckets {
     struct bucket *bk;
     uint32_t nbk, capbk;
-    uint32_t *slot, mask;          /* rank hash -> bucket index + 1 */
-    uint32_t *rheap, nr;           /* pending buckets, lowest rank on top */
-    uint32_t current;              /* rank being applied + 1 (0: none) */
+    uint32_t *slot, mask; /* rank hash -> bucket index + 1 */
+    uint32_t *rheap, nr;  /* pending buckets, lowest rank on top */
+    uint32_t current;     /* rank being applied + 1 (0: none) */
     int oom;
 };
 
@@ -301,7 +300,7 @@ static long buckets_get(struct buckets *B, uint32_t rank)
 static int buckets_add(void *ud, struct bpe_cand c)
 {
     struct buckets *B = ud;
-    if (B->current && c.rank < B->current)     /* rank <= applied rank */
+    if (B->current && c.rank < B->current) /* rank <= applied rank */
         return -1;
     long idx = buckets_get(B, c.rank);
     if (idx < 0) {
@@ -357,10 +356,10 @@ static long bpe_merge_buckets(struct bpe *b, struct buckets *B, size_t n)
             if (!bpe_apply(b, &c))
                 continue;
             parts--;
-            if ((bpe_cand_of(b, b->part[c.left].prev, &nc)
-                 && buckets_add(B, nc) < 0)
-                || (bpe_cand_of(b, (int32_t)c.left, &nc)
-                    && buckets_add(B, nc) < 0))
+            if ((bpe_cand_of(b, b->part[c.left].prev, &nc) &&
+                 buckets_add(B, nc) < 0) ||
+                (bpe_cand_of(b, (int32_t)c.left, &nc) &&
+                 buckets_add(B, nc) < 0))
                 return B->oom ? -1 : -2;
         }
         free(B->bk[idx].v);
@@ -393,13 +392,13 @@ long bpe_count(const struct tok *t, const char *s, size_t n)
     /* heap[1] on a 64-byte boundary: each group of 4 children in a line */
     struct bpe_cand heap_stack[BPE_STACK * 3 + 3] __attribute__((aligned(64)));
     struct bpe_cand *heap_mem = NULL;
-    struct bpe b = { t, s, part_stack, heap_stack + 3, 0 };
+    struct bpe b = {t, s, part_stack, heap_stack + 3, 0};
     if (n > BPE_STACK) {
         if (n > UINT32_MAX / 4)
             return -1;
         b.part = malloc(n * sizeof(*b.part));
-        heap_mem = aligned_alloc(64, ((n * 3 + 3) * sizeof(*b.heap) + 63)
-                                     / 64 * 64);
+        heap_mem =
+            aligned_alloc(64, ((n * 3 + 3) * sizeof(*b.heap) + 63) / 64 * 64);
         if (!b.part || !heap_mem) {
             free(b.part);
             free(heap_mem);

@@ -49,8 +49,8 @@ long cache_get(struct tok_cache *c, uint64_t h, const char *s, size_t n)
     const struct tok_cache_entry *e = &c->e[i];
     long r = -1;
     pthread_mutex_lock(m);
-    if (e->len == n && e->hash32 == (uint32_t)(h >> 32)
-        && memcmp(e->key, key, kn) == 0)
+    if (e->len == n && e->hash32 == (uint32_t)(h >> 32) &&
+        memcmp(e->key, key, kn) == 0)
         r = e->count;
     pthread_mutex_unlock(m);
     return r;

@@ -13,8 +13,8 @@ struct hf_load {
     struct tok *t;
     struct tj j;
     struct tbuf key, str;
-    int16_t u2b[512];              /* byte-level char -> byte, -1 none */
-    const char *merges_at;         /* merges are read after the vocab */
+    int16_t u2b[512];      /* byte-level char -> byte, -1 none */
+    const char *merges_at; /* merges are read after the vocab */
     int have_model, have_vocab, have_bytelevel;
     char *err;
     size_t errlen;
@@ -26,8 +26,8 @@ static void hf_byte_map(struct hf_load *L)
     for (int i = 0; i < 512; i++)
         L->u2b[i] = -1;
     for (int b = 0; b < 256; b++) {
-        int keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC)
-                   || (b >= 0xAE && b <= 0xFF);
+        int keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) ||
+                   (b >= 0xAE && b <= 0xFF);
         L->u2b[keep ? b : 256 + n++] = (int16_t)b;
     }
 }
@@ -101,7 +101,7 @@ static int hf_str(struct hf_load *L, char *out, size_t outlen)
 
 /* ---- normalizer --------------------------------------------------------- */
 
-struct hf_typed {                  /* one normalizer / pre-tokenizer */
+struct hf_typed { /* one normalizer / pre-tokenizer */
     char type[64];
     char behavior[32];
     int invert, add_prefix_space, use_regex, pattern_set, literal;
@@ -138,8 +138,10 @@ static int hf_normalizer_item(struct hf_load *L)
     }
     if (!strcmp(x.type, "Sequence") && x.list_seen)
         return 0;
-    tok_errf(L->err, L->errlen, "normalizer type \"%s\" is not supported "
-             "(supported: NFC, Sequence of NFC)", x.type);
+    tok_errf(L->err, L->errlen,
+             "normalizer type \"%s\" is not supported "
+             "(supported: NFC, Sequence of NFC)",
+             x.type);
     return -1;
 }
 
@@ -169,10 +171,9 @@ static int hf_pretok_field(struct hf_load *L, const char *key, void *ctx)
     if (!strcmp(key, "invert"))
         return tj_bool(&L->j, &x->invert) < 0 ? hf_json_fail(L) : 0;
     if (!strcmp(key, "add_prefix_space"))
-        return tj_bool(&L->j, &x->add_prefix_space) < 0 ? hf_json_fail(L)
-                                                        : 0;
+        return tj_bool(&L->j, &x->add_prefix_space) < 0 ? hf_json_fail(L) : 0;
     if (!strcmp(key, "use_regex")) {
-        x->use_regex = 1;      /* absent means true in tokenizers */
+        x->use_regex = 1; /* absent means true in tokenizers */
         int v;
         if (tj_bool(&L->j, &v) < 0)
             return hf_json_fail(L);
@@ -197,8 +198,10 @@ static int hf_pretok_split(struct hf_load *L, struct hf_typed *x)
         return hf_fail(L, "Split pre-tokenizer without a Regex/String "
                           "pattern");
     if (strcmp(x->behavior, "Isolated")) {
-        tok_errf(L->err, L->errlen, "Split behavior \"%s\" is not supported "
-                 "(supported: Isolated)", x->behavior);
+        tok_errf(L->err, L->errlen,
+                 "Split behavior \"%s\" is not supported "
+                 "(supported: Isolated)",
+                 x->behavior);
         return -1;
     }
     if (x->invert)
@@ -206,8 +209,7 @@ static int hf_pretok_split(struct hf_load *L, struct hf_typed *x)
     if (L->have_bytelevel)
         return hf_fail(L, "a Split after the ByteLevel pre-tokenizer is not "
                           "supported");
-    return split_add(&L->t->split, x->pattern.p, x->literal, L->err,
-                     L->errlen);
+    return split_add(&L->t->split, x->pattern.p, x->literal, L->err, L->errlen);
 }
 
 static int hf_pretok_item(struct hf_load *L)
@@ -227,12 +229,15 @@ static int hf_pretok_item(struct hf_load *L)
             goto out;
         }
         L->have_bytelevel = 1;
-        rc = x.use_regex == 2 ? 0
-             : split_add(&L->t->split, split_named_pattern("gpt2"), 0,
-                         L->err, L->errlen);
+        rc = x.use_regex == 2
+                 ? 0
+                 : split_add(&L->t->split, split_named_pattern("gpt2"), 0,
+                             L->err, L->errlen);
     } else {
-        tok_errf(L->err, L->errlen, "pre_tokenizer type \"%s\" is not "
-                 "supported (supported: Sequence, Split, ByteLevel)", x.type);
+        tok_errf(L->err, L->errlen,
+                 "pre_tokenizer type \"%s\" is not "
+                 "supported (supported: Sequence, Split, ByteLevel)",
+                 x.type);
     }
 out:
     tbuf_free(&x.pattern);
@@ -267,9 +272,10 @@ static int hf_added_field(struct hf_load *L, const char *key, void *ctx)
         a->have_content = 1;
         return tj_string(&L->j, &L->str) < 0 ? hf_json_fail(L) : 0;
     }
-    int *flag = !strcmp(key, "lstrip") ? &a->lstrip
-                : !strcmp(key, "rstrip") ? &a->rstrip
-                : !strcmp(key, "single_word") ? &a->single_word : NULL;
+    int *flag = !strcmp(key, "lstrip")        ? &a->lstrip
+                : !strcmp(key, "rstrip")      ? &a->rstrip
+                : !strcmp(key, "single_word") ? &a->single_word
+                                              : NULL;
     if (flag)
         return tj_bool(&L->j, flag) < 0 ? hf_json_fail(L) : 0;
     return tj_skip(&L->j) < 0 ? hf_json_fail(L) : 0;
@@ -284,13 +290,14 @@ static int hf_added_item(struct hf_load *L)
     if (!a.have_content || !L->str.len)
         return hf_fail(L, "added token without content");
     if (a.lstrip || a.rstrip || a.single_word) {
-        tok_errf(L->err, L->errlen, "added token \"%.40s\" uses lstrip/"
-                 "rstrip/single_word, which is not supported", L->str.p);
+        tok_errf(L->err, L->errlen,
+                 "added token \"%.40s\" uses lstrip/"
+                 "rstrip/single_word, which is not supported",
+                 L->str.p);
         return -1;
     }
     if (t->n_added % 64 == 0) {
-        struct tok_added *n = realloc(t->added,
-                                      (t->n_added + 64) * sizeof(*n));
+        struct tok_added *n = realloc(t->added, (t->n_added + 64) * sizeof(*n));
         if (!n)
             return hf_fail(L, "out of memory");
         t->added = n;
@@ -322,7 +329,7 @@ static int hf_vocab(struct hf_load *L)
             return hf_fail(L, "model.vocab has an id out of range");
         long n = hf_unmap(L, L->key.p, L->key.len);
         if (n <= 0)
-            continue;              /* not byte-level: never produced */
+            continue; /* not byte-level: never produced */
         int a = vocab_add(&L->t->vocab, L->key.p, (size_t)n, (uint32_t)id);
         if (a < 0)
             return hf_fail(L, "out of memory");
@@ -339,8 +346,10 @@ static long hf_merge_side(struct hf_load *L, char *s, size_t n, long rank)
     long b = hf_unmap(L, s, n);
     long id = b > 0 ? vocab_find(&L->t->vocab, s, (size_t)b) : -1;
     if (id < 0)
-        tok_errf(L->err, L->errlen, "merge %ld refers to a token that is not "
-                 "in model.vocab", rank);
+        tok_errf(L->err, L->errlen,
+                 "merge %ld refers to a token that is not "
+                 "in model.vocab",
+                 rank);
     return id;
 }
 
@@ -355,8 +364,10 @@ static int hf_merge_add(struct hf_load *L, long rank, long a, long b)
     memcpy(buf + la, v->bytes + v->off[b], lb);
     long id = vocab_find(v, buf, la + lb);
     if (id < 0) {
-        tok_errf(L->err, L->errlen, "merge %ld makes a token that is not in "
-                 "model.vocab", rank);
+        tok_errf(L->err, L->errlen,
+                 "merge %ld makes a token that is not in "
+                 "model.vocab",
+                 rank);
         return -1;
     }
     if (pairs_add(&L->t->pairs, (uint32_t)a, (uint32_t)b, (uint32_t)rank,
@@ -368,25 +379,25 @@ static int hf_merge_add(struct hf_load *L, long rank, long a, long b)
 static int hf_merge_item(struct hf_load *L, long rank)
 {
     long a, b;
-    if (tj_peek(&L->j) == TJ_STR) {            /* "a b" */
+    if (tj_peek(&L->j) == TJ_STR) { /* "a b" */
         if (tj_string(&L->j, &L->str) < 0)
             return hf_json_fail(L);
         char *sp = memchr(L->str.p, ' ', L->str.len);
-        if (!sp || sp == L->str.p || memchr(sp + 1, ' ', L->str.len
-                                            - (size_t)(sp + 1 - L->str.p)))
+        if (!sp || sp == L->str.p ||
+            memchr(sp + 1, ' ', L->str.len - (size_t)(sp + 1 - L->str.p)))
             return hf_fail(L, "a merge string is not \"left right\"");
         size_t nl = (size_t)(sp - L->str.p);
-        if ((a = hf_merge_side(L, L->str.p, nl, rank)) < 0
-            || (b = hf_merge_side(L, sp + 1, L->str.len - nl - 1, rank)) < 0)
+        if ((a = hf_merge_side(L, L->str.p, nl, rank)) < 0 ||
+            (b = hf_merge_side(L, sp + 1, L->str.len - nl - 1, rank)) < 0)
             return -1;
         return hf_merge_add(L, rank, a, b);
     }
-    if (tj_arr_begin(&L->j) < 0)                /* ["a", "b"] */
+    if (tj_arr_begin(&L->j) < 0) /* ["a", "b"] */
         return hf_json_fail(L);
     long side[2];
     for (int i = 0; i < 2; i++) {
-        if (tj_arr_next(&L->j) <= 0 || tj_peek(&L->j) != TJ_STR
-            || tj_string(&L->j, &L->str) < 0)
+        if (tj_arr_next(&L->j) <= 0 || tj_peek(&L->j) != TJ_STR ||
+            tj_string(&L->j, &L->str) < 0)
             return hf_fail(L, "a merge pair is not [\"left\", \"right\"]");
         if ((side[i] = hf_merge_side(L, L->str.p, L->str.len, rank)) < 0)
             return -1;
@@ -431,21 +442,20 @@ static int hf_model_field(struct hf_load *L, const char *key, void *ctx)
         return tj_skip(&L->j) < 0 ? hf_json_fail(L) : 0;
     }
     if (!strcmp(key, "ignore_merges"))
-        return tj_bool(&L->j, &L->t->ignore_merges) < 0 ? hf_json_fail(L)
-                                                        : 0;
+        return tj_bool(&L->j, &L->t->ignore_merges) < 0 ? hf_json_fail(L) : 0;
     if (!strcmp(key, "byte_fallback"))
         return tj_bool(&L->j, &m->byte_fallback) < 0 ? hf_json_fail(L) : 0;
     if (!strcmp(key, "dropout")) {
         m->dropout_set = tj_peek(&L->j) != TJ_NULL;
         return tj_skip(&L->j) < 0 ? hf_json_fail(L) : 0;
     }
-    if (!strcmp(key, "continuing_subword_prefix")
-        || !strcmp(key, "end_of_word_suffix")) {
+    if (!strcmp(key, "continuing_subword_prefix") ||
+        !strcmp(key, "end_of_word_suffix")) {
         if (hf_str(L, s, sizeof(s)) < 0)
             return -1;
         if (s[0]) {
-            tok_errf(L->err, L->errlen, "model.%s \"%s\" is not supported",
-                     key, s);
+            tok_errf(L->err, L->errlen, "model.%s \"%s\" is not supported", key,
+                     s);
             return -1;
         }
         return 0;
@@ -461,8 +471,10 @@ static int hf_model(struct hf_load *L)
     if (hf_object(L, hf_model_field, &m) < 0)
         return -1;
     if (strcmp(m.type, "BPE")) {
-        tok_errf(L->err, L->errlen, "model.type \"%s\" is not supported "
-                 "(only byte-level BPE)", m.type[0] ? m.type : "(missing)");
+        tok_errf(L->err, L->errlen,
+                 "model.type \"%s\" is not supported "
+                 "(only byte-level BPE)",
+                 m.type[0] ? m.type : "(missing)");
         return -1;
     }
     if (m.byte_fallback)
@@ -508,14 +520,14 @@ int tok_load_hf(struct tok *t, const char *path, const char *data, size_t n,
                 char *err, size_t errlen)
 {
     (void)path;
-    struct hf_load L = { .t = t, .err = err, .errlen = errlen };
+    struct hf_load L = {.t = t, .err = err, .errlen = errlen};
     L.j.p = L.j.start = data;
     L.j.end = data + n;
     hf_byte_map(&L);
     t->kind = TOK_HF;
     int rc = -1;
-    if (vocab_init(&t->vocab, 1u << 17) < 0
-        || pairs_init(&t->pairs, 1u << 17) < 0) {
+    if (vocab_init(&t->vocab, 1u << 17) < 0 ||
+        pairs_init(&t->pairs, 1u << 17) < 0) {
         hf_fail(&L, "out of memory");
         goto out;
     }
@@ -536,8 +548,10 @@ int tok_load_hf(struct tok *t, const char *path, const char *data, size_t n,
     }
     for (int b = 0; b < 256; b++)
         if (t->vocab.byte_id[b] == UINT32_MAX) {
-            tok_errf(err, errlen, "model.vocab lacks the byte-level token of "
-                     "byte 0x%02x", b);
+            tok_errf(err, errlen,
+                     "model.vocab lacks the byte-level token of "
+                     "byte 0x%02x",
+                     b);
             goto out;
         }
     rc = 0;

@@ -22,10 +22,19 @@ void tbuf_free(struct tbuf *b);
 /* ---- JSON cursor (tok_json.c): reads without building a tree ---------- */
 struct tj {
     const char *p, *end, *start;
-    const char *err;               /* static message on failure */
+    const char *err; /* static message on failure */
 };
-enum tj_type { TJ_END, TJ_OBJ, TJ_ARR, TJ_STR, TJ_NUM, TJ_TRUE, TJ_FALSE,
-               TJ_NULL, TJ_BAD };
+enum tj_type {
+    TJ_END,
+    TJ_OBJ,
+    TJ_ARR,
+    TJ_STR,
+    TJ_NUM,
+    TJ_TRUE,
+    TJ_FALSE,
+    TJ_NULL,
+    TJ_BAD
+};
 enum tj_type tj_peek(struct tj *j);
 int tj_obj_begin(struct tj *j);
 /* 1: key read into key (NUL-terminated) and ':' consumed; 0: '}'; -1 err */
@@ -33,9 +42,9 @@ int tj_obj_next(struct tj *j, struct tbuf *key);
 int tj_arr_begin(struct tj *j);
 /* 1: another element follows; 0: ']' consumed; -1 error */
 int tj_arr_next(struct tj *j);
-int tj_string(struct tj *j, struct tbuf *out);   /* decoded, NUL-terminated */
+int tj_string(struct tj *j, struct tbuf *out); /* decoded, NUL-terminated */
 int tj_int(struct tj *j, long *v);
-int tj_bool(struct tj *j, int *v);               /* true/false/null(0) */
+int tj_bool(struct tj *j, int *v); /* true/false/null(0) */
 int tj_skip(struct tj *j);
 size_t tj_offset(const struct tj *j);
 
@@ -47,13 +56,13 @@ struct vocab_slot {
     uint32_t tag, id1, off;
 };
 struct tok_vocab {
-    char *bytes;                   /* arena of every token's bytes */
+    char *bytes; /* arena of every token's bytes */
     size_t bytes_len, bytes_cap;
-    uint32_t *off, *len;           /* per id; len UINT32_MAX = no token */
-    uint32_t n_ids;                /* max id + 1 */
-    struct vocab_slot *slots;      /* open addressing, linear probing */
+    uint32_t *off, *len;      /* per id; len UINT32_MAX = no token */
+    uint32_t n_ids;           /* max id + 1 */
+    struct vocab_slot *slots; /* open addressing, linear probing */
     uint32_t mask, used;
-    uint32_t byte_id[256];         /* id of each single byte */
+    uint32_t byte_id[256]; /* id of each single byte */
 };
 int vocab_init(struct tok_vocab *v, uint32_t expect);
 /* 0 ok, 1 duplicate bytes or id, -1 out of memory */
@@ -73,7 +82,7 @@ uint64_t tok_hash_seed(const void *s, size_t n, uint64_t seed);
 
 /* ---- merges: (left id, right id) -> (rank, merged id) ----------------- */
 struct tok_pair {
-    uint64_t key;                  /* (left << 32 | right) + 1, 0 = empty */
+    uint64_t key; /* (left << 32 | right) + 1, 0 = empty */
     uint32_t rank, id;
 };
 struct tok_pairs {
@@ -82,7 +91,7 @@ struct tok_pairs {
 };
 int pairs_init(struct tok_pairs *m, uint32_t expect);
 int pairs_add(struct tok_pairs *m, uint32_t a, uint32_t b, uint32_t rank,
-              uint32_t id);  /* 0 ok, 1 duplicate (the later rank wins) */
+              uint32_t id); /* 0 ok, 1 duplicate (the later rank wins) */
 const struct tok_pair *pairs_find(const struct tok_pairs *m, uint32_t a,
                                   uint32_t b);
 void pairs_free(struct tok_pairs *m);
@@ -101,7 +110,7 @@ static inline void pairs_prefetch(const struct tok_pairs *m, uint32_t a,
 /* ---- splitter (tok_split.c) -------------------------------------------- */
 #define TOK_MAX_SPLITS 8
 struct tok_splitter {
-    void *re[TOK_MAX_SPLITS];      /* pcre2_code_8 *, applied in sequence */
+    void *re[TOK_MAX_SPLITS]; /* pcre2_code_8 *, applied in sequence */
     int n;
 };
 /* Named patterns: "o200k", "cl100k", "gpt2" (ByteLevel use_regex). */
@@ -117,19 +126,19 @@ void split_free(struct tok_splitter *s);
 
 /* ---- the cache of recent pieces (tok_cache.c) ------------------------- */
 #define TOK_CACHE_SHARDS 64
-#define TOK_CACHE_KEY 36
+#define TOK_CACHE_KEY    36
 /* A piece of up to TOK_CACHE_KEY bytes is kept whole; a longer one by its
  * length and a 128-bit fingerprint (two independent 64-bit hashes: a false
  * hit has probability ~2^-128 per lookup). */
 struct tok_cache_entry {
     uint32_t hash32;
-    uint32_t len;                  /* 0 = empty */
+    uint32_t len; /* 0 = empty */
     uint32_t count;
     char key[TOK_CACHE_KEY];
 };
 struct tok_cache {
     struct tok_cache_entry *e;
-    uint32_t mask;                 /* entries - 1 */
+    uint32_t mask; /* entries - 1 */
     pthread_mutex_t lock[TOK_CACHE_SHARDS];
     int enabled;
 };
@@ -148,7 +157,7 @@ size_t cache_memory(const struct tok_cache *c);
 /* ---- the tokenizer ------------------------------------------------------ */
 enum tok_kind { TOK_HF, TOK_TIKTOKEN };
 
-struct tok_added {                 /* Hugging Face added_tokens */
+struct tok_added { /* Hugging Face added_tokens */
     char *s;
     uint32_t len;
 };
@@ -156,19 +165,19 @@ struct tok_added {                 /* Hugging Face added_tokens */
 struct tok {
     enum tok_kind kind;
     struct tok_vocab vocab;
-    struct tok_pairs pairs;        /* TOK_HF only */
+    struct tok_pairs pairs; /* TOK_HF only */
     struct tok_splitter split;
-    int nfc;                       /* normalizer NFC */
-    int ignore_merges;             /* whole piece in vocab -> 1 token */
-    struct tok_added *added;       /* contents, as loaded */
+    int nfc;                 /* normalizer NFC */
+    int ignore_merges;       /* whole piece in vocab -> 1 token */
+    struct tok_added *added; /* contents, as loaded */
     size_t n_added;
-    uint8_t *added_pair;           /* bitmap of first two bytes (8 KB) */
-    uint8_t added_single[32];      /* bitmap of one-byte contents */
-    uint32_t *added_slots;         /* hash set: index + 1, 0 = empty */
+    uint8_t *added_pair;      /* bitmap of first two bytes (8 KB) */
+    uint8_t added_single[32]; /* bitmap of one-byte contents */
+    uint32_t *added_slots;    /* hash set: index + 1, 0 = empty */
     uint32_t added_mask;
-    uint32_t added_lens[32];       /* distinct lengths, longest first */
+    uint32_t added_lens[32]; /* distinct lengths, longest first */
     int n_lens;
-    struct tok_cache *cache;       /* mutable through const tok */
+    struct tok_cache *cache; /* mutable through const tok */
 };
 
 /* BPE count of one piece (raw bytes, not byte-level-mapped), merging from
@@ -192,10 +201,9 @@ void tok_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* loaders */
-int tok_load_hf(struct tok *t, const char *path, const char *data,
-                size_t n, char *err, size_t errlen);
+int tok_load_hf(struct tok *t, const char *path, const char *data, size_t n,
+                char *err, size_t errlen);
 int tok_load_tiktoken(struct tok *t, const char *path, const char *data,
-                      size_t n, const char *pattern, char *err,
-                      size_t errlen);
+                      size_t n, const char *pattern, char *err, size_t errlen);
 
 #endif

@@ -49,8 +49,8 @@ static int tj_fail(struct tj *j, const char *msg)
 
 static void tj_ws(struct tj *j)
 {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r'
-                             || *j->p == '\t'))
+    while (j->p < j->end &&
+           (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t'))
         j->p++;
 }
 
@@ -65,12 +65,18 @@ enum tj_type tj_peek(struct tj *j)
     if (j->p >= j->end)
         return TJ_END;
     switch (*j->p) {
-    case '{': return TJ_OBJ;
-    case '[': return TJ_ARR;
-    case '"': return TJ_STR;
-    case 't': return TJ_TRUE;
-    case 'f': return TJ_FALSE;
-    case 'n': return TJ_NULL;
+    case '{':
+        return TJ_OBJ;
+    case '[':
+        return TJ_ARR;
+    case '"':
+        return TJ_STR;
+    case 't':
+        return TJ_TRUE;
+    case 'f':
+        return TJ_FALSE;
+    case 'n':
+        return TJ_NULL;
     default:
         if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))
             return TJ_NUM;
@@ -104,8 +110,8 @@ int tj_arr_begin(struct tj *j)
 static int tj_after_open(const struct tj *j)
 {
     const char *q = j->p;
-    while (q > j->start && (q[-1] == ' ' || q[-1] == '\n' || q[-1] == '\r'
-                            || q[-1] == '\t'))
+    while (q > j->start &&
+           (q[-1] == ' ' || q[-1] == '\n' || q[-1] == '\r' || q[-1] == '\t'))
         q--;
     return q > j->start && (q[-1] == '{' || q[-1] == '[');
 }
@@ -207,8 +213,8 @@ static int tj_escape(struct tj *j, struct tbuf *out)
     unsigned cp, lo;
     if (tj_hex4(j, &cp) < 0)
         return -1;
-    if (cp >= 0xD800 && cp < 0xDC00 && j->end - j->p >= 6 && j->p[0] == '\\'
-        && j->p[1] == 'u') {
+    if (cp >= 0xD800 && cp < 0xDC00 && j->end - j->p >= 6 && j->p[0] == '\\' &&
+        j->p[1] == 'u') {
         const char *save = j->p;
         j->p += 2;
         if (tj_hex4(j, &lo) < 0)
@@ -219,7 +225,7 @@ static int tj_escape(struct tj *j, struct tbuf *out)
             j->p = save;
     }
     if (cp >= 0xD800 && cp < 0xE000)
-        cp = 0xFFFD;                       /* lone surrogate */
+        cp = 0xFFFD; /* lone surrogate */
     return tj_put_cp(out, cp);
 }
 
@@ -233,8 +239,8 @@ int tj_string(struct tj *j, struct tbuf *out)
         return -1;
     for (;;) {
         const char *q = j->p;
-        while (q < j->end && *q != '"' && *q != '\\'
-               && (unsigned char)*q >= 0x20)
+        while (q < j->end && *q != '"' && *q != '\\' &&
+               (unsigned char)*q >= 0x20)
             q++;
         if (q > j->p && tbuf_add(out, j->p, (size_t)(q - j->p)) < 0)
             return tj_fail(j, "out of memory");
@@ -286,8 +292,8 @@ static int tj_word(struct tj *j, const char *w)
     size_t n = strlen(w);
     if ((size_t)(j->end - j->p) < n || memcmp(j->p, w, n) != 0)
         return tj_fail(j, (size_t)(j->end - j->p) < n
-                          ? "unexpected end of file (truncated JSON?)"
-                          : "malformed JSON literal");
+                              ? "unexpected end of file (truncated JSON?)"
+                              : "malformed JSON literal");
     j->p += n;
     return 0;
 }
@@ -295,10 +301,17 @@ static int tj_word(struct tj *j, const char *w)
 int tj_bool(struct tj *j, int *v)
 {
     switch (tj_peek(j)) {
-    case TJ_TRUE: *v = 1; return tj_word(j, "true");
-    case TJ_FALSE: *v = 0; return tj_word(j, "false");
-    case TJ_NULL: *v = 0; return tj_word(j, "null");
-    default: return tj_fail(j, "expected true or false");
+    case TJ_TRUE:
+        *v = 1;
+        return tj_word(j, "true");
+    case TJ_FALSE:
+        *v = 0;
+        return tj_word(j, "false");
+    case TJ_NULL:
+        *v = 0;
+        return tj_word(j, "null");
+    default:
+        return tj_fail(j, "expected true or false");
     }
 }
 
@@ -336,9 +349,15 @@ static int tj_skip_depth(struct tj *j, int depth)
         while (j->p < j->end && strchr("0123456789.eE+-", *j->p))
             j->p++;
         break;
-    case TJ_TRUE: r = tj_word(j, "true"); break;
-    case TJ_FALSE: r = tj_word(j, "false"); break;
-    case TJ_NULL: r = tj_word(j, "null"); break;
+    case TJ_TRUE:
+        r = tj_word(j, "true");
+        break;
+    case TJ_FALSE:
+        r = tj_word(j, "false");
+        break;
+    case TJ_NULL:
+        r = tj_word(j, "null");
+        break;
     case TJ_END:
         r = tj_fail(j, "unexpected end of file (truncated JSON?)");
         break;

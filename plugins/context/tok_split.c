@@ -56,11 +56,13 @@ int split_add(struct tok_splitter *s, const char *pattern, int literal,
     if (!re) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(code, msg, sizeof(msg));
-        tok_errf(err, errlen, "split regex does not compile at offset %zu: "
-                 "%s", (size_t)at, (const char *)msg);
+        tok_errf(err, errlen,
+                 "split regex does not compile at offset %zu: "
+                 "%s",
+                 (size_t)at, (const char *)msg);
         return -1;
     }
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);  /* interpreter if no JIT */
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* interpreter if no JIT */
     s->re[s->n++] = re;
     return 0;
 }
@@ -75,17 +77,15 @@ void split_free(struct tok_splitter *s)
 struct split_run {
     const struct tok_splitter *s;
     pcre2_match_data *md[TOK_MAX_SPLITS];
-    pcre2_match_context *mctx;     /* only once a JIT stack ran short */
+    pcre2_match_context *mctx; /* only once a JIT stack ran short */
     pcre2_jit_stack *jit;
     split_piece_fn fn;
     void *ud;
 };
 
-static int split_level(struct split_run *r, int level, const char *p,
-                       size_t n);
+static int split_level(struct split_run *r, int level, const char *p, size_t n);
 
-static int split_emit(struct split_run *r, int level, const char *p,
-                      size_t n)
+static int split_emit(struct split_run *r, int level, const char *p, size_t n)
 {
     if (!n)
         return 0;
@@ -94,8 +94,8 @@ static int split_emit(struct split_run *r, int level, const char *p,
     return r->fn(r->ud, p, n);
 }
 
-static int split_match(struct split_run *r, int level, const char *p,
-                       size_t n, size_t off)
+static int split_match(struct split_run *r, int level, const char *p, size_t n,
+                       size_t off)
 {
     const pcre2_code *re = r->s->re[level];
     int rc = pcre2_match(re, (PCRE2_SPTR)p, n, off, PCRE2_NO_UTF_CHECK,
@@ -120,8 +120,7 @@ static size_t utf8_next(const char *p, size_t n, size_t i)
     return i;
 }
 
-static int split_level(struct split_run *r, int level, const char *p,
-                       size_t n)
+static int split_level(struct split_run *r, int level, const char *p, size_t n)
 {
     size_t off = 0, gap = 0;
     while (off < n) {
@@ -129,15 +128,15 @@ static int split_level(struct split_run *r, int level, const char *p,
         if (rc == PCRE2_ERROR_NOMATCH)
             break;
         if (rc < 0)
-            return -1;             /* resource limit: refuse, never guess */
+            return -1; /* resource limit: refuse, never guess */
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md[level]);
         size_t ms = ov[0], me = ov[1];
-        if (me <= ms) {            /* empty match: no piece, step one char */
+        if (me <= ms) { /* empty match: no piece, step one char */
             off = utf8_next(p, n, ms > off ? ms : off);
             continue;
         }
-        if (split_emit(r, level, p + gap, ms - gap) < 0
-            || split_emit(r, level, p + ms, me - ms) < 0)
+        if (split_emit(r, level, p + gap, ms - gap) < 0 ||
+            split_emit(r, level, p + ms, me - ms) < 0)
             return -1;
         gap = off = me;
     }
@@ -151,7 +150,7 @@ int split_run(const struct tok_splitter *s, const char *text, size_t len,
         return 0;
     if (!s->n)
         return fn(ud, text, len);
-    struct split_run r = { .s = s, .fn = fn, .ud = ud };
+    struct split_run r = {.s = s, .fn = fn, .ud = ud};
     int rc = 0;
     for (int i = 0; i < s->n; i++)
         if (!(r.md[i] = pcre2_match_data_create(1, NULL)))

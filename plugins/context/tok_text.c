@@ -125,8 +125,8 @@ static int nfc_suspect_compute(utf8proc_int32_t cp)
         return 1;
     utf8proc_uint8_t in[4], *out = NULL;
     utf8proc_ssize_t n = utf8proc_encode_char(cp, in);
-    utf8proc_ssize_t k = utf8proc_map(in, n, &out, UTF8PROC_STABLE
-                                      | UTF8PROC_COMPOSE);
+    utf8proc_ssize_t k =
+        utf8proc_map(in, n, &out, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
     int differs = k != n || (out && memcmp(out, in, (size_t)n) != 0);
     free(out);
     return differs;
@@ -134,13 +134,12 @@ static int nfc_suspect_compute(utf8proc_int32_t cp)
 
 static int nfc_suspect(utf8proc_int32_t cp)
 {
-    if (cp < 0x300 || (cp >= 0x4E00 && cp <= 0x9FFF)
-        || (cp >= 0xAC00 && cp <= 0xD7A3))
+    if (cp < 0x300 || (cp >= 0x4E00 && cp <= 0x9FFF) ||
+        (cp >= 0xAC00 && cp <= 0xD7A3))
         return 0;
     if (cp >= NFC_MEMO)
         return nfc_suspect_compute(cp);
-    unsigned char m = atomic_load_explicit(&nfc_memo[cp],
-                                           memory_order_relaxed);
+    unsigned char m = atomic_load_explicit(&nfc_memo[cp], memory_order_relaxed);
     if (!m) {
         m = nfc_suspect_compute(cp) ? 2 : 1;
         atomic_store_explicit(&nfc_memo[cp], m, memory_order_relaxed);
@@ -158,8 +157,8 @@ static int nfc_needed(const char *s, size_t n)
             continue;
         }
         utf8proc_int32_t cp;
-        utf8proc_ssize_t k = utf8proc_iterate(u + i, (utf8proc_ssize_t)(n - i),
-                                              &cp);
+        utf8proc_ssize_t k =
+            utf8proc_iterate(u + i, (utf8proc_ssize_t)(n - i), &cp);
         if (k <= 0)
             return 1;
         if (nfc_suspect(cp))
@@ -175,11 +174,11 @@ int text_nfc(const char *s, size_t n, struct tbuf *out, int *same)
     if (!nfc_needed(s, n))
         return 0;
     utf8proc_uint8_t *dst = NULL;
-    utf8proc_ssize_t k = utf8proc_map((const utf8proc_uint8_t *)s,
-                                      (utf8proc_ssize_t)n, &dst,
-                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+    utf8proc_ssize_t k =
+        utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst,
+                     UTF8PROC_STABLE | UTF8PROC_COMPOSE);
     if (k < 0)
-        return k == UTF8PROC_ERROR_NOMEM ? -1 : 0;   /* keep the text */
+        return k == UTF8PROC_ERROR_NOMEM ? -1 : 0; /* keep the text */
     out->len = 0;
     int rc = tbuf_add(out, dst, (size_t)k);
     free(dst);

@@ -10,11 +10,16 @@
 
 static int b64_val(unsigned char c)
 {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
     return -1;
 }
 
@@ -61,8 +66,8 @@ static int tt_add(struct tok *t, const char *b64, size_t n, long rank,
         return -1;
     }
     if (r > 0) {
-        tok_errf(err, errlen, "duplicate token or rank %ld at line %ld",
-                 rank, line);
+        tok_errf(err, errlen, "duplicate token or rank %ld at line %ld", rank,
+                 line);
         return -1;
     }
     return 0;
@@ -74,8 +79,8 @@ static int is_sp(char c)
 }
 
 /* ".tiktoken": one "<base64> <rank>" per line. */
-static int tt_lines(struct tok *t, const char *p, const char *end,
-                    char *err, size_t errlen)
+static int tt_lines(struct tok *t, const char *p, const char *end, char *err,
+                    size_t errlen)
 {
     long line = 0;
     while (p < end) {
@@ -86,7 +91,7 @@ static int tt_lines(struct tok *t, const char *p, const char *end,
         const char *a = p, *sp = a;
         while (sp < eol && !is_sp(*sp))
             sp++;
-        if (sp == a) {                 /* blank line */
+        if (sp == a) { /* blank line */
             p = eol + 1;
             continue;
         }
@@ -96,8 +101,7 @@ static int tt_lines(struct tok *t, const char *p, const char *end,
         char *q;
         long rank = strtol(r, &q, 10);
         if (r == eol || q == r || (q < eol && !is_sp(*q))) {
-            tok_errf(err, errlen, "line %ld is not \"<base64> <rank>\"",
-                     line);
+            tok_errf(err, errlen, "line %ld is not \"<base64> <rank>\"", line);
             return -1;
         }
         if (tt_add(t, a, (size_t)(sp - a), rank, err, errlen, line) < 0)
@@ -112,8 +116,8 @@ static int tt_lines(struct tok *t, const char *p, const char *end,
 }
 
 /* npm tiktoken "bpe_ranks": lines of "<tag> <offset> <b64> <b64> ...". */
-static int tt_packed(struct tok *t, const char *p, const char *end,
-                     char *err, size_t errlen)
+static int tt_packed(struct tok *t, const char *p, const char *end, char *err,
+                     size_t errlen)
 {
     long line = 0;
     while (p < end) {
@@ -141,8 +145,8 @@ static int tt_packed(struct tok *t, const char *p, const char *end,
             const char *e = s;
             while (e < eol && *e != ' ')
                 e++;
-            if (e > s && tt_add(t, s, (size_t)(e - s), rank++, err, errlen,
-                                line) < 0)
+            if (e > s &&
+                tt_add(t, s, (size_t)(e - s), rank++, err, errlen, line) < 0)
                 return -1;
             s = e;
         }
@@ -151,10 +155,10 @@ static int tt_packed(struct tok *t, const char *p, const char *end,
     return 0;
 }
 
-static int tt_json(struct tok *t, const char *data, size_t n,
-                   struct tbuf *pat, char *err, size_t errlen)
+static int tt_json(struct tok *t, const char *data, size_t n, struct tbuf *pat,
+                   char *err, size_t errlen)
 {
-    struct tj j = { data, data + n, data, NULL };
+    struct tj j = {data, data + n, data, NULL};
     struct tbuf key = {0}, val = {0};
     int r, rc = -1, seen = 0;
     if (tj_obj_begin(&j) < 0)
@@ -212,14 +216,17 @@ int tok_load_tiktoken(struct tok *t, const char *path, const char *data,
     }
     const char *re = split_named_pattern(pattern);
     if (pattern && !re) {
-        tok_errf(err, errlen, "unknown tiktoken pattern \"%s\" (known: "
-                 "o200k, cl100k)", pattern);
+        tok_errf(err, errlen,
+                 "unknown tiktoken pattern \"%s\" (known: "
+                 "o200k, cl100k)",
+                 pattern);
         goto out;
     }
     if (!re)
         re = pat.len ? pat.p : NULL;
     if (!re) {
-        tok_errf(err, errlen, "a tiktoken rank file needs its split pattern "
+        tok_errf(err, errlen,
+                 "a tiktoken rank file needs its split pattern "
                  "named (pattern: o200k or cl100k)");
         goto out;
     }

@@ -116,8 +116,8 @@ long vocab_find_hashed(const struct tok_vocab *v, const char *s, size_t n,
         const struct vocab_slot *e = &v->slots[k];
         if (!e->id1)
             return -1;
-        if (e->tag == tag && (n < 255 || v->len[e->id1 - 1] == n)
-            && memcmp(v->bytes + e->off, s, n) == 0)
+        if (e->tag == tag && (n < 255 || v->len[e->id1 - 1] == n) &&
+            memcmp(v->bytes + e->off, s, n) == 0)
             return e->id1 - 1;
         k = (k + 1) & v->mask;
     }
@@ -171,12 +171,11 @@ void vocab_free(struct tok_vocab *v)
 
 size_t vocab_memory(const struct tok_vocab *v)
 {
-    return v->bytes_cap + (size_t)v->n_ids * 8
-           + ((size_t)v->mask + 1) * sizeof(*v->slots);
+    return v->bytes_cap + (size_t)v->n_ids * 8 +
+           ((size_t)v->mask + 1) * sizeof(*v->slots);
 }
 
 /* ---- merges ------------------------------------------------------------- */
-
 
 int pairs_init(struct tok_pairs *m, uint32_t expect)
 {
@@ -224,7 +223,7 @@ int pairs_add(struct tok_pairs *m, uint32_t a, uint32_t b, uint32_t rank,
               uint32_t id)
 {
     struct tok_pair *dup = (struct tok_pair *)pairs_find(m, a, b);
-    if (dup) {                 /* as the tokenizers library: the last wins */
+    if (dup) { /* as the tokenizers library: the last wins */
         dup->rank = rank;
         dup->id = id;
         return 1;

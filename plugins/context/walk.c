@@ -12,21 +12,29 @@
 static const char *type_name(sluice_json_type t)
 {
     switch (t) {
-    case SLUICE_JSON_NULL: return "null";
-    case SLUICE_JSON_BOOL: return "a boolean";
-    case SLUICE_JSON_INT: return "an integer";
-    case SLUICE_JSON_REAL: return "a number";
-    case SLUICE_JSON_STRING: return "a string";
-    case SLUICE_JSON_ARRAY: return "an array";
-    case SLUICE_JSON_OBJECT: return "an object";
-    default: return "nothing";
+    case SLUICE_JSON_NULL:
+        return "null";
+    case SLUICE_JSON_BOOL:
+        return "a boolean";
+    case SLUICE_JSON_INT:
+        return "an integer";
+    case SLUICE_JSON_REAL:
+        return "a number";
+    case SLUICE_JSON_STRING:
+        return "a string";
+    case SLUICE_JSON_ARRAY:
+        return "an array";
+    case SLUICE_JSON_OBJECT:
+        return "an object";
+    default:
+        return "nothing";
     }
 }
 
 /* Record a type error on `field` (printf-style path), expecting `want`. */
 static int SLUICE_PRINTF(4, 5)
-walk_fail(struct walk *w, const sluice_json_type got, const char *want,
-          const char *fmt, ...)
+    walk_fail(struct walk *w, const sluice_json_type got, const char *want,
+              const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -136,8 +144,8 @@ static int walk_opt_str(const sluice_host *H, struct walk *w,
     return 0;
 }
 
-static int walk_part(const sluice_host *H, struct walk *w,
-                     const sluice_json *p, const char *path)
+static int walk_part(const sluice_host *H, struct walk *w, const sluice_json *p,
+                     const char *path)
 {
     sluice_json_type t = H->json_type(p);
     if (t != SLUICE_JSON_OBJECT)
@@ -145,8 +153,7 @@ static int walk_part(const sluice_host *H, struct walk *w,
     const sluice_json *type = H->json_get(p, "type");
     const char *ty = H->json_str(type);
     if (!ty)
-        return walk_fail(w, H->json_type(type), "a string", "%s.type",
-                         path);
+        return walk_fail(w, H->json_type(type), "a string", "%s.type", path);
     const sluice_json *s;
     if (!strcmp(ty, "text") || !strcmp(ty, "input_text") ||
         !strcmp(ty, "refusal")) {
@@ -186,8 +193,8 @@ static int walk_content(const sluice_host *H, struct walk *w,
         return 0;
     default:
         return walk_fail(w, H->json_type(c),
-                         "one of a string or an array of content parts",
-                         "%s", path);
+                         "one of a string or an array of content parts", "%s",
+                         path);
     }
 }
 
@@ -241,19 +248,16 @@ static int walk_tool_calls(const sluice_host *H, struct walk *w,
     return 0;
 }
 
-static int walk_role(const sluice_host *H, struct walk *w,
-                     const sluice_json *m, const char *path)
+static int walk_role(const sluice_host *H, struct walk *w, const sluice_json *m,
+                     const char *path)
 {
-    static const char *const known[] = {"system", "user", "assistant",
-                                        "tool", "function", "developer",
-                                        NULL};
+    static const char *const known[] = {
+        "system", "user", "assistant", "tool", "function", "developer", NULL};
     const sluice_json *role = H->json_get(m, "role");
     const char *r = H->json_str(role);
     if (!r)
-        return walk_fail(w, H->json_type(role), "a string", "%s.role",
-                         path);
-    for (const char *const *k = known; *k && !(w->opts && w->opts->tok);
-         k++)
+        return walk_fail(w, H->json_type(role), "a string", "%s.role", path);
+    for (const char *const *k = known; *k && !(w->opts && w->opts->tok); k++)
         if (!strcmp(r, *k)) {
             w->overhead += WALK_ROLE;
             return 0;
@@ -302,8 +306,8 @@ static int walk_message(const sluice_host *H, struct walk *w,
 
 /* One definition: {type, function: {name, description, parameters}} for
  * `tools`, {name, description, parameters} for `functions`. */
-static int walk_def(const sluice_host *H, struct walk *w,
-                    const sluice_json *d, const char *path)
+static int walk_def(const sluice_host *H, struct walk *w, const sluice_json *d,
+                    const char *path)
 {
     sluice_json_type t = H->json_type(d);
     if (t != SLUICE_JSON_OBJECT)
@@ -341,8 +345,7 @@ static int walk_defs(const sluice_host *H, struct walk *w,
         path_put(path, sizeof path, key, SIZE_MAX, &i, "");
         if (!strcmp(key, "tools")) {
             if (H->json_type(d) != SLUICE_JSON_OBJECT)
-                return walk_fail(w, H->json_type(d), "an object", "%s",
-                                 path);
+                return walk_fail(w, H->json_type(d), "an object", "%s", path);
             const sluice_json *fn = H->json_get(d, "function");
             if (!fn) { /* another tool type: count what it says */
                 walk_json(H, w, d, 0);
@@ -357,8 +360,7 @@ static int walk_defs(const sluice_host *H, struct walk *w,
     return 0;
 }
 
-int walk_request(const sluice_host *H, const sluice_json *body,
-                 struct walk *w)
+int walk_request(const sluice_host *H, const sluice_json *body, struct walk *w)
 {
     return walk_request_opts(H, body, NULL, w);
 }

@@ -17,12 +17,12 @@
 
 /* Chat-format overhead in tokens (o200k_base, see tests/data/README.md). */
 #define WALK_REPLY_PRIMING 3 /* <|start|>assistant<|message|> */
-#define WALK_PER_MESSAGE 3   /* tokens_per_message */
-#define WALK_PER_NAME 1      /* tokens_per_name */
-#define WALK_ROLE 1          /* a known role is one token */
+#define WALK_PER_MESSAGE   3 /* tokens_per_message */
+#define WALK_PER_NAME      1 /* tokens_per_name */
+#define WALK_ROLE          1 /* a known role is one token */
 /* Not fitted (the shared data has no tools): rough per-item costs. */
-#define WALK_PER_TOOL_CALL 3
-#define WALK_PER_TOOL_DEF 8
+#define WALK_PER_TOOL_CALL  3
+#define WALK_PER_TOOL_DEF   8
 #define WALK_TOOLS_PREAMBLE 10
 
 #define WALK_MAX_DEPTH 64 /* JSON nesting walked in tool parameters */
@@ -32,30 +32,29 @@
  * tokenizer is reached through `count` (tok_count in the stage), so the
  * walker does not link the tokenizer library. */
 struct walk_opts {
-    const void *tok;        /* NULL: estimate the texts */
+    const void *tok; /* NULL: estimate the texts */
     long (*count)(const void *tok, const char *text, size_t len); /* -1 */
     uint64_t per_message, per_name, reply_priming;
 };
 
 struct walk {
     const struct walk_opts *opts;
-    uint64_t exact;     /* tokens of the texts counted by opts->tok */
-    int approx;         /* parts only estimated even with a tokenizer:
-                           images/audio, tools, tool calls, JSON values */
-    est_counts counts;  /* features of all the text */
-    uint64_t overhead;  /* fixed tokens (format, JSON punctuation) */
-    uint64_t images;    /* image and audio parts */
+    uint64_t exact;    /* tokens of the texts counted by opts->tok */
+    int approx;        /* parts only estimated even with a tokenizer:
+                          images/audio, tools, tool calls, JSON values */
+    est_counts counts; /* features of all the text */
+    uint64_t overhead; /* fixed tokens (format, JSON punctuation) */
+    uint64_t images;   /* image and audio parts */
     uint64_t messages;
-    const char *code;   /* on error: "invalid_type" or
-                           "missing_required_parameter" */
-    char field[96];     /* on error: the offending field */
-    char message[256];  /* on error: what is wrong with it */
+    const char *code;  /* on error: "invalid_type" or
+                          "missing_required_parameter" */
+    char field[96];    /* on error: the offending field */
+    char message[256]; /* on error: what is wrong with it */
 };
 
 /* Walk body (a JSON object). 0 ok, -1 when a field has the wrong type
  * (w->field, w->message set). w is zeroed first. */
-int walk_request(const sluice_host *H, const sluice_json *body,
-                 struct walk *w);
+int walk_request(const sluice_host *H, const sluice_json *body, struct walk *w);
 /* The same, counting as opts says (NULL: as walk_request). */
 int walk_request_opts(const sluice_host *H, const sluice_json *body,
                       const struct walk_opts *opts, struct walk *w);

@@ -186,7 +186,7 @@ struct keyring {
     kr_clock_fn wall;  /* wall-clock ms (tests inject) */
     kr_probe_fn probe; /* H->http_probe, or NULL */
 
-    struct {            /* kr_metrics.c; NULL when the host has none */
+    struct { /* kr_metrics.c; NULL when the host has none */
         sluice_metric *requests, *successes, *failures, *state, *cooldown,
             *inflight;
     } m;

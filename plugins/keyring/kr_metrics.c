@@ -38,8 +38,7 @@ static sluice_metric *reg(struct keyring *kr, sluice_metric_type t,
 
 void kr_metrics_register(struct keyring *kr)
 {
-    const sluice_metric_type C = SLUICE_METRIC_COUNTER,
-                             G = SLUICE_METRIC_GAUGE;
+    const sluice_metric_type C = SLUICE_METRIC_COUNTER, G = SLUICE_METRIC_GAUGE;
     if (!SLUICE_HOST_HAS(H, metric_observe) || !H->metric_register ||
         !H->metric_add || !H->metric_set)
         return;
@@ -130,8 +129,7 @@ static void key_gauges(struct keyring *kr, const char *name, int state,
                           (const char *const[]){name, state_names[i]},
                           i == state ? 1 : 0);
     if (kr->m.cooldown)
-        H->metric_set(kr->m.cooldown, (const char *const[]){name},
-                      cooldown_s);
+        H->metric_set(kr->m.cooldown, (const char *const[]){name}, cooldown_s);
 }
 
 static int set_has_name(const struct keyset *s, const char *name)

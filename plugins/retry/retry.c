@@ -34,8 +34,8 @@ struct retry {
     unsigned max_switches;
     uint64_t base_ms, max_ms;
     int jitter;
-    uint64_t (*random)(void); /* tests inject */
-    sluice_metric *m_retries; /* retries made, by kind; NULL: no metrics */
+    uint64_t (*random)(void);  /* tests inject */
+    sluice_metric *m_retries;  /* retries made, by kind; NULL: no metrics */
     sluice_metric *m_give_ups; /* failures not retried: budget spent */
 };
 

@@ -464,8 +464,7 @@ static sluice_verdict sse_on_chunk(void *instance, sluice_ctx *ctx,
         H->log(c->self, SLUICE_LOG_WARN,
                "request %s: malformed event stream from the upstream: %s",
                H->req_id(ctx), r->parser.err);
-    }
-    else if (!r->forward_failed)
+    } else if (!r->forward_failed)
         H->log(c->self, SLUICE_LOG_ERROR, "request %s: out of memory",
                H->req_id(ctx));
     return SLUICE_ERROR;

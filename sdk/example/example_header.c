@@ -93,7 +93,8 @@ static int example_init(const sluice_host *host, sluice_stage *self,
 
     /* Reject unknown keys: a typo ("hedaer:") should not silently fall
      * back to the default. */
-    for (it = host->json_iter(config); it; it = host->json_iter_next(config, it)) {
+    for (it = host->json_iter(config); it;
+         it = host->json_iter_next(config, it)) {
         const char *key = host->json_iter_key(it);
         if (strcmp(key, "header") != 0 && strcmp(key, "value") != 0) {
             snprintf(err, errlen,
@@ -107,8 +108,9 @@ static int example_init(const sluice_host *host, sluice_stage *self,
         return -1;
     }
     if (host->cfg_str(config, "value", EXAMPLE_DEFAULT_VALUE, &value) != 0) {
-        snprintf(err, errlen, "config.value: expected a string "
-                              "(quote numbers and booleans: value: \"1\")");
+        snprintf(err, errlen,
+                 "config.value: expected a string "
+                 "(quote numbers and booleans: value: \"1\")");
         return -1;
     }
     if (!is_token(header)) {
@@ -139,8 +141,8 @@ static int example_init(const sluice_host *host, sluice_stage *self,
         static const double attempt_buckets[] = {1, 2, 3, 5};
         ex->m_requests = host->metric_register(
             self, SLUICE_METRIC_COUNTER, "sluice_example_requests_total",
-            "Chat requests the example stage saw, by stream or not.",
-            "stream", NULL, 0);
+            "Chat requests the example stage saw, by stream or not.", "stream",
+            NULL, 0);
         ex->m_attempts = host->metric_register(
             self, SLUICE_METRIC_HISTOGRAM, "sluice_example_attempts",
             "Upstream attempts per completed chat request.", NULL,

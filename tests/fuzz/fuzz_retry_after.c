@@ -13,10 +13,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const names[] = {
-    "retry-after-ms", "retry-after", "x-ratelimit-reset-requests",
-    "x-ratelimit-reset-tokens", "x-ratelimit-remaining-requests",
-    "x-ratelimit-remaining-tokens"};
+static const char *const names[] = {"retry-after-ms",
+                                    "retry-after",
+                                    "x-ratelimit-reset-requests",
+                                    "x-ratelimit-reset-tokens",
+                                    "x-ratelimit-remaining-requests",
+                                    "x-ratelimit-remaining-tokens"};
 #define NNAMES (sizeof names / sizeof names[0])
 
 struct hdrs {

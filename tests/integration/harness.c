@@ -124,7 +124,8 @@ static void tail_file(const char *label, const char *path, int lines)
             break;
         start--;
     }
-    fprintf(stderr, "---- last %d lines of %s (%s) ----\n%s%s---- end of %s ----\n",
+    fprintf(stderr,
+            "---- last %d lines of %s (%s) ----\n%s%s---- end of %s ----\n",
             lines, label, path, text + start,
             (len && text[len - 1] != '\n') ? "\n" : "", label);
     free(text);
@@ -205,7 +206,8 @@ static void watchdog_main(int rfd, const char *dir)
             }
             if (strcmp(f[0], "child") == 0 && f[3] && nkids < 16) {
                 kids[nkids].pid = (pid_t)atoi(f[1]);
-                snprintf(kids[nkids].label, sizeof kids[nkids].label, "%s", f[2]);
+                snprintf(kids[nkids].label, sizeof kids[nkids].label, "%s",
+                         f[2]);
                 snprintf(kids[nkids].log, sizeof kids[nkids].log, "%s", f[3]);
                 kids[nkids].gone = 0;
                 nkids++;
@@ -289,9 +291,14 @@ static void child_common(pid_t parent)
         _exit(127);
     signal(SIGPIPE, SIG_DFL);
     /* The seed's overrides would silently change the config under test. */
-    static const char *overrides[] = {"HOST", "PORT", "MEGALLM_BASE_URL",
-                                      "MEGALLM_TIMEOUT", "MEGALLM_MAX_RETRIES",
-                                      "MAX_KEY_RETRIES", "LOG_LEVEL", NULL};
+    static const char *overrides[] = {"HOST",
+                                      "PORT",
+                                      "MEGALLM_BASE_URL",
+                                      "MEGALLM_TIMEOUT",
+                                      "MEGALLM_MAX_RETRIES",
+                                      "MAX_KEY_RETRIES",
+                                      "LOG_LEVEL",
+                                      NULL};
     for (int i = 0; overrides[i]; i++)
         unsetenv(overrides[i]);
     const char *lvl = getenv("SLUICE_TEST_LOG_LEVEL");
@@ -381,8 +388,10 @@ static void stop_one(pid_t *pid, const char *label)
     wd_send("gone\t%d\n", (int)*pid);
     *pid = 0;
     if (forced) {
-        fprintf(stderr, "harness: WARNING: %s did not exit within 5 s of "
-                        "SIGTERM; killed\n", label);
+        fprintf(stderr,
+                "harness: WARNING: %s did not exit within 5 s of "
+                "SIGTERM; killed\n",
+                label);
         return;
     }
     if (st >= 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0) &&
@@ -520,11 +529,26 @@ const char *h_tmpdir(void)
     return H.tmpdir;
 }
 
-int h_mock_port(void) { return H.mock_port; }
-int h_sluice_port(void) { return H.sluice_port; }
-const char *h_config_path(void) { return H.config; }
-const char *h_keys_path(void) { return H.keys; }
-pid_t h_sluice_pid(void) { return H.sluice_pid; }
+int h_mock_port(void)
+{
+    return H.mock_port;
+}
+int h_sluice_port(void)
+{
+    return H.sluice_port;
+}
+const char *h_config_path(void)
+{
+    return H.config;
+}
+const char *h_keys_path(void)
+{
+    return H.keys;
+}
+pid_t h_sluice_pid(void)
+{
+    return H.sluice_pid;
+}
 
 int h_free_port(void)
 {
@@ -565,8 +589,10 @@ int h_port_open(int port)
 static const char *env_or_fail(const char *name)
 {
     const char *v = getenv(name);
-    ck_assert_msg(v && *v, "environment variable %s is not set (run through "
-                           "ctest)", name);
+    ck_assert_msg(v && *v,
+                  "environment variable %s is not set (run through "
+                  "ctest)",
+                  name);
     return v;
 }
 
@@ -585,8 +611,8 @@ int h_start_mock(void)
     snprintf(H.mock_log, sizeof H.mock_log, "%s/mock.log", H.tmpdir);
     snprintf(H.portfile, sizeof H.portfile, "%s/mock.port", H.tmpdir);
     unlink(H.portfile);
-    char *argv[] = {(char *)bin, "--host", "127.0.0.1", "--port", "0",
-                    "--port-file", H.portfile, "--quiet", NULL};
+    char *argv[] = {(char *)bin,   "--host",   "127.0.0.1", "--port", "0",
+                    "--port-file", H.portfile, "--quiet",   NULL};
     H.mock_pid = spawn_logged(argv, H.mock_log, "mock_upstream log");
     ck_assert_msg(H.mock_pid > 0, "fork: %s", strerror(errno));
 
@@ -686,11 +712,11 @@ int h_write_config(const char *path, const h_opts *opts, int port)
     else
         snprintf(base, sizeof base, "http://127.0.0.1:%d/v1", H.mock_port);
     const char *plugins = getenv("PLUGINS_DIR");
-    const char *pipeline =
-        opts->pipeline ? opts->pipeline
-                       : "  - plugin: keyring\n"
-                         "    config: { keys_file: \"@KEYS_FILE@\" }\n"
-                         "  - plugin: sse\n";
+    const char *pipeline = opts->pipeline
+                               ? opts->pipeline
+                               : "  - plugin: keyring\n"
+                                 "    config: { keys_file: \"@KEYS_FILE@\" }\n"
+                                 "  - plugin: sse\n";
     char *pipe_s = subst(pipeline);
     char *extra_s = opts->extra ? subst(opts->extra) : NULL;
     if (!pipe_s || (opts->extra && !extra_s)) {
@@ -876,8 +902,9 @@ int h_run_capture(char *const argv[], long timeout_ms, char **output)
             pid_t r = waitpid(pid, &st, WNOHANG);
             if (r == pid) {
                 killpg(pid, SIGKILL);
-                return WIFEXITED(st) ? WEXITSTATUS(st)
-                                     : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+                return WIFEXITED(st)
+                           ? WEXITSTATUS(st)
+                           : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
             }
             h_sleep_ms(10);
         }
@@ -889,7 +916,8 @@ int h_run_capture(char *const argv[], long timeout_ms, char **output)
     return 128 + SIGKILL;
 }
 
-/* ---- HTTP ----------------------------------------------------------------- */
+/* ---- HTTP -----------------------------------------------------------------
+ */
 
 struct xfer {
     h_resp *resp;
@@ -1095,7 +1123,8 @@ static int do_request(int port, const char *method, const char *path,
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 10000L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                     timeout_ms > 0 ? timeout_ms : 10000L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
@@ -1113,7 +1142,8 @@ static int do_request(int port, const char *method, const char *path,
             curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
         if (body) {
             curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                             (curl_off_t)body_len);
         } else if (strcmp(method, "POST") == 0) {
             curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
             curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
@@ -1125,8 +1155,8 @@ static int do_request(int port, const char *method, const char *path,
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
     out->curl_code = (int)rc;
     if (rc != CURLE_OK)
-        snprintf(out->error, sizeof out->error, "%s", errbuf[0] ? errbuf
-                                                  : curl_easy_strerror(rc));
+        snprintf(out->error, sizeof out->error, "%s",
+                 errbuf[0] ? errbuf : curl_easy_strerror(rc));
     if (!out->body) {
         out->body = calloc(1, 1);
         out->body_len = 0;
@@ -1185,9 +1215,8 @@ void h_resp_free(h_resp *r)
 
 int h_stream_request(int port, const char *method, const char *path,
                      const char *const *headers, const char *body,
-                     size_t body_len, long timeout_ms,
-                     size_t abort_after_bytes, size_t abort_after_events,
-                     h_stream *out)
+                     size_t body_len, long timeout_ms, size_t abort_after_bytes,
+                     size_t abort_after_events, h_stream *out)
 {
     memset(out, 0, sizeof *out);
     struct xfer x;
@@ -1229,7 +1258,8 @@ int h_stream_has_done(const h_stream *s)
            strcmp(s->events[s->nevents - 1].data, "[DONE]") == 0;
 }
 
-/* ---- mock control ---------------------------------------------------------- */
+/* ---- mock control ----------------------------------------------------------
+ */
 
 int h_mock_reset(void)
 {
@@ -1336,7 +1366,8 @@ const char *h_rec_header(json_t *rec, const char *name)
     if (json_is_object(hs)) {
         const char *k;
         json_t *v;
-        json_object_foreach(hs, k, v) {
+        json_object_foreach(hs, k, v)
+        {
             if (strcasecmp(k, name) == 0) {
                 if (json_is_array(v))
                     v = json_array_get(v, 0);
@@ -1346,7 +1377,8 @@ const char *h_rec_header(json_t *rec, const char *name)
     } else if (json_is_array(hs)) {
         size_t i;
         json_t *h;
-        json_array_foreach(hs, i, h) {
+        json_array_foreach(hs, i, h)
+        {
             const char *k = NULL, *v = NULL;
             if (json_is_array(h)) {
                 k = json_string_value(json_array_get(h, 0));

@@ -42,11 +42,12 @@ typedef struct h_opts {
 } h_opts;
 
 #define H_DEFAULT_KEYS "sk-test-key-1\nsk-test-key-2\n"
-#define H_FIRST_KEY "sk-test-key-1"
-#define H_MODEL_ID "qwen/qwen3-next-80b-a3b-instruct"
-#define H_MODEL_CTX 262144
-#define H_DEFAULT_MODELS                                                     \
-    "  - { id: \"qwen/qwen3-next-80b-a3b-instruct\", context_length: 262144 }\n" \
+#define H_FIRST_KEY    "sk-test-key-1"
+#define H_MODEL_ID     "qwen/qwen3-next-80b-a3b-instruct"
+#define H_MODEL_CTX    262144
+#define H_DEFAULT_MODELS                                                       \
+    "  - { id: \"qwen/qwen3-next-80b-a3b-instruct\", context_length: 262144 "  \
+    "}\n"                                                                      \
     "  - { id: \"gpt-4o-mini\", context_length: 128000 }\n"
 
 /* Create the temp dir (idempotent); registers the atexit cleanup. */
@@ -90,15 +91,15 @@ typedef struct h_header {
 } h_header;
 
 typedef struct h_resp {
-    long status;          /* 0 when no response was received */
-    int curl_code;        /* CURLcode of the transfer */
-    char error[256];      /* curl's error text, if any */
-    char *body;           /* NUL-terminated, may contain NULs */
+    long status;     /* 0 when no response was received */
+    int curl_code;   /* CURLcode of the transfer */
+    char error[256]; /* curl's error text, if any */
+    char *body;      /* NUL-terminated, may contain NULs */
     size_t body_len;
-    h_header *headers;    /* of the final response */
+    h_header *headers; /* of the final response */
     size_t nheaders;
-    double ttfb_ms;       /* start -> first body byte (-1: no body) */
-    double total_ms;      /* start -> transfer end */
+    double ttfb_ms;  /* start -> first body byte (-1: no body) */
+    double total_ms; /* start -> transfer end */
 } h_resp;
 
 /* Send a request to 127.0.0.1:port. `headers` is a NULL-terminated list of
@@ -132,12 +133,12 @@ typedef struct h_event {
 } h_event;
 
 typedef struct h_stream {
-    h_resp resp;        /* status, headers, whole body, total time */
-    h_chunk *chunks;    /* each write callback, in order */
+    h_resp resp;     /* status, headers, whole body, total time */
+    h_chunk *chunks; /* each write callback, in order */
     size_t nchunks;
-    h_event *events;    /* complete SSE events, in order */
+    h_event *events; /* complete SSE events, in order */
     size_t nevents;
-    int aborted;        /* we stopped the transfer (abort_after_*) */
+    int aborted; /* we stopped the transfer (abort_after_*) */
     /* internal */
     size_t parse_off;
 } h_stream;
@@ -148,9 +149,8 @@ typedef struct h_stream {
  * received. */
 int h_stream_request(int port, const char *method, const char *path,
                      const char *const *headers, const char *body,
-                     size_t body_len, long timeout_ms,
-                     size_t abort_after_bytes, size_t abort_after_events,
-                     h_stream *out);
+                     size_t body_len, long timeout_ms, size_t abort_after_bytes,
+                     size_t abort_after_events, h_stream *out);
 void h_stream_free(h_stream *s);
 /* Events whose data is not "[DONE]" / is "[DONE]". */
 size_t h_stream_data_events(const h_stream *s);

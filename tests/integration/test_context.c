@@ -17,11 +17,10 @@
 
 #define CHAT_PATH "/v1/chat/completions"
 
-static const char PIPELINE[] =
-    "  - plugin: context\n"
-    "  - plugin: keyring\n"
-    "    config: { keys_file: \"@KEYS_FILE@\" }\n"
-    "  - plugin: sse\n";
+static const char PIPELINE[] = "  - plugin: context\n"
+                               "  - plugin: keyring\n"
+                               "    config: { keys_file: \"@KEYS_FILE@\" }\n"
+                               "  - plugin: sse\n";
 
 static void setup(void)
 {
@@ -251,16 +250,16 @@ START_TEST(models_routes)
                      "qwen/qwen3-next-80b-a3b-instruct");
     ck_assert_str_eq(json_string_value(json_object_get(one, "object")),
                      "model");
-    ck_assert_int_eq(
-        json_integer_value(json_object_get(one, "context_length")), 262000);
+    ck_assert_int_eq(json_integer_value(json_object_get(one, "context_length")),
+                     262000);
     json_decref(one);
     one = get_json("/v1/models/deepseek-ai/deepseek-v3.1-terminus", 200);
-    ck_assert_int_eq(
-        json_integer_value(json_object_get(one, "context_length")), 164000);
+    ck_assert_int_eq(json_integer_value(json_object_get(one, "context_length")),
+                     164000);
     json_decref(one);
     one = get_json("/v1/models/llama3-8b-instruct/info", 200);
-    ck_assert_int_eq(
-        json_integer_value(json_object_get(one, "context_length")), 8000);
+    ck_assert_int_eq(json_integer_value(json_object_get(one, "context_length")),
+                     8000);
     json_decref(one);
 
     json_t *nf = get_json("/v1/models/nope/not-a-model/info", 404);

@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #define CHAT_PATH "/v1/chat/completions"
-#define O200K "tiktoken/encoders/o200k_base.json"
-#define CL100K "tiktoken/encoders/cl100k_base.json"
+#define O200K     "tiktoken/encoders/o200k_base.json"
+#define CL100K    "tiktoken/encoders/cl100k_base.json"
 
 static char tokdir[1024];
 static char pipeline[8192];
@@ -113,8 +113,8 @@ static long count_header(const h_resp *r, const char *method)
  * "max_tokens": max_tokens (omitted when < 0)}. Caller frees. */
 static char *user_body(const char *model, const char *text, long max_tokens)
 {
-    json_t *b = json_pack("{s:s, s:[{s:s, s:s}]}", "model", model,
-                          "messages", "role", "user", "content", text);
+    json_t *b = json_pack("{s:s, s:[{s:s, s:s}]}", "model", model, "messages",
+                          "role", "user", "content", text);
     if (max_tokens >= 0)
         json_object_set_new(b, "max_tokens", json_integer(max_tokens));
     char *s = json_dumps(b, JSON_COMPACT);
@@ -139,8 +139,7 @@ START_TEST(chat_cases_count_exactly)
         long want = (long)json_integer_value(json_object_get(rec, "o200k"));
         long got = count_header(&r, "exact");
         ck_assert_msg(got == want, "%s: counted %ld, o200k %ld",
-                      json_string_value(json_object_get(rec, "id")), got,
-                      want);
+                      json_string_value(json_object_get(rec, "id")), got, want);
         h_resp_free(&r);
         free(body);
         json_decref(rec);

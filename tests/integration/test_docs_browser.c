@@ -106,7 +106,7 @@ static void npm_install_if_missing(void)
     if (stat("tests/browser/node_modules/swagger-ui-dist/swagger-ui-bundle.js",
              &st) == 0)
         return;
-    char *argv[] = {"/usr/bin/env", "npm",        "ci",        "--prefix",
+    char *argv[] = {"/usr/bin/env",  "npm",        "ci",        "--prefix",
                     "tests/browser", "--no-audit", "--no-fund", NULL};
     char *out = NULL;
     int rc = h_run_capture(argv, 300000, &out);

@@ -25,15 +25,16 @@
 static const char CHAT_BODY[] =
     "{ \"model\": \"qwen/qwen3-next-80b-a3b-instruct\",\n"
     "  \"messages\": [ {\"role\": \"system\", \"content\": \"be brief\"},\n"
-    "                {\"role\": \"user\",   \"content\": \"h\xc3\xa9llo \\u00e9 w\xc3\xb6rld\"} ],\n"
+    "                {\"role\": \"user\",   \"content\": \"h\xc3\xa9llo "
+    "\\u00e9 w\xc3\xb6rld\"} ],\n"
     "  \"temperature\": 0.25 ,  \"max_tokens\" : 16 }";
 
 static const char STREAM_BODY[] =
     "{\"model\": \"qwen/qwen3-next-80b-a3b-instruct\", \"stream\": true,"
     " \"messages\": [{\"role\": \"user\", \"content\": \"stream please\"}]}";
 
-static const char PLAIN_SMALL[] =
-    "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+static const char PLAIN_SMALL[] = "{\"model\":\"gpt-4o-mini\",\"messages\":[{"
+                                  "\"role\":\"user\",\"content\":\"hi\"}]}";
 
 static void setup(void)
 {
@@ -101,7 +102,8 @@ START_TEST(test_plain_completion)
 {
     h_start_all(NULL);
     /* The client's own key must not reach the upstream: the keyring's does. */
-    const char *hdrs[] = {"Authorization: Bearer sk-client-must-not-pass", NULL};
+    const char *hdrs[] = {"Authorization: Bearer sk-client-must-not-pass",
+                          NULL};
     h_resp r;
     h_request(h_sluice_port(), "POST", CHAT_PATH, hdrs, CHAT_BODY,
               strlen(CHAT_BODY), 10000, &r);
@@ -115,10 +117,10 @@ START_TEST(test_plain_completion)
     json_t *choices = json_object_get(doc, "choices");
     ck_assert_msg(json_is_array(choices) && json_array_size(choices) >= 1,
                   "no choices in %s", show(&r));
-    ck_assert_msg(json_is_string(json_object_get(
-                      json_object_get(json_array_get(choices, 0), "message"),
-                      "content")),
-                  "choices[0].message.content is not a string");
+    ck_assert_msg(
+        json_is_string(json_object_get(
+            json_object_get(json_array_get(choices, 0), "message"), "content")),
+        "choices[0].message.content is not a string");
     json_decref(doc);
     h_resp_free(&r);
 
@@ -138,8 +140,8 @@ START_TEST(test_plain_completion)
     const char *body = h_rec_body(rec, &blen);
     ck_assert_msg(body && blen == strlen(CHAT_BODY) &&
                       memcmp(body, CHAT_BODY, blen) == 0,
-                  "mock saw a different body (%zu bytes, sent %zu):\n%s",
-                  blen, strlen(CHAT_BODY), body ? body : "(none)");
+                  "mock saw a different body (%zu bytes, sent %zu):\n%s", blen,
+                  strlen(CHAT_BODY), body ? body : "(none)");
     json_decref(reqs);
 }
 END_TEST
@@ -150,7 +152,8 @@ START_TEST(test_streamed_completion)
 {
     h_start_all(NULL);
     ck_assert_int_eq(
-        h_mock_script("{\"rules\":[{\"stream\":{\"chunks\":5,\"delay_ms\":200}}]}"),
+        h_mock_script(
+            "{\"rules\":[{\"stream\":{\"chunks\":5,\"delay_ms\":200}}]}"),
         0);
     h_stream s;
     h_stream_request(h_sluice_port(), "POST", CHAT_PATH, NULL, STREAM_BODY,
@@ -171,7 +174,8 @@ START_TEST(test_streamed_completion)
         if (strcmp(s.events[i].data ? s.events[i].data : "", "[DONE]") == 0)
             continue;
         json_error_t e;
-        json_t *ev = json_loads(s.events[i].data ? s.events[i].data : "", 0, &e);
+        json_t *ev =
+            json_loads(s.events[i].data ? s.events[i].data : "", 0, &e);
         ck_assert_msg(json_is_object(ev), "event %zu is not a JSON object: %s",
                       i, s.events[i].data);
         json_decref(ev);
@@ -186,7 +190,8 @@ START_TEST(test_streamed_completion)
     double last_data = s.events[4].t_ms;
     ck_assert_msg(last_data - first >= 500,
                   "events 1..5 arrived within %.0f ms of each other: the "
-                  "upstream sent them 200 ms apart", last_data - first);
+                  "upstream sent them 200 ms apart",
+                  last_data - first);
     h_stream_free(&s);
 
     /* the mock marks the record once its own completion callback ran,
@@ -222,23 +227,27 @@ START_TEST(test_upstream_errors_pass_through)
         const char *content_type; /* NULL: the mock's default for the body */
         const char *expect_ct;
     } cases[] = {
-        {418, "{\"error\": {\"message\": \"I am a teapot\", \"type\": "
-              "\"mock_error\", \"param\": null, \"code\": \"teapot\"}}",
+        {418,
+         "{\"error\": {\"message\": \"I am a teapot\", \"type\": "
+         "\"mock_error\", \"param\": null, \"code\": \"teapot\"}}",
          NULL, "application/json"},
-        {429, "{\"error\":{\"message\":\"Rate limit reached\",\"type\":"
-              "\"rate_limit_error\",\"param\":null,\"code\":\"rate_limit\"}}",
+        {429,
+         "{\"error\":{\"message\":\"Rate limit reached\",\"type\":"
+         "\"rate_limit_error\",\"param\":null,\"code\":\"rate_limit\"}}",
          NULL, "application/json"},
-        {500, "{\"error\" : {\"message\":\"boom\",\"type\":\"server_error\"}}\n",
+        {500,
+         "{\"error\" : {\"message\":\"boom\",\"type\":\"server_error\"}}\n",
          "application/json; charset=utf-8", "application/json; charset=utf-8"},
-        {503, "{\"error\":{\"message\":\"overloaded\",\"type\":\"overloaded\"}}",
+        {503,
+         "{\"error\":{\"message\":\"overloaded\",\"type\":\"overloaded\"}}",
          NULL, "application/json"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char what[64];
         snprintf(what, sizeof what, "upstream %d", cases[i].status);
         ck_assert_int_eq(h_mock_reset(), 0);
-        json_t *headers = json_pack("{s:s, s:s}", "X-Mock-Case", what,
-                                    "Retry-After", "7");
+        json_t *headers =
+            json_pack("{s:s, s:s}", "X-Mock-Case", what, "Retry-After", "7");
         if (cases[i].content_type)
             json_object_set_new(headers, "Content-Type",
                                 json_string(cases[i].content_type));
@@ -256,10 +265,11 @@ START_TEST(test_upstream_errors_pass_through)
         ck_assert_msg(r.status == cases[i].status,
                       "%s: client got status %ld, body %s", what, r.status,
                       show(&r));
-        ck_assert_msg(r.body_len == strlen(cases[i].body) &&
-                          memcmp(r.body, cases[i].body, r.body_len) == 0,
-                      "%s: body changed:\n  sent by mock: %s\n  client got:   %s",
-                      what, cases[i].body, show(&r));
+        ck_assert_msg(
+            r.body_len == strlen(cases[i].body) &&
+                memcmp(r.body, cases[i].body, r.body_len) == 0,
+            "%s: body changed:\n  sent by mock: %s\n  client got:   %s", what,
+            cases[i].body, show(&r));
         const char *ct = h_resp_header(&r, "content-type");
         ck_assert_msg(ct && strcasecmp(ct, cases[i].expect_ct) == 0,
                       "%s: content-type \"%s\", expected \"%s\"", what,
@@ -279,8 +289,8 @@ START_TEST(test_upstream_errors_pass_through)
     ck_assert_int_eq(h_mock_reset(), 0);
     const char *err429 = "{\"error\":{\"message\":\"slow down\",\"type\":"
                          "\"rate_limit_error\",\"param\":null,\"code\":null}}";
-    json_t *rules = json_pack("{s:[{s:i, s:s}]}", "rules", "status", 429,
-                              "body", err429);
+    json_t *rules =
+        json_pack("{s:[{s:i, s:s}]}", "rules", "status", 429, "body", err429);
     char *rtext = json_dumps(rules, JSON_COMPACT);
     json_decref(rules);
     ck_assert_int_eq(h_mock_script(rtext), 0);
@@ -289,8 +299,10 @@ START_TEST(test_upstream_errors_pass_through)
     h_stream_request(h_sluice_port(), "POST", CHAT_PATH, NULL, STREAM_BODY,
                      strlen(STREAM_BODY), 10000, 0, 0, &s);
     assert_transfer_ok(&s.resp, "streamed request, upstream 429");
-    ck_assert_msg(s.resp.status == 429, "streamed request, upstream 429: "
-                  "client got %ld, body %s", s.resp.status, show(&s.resp));
+    ck_assert_msg(s.resp.status == 429,
+                  "streamed request, upstream 429: "
+                  "client got %ld, body %s",
+                  s.resp.status, show(&s.resp));
     ck_assert_msg(s.resp.body_len == strlen(err429) &&
                       memcmp(s.resp.body, err429, s.resp.body_len) == 0,
                   "streamed request, upstream 429: body changed: %s",
@@ -310,7 +322,8 @@ START_TEST(test_client_disconnect_aborts_upstream)
 {
     h_start_all(NULL);
     ck_assert_int_eq(
-        h_mock_script("{\"rules\":[{\"stream\":{\"chunks\":50,\"delay_ms\":100}}]}"),
+        h_mock_script(
+            "{\"rules\":[{\"stream\":{\"chunks\":50,\"delay_ms\":100}}]}"),
         0);
     h_stream s;
     h_stream_request(h_sluice_port(), "POST", CHAT_PATH, NULL, STREAM_BODY,
@@ -318,9 +331,10 @@ START_TEST(test_client_disconnect_aborts_upstream)
     double t_abort = h_now_ms();
     ck_assert_msg(s.resp.status == 200, "status %ld, body %s", s.resp.status,
                   show(&s.resp));
-    ck_assert_msg(s.aborted && s.nevents >= 2,
-                  "expected to abort after 2 events; got %zu events, curl %d %s",
-                  s.nevents, s.resp.curl_code, s.resp.error);
+    ck_assert_msg(
+        s.aborted && s.nevents >= 2,
+        "expected to abort after 2 events; got %zu events, curl %d %s",
+        s.nevents, s.resp.curl_code, s.resp.error);
     h_stream_free(&s);
 
     /* The stream would take 5 s; the mock must see the hang-up within 3 s. */
@@ -333,7 +347,8 @@ START_TEST(test_client_disconnect_aborts_upstream)
         outcome = h_rec_str(rec, "outcome");
         if (outcome) {
             snprintf(last, sizeof last, "%s", outcome);
-            chunks_sent = (long)json_integer_value(json_object_get(rec, "chunks_sent"));
+            chunks_sent =
+                (long)json_integer_value(json_object_get(rec, "chunks_sent"));
         }
         int done = outcome && strcmp(outcome, "client_closed") == 0;
         json_decref(reqs);
@@ -344,7 +359,8 @@ START_TEST(test_client_disconnect_aborts_upstream)
     ck_assert_msg(strcmp(last, "client_closed") == 0,
                   "3 s after the client left, the mock's record says outcome "
                   "\"%s\" (chunks sent %ld): the upstream transfer was not "
-                  "aborted", last, chunks_sent);
+                  "aborted",
+                  last, chunks_sent);
     ck_assert_msg(chunks_sent < 50, "mock sent all %ld chunks", chunks_sent);
 
     /* sluice keeps serving. */
@@ -427,9 +443,10 @@ START_TEST(test_body_too_large)
     free(big);
     /* sluice may close the connection after answering early; the answer
      * must still have arrived. */
-    ck_assert_msg(r.status == 413, "4096-byte body with max_body_bytes 1024: "
-                  "status %ld (curl %d %s), body %s", r.status, r.curl_code,
-                  r.error, show(&r));
+    ck_assert_msg(r.status == 413,
+                  "4096-byte body with max_body_bytes 1024: "
+                  "status %ld (curl %d %s), body %s",
+                  r.status, r.curl_code, r.error, show(&r));
     json_t *doc = h_resp_json(&r);
     ck_assert_msg(doc != NULL, "413 body is not JSON: %s", show(&r));
     h_assert_openai_error(doc, "413");
@@ -470,7 +487,8 @@ START_TEST(test_not_found_and_method)
     const char *allow = h_resp_header(&r, "allow");
     ck_assert_msg(allow && strstr(allow, "POST"),
                   "405 for GET /v1/chat/completions: Allow \"%s\", expected "
-                  "it to list POST", allow ? allow : "(none)");
+                  "it to list POST",
+                  allow ? allow : "(none)");
     h_resp_free(&r);
 
     h_request(h_sluice_port(), "DELETE", "/health", NULL, NULL, 0, 10000, &r);
@@ -478,7 +496,8 @@ START_TEST(test_not_found_and_method)
     allow = h_resp_header(&r, "allow");
     ck_assert_msg(allow && strstr(allow, "GET"),
                   "405 for DELETE /health: Allow \"%s\", expected it to list "
-                  "GET", allow ? allow : "(none)");
+                  "GET",
+                  allow ? allow : "(none)");
     h_resp_free(&r);
 
     ck_assert_int_eq(h_mock_request_count(), 0);
@@ -512,7 +531,8 @@ START_TEST(test_health_and_models)
     for (size_t i = 0; i < 2; i++) {
         json_t *st = json_array_get(stages, i);
         const char *name = json_string_value(json_object_get(st, "name"));
-        ck_assert_msg(json_is_object(st) && name && strcmp(name, expect[i]) == 0,
+        ck_assert_msg(json_is_object(st) && name &&
+                          strcmp(name, expect[i]) == 0,
                       "/health: stages[%zu].name should be %s: %s", i,
                       expect[i], show(&r));
     }
@@ -525,8 +545,10 @@ START_TEST(test_health_and_models)
     doc = h_resp_json(&r);
     ck_assert_msg(json_is_object(doc), "/v1/models: not JSON: %s", show(&r));
     const char *obj = json_string_value(json_object_get(doc, "object"));
-    ck_assert_msg(obj && strcmp(obj, "list") == 0, "/v1/models: object "
-                  "should be \"list\": %s", show(&r));
+    ck_assert_msg(obj && strcmp(obj, "list") == 0,
+                  "/v1/models: object "
+                  "should be \"list\": %s",
+                  show(&r));
     json_t *data = json_object_get(doc, "data");
     ck_assert_msg(json_is_array(data) && json_array_size(data) == 2,
                   "/v1/models: data should hold the 2 configured models: %s",
@@ -534,7 +556,8 @@ START_TEST(test_health_and_models)
     int seen_qwen = 0;
     size_t i;
     json_t *m;
-    json_array_foreach(data, i, m) {
+    json_array_foreach(data, i, m)
+    {
         const char *id = json_string_value(json_object_get(m, "id"));
         const char *o = json_string_value(json_object_get(m, "object"));
         ck_assert_msg(id && o && strcmp(o, "model") == 0 &&
@@ -542,11 +565,13 @@ START_TEST(test_health_and_models)
                           json_is_string(json_object_get(m, "owned_by")) &&
                           json_is_integer(json_object_get(m, "context_length")),
                       "/v1/models: data[%zu] lacks id/object/created/owned_by/"
-                      "context_length: %s", i, show(&r));
+                      "context_length: %s",
+                      i, show(&r));
         if (strcmp(id, H_MODEL_ID) == 0) {
             seen_qwen = 1;
-            ck_assert_int_eq(json_integer_value(json_object_get(m, "context_length")),
-                             H_MODEL_CTX);
+            ck_assert_int_eq(
+                json_integer_value(json_object_get(m, "context_length")),
+                H_MODEL_CTX);
         } else {
             ck_assert_str_eq(id, "gpt-4o-mini");
         }
@@ -597,10 +622,11 @@ START_TEST(test_upstream_unreachable)
     json_t *doc = h_resp_json(&r);
     const char *type = json_string_value(
         json_object_get(json_object_get(doc, "error"), "type"));
-    ck_assert_msg(type && (strstr(type, "upstream") || strstr(type, "api_error") ||
-                           strstr(type, "server_error")),
-                  "502 error.type \"%s\" does not say upstream/api/server error",
-                  type ? type : "(null)");
+    ck_assert_msg(
+        type && (strstr(type, "upstream") || strstr(type, "api_error") ||
+                 strstr(type, "server_error")),
+        "502 error.type \"%s\" does not say upstream/api/server error",
+        type ? type : "(null)");
     json_decref(doc);
     ck_assert_msg(r.total_ms < 5000, "502 took %.0f ms", r.total_ms);
     h_resp_free(&r);
@@ -642,19 +668,19 @@ START_TEST(test_check_mode)
     /* A stage whose `path:` does not exist: the entry starts on line 10. */
     snprintf(bad_path, sizeof bad_path, "%s/bad_path.yaml", dir);
     snprintf(text, sizeof text,
-             "# a stage that cannot be loaded\n"          /* 1 */
-             "server:\n"                                   /* 2 */
-             "  host: \"127.0.0.1\"\n"                     /* 3 */
-             "  port: 8000\n"                              /* 4 */
-             "upstream:\n"                                 /* 5 */
-             "  base_url: \"http://127.0.0.1:9/v1\"\n"     /* 6 */
-             "plugins_dir: \"%s\"\n"                       /* 7 */
-             "pipeline:\n"                                 /* 8 */
-             "  - plugin: keyring\n"                       /* 9 */
-             "    config: { keys_file: \"%s\" }\n"         /* 10 */
-             "  - plugin: ghost\n"                         /* 11 */
+             "# a stage that cannot be loaded\n"             /* 1 */
+             "server:\n"                                     /* 2 */
+             "  host: \"127.0.0.1\"\n"                       /* 3 */
+             "  port: 8000\n"                                /* 4 */
+             "upstream:\n"                                   /* 5 */
+             "  base_url: \"http://127.0.0.1:9/v1\"\n"       /* 6 */
+             "plugins_dir: \"%s\"\n"                         /* 7 */
+             "pipeline:\n"                                   /* 8 */
+             "  - plugin: keyring\n"                         /* 9 */
+             "    config: { keys_file: \"%s\" }\n"           /* 10 */
+             "  - plugin: ghost\n"                           /* 11 */
              "    path: /nonexistent/sluice-test/ghost.so\n" /* 12 */
-             "  - plugin: sse\n",                          /* 13 */
+             "  - plugin: sse\n",                            /* 13 */
              plugins, keys);
     f = fopen(bad_path, "w");
     ck_assert(f != NULL);
@@ -666,11 +692,13 @@ START_TEST(test_check_mode)
     int rc = h_run_capture(argv1, 15000, &out);
     ck_assert_msg(rc != 0 && rc < 128,
                   "--check on a stage with a missing path: exit %d (expected "
-                  "a non-zero exit, not a crash); output:\n%s", rc, out);
+                  "a non-zero exit, not a crash); output:\n%s",
+                  rc, out);
     ck_assert_msg(mentions_line(out, "bad_path.yaml", 11) ||
                       mentions_line(out, "bad_path.yaml", 12),
                   "--check output should name bad_path.yaml and line 11 (or "
-                  "12); got:\n%s", out);
+                  "12); got:\n%s",
+                  out);
     ck_assert_msg(strstr(out, "ghost") != NULL,
                   "--check output should name the stage \"ghost\"; got:\n%s",
                   out);
@@ -695,7 +723,8 @@ START_TEST(test_check_mode)
                   out);
     ck_assert_msg(mentions_line(out, "bad_syntax.yaml", 6),
                   "--check output should name bad_syntax.yaml and line 6; "
-                  "got:\n%s", out);
+                  "got:\n%s",
+                  out);
     free(out);
 
     /* A good file: exit 0, and nothing listens on its port. */
@@ -713,8 +742,10 @@ START_TEST(test_check_mode)
     ck_assert_msg(took < 10000, "--check took %.0f ms", took);
     ck_assert_msg(strstr(out, "\"msg\":\"listening\"") == NULL,
                   "--check logged that it listens:\n%s", out);
-    ck_assert_msg(!h_port_open(port), "something listens on port %d after "
-                  "--check", port);
+    ck_assert_msg(!h_port_open(port),
+                  "something listens on port %d after "
+                  "--check",
+                  port);
     free(out);
 }
 END_TEST
@@ -749,7 +780,7 @@ END_TEST
 
 /* ---- 12. concurrency smoke -------------------------------------------- */
 
-#define CONC_THREADS 10
+#define CONC_THREADS    10
 #define CONC_PER_THREAD 5
 
 struct conc_result {
@@ -778,9 +809,10 @@ static void *conc_worker(void *p)
             res->curl_code = s.resp.curl_code;
             res->ok = s.resp.curl_code == 0 && s.resp.status == 200 &&
                       h_stream_has_done(&s) && h_stream_data_events(&s) > 0;
-            snprintf(res->why, sizeof res->why, "stream: status %ld curl %d "
-                     "(%s) events %zu done %d", s.resp.status,
-                     s.resp.curl_code, s.resp.error, s.nevents,
+            snprintf(res->why, sizeof res->why,
+                     "stream: status %ld curl %d "
+                     "(%s) events %zu done %d",
+                     s.resp.status, s.resp.curl_code, s.resp.error, s.nevents,
                      h_stream_has_done(&s));
             h_stream_free(&s);
         } else {
@@ -792,8 +824,9 @@ static void *conc_worker(void *p)
             res->curl_code = r.curl_code;
             res->ok = r.curl_code == 0 && r.status == 200 &&
                       json_is_array(json_object_get(doc, "choices"));
-            snprintf(res->why, sizeof res->why, "plain: status %ld curl %d (%s)",
-                     r.status, r.curl_code, r.error);
+            snprintf(res->why, sizeof res->why,
+                     "plain: status %ld curl %d (%s)", r.status, r.curl_code,
+                     r.error);
             json_decref(doc);
             h_resp_free(&r);
         }
@@ -809,7 +842,8 @@ START_TEST(test_concurrency_smoke)
     for (int i = 0; i < CONC_THREADS; i++) {
         memset(&args[i], 0, sizeof args[i]);
         args[i].idx = i;
-        ck_assert_int_eq(pthread_create(&th[i], NULL, conc_worker, &args[i]), 0);
+        ck_assert_int_eq(pthread_create(&th[i], NULL, conc_worker, &args[i]),
+                         0);
     }
     for (int i = 0; i < CONC_THREADS; i++)
         pthread_join(th[i], NULL);

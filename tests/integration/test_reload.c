@@ -32,8 +32,8 @@ static void build_example(const char *value, const char *out)
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.new", out);
     char *cc = getenv("SLUICE_CC") ? getenv("SLUICE_CC") : "/usr/bin/cc";
-    char *argv[] = {cc, "-std=c11", "-shared", "-fPIC", inc, def, file,
-                    "-o", tmp, NULL};
+    char *argv[] = {cc,  "-std=c11", "-shared", "-fPIC", inc,
+                    def, file,       "-o",      tmp,     NULL};
     char *log = NULL;
     int rc = h_run_capture(argv, 60000, &log);
     ck_assert_msg(rc == 0, "building the example failed: %s", log);
@@ -72,10 +72,9 @@ static h_opts opts_for(const char *pipeline)
 static void start(const char *pipeline)
 {
     const char *tok = write_token();
-    snprintf(extra_yaml, sizeof extra_yaml,
-             "admin:\n  token_file: \"%s\"\n", tok);
-    snprintf(example_so, sizeof example_so, "%s/example_header.so",
-             h_tmpdir());
+    snprintf(extra_yaml, sizeof extra_yaml, "admin:\n  token_file: \"%s\"\n",
+             tok);
+    snprintf(example_so, sizeof example_so, "%s/example_header.so", h_tmpdir());
     snprintf(pipeline_with_example, sizeof pipeline_with_example,
              "  - plugin: keyring\n    config: { keys_file: \"@KEYS_FILE@\" }\n"
              "  - plugin: example_header\n    path: \"%s\"\n"
@@ -109,8 +108,8 @@ static json_t *admin_pipeline(void)
 {
     const char *hdrs[] = {auth_hdr, NULL};
     h_resp r;
-    h_request(h_sluice_port(), "GET", "/admin/pipeline", hdrs, NULL, 0,
-              10000, &r);
+    h_request(h_sluice_port(), "GET", "/admin/pipeline", hdrs, NULL, 0, 10000,
+              &r);
     ck_assert_int_eq(r.status, 200);
     json_t *j = h_resp_json(&r);
     h_resp_free(&r);
@@ -195,8 +194,8 @@ static void *load_main(void *arg)
                  h_stream_data_events(&s) >= 1;
             if (!ok)
                 snprintf(L->last_error, sizeof L->last_error,
-                         "stream: status %ld curl %d events %zu",
-                         s.resp.status, s.resp.curl_code, s.nevents);
+                         "stream: status %ld curl %d events %zu", s.resp.status,
+                         s.resp.curl_code, s.nevents);
             h_stream_free(&s);
             atomic_fetch_add(&L->streams, 1);
         } else {
@@ -216,8 +215,7 @@ static void *load_main(void *arg)
 
 START_TEST(reload_20_times_under_load_loses_nothing)
 {
-    snprintf(example_so, sizeof example_so, "%s/example_header.so",
-             h_tmpdir());
+    snprintf(example_so, sizeof example_so, "%s/example_header.so", h_tmpdir());
     build_example("v1", example_so);
     start(NULL);
     ck_assert_int_eq(h_mock_script("{\"rules\":[{\"times\":0,\"match\":"
@@ -271,8 +269,7 @@ static void *stream_main(void *p)
 
 START_TEST(rebuilt_so_changes_new_requests_not_old_streams)
 {
-    snprintf(example_so, sizeof example_so, "%s/example_header.so",
-             h_tmpdir());
+    snprintf(example_so, sizeof example_so, "%s/example_header.so", h_tmpdir());
     build_example("v1", example_so);
     start(NULL);
     /* a slow stream that starts on generation 1 */
@@ -293,8 +290,9 @@ START_TEST(rebuilt_so_changes_new_requests_not_old_streams)
     free(body);
 
     h_resp r;
-    h_post_json("/v1/chat/completions", "{\"model\":\"gpt-4o-mini\","
-                                        "\"messages\":[]}",
+    h_post_json("/v1/chat/completions",
+                "{\"model\":\"gpt-4o-mini\","
+                "\"messages\":[]}",
                 &r);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(h_resp_header(&r, "X-Generation-Test"), "v2");
@@ -312,8 +310,7 @@ END_TEST
 
 START_TEST(stages_added_and_removed)
 {
-    snprintf(example_so, sizeof example_so, "%s/example_header.so",
-             h_tmpdir());
+    snprintf(example_so, sizeof example_so, "%s/example_header.so", h_tmpdir());
     build_example("added", example_so);
     start(pipeline_plain);
     h_resp r;
@@ -322,16 +319,14 @@ START_TEST(stages_added_and_removed)
     h_resp_free(&r);
 
     h_opts o = opts_for(pipeline_with_example);
-    ck_assert_int_eq(h_write_config(h_config_path(), &o, h_sluice_port()),
-                     0);
+    ck_assert_int_eq(h_write_config(h_config_path(), &o, h_sluice_port()), 0);
     ck_assert_int_eq(admin_reload(NULL), 200);
     h_post_json("/v1/chat/completions", "{\"messages\":[]}", &r);
     ck_assert_str_eq(h_resp_header(&r, "X-Generation-Test"), "added");
     h_resp_free(&r);
 
     o = opts_for(pipeline_plain);
-    ck_assert_int_eq(h_write_config(h_config_path(), &o, h_sluice_port()),
-                     0);
+    ck_assert_int_eq(h_write_config(h_config_path(), &o, h_sluice_port()), 0);
     ck_assert_int_eq(admin_reload(NULL), 200);
     h_post_json("/v1/chat/completions", "{\"messages\":[]}", &r);
     ck_assert_int_eq(r.status, 200);
@@ -353,8 +348,8 @@ static void broken_reload(const char *pipeline, const char *raw_yaml,
         fclose(f);
     } else {
         h_opts o = opts_for(pipeline);
-        ck_assert_int_eq(
-            h_write_config(h_config_path(), &o, h_sluice_port()), 0);
+        ck_assert_int_eq(h_write_config(h_config_path(), &o, h_sluice_port()),
+                         0);
     }
     char *body = NULL;
     long st = admin_reload(&body);
@@ -377,16 +372,16 @@ START_TEST(broken_reloads_change_nothing)
 {
     start(pipeline_plain);
     char p[2048];
-    const char *fx = getenv("FIXTURES_DIR") ? getenv("FIXTURES_DIR")
-                                            : "build/test-plugins";
+    const char *fx =
+        getenv("FIXTURES_DIR") ? getenv("FIXTURES_DIR") : "build/test-plugins";
     broken_reload(NULL, "server: { port: [oops\n", "sluice.yaml:2", "YAML");
     broken_reload("  - plugin: ghoststage\n", NULL, "ghoststage",
                   "ghoststage.so");
     snprintf(p, sizeof p, "  - plugin: nosym\n    path: \"%s/nosymbol.so\"\n",
              fx);
     broken_reload(p, NULL, "nosym", "sluice_plugin_entry");
-    snprintf(p, sizeof p, "  - plugin: wrongabi\n    path: \"%s/wrong_abi.so\"\n",
-             fx);
+    snprintf(p, sizeof p,
+             "  - plugin: wrongabi\n    path: \"%s/wrong_abi.so\"\n", fx);
     broken_reload(p, NULL, "wrongabi", "ABI");
     broken_reload("  - plugin: keyring\n    config: { keys_file: "
                   "\"/nonexistent/keys.txt\" }\n",

@@ -14,10 +14,14 @@
 #include <string.h>
 
 #define CHAT_PATH "/v1/chat/completions"
-#define KEY1 "sk-test-key-1"
-#define KEY2 "sk-test-key-2"
-#define M1 "sk-\xe2\x80\xa6" "ey-1" /* the keys masked: no labels */
-#define M2 "sk-\xe2\x80\xa6" "ey-2"
+#define KEY1      "sk-test-key-1"
+#define KEY2      "sk-test-key-2"
+#define M1                                                                     \
+    "sk-\xe2\x80\xa6"                                                          \
+    "ey-1" /* the keys masked: no labels */
+#define M2                                                                     \
+    "sk-\xe2\x80\xa6"                                                          \
+    "ey-2"
 
 static const char CHAT_BODY[] =
     "{\"model\":\"qwen/qwen3-next-80b-a3b-instruct\","
@@ -77,8 +81,7 @@ static char *scrape_settled(double want)
             return m;
         h_sleep_ms(20);
     }
-    ck_abort_msg("the keyring never settled at %g requests:\n%.4000s", want,
-                 m);
+    ck_abort_msg("the keyring never settled at %g requests:\n%.4000s", want, m);
     return m;
 }
 
@@ -118,15 +121,14 @@ START_TEST(test_stage_series_after_traffic)
     for (int i = 0; i < nchat; i++) {
         h_resp r;
         h_post_json(CHAT_PATH, CHAT_BODY, &r);
-        ck_assert_msg(r.status == 200, "chat %d: %ld %s", i, r.status,
-                      r.body);
+        ck_assert_msg(r.status == 200, "chat %d: %ld %s", i, r.status, r.body);
         h_resp_free(&r);
     }
     h_stream s;
     h_stream_request(h_sluice_port(), "POST", CHAT_PATH, NULL, STREAM_BODY,
                      strlen(STREAM_BODY), 10000, 0, 0, &s);
-    ck_assert_msg(s.resp.status == 200 && h_stream_has_done(&s),
-                  "stream: %ld", s.resp.status);
+    ck_assert_msg(s.resp.status == 200 && h_stream_has_done(&s), "stream: %ld",
+                  s.resp.status);
     size_t events = s.nevents;
     h_stream_free(&s);
 
@@ -152,16 +154,16 @@ START_TEST(test_stage_series_after_traffic)
     ck_assert(sample(m, "sluice_key_successes_total{key=\"" M2 "\"}") == -1);
     ck_assert(sample(m, "sluice_key_failures_total{key=\"" M2
                         "\",reason=\"auth\"}") == 1);
-    ck_assert(sample(m, "sluice_key_state{key=\"" M1
-                        "\",state=\"healthy\"}") == 1);
-    ck_assert(sample(m, "sluice_key_state{key=\"" M1
-                        "\",state=\"failed\"}") == 0);
-    ck_assert(sample(m, "sluice_key_state{key=\"" M2
-                        "\",state=\"failed\"}") == 1);
-    ck_assert(sample(m, "sluice_key_state{key=\"" M2
-                        "\",state=\"healthy\"}") == 0);
-    ck_assert(sample(m, "sluice_key_state{key=\"" M2
-                        "\",state=\"cooling\"}") == 0);
+    ck_assert(sample(m, "sluice_key_state{key=\"" M1 "\",state=\"healthy\"}") ==
+              1);
+    ck_assert(sample(m, "sluice_key_state{key=\"" M1 "\",state=\"failed\"}") ==
+              0);
+    ck_assert(sample(m, "sluice_key_state{key=\"" M2 "\",state=\"failed\"}") ==
+              1);
+    ck_assert(sample(m, "sluice_key_state{key=\"" M2 "\",state=\"healthy\"}") ==
+              0);
+    ck_assert(sample(m, "sluice_key_state{key=\"" M2 "\",state=\"cooling\"}") ==
+              0);
     ck_assert(sample(m, "sluice_key_cooldown_seconds{key=\"" M2 "\"}") == 0);
     ck_assert(sample(m, "sluice_key_in_flight{key=\"" M2 "\"}") == 0);
     /* the retry stage switched keys once, gave up never */

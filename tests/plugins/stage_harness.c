@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct generation *sh_gen_new(const char *config_json, char *err,
-                              size_t errlen)
+struct generation *sh_gen_new(const char *config_json, char *err, size_t errlen)
 {
     const sluice_plugin *descs[1] = {sluice_plugin_entry()};
     json_error_t je;
@@ -19,8 +18,7 @@ struct generation *sh_gen_new(const char *config_json, char *err,
         return NULL;
     }
     const sluice_json *cfgs[1] = {(const sluice_json *)cfg};
-    struct generation *g = generation_from_descs(descs, cfgs, 1, err,
-                                                 errlen);
+    struct generation *g = generation_from_descs(descs, cfgs, 1, err, errlen);
     json_decref(cfg);
     return g;
 }
@@ -66,8 +64,7 @@ void sh_ctx_free(struct sluice_ctx *ctx)
 }
 
 void sh_ctx_upstream(struct sluice_ctx *ctx, sluice_attempt_result result,
-                     int status, const char *const *headers,
-                     const char *body)
+                     int status, const char *const *headers, const char *body)
 {
     ctx->result = result;
     ctx->status = status;
@@ -100,8 +97,7 @@ sluice_verdict sh_on_response(struct sluice_ctx *ctx)
     return pipeline_on_response(ctx);
 }
 
-sluice_verdict sh_on_chunk(struct sluice_ctx *ctx, const char *data,
-                           size_t len)
+sluice_verdict sh_on_chunk(struct sluice_ctx *ctx, const char *data, size_t len)
 {
     ctx->phase = PHASE_STREAMING;
     return pipeline_on_chunk(ctx, data, len);

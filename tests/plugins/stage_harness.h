@@ -29,8 +29,7 @@ void sh_ctx_free(struct sluice_ctx *ctx);
 /* Pretend an upstream attempt ended with `status` (0 = transport failure
  * `result`), NULL-terminated response header pairs and body. */
 void sh_ctx_upstream(struct sluice_ctx *ctx, sluice_attempt_result result,
-                     int status, const char *const *headers,
-                     const char *body);
+                     int status, const char *const *headers, const char *body);
 
 /* Run one phase on the context (attempt_no is incremented by
  * sh_on_attempt, as the core does). */

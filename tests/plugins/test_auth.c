@@ -717,8 +717,7 @@ END_TEST
  * (this test runs in its own process: the values start at 0). */
 START_TEST(stage_metrics)
 {
-    struct generation *g =
-        gen_with(CLIENTS, "\"allow\":[\"10.0.0.0/8\"]");
+    struct generation *g = gen_with(CLIENTS, "\"allow\":[\"10.0.0.0/8\"]");
     const char *hb[] = {"x-api-key", "sk-client-beta-00002", NULL};
     const char *hg[] = {"x-api-key", "sk-client-gamma-0003", NULL};
     const char *hx[] = {"x-api-key", "sk-client-nobody-999", NULL};
@@ -730,10 +729,10 @@ START_TEST(stage_metrics)
     } v[] = {
         {hb, BODY, "10.0.0.1", SLUICE_CONTINUE},
         {hb, BODY, "10.0.0.1", SLUICE_CONTINUE},
-        {hb, BODY, "10.0.0.1", SLUICE_RESPOND},  /* rpm=2 */
-        {hx, BODY, "10.0.0.1", SLUICE_RESPOND},  /* unknown key */
+        {hb, BODY, "10.0.0.1", SLUICE_RESPOND},    /* rpm=2 */
+        {hx, BODY, "10.0.0.1", SLUICE_RESPOND},    /* unknown key */
         {hb, BODY, "192.168.1.1", SLUICE_RESPOND}, /* not allowed */
-        {hg, BODY, "10.0.0.1", SLUICE_RESPOND},  /* model */
+        {hg, BODY, "10.0.0.1", SLUICE_RESPOND},    /* model */
     };
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         struct sluice_ctx *c = sh_ctx_new(g, v[i].body, v[i].h);

@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ck_assert_has(hay, needle)                                           \
-    ck_assert_msg(strstr((hay), (needle)) != NULL, "expected '%s' in '%s'",  \
+#define ck_assert_has(hay, needle)                                             \
+    ck_assert_msg(strstr((hay), (needle)) != NULL, "expected '%s' in '%s'",    \
                   (needle), (hay))
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -46,8 +46,7 @@ static json_t *out_error(struct sluice_ctx *ctx, json_t **doc)
     *doc = json_loads(sh_out_body(ctx), 0, NULL);
     ck_assert_msg(*doc != NULL, "not JSON: %s", sh_out_body(ctx));
     json_t *e = json_object_get(*doc, "error");
-    ck_assert_msg(json_is_object(e), "no error object: %s",
-                  sh_out_body(ctx));
+    ck_assert_msg(json_is_object(e), "no error object: %s", sh_out_body(ctx));
     ck_assert(json_is_string(json_object_get(e, "message")));
     ck_assert(json_is_string(json_object_get(e, "type")));
     return e;
@@ -90,8 +89,10 @@ static char *words_body(const char *model, size_t reps, const char *extra)
     size_t n = reps * 12 + 256 + strlen(model) + strlen(extra);
     char *b = malloc(n), *p;
     ck_assert_ptr_nonnull(b);
-    p = b + sprintf(b, "{\"model\":\"%s\",%s\"messages\":[{\"role\":"
-                       "\"user\",\"content\":\"", model, extra);
+    p = b + sprintf(b,
+                    "{\"model\":\"%s\",%s\"messages\":[{\"role\":"
+                    "\"user\",\"content\":\"",
+                    model, extra);
     for (size_t i = 0; i < reps; i++)
         p += sprintf(p, "hello world ");
     strcpy(p, "\"}]}");
@@ -112,8 +113,8 @@ static uint64_t estimate_of(const char *body)
 /* ---- the estimator on the shared data ---------------------------------- */
 
 enum { TOK_O200K, TOK_QWEN3, TOK_DEEPSEEK, TOK_LLAMA3, NTOK };
-static const char *const tok_names[NTOK] = {"o200k", "qwen3",
-                                            "deepseek_v3", "llama3"};
+static const char *const tok_names[NTOK] = {"o200k", "qwen3", "deepseek_v3",
+                                            "llama3"};
 
 static const struct {
     const char *name;
@@ -178,21 +179,20 @@ static void samples_load(void)
     json_t *rec;
     while ((rec = json_loadf(f, JSON_DISABLE_EOF_CHECK, &je))) {
         json_t *text = json_object_get(rec, "text");
-        uint64_t est = est_tokens(json_string_value(text),
-                                  json_string_length(text));
-        samples_add(json_string_value(json_object_get(rec, "lang")), est,
-                    rec);
+        uint64_t est =
+            est_tokens(json_string_value(text), json_string_length(text));
+        samples_add(json_string_value(json_object_get(rec, "lang")), est, rec);
         json_decref(rec);
     }
     fclose(f);
     f = data_open("chat-token-cases.jsonl");
     while ((rec = json_loadf(f, JSON_DISABLE_EOF_CHECK, &je))) {
         struct walk w;
-        ck_assert_int_eq(walk_request(&host_table,
-                                      (const sluice_json *)json_object_get(
-                                          rec, "request"),
-                                      &w),
-                         0);
+        ck_assert_int_eq(
+            walk_request(&host_table,
+                         (const sluice_json *)json_object_get(rec, "request"),
+                         &w),
+            0);
         samples_add("chat", walk_tokens(&w, 0), rec);
         json_decref(rec);
     }
@@ -226,8 +226,7 @@ static size_t group_errors(size_t g, int t, double *med, double *p95,
     for (size_t i = 0; i < nsamples; i++) {
         const struct sample *s = &samples[i];
         long c = s->count[t];
-        if (c <= 0 || !in_group(s, g) ||
-            (strcmp(s->lang, "chat") && c < 20))
+        if (c <= 0 || !in_group(s, g) || (strcmp(s->lang, "chat") && c < 20))
             continue;
         double r = ((double)s->est - (double)c) / (double)c;
         sum += r;
@@ -260,8 +259,8 @@ START_TEST(estimator_meets_targets)
         for (int t = 0; t < NTOK; t++) {
             size_t n = group_errors(g, t, &med, &p95, &bias);
             if (n)
-                printf(" | %3zu %5.1f %5.1f %+6.1f", n, med * 100,
-                       p95 * 100, bias * 100);
+                printf(" | %3zu %5.1f %5.1f %+6.1f", n, med * 100, p95 * 100,
+                       bias * 100);
             else
                 printf(" | %-22s", "-");
         }
@@ -374,8 +373,7 @@ START_TEST(walker_malformed)
         {"{\"messages\":\"hi\"}", "messages"},
         {"{\"messages\":[1]}", "messages[0]"},
         {"{\"messages\":[{\"content\":\"x\"}]}", "messages[0].role"},
-        {"{\"messages\":[{\"role\":7,\"content\":\"x\"}]}",
-         "messages[0].role"},
+        {"{\"messages\":[{\"role\":7,\"content\":\"x\"}]}", "messages[0].role"},
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":"
          "\"user\",\"content\":\"b\"},{\"role\":\"user\",\"content\":42}]}",
          "messages[2].content"},
@@ -578,8 +576,10 @@ START_TEST(default_model)
 {
     struct generation *g = gen(NULL);
     struct sluice_ctx *ctx;
-    ck_assert_int_eq(run(g, "{\"messages\":[{\"role\":\"user\",\"content\":"
-                            "\"hi\"}]}", &ctx),
+    ck_assert_int_eq(run(g,
+                         "{\"messages\":[{\"role\":\"user\",\"content\":"
+                         "\"hi\"}]}",
+                         &ctx),
                      SLUICE_CONTINUE);
     ck_assert_str_eq(json_string_value(json_object_get(ctx->body, "model")),
                      "openai-gpt-oss-120b");
@@ -661,9 +661,11 @@ START_TEST(config_validation)
               "model 'x': tokenizer /nonexistent/o200k.tiktoken: No such "
               "file");
     gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":10,"
-              "\"tokenizer\":\"\"}]}", "models[0].tokenizer");
+              "\"tokenizer\":\"\"}]}",
+              "models[0].tokenizer");
     gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":10,"
-              "\"pattern\":\"o200k\"}]}", "models[0].pattern: only with");
+              "\"pattern\":\"o200k\"}]}",
+              "models[0].pattern: only with");
     gen_fails("{\"models\":[{\"id\":\"x\",\"context_length\":10,"
               "\"chat_overhead\":{\"per_mesage\":3}}]}",
               "models[0].chat_overhead");
@@ -722,8 +724,7 @@ START_TEST(models_routes)
         "1000000,\"max_output_tokens\":32000}]}");
     json_t *doc;
     ck_assert_int_eq(route(g, "/v1/models", &doc), 200);
-    ck_assert_str_eq(json_string_value(json_object_get(doc, "object")),
-                     "list");
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "object")), "list");
     json_t *data = json_object_get(doc, "data");
     ck_assert_uint_eq(json_array_size(data), 13);
     size_t i;
@@ -735,15 +736,13 @@ START_TEST(models_routes)
                          "model");
         ck_assert(json_is_integer(json_object_get(m, "created")));
         ck_assert(json_is_string(json_object_get(m, "owned_by")));
-        ck_assert(json_integer_value(json_object_get(m, "context_length")) >
-                  0);
+        ck_assert(json_integer_value(json_object_get(m, "context_length")) > 0);
     }
     m = list_find(doc, "qwen/qwen3-next-80b-a3b-instruct");
     ck_assert_ptr_nonnull(m);
     ck_assert_int_eq(json_integer_value(json_object_get(m, "context_length")),
                      262000);
-    ck_assert_str_eq(json_string_value(json_object_get(m, "owned_by")),
-                     "qwen");
+    ck_assert_str_eq(json_string_value(json_object_get(m, "owned_by")), "qwen");
     m = list_find(doc, "llama3-8b-instruct"); /* overridden */
     ck_assert_int_eq(json_integer_value(json_object_get(m, "context_length")),
                      8192);
@@ -756,8 +755,8 @@ START_TEST(models_routes)
         200);
     ck_assert_str_eq(json_string_value(json_object_get(doc, "id")),
                      "qwen/qwen3-next-80b-a3b-instruct");
-    ck_assert_int_eq(
-        json_integer_value(json_object_get(doc, "context_length")), 262000);
+    ck_assert_int_eq(json_integer_value(json_object_get(doc, "context_length")),
+                     262000);
     json_decref(doc);
     ck_assert_int_eq(route(g, "/v1/models/acme/big-1", &doc), 200);
     ck_assert_int_eq(
@@ -825,10 +824,9 @@ START_TEST(metrics_refused_margin_and_ratio)
         sh_metric(g, "sluice_context_usage_ratio_bucket{model=\"mtest-1k\","
                      "le=\"1.5\"}"),
         3);
-    ck_assert_double_eq(
-        sh_metric(g, "sluice_context_usage_ratio_count{"
-                     "model=\"not-in-table\"}"),
-        -1);
+    ck_assert_double_eq(sh_metric(g, "sluice_context_usage_ratio_count{"
+                                     "model=\"not-in-table\"}"),
+                        -1);
     sh_gen_free(g);
 }
 END_TEST

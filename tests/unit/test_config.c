@@ -725,8 +725,8 @@ END_TEST
 
 START_TEST(test_bad_docs)
 {
-    load_bad("docs:\n  enabled: maybe\n", "t.yaml:2: docs.enabled: ",
-             "expected true or false, got 'maybe'");
+    load_bad("docs:\n  enabled: maybe\n",
+             "t.yaml:2: docs.enabled: ", "expected true or false, got 'maybe'");
     load_bad("docs:\n  assets_url: ftp://x/y\n", "t.yaml:2: docs.assets_url: ",
              "an http(s):// URL or an absolute path");
     load_bad("docs:\n  assets_url: 'http://x/\"><script>'\n",

@@ -73,19 +73,18 @@ static sluice_verdict st_resp(void *inst, sluice_ctx *ctx)
     return verdict[i][P_RESP];
 }
 
-static sluice_verdict st_chunk_upper(void *inst, sluice_ctx *ctx,
-                                     const char *d, size_t n)
+static sluice_verdict st_chunk_upper(void *inst, sluice_ctx *ctx, const char *d,
+                                     size_t n)
 {
     char buf[64];
     note(idx(inst), 'c');
     for (size_t i = 0; i < n && i < sizeof buf; i++)
         buf[i] = (char)(d[i] >= 'a' && d[i] <= 'z' ? d[i] - 32 : d[i]);
-    return H->chunk_forward(ctx, buf, n) == 0 ? SLUICE_CONTINUE
-                                              : SLUICE_ERROR;
+    return H->chunk_forward(ctx, buf, n) == 0 ? SLUICE_CONTINUE : SLUICE_ERROR;
 }
 
-static sluice_verdict st_chunk_twice(void *inst, sluice_ctx *ctx,
-                                     const char *d, size_t n)
+static sluice_verdict st_chunk_twice(void *inst, sluice_ctx *ctx, const char *d,
+                                     size_t n)
 {
     note(idx(inst), 'c');
     H->chunk_forward(ctx, d, n);
@@ -98,19 +97,19 @@ static void st_done(void *inst, sluice_ctx *ctx)
     note(idx(inst), 'd');
 }
 
-#define DESC(var, nm, chunk)                                                 \
-    static const sluice_plugin var = {                                       \
-        .abi_major = SLUICE_ABI_MAJOR,                                       \
-        .abi_minor = SLUICE_ABI_MINOR,                                       \
-        .size = sizeof(sluice_plugin),                                       \
-        .name = nm,                                                          \
-        .version = "1",                                                      \
-        .init = st_init,                                                     \
-        .on_request = st_req,                                                \
-        .on_attempt = st_att,                                                \
-        .on_response = st_resp,                                              \
-        .on_chunk = chunk,                                                   \
-        .on_complete = st_done,                                              \
+#define DESC(var, nm, chunk)                                                   \
+    static const sluice_plugin var = {                                         \
+        .abi_major = SLUICE_ABI_MAJOR,                                         \
+        .abi_minor = SLUICE_ABI_MINOR,                                         \
+        .size = sizeof(sluice_plugin),                                         \
+        .name = nm,                                                            \
+        .version = "1",                                                        \
+        .init = st_init,                                                       \
+        .on_request = st_req,                                                  \
+        .on_attempt = st_att,                                                  \
+        .on_response = st_resp,                                                \
+        .on_chunk = chunk,                                                     \
+        .on_complete = st_done,                                                \
     }
 
 DESC(d0, "s0", st_chunk_upper);
@@ -239,8 +238,8 @@ START_TEST(init_failure_names_the_reason)
     json_t *ok = json_object(), *bad = json_pack("{s:b}", "fail", 1);
     const sluice_json *cfgs[] = {(sluice_json *)ok, (sluice_json *)bad};
     char err[256] = "";
-    struct generation *g = generation_from_descs(descs, cfgs, 2, err,
-                                                 sizeof err);
+    struct generation *g =
+        generation_from_descs(descs, cfgs, 2, err, sizeof err);
     ck_assert_ptr_null(g);
     ck_assert_str_eq(err, "fail requested");
     json_decref(ok);
