@@ -20,7 +20,7 @@ BUILD_PKGS=(build-essential pkg-config cmake libmicrohttpd-dev
 # clang + its runtime libraries (libFuzzer, sanitizers) for fuzz targets;
 # prometheus for `promtool check metrics` on a real /metrics scrape;
 # chromium (+ its driver) to open /docs headless and screenshot it.
-TEST_PKGS=(clang libclang-rt-dev prometheus chromium chromium-driver)
+TEST_PKGS=(clang libclang-rt-dev clang-format prometheus chromium chromium-driver)
 # Node.js + npm for the openai client tests, only when no `node` is on PATH:
 # a node from elsewhere (e.g. nodesource) conflicts with Debian's npm.
 NODE_PKGS=(nodejs npm)
