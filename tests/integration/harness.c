@@ -1433,3 +1433,28 @@ json_t *h_assert_openai_error(json_t *doc, const char *what)
                   "%s: error.code key missing", what);
     return err;
 }
+
+char *h_metrics_scrape(void)
+{
+    h_resp r;
+    h_get("/metrics", &r);
+    ck_assert_msg(r.status == 200, "/metrics: %ld", r.status);
+    const char *ct = h_resp_header(&r, "content-type");
+    ck_assert_msg(ct && !strncmp(ct, "text/plain; version=0.0.4", 25),
+                  "/metrics content-type %s", ct ? ct : "(none)");
+    char *body = strdup(r.body ? r.body : "");
+    h_resp_free(&r);
+    return body;
+}
+
+double h_metrics_sample(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p;) {
+        if (!strncmp(p, series, n) && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+        p = strchr(p, '\n');
+        p = p ? p + 1 : NULL;
+    }
+    return -1;
+}

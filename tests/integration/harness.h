@@ -175,6 +175,15 @@ const char *h_rec_header(json_t *rec, const char *name);
  * string kept alive by rec); *len set. NULL if none. */
 const char *h_rec_body(json_t *rec, size_t *len);
 
+/* ---- /metrics -------------------------------------------------------- */
+
+/* GET /metrics on sluice; asserts 200 and the exposition content type.
+ * Caller frees. */
+char *h_metrics_scrape(void);
+/* The value of one exposition sample line ("name{labels} value") in text,
+ * or -1 when absent. */
+double h_metrics_sample(const char *text, const char *series);
+
 /* ---- misc ------------------------------------------------------------- */
 
 double h_now_ms(void);

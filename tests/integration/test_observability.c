@@ -133,32 +133,6 @@ static double sample_sum(const char *text, const char *family,
     return sum;
 }
 
-/* The value of one exposition sample line ("name{labels} value"), or -1. */
-static double sample(const char *text, const char *series)
-{
-    size_t n = strlen(series);
-    for (const char *p = text; p && *p;) {
-        if (!strncmp(p, series, n) && p[n] == ' ')
-            return strtod(p + n + 1, NULL);
-        p = strchr(p, '\n');
-        p = p ? p + 1 : NULL;
-    }
-    return -1;
-}
-
-static char *scrape(void)
-{
-    h_resp r;
-    h_get("/metrics", &r);
-    ck_assert_msg(r.status == 200, "/metrics: %ld", r.status);
-    const char *ct = h_resp_header(&r, "content-type");
-    ck_assert_msg(ct && !strncmp(ct, "text/plain; version=0.0.4", 25),
-                  "/metrics content-type %s", ct ? ct : "(none)");
-    char *body = strdup(r.body);
-    h_resp_free(&r);
-    return body;
-}
-
 /* A request is counted when the server's completion callback runs, which
  * may be just after the client got its last byte: scrape until `want`
  * requests matching `labels` are counted (bounded: ~5 s), then return that
@@ -168,7 +142,7 @@ static char *scrape_settled(const char *labels, double want)
     char *m = NULL;
     for (int i = 0; i < 250; i++) {
         free(m);
-        m = scrape();
+        m = h_metrics_scrape();
         if (sample_sum(m, "sluice_requests_total", labels) >= want)
             return m;
         h_sleep_ms(20);
@@ -225,23 +199,26 @@ START_TEST(test_metrics_after_traffic)
     free(scrape_settled("route=\"not_found\"", 1));
     char *m = scrape_settled("route=\"chat\"", 5);
 #define M "qwen/qwen3-next-80b-a3b-instruct"
-    ck_assert(sample(m,
-                     "sluice_requests_total{route=\"chat\",model=\"" M
+    ck_assert(h_metrics_sample(
+                  m, "sluice_requests_total{route=\"chat\",model=\"" M
                      "\",stream=\"false\",code=\"200\",outcome=\"ok\"}") == 2);
-    ck_assert(sample(m,
-                     "sluice_requests_total{route=\"chat\",model=\"" M
+    ck_assert(h_metrics_sample(
+                  m, "sluice_requests_total{route=\"chat\",model=\"" M
                      "\",stream=\"true\",code=\"200\",outcome=\"ok\"}") == 1);
-    ck_assert(sample(m, "sluice_requests_total{route=\"chat\",model=\"" M
-                        "\",stream=\"false\",code=\"500\","
-                        "outcome=\"upstream_error\"}") == 1);
-    ck_assert(
-        sample(m, "sluice_requests_total{route=\"chat\",model=\"\","
+    ck_assert(h_metrics_sample(m,
+                               "sluice_requests_total{route=\"chat\",model=\"" M
+                               "\",stream=\"false\",code=\"500\","
+                               "outcome=\"upstream_error\"}") == 1);
+    ck_assert(h_metrics_sample(
+                  m,
+                  "sluice_requests_total{route=\"chat\",model=\"\","
                   "stream=\"false\",code=\"400\",outcome=\"rejected\"}") == 1);
-    ck_assert(
-        sample(m, "sluice_requests_total{route=\"not_found\",model=\"\","
+    ck_assert(h_metrics_sample(
+                  m,
+                  "sluice_requests_total{route=\"not_found\",model=\"\","
                   "stream=\"false\",code=\"404\",outcome=\"rejected\"}") == 1);
-    ck_assert(sample(m, "sluice_rejections_total{stage=\"core\","
-                        "code=\"invalid_json\"}") == 1);
+    ck_assert(h_metrics_sample(m, "sluice_rejections_total{stage=\"core\","
+                                  "code=\"invalid_json\"}") == 1);
     ck_assert(sample_sum(m, "sluice_upstream_attempts_total",
                          "result=\"http\",code=\"200\"") == 3);
     ck_assert(sample_sum(m, "sluice_upstream_attempts_total",
@@ -249,28 +226,34 @@ START_TEST(test_metrics_after_traffic)
     /* per upstream key: both keys served, named masked, never whole */
     ck_assert(sample_sum(m, "sluice_upstream_attempts_total", "key=\"sk-") ==
               4);
-    ck_assert(sample(m, "sluice_usage_tokens_total{model=\"" M
-                        "\",client=\"unknown\",kind=\"prompt\"}") == prompt);
-    ck_assert(sample(m, "sluice_usage_tokens_total{model=\"" M
-                        "\",client=\"unknown\",kind=\"completion\"}") ==
+    ck_assert(h_metrics_sample(m, "sluice_usage_tokens_total{model=\"" M
+                                  "\",client=\"unknown\",kind=\"prompt\"}") ==
+              prompt);
+    ck_assert(h_metrics_sample(m,
+                               "sluice_usage_tokens_total{model=\"" M
+                               "\",client=\"unknown\",kind=\"completion\"}") ==
               completion);
-    ck_assert(sample(m, "sluice_request_duration_seconds_count{route=\"chat\","
-                        "stream=\"false\"}") == 4);
-    ck_assert(sample(m, "sluice_request_duration_seconds_bucket{route=\"chat\","
-                        "stream=\"false\",le=\"+Inf\"}") == 4);
-    ck_assert(sample(m, "sluice_upstream_duration_seconds_count{model=\"" M
-                        "\",stream=\"false\"}") == 3);
-    ck_assert(sample(m, "sluice_stream_first_byte_seconds_count{model=\"" M
-                        "\"}") == 1);
+    ck_assert(h_metrics_sample(
+                  m, "sluice_request_duration_seconds_count{route=\"chat\","
+                     "stream=\"false\"}") == 4);
+    ck_assert(h_metrics_sample(
+                  m, "sluice_request_duration_seconds_bucket{route=\"chat\","
+                     "stream=\"false\",le=\"+Inf\"}") == 4);
     ck_assert(
-        sample(m, "sluice_gateway_overhead_seconds_count{stream=\"true\"}") ==
-        1);
+        h_metrics_sample(m, "sluice_upstream_duration_seconds_count{model=\"" M
+                            "\",stream=\"false\"}") == 3);
+    ck_assert(
+        h_metrics_sample(m, "sluice_stream_first_byte_seconds_count{model=\"" M
+                            "\"}") == 1);
+    ck_assert(
+        h_metrics_sample(
+            m, "sluice_gateway_overhead_seconds_count{stream=\"true\"}") == 1);
     /* this scrape, and maybe the previous one still completing */
-    double inflight = sample(m, "sluice_requests_in_flight");
+    double inflight = h_metrics_sample(m, "sluice_requests_in_flight");
     ck_assert_msg(inflight >= 1 && inflight <= 2, "in flight %g", inflight);
-    ck_assert(sample(m, "sluice_pipeline_generation") == 1);
-    ck_assert(sample(m, "sluice_build_info{version=\"" SLUICE_VERSION
-                        "\",abi=\"1.0\"}") == 1);
+    ck_assert(h_metrics_sample(m, "sluice_pipeline_generation") == 1);
+    ck_assert(h_metrics_sample(m, "sluice_build_info{version=\"" SLUICE_VERSION
+                                  "\",abi=\"1.0\"}") == 1);
 #undef M
     ck_assert_hasnt(m, H_FIRST_KEY); /* never a key */
 
@@ -312,12 +295,14 @@ START_TEST(test_metrics_counters_survive_reload)
     ck_assert_int_eq(r.status, 200);
     h_resp_free(&r);
     char *m = scrape_settled("route=\"chat\"", 2);
-    ck_assert(sample(m, "sluice_requests_total{route=\"chat\",model=\"qwen/"
-                        "qwen3-next-80b-a3b-instruct\",stream=\"false\","
-                        "code=\"200\",outcome=\"ok\"}") == 2);
-    ck_assert(sample(m, "sluice_pipeline_generation") == 2);
-    ck_assert(sample(m, "sluice_pipeline_reloads_total") == 1);
-    ck_assert(sample(m, "sluice_pipeline_reload_failures_total") == 0);
+    ck_assert(
+        h_metrics_sample(m, "sluice_requests_total{route=\"chat\",model=\"qwen/"
+                            "qwen3-next-80b-a3b-instruct\",stream=\"false\","
+                            "code=\"200\",outcome=\"ok\"}") == 2);
+    ck_assert(h_metrics_sample(m, "sluice_pipeline_generation") == 2);
+    ck_assert(h_metrics_sample(m, "sluice_pipeline_reloads_total") == 1);
+    ck_assert(h_metrics_sample(m, "sluice_pipeline_reload_failures_total") ==
+              0);
     free(m);
 }
 END_TEST
@@ -355,22 +340,25 @@ START_TEST(test_metrics_with_context_stage)
     h_resp_free(&r);
     ck_assert_int_eq(h_mock_request_count(), 1);
     char *m = scrape_settled("route=\"chat\"", 2);
-    ck_assert(sample(m, "sluice_rejections_total{stage=\"context\","
-                        "code=\"context_length_exceeded\"}") == 1);
-    ck_assert(sample(m,
-                     "sluice_requests_total{route=\"chat\",model=\"llama3-8b-"
+    ck_assert(h_metrics_sample(m, "sluice_rejections_total{stage=\"context\","
+                                  "code=\"context_length_exceeded\"}") == 1);
+    ck_assert(h_metrics_sample(
+                  m, "sluice_requests_total{route=\"chat\",model=\"llama3-8b-"
                      "instruct\",stream=\"false\",code=\"400\","
                      "outcome=\"rejected\"}") == 1);
-    ck_assert(sample(m, "sluice_prompt_tokens_estimate_count{model=\"llama3-8b-"
-                        "instruct\"}") == 2);
-    ck_assert(sample(m, "sluice_context_usage_ratio_count{model=\"llama3-8b-"
-                        "instruct\"}") == 2);
+    ck_assert(h_metrics_sample(
+                  m, "sluice_prompt_tokens_estimate_count{model=\"llama3-8b-"
+                     "instruct\"}") == 2);
+    ck_assert(h_metrics_sample(
+                  m, "sluice_context_usage_ratio_count{model=\"llama3-8b-"
+                     "instruct\"}") == 2);
     /* the refused one is over 1 (ratio > 1.5 lands only in +Inf) */
-    ck_assert(sample(m, "sluice_context_usage_ratio_bucket{model=\"llama3-8b-"
-                        "instruct\",le=\"1\"}") == 1);
+    ck_assert(h_metrics_sample(
+                  m, "sluice_context_usage_ratio_bucket{model=\"llama3-8b-"
+                     "instruct\",le=\"1\"}") == 1);
     ck_assert(
-        sample(m,
-               "sluice_context_refused_total{model=\"llama3-8b-instruct\"}") ==
+        h_metrics_sample(
+            m, "sluice_context_refused_total{model=\"llama3-8b-instruct\"}") ==
         1);
     free(m);
 }
@@ -652,7 +640,7 @@ START_TEST(test_docs_disabled)
         h_resp_free(&r);
     }
     /* metrics stay on */
-    free(scrape());
+    free(h_metrics_scrape());
 }
 END_TEST
 

@@ -44,29 +44,6 @@ static void teardown(void)
     h_teardown();
 }
 
-/* The value of one exposition sample line ("name{labels} value"), or -1. */
-static double sample(const char *text, const char *series)
-{
-    size_t n = strlen(series);
-    for (const char *p = text; p && *p;) {
-        if (!strncmp(p, series, n) && p[n] == ' ')
-            return strtod(p + n + 1, NULL);
-        p = strchr(p, '\n');
-        p = p ? p + 1 : NULL;
-    }
-    return -1;
-}
-
-static char *scrape(void)
-{
-    h_resp r;
-    h_get("/metrics", &r);
-    ck_assert_msg(r.status == 200, "/metrics: %ld", r.status);
-    char *body = strdup(r.body);
-    h_resp_free(&r);
-    return body;
-}
-
 /* The keyring releases a request's key in on_complete, which may run just
  * after the client got its last byte: scrape until no key is in flight and
  * `want` requests were made with key 1 (bounded: ~5 s). */
@@ -75,9 +52,10 @@ static char *scrape_settled(double want)
     char *m = NULL;
     for (int i = 0; i < 250; i++) {
         free(m);
-        m = scrape();
-        if (sample(m, "sluice_key_in_flight{key=\"" M1 "\"}") == 0 &&
-            sample(m, "sluice_key_requests_total{key=\"" M1 "\"}") == want)
+        m = h_metrics_scrape();
+        if (h_metrics_sample(m, "sluice_key_in_flight{key=\"" M1 "\"}") == 0 &&
+            h_metrics_sample(m, "sluice_key_requests_total{key=\"" M1 "\"}") ==
+                want)
             return m;
         h_sleep_ms(20);
     }
@@ -148,41 +126,47 @@ START_TEST(test_stage_series_after_traffic)
     ck_assert_uint_eq(with1, (size_t)nchat + 1);
 
     char *m = scrape_settled(nchat + 1);
-    ck_assert(sample(m, "sluice_key_requests_total{key=\"" M2 "\"}") == 1);
-    ck_assert(sample(m, "sluice_key_successes_total{key=\"" M1 "\"}") ==
-              nchat + 1);
-    ck_assert(sample(m, "sluice_key_successes_total{key=\"" M2 "\"}") == -1);
-    ck_assert(sample(m, "sluice_key_failures_total{key=\"" M2
-                        "\",reason=\"auth\"}") == 1);
-    ck_assert(sample(m, "sluice_key_state{key=\"" M1 "\",state=\"healthy\"}") ==
-              1);
-    ck_assert(sample(m, "sluice_key_state{key=\"" M1 "\",state=\"failed\"}") ==
-              0);
-    ck_assert(sample(m, "sluice_key_state{key=\"" M2 "\",state=\"failed\"}") ==
-              1);
-    ck_assert(sample(m, "sluice_key_state{key=\"" M2 "\",state=\"healthy\"}") ==
-              0);
-    ck_assert(sample(m, "sluice_key_state{key=\"" M2 "\",state=\"cooling\"}") ==
-              0);
-    ck_assert(sample(m, "sluice_key_cooldown_seconds{key=\"" M2 "\"}") == 0);
-    ck_assert(sample(m, "sluice_key_in_flight{key=\"" M2 "\"}") == 0);
+    ck_assert(
+        h_metrics_sample(m, "sluice_key_requests_total{key=\"" M2 "\"}") == 1);
+    ck_assert(h_metrics_sample(m, "sluice_key_successes_total{key=\"" M1
+                                  "\"}") == nchat + 1);
+    ck_assert(h_metrics_sample(m, "sluice_key_successes_total{key=\"" M2
+                                  "\"}") == -1);
+    ck_assert(h_metrics_sample(m, "sluice_key_failures_total{key=\"" M2
+                                  "\",reason=\"auth\"}") == 1);
+    ck_assert(h_metrics_sample(m, "sluice_key_state{key=\"" M1
+                                  "\",state=\"healthy\"}") == 1);
+    ck_assert(h_metrics_sample(m, "sluice_key_state{key=\"" M1
+                                  "\",state=\"failed\"}") == 0);
+    ck_assert(h_metrics_sample(m, "sluice_key_state{key=\"" M2
+                                  "\",state=\"failed\"}") == 1);
+    ck_assert(h_metrics_sample(m, "sluice_key_state{key=\"" M2
+                                  "\",state=\"healthy\"}") == 0);
+    ck_assert(h_metrics_sample(m, "sluice_key_state{key=\"" M2
+                                  "\",state=\"cooling\"}") == 0);
+    ck_assert(h_metrics_sample(m, "sluice_key_cooldown_seconds{key=\"" M2
+                                  "\"}") == 0);
+    ck_assert(h_metrics_sample(m, "sluice_key_in_flight{key=\"" M2 "\"}") == 0);
     /* the retry stage switched keys once, gave up never */
-    ck_assert(sample(m, "sluice_retry_attempts_total{kind=\"key_switch\"}") ==
-              1);
-    ck_assert(sample(m, "sluice_retry_attempts_total{kind=\"same_key\"}") ==
-              -1);
-    ck_assert(sample(m, "sluice_retry_give_ups_total{kind=\"key_switch\"}") ==
-              -1);
+    ck_assert(h_metrics_sample(
+                  m, "sluice_retry_attempts_total{kind=\"key_switch\"}") == 1);
+    ck_assert(h_metrics_sample(
+                  m, "sluice_retry_attempts_total{kind=\"same_key\"}") == -1);
+    ck_assert(h_metrics_sample(
+                  m, "sluice_retry_give_ups_total{kind=\"key_switch\"}") == -1);
     /* the core's own count of the same retry agrees */
-    ck_assert(sample(m, "sluice_retries_total{model=\"qwen/qwen3-next-80b-"
-                        "a3b-instruct\"}") == 1);
+    ck_assert(
+        h_metrics_sample(m, "sluice_retries_total{model=\"qwen/qwen3-next-80b-"
+                            "a3b-instruct\"}") == 1);
     /* the context stage's ratio, once per request */
-    ck_assert(sample(m, "sluice_context_usage_ratio_count{model=\"qwen/"
-                        "qwen3-next-80b-a3b-instruct\"}") == nchat + 1);
+    ck_assert(h_metrics_sample(m,
+                               "sluice_context_usage_ratio_count{model=\"qwen/"
+                               "qwen3-next-80b-a3b-instruct\"}") == nchat + 1);
     /* the sse stage forwarded what the client received */
-    ck_assert_msg(sample(m, "sluice_sse_events_total") == (double)events,
+    ck_assert_msg(h_metrics_sample(m, "sluice_sse_events_total") ==
+                      (double)events,
                   "sse events %g, client got %zu",
-                  sample(m, "sluice_sse_events_total"), events);
+                  h_metrics_sample(m, "sluice_sse_events_total"), events);
 
     ck_assert_hasnt(m, KEY1);
     ck_assert_hasnt(m, KEY2);
