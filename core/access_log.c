@@ -72,7 +72,7 @@ void access_log_write(struct sluice_ctx *ctx, const struct request_summary *sum)
     field_str(&b, "route", sum->route);
     field_str(&b, "method", ctx->method);
     field_str(&b, "path", ctx->url);
-    field_str(&b, "peer", ctx->peer);
+    field_str(&b, "peer", request_peer(ctx));
     field_str(&b, "client", sum->client);
     if (ctx->route == ROUTE_CHAT) {
         field_str(&b, "model", sum->model_requested);

@@ -398,6 +398,8 @@ START_TEST(test_access_log_file_and_reopen)
                      "access");
     ck_assert_str_eq(json_string_value(json_object_get(j, "level")), "INFO");
     ck_assert_str_eq(json_string_value(json_object_get(j, "route")), "chat");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "peer")),
+                     "127.0.0.1");
     ck_assert_str_eq(json_string_value(json_object_get(j, "model")),
                      "qwen/qwen3-next-80b-a3b-instruct");
     ck_assert(json_is_false(json_object_get(j, "stream")));
