@@ -370,6 +370,23 @@ static int literal(struct jp *j, const char *word, size_t n)
 
 static json_t *parse_value(struct jp *j);
 
+/* After an object member or array element: ',' (another follows) -> 0,
+ * the closing `close` -> 1, anything else -> -1. */
+static int after_item(struct jp *j, char close)
+{
+    skip_ws(j);
+    if (j->p < j->end && *j->p == ',') {
+        j->p++;
+        skip_ws(j);
+        return 0;
+    }
+    if (j->p < j->end && *j->p == close) {
+        j->p++;
+        return 1;
+    }
+    return -1;
+}
+
 static json_t *parse_object(struct jp *j)
 {
     json_t *obj = json_object();
@@ -421,16 +438,11 @@ static json_t *parse_object(struct jp *j)
         free(kcopy);
         if (rc != 0)
             goto oom;
-        skip_ws(j);
-        if (j->p < j->end && *j->p == ',') {
-            j->p++;
-            skip_ws(j);
+        int next = after_item(j, '}');
+        if (next == 0)
             continue;
-        }
-        if (j->p < j->end && *j->p == '}') {
-            j->p++;
+        if (next == 1)
             return obj;
-        }
         jp_fail(j, j->p, "'}' expected");
         goto fail;
     }
@@ -458,16 +470,11 @@ static json_t *parse_array(struct jp *j)
             goto fail;
         if (json_array_append_new(arr, v) != 0)
             goto oom;
-        skip_ws(j);
-        if (j->p < j->end && *j->p == ',') {
-            j->p++;
-            skip_ws(j);
+        int next = after_item(j, ']');
+        if (next == 0)
             continue;
-        }
-        if (j->p < j->end && *j->p == ']') {
-            j->p++;
+        if (next == 1)
             return arr;
-        }
         jp_fail(j, j->p, "']' expected");
         goto fail;
     }

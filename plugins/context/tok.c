@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "tok_internal.h"
+#include "tok_priv.h"
 
 #define TOK_MAX_FILE      (512L * 1024 * 1024)
 #define TOK_CACHE_ENTRIES 131072

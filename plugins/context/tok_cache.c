@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tok_internal.h"
+#include "tok_priv.h"
 
 int cache_init(struct tok_cache *c, uint32_t entries)
 {

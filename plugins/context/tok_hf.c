@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tok_internal.h"
+#include "tok_priv.h"
 
 struct hf_load {
     struct tok *t;

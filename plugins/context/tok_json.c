@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tok_internal.h"
+#include "tok_priv.h"
 
 #define TJ_MAX_DEPTH 256
 

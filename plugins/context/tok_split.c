@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tok_internal.h"
+#include "tok_priv.h"
 
 /* The split patterns of the tiktoken encodings, exactly as the npm tiktoken
  * package ships them (encoders/<name>.json "pat_str"), and GPT-2's

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#include "tok_internal.h"
+#include "tok_priv.h"
 
 void tok_errf(char *err, size_t errlen, const char *fmt, ...)
 {

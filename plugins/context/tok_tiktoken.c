@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tok_internal.h"
+#include "tok_priv.h"
 
 static int b64_val(unsigned char c)
 {

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tok_internal.h"
+#include "tok_priv.h"
 
 static uint64_t hash_mix(uint64_t h)
 {

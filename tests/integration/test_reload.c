@@ -5,6 +5,7 @@
  * libraries leave the process), broken reloads must change nothing.
  */
 #include "harness.h"
+#include "itest_util.h"
 
 #include <check.h>
 #include <pthread.h>
@@ -44,15 +45,8 @@ static void build_example(const char *value, const char *out)
 
 static const char *write_token(void)
 {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/admin.token", h_tmpdir());
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f, "%s\n", TOKEN);
-    fclose(f);
-    chmod(path, 0600);
     snprintf(auth_hdr, sizeof auth_hdr, "Authorization: Bearer %s", TOKEN);
-    return path;
+    return it_secret_file("admin.token", TOKEN "\n");
 }
 
 static char extra_yaml[1024];

@@ -16,7 +16,7 @@
 #include <utf8proc.h>
 
 #include "tok.h"
-#include "tok_internal.h"
+#include "tok_priv.h"
 
 enum { QWEN3, DEEPSEEK_V3, LLAMA3, O200K, CL100K, NTOK };
 

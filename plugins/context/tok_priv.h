@@ -1,8 +1,8 @@
-/* tok_internal.h - the pieces of the tokenizer library shared between its
+/* tok_priv.h - the pieces of the tokenizer library shared between its
  * files: JSON cursor, vocabulary and merge tables, splitter, BPE, cache.
  * Not part of the stage's interface (that is tok.h). */
-#ifndef SLUICE_TOK_INTERNAL_H
-#define SLUICE_TOK_INTERNAL_H
+#ifndef SLUICE_TOK_PRIV_H
+#define SLUICE_TOK_PRIV_H
 
 #include <stddef.h>
 #include <stdint.h>
