@@ -481,6 +481,26 @@ static long proc_kb(pid_t pid, const char *field)
     return v;
 }
 
+/* Append to a growing NUL-terminated body (write callbacks below). */
+static int body_append(char **body, size_t *blen, size_t *bcap,
+                       const char *data, size_t len)
+{
+    if (*blen + len + 1 > *bcap) {
+        size_t cap = *bcap ? *bcap * 2 : 1 << 20;
+        while (cap < *blen + len + 1)
+            cap *= 2;
+        char *p = realloc(*body, cap);
+        if (!p)
+            return -1;
+        *body = p;
+        *bcap = cap;
+    }
+    memcpy(*body + *blen, data, len);
+    *blen += len;
+    (*body)[*blen] = '\0';
+    return 0;
+}
+
 struct slow {
     char *body;
     size_t len, cap;
@@ -493,19 +513,8 @@ static size_t slow_write(char *data, size_t size, size_t n, void *ud)
 {
     struct slow *s = ud;
     size_t len = size * n;
-    if (s->len + len + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 1 << 20;
-        while (cap < s->len + len + 1)
-            cap *= 2;
-        char *p = realloc(s->body, cap);
-        if (!p)
-            return 0;
-        s->body = p;
-        s->cap = cap;
-    }
-    memcpy(s->body + s->len, data, len);
-    s->len += len;
-    s->body[s->len] = '\0';
+    if (body_append(&s->body, &s->len, &s->cap, data, len) != 0)
+        return 0;
     if (++s->calls % 200 == 0) {
         long rss = proc_kb(s->pid, "VmRSS");
         if (rss > s->rss_max)
@@ -617,19 +626,8 @@ static size_t stall_write(char *data, size_t size, size_t n, void *ud)
 {
     struct stall *s = ud;
     size_t len = size * n;
-    if (s->len + len + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 1 << 20;
-        while (cap < s->len + len + 1)
-            cap *= 2;
-        char *p = realloc(s->body, cap);
-        if (!p)
-            return 0;
-        s->body = p;
-        s->cap = cap;
-    }
-    memcpy(s->body + s->len, data, len);
-    s->len += len;
-    s->body[s->len] = '\0';
+    if (body_append(&s->body, &s->len, &s->cap, data, len) != 0)
+        return 0;
     if (!s->stalled && s->len >= 64 * 1024) {
         s->stalled = 1;
         h_sleep_ms(1500);
