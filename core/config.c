@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include "buf.h"
+#include "config_priv.h"
 #include "yaml_load.h"
 
 #include <ctype.h>
@@ -29,23 +30,9 @@
 #define CONFIG_MAX_TIMEOUT_S 86400.0
 #define CONFIG_MAX_NAME      64
 
-/* What the validators need to turn a path into "file:line: path". */
-struct loadctx {
-    const struct yaml_doc *doc;
-    const char *file;
-    char *err;
-    size_t errlen;
-};
-
-/* Where a value came from, as messages print it. */
-struct origin {
-    char where[512];
-    int secret; /* never echo the value */
-};
-
-static const char *const top_keys[] = {"server", "upstream", "admin",
-                                       "log",    "docs",     "plugins_dir",
-                                       "models", "pipeline", NULL};
+static const char *const top_keys[] = {
+    "server", "upstream",    "upstreams", "routes",   "admin", "log",
+    "docs",   "plugins_dir", "models",    "pipeline", NULL};
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -60,8 +47,8 @@ static int path_is_secret(const char *path)
     return 0;
 }
 
-static void origin_yaml(const struct loadctx *lc, const char *path,
-                        struct origin *o)
+void cfg_origin_yaml(const struct loadctx *lc, const char *path,
+                     struct origin *o)
 {
     snprintf(o->where, sizeof o->where, "%s:%d: %s", lc->file,
              yaml_doc_line(lc->doc, path), path);
@@ -128,8 +115,8 @@ static void describe(const json_t *v, int secret, char *out, size_t n)
     }
 }
 
-static int bad_value(const struct origin *o, const json_t *v,
-                     const char *expected, char *err, size_t errlen)
+int cfg_bad_value(const struct origin *o, const json_t *v, const char *expected,
+                  char *err, size_t errlen)
 {
     char got[96];
 
@@ -138,16 +125,16 @@ static int bad_value(const struct origin *o, const json_t *v,
     return -1;
 }
 
-static int fail_at(const struct loadctx *lc, const char *path, const char *msg)
+int cfg_fail_at(const struct loadctx *lc, const char *path, const char *msg)
 {
     struct origin o;
 
-    origin_yaml(lc, path, &o);
+    cfg_origin_yaml(lc, path, &o);
     snprintf(lc->err, lc->errlen, "%s: %s", o.where, msg);
     return -1;
 }
 
-static int oom(const char *file, char *err, size_t errlen)
+int cfg_oom(const char *file, char *err, size_t errlen)
 {
     snprintf(err, errlen, "%s: out of memory", file);
     return -1;
@@ -167,7 +154,7 @@ static int json_to_ll(const json_t *v, long long *out)
     return -1;
 }
 
-static int json_to_double(const json_t *v, double *out)
+int cfg_json_to_double(const json_t *v, double *out)
 {
     if (json_is_number(v)) {
         *out = json_number_value(v);
@@ -178,8 +165,8 @@ static int json_to_double(const json_t *v, double *out)
     return -1;
 }
 
-static int value_int(const struct origin *o, const json_t *v, long long lo,
-                     long long hi, long long *out, char *err, size_t errlen)
+int cfg_value_int(const struct origin *o, const json_t *v, long long lo,
+                  long long hi, long long *out, char *err, size_t errlen)
 {
     char what[80];
     long long x;
@@ -194,22 +181,22 @@ static int value_int(const struct origin *o, const json_t *v, long long lo,
         snprintf(what, sizeof what, "an integer >= %lld", lo);
     else
         snprintf(what, sizeof what, "an integer %lld..%lld", lo, hi);
-    return bad_value(o, v, what, err, errlen);
+    return cfg_bad_value(o, v, what, err, errlen);
 }
 
 /* Seconds (integer or real, > 0) into milliseconds. */
-static int value_ms(const struct origin *o, const json_t *v, long *out,
-                    char *err, size_t errlen)
+int cfg_value_ms(const struct origin *o, const json_t *v, long *out, char *err,
+                 size_t errlen)
 {
     double s;
 
-    if (!json_to_double(v, &s) && s > 0 && s <= CONFIG_MAX_TIMEOUT_S &&
+    if (!cfg_json_to_double(v, &s) && s > 0 && s <= CONFIG_MAX_TIMEOUT_S &&
         llround(s * 1000.0) >= 1) {
         *out = (long)llround(s * 1000.0);
         return 0;
     }
-    return bad_value(o, v, "a number of seconds > 0 (at most 86400)", err,
-                     errlen);
+    return cfg_bad_value(o, v, "a number of seconds > 0 (at most 86400)", err,
+                         errlen);
 }
 
 static int replace_str(char **dst, const char *s)
@@ -224,18 +211,18 @@ static int replace_str(char **dst, const char *s)
 }
 
 /* A non-empty string into *dst (replacing it). */
-static int value_str(const struct origin *o, const json_t *v, char **dst,
-                     char *err, size_t errlen)
+int cfg_value_str(const struct origin *o, const json_t *v, char **dst,
+                  char *err, size_t errlen)
 {
     if (!json_is_string(v) || !*json_string_value(v))
-        return bad_value(o, v, "a non-empty string", err, errlen);
+        return cfg_bad_value(o, v, "a non-empty string", err, errlen);
     if (replace_str(dst, json_string_value(v)))
-        return oom(o->where, err, errlen);
+        return cfg_oom(o->where, err, errlen);
     return 0;
 }
 
 /* [a-z0-9_-], 1..64 characters: plugin and stage names. */
-static int name_ok(const char *s)
+int cfg_name_ok(const char *s)
 {
     size_t n = strlen(s);
 
@@ -248,19 +235,19 @@ static int name_ok(const char *s)
     return 1;
 }
 
-static int value_name(const struct origin *o, const json_t *v, char **dst,
-                      char *err, size_t errlen)
+int cfg_value_name(const struct origin *o, const json_t *v, char **dst,
+                   char *err, size_t errlen)
 {
-    if (!json_is_string(v) || !name_ok(json_string_value(v)))
-        return bad_value(o, v, "a name of 1..64 characters [a-z0-9_-]", err,
-                         errlen);
+    if (!json_is_string(v) || !cfg_name_ok(json_string_value(v)))
+        return cfg_bad_value(o, v, "a name of 1..64 characters [a-z0-9_-]", err,
+                             errlen);
     if (replace_str(dst, json_string_value(v)))
-        return oom(o->where, err, errlen);
+        return cfg_oom(o->where, err, errlen);
     return 0;
 }
 
-static int value_base_url(const struct origin *o, const json_t *v, char **dst,
-                          char *err, size_t errlen)
+int cfg_value_base_url(const struct origin *o, const json_t *v, char **dst,
+                       char *err, size_t errlen)
 {
     const char *s = json_is_string(v) ? json_string_value(v) : NULL;
     size_t scheme, n;
@@ -284,12 +271,12 @@ static int value_base_url(const struct origin *o, const json_t *v, char **dst,
         goto bad;
     copy = strndup(s, n);
     if (!copy)
-        return oom(o->where, err, errlen);
+        return cfg_oom(o->where, err, errlen);
     free(*dst);
     *dst = copy;
     return 0;
 bad:
-    return bad_value(o, v, "an http:// or https:// URL", err, errlen);
+    return cfg_bad_value(o, v, "an http:// or https:// URL", err, errlen);
 }
 
 /* One of `choices` (any case); stores the canonical spelling. */
@@ -304,7 +291,7 @@ static int value_choice(const struct origin *o, const json_t *v,
         if (strcasecmp(json_string_value(v), choices[i]))
             continue;
         if (replace_str(dst, choices[i]))
-            return oom(o->where, err, errlen);
+            return cfg_oom(o->where, err, errlen);
         return 0;
     }
     for (i = 0; choices[i]; i++) {
@@ -312,7 +299,7 @@ static int value_choice(const struct origin *o, const json_t *v,
         if (choices[i + 1])
             strncat(what, ", ", sizeof what - strlen(what) - 1);
     }
-    return bad_value(o, v, what, err, errlen);
+    return cfg_bad_value(o, v, what, err, errlen);
 }
 
 static int value_bool(const struct origin *o, const json_t *v, int *out,
@@ -327,7 +314,7 @@ static int value_bool(const struct origin *o, const json_t *v, int *out,
         *out = !strcasecmp(json_string_value(v), "true");
         return 0;
     }
-    return bad_value(o, v, "true or false", err, errlen);
+    return cfg_bad_value(o, v, "true or false", err, errlen);
 }
 
 static const char *const log_levels[] = {"DEBUG", "INFO",  "WARNING",
@@ -344,14 +331,14 @@ static int value_listen(const struct origin *o, const json_t *v, char **dst,
 
     if (!colon || colon == s || yaml_parse_int(colon + 1, &port) ||
         colon[1] == '-' || colon[1] == '+' || port > 65535)
-        return bad_value(o, v, "a \"host:port\" address", err, errlen);
-    return value_str(o, v, dst, err, errlen);
+        return cfg_bad_value(o, v, "a \"host:port\" address", err, errlen);
+    return cfg_value_str(o, v, dst, err, errlen);
 }
 
 /* ---- sections ---------------------------------------------------------- */
 
-static int check_keys(const struct loadctx *lc, const json_t *obj,
-                      const char *path, const char *const *valid)
+int cfg_check_keys(const struct loadctx *lc, const json_t *obj,
+                   const char *path, const char *const *valid)
 {
     const char *key;
     json_t *val;
@@ -373,7 +360,7 @@ static int check_keys(const struct loadctx *lc, const json_t *obj,
         }
         strncat(msg, ")", sizeof msg - strlen(msg) - 1);
         snprintf(kpath, sizeof kpath, "%s%s%s", path, *path ? "." : "", key);
-        return fail_at(lc, kpath, msg);
+        return cfg_fail_at(lc, kpath, msg);
     }
     return 0;
 }
@@ -390,17 +377,16 @@ static int section_get(const struct loadctx *lc, const json_t *root,
     if (!s || json_is_null(s))
         return 0;
     if (!json_is_object(s)) {
-        origin_yaml(lc, name, &o);
-        return bad_value(&o, s, "a mapping", lc->err, lc->errlen);
+        cfg_origin_yaml(lc, name, &o);
+        return cfg_bad_value(&o, s, "a mapping", lc->err, lc->errlen);
     }
     *out = s;
-    return check_keys(lc, s, name, valid);
+    return cfg_check_keys(lc, s, name, valid);
 }
 
 /* obj[key] unless absent or null, with its origin. */
-static const json_t *field(const struct loadctx *lc, const json_t *obj,
-                           const char *section, const char *key,
-                           struct origin *o)
+const json_t *cfg_field(const struct loadctx *lc, const json_t *obj,
+                        const char *section, const char *key, struct origin *o)
 {
     const json_t *v = obj ? json_object_get(obj, key) : NULL;
     char path[256];
@@ -408,7 +394,7 @@ static const json_t *field(const struct loadctx *lc, const json_t *obj,
     if (!v || json_is_null(v))
         return NULL;
     snprintf(path, sizeof path, "%s%s%s", section, *section ? "." : "", key);
-    origin_yaml(lc, path, o);
+    cfg_origin_yaml(lc, path, o);
     return v;
 }
 
@@ -428,31 +414,31 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
 
     if (section_get(lc, root, "server", keys, &s))
         return -1;
-    if ((v = field(lc, s, "server", "host", &o)) &&
-        value_str(&o, v, &cfg->host, lc->err, lc->errlen))
+    if ((v = cfg_field(lc, s, "server", "host", &o)) &&
+        cfg_value_str(&o, v, &cfg->host, lc->err, lc->errlen))
         return -1;
-    if ((v = field(lc, s, "server", "port", &o))) {
-        if (value_int(&o, v, 0, 65535, &n, lc->err, lc->errlen))
+    if ((v = cfg_field(lc, s, "server", "port", &o))) {
+        if (cfg_value_int(&o, v, 0, 65535, &n, lc->err, lc->errlen))
             return -1;
         cfg->port = (int)n;
     }
-    if ((v = field(lc, s, "server", "threads", &o))) {
-        if (value_int(&o, v, 0, 256, &n, lc->err, lc->errlen))
+    if ((v = cfg_field(lc, s, "server", "threads", &o))) {
+        if (cfg_value_int(&o, v, 0, 256, &n, lc->err, lc->errlen))
             return -1;
         cfg->threads = (int)n;
     }
-    if ((v = field(lc, s, "server", "max_body_bytes", &o))) {
-        if (value_int(&o, v, 1024, 1LL << 30, &n, lc->err, lc->errlen))
+    if ((v = cfg_field(lc, s, "server", "max_body_bytes", &o))) {
+        if (cfg_value_int(&o, v, 1024, 1LL << 30, &n, lc->err, lc->errlen))
             return -1;
         cfg->max_body_bytes = (size_t)n;
     }
-    if ((v = field(lc, s, "server", "request_timeout_s", &o))) {
-        if (value_int(&o, v, 1, 3600, &n, lc->err, lc->errlen))
+    if ((v = cfg_field(lc, s, "server", "request_timeout_s", &o))) {
+        if (cfg_value_int(&o, v, 1, 3600, &n, lc->err, lc->errlen))
             return -1;
         cfg->request_timeout_ms = (long)n * 1000;
     }
-    if ((v = field(lc, s, "server", "max_connections", &o))) {
-        if (value_int(&o, v, 1, 1000000, &n, lc->err, lc->errlen))
+    if ((v = cfg_field(lc, s, "server", "max_connections", &o))) {
+        if (cfg_value_int(&o, v, 1, 1000000, &n, lc->err, lc->errlen))
             return -1;
         cfg->max_client_connections = (int)n;
     }
@@ -470,17 +456,17 @@ static int parse_upstream(const struct loadctx *lc, const json_t *root,
 
     if (section_get(lc, root, "upstream", keys, &s))
         return -1;
-    if ((v = field(lc, s, "upstream", "base_url", &o)) &&
-        value_base_url(&o, v, &cfg->base_url, lc->err, lc->errlen))
+    if ((v = cfg_field(lc, s, "upstream", "base_url", &o)) &&
+        cfg_value_base_url(&o, v, &cfg->base_url, lc->err, lc->errlen))
         return -1;
-    if ((v = field(lc, s, "upstream", "timeout_s", &o)) &&
-        value_ms(&o, v, &cfg->timeout_ms, lc->err, lc->errlen))
+    if ((v = cfg_field(lc, s, "upstream", "timeout_s", &o)) &&
+        cfg_value_ms(&o, v, &cfg->timeout_ms, lc->err, lc->errlen))
         return -1;
-    if ((v = field(lc, s, "upstream", "connect_timeout_s", &o)) &&
-        value_ms(&o, v, &cfg->connect_timeout_ms, lc->err, lc->errlen))
+    if ((v = cfg_field(lc, s, "upstream", "connect_timeout_s", &o)) &&
+        cfg_value_ms(&o, v, &cfg->connect_timeout_ms, lc->err, lc->errlen))
         return -1;
-    if ((v = field(lc, s, "upstream", "max_connections", &o))) {
-        if (value_int(&o, v, 1, 65536, &n, lc->err, lc->errlen))
+    if ((v = cfg_field(lc, s, "upstream", "max_connections", &o))) {
+        if (cfg_value_int(&o, v, 1, 65536, &n, lc->err, lc->errlen))
             return -1;
         cfg->max_connections = (int)n;
     }
@@ -497,13 +483,13 @@ static int parse_admin(const struct loadctx *lc, const json_t *root,
 
     if (section_get(lc, root, "admin", keys, &s))
         return -1;
-    if ((v = field(lc, s, "admin", "allow_config_path", &o)) &&
+    if ((v = cfg_field(lc, s, "admin", "allow_config_path", &o)) &&
         value_bool(&o, v, &cfg->admin_allow_config_path, lc->err, lc->errlen))
         return -1;
-    if ((v = field(lc, s, "admin", "token_file", &o)) &&
-        value_str(&o, v, &cfg->admin_token_file, lc->err, lc->errlen))
+    if ((v = cfg_field(lc, s, "admin", "token_file", &o)) &&
+        cfg_value_str(&o, v, &cfg->admin_token_file, lc->err, lc->errlen))
         return -1;
-    if ((v = field(lc, s, "admin", "listen", &o)) &&
+    if ((v = cfg_field(lc, s, "admin", "listen", &o)) &&
         value_listen(&o, v, &cfg->admin_listen, lc->err, lc->errlen))
         return -1;
     return 0;
@@ -518,13 +504,13 @@ static int parse_log(const struct loadctx *lc, const json_t *root,
 
     if (section_get(lc, root, "log", keys, &s))
         return -1;
-    if ((v = field(lc, s, "log", "level", &o)) &&
+    if ((v = cfg_field(lc, s, "log", "level", &o)) &&
         value_choice(&o, v, log_levels, &cfg->log_level, lc->err, lc->errlen))
         return -1;
-    if ((v = field(lc, s, "log", "file", &o)) &&
-        value_str(&o, v, &cfg->log_file, lc->err, lc->errlen))
+    if ((v = cfg_field(lc, s, "log", "file", &o)) &&
+        cfg_value_str(&o, v, &cfg->log_file, lc->err, lc->errlen))
         return -1;
-    if ((v = field(lc, s, "log", "format", &o)) &&
+    if ((v = cfg_field(lc, s, "log", "format", &o)) &&
         value_choice(&o, v, log_formats, &cfg->log_format, lc->err, lc->errlen))
         return -1;
     return 0;
@@ -544,18 +530,18 @@ static int value_assets_url(const struct origin *o, const json_t *v, char **dst,
     for (const char *p = s; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f || strchr("\"'<>`\\", *p))
             goto bad;
-    if (value_str(o, v, dst, err, errlen))
+    if (cfg_value_str(o, v, dst, err, errlen))
         return -1;
     n = strlen(*dst);
     while (n > 1 && (*dst)[n - 1] == '/')
         (*dst)[--n] = '\0';
     return 0;
 bad:
-    return bad_value(o, v,
-                     "an http(s):// URL or an absolute path (the folder "
-                     "holding swagger-ui-bundle.js, swagger-ui.css and "
-                     "redoc.standalone.js)",
-                     err, errlen);
+    return cfg_bad_value(o, v,
+                         "an http(s):// URL or an absolute path (the folder "
+                         "holding swagger-ui-bundle.js, swagger-ui.css and "
+                         "redoc.standalone.js)",
+                         err, errlen);
 }
 
 static int parse_docs(const struct loadctx *lc, const json_t *root,
@@ -567,16 +553,16 @@ static int parse_docs(const struct loadctx *lc, const json_t *root,
 
     if (section_get(lc, root, "docs", keys, &s))
         return -1;
-    if ((v = field(lc, s, "docs", "enabled", &o))) {
+    if ((v = cfg_field(lc, s, "docs", "enabled", &o))) {
         const char *t = json_string_value(v); /* "${DOCS:-true}" */
         if (json_is_boolean(v))
             cfg->docs_enabled = json_is_true(v);
         else if (t && (!strcasecmp(t, "true") || !strcasecmp(t, "false")))
             cfg->docs_enabled = !strcasecmp(t, "true");
         else
-            return bad_value(&o, v, "true or false", lc->err, lc->errlen);
+            return cfg_bad_value(&o, v, "true or false", lc->err, lc->errlen);
     }
-    if ((v = field(lc, s, "docs", "assets_url", &o)) &&
+    if ((v = cfg_field(lc, s, "docs", "assets_url", &o)) &&
         value_assets_url(&o, v, &cfg->docs_assets_url, lc->err, lc->errlen))
         return -1;
     return 0;
@@ -589,9 +575,9 @@ static int parse_plugins_dir(const struct loadctx *lc, const json_t *root,
     struct origin o;
     size_t n;
 
-    if (!(v = field(lc, root, "", "plugins_dir", &o)))
+    if (!(v = cfg_field(lc, root, "", "plugins_dir", &o)))
         return 0;
-    if (value_str(&o, v, &cfg->plugins_dir, lc->err, lc->errlen))
+    if (cfg_value_str(&o, v, &cfg->plugins_dir, lc->err, lc->errlen))
         return -1;
     n = strlen(cfg->plugins_dir);
     while (n > 1 && cfg->plugins_dir[n - 1] == '/')
@@ -610,15 +596,15 @@ static int parse_model(const struct loadctx *lc, json_t *models, size_t i)
     long long n;
 
     snprintf(path, sizeof path, "models[%zu]", i);
-    origin_yaml(lc, path, &o);
+    cfg_origin_yaml(lc, path, &o);
     if (!json_is_object(m))
-        return bad_value(&o, m,
-                         "a mapping with id: and context_length:", lc->err,
-                         lc->errlen);
-    if (!(v = field(lc, m, path, "id", &o)))
-        return fail_at(lc, path, "missing 'id:' (the model name)");
+        return cfg_bad_value(&o, m,
+                             "a mapping with id: and context_length:", lc->err,
+                             lc->errlen);
+    if (!(v = cfg_field(lc, m, path, "id", &o)))
+        return cfg_fail_at(lc, path, "missing 'id:' (the model name)");
     if (!json_is_string(v) || !*json_string_value(v))
-        return bad_value(&o, v, "a non-empty string", lc->err, lc->errlen);
+        return cfg_bad_value(&o, v, "a non-empty string", lc->err, lc->errlen);
     for (size_t j = 0; j < i; j++) {
         json_t *other = json_object_get(json_array_get(models, j), "id");
 
@@ -627,15 +613,15 @@ static int parse_model(const struct loadctx *lc, json_t *models, size_t i)
         snprintf(path, sizeof path, "models[%zu].id", i);
         snprintf(msg, sizeof msg, "duplicate model id '%.64s' (models[%zu])",
                  json_string_value(v), j);
-        return fail_at(lc, path, msg);
+        return cfg_fail_at(lc, path, msg);
     }
-    if (!(v = field(lc, m, path, "context_length", &o)))
-        return fail_at(lc, path, "missing 'context_length:' (in tokens)");
-    if (value_int(&o, v, 1, LLONG_MAX, &n, lc->err, lc->errlen))
+    if (!(v = cfg_field(lc, m, path, "context_length", &o)))
+        return cfg_fail_at(lc, path, "missing 'context_length:' (in tokens)");
+    if (cfg_value_int(&o, v, 1, LLONG_MAX, &n, lc->err, lc->errlen))
         return -1;
     /* A quoted "128000" becomes a number: readers need not care. */
     if (json_object_set_new(m, "context_length", json_integer(n)))
-        return oom(lc->file, lc->err, lc->errlen);
+        return cfg_oom(lc->file, lc->err, lc->errlen);
     return 0;
 }
 
@@ -645,14 +631,14 @@ static int parse_models(const struct loadctx *lc, const json_t *root,
     const json_t *v;
     struct origin o;
 
-    if (!(v = field(lc, root, "", "models", &o)))
+    if (!(v = cfg_field(lc, root, "", "models", &o)))
         return 0;
     if (!json_is_array(v))
-        return bad_value(&o, v, "a list of {id, context_length}", lc->err,
-                         lc->errlen);
+        return cfg_bad_value(&o, v, "a list of {id, context_length}", lc->err,
+                             lc->errlen);
     cfg->models = json_deep_copy(v);
     if (!cfg->models)
-        return oom(lc->file, lc->err, lc->errlen);
+        return cfg_oom(lc->file, lc->err, lc->errlen);
     for (size_t i = 0; i < json_array_size(cfg->models); i++)
         if (parse_model(lc, cfg->models, i))
             return -1;
@@ -667,12 +653,12 @@ static int stage_config(const struct loadctx *lc, const json_t *e,
     const json_t *v;
     struct origin o;
 
-    v = field(lc, e, path, "config", &o);
+    v = cfg_field(lc, e, path, "config", &o);
     if (v && !json_is_object(v))
-        return bad_value(&o, v, "a mapping", lc->err, lc->errlen);
+        return cfg_bad_value(&o, v, "a mapping", lc->err, lc->errlen);
     st->config = v ? json_deep_copy(v) : json_object();
     if (!st->config)
-        return oom(lc->file, lc->err, lc->errlen);
+        return cfg_oom(lc->file, lc->err, lc->errlen);
     return 0;
 }
 
@@ -684,12 +670,12 @@ static int stage_path(const struct loadctx *lc, const json_t *e,
     struct origin o;
     size_t n;
 
-    if ((v = field(lc, e, path, "path", &o)))
-        return value_str(&o, v, &st->path, lc->err, lc->errlen);
+    if ((v = cfg_field(lc, e, path, "path", &o)))
+        return cfg_value_str(&o, v, &st->path, lc->err, lc->errlen);
     n = strlen(plugins_dir) + strlen(st->plugin) + 5;
     st->path = malloc(n);
     if (!st->path)
-        return oom(lc->file, lc->err, lc->errlen);
+        return cfg_oom(lc->file, lc->err, lc->errlen);
     snprintf(st->path, n, "%s/%s.so", plugins_dir, st->plugin);
     return 0;
 }
@@ -705,20 +691,21 @@ static int parse_stage(const struct loadctx *lc, const json_t *e, size_t i,
 
     snprintf(path, sizeof path, "pipeline[%zu]", i);
     st->line = yaml_doc_line(lc->doc, path);
-    origin_yaml(lc, path, &o);
+    cfg_origin_yaml(lc, path, &o);
     if (!json_is_object(e))
-        return bad_value(&o, e, "a mapping with plugin:", lc->err, lc->errlen);
-    if (check_keys(lc, e, path, keys))
+        return cfg_bad_value(&o, e, "a mapping with plugin:", lc->err,
+                             lc->errlen);
+    if (cfg_check_keys(lc, e, path, keys))
         return -1;
-    if (!(v = field(lc, e, path, "plugin", &o)))
-        return fail_at(lc, path, "missing 'plugin:' (the plugin to load)");
-    if (value_name(&o, v, &st->plugin, lc->err, lc->errlen))
+    if (!(v = cfg_field(lc, e, path, "plugin", &o)))
+        return cfg_fail_at(lc, path, "missing 'plugin:' (the plugin to load)");
+    if (cfg_value_name(&o, v, &st->plugin, lc->err, lc->errlen))
         return -1;
-    if ((v = field(lc, e, path, "name", &o))) {
-        if (value_name(&o, v, &st->name, lc->err, lc->errlen))
+    if ((v = cfg_field(lc, e, path, "name", &o))) {
+        if (cfg_value_name(&o, v, &st->name, lc->err, lc->errlen))
             return -1;
     } else if (replace_str(&st->name, st->plugin)) {
-        return oom(lc->file, lc->err, lc->errlen);
+        return cfg_oom(lc->file, lc->err, lc->errlen);
     }
     if (stage_path(lc, e, path, plugins_dir, st))
         return -1;
@@ -742,7 +729,7 @@ static int check_unique_names(const struct loadctx *lc,
                  "duplicate stage name '%s' (pipeline[%zu], line %d, has it "
                  "too; give one a different name:)",
                  st->name, j, cfg->stages[j].line);
-        return fail_at(lc, path, msg);
+        return cfg_fail_at(lc, path, msg);
     }
     return 0;
 }
@@ -754,16 +741,16 @@ static int parse_pipeline(const struct loadctx *lc, const json_t *root,
     struct origin o;
     size_t n;
 
-    if (!(v = field(lc, root, "", "pipeline", &o)))
+    if (!(v = cfg_field(lc, root, "", "pipeline", &o)))
         return 0;
     if (!json_is_array(v))
-        return bad_value(&o, v, "a list of stages", lc->err, lc->errlen);
+        return cfg_bad_value(&o, v, "a list of stages", lc->err, lc->errlen);
     n = json_array_size(v);
     if (n == 0)
         return 0;
     cfg->stages = calloc(n, sizeof *cfg->stages);
     if (!cfg->stages)
-        return oom(lc->file, lc->err, lc->errlen);
+        return cfg_oom(lc->file, lc->err, lc->errlen);
     for (size_t i = 0; i < n; i++) {
         cfg->nstages = i + 1; /* so config_free sees a half-built stage */
         if (parse_stage(lc, json_array_get(v, i), i, cfg->plugins_dir,
@@ -804,7 +791,7 @@ static int env_int(const char *var, long long lo, long long hi, long long *out,
     *set = v != NULL;
     if (!v)
         return 0;
-    rc = value_int(&o, v, lo, hi, out, err, errlen);
+    rc = cfg_value_int(&o, v, lo, hi, out, err, errlen);
     json_decref(v);
     return rc;
 }
@@ -822,7 +809,7 @@ static int env_retry_stages(struct config *cfg, const char *var,
         if (strcmp(cfg->stages[i].plugin, "retry"))
             continue;
         if (json_object_set_new(cfg->stages[i].config, key, json_integer(n)))
-            return oom(var, err, errlen);
+            return cfg_oom(var, err, errlen);
     }
     return 0;
 }
@@ -857,7 +844,7 @@ static int env_timeout(struct config *cfg, char *err, size_t errlen)
 
     if (!v)
         return 0;
-    rc = value_ms(&o, v, &cfg->timeout_ms, err, errlen);
+    rc = cfg_value_ms(&o, v, &cfg->timeout_ms, err, errlen);
     json_decref(v);
     return rc;
 }
@@ -867,9 +854,9 @@ static int config_apply_env(struct config *cfg, char *err, size_t errlen)
     long long port = 0;
     int set = 0;
 
-    if (env_str("HOST", &cfg->host, value_str, err, errlen) ||
+    if (env_str("HOST", &cfg->host, cfg_value_str, err, errlen) ||
         env_int("PORT", 0, 65535, &port, &set, err, errlen) ||
-        env_str("MEGALLM_BASE_URL", &cfg->base_url, value_base_url, err,
+        env_str("MEGALLM_BASE_URL", &cfg->base_url, cfg_value_base_url, err,
                 errlen) ||
         env_timeout(cfg, err, errlen) ||
         env_str("LOG_LEVEL", &cfg->log_level, value_log_level, err, errlen) ||
@@ -917,12 +904,12 @@ static int config_parse(const struct loadctx *lc, struct config *cfg)
         snprintf(o.where, sizeof o.where, "%s:%d", lc->file,
                  yaml_doc_line(lc->doc, ""));
         o.secret = 0;
-        return bad_value(&o, root,
-                         "a mapping at the top level (server:, "
-                         "upstream:, pipeline:, ...)",
-                         lc->err, lc->errlen);
+        return cfg_bad_value(&o, root,
+                             "a mapping at the top level (server:, "
+                             "upstream:, pipeline:, ...)",
+                             lc->err, lc->errlen);
     }
-    if (check_keys(lc, root, "", top_keys) || parse_server(lc, root, cfg) ||
+    if (cfg_check_keys(lc, root, "", top_keys) || parse_server(lc, root, cfg) ||
         parse_upstream(lc, root, cfg) || parse_admin(lc, root, cfg) ||
         parse_log(lc, root, cfg) || parse_docs(lc, root, cfg) ||
         parse_plugins_dir(lc, root, cfg) || parse_models(lc, root, cfg) ||
@@ -940,13 +927,15 @@ int config_load_string(const char *text, size_t len, const char *name,
 
     *out = NULL;
     if (!cfg || config_defaults(cfg, name)) {
-        oom(name, err, errlen);
+        cfg_oom(name, err, errlen);
         goto fail;
     }
     if (yaml_load(text, len, name, config_expand_env, &doc, err, errlen))
         goto fail;
     lc = (struct loadctx){doc, name, err, errlen};
-    if (config_parse(&lc, cfg) || config_apply_env(cfg, err, errlen))
+    if (config_parse(&lc, cfg) || config_apply_env(cfg, err, errlen) ||
+        config_parse_upstreams(&lc, doc->root, cfg) ||
+        config_parse_routes(&lc, doc->root, cfg))
         goto fail;
     cfg->root = json_incref(doc->root);
     yaml_doc_free(doc);
@@ -983,7 +972,7 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
         snprintf(err, errlen, "%s: larger than %u MiB", path,
                  CONFIG_MAX_FILE >> 20);
     else if (b.oom)
-        oom(path, err, errlen);
+        cfg_oom(path, err, errlen);
     else {
         fclose(f);
         return buf_steal(&b, len);
@@ -1029,6 +1018,8 @@ void config_free(struct config *cfg)
     free(cfg->docs_assets_url);
     free(cfg->plugins_dir);
     json_decref(cfg->models);
+    json_decref(cfg->upstreams);
+    json_decref(cfg->routes);
     json_decref(cfg->root);
     free(cfg);
 }

@@ -15,6 +15,7 @@
 #include "request.h"
 #include "server.h"
 #include "timer.h"
+#include "upstream_set.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -87,6 +88,8 @@ static sluice_json *h_req_body_mut(sluice_ctx *ctx)
 
 static const char *h_req_model(sluice_ctx *ctx)
 {
+    if (ctx && ctx->model_in) /* the client's, not the one sent upstream */
+        return ctx->model_in;
     if (!ctx || !ctx->body)
         return "";
     json_t *m = json_object_get(ctx->body, "model");
@@ -306,6 +309,29 @@ static int h_stream_configure(sluice_ctx *ctx, uint32_t heartbeat_ms,
                : -1;
 }
 
+static const struct upstream_set *stage_ups(sluice_stage *stage)
+{
+    return stage && stage->gen ? stage->gen->ups : NULL;
+}
+
+static size_t h_upstream_count(sluice_stage *stage)
+{
+    const struct upstream_set *u = stage_ups(stage);
+    return u ? u->n : 0;
+}
+
+static const sluice_json *h_upstream_at(sluice_stage *stage, size_t i)
+{
+    const struct upstream_set *u = stage_ups(stage);
+    return u ? (const sluice_json *)json_array_get(u->json, i) : NULL;
+}
+
+static const sluice_json *h_routes(sluice_stage *stage)
+{
+    const struct upstream_set *u = stage_ups(stage);
+    return u ? (const sluice_json *)u->routes : NULL;
+}
+
 static const char *h_stage_name(sluice_stage *stage)
 {
     return stage ? stage->name : NULL;
@@ -389,4 +415,7 @@ const sluice_host host_table = {.size = sizeof(sluice_host),
                                 .metric_set = metrics_set,
                                 .metric_observe = metrics_observe,
                                 .http_probe = h_http_probe,
+                                .upstream_count = h_upstream_count,
+                                .upstream_at = h_upstream_at,
+                                .routes = h_routes,
                                 JSON_API_MEMBERS};

@@ -9,6 +9,7 @@
  * refcount increment, held for a few instructions, never across I/O.
  */
 #include "pipeline.h"
+#include "upstream_set.h"
 #include "log.h"
 #include "probe.h"
 #include "request.h"
@@ -77,6 +78,7 @@ static void generation_destroy(struct generation *g)
         stage_fini(&g->stages[i]);
     free(g->stages);
     free(g->file);
+    upstream_set_free(g->ups);
     free(g);
 }
 
@@ -123,6 +125,12 @@ struct generation *generation_build(const struct config *cfg, char *err,
         return NULL;
     }
     g->file = strdup(cfg->file ? cfg->file : "");
+    g->ups = upstream_set_new(cfg, why, sizeof why);
+    if (!g->ups) {
+        snprintf(err, errlen, "%s: upstreams: %s", g->file, why);
+        generation_destroy(g);
+        return NULL;
+    }
     for (size_t i = 0; i < cfg->nstages; i++) {
         const struct stage_conf *sc = &cfg->stages[i];
         struct sluice_stage *s = &g->stages[i];

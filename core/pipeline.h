@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 struct generation;
+struct upstream_set;
 
 struct admin_action {
     char *action;
@@ -56,6 +57,8 @@ struct generation {
     struct sluice_stage *stages;
     size_t nstages;
     char *file;
+    struct upstream_set *ups;    /* this generation's upstreams and routes;
+                                    NULL for generations built in tests */
     struct generation *all_next; /* registry of generations not yet freed */
     struct generation *reap_next;
 };

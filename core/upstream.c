@@ -10,7 +10,9 @@
 #include "core_metrics.h"
 #include "flow.h"
 #include "log.h"
+#include "pipeline.h"
 #include "server.h"
+#include "upstream_set.h"
 #include "worker.h"
 
 #include <stdio.h>
@@ -71,6 +73,22 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
+/* A stage sets the key as "Authorization: Bearer <key>"; an upstream with
+ * another auth_header (Azure's api-key) gets the bare key under that name. */
+static void header_line(const struct sluice_ctx *ctx, const struct hdr *h,
+                        char *line, size_t n)
+{
+    const char *ah = ctx->up ? ctx->up->auth_header : NULL;
+    if (ah && !strcasecmp(h->name, "authorization")) {
+        const char *v = h->value;
+        if (!strncasecmp(v, "Bearer ", 7))
+            v += 7;
+        snprintf(line, n, "%s: %s", ah, v);
+        return;
+    }
+    snprintf(line, n, "%s: %s", h->name, h->value);
+}
+
 static int build_headers(struct sluice_ctx *ctx)
 {
     struct curl_slist *l = NULL, *t;
@@ -88,9 +106,14 @@ static int build_headers(struct sluice_ctx *ctx)
         goto fail;
     l = t;
     for (size_t i = 0; i < ctx->up_headers.n; i++) {
-        snprintf(line, sizeof line, "%s: %s", ctx->up_headers.v[i].name,
-                 ctx->up_headers.v[i].value);
+        header_line(ctx, &ctx->up_headers.v[i], line, sizeof line);
         t = curl_slist_append(l, line);
+        if (!t)
+            goto fail;
+        l = t;
+    }
+    for (size_t i = 0; ctx->up && i < ctx->up->nhdr; i++) {
+        t = curl_slist_append(l, ctx->up->hdr_lines[i]);
         if (!t)
             goto fail;
         l = t;
@@ -123,21 +146,78 @@ static int body_bytes(struct sluice_ctx *ctx, const char **p, size_t *len)
     return 0;
 }
 
+/* Where this attempt goes: the upstream named by the attribute "upstream"
+ * (the first one when unset), the body's model rewritten to the attribute
+ * "upstream_model" when it differs. A fallback = the (upstream, model)
+ * pair changed since the previous attempt. 0, or -1 with a response set. */
+static int target_resolve(struct sluice_ctx *ctx)
+{
+    const struct upstream_set *ups = ctx->gen ? ctx->gen->ups : NULL;
+    const char *name = hdrs_get(&ctx->attrs, "upstream");
+    const char *want = hdrs_get(&ctx->attrs, "upstream_model");
+    const struct upstream_def *prev = ctx->up;
+    const char *cur;
+    json_t *m;
+
+    if (!ups)
+        return 0;
+    ctx->up = name && *name ? upstream_set_find(ups, name) : &ups->v[0];
+    if (!ctx->up) {
+        log_msg(LOG_ERROR, "upstream",
+                "%s: a stage chose upstream '%.64s', "
+                "which this pipeline does not have",
+                ctx->id, name);
+        request_set_error(ctx, 500, "server_error", "unknown_upstream", NULL,
+                          "a gateway stage chose an unknown upstream");
+        return -1;
+    }
+    m = json_object_get(ctx->body, "model");
+    cur = json_string_value(m);
+    if (want && *want && (!cur || strcmp(cur, want))) {
+        if (!ctx->model_in)
+            ctx->model_in = strdup(cur ? cur : "");
+        if (json_object_set_new(ctx->body, "model", json_string(want)) != 0)
+            return -1;
+        ctx->body_dirty = 1;
+        cur = want;
+    }
+    if (!cur)
+        cur = "";
+    if (ctx->attempts_sent &&
+        (prev != ctx->up || strncmp(ctx->up_model, cur, sizeof ctx->up_model)))
+        ctx->fallbacks++;
+    snprintf(ctx->up_model, sizeof ctx->up_model, "%s", cur);
+    return 0;
+}
+
+static void url_set(struct sluice_ctx *ctx, CURL *e)
+{
+    struct worker *w = ctx->w;
+    char url[4096];
+    const char *u =
+        ctx->up ? upstream_def_url(ctx->up, ctx->up_model, url, sizeof url)
+                : w->chat_url;
+    if (w->chat_curlu && u && !strcmp(u, w->chat_url))
+        curl_easy_setopt(e, CURLOPT_CURLU, w->chat_curlu);
+    else
+        curl_easy_setopt(e, CURLOPT_URL, u ? u : w->chat_url);
+}
+
 int upstream_start(struct sluice_ctx *ctx)
 {
     struct worker *w = ctx->w;
     const struct config *cfg = w->srv->cfg;
     const char *body;
     size_t blen;
-    CURL *e = worker_easy_get(w);
+    CURL *e;
 
+    if (target_resolve(ctx) != 0)
+        return -1;
+    e = worker_easy_get(w);
     if (!e || build_headers(ctx) != 0 || body_bytes(ctx, &body, &blen) != 0)
         goto fail;
     ctx->curl_err[0] = '\0';
-    if (w->chat_curlu)
-        curl_easy_setopt(e, CURLOPT_CURLU, w->chat_curlu);
-    else
-        curl_easy_setopt(e, CURLOPT_URL, w->chat_url);
+    url_set(ctx, e);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
@@ -148,10 +228,14 @@ int upstream_start(struct sluice_ctx *ctx)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, ctx);
     curl_easy_setopt(e, CURLOPT_PRIVATE, ctx);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ctx->curl_err);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     ctx->up ? ctx->up->connect_timeout_ms
+                             : cfg->connect_timeout_ms);
     if (!ctx->stream) {
         uint64_t now = time_now_ms();
         long left = ctx->deadline > now ? (long)(ctx->deadline - now) : 1;
+        if (ctx->up && ctx->up->timeout_ms && ctx->up->timeout_ms < left)
+            left = ctx->up->timeout_ms;
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, left);
     } else {
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 0L);
@@ -194,12 +278,39 @@ static void transfer_release(struct sluice_ctx *ctx)
     ctx->up_paused = 0;
 }
 
+static const char *result_word(sluice_attempt_result r)
+{
+    static const char *const w[] = {"none",    "http",  "timeout",
+                                    "connect", "reset", "aborted"};
+    return (unsigned)r < sizeof w / sizeof *w ? w[r] : "none";
+}
+
+/* One item of the access line's attempt chain:
+ * {"upstream","model","key","status","result"}. */
+static void attempt_record(struct sluice_ctx *ctx)
+{
+    buf_t *b = &ctx->chain;
+    const char *key = hdrs_get(&ctx->attrs, "key_id");
+    if (b->len > 2048) /* 16 attempts fit; never unbounded */
+        return;
+    buf_puts(b, b->len ? ",{\"upstream\":" : "{\"upstream\":");
+    buf_json_str(b, ctx->up ? ctx->up->name : "default");
+    buf_puts(b, ",\"model\":");
+    buf_json_str(b, ctx->up_model);
+    buf_puts(b, ",\"key\":");
+    buf_json_str(b, key ? key : "");
+    buf_printf(b, ",\"status\":%d,\"result\":\"%s\"}",
+               ctx->result == SLUICE_ATTEMPT_HTTP ? ctx->status : 0,
+               result_word(ctx->result));
+}
+
 void upstream_abort(struct sluice_ctx *ctx)
 {
     if (ctx->easy && ctx->result == SLUICE_ATTEMPT_NONE) {
         ctx->result = SLUICE_ATTEMPT_ABORTED;
         ctx->attempt_t1 = time_now_ms();
         core_metrics_attempt_end(ctx);
+        attempt_record(ctx);
     }
     transfer_release(ctx);
 }
@@ -254,6 +365,7 @@ void upstream_done(CURL *easy, CURLcode code)
                 ctx->attempt, ctx->id,
                 ctx->curl_err[0] ? ctx->curl_err : curl_easy_strerror(code));
     core_metrics_attempt_end(ctx);
+    attempt_record(ctx);
     transfer_release(ctx);
     flow_attempt_done(ctx);
 }

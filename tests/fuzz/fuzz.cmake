@@ -69,6 +69,7 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/plugins/context/walk.c)
 endif()
 sluice_fuzz_target(config ${CMAKE_SOURCE_DIR}/core
                    ${CMAKE_SOURCE_DIR}/core/config.c
+                   ${CMAKE_SOURCE_DIR}/core/config_routes.c
                    ${CMAKE_SOURCE_DIR}/core/config_expand.c
                    ${CMAKE_SOURCE_DIR}/core/yaml_load.c
                    ${CMAKE_SOURCE_DIR}/core/buf.c)

@@ -42,6 +42,27 @@ static unsigned long handler_conn_id(struct MHD_Connection *conn)
     return ci ? (unsigned long)(uintptr_t)ci->socket_context : 0;
 }
 
+/* The record's path carries the query string (rebuilt from the arguments
+ * libmicrohttpd parsed), so tests see what the client sent. */
+static enum MHD_Result handler_add_arg(void *cls, enum MHD_ValueKind kind,
+                                       const char *key, const char *value)
+{
+    char **p = cls;
+    const char *sep = strchr(*p, '?') ? "&" : "?";
+    size_t n = strlen(*p) + strlen(sep) + strlen(key) + 2 +
+               (value ? strlen(value) : 0);
+    char *grown = malloc(n);
+
+    (void)kind;
+    if (!grown)
+        return MHD_NO;
+    snprintf(grown, n, "%s%s%s%s%s", *p, sep, key, value ? "=" : "",
+             value ? value : "");
+    free(*p);
+    *p = grown;
+    return MHD_YES;
+}
+
 static struct mock_req *handler_req_new(struct MHD_Connection *conn,
                                         const char *url, const char *method)
 {
@@ -61,7 +82,13 @@ static struct mock_req *handler_req_new(struct MHD_Connection *conn,
     if (headers)
         MHD_get_connection_values(conn, MHD_HEADER_KIND, handler_add_header,
                                   headers);
-    req->rec = mock_record_begin(method, url, headers, handler_conn_id(conn));
+    char *full = strdup(url);
+    if (full)
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, handler_add_arg,
+                                  &full);
+    req->rec = mock_record_begin(method, full ? full : url, headers,
+                                 handler_conn_id(conn));
+    free(full);
     if (!req->rec)
         goto fail;
     return req;

@@ -711,7 +711,10 @@ START_TEST(admin_keys_reset_and_status)
     buf_init(&b);
     ck_assert_int_eq(keyring_status(KR(g), &b), 0);
     ck_assert_str_eq(b.data, "{\"healthy\":true,\"keys\":{\"total\":3,"
-                             "\"healthy\":1,\"cooling\":1,\"failed\":1}}");
+                             "\"healthy\":1,\"cooling\":1,\"failed\":1},"
+                             "\"upstreams\":{\"default\":{\"state\":"
+                             "\"degraded\",\"keys_usable\":1,\"keys_total\":"
+                             "3,\"cooling\":1,\"failed\":1}}}");
     buf_release(&b);
     one_request(g, 403, NULL, "{}");
     buf_init(&b);
