@@ -103,6 +103,7 @@ struct sluice_ctx {
     CURL *easy;
     struct curl_slist *slist;
     char curl_err[CURL_ERROR_SIZE];
+    int tls_refused; /* the attempt failed on the upstream's certificate */
     sluice_attempt_result result;
     int status;
     int headers_done;
