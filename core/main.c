@@ -5,6 +5,7 @@
  *   sluice -c FILE            run the gateway
  *   sluice --check -c FILE    load every stage, run every init, report, exit
  */
+#include "admin.h"
 #include "config.h"
 #include "core_metrics.h"
 #include "http.h"

@@ -168,9 +168,6 @@ int request_set_response(struct sluice_ctx *ctx, int status, const char *ctype,
 /* Set an OpenAI-shaped error response. */
 int request_set_error(struct sluice_ctx *ctx, int status, const char *type,
                       const char *code, const char *param, const char *message);
-/* Append bytes for the client of a streamed response (end of the on_chunk
- * chain) and wake the connection if it waits for data. */
-int request_stream_write(struct sluice_ctx *ctx, const char *data, size_t len);
 
 /* Render the OpenAI error JSON into out. */
 void error_json(buf_t *out, const char *type, const char *code,
