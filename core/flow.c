@@ -191,8 +191,18 @@ static void deliver_attempt(struct sluice_ctx *ctx)
                           "the upstream did not answer in time");
         break;
     case SLUICE_ATTEMPT_CONNECT:
-        request_set_error(ctx, 502, "upstream_error", "upstream_unreachable",
-                          NULL, "could not connect to the upstream");
+        if (ctx->tls_refused) {
+            char msg[CURL_ERROR_SIZE + 128];
+            snprintf(msg, sizeof msg,
+                     "the upstream's TLS certificate was refused (%s); "
+                     "check upstream.ca_file",
+                     ctx->curl_err[0] ? ctx->curl_err : "certificate problem");
+            request_set_error(ctx, 502, "upstream_error",
+                              "upstream_certificate", NULL, msg);
+        } else
+            request_set_error(ctx, 502, "upstream_error",
+                              "upstream_unreachable", NULL,
+                              "could not connect to the upstream");
         break;
     default:
         request_set_error(ctx, 502, "upstream_error", "upstream_error", NULL,

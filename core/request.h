@@ -103,6 +103,7 @@ struct sluice_ctx {
     CURL *easy;
     struct curl_slist *slist;
     char curl_err[CURL_ERROR_SIZE];
+    int tls_refused; /* the attempt failed on the upstream's certificate */
     /* the worker could not watch this transfer's socket (worker.c): the
      * attempt is failed once libcurl's call returns */
     struct sluice_ctx *lost_next;
