@@ -141,8 +141,12 @@ struct sluice_ctx {
     int stream_queued; /* the streamed response was handed to MHD */
     int stream_failed; /* the on_chunk chain refused upstream bytes */
     uint32_t heartbeat_ms, idle_ms; /* stream_configure; 0 = off */
-    uint64_t last_up_ms;            /* last upstream byte */
-    uint64_t last_out_ms;           /* last byte queued for the client */
+    uint64_t last_up_ms;    /* last complete upstream event written (bytes
+                               that never complete one do not count) */
+    uint64_t stream_end_ms; /* server.max_stream_s after commit; 0 = off */
+    int feeding;            /* upstream bytes are in the on_chunk chain */
+    int stream_too_long;    /* ended by max_stream_s */
+    uint64_t last_out_ms;   /* last byte queued for the client */
 
     /* observability (core_metrics.c, access log) */
     uint64_t t_start_us;    /* monotonic µs */
