@@ -86,41 +86,58 @@ static int slist_add(struct curl_slist **l, const char *line)
     return 0;
 }
 
-static int build_headers(struct sluice_ctx *ctx)
+/* "name: value" of a header into line; -2 (and *bad) when it does not fit
+ * UPSTREAM_MAX_HEADER: cut short it would send a wrong credential or
+ * value, so the attempt fails instead. */
+static int header_line(char *line, size_t n, const char *name,
+                       const char *value, const char **bad)
+{
+    int w = snprintf(line, n, "%s: %s", name, value);
+    if (w < 0 || (size_t)w >= n) {
+        *bad = name;
+        return -2;
+    }
+    return 0;
+}
+
+/* The request headers of an attempt. -1 when out of memory, -2 when a
+ * header line does not fit (*bad names it). */
+static int build_headers(struct sluice_ctx *ctx, const char **bad)
 {
     struct curl_slist *l = NULL;
-    char line[8192];
+    char line[UPSTREAM_MAX_HEADER];
+    int rc = -1;
     const char *ct = "application/json";
     if (request_api(ctx)->body == API_BODY_MULTIPART)
         ct = request_header(ctx, "Content-Type"); /* checked: has boundary */
-    snprintf(line, sizeof line, "Content-Type: %s", ct);
-    if (slist_add(&l, line) ||
+    if ((rc = header_line(line, sizeof line, "Content-Type", ct, bad)) ||
+        (rc = -1, slist_add(&l, line)) ||
         slist_add(&l, ctx->stream ? "Accept: text/event-stream"
                                   : "Accept: application/json") ||
         slist_add(&l, "Expect:"))
         goto fail;
     for (size_t i = 0; i < ctx->up_headers.n; i++) {
-        snprintf(line, sizeof line, "%s: %s", ctx->up_headers.v[i].name,
-                 ctx->up_headers.v[i].value);
-        if (slist_add(&l, line))
+        const struct hdr *h = &ctx->up_headers.v[i];
+        if ((rc = header_line(line, sizeof line, h->name, h->value, bad)) ||
+            (rc = -1, slist_add(&l, line)))
             goto fail;
     }
     for (const char *const *h = forwarded_headers; *h; h++) {
         const char *v = request_header(ctx, *h);
         if (!v || hdrs_get(&ctx->up_headers, *h))
             continue;
-        snprintf(line, sizeof line, "%s: %s", *h, v);
-        if (slist_add(&l, line))
+        if ((rc = header_line(line, sizeof line, *h, v, bad)) ||
+            (rc = -1, slist_add(&l, line)))
             goto fail;
     }
-    snprintf(line, sizeof line, "X-Request-Id: %s", ctx->id);
+    snprintf(line, sizeof line, "X-Request-Id: %s", ctx->id); /* id: 40 B */
     if (slist_add(&l, line))
         goto fail;
     ctx->slist = l;
     return 0;
 fail:
     curl_slist_free_all(l);
-    return -1;
+    return rc;
 }
 
 static enum MHD_Result query_put(void *cls, enum MHD_ValueKind kind,
@@ -198,15 +215,28 @@ static int body_bytes(struct sluice_ctx *ctx, const char **p, size_t *len)
     return 0;
 }
 
+/* https:// only: the operator's CA bundle, and verification off only when
+ * the config says `verify: false` (main.c warned at start). */
+static void upstream_tls_options(CURL *e, const struct upstream_tls *tls)
+{
+    if (tls->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, tls->ca_file);
+    if (!tls->verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+}
+
 int upstream_start(struct sluice_ctx *ctx)
 {
     struct worker *w = ctx->w;
     const struct config *cfg = w->srv->cfg;
-    const char *body;
+    const char *body, *bad = NULL;
     size_t blen;
     CURL *e = worker_easy_get(w);
 
-    if (!e || build_headers(ctx) != 0 || body_bytes(ctx, &body, &blen) != 0)
+    if (!e || build_headers(ctx, &bad) != 0 ||
+        body_bytes(ctx, &body, &blen) != 0)
         goto fail;
     ctx->curl_err[0] = '\0';
     if (set_url(ctx, e) != 0)
@@ -222,6 +252,8 @@ int upstream_start(struct sluice_ctx *ctx)
     curl_easy_setopt(e, CURLOPT_PRIVATE, ctx);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ctx->curl_err);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
+    if (w->share)
+        upstream_tls_options(e, &cfg->tls);
     if (!ctx->stream) {
         uint64_t now = time_now_ms();
         long left = ctx->deadline > now ? (long)(ctx->deadline - now) : 1;
@@ -234,6 +266,7 @@ int upstream_start(struct sluice_ctx *ctx)
     ctx->headers_done = 0;
     ctx->resp_decided = 0;
     ctx->retry_wanted = 0;
+    ctx->tls_refused = 0;
     ctx->result = SLUICE_ATTEMPT_NONE;
     hdrs_clear(&ctx->resp_headers);
     buf_reset(&ctx->resp_body);
@@ -249,6 +282,20 @@ fail:
         worker_easy_put(w, e);
     curl_slist_free_all(ctx->slist);
     ctx->slist = NULL;
+    if (bad) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "a stage set the upstream header %.64s longer than %d bytes",
+                 bad, UPSTREAM_MAX_HEADER);
+        log_msg(LOG_WARN, "upstream", "request %s: %s", ctx->id, msg);
+        request_set_error(ctx, 500, "server_error", "upstream_header_too_long",
+                          NULL, msg);
+        return -1;
+    }
+    log_msg(LOG_WARN, "upstream",
+            "request %s: could not start the upstream "
+            "request (out of memory)",
+            ctx->id);
     request_set_error(ctx, 500, "server_error", "upstream_setup", NULL,
                       "could not start the upstream request");
     return -1;
@@ -297,6 +344,9 @@ static sluice_attempt_result classify(CURLcode code)
     case CURLE_COULDNT_CONNECT:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
         return SLUICE_ATTEMPT_CONNECT;
     case CURLE_WRITE_ERROR:
         return SLUICE_ATTEMPT_ABORTED;
@@ -313,6 +363,13 @@ void upstream_done(CURL *easy, CURLcode code)
         return;
     ctx->attempt_t1 = time_now_ms();
     ctx->result = classify(code);
+    ctx->tls_refused = code == CURLE_PEER_FAILED_VERIFICATION ||
+                       code == CURLE_SSL_CACERT_BADFILE ||
+                       code == CURLE_SSL_ISSUER_ERROR;
+    if (ctx->tls_refused) /* the operator's problem: say so at WARNING */
+        log_msg(LOG_WARN, "upstream", "attempt %d of %s: %s", ctx->attempt,
+                ctx->id,
+                ctx->curl_err[0] ? ctx->curl_err : curl_easy_strerror(code));
     if (ctx->stream_failed)
         ctx->result = SLUICE_ATTEMPT_RESET; /* a stage refused the bytes */
     if (ctx->result == SLUICE_ATTEMPT_HTTP && ctx->status == 0)
@@ -329,4 +386,15 @@ void upstream_done(CURL *easy, CURLcode code)
     core_metrics_attempt_end(ctx);
     transfer_release(ctx);
     flow_attempt_done(ctx);
+}
+
+void upstream_fail(struct sluice_ctx *ctx, const char *why)
+{
+    CURL *e = ctx->easy;
+    if (!e)
+        return;
+    snprintf(ctx->curl_err, sizeof ctx->curl_err, "%s", why);
+    log_msg(LOG_WARN, "upstream", "attempt %d of %s failed: %s", ctx->attempt,
+            ctx->id, why);
+    upstream_done(e, CURLE_RECV_ERROR);
 }
