@@ -43,14 +43,15 @@ static int is_admin_path(const char *u)
 }
 
 /* admin.listen set: the admin API lives on its own port, which serves
- * nothing else but /health. 1 when the path is not served here. */
+ * nothing else but /health and /metrics (the dashboard at /admin/ui reads
+ * both from its own origin). 1 when the path is not served here. */
 static int wrong_port(const struct sluice_ctx *ctx, const char *u)
 {
     if (!server_main || !server_main->cfg || !server_main->cfg->admin_listen)
         return 0;
     if (ctx->on_admin_port)
         return !is_admin_path(u) && !path_is(u, "/health") &&
-               !path_is(u, "/healthz");
+               !path_is(u, "/healthz") && !path_is(u, "/metrics");
     return is_admin_path(u);
 }
 
