@@ -6,6 +6,7 @@
  * the alias the stage registered (/admin/<alias>). The dashboard's static
  * files (/admin/ui, admin_ui.c) are the one exception to the token.
  */
+#include "admin.h"
 #include "admin_ui.h"
 #include "flow.h"
 #include "log.h"

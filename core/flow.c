@@ -183,8 +183,18 @@ static void deliver_attempt(struct sluice_ctx *ctx)
                           "the upstream did not answer in time");
         break;
     case SLUICE_ATTEMPT_CONNECT:
-        request_set_error(ctx, 502, "upstream_error", "upstream_unreachable",
-                          NULL, "could not connect to the upstream");
+        if (ctx->tls_refused) {
+            char msg[CURL_ERROR_SIZE + 128];
+            snprintf(msg, sizeof msg,
+                     "the upstream's TLS certificate was refused (%s); "
+                     "check upstream.ca_file",
+                     ctx->curl_err[0] ? ctx->curl_err : "certificate problem");
+            request_set_error(ctx, 502, "upstream_error",
+                              "upstream_certificate", NULL, msg);
+        } else
+            request_set_error(ctx, 502, "upstream_error",
+                              "upstream_unreachable", NULL,
+                              "could not connect to the upstream");
         break;
     default:
         request_set_error(ctx, 502, "upstream_error", "upstream_error", NULL,
@@ -235,7 +245,7 @@ static void stream_tick(struct timer *t)
     if (ctx->heartbeat_ms && now >= last + ctx->heartbeat_ms &&
         ctx->sbuf.len == ctx->soff) {
         static const char beat[] = ": keep-alive\n\n";
-        request_stream_write(ctx, beat, sizeof beat - 1);
+        flow_stream_write(ctx, beat, sizeof beat - 1);
     }
     stream_arm(ctx);
 }
@@ -317,7 +327,7 @@ static void stream_error_event(struct sluice_ctx *ctx)
     buf_puts(&b, "data: ");
     error_json(&b, "upstream_error", code, NULL, msg);
     buf_puts(&b, "\n\n");
-    request_stream_write(ctx, b.data, b.len);
+    flow_stream_write(ctx, b.data, b.len);
     buf_release(&b);
     hdrs_set(&ctx->attrs, "stream_error", why);
     log_msg(LOG_WARN, "core", "stream %s %s: %s", ctx->id, why,
@@ -435,7 +445,7 @@ void flow_stream_free(void *cls)
     request_unref(cls);
 }
 
-int request_stream_write(struct sluice_ctx *ctx, const char *data, size_t len)
+int flow_stream_write(struct sluice_ctx *ctx, const char *data, size_t len)
 {
     if (!data || !len)
         return 0; /* the end mark of the on_chunk chain */

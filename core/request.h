@@ -103,6 +103,7 @@ struct sluice_ctx {
     CURL *easy;
     struct curl_slist *slist;
     char curl_err[CURL_ERROR_SIZE];
+    int tls_refused; /* the attempt failed on the upstream's certificate */
     sluice_attempt_result result;
     int status;
     int headers_done;
@@ -167,9 +168,6 @@ int request_set_response(struct sluice_ctx *ctx, int status, const char *ctype,
 /* Set an OpenAI-shaped error response. */
 int request_set_error(struct sluice_ctx *ctx, int status, const char *type,
                       const char *code, const char *param, const char *message);
-/* Append bytes for the client of a streamed response (end of the on_chunk
- * chain) and wake the connection if it waits for data. */
-int request_stream_write(struct sluice_ctx *ctx, const char *data, size_t len);
 
 /* Render the OpenAI error JSON into out. */
 void error_json(buf_t *out, const char *type, const char *code,

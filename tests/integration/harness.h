@@ -30,15 +30,17 @@ typedef struct h_opts {
      * "  - plugin: keyring\n    config: { keys_file: \"@KEYS_FILE@\" }\n".
      * @KEYS_FILE@ and @TMPDIR@ are replaced. NULL: keyring + sse. */
     const char *pipeline;
-    int threads;              /* 0: 2 */
-    long max_body_bytes;      /* 0: leave to sluice's default */
-    const char *base_url;     /* NULL: http://127.0.0.1:<mock>/v1 */
-    int timeout_s;            /* 0: 30 */
-    const char *models;       /* items of `models:`; NULL: H_DEFAULT_MODELS */
-    const char *extra;        /* more top-level YAML appended verbatim */
-    const char *keys;         /* keys file content; NULL: H_DEFAULT_KEYS */
-    const char *server_extra; /* more `server:` lines, indented by two
-                                 spaces (e.g. "  request_timeout_s: 2\n") */
+    int threads;                /* 0: 2 */
+    long max_body_bytes;        /* 0: leave to sluice's default */
+    const char *base_url;       /* NULL: http://127.0.0.1:<mock>/v1 */
+    int timeout_s;              /* 0: 30 */
+    const char *models;         /* items of `models:`; NULL: H_DEFAULT_MODELS */
+    const char *extra;          /* more top-level YAML appended verbatim */
+    const char *keys;           /* keys file content; NULL: H_DEFAULT_KEYS */
+    const char *server_extra;   /* more `server:` lines, indented by two
+                                   spaces (e.g. "  request_timeout_s: 2\n") */
+    const char *upstream_extra; /* more `upstream:` lines, indented by two
+                                   spaces (e.g. "  verify: false\n") */
 } h_opts;
 
 #define H_DEFAULT_KEYS "sk-test-key-1\nsk-test-key-2\n"
@@ -54,6 +56,11 @@ typedef struct h_opts {
 const char *h_tmpdir(void);
 /* Start the mock upstream; returns its port, or fails the test. */
 int h_start_mock(void);
+/* Start the mock upstream with a second port serving the same API over TLS
+ * with the PEM files cert and key; returns the TLS port (the plain one, for
+ * the control API, is h_mock_port()), or fails the test. The mock counts
+ * connections to the TLS port as "tls_connections_opened". */
+int h_start_mock_tls(const char *cert, const char *key);
 /* Write the YAML (h_config_path()) and start sluice on a free port; waits
  * for /health. Returns the port or fails the test (with the log tail). */
 int h_start_sluice(const h_opts *opts);
