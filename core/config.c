@@ -421,6 +421,7 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
                                        "max_body_bytes",
                                        "request_timeout_s",
                                        "max_connections",
+                                       "max_stream_s",
                                        NULL};
     const json_t *s, *v;
     struct origin o;
@@ -456,6 +457,9 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
             return -1;
         cfg->max_client_connections = (int)n;
     }
+    if ((v = field(lc, s, "server", "max_stream_s", &o)) &&
+        value_ms(&o, v, &cfg->max_stream_ms, lc->err, lc->errlen))
+        return -1;
     return 0;
 }
 
@@ -924,6 +928,7 @@ static int config_defaults(struct config *cfg, const char *file)
     cfg->max_body_bytes = 4u << 20;
     cfg->request_timeout_ms = 30000;
     cfg->max_client_connections = 10000;
+    cfg->max_stream_ms = 1800000;
     cfg->timeout_ms = 120000;
     cfg->connect_timeout_ms = 10000;
     cfg->max_connections = 256;

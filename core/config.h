@@ -43,6 +43,8 @@ struct config {
                                    headers and body must be in by then */
     int max_client_connections; /* max_connections, default 10000: client
                                    connections, shared among the workers */
+    long max_stream_ms;         /* max_stream_s * 1000, default 1800 s: a
+                                   committed stream's whole life */
 
     /* upstream: */
     char *base_url;  /* default "https://ai.megallm.io/v1", no trailing / */

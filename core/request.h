@@ -104,6 +104,11 @@ struct sluice_ctx {
     struct curl_slist *slist;
     char curl_err[CURL_ERROR_SIZE];
     int tls_refused; /* the attempt failed on the upstream's certificate */
+    /* the worker could not watch this transfer's socket (worker.c): the
+     * attempt is failed once libcurl's call returns */
+    struct sluice_ctx *lost_next;
+    CURL *lost_easy; /* the transfer concerned, NULL when not listed */
+    int lost_errno;
     sluice_attempt_result result;
     int status;
     int headers_done;
@@ -136,8 +141,12 @@ struct sluice_ctx {
     int stream_queued; /* the streamed response was handed to MHD */
     int stream_failed; /* the on_chunk chain refused upstream bytes */
     uint32_t heartbeat_ms, idle_ms; /* stream_configure; 0 = off */
-    uint64_t last_up_ms;            /* last upstream byte */
-    uint64_t last_out_ms;           /* last byte queued for the client */
+    uint64_t last_up_ms;    /* last complete upstream event written (bytes
+                               that never complete one do not count) */
+    uint64_t stream_end_ms; /* server.max_stream_s after commit; 0 = off */
+    int feeding;            /* upstream bytes are in the on_chunk chain */
+    int stream_too_long;    /* ended by max_stream_s */
+    uint64_t last_out_ms;   /* last byte queued for the client */
 
     /* observability (core_metrics.c, access log) */
     uint64_t t_start_us;    /* monotonic µs */

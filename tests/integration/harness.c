@@ -1386,6 +1386,35 @@ long h_mock_stat(const char *name)
     return -1;
 }
 
+int h_mock_script_raw(json_t *raw, int delay_ms)
+{
+    json_t *rules = json_pack("{s:[{s:{s:o,s:i}}]}", "rules", "stream", "raw",
+                              raw, "delay_ms", delay_ms);
+    char *txt = rules ? json_dumps(rules, JSON_COMPACT) : NULL;
+    int rc = txt ? h_mock_script(txt) : -1;
+    free(txt);
+    json_decref(rules);
+    return rc;
+}
+
+const char *h_mock_wait_outcome(const char *want, long limit_ms)
+{
+    static char last[32];
+    double t0 = h_now_ms();
+    snprintf(last, sizeof last, "(no record)");
+    while (h_now_ms() - t0 < limit_ms) {
+        json_t *reqs = h_mock_requests();
+        const char *o = h_rec_str(json_array_get(reqs, 0), "outcome");
+        if (o)
+            snprintf(last, sizeof last, "%s", o);
+        json_decref(reqs);
+        if (!strcmp(last, want))
+            break;
+        h_sleep_ms(50);
+    }
+    return last;
+}
+
 const char *h_rec_str(json_t *rec, const char *key)
 {
     return json_string_value(json_object_get(rec, key));
