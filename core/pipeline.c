@@ -11,6 +11,7 @@
 #include "pipeline.h"
 #include "log.h"
 #include "probe.h"
+#include "state.h"
 #include "request.h"
 #include "timer.h"
 
@@ -39,6 +40,7 @@ static void stage_fini(struct sluice_stage *s)
 {
     /* no probe callback may run into the instance once it is gone */
     probe_cancel_stage(s);
+    state_forget_stage(s); /* nor a state notification or completion */
     if (s->initialised && s->desc->destroy)
         s->desc->destroy(s->instance);
     s->initialised = 0;
