@@ -5,6 +5,7 @@
  * (404). Stage actions are reached at /admin/plugins/<stage>/<action> or at
  * the alias the stage registered (/admin/<alias>).
  */
+#include "admin.h"
 #include "flow.h"
 #include "log.h"
 #include "pipeline.h"

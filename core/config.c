@@ -421,6 +421,7 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
                                        "max_body_bytes",
                                        "request_timeout_s",
                                        "max_connections",
+                                       "max_stream_s",
                                        NULL};
     const json_t *s, *v;
     struct origin o;
@@ -456,14 +457,49 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
             return -1;
         cfg->max_client_connections = (int)n;
     }
+    if ((v = field(lc, s, "server", "max_stream_s", &o)) &&
+        value_ms(&o, v, &cfg->max_stream_ms, lc->err, lc->errlen))
+        return -1;
+    return 0;
+}
+
+/* ca_file: and verify: of one upstream mapping `s` (named `sect` in
+ * errors). The CA file must be readable now: a typo is a config error, not
+ * a 502 on the first request. */
+static int parse_upstream_tls(const struct loadctx *lc, const json_t *s,
+                              const char *sect, struct upstream_tls *tls)
+{
+    const json_t *v;
+    struct origin o;
+    FILE *f;
+
+    if ((v = field(lc, s, sect, "verify", &o)) &&
+        value_bool(&o, v, &tls->verify, lc->err, lc->errlen))
+        return -1;
+    if (!(v = field(lc, s, sect, "ca_file", &o)))
+        return 0;
+    if (value_str(&o, v, &tls->ca_file, lc->err, lc->errlen))
+        return -1;
+    f = fopen(tls->ca_file, "r");
+    if (!f) {
+        snprintf(lc->err, lc->errlen, "%s: cannot open '%s': %s", o.where,
+                 tls->ca_file, strerror(errno));
+        return -1;
+    }
+    fclose(f);
     return 0;
 }
 
 static int parse_upstream(const struct loadctx *lc, const json_t *root,
                           struct config *cfg)
 {
-    static const char *const keys[] = {
-        "base_url", "timeout_s", "connect_timeout_s", "max_connections", NULL};
+    static const char *const keys[] = {"base_url",
+                                       "timeout_s",
+                                       "connect_timeout_s",
+                                       "max_connections",
+                                       "ca_file",
+                                       "verify",
+                                       NULL};
     const json_t *s, *v;
     struct origin o;
     long long n;
@@ -484,7 +520,7 @@ static int parse_upstream(const struct loadctx *lc, const json_t *root,
             return -1;
         cfg->max_connections = (int)n;
     }
-    return 0;
+    return parse_upstream_tls(lc, s, "upstream", &cfg->tls);
 }
 
 static int parse_admin(const struct loadctx *lc, const json_t *root,
@@ -971,9 +1007,11 @@ static int config_defaults(struct config *cfg, const char *file)
     cfg->max_body_bytes = 4u << 20;
     cfg->request_timeout_ms = 30000;
     cfg->max_client_connections = 10000;
+    cfg->max_stream_ms = 1800000;
     cfg->timeout_ms = 120000;
     cfg->connect_timeout_ms = 10000;
     cfg->max_connections = 256;
+    cfg->tls.verify = 1;
     cfg->docs_enabled = 1;
     cfg->file = strdup(file);
     cfg->host = strdup("0.0.0.0");
@@ -1105,6 +1143,7 @@ void config_free(struct config *cfg)
     free(cfg->file);
     free(cfg->host);
     free(cfg->base_url);
+    free(cfg->tls.ca_file);
     free(cfg->admin_token_file);
     free(cfg->admin_listen);
     free(cfg->log_level);

@@ -23,6 +23,16 @@ struct stage_conf {
     int line;       /* line of the entry in the file (1-based) */
 };
 
+/* TLS settings of one upstream (https:// base URLs). Kept in their own
+ * struct so each upstream of a list can carry its own. */
+struct upstream_tls {
+    char *ca_file; /* PEM bundle to verify the upstream's certificate
+                      against; NULL: the system's CA store */
+    int verify;    /* default 1; 0 only when the file says `verify: false`
+                      (certificate and host name not checked: a WARNING at
+                      start) */
+};
+
 struct config {
     char *file; /* the path it was loaded from (or "<string>") */
 
@@ -35,6 +45,8 @@ struct config {
                                    headers and body must be in by then */
     int max_client_connections; /* max_connections, default 10000: client
                                    connections, shared among the workers */
+    long max_stream_ms;         /* max_stream_s * 1000, default 1800 s: a
+                                   committed stream's whole life */
 
     /* upstream: */
     char *base_url;  /* default "https://ai.megallm.io/v1", no trailing / */
@@ -42,6 +54,7 @@ struct config {
     long connect_timeout_ms; /* default 10 s */
     int max_connections; /* pooled keep-alive connections per worker, default
                             256 */
+    struct upstream_tls tls; /* ca_file:, verify: */
 
     /* admin: */
     char *admin_token_file;      /* may be NULL */

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "reqbody.h"
+#include "scrub.h"
 #include "server.h"
 #include "upstream.h"
 #include "worker.h"
@@ -172,6 +173,11 @@ static void deliver_attempt(struct sluice_ctx *ctx)
 {
     if (ctx->result == SLUICE_ATTEMPT_HTTP) {
         const char *ct = hdrs_get(&ctx->resp_headers, "content-type");
+        /* an upstream error may quote the key it refused: not to the
+         * client (README: secrets never reach responses) */
+        if ((ctx->status < 200 || ctx->status >= 300) && ctx->resp_body.len)
+            ctx->resp_body.len = scrub_credentials(
+                ctx->resp_body.data, ctx->resp_body.len, &ctx->up_headers);
         request_set_response(ctx, ctx->status, ct ? ct : "application/json",
                              ctx->resp_body.data, ctx->resp_body.len);
         pass_upstream_headers(ctx);
@@ -183,8 +189,18 @@ static void deliver_attempt(struct sluice_ctx *ctx)
                           "the upstream did not answer in time");
         break;
     case SLUICE_ATTEMPT_CONNECT:
-        request_set_error(ctx, 502, "upstream_error", "upstream_unreachable",
-                          NULL, "could not connect to the upstream");
+        if (ctx->tls_refused) {
+            char msg[CURL_ERROR_SIZE + 128];
+            snprintf(msg, sizeof msg,
+                     "the upstream's TLS certificate was refused (%s); "
+                     "check upstream.ca_file",
+                     ctx->curl_err[0] ? ctx->curl_err : "certificate problem");
+            request_set_error(ctx, 502, "upstream_error",
+                              "upstream_certificate", NULL, msg);
+        } else
+            request_set_error(ctx, 502, "upstream_error",
+                              "upstream_unreachable", NULL,
+                              "could not connect to the upstream");
         break;
     default:
         request_set_error(ctx, 502, "upstream_error", "upstream_error", NULL,
@@ -195,14 +211,18 @@ static void deliver_attempt(struct sluice_ctx *ctx)
 
 static void stream_tick(struct timer *t);
 
-/* Arm the heartbeat / idle check for the earliest moment one may be due. */
+/* Arm the heartbeat / idle / max_stream_s check for the earliest moment
+ * one may be due. Idle time counts from the last complete event, so an
+ * upstream trickling bytes that never finish one is as silent as one
+ * sending nothing (and the client gets heartbeats meanwhile). */
 static void stream_arm(struct sluice_ctx *ctx)
 {
-    uint64_t at = UINT64_MAX;
-    if (ctx->heartbeat_ms)
-        at = (ctx->last_out_ms > ctx->last_up_ms ? ctx->last_out_ms
-                                                 : ctx->last_up_ms) +
-             ctx->heartbeat_ms;
+    uint64_t at = ctx->stream_end_ms ? ctx->stream_end_ms : UINT64_MAX;
+    uint64_t beat = (ctx->last_out_ms > ctx->last_up_ms ? ctx->last_out_ms
+                                                        : ctx->last_up_ms) +
+                    ctx->heartbeat_ms;
+    if (ctx->heartbeat_ms && beat < at)
+        at = beat;
     if (ctx->idle_ms && ctx->last_up_ms + ctx->idle_ms < at)
         at = ctx->last_up_ms + ctx->idle_ms;
     if (at == UINT64_MAX || ctx->up_done || ctx->client_gone)
@@ -222,6 +242,15 @@ static void stream_tick(struct timer *t)
     /* a transfer paused for a slow client is not a silent upstream */
     if (ctx->up_paused)
         ctx->last_up_ms = now;
+    if (ctx->stream_end_ms && now >= ctx->stream_end_ms) {
+        log_msg(LOG_WARN, "core", "stream %s: longer than max_stream_s (%ld s)",
+                ctx->id, ctx->w->srv->cfg->max_stream_ms / 1000);
+        upstream_abort(ctx);
+        ctx->result = SLUICE_ATTEMPT_TIMEOUT;
+        ctx->stream_too_long = 1;
+        stream_finish(ctx);
+        return;
+    }
     if (ctx->idle_ms && now >= ctx->last_up_ms + ctx->idle_ms) {
         log_msg(LOG_WARN, "core", "stream %s: upstream silent for %u ms",
                 ctx->id, ctx->idle_ms);
@@ -235,7 +264,7 @@ static void stream_tick(struct timer *t)
     if (ctx->heartbeat_ms && now >= last + ctx->heartbeat_ms &&
         ctx->sbuf.len == ctx->soff) {
         static const char beat[] = ": keep-alive\n\n";
-        request_stream_write(ctx, beat, sizeof beat - 1);
+        flow_stream_write(ctx, beat, sizeof beat - 1);
     }
     stream_arm(ctx);
 }
@@ -259,6 +288,8 @@ static void stream_commit(struct sluice_ctx *ctx)
     worker_timer_del(ctx->w, &ctx->dl_timer);
     ctx->phase = PHASE_STREAMING;
     ctx->last_up_ms = ctx->last_out_ms = time_now_ms();
+    long max = ctx->w->srv->cfg->max_stream_ms;
+    ctx->stream_end_ms = max > 0 ? ctx->last_up_ms + (uint64_t)max : 0;
     pass_upstream_headers(ctx);
     stream_arm(ctx);
     flow_resume(ctx);
@@ -283,10 +314,14 @@ int flow_stream_bytes(struct sluice_ctx *ctx, const char *data, size_t len)
 {
     if (ctx->client_gone || ctx->retry_wanted || ctx->phase != PHASE_STREAMING)
         return -1;
-    ctx->last_up_ms = time_now_ms();
     if (ctx->sbuf.len - ctx->soff >= ctx->sbuf_max)
         return 1; /* libcurl keeps these bytes and hands them again */
-    if (pipeline_on_chunk(ctx, data, len) == SLUICE_CONTINUE)
+    /* what the chain writes now is upstream content (request_stream_write
+     * counts it as life); what a stage holds back is not yet */
+    ctx->feeding = 1;
+    sluice_verdict v = pipeline_on_chunk(ctx, data, len);
+    ctx->feeding = 0;
+    if (v == SLUICE_CONTINUE)
         return 0;
     /* a stage refused the stream (malformed framing, ...): the transfer
      * is aborted and the client gets the error event (stream_finish) */
@@ -302,6 +337,11 @@ static void stream_error_event(struct sluice_ctx *ctx)
         code = "stream_malformed";
         why = "malformed";
         msg = "the upstream sent a malformed event stream";
+    } else if (ctx->stream_too_long) {
+        code = "stream_timeout";
+        why = "max_stream";
+        msg = "the stream took longer than the gateway allows "
+              "(server.max_stream_s)";
     } else if (ctx->result == SLUICE_ATTEMPT_TIMEOUT) {
         code = "stream_timeout";
         why = "timeout";
@@ -317,7 +357,7 @@ static void stream_error_event(struct sluice_ctx *ctx)
     buf_puts(&b, "data: ");
     error_json(&b, "upstream_error", code, NULL, msg);
     buf_puts(&b, "\n\n");
-    request_stream_write(ctx, b.data, b.len);
+    flow_stream_write(ctx, b.data, b.len);
     buf_release(&b);
     hdrs_set(&ctx->attrs, "stream_error", why);
     log_msg(LOG_WARN, "core", "stream %s %s: %s", ctx->id, why,
@@ -331,8 +371,15 @@ static void stream_finish(struct sluice_ctx *ctx)
     if (ctx->up_done)
         return;
     worker_timer_del(ctx->w, &ctx->dl_timer);
-    /* end mark through the chain: stages flush what they hold */
-    pipeline_on_chunk(ctx, NULL, 0);
+    /* end mark through the chain: stages flush what they hold. A stage
+     * that answers it with an error says the upstream's body ended clean
+     * but broken (inside an event): an interrupted stream, not a success */
+    if (pipeline_on_chunk(ctx, NULL, 0) != SLUICE_CONTINUE &&
+        ctx->result == SLUICE_ATTEMPT_HTTP) {
+        ctx->result = SLUICE_ATTEMPT_RESET;
+        snprintf(ctx->curl_err, sizeof ctx->curl_err,
+                 "the upstream stream ended inside an event");
+    }
     if (ctx->stream_failed || (ctx->result != SLUICE_ATTEMPT_HTTP &&
                                ctx->result != SLUICE_ATTEMPT_ABORTED))
         stream_error_event(ctx);
@@ -435,7 +482,7 @@ void flow_stream_free(void *cls)
     request_unref(cls);
 }
 
-int request_stream_write(struct sluice_ctx *ctx, const char *data, size_t len)
+int flow_stream_write(struct sluice_ctx *ctx, const char *data, size_t len)
 {
     if (!data || !len)
         return 0; /* the end mark of the on_chunk chain */
@@ -453,6 +500,8 @@ int request_stream_write(struct sluice_ctx *ctx, const char *data, size_t len)
     if (buf_append(&ctx->sbuf, data, len) != 0)
         return -1;
     ctx->last_out_ms = time_now_ms();
+    if (ctx->feeding)
+        ctx->last_up_ms = ctx->last_out_ms;
     if (!ctx->first_out_us)
         ctx->first_out_us = time_now_us();
     flow_resume(ctx);

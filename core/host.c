@@ -23,9 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int pipeline_chunk_forward(struct sluice_ctx *ctx, const char *data,
-                           size_t len);
-
 static void h_log(sluice_stage *stage, sluice_log_level level, const char *fmt,
                   ...)
 {

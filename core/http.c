@@ -14,6 +14,7 @@
 #include "guard.h"
 #include "log.h"
 #include "pipeline.h"
+#include "routes.h"
 #include "server.h"
 #include "worker.h"
 

@@ -5,6 +5,7 @@
  *   sluice -c FILE            run the gateway
  *   sluice --check -c FILE    load every stage, run every init, report, exit
  */
+#include "admin.h"
 #include "config.h"
 #include "core_metrics.h"
 #include "http.h"
@@ -215,6 +216,11 @@ int main(int argc, char **argv)
     if (!srv.admin_token)
         log_info("no admin token configured (admin.token_file): the admin "
                  "API is off");
+    if (!cfg->tls.verify)
+        log_warn("upstream.verify is false: the upstream's TLS certificate "
+                 "and host name are not checked (%s); anyone on the path "
+                 "can read the requests and the upstream keys",
+                 cfg->base_url);
     if (gen->nstages == 0 || !generation_find(gen, "auth"))
         log_warn("no auth stage in the pipeline: any client that reaches "
                  "this port can use the upstream keys");

@@ -9,6 +9,7 @@
  * refcount increment, held for a few instructions, never across I/O.
  */
 #include "pipeline.h"
+#include "flow.h"
 #include "log.h"
 #include "probe.h"
 #include "state.h"
@@ -444,8 +445,8 @@ static sluice_verdict chunk_from(struct sluice_ctx *ctx, size_t from,
         ctx->chunk_stage = saved_chunk;
         return v == SLUICE_ERROR ? SLUICE_ERROR : SLUICE_CONTINUE;
     }
-    return request_stream_write(ctx, data, len) == 0 ? SLUICE_CONTINUE
-                                                     : SLUICE_ERROR;
+    return flow_stream_write(ctx, data, len) == 0 ? SLUICE_CONTINUE
+                                                  : SLUICE_ERROR;
 }
 
 sluice_verdict pipeline_on_chunk(struct sluice_ctx *ctx, const char *data,
@@ -454,7 +455,6 @@ sluice_verdict pipeline_on_chunk(struct sluice_ctx *ctx, const char *data,
     return chunk_from(ctx, 0, data, len);
 }
 
-/* host.c: chunk_forward */
 int pipeline_chunk_forward(struct sluice_ctx *ctx, const char *data, size_t len)
 {
     size_t next = ctx->chunk_stage < 0 ? 0 : (size_t)ctx->chunk_stage + 1;

@@ -122,6 +122,10 @@ sluice_verdict pipeline_on_response(struct sluice_ctx *ctx);
 /* Feed streamed bytes into the on_chunk chain from the first stage. */
 sluice_verdict pipeline_on_chunk(struct sluice_ctx *ctx, const char *data,
                                  size_t len);
+/* Hand bytes to the stage after the one running on_chunk (the host's
+ * chunk_forward); 0 on success. */
+int pipeline_chunk_forward(struct sluice_ctx *ctx, const char *data,
+                           size_t len);
 /* on_complete: every stage, exactly once per request (guarded). */
 void pipeline_on_complete(struct sluice_ctx *ctx);
 

@@ -103,6 +103,7 @@ struct sluice_ctx {
     CURL *easy;
     struct curl_slist *slist;
     char curl_err[CURL_ERROR_SIZE];
+    int tls_refused; /* the attempt failed on the upstream's certificate */
     sluice_attempt_result result;
     int status;
     int headers_done;
@@ -135,8 +136,12 @@ struct sluice_ctx {
     int stream_queued; /* the streamed response was handed to MHD */
     int stream_failed; /* the on_chunk chain refused upstream bytes */
     uint32_t heartbeat_ms, idle_ms; /* stream_configure; 0 = off */
-    uint64_t last_up_ms;            /* last upstream byte */
-    uint64_t last_out_ms;           /* last byte queued for the client */
+    uint64_t last_up_ms;    /* last complete upstream event written (bytes
+                               that never complete one do not count) */
+    uint64_t stream_end_ms; /* server.max_stream_s after commit; 0 = off */
+    int feeding;            /* upstream bytes are in the on_chunk chain */
+    int stream_too_long;    /* ended by max_stream_s */
+    uint64_t last_out_ms;   /* last byte queued for the client */
 
     /* observability (core_metrics.c, access log) */
     uint64_t t_start_us;    /* monotonic µs */
@@ -167,9 +172,6 @@ int request_set_response(struct sluice_ctx *ctx, int status, const char *ctype,
 /* Set an OpenAI-shaped error response. */
 int request_set_error(struct sluice_ctx *ctx, int status, const char *type,
                       const char *code, const char *param, const char *message);
-/* Append bytes for the client of a streamed response (end of the on_chunk
- * chain) and wake the connection if it waits for data. */
-int request_stream_write(struct sluice_ctx *ctx, const char *data, size_t len);
 
 /* Render the OpenAI error JSON into out. */
 void error_json(buf_t *out, const char *type, const char *code,

@@ -8,7 +8,8 @@
  * from the top-level `models:` list below is only the fallback for a
  * pipeline without one.
  */
-#include "http.h"
+#include "routes.h"
+#include "admin.h"
 #include "core_metrics.h"
 #include "docs.h"
 #include "log.h"
@@ -21,8 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int admin_answer(struct sluice_ctx *ctx); /* admin.c */
 
 static int path_is(const char *url, const char *p)
 {

@@ -123,6 +123,18 @@ static int body_bytes(struct sluice_ctx *ctx, const char **p, size_t *len)
     return 0;
 }
 
+/* https:// only: the operator's CA bundle, and verification off only when
+ * the config says `verify: false` (main.c warned at start). */
+static void upstream_tls_options(CURL *e, const struct upstream_tls *tls)
+{
+    if (tls->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, tls->ca_file);
+    if (!tls->verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+}
+
 int upstream_start(struct sluice_ctx *ctx)
 {
     struct worker *w = ctx->w;
@@ -149,6 +161,8 @@ int upstream_start(struct sluice_ctx *ctx)
     curl_easy_setopt(e, CURLOPT_PRIVATE, ctx);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ctx->curl_err);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
+    if (w->share)
+        upstream_tls_options(e, &cfg->tls);
     if (!ctx->stream) {
         uint64_t now = time_now_ms();
         long left = ctx->deadline > now ? (long)(ctx->deadline - now) : 1;
@@ -161,6 +175,7 @@ int upstream_start(struct sluice_ctx *ctx)
     ctx->headers_done = 0;
     ctx->resp_decided = 0;
     ctx->retry_wanted = 0;
+    ctx->tls_refused = 0;
     ctx->result = SLUICE_ATTEMPT_NONE;
     hdrs_clear(&ctx->resp_headers);
     buf_reset(&ctx->resp_body);
@@ -224,6 +239,9 @@ static sluice_attempt_result classify(CURLcode code)
     case CURLE_COULDNT_CONNECT:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
         return SLUICE_ATTEMPT_CONNECT;
     case CURLE_WRITE_ERROR:
         return SLUICE_ATTEMPT_ABORTED;
@@ -240,6 +258,13 @@ void upstream_done(CURL *easy, CURLcode code)
         return;
     ctx->attempt_t1 = time_now_ms();
     ctx->result = classify(code);
+    ctx->tls_refused = code == CURLE_PEER_FAILED_VERIFICATION ||
+                       code == CURLE_SSL_CACERT_BADFILE ||
+                       code == CURLE_SSL_ISSUER_ERROR;
+    if (ctx->tls_refused) /* the operator's problem: say so at WARNING */
+        log_msg(LOG_WARN, "upstream", "attempt %d of %s: %s", ctx->attempt,
+                ctx->id,
+                ctx->curl_err[0] ? ctx->curl_err : curl_easy_strerror(code));
     if (ctx->stream_failed)
         ctx->result = SLUICE_ATTEMPT_RESET; /* a stage refused the bytes */
     if (ctx->result == SLUICE_ATTEMPT_HTTP && ctx->status == 0)

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -124,6 +125,10 @@ CURL *worker_easy_get(struct worker *w)
         e = curl_easy_init();
         if (!e)
             return NULL;
+        /* kept across curl_easy_reset: a new TLS connection resumes the
+         * session of an earlier one instead of a full handshake */
+        if (w->share)
+            curl_easy_setopt(e, CURLOPT_SHARE, w->share);
     }
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
@@ -410,6 +415,9 @@ static void worker_free(struct worker *w)
         curl_easy_cleanup(w->easy_pool[--w->npool]);
     free(w->easy_pool);
     w->easy_pool = NULL;
+    if (w->share) /* after every handle that used it */
+        curl_share_cleanup(w->share);
+    w->share = NULL;
     curl_url_cleanup(w->chat_curlu); /* after every handle that used it */
     w->chat_curlu = NULL;
     free(w->chat_url);
@@ -494,6 +502,14 @@ int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
     curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
     curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS,
                       (long)srv->cfg->max_connections);
+    if (!strncasecmp(srv->cfg->base_url, "https://", 8)) {
+        w->share = curl_share_init();
+        if (!w->share || curl_share_setopt(w->share, CURLSHOPT_SHARE,
+                                           CURL_LOCK_DATA_SSL_SESSION)) {
+            snprintf(err, errlen, "worker %d: curl_share_init failed", id);
+            goto fail;
+        }
+    }
     if (worker_url_init(w, srv->cfg->base_url) != 0) {
         snprintf(err, errlen, "worker %d: out of memory", id);
         goto fail;

@@ -231,7 +231,9 @@ typedef struct sluice_host {
      * client to see: bytes it does not forward are dropped. At the end of
      * the upstream stream (clean or not) on_chunk is called once more with
      * data == NULL and len == 0: flush what you hold, then forward the
-     * NULL/0 end mark on. */
+     * NULL/0 end mark on. Returning SLUICE_ERROR from that last call says
+     * the stream ended broken although the body ended cleanly (e.g. inside
+     * an event): the client gets the stream_interrupted error event. */
     int (*chunk_forward)(sluice_ctx *ctx, const char *data, size_t len);
 
     /* ---- JSON values (body, config) -------------------------------

@@ -446,7 +446,8 @@ static sluice_verdict sse_on_chunk(void *instance, sluice_ctx *ctx,
                                                      : SLUICE_ERROR;
     }
     if (!data) {
-        if (sse_parser_end(&r->parser) && !r->parser.failed) {
+        int cut = sse_parser_end(&r->parser) && !r->parser.failed;
+        if (cut) {
             sse_count(c->m_errors, "truncated");
             H->log(c->self, SLUICE_LOG_WARN,
                    "request %s: the upstream stream ended inside an event; "
@@ -454,7 +455,9 @@ static sluice_verdict sse_on_chunk(void *instance, sluice_ctx *ctx,
                    H->req_id(ctx));
         }
         H->chunk_forward(ctx, NULL, 0);
-        return SLUICE_CONTINUE;
+        /* a stream cut mid-event is broken, however cleanly the body
+         * ended: the core ends it with the stream_interrupted event */
+        return cut ? SLUICE_ERROR : SLUICE_CONTINUE;
     }
     int rc = sse_parser_feed(&r->parser, data, len);
     if (rc == 0)

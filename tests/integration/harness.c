@@ -604,15 +604,21 @@ static int child_alive(pid_t pid, int *status)
     return r == 0;
 }
 
-int h_start_mock(void)
+/* The mock, with its TLS port when cert and key are given. */
+static int start_mock(const char *cert, const char *key, char *tls_portfile)
 {
     h_tmpdir();
     const char *bin = env_or_fail("MOCK_BIN");
     snprintf(H.mock_log, sizeof H.mock_log, "%s/mock.log", H.tmpdir);
     snprintf(H.portfile, sizeof H.portfile, "%s/mock.port", H.tmpdir);
     unlink(H.portfile);
-    char *argv[] = {(char *)bin,   "--host",   "127.0.0.1", "--port", "0",
-                    "--port-file", H.portfile, "--quiet",   NULL};
+    char *argv[] = {(char *)bin,       "--host",     "127.0.0.1",
+                    "--port",          "0",          "--port-file",
+                    H.portfile,        "--quiet",    "--tls-cert",
+                    (char *)cert,      "--tls-key",  (char *)key,
+                    "--tls-port-file", tls_portfile, NULL};
+    if (!cert)
+        argv[8] = NULL;
     H.mock_pid = spawn_logged(argv, H.mock_log, "mock_upstream log");
     ck_assert_msg(H.mock_pid > 0, "fork: %s", strerror(errno));
 
@@ -643,6 +649,29 @@ int h_start_mock(void)
     ck_abort_msg("mock_upstream not ready within 10 s (port file %s)",
                  H.portfile);
     return -1;
+}
+
+int h_start_mock(void)
+{
+    return start_mock(NULL, NULL, NULL);
+}
+
+int h_start_mock_tls(const char *cert, const char *key)
+{
+    char pf[PATHLEN];
+    snprintf(pf, sizeof pf, "%s/mock-tls.port", h_tmpdir());
+    unlink(pf);
+    start_mock(cert, key, pf);
+    /* written just after the plain port's file */
+    int port = 0;
+    for (double until = h_now_ms() + 10000; port <= 0 && h_now_ms() < until;
+         h_sleep_ms(20)) {
+        char *txt = slurp(pf, NULL);
+        port = txt ? atoi(txt) : 0;
+        free(txt);
+    }
+    ck_assert_msg(port > 0, "mock_upstream wrote no TLS port (%s)", pf);
+    return port;
 }
 
 /* Replace every @KEY@ in text; caller frees. */
@@ -752,12 +781,14 @@ int h_write_config(const char *path, const h_opts *opts, int port)
              "upstream:\n"
              "  base_url: \"%s\"\n"
              "  timeout_s: %d\n"
+             "%s"
              "plugins_dir: \"%s\"\n"
              "models:\n%s"
              "pipeline:\n%s"
              "%s%s%s%s",
              port, opts->threads > 0 ? opts->threads : 2, maxbody, base,
              opts->timeout_s > 0 ? opts->timeout_s : 30,
+             opts->upstream_extra ? opts->upstream_extra : "",
              plugins ? plugins : "build/plugins",
              opts->models ? opts->models : H_DEFAULT_MODELS, pipe_s,
              extra_s ? extra_s : "",
@@ -1358,6 +1389,35 @@ long h_mock_stat(const char *name)
             return v;
     }
     return -1;
+}
+
+int h_mock_script_raw(json_t *raw, int delay_ms)
+{
+    json_t *rules = json_pack("{s:[{s:{s:o,s:i}}]}", "rules", "stream", "raw",
+                              raw, "delay_ms", delay_ms);
+    char *txt = rules ? json_dumps(rules, JSON_COMPACT) : NULL;
+    int rc = txt ? h_mock_script(txt) : -1;
+    free(txt);
+    json_decref(rules);
+    return rc;
+}
+
+const char *h_mock_wait_outcome(const char *want, long limit_ms)
+{
+    static char last[32];
+    double t0 = h_now_ms();
+    snprintf(last, sizeof last, "(no record)");
+    while (h_now_ms() - t0 < limit_ms) {
+        json_t *reqs = h_mock_requests();
+        const char *o = h_rec_str(json_array_get(reqs, 0), "outcome");
+        if (o)
+            snprintf(last, sizeof last, "%s", o);
+        json_decref(reqs);
+        if (!strcmp(last, want))
+            break;
+        h_sleep_ms(50);
+    }
+    return last;
 }
 
 const char *h_rec_str(json_t *rec, const char *key)

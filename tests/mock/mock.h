@@ -18,10 +18,13 @@ struct mock_opts {
     const char *host;
     int port;
     const char *port_file;
-    int chunks;         /* default chunk events per stream */
-    int delay_ms;       /* default delay between chunk events */
-    bool quiet;         /* no MHD error log, no banner but the listen line */
-    size_t max_records; /* newest records kept; 0 = record nothing */
+    int chunks;           /* default chunk events per stream */
+    int delay_ms;         /* default delay between chunk events */
+    bool quiet;           /* no MHD error log, no banner but the listen line */
+    size_t max_records;   /* newest records kept; 0 = record nothing */
+    const char *tls_cert; /* PEM: with tls_key, a second port over TLS */
+    const char *tls_key;  /* PEM */
+    const char *tls_port_file; /* where the TLS port is written */
 };
 
 /* ---- mock_record.c: what the mock saw (thread-safe) ---------------------- */
@@ -53,7 +56,7 @@ void mock_record_mark(struct mock_rec *rec, enum mock_outcome outcome);
 /* Stamps t_end and sets the outcome if none is set yet. */
 void mock_record_finish(struct mock_rec *rec, enum mock_outcome outcome);
 /* Counts a new TCP connection; returns its id (never reused). */
-unsigned long mock_record_conn_opened(void);
+unsigned long mock_record_conn_opened(bool tls);
 void mock_record_conn_closed(void);
 void mock_record_reset(void);
 /* {"requests":[...],"connections_opened":..,...}; records with seq > since. */

@@ -148,10 +148,10 @@ void mock_handler_connection(void *cls, struct MHD_Connection *conn,
                              void **socket_context,
                              enum MHD_ConnectionNotificationCode toe)
 {
-    (void)cls;
     (void)conn;
+    /* cls: non-NULL on the TLS daemon */
     if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-        *socket_context = (void *)(uintptr_t)mock_record_conn_opened();
+        *socket_context = (void *)(uintptr_t)mock_record_conn_opened(cls);
     else
         mock_record_conn_closed();
 }

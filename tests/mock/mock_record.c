@@ -34,6 +34,7 @@ static struct {
     unsigned next_seq;
     unsigned long next_conn_id;
     long long conns_opened;
+    long long tls_conns_opened; /* of conns_opened, on the TLS port */
     long long conns_open;
     long long active;
 } store = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -214,12 +215,13 @@ void mock_record_finish(struct mock_rec *rec, enum mock_outcome outcome)
     pthread_mutex_unlock(&store.lock);
 }
 
-unsigned long mock_record_conn_opened(void)
+unsigned long mock_record_conn_opened(bool tls)
 {
     unsigned long id;
 
     pthread_mutex_lock(&store.lock);
     store.conns_opened++;
+    store.tls_conns_opened += tls;
     store.conns_open++;
     id = ++store.next_conn_id;
     pthread_mutex_unlock(&store.lock);
@@ -239,6 +241,7 @@ void mock_record_reset(void)
     record_clear_locked();
     store.next_seq = 0;
     store.conns_opened = 0;
+    store.tls_conns_opened = 0;
     pthread_mutex_unlock(&store.lock);
 }
 
@@ -297,11 +300,12 @@ json_t *mock_record_dump(unsigned since)
         if (rec->seq > since)
             json_array_append_new(list, record_to_json_locked(rec));
     }
-    out = json_pack("{s:o, s:I, s:I, s:I, s:I}", "requests", list,
-                    "connections_opened", (json_int_t)store.conns_opened,
-                    "connections_open", (json_int_t)store.conns_open, "active",
-                    (json_int_t)store.active, "now_ms",
-                    (json_int_t)mock_record_now_ms());
+    out = json_pack(
+        "{s:o, s:I, s:I, s:I, s:I, s:I}", "requests", list,
+        "connections_opened", (json_int_t)store.conns_opened,
+        "tls_connections_opened", (json_int_t)store.tls_conns_opened,
+        "connections_open", (json_int_t)store.conns_open, "active",
+        (json_int_t)store.active, "now_ms", (json_int_t)mock_record_now_ms());
     pthread_mutex_unlock(&store.lock);
     return out;
 }
