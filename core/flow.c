@@ -62,6 +62,14 @@ void flow_begin(struct sluice_ctx *ctx)
 {
     ctx->deadline = ctx->t_start + (uint64_t)ctx->w->srv->cfg->timeout_ms;
     ctx->attempt_cap = FLOW_MAX_ATTEMPTS;
+    if (worker_timer_reserve(ctx->w) != 0) {
+        log_msg(LOG_WARN, "core", "request %s: no memory for its timers",
+                ctx->id);
+        request_set_error(ctx, 503, "server_error", "server_overloaded", NULL,
+                          "the gateway is out of memory; try again later");
+        ctx->phase = PHASE_READY;
+        return;
+    }
     if (parse_body(ctx) != 0) {
         ctx->phase = PHASE_READY;
         return;

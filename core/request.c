@@ -137,6 +137,7 @@ void request_unref(struct sluice_ctx *ctx)
     worker_timer_del(w, &ctx->timer);
     worker_timer_del(w, &ctx->dl_timer);
     worker_unwatch_client(w, ctx);
+    worker_forget_lost(w, ctx);
     request_free(ctx);
 }
 

@@ -104,6 +104,11 @@ struct sluice_ctx {
     struct curl_slist *slist;
     char curl_err[CURL_ERROR_SIZE];
     int tls_refused; /* the attempt failed on the upstream's certificate */
+    /* the worker could not watch this transfer's socket (worker.c): the
+     * attempt is failed once libcurl's call returns */
+    struct sluice_ctx *lost_next;
+    CURL *lost_easy; /* the transfer concerned, NULL when not listed */
+    int lost_errno;
     sluice_attempt_result result;
     int status;
     int headers_done;

@@ -71,10 +71,14 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
-static int build_headers(struct sluice_ctx *ctx)
+/* The request headers of an attempt. -1 when out of memory, -2 when a
+ * stage's header line does not fit UPSTREAM_MAX_HEADER (*bad names it):
+ * cut short it would send a wrong credential or value, so the attempt
+ * fails instead. */
+static int build_headers(struct sluice_ctx *ctx, const char **bad)
 {
     struct curl_slist *l = NULL, *t;
-    char line[8192];
+    char line[UPSTREAM_MAX_HEADER];
     l = curl_slist_append(l, "Content-Type: application/json");
     if (!l)
         return -1;
@@ -88,14 +92,19 @@ static int build_headers(struct sluice_ctx *ctx)
         goto fail;
     l = t;
     for (size_t i = 0; i < ctx->up_headers.n; i++) {
-        snprintf(line, sizeof line, "%s: %s", ctx->up_headers.v[i].name,
-                 ctx->up_headers.v[i].value);
+        int n = snprintf(line, sizeof line, "%s: %s", ctx->up_headers.v[i].name,
+                         ctx->up_headers.v[i].value);
+        if (n < 0 || (size_t)n >= sizeof line) {
+            *bad = ctx->up_headers.v[i].name;
+            curl_slist_free_all(l);
+            return -2;
+        }
         t = curl_slist_append(l, line);
         if (!t)
             goto fail;
         l = t;
     }
-    snprintf(line, sizeof line, "X-Request-Id: %s", ctx->id);
+    snprintf(line, sizeof line, "X-Request-Id: %s", ctx->id); /* id: 40 B */
     t = curl_slist_append(l, line);
     if (!t)
         goto fail;
@@ -139,11 +148,12 @@ int upstream_start(struct sluice_ctx *ctx)
 {
     struct worker *w = ctx->w;
     const struct config *cfg = w->srv->cfg;
-    const char *body;
+    const char *body, *bad = NULL;
     size_t blen;
     CURL *e = worker_easy_get(w);
 
-    if (!e || build_headers(ctx) != 0 || body_bytes(ctx, &body, &blen) != 0)
+    if (!e || build_headers(ctx, &bad) != 0 ||
+        body_bytes(ctx, &body, &blen) != 0)
         goto fail;
     ctx->curl_err[0] = '\0';
     if (w->chat_curlu)
@@ -191,6 +201,20 @@ fail:
         worker_easy_put(w, e);
     curl_slist_free_all(ctx->slist);
     ctx->slist = NULL;
+    if (bad) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "a stage set the upstream header %.64s longer than %d bytes",
+                 bad, UPSTREAM_MAX_HEADER);
+        log_msg(LOG_WARN, "upstream", "request %s: %s", ctx->id, msg);
+        request_set_error(ctx, 500, "server_error", "upstream_header_too_long",
+                          NULL, msg);
+        return -1;
+    }
+    log_msg(LOG_WARN, "upstream",
+            "request %s: could not start the upstream "
+            "request (out of memory)",
+            ctx->id);
     request_set_error(ctx, 500, "server_error", "upstream_setup", NULL,
                       "could not start the upstream request");
     return -1;
@@ -281,4 +305,15 @@ void upstream_done(CURL *easy, CURLcode code)
     core_metrics_attempt_end(ctx);
     transfer_release(ctx);
     flow_attempt_done(ctx);
+}
+
+void upstream_fail(struct sluice_ctx *ctx, const char *why)
+{
+    CURL *e = ctx->easy;
+    if (!e)
+        return;
+    snprintf(ctx->curl_err, sizeof ctx->curl_err, "%s", why);
+    log_msg(LOG_WARN, "upstream", "attempt %d of %s failed: %s", ctx->attempt,
+            ctx->id, why);
+    upstream_done(e, CURLE_RECV_ERROR);
 }
