@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "pipeline.h"
 #include "server.h"
+#include "state.h"
 #include "timer.h"
 
 #include <stdio.h>
@@ -145,12 +146,17 @@ static void answer_health(struct sluice_ctx *ctx)
         buf_puts(&stages, "}");
     }
     uint64_t up = (time_now_ms() - server_main->start_ms) / 1000;
+    /* a state backend that is away degrades the service, but requests
+     * still flow on the local view: still 200 */
+    int state_ok = state_healthy();
     buf_printf(&b,
                "{\"status\":\"%s\",\"version\":\"%s\",\"uptime_s\":%llu,"
-               "\"generation\":%llu,\"workers\":%d,\"stages\":[%s]}",
-               healthy ? "ok" : "degraded", SLUICE_VERSION,
+               "\"generation\":%llu,\"workers\":%d,\"state\":",
+               healthy && state_ok ? "ok" : "degraded", SLUICE_VERSION,
                (unsigned long long)up, (unsigned long long)(g ? g->id : 0),
-               server_main->nworkers, stages.data ? stages.data : "");
+               server_main->nworkers);
+    state_status_json(&b);
+    buf_printf(&b, ",\"stages\":[%s]}", stages.data ? stages.data : "");
     request_set_response(ctx, healthy ? 200 : 503, "application/json", b.data,
                          b.len);
     buf_release(&b);
