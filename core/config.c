@@ -44,9 +44,9 @@ struct origin {
     int secret; /* never echo the value */
 };
 
-static const char *const top_keys[] = {"server", "upstream", "admin",
-                                       "log",    "docs",     "plugins_dir",
-                                       "models", "pipeline", NULL};
+static const char *const top_keys[] = {
+    "server",      "upstream", "admin",    "log",   "docs",
+    "plugins_dir", "models",   "pipeline", "state", NULL};
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -619,6 +619,85 @@ static int parse_docs(const struct loadctx *lc, const json_t *root,
     return 0;
 }
 
+static const char *const state_backends[] = {"local", "redis", "memory", NULL};
+static const char *const state_unavailable[] = {"open", "closed", NULL};
+
+/* A redis:// URL with a host; the rest is checked when connecting. */
+static int value_redis_url(const struct origin *o, const json_t *v, char **dst,
+                           char *err, size_t errlen)
+{
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (!s || strncasecmp(s, "redis://", 8) || !s[8] || s[8] == '/' ||
+        strpbrk(s, " \t\r\n"))
+        return bad_value(o, v, "a redis://host:port/db URL", err, errlen);
+    return value_str(o, v, dst, err, errlen);
+}
+
+static int parse_state(const struct loadctx *lc, const json_t *root,
+                       struct config *cfg)
+{
+    static const char *const keys[] = {"backend",
+                                       "path",
+                                       "reset_on_corrupt",
+                                       "url",
+                                       "password_file",
+                                       "prefix",
+                                       "timeout_ms",
+                                       "on_unavailable",
+                                       "required",
+                                       "instance",
+                                       NULL};
+    struct state_conf *sc = &cfg->state;
+    const json_t *s, *v;
+    struct origin o;
+    long long n;
+    char *choice = NULL;
+
+    if (section_get(lc, root, "state", keys, &s))
+        return -1;
+    if ((v = field(lc, s, "state", "backend", &o)) &&
+        value_choice(&o, v, state_backends, &sc->backend, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "path", &o)) &&
+        value_str(&o, v, &sc->path, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "reset_on_corrupt", &o)) &&
+        value_bool(&o, v, &sc->reset_on_corrupt, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "url", &o)) &&
+        value_redis_url(&o, v, &sc->url, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "password_file", &o)) &&
+        value_str(&o, v, &sc->password_file, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "prefix", &o)) &&
+        value_str(&o, v, &sc->prefix, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "instance", &o)) &&
+        value_str(&o, v, &sc->instance, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "timeout_ms", &o))) {
+        if (value_int(&o, v, 1, 60000, &n, lc->err, lc->errlen))
+            return -1;
+        sc->timeout_ms = (long)n;
+    }
+    if ((v = field(lc, s, "state", "required", &o)) &&
+        value_bool(&o, v, &sc->required, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "on_unavailable", &o))) {
+        if (value_choice(&o, v, state_unavailable, &choice, lc->err,
+                         lc->errlen))
+            return -1;
+        sc->fail_closed = !strcmp(choice, "closed");
+        free(choice);
+    }
+    if (!strcmp(sc->backend, "redis") && !sc->url)
+        return fail_at(lc, "state.url",
+                       "required with backend: redis "
+                       "(e.g. \"redis://127.0.0.1:6379/0\")");
+    return 0;
+}
+
 static int parse_plugins_dir(const struct loadctx *lc, const json_t *root,
                              struct config *cfg)
 {
@@ -972,8 +1051,13 @@ static int config_defaults(struct config *cfg, const char *file)
     cfg->log_level = strdup("INFO");
     cfg->log_format = strdup("auto");
     cfg->plugins_dir = strdup("build/plugins");
+    cfg->state.backend = strdup("local");
+    cfg->state.path = strdup("data/state.db");
+    cfg->state.prefix = strdup("sluice:");
+    cfg->state.timeout_ms = 100;
     return cfg->file && cfg->host && cfg->base_url && cfg->log_level &&
-                   cfg->log_format && cfg->plugins_dir
+                   cfg->log_format && cfg->plugins_dir && cfg->state.backend &&
+                   cfg->state.path && cfg->state.prefix
                ? 0
                : -1;
 }
@@ -996,7 +1080,7 @@ static int config_parse(const struct loadctx *lc, struct config *cfg)
         parse_upstream(lc, root, cfg) || parse_admin(lc, root, cfg) ||
         parse_log(lc, root, cfg) || parse_docs(lc, root, cfg) ||
         parse_plugins_dir(lc, root, cfg) || parse_models(lc, root, cfg) ||
-        parse_pipeline(lc, root, cfg))
+        parse_state(lc, root, cfg) || parse_pipeline(lc, root, cfg))
         return -1;
     return 0;
 }
@@ -1100,6 +1184,12 @@ void config_free(struct config *cfg)
     free(cfg->log_format);
     free(cfg->docs_assets_url);
     free(cfg->plugins_dir);
+    free(cfg->state.backend);
+    free(cfg->state.path);
+    free(cfg->state.url);
+    free(cfg->state.password_file);
+    free(cfg->state.prefix);
+    free(cfg->state.instance);
     json_decref(cfg->models);
     json_decref(cfg->root);
     free(cfg);

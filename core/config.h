@@ -9,6 +9,8 @@
 #ifndef SLUICE_CONFIG_H
 #define SLUICE_CONFIG_H
 
+#include "state.h"
+
 #include <jansson.h>
 #include <stddef.h>
 
@@ -74,6 +76,8 @@ struct config {
 
     struct stage_conf *stages;
     size_t nstages;
+
+    struct state_conf state; /* `state:` (state.h); strings owned */
 
     json_t *models; /* `models:` array of objects, or NULL; owned */
     json_t *root;   /* the whole document as JSON; owned */

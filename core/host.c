@@ -14,6 +14,7 @@
 #include "probe.h"
 #include "request.h"
 #include "server.h"
+#include "state.h"
 #include "timer.h"
 
 #include <ctype.h>
@@ -392,5 +393,11 @@ const sluice_host host_table = {.size = sizeof(sluice_host),
                                 .metric_set = metrics_set,
                                 .metric_observe = metrics_observe,
                                 .http_probe = h_http_probe,
+                                .state_incr = state_incr,
+                                .state_put = state_put,
+                                .state_del = state_del,
+                                .state_get = state_get,
+                                .state_watch = state_watch,
+                                .state_list = state_list,
                                 .req_route = h_req_route,
                                 JSON_API_MEMBERS};

@@ -12,6 +12,7 @@
 #include "flow.h"
 #include "log.h"
 #include "probe.h"
+#include "state.h"
 #include "request.h"
 #include "timer.h"
 
@@ -40,6 +41,7 @@ static void stage_fini(struct sluice_stage *s)
 {
     /* no probe callback may run into the instance once it is gone */
     probe_cancel_stage(s);
+    state_forget_stage(s); /* nor a state notification or completion */
     if (s->initialised && s->desc->destroy)
         s->desc->destroy(s->instance);
     s->initialised = 0;

@@ -376,7 +376,7 @@ START_TEST(test_admin_listen)
     h_resp r = admin(port, "GET", "/admin/pipeline", ADMIN_TOKEN);
     it_assert_error(&r, 404, NULL, "admin on the main port");
     h_resp_free(&r);
-    /* the admin port has it, and /health, and nothing else */
+    /* the admin port has it, /health and /metrics, and nothing else */
     r = admin(aport, "GET", "/admin/pipeline", ADMIN_TOKEN);
     ck_assert_msg(r.status == 200, "admin port: %ld %s", r.status, it_show(&r));
     h_resp_free(&r);
@@ -385,6 +385,16 @@ START_TEST(test_admin_listen)
     h_resp_free(&r);
     r = admin(aport, "GET", "/health", NULL);
     ck_assert_msg(r.status == 200, "admin port /health: %ld", r.status);
+    h_resp_free(&r);
+    /* and /metrics and the dashboard page, which reads both */
+    r = admin(aport, "GET", "/metrics", NULL);
+    ck_assert_msg(r.status == 200, "admin port /metrics: %ld", r.status);
+    h_resp_free(&r);
+    r = admin(aport, "GET", "/admin/ui", NULL);
+    ck_assert_msg(r.status == 200, "admin port /admin/ui: %ld", r.status);
+    h_resp_free(&r);
+    r = admin(port, "GET", "/admin/ui", NULL);
+    it_assert_error(&r, 404, NULL, "dashboard on the main port");
     h_resp_free(&r);
     h_request(aport, "POST", CHAT, A_ALPHA, OK_BODY, strlen(OK_BODY), 10000,
               &r);
