@@ -9,6 +9,8 @@
 #ifndef SLUICE_CONFIG_H
 #define SLUICE_CONFIG_H
 
+#include "state.h"
+
 #include <jansson.h>
 #include <stddef.h>
 
@@ -18,7 +20,18 @@ struct stage_conf {
     char *plugin;   /* `plugin:` */
     char *path;     /* `path:`, or <plugins_dir>/<plugin>.so */
     json_t *config; /* `config:` as a JSON object ({} when absent); owned */
+    json_t *routes; /* `routes:` (array of route names) or NULL; owned */
     int line;       /* line of the entry in the file (1-based) */
+};
+
+/* TLS settings of one upstream (https:// base URLs). Kept in their own
+ * struct so each upstream of a list can carry its own. */
+struct upstream_tls {
+    char *ca_file; /* PEM bundle to verify the upstream's certificate
+                      against; NULL: the system's CA store */
+    int verify;    /* default 1; 0 only when the file says `verify: false`
+                      (certificate and host name not checked: a WARNING at
+                      start) */
 };
 
 struct config {
@@ -33,6 +46,8 @@ struct config {
                                    headers and body must be in by then */
     int max_client_connections; /* max_connections, default 10000: client
                                    connections, shared among the workers */
+    long max_stream_ms;         /* max_stream_s * 1000, default 1800 s: a
+                                   committed stream's whole life */
 
     /* upstream: */
     char *base_url;  /* default "https://ai.megallm.io/v1", no trailing / */
@@ -40,6 +55,7 @@ struct config {
     long connect_timeout_ms; /* default 10 s */
     int max_connections; /* pooled keep-alive connections per worker, default
                             256 */
+    struct upstream_tls tls; /* ca_file:, verify: */
 
     /* admin: */
     char *admin_token_file;      /* may be NULL */
@@ -60,6 +76,8 @@ struct config {
 
     struct stage_conf *stages;
     size_t nstages;
+
+    struct state_conf state; /* `state:` (state.h); strings owned */
 
     json_t *models; /* `models:` array of objects, or NULL; owned */
 

@@ -16,6 +16,7 @@
  * fallback cycle, a glob that shadows an exact name listed after it, a keys
  * file that cannot be read. Choosing among them is a stage's job (router).
  */
+#include "api.h"
 #include "config_priv.h"
 
 #include <fnmatch.h>

@@ -27,5 +27,8 @@ int flow_stream_configure(struct sluice_ctx *ctx, uint32_t heartbeat_ms,
 /* Content reader of a streamed response (MHD). */
 ssize_t flow_stream_read(void *cls, uint64_t pos, char *buf, size_t max);
 void flow_stream_free(void *cls);
+/* Append bytes for the client of a streamed response (end of the on_chunk
+ * chain) and wake the connection if it waits for data. */
+int flow_stream_write(struct sluice_ctx *ctx, const char *data, size_t len);
 
 #endif

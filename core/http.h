@@ -15,13 +15,4 @@ struct MHD_Daemon *http_daemon_start(struct worker *w, int listen_fd,
                                      unsigned int conn_limit, char *err,
                                      size_t errlen);
 
-/* routes.c: answer a non-chat route (health, models, admin, errors) by
- * setting ctx's response. */
-void routes_answer(struct sluice_ctx *ctx);
-/* routes.c: classify the request path and method. */
-void routes_match(struct sluice_ctx *ctx);
-
-/* admin.c: wait (bounded) for admin reload jobs still running (shutdown). */
-void admin_wait_jobs(void);
-
 #endif

@@ -73,65 +73,168 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
-/* A stage sets the key as "Authorization: Bearer <key>"; an upstream with
- * another auth_header (Azure's api-key) gets the bare key under that name. */
-static void header_line(const struct sluice_ctx *ctx, const struct hdr *h,
-                        char *line, size_t n)
+/* Client headers passed upstream as sent (unless a stage set them): the
+ * provider's own routing headers. The client's Authorization, x-api-key,
+ * Host and hop-by-hop headers never are: curl writes its own. */
+static const char *const forwarded_headers[] = {
+    "OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta", NULL};
+
+static int slist_add(struct curl_slist **l, const char *line)
 {
-    const char *ah = ctx->up ? ctx->up->auth_header : NULL;
-    if (ah && !strcasecmp(h->name, "authorization")) {
-        const char *v = h->value;
-        if (!strncasecmp(v, "Bearer ", 7))
-            v += 7;
-        snprintf(line, n, "%s: %s", ah, v);
-        return;
-    }
-    snprintf(line, n, "%s: %s", h->name, h->value);
+    struct curl_slist *t = curl_slist_append(*l, line);
+    if (!t)
+        return -1;
+    *l = t;
+    return 0;
 }
 
-static int build_headers(struct sluice_ctx *ctx)
+/* "name: value" of a header into line; -2 (and *bad) when it does not fit
+ * UPSTREAM_MAX_HEADER: cut short it would send a wrong credential or
+ * value, so the attempt fails instead. */
+static int header_line(char *line, size_t n, const char *name,
+                       const char *value, const char **bad)
 {
-    struct curl_slist *l = NULL, *t;
-    char line[8192];
-    l = curl_slist_append(l, "Content-Type: application/json");
-    if (!l)
-        return -1;
-    t = curl_slist_append(l, ctx->stream ? "Accept: text/event-stream"
-                                         : "Accept: application/json");
-    if (!t)
+    int w = snprintf(line, n, "%s: %s", name, value);
+    if (w < 0 || (size_t)w >= n) {
+        *bad = name;
+        return -2;
+    }
+    return 0;
+}
+
+/* A stage sets the key as "Authorization: Bearer <key>"; an upstream with
+ * another auth_header (Azure's api-key) gets the bare key under that name. */
+static void auth_style(const struct sluice_ctx *ctx, const struct hdr *h,
+                       const char **name, const char **value)
+{
+    const char *ah = ctx->up ? ctx->up->auth_header : NULL;
+    *name = h->name;
+    *value = h->value;
+    if (ah && !strcasecmp(h->name, "authorization")) {
+        *name = ah;
+        if (!strncasecmp(*value, "Bearer ", 7))
+            *value += 7;
+    }
+}
+
+/* The request headers of an attempt. -1 when out of memory, -2 when a
+ * header line does not fit (*bad names it). */
+static int build_headers(struct sluice_ctx *ctx, const char **bad)
+{
+    struct curl_slist *l = NULL;
+    char line[UPSTREAM_MAX_HEADER];
+    int rc = -1;
+    const char *ct = "application/json";
+    if (request_api(ctx)->body == API_BODY_MULTIPART)
+        ct = request_header(ctx, "Content-Type"); /* checked: has boundary */
+    if ((rc = header_line(line, sizeof line, "Content-Type", ct, bad)) ||
+        (rc = -1, slist_add(&l, line)) ||
+        slist_add(&l, ctx->stream ? "Accept: text/event-stream"
+                                  : "Accept: application/json") ||
+        slist_add(&l, "Expect:"))
         goto fail;
-    l = t;
-    t = curl_slist_append(l, "Expect:");
-    if (!t)
-        goto fail;
-    l = t;
     for (size_t i = 0; i < ctx->up_headers.n; i++) {
-        header_line(ctx, &ctx->up_headers.v[i], line, sizeof line);
-        t = curl_slist_append(l, line);
-        if (!t)
+        const char *name, *value;
+        auth_style(ctx, &ctx->up_headers.v[i], &name, &value);
+        if ((rc = header_line(line, sizeof line, name, value, bad)) ||
+            (rc = -1, slist_add(&l, line)))
             goto fail;
-        l = t;
     }
-    for (size_t i = 0; ctx->up && i < ctx->up->nhdr; i++) {
-        t = curl_slist_append(l, ctx->up->hdr_lines[i]);
-        if (!t)
+    for (size_t i = 0; ctx->up && i < ctx->up->nhdr; i++)
+        if (slist_add(&l, ctx->up->hdr_lines[i]))
             goto fail;
-        l = t;
+    for (const char *const *h = forwarded_headers; *h; h++) {
+        const char *v = request_header(ctx, *h);
+        if (!v || hdrs_get(&ctx->up_headers, *h))
+            continue;
+        if ((rc = header_line(line, sizeof line, *h, v, bad)) ||
+            (rc = -1, slist_add(&l, line)))
+            goto fail;
     }
-    snprintf(line, sizeof line, "X-Request-Id: %s", ctx->id);
-    t = curl_slist_append(l, line);
-    if (!t)
+    snprintf(line, sizeof line, "X-Request-Id: %s", ctx->id); /* id: 40 B */
+    if (slist_add(&l, line))
         goto fail;
-    ctx->slist = t;
+    ctx->slist = l;
     return 0;
 fail:
     curl_slist_free_all(l);
-    return -1;
+    return rc;
+}
+
+static enum MHD_Result query_put(void *cls, enum MHD_ValueKind kind,
+                                 const char *key, const char *value)
+{
+    buf_t *b = cls;
+    (void)kind;
+    char *k = curl_easy_escape(NULL, key, 0);
+    char *v = value ? curl_easy_escape(NULL, value, 0) : NULL;
+    buf_puts(b, b->len ? "&" : "?");
+    buf_puts(b, k ? k : "");
+    if (value) {
+        buf_puts(b, "=");
+        buf_puts(b, v ? v : "");
+    }
+    curl_free(k);
+    curl_free(v);
+    return MHD_YES;
+}
+
+/* The upstream URL of this request: the route's path under the attempt's
+ * upstream (its own path for the route, {model} filled in, and its query)
+ * and the client's query string (re-encoded: MHD hands it decoded). Chat
+ * to the first upstream's plain URL without a query uses the worker's
+ * pre-parsed one. */
+static int set_url(struct sluice_ctx *ctx, CURL *e)
+{
+    struct worker *w = ctx->w;
+    const struct upstream_def *up = ctx->up;
+    buf_t q;
+    buf_init(&q);
+    if (ctx->conn)
+        MHD_get_connection_values(ctx->conn, MHD_GET_ARGUMENT_KIND, query_put,
+                                  &q);
+    if (q.oom) {
+        buf_release(&q);
+        return -1;
+    }
+    int plain = !up || (upstream_def_plain_chat(up) &&
+                        !strcmp(up->base_url, w->srv->cfg->base_url));
+    if (!q.len && request_api(ctx) == api_chat() && plain) {
+        if (w->chat_curlu)
+            curl_easy_setopt(e, CURLOPT_CURLU, w->chat_curlu);
+        else
+            curl_easy_setopt(e, CURLOPT_URL, w->chat_url);
+        buf_release(&q);
+        return 0;
+    }
+    buf_t u;
+    buf_init(&u);
+    if (up) {
+        if (upstream_def_url(up, request_api(ctx)->name,
+                             request_api(ctx)->up_path, ctx->up_model, &u) != 0)
+            u.oom = 1;
+        if (q.len && up->query) /* theirs after ours: "&" instead of "?" */
+            q.data[0] = '&';
+    } else {
+        buf_puts(&u, w->srv->cfg->base_url);
+        buf_puts(&u, request_api(ctx)->up_path);
+    }
+    if (q.len)
+        buf_append(&u, q.data, q.len);
+    buf_release(&q);
+    if (u.oom) {
+        buf_release(&u);
+        return -1;
+    }
+    curl_easy_setopt(e, CURLOPT_CURLU, NULL);
+    curl_easy_setopt(e, CURLOPT_URL, u.data); /* libcurl copies it */
+    buf_release(&u);
+    return 0;
 }
 
 static int body_bytes(struct sluice_ctx *ctx, const char **p, size_t *len)
 {
-    if (!ctx->body_dirty) {
+    if (!ctx->body_dirty || request_api(ctx)->body != API_BODY_JSON) {
         *p = ctx->body_in.data ? ctx->body_in.data : "";
         *len = ctx->body_in.len;
         return 0;
@@ -146,10 +249,23 @@ static int body_bytes(struct sluice_ctx *ctx, const char **p, size_t *len)
     return 0;
 }
 
+/* https:// only: the operator's CA bundle, and verification off only when
+ * the config says `verify: false` (main.c warned at start). */
+static void upstream_tls_options(CURL *e, const struct upstream_tls *tls)
+{
+    if (tls->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, tls->ca_file);
+    if (!tls->verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+}
+
 /* Where this attempt goes: the upstream named by the attribute "upstream"
  * (the first one when unset), the body's model rewritten to the attribute
- * "upstream_model" when it differs. A fallback = the (upstream, model)
- * pair changed since the previous attempt. 0, or -1 with a response set. */
+ * "upstream_model" when it differs (JSON bodies only). A fallback = the
+ * (upstream, model) pair changed since the previous attempt. 0, or -1 with
+ * a response set. */
 static int target_resolve(struct sluice_ctx *ctx)
 {
     const struct upstream_set *ups = ctx->gen ? ctx->gen->ups : NULL;
@@ -157,7 +273,6 @@ static int target_resolve(struct sluice_ctx *ctx)
     const char *want = hdrs_get(&ctx->attrs, "upstream_model");
     const struct upstream_def *prev = ctx->up;
     const char *cur;
-    json_t *m;
 
     if (!ups)
         return 0;
@@ -171,18 +286,22 @@ static int target_resolve(struct sluice_ctx *ctx)
                           "a gateway stage chose an unknown upstream");
         return -1;
     }
-    m = json_object_get(ctx->body, "model");
-    cur = json_string_value(m);
-    if (want && *want && (!cur || strcmp(cur, want))) {
+    cur = json_string_value(json_object_get(ctx->body, "model"));
+    if (want && *want && json_is_object(ctx->body) &&
+        (!cur || strcmp(cur, want))) {
         if (!ctx->model_in)
             ctx->model_in = strdup(cur ? cur : "");
-        if (json_object_set_new(ctx->body, "model", json_string(want)) != 0)
+        if (!ctx->model_in ||
+            json_object_set_new(ctx->body, "model", json_string(want)) != 0) {
+            request_set_error(ctx, 500, "server_error", "upstream_setup", NULL,
+                              "could not start the upstream request");
             return -1;
+        }
         ctx->body_dirty = 1;
         cur = want;
     }
     if (!cur)
-        cur = "";
+        cur = want ? want : "";
     if (ctx->attempts_sent &&
         (prev != ctx->up || strncmp(ctx->up_model, cur, sizeof ctx->up_model)))
         ctx->fallbacks++;
@@ -190,34 +309,23 @@ static int target_resolve(struct sluice_ctx *ctx)
     return 0;
 }
 
-static void url_set(struct sluice_ctx *ctx, CURL *e)
-{
-    struct worker *w = ctx->w;
-    char url[4096];
-    const char *u =
-        ctx->up ? upstream_def_url(ctx->up, ctx->up_model, url, sizeof url)
-                : w->chat_url;
-    if (w->chat_curlu && u && !strcmp(u, w->chat_url))
-        curl_easy_setopt(e, CURLOPT_CURLU, w->chat_curlu);
-    else
-        curl_easy_setopt(e, CURLOPT_URL, u ? u : w->chat_url);
-}
-
 int upstream_start(struct sluice_ctx *ctx)
 {
     struct worker *w = ctx->w;
     const struct config *cfg = w->srv->cfg;
-    const char *body;
+    const char *body, *bad = NULL;
     size_t blen;
     CURL *e;
 
     if (target_resolve(ctx) != 0)
         return -1;
     e = worker_easy_get(w);
-    if (!e || build_headers(ctx) != 0 || body_bytes(ctx, &body, &blen) != 0)
+    if (!e || build_headers(ctx, &bad) != 0 ||
+        body_bytes(ctx, &body, &blen) != 0)
         goto fail;
     ctx->curl_err[0] = '\0';
-    url_set(ctx, e);
+    if (set_url(ctx, e) != 0)
+        goto fail;
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
@@ -231,11 +339,13 @@ int upstream_start(struct sluice_ctx *ctx)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      ctx->up ? ctx->up->connect_timeout_ms
                              : cfg->connect_timeout_ms);
+    if (w->share)
+        upstream_tls_options(e, &cfg->tls);
     if (!ctx->stream) {
         uint64_t now = time_now_ms();
         long left = ctx->deadline > now ? (long)(ctx->deadline - now) : 1;
         if (ctx->up && ctx->up->timeout_ms && ctx->up->timeout_ms < left)
-            left = ctx->up->timeout_ms;
+            left = ctx->up->timeout_ms; /* one attempt's budget */
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, left);
     } else {
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 0L);
@@ -245,6 +355,7 @@ int upstream_start(struct sluice_ctx *ctx)
     ctx->headers_done = 0;
     ctx->resp_decided = 0;
     ctx->retry_wanted = 0;
+    ctx->tls_refused = 0;
     ctx->result = SLUICE_ATTEMPT_NONE;
     hdrs_clear(&ctx->resp_headers);
     buf_reset(&ctx->resp_body);
@@ -260,6 +371,20 @@ fail:
         worker_easy_put(w, e);
     curl_slist_free_all(ctx->slist);
     ctx->slist = NULL;
+    if (bad) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "a stage set the upstream header %.64s longer than %d bytes",
+                 bad, UPSTREAM_MAX_HEADER);
+        log_msg(LOG_WARN, "upstream", "request %s: %s", ctx->id, msg);
+        request_set_error(ctx, 500, "server_error", "upstream_header_too_long",
+                          NULL, msg);
+        return -1;
+    }
+    log_msg(LOG_WARN, "upstream",
+            "request %s: could not start the upstream "
+            "request (out of memory)",
+            ctx->id);
     request_set_error(ctx, 500, "server_error", "upstream_setup", NULL,
                       "could not start the upstream request");
     return -1;
@@ -291,7 +416,7 @@ static void attempt_record(struct sluice_ctx *ctx)
 {
     buf_t *b = &ctx->chain;
     const char *key = hdrs_get(&ctx->attrs, "key_id");
-    if (b->len > 2048) /* 16 attempts fit; never unbounded */
+    if (b->len > 4096) /* 24 attempts fit; never unbounded */
         return;
     buf_puts(b, b->len ? ",{\"upstream\":" : "{\"upstream\":");
     buf_json_str(b, ctx->up ? ctx->up->name : "default");
@@ -335,6 +460,9 @@ static sluice_attempt_result classify(CURLcode code)
     case CURLE_COULDNT_CONNECT:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
         return SLUICE_ATTEMPT_CONNECT;
     case CURLE_WRITE_ERROR:
         return SLUICE_ATTEMPT_ABORTED;
@@ -351,6 +479,13 @@ void upstream_done(CURL *easy, CURLcode code)
         return;
     ctx->attempt_t1 = time_now_ms();
     ctx->result = classify(code);
+    ctx->tls_refused = code == CURLE_PEER_FAILED_VERIFICATION ||
+                       code == CURLE_SSL_CACERT_BADFILE ||
+                       code == CURLE_SSL_ISSUER_ERROR;
+    if (ctx->tls_refused) /* the operator's problem: say so at WARNING */
+        log_msg(LOG_WARN, "upstream", "attempt %d of %s: %s", ctx->attempt,
+                ctx->id,
+                ctx->curl_err[0] ? ctx->curl_err : curl_easy_strerror(code));
     if (ctx->stream_failed)
         ctx->result = SLUICE_ATTEMPT_RESET; /* a stage refused the bytes */
     if (ctx->result == SLUICE_ATTEMPT_HTTP && ctx->status == 0)
@@ -368,4 +503,15 @@ void upstream_done(CURL *easy, CURLcode code)
     attempt_record(ctx);
     transfer_release(ctx);
     flow_attempt_done(ctx);
+}
+
+void upstream_fail(struct sluice_ctx *ctx, const char *why)
+{
+    CURL *e = ctx->easy;
+    if (!e)
+        return;
+    snprintf(ctx->curl_err, sizeof ctx->curl_err, "%s", why);
+    log_msg(LOG_WARN, "upstream", "attempt %d of %s failed: %s", ctx->attempt,
+            ctx->id, why);
+    upstream_done(e, CURLE_RECV_ERROR);
 }

@@ -1,24 +1,26 @@
 /*
  * upstream_set.h - the upstreams of one pipeline generation, ready for the
- * hot path: each upstream's chat URL (query parameters appended, a path
- * with {model} split around it), how its key is sent, its static headers
- * and time budgets. Built from the validated config (config_routes.c),
- * immutable once built, freed with its generation.
+ * hot path: each upstream's base URL, path overrides and encoded query,
+ * how its key is sent, its static headers and time budgets. Built from the
+ * validated config (config_routes.c), immutable once built, freed with its
+ * generation.
  */
 #ifndef SLUICE_UPSTREAM_SET_H
 #define SLUICE_UPSTREAM_SET_H
 
+#include "buf.h"
 #include "config.h"
 
 #include <jansson.h>
 #include <stddef.h>
 
 struct upstream_def {
-    const char *name;         /* borrowed from json */
-    char *url;                /* chat URL when the path has no {model} */
-    char *url_pre, *url_post; /* around {model} (url_post has the query) */
-    const char *auth_header;  /* NULL: "Authorization: Bearer <key>" */
-    char **hdr_lines;         /* static "Name: value" lines */
+    const char *name;        /* borrowed from json, like the next three */
+    const char *base_url;    /* no trailing slash */
+    const json_t *paths;     /* {route name: path with optional {model}} */
+    char *query;             /* "k=v&k2=v2" percent-encoded, or NULL */
+    const char *auth_header; /* NULL: "Authorization: Bearer <key>" */
+    char **hdr_lines;        /* static "Name: value" lines */
     size_t nhdr;
     long timeout_ms, connect_timeout_ms;
 };
@@ -37,9 +39,13 @@ void upstream_set_free(struct upstream_set *s);
 /* The upstream named `name`, or NULL. */
 const struct upstream_def *upstream_set_find(const struct upstream_set *s,
                                              const char *name);
-/* The chat URL of u for `model` into out (the model percent-encoded into a
- * {model} path). Returns out, or NULL when it does not fit. */
-const char *upstream_def_url(const struct upstream_def *u, const char *model,
-                             char *out, size_t outlen);
+/* Append to b the URL of route `route` (api.c's name, e.g. "chat") with
+ * default path `path` on u: base URL, the upstream's path for the route if
+ * it has one (its {model} replaced by `model`, percent-encoded), then
+ * "?<query>" when u has one. 0, or -1 out of memory. */
+int upstream_def_url(const struct upstream_def *u, const char *route,
+                     const char *path, const char *model, buf_t *b);
+/* 1 when u sends chat to <base_url>/chat/completions with no query. */
+int upstream_def_plain_chat(const struct upstream_def *u);
 
 #endif

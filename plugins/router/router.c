@@ -24,7 +24,7 @@
  * stops paying for a dead upstream and comes back by itself.
  *
  * Config: deployment_cooldown_s (default 5). The routes are the core's
- * `routes:` (host->routes); see README.md, "Upstreams and routes".
+ * `routes:` (host->model_routes); see README.md, "Upstreams and routes".
  */
 #include "route_table.h"
 #include "sluice.h"
@@ -91,7 +91,7 @@ static int router_init(const sluice_host *host, sluice_stage *self,
             return -1;
         }
     }
-    if (!SLUICE_HOST_HAS(H, routes)) {
+    if (!SLUICE_HOST_HAS(H, model_routes)) {
         snprintf(err, errlen,
                  "this core has no upstreams/routes (ABI 1.1 "
                  "or newer needed)");
@@ -110,7 +110,7 @@ static int router_init(const sluice_host *host, sluice_stage *self,
     }
     rt->self = self;
     rt->cooldown_ms = (uint64_t)llround(cd * 1000);
-    const sluice_json *routes = H->routes(self);
+    const sluice_json *routes = H->model_routes(self);
     if (rt_table_build(H, routes, &rt->t, err, errlen) != 0) {
         rt_table_free(&rt->t);
         free(rt);
@@ -284,6 +284,9 @@ static void router_on_complete(void *instance, sluice_ctx *ctx)
     H->local_set(ctx, NULL);
 }
 
+/* every route that names a model: chat, responses, embeddings, ... */
+static const char *const router_routes[] = {"*", NULL};
+
 static const sluice_plugin router_plugin = {
     .abi_major = SLUICE_ABI_MAJOR,
     .abi_minor = SLUICE_ABI_MINOR,
@@ -296,6 +299,7 @@ static const sluice_plugin router_plugin = {
     .on_attempt = router_on_attempt,
     .on_response = router_on_response,
     .on_complete = router_on_complete,
+    .routes = router_routes,
 };
 
 SLUICE_PLUGIN_DEFINE(router_plugin)

@@ -608,18 +608,24 @@ static int child_alive(pid_t pid, int *status)
     return r == 0;
 }
 
-/* Start a mock writing its log to logpath, on `want` (0: a free port);
- * waits until it answers. */
+/* The mock, with its TLS port when cert and key are given. */
+/* Start a mock logging to logpath on `want` (0: a free port), with its
+ * TLS port when cert and key are given; waits until it answers. */
 static int mock_spawn(const char *logpath, const char *portfile, int want,
+                      const char *cert, const char *key, char *tls_portfile,
                       pid_t *pid)
 {
     const char *bin = env_or_fail("MOCK_BIN");
     char wport[16];
     snprintf(wport, sizeof wport, "%d", want);
     unlink(portfile);
-    char *argv[] = {(char *)bin,      "--host",  "127.0.0.1",
-                    "--port",         wport,     "--port-file",
-                    (char *)portfile, "--quiet", NULL};
+    char *argv[] = {(char *)bin,       "--host",     "127.0.0.1",
+                    "--port",          wport,        "--port-file",
+                    (char *)portfile,  "--quiet",    "--tls-cert",
+                    (char *)cert,      "--tls-key",  (char *)key,
+                    "--tls-port-file", tls_portfile, NULL};
+    if (!cert)
+        argv[8] = NULL;
     *pid = spawn_logged(argv, logpath, "mock_upstream log");
     ck_assert_msg(*pid > 0, "fork: %s", strerror(errno));
 
@@ -650,13 +656,20 @@ static int mock_spawn(const char *logpath, const char *portfile, int want,
     return -1;
 }
 
-int h_start_mock(void)
+/* The mock, with its TLS port when cert and key are given. */
+static int start_mock(const char *cert, const char *key, char *tls_portfile)
 {
     h_tmpdir();
     snprintf(H.mock_log, sizeof H.mock_log, "%s/mock.log", H.tmpdir);
     snprintf(H.portfile, sizeof H.portfile, "%s/mock.port", H.tmpdir);
-    H.mock_port = mock_spawn(H.mock_log, H.portfile, 0, &H.mock_pid);
+    H.mock_port = mock_spawn(H.mock_log, H.portfile, 0, cert, key, tls_portfile,
+                             &H.mock_pid);
     return H.mock_port;
+}
+
+int h_start_mock(void)
+{
+    return start_mock(NULL, NULL, NULL);
 }
 
 int h_start_mock_at(int idx, int port)
@@ -666,7 +679,7 @@ int h_start_mock_at(int idx, int port)
     h_tmpdir();
     snprintf(log, sizeof log, "%s/mock%d.log", H.tmpdir, idx);
     snprintf(pf, sizeof pf, "%s/mock%d.port", H.tmpdir, idx);
-    H.xport[idx] = mock_spawn(log, pf, port, &H.xpid[idx]);
+    H.xport[idx] = mock_spawn(log, pf, port, NULL, NULL, NULL, &H.xpid[idx]);
     H.started = 1;
     return H.xport[idx];
 }
@@ -680,6 +693,24 @@ void h_stop_mock_at(int idx)
 int h_mock_port_at(int idx)
 {
     return idx == 0 ? H.mock_port : idx < H_MAX_MOCKS ? H.xport[idx] : -1;
+}
+
+int h_start_mock_tls(const char *cert, const char *key)
+{
+    char pf[PATHLEN];
+    snprintf(pf, sizeof pf, "%s/mock-tls.port", h_tmpdir());
+    unlink(pf);
+    start_mock(cert, key, pf);
+    /* written just after the plain port's file */
+    int port = 0;
+    for (double until = h_now_ms() + 10000; port <= 0 && h_now_ms() < until;
+         h_sleep_ms(20)) {
+        char *txt = slurp(pf, NULL);
+        port = txt ? atoi(txt) : 0;
+        free(txt);
+    }
+    ck_assert_msg(port > 0, "mock_upstream wrote no TLS port (%s)", pf);
+    return port;
 }
 
 /* Replace every @KEY@ in text; caller frees. */
@@ -772,6 +803,8 @@ int h_write_config(const char *path, const h_opts *opts, int port)
     if (opts->server_extra)
         snprintf(maxbody + strlen(maxbody), sizeof maxbody - strlen(maxbody),
                  "%s", opts->server_extra);
+    int own_state = extra_s && (!strncmp(extra_s, "state:", 6) ||
+                                strstr(extra_s, "\nstate:"));
     size_t cap = strlen(pipe_s) + (extra_s ? strlen(extra_s) : 0) +
                  (opts->models ? strlen(opts->models) : 1024) + 4096;
     char *yaml = malloc(cap);
@@ -790,15 +823,20 @@ int h_write_config(const char *path, const h_opts *opts, int port)
              "upstream:\n"
              "%s"
              "  timeout_s: %d\n"
+             "%s"
              "plugins_dir: \"%s\"\n"
              "models:\n%s"
              "pipeline:\n%s"
-             "%s",
+             "%s%s%s%s",
              port, opts->threads > 0 ? opts->threads : 2, maxbody, base,
              opts->timeout_s > 0 ? opts->timeout_s : 30,
+             opts->upstream_extra ? opts->upstream_extra : "",
              plugins ? plugins : "build/plugins",
              opts->models ? opts->models : H_DEFAULT_MODELS, pipe_s,
-             extra_s ? extra_s : "");
+             extra_s ? extra_s : "",
+             /* each test its own state file, unless it says where */
+             own_state ? "" : "state:\n  path: \"", own_state ? "" : h_tmpdir(),
+             own_state ? "" : "/state.db\"\n");
     int rc = write_file(path, yaml, 0644);
     free(yaml);
     free(pipe_s);
@@ -1414,6 +1452,35 @@ long h_mock_stat(const char *name)
             return v;
     }
     return -1;
+}
+
+int h_mock_script_raw(json_t *raw, int delay_ms)
+{
+    json_t *rules = json_pack("{s:[{s:{s:o,s:i}}]}", "rules", "stream", "raw",
+                              raw, "delay_ms", delay_ms);
+    char *txt = rules ? json_dumps(rules, JSON_COMPACT) : NULL;
+    int rc = txt ? h_mock_script(txt) : -1;
+    free(txt);
+    json_decref(rules);
+    return rc;
+}
+
+const char *h_mock_wait_outcome(const char *want, long limit_ms)
+{
+    static char last[32];
+    double t0 = h_now_ms();
+    snprintf(last, sizeof last, "(no record)");
+    while (h_now_ms() - t0 < limit_ms) {
+        json_t *reqs = h_mock_requests();
+        const char *o = h_rec_str(json_array_get(reqs, 0), "outcome");
+        if (o)
+            snprintf(last, sizeof last, "%s", o);
+        json_decref(reqs);
+        if (!strcmp(last, want))
+            break;
+        h_sleep_ms(50);
+    }
+    return last;
 }
 
 const char *h_rec_str(json_t *rec, const char *key)

@@ -30,16 +30,18 @@ typedef struct h_opts {
      * "  - plugin: keyring\n    config: { keys_file: \"@KEYS_FILE@\" }\n".
      * @KEYS_FILE@ and @TMPDIR@ are replaced. NULL: keyring + sse. */
     const char *pipeline;
-    int threads;              /* 0: 2 */
-    long max_body_bytes;      /* 0: leave to sluice's default */
-    const char *base_url;     /* NULL: http://127.0.0.1:<mock>/v1; "": none
-                                 (an `upstreams:` list in extra) */
-    int timeout_s;            /* 0: 30 */
-    const char *models;       /* items of `models:`; NULL: H_DEFAULT_MODELS */
-    const char *extra;        /* more top-level YAML appended verbatim */
-    const char *keys;         /* keys file content; NULL: H_DEFAULT_KEYS */
-    const char *server_extra; /* more `server:` lines, indented by two
-                                 spaces (e.g. "  request_timeout_s: 2\n") */
+    int threads;                /* 0: 2 */
+    long max_body_bytes;        /* 0: leave to sluice's default */
+    const char *base_url;       /* NULL: http://127.0.0.1:<mock>/v1; "":
+                                   none (an `upstreams:` list in extra) */
+    int timeout_s;              /* 0: 30 */
+    const char *models;         /* items of `models:`; NULL: H_DEFAULT_MODELS */
+    const char *extra;          /* more top-level YAML appended verbatim */
+    const char *keys;           /* keys file content; NULL: H_DEFAULT_KEYS */
+    const char *server_extra;   /* more `server:` lines, indented by two
+                                   spaces (e.g. "  request_timeout_s: 2\n") */
+    const char *upstream_extra; /* more `upstream:` lines, indented by two
+                                   spaces (e.g. "  verify: false\n") */
 } h_opts;
 
 #define H_DEFAULT_KEYS "sk-test-key-1\nsk-test-key-2\n"
@@ -55,6 +57,11 @@ typedef struct h_opts {
 const char *h_tmpdir(void);
 /* Start the mock upstream; returns its port, or fails the test. */
 int h_start_mock(void);
+/* Start the mock upstream with a second port serving the same API over TLS
+ * with the PEM files cert and key; returns the TLS port (the plain one, for
+ * the control API, is h_mock_port()), or fails the test. The mock counts
+ * connections to the TLS port as "tls_connections_opened". */
+int h_start_mock_tls(const char *cert, const char *key);
 /* Write the YAML (h_config_path()) and start sluice on a free port; waits
  * for /health. Returns the port or fails the test (with the log tail). */
 int h_start_sluice(const h_opts *opts);
@@ -180,6 +187,12 @@ json_t *h_mock_requests(void);
 int h_mock_request_count(void);
 /* A counter the mock reports (e.g. "connections_opened"), -1 if absent. */
 long h_mock_stat(const char *name);
+/* One rule: a stream of exactly these writes (raw, a JSON array of strings,
+ * stolen), delay_ms apart. 0 ok. */
+int h_mock_script_raw(json_t *raw, int delay_ms);
+/* The first record's outcome once it is `want`, or the last one seen after
+ * limit_ms ("(no record)" if none); static storage. */
+const char *h_mock_wait_outcome(const char *want, long limit_ms);
 /* Record accessors (tolerate the mock's representation choices). */
 const char *h_rec_str(json_t *rec, const char *key);
 const char *h_rec_header(json_t *rec, const char *name);

@@ -42,24 +42,12 @@ static unsigned long handler_conn_id(struct MHD_Connection *conn)
     return ci ? (unsigned long)(uintptr_t)ci->socket_context : 0;
 }
 
-/* The record's path carries the query string (rebuilt from the arguments
- * libmicrohttpd parsed), so tests see what the client sent. */
+/* One query argument, as MHD decoded it. */
 static enum MHD_Result handler_add_arg(void *cls, enum MHD_ValueKind kind,
                                        const char *key, const char *value)
 {
-    char **p = cls;
-    const char *sep = strchr(*p, '?') ? "&" : "?";
-    size_t n = strlen(*p) + strlen(sep) + strlen(key) + 2 +
-               (value ? strlen(value) : 0);
-    char *grown = malloc(n);
-
     (void)kind;
-    if (!grown)
-        return MHD_NO;
-    snprintf(grown, n, "%s%s%s%s%s", *p, sep, key, value ? "=" : "",
-             value ? value : "");
-    free(*p);
-    *p = grown;
+    json_object_set_new(cls, key, json_string(value ? value : ""));
     return MHD_YES;
 }
 
@@ -82,13 +70,13 @@ static struct mock_req *handler_req_new(struct MHD_Connection *conn,
     if (headers)
         MHD_get_connection_values(conn, MHD_HEADER_KIND, handler_add_header,
                                   headers);
-    char *full = strdup(url);
-    if (full)
-        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, handler_add_arg,
-                                  &full);
-    req->rec = mock_record_begin(method, full ? full : url, headers,
-                                 handler_conn_id(conn));
-    free(full);
+    req->rec = mock_record_begin(method, url, headers, handler_conn_id(conn));
+    json_t *query = json_object();
+    if (query && MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND,
+                                           handler_add_arg, query) > 0)
+        mock_record_set_query(req->rec, query);
+    else
+        json_decref(query);
     if (!req->rec)
         goto fail;
     return req;
@@ -175,10 +163,10 @@ void mock_handler_connection(void *cls, struct MHD_Connection *conn,
                              void **socket_context,
                              enum MHD_ConnectionNotificationCode toe)
 {
-    (void)cls;
     (void)conn;
+    /* cls: non-NULL on the TLS daemon */
     if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-        *socket_context = (void *)(uintptr_t)mock_record_conn_opened();
+        *socket_context = (void *)(uintptr_t)mock_record_conn_opened(cls);
     else
         mock_record_conn_closed();
 }

@@ -1,10 +1,13 @@
 /* mock_main.c - entry point of mock_upstream: command line, the
  * libmicrohttpd daemon (thread per connection, small stacks, so thousands of
- * slow streams fit), the port file, and a clean stop on SIGTERM/SIGINT. */
+ * slow streams fit), the port file, and a clean stop on SIGTERM/SIGINT.
+ * With --tls-cert/--tls-key a second daemon serves the same API over TLS on
+ * its own port (--tls-port-file), for tests of https:// upstreams. */
 #include "mock.h"
 
 #include <getopt.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +27,8 @@ static void main_usage(FILE *out)
                  " [--port-file PATH]\n"
                  "                     [--chunks 5] [--delay-ms 0]"
                  " [--max-records 10000] [--quiet]\n"
+                 "                     [--tls-cert PEM --tls-key PEM"
+                 " --tls-port-file PATH]\n"
                  "  --port 0 picks a free port (see --port-file and stdout)\n"
                  "  --max-records N keeps the newest N records (0: none)\n");
 }
@@ -50,6 +55,9 @@ static int main_parse_args(int argc, char **argv, struct mock_opts *o)
         {"delay-ms", required_argument, NULL, 'd'},
         {"max-records", required_argument, NULL, 'm'},
         {"quiet", no_argument, NULL, 'q'},
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"tls-port-file", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
@@ -66,6 +74,15 @@ static int main_parse_args(int argc, char **argv, struct mock_opts *o)
             continue;
         case 'q':
             o->quiet = true;
+            continue;
+        case 'C':
+            o->tls_cert = optarg;
+            continue;
+        case 'K':
+            o->tls_key = optarg;
+            continue;
+        case 'T':
+            o->tls_port_file = optarg;
             continue;
         case 'H':
             return 1;
@@ -89,6 +106,11 @@ static int main_parse_args(int argc, char **argv, struct mock_opts *o)
             o->delay_ms = v;
         else
             o->max_records = (size_t)v;
+    }
+    if (!o->tls_cert != !o->tls_key || (o->tls_cert && !o->tls_port_file)) {
+        fprintf(stderr, "mock_upstream: --tls-cert, --tls-key and "
+                        "--tls-port-file go together\n");
+        return -1;
     }
     return optind == argc ? 0 : -1;
 }
@@ -125,17 +147,55 @@ fail:
     return -1;
 }
 
+/* A whole file, NUL-terminated (MHD wants PEM as a string); NULL on error. */
+static char *main_slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *data = NULL;
+    long n;
+
+    if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 ||
+        fseek(f, 0, SEEK_SET) || !(data = calloc(1, (size_t)n + 1)) ||
+        fread(data, 1, (size_t)n, f) != (size_t)n) {
+        fprintf(stderr, "mock_upstream: cannot read %s\n", path);
+        free(data);
+        data = NULL;
+    }
+    if (f)
+        fclose(f);
+    return data;
+}
+
+/* The plain daemon on o->port, or (cert and key given) the TLS one on a
+ * free port. */
 static struct MHD_Daemon *main_start(const struct mock_opts *o,
-                                     const struct addrinfo *ai)
+                                     const struct addrinfo *ai,
+                                     const char *cert, const char *key)
 {
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL; /* select() stops at fd 1024 */
+    struct sockaddr_storage sa;
 
     if (!o->quiet)
         flags |= MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
+    if (cert) {
+        flags |= MHD_USE_TLS;
+        /* port 0: both address families keep the port at the same offset */
+        ((struct sockaddr_in *)&sa)->sin_port = 0;
+        return MHD_start_daemon(
+            flags, 0, NULL, NULL, mock_handler_access, (void *)o,
+            MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
+            MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_STACK_SIZE,
+            (size_t)MAIN_STACK_SIZE, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned)MAIN_CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)MAIN_CONN_TIMEOUT, MHD_OPTION_NOTIFY_COMPLETED,
+            mock_handler_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+            mock_handler_connection, (void *)1, MHD_OPTION_END);
+    }
     return MHD_start_daemon(
         flags, (uint16_t)o->port, NULL, NULL, mock_handler_access, (void *)o,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_STACK_SIZE,
@@ -161,7 +221,8 @@ static int main_run(const struct mock_opts *o, const sigset_t *stop_sigs)
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
-    struct MHD_Daemon *d = NULL;
+    struct MHD_Daemon *d = NULL, *td = NULL;
+    char *cert = NULL, *key = NULL;
     char port_str[16];
     int port, sig, rc = 1;
 
@@ -170,7 +231,7 @@ static int main_run(const struct mock_opts *o, const sigset_t *stop_sigs)
         fprintf(stderr, "mock_upstream: cannot resolve host %s\n", o->host);
         goto out;
     }
-    d = main_start(o, ai);
+    d = main_start(o, ai, NULL, NULL);
     if (!d) {
         fprintf(stderr, "mock_upstream: cannot listen on %s:%d\n", o->host,
                 o->port);
@@ -180,13 +241,30 @@ static int main_run(const struct mock_opts *o, const sigset_t *stop_sigs)
     if (port <= 0 || (o->port_file && main_write_port_file(o->port_file, port)))
         goto out;
     printf("mock_upstream listening on %s:%d\n", o->host, port);
+    if (o->tls_cert) {
+        cert = main_slurp(o->tls_cert);
+        key = main_slurp(o->tls_key);
+        td = cert && key ? main_start(o, ai, cert, key) : NULL;
+        if (!td) {
+            fprintf(stderr, "mock_upstream: cannot start the TLS port\n");
+            goto out;
+        }
+        port = main_bound_port(td);
+        if (port <= 0 || main_write_port_file(o->tls_port_file, port))
+            goto out;
+        printf("mock_upstream listening with TLS on %s:%d\n", o->host, port);
+    }
     fflush(stdout);
     sigwait(stop_sigs, &sig);
     rc = 0;
 out:
     mock_wait_stop_all(); /* wakes every stall so the daemon can stop */
+    if (td)
+        MHD_stop_daemon(td);
     if (d)
         MHD_stop_daemon(d);
+    free(cert);
+    free(key);
     if (ai)
         freeaddrinfo(ai);
     return rc;
