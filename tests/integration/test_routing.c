@@ -14,12 +14,18 @@
  *   - a stream falls back before its first byte, never after
  *   - fallback_on without 5xx: the 500 reaches the client, B is not asked
  *   - /health per upstream; /admin/keys?upstream=
+ *   - 16 connections for 20 s, alpha killed at 5 s and back at 10 s: no
+ *     client error, alpha gets traffic again once it is back
+ *   - reload under load: an upstream and a route added, then removed: no
+ *     failed request, the new route answers, then 404s
  *   - every bad configuration refused by --check with file:line and reason
  */
 #include "harness.h"
 #include "itest_util.h"
 
 #include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -410,6 +416,185 @@ START_TEST(fallback_on_without_5xx_lets_the_500_through)
 }
 END_TEST
 
+/* ---- under load ---------------------------------------------------------- */
+
+struct load {
+    const char *model;
+    double until_ms;
+    atomic_int ok, failed;
+    atomic_int last_status;
+};
+
+static void *load_main(void *arg)
+{
+    struct load *l = arg;
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\","
+             "\"content\":\"hi\"}]}",
+             l->model);
+    for (int i = 0; i < 100000 && h_now_ms() < l->until_ms; i++) {
+        h_resp r;
+        h_request(h_sluice_port(), "POST", "/v1/chat/completions", NULL, body,
+                  strlen(body), 10000, &r);
+        if (r.status == 200) {
+            atomic_fetch_add(&l->ok, 1);
+        } else {
+            atomic_fetch_add(&l->failed, 1);
+            atomic_store(&l->last_status, (int)r.status);
+            fprintf(stderr, "load: %ld %s\n", r.status, it_show(&r));
+        }
+        h_resp_free(&r);
+    }
+    return NULL;
+}
+
+#define LOAD_THREADS 16
+
+static void load_start(struct load *l, pthread_t *t, int n)
+{
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, load_main, l), 0);
+}
+
+static void load_join(pthread_t *t, int n)
+{
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+}
+
+START_TEST(load_with_alpha_killed_and_restarted)
+{
+    /* alpha and beta as extra mocks (1 and 2), so alpha can come back on
+     * its port */
+    int pa = h_start_mock_at(1, 0), pb = h_start_mock_at(2, 0);
+    const char *ka = it_secret_file("a.keys", KA "\n");
+    const char *kb = it_secret_file("b.keys", KB "\n");
+    snprintf(yaml_extra, sizeof yaml_extra,
+             "upstreams:\n"
+             "  - name: alpha\n"
+             "    base_url: \"http://127.0.0.1:%d/v1\"\n"
+             "    keys: { keys_file: \"%s\", cooldown_cap_s: 1 }\n"
+             "  - name: beta\n"
+             "    base_url: \"http://127.0.0.1:%d/v1\"\n"
+             "    keys: { keys_file: \"%s\" }\n"
+             "routes:\n"
+             "  - model: m\n"
+             "    deployments: [{ upstream: alpha }, { upstream: beta }]\n",
+             pa, ka, pb, kb);
+    h_opts o = {.pipeline = pipeline("deployment_cooldown_s: 1"),
+                .base_url = "",
+                .extra = yaml_extra};
+    h_start_sluice(&o);
+    struct load l = {.model = "m", .until_ms = h_now_ms() + 20000};
+    pthread_t t[LOAD_THREADS];
+    load_start(&l, t, LOAD_THREADS);
+    h_sleep_ms(5000);
+    ck_assert_int_gt(mock_count(1), 0);
+    h_stop_mock_at(1);
+    h_sleep_ms(5000);
+    ck_assert_int_eq(h_start_mock_at(1, pa), pa); /* a fresh record */
+    load_join(t, LOAD_THREADS);
+    ck_assert_msg(atomic_load(&l.failed) == 0,
+                  "%d of %d requests failed (last status %d)",
+                  atomic_load(&l.failed),
+                  atomic_load(&l.ok) + atomic_load(&l.failed),
+                  atomic_load(&l.last_status));
+    ck_assert_int_gt(atomic_load(&l.ok), 1000);
+    int back = mock_count(1);
+    ck_assert_msg(back > 100, "alpha got %d requests after it came back", back);
+}
+END_TEST
+
+/* The config of the reload test: `with_gamma` adds upstream gamma (mock
+ * 3) and the route g to it. */
+static void write_reload_config(int with_gamma, int pa, int pb, int pg)
+{
+    char gamma_up[256] = "", gamma_route[256] = "";
+    if (with_gamma) {
+        snprintf(gamma_up, sizeof gamma_up,
+                 "  - { name: gamma, base_url: \"http://127.0.0.1:%d/v1\", "
+                 "keys: false }\n",
+                 pg);
+        snprintf(gamma_route, sizeof gamma_route,
+                 "  - { model: g, deployments: [{ upstream: gamma, model: "
+                 "g-up }] }\n");
+    }
+    snprintf(yaml_extra, sizeof yaml_extra,
+             "admin:\n  token_file: \"%s\"\n"
+             "upstreams:\n"
+             "  - { name: alpha, base_url: \"http://127.0.0.1:%d/v1\", keys: "
+             "false }\n"
+             "  - { name: beta, base_url: \"http://127.0.0.1:%d/v1\", keys: "
+             "false }\n%s"
+             "routes:\n"
+             "  - model: m\n"
+             "    deployments: [{ upstream: alpha }, { upstream: beta }]\n%s",
+             it_secret_file("admin.token", "routing-admin-token-0123456789\n"),
+             pa, pb, gamma_up, gamma_route);
+}
+
+static long admin_reload(void)
+{
+    h_resp r;
+    const char *hdr[] = {"Authorization: Bearer routing-admin-token-0123456789",
+                         NULL};
+    h_request(h_sluice_port(), "POST", "/admin/reload", hdr, "", 0, 20000, &r);
+    long st = r.status;
+    if (st != 200)
+        fprintf(stderr, "reload: %ld %s\n", st, it_show(&r));
+    h_resp_free(&r);
+    return st;
+}
+
+START_TEST(reload_adds_and_removes_an_upstream_under_load)
+{
+    int pa = h_start_mock(), pb = h_start_mock_at(1, 0);
+    int pg = h_start_mock_at(2, 0);
+    const char *pipe = "  - plugin: router\n"
+                       "  - plugin: retry\n"
+                       "    config: { max_retries: 1, base_ms: 5 }\n"
+                       "  - plugin: sse\n";
+    write_reload_config(0, pa, pb, pg);
+    h_opts o = {.pipeline = pipe, .base_url = "", .extra = yaml_extra};
+    h_start_sluice(&o);
+    struct load l = {.model = "m", .until_ms = h_now_ms() + 6000};
+    pthread_t t[8];
+    load_start(&l, t, 8);
+    h_sleep_ms(1000);
+    h_resp r;
+
+    chat_model("g", 0, &r);
+    it_assert_error(&r, 404, "model_not_found", "g before the reload");
+    h_resp_free(&r);
+    write_reload_config(1, pa, pb, pg);
+    ck_assert_int_eq(h_write_config(h_config_path(), &o, h_sluice_port()), 0);
+    ck_assert_int_eq(admin_reload(), 200);
+    chat_model("g", 0, &r);
+    ck_assert_msg(r.status == 200, "g after the reload: %ld %s", r.status,
+                  it_show(&r));
+    assert_hdr(&r, "x-sluice-upstream", "gamma");
+    h_resp_free(&r);
+    json_t *arr;
+    assert_rec_model(last_rec(2, &arr), "g-up");
+    json_decref(arr);
+
+    h_sleep_ms(1500);
+    write_reload_config(0, pa, pb, pg);
+    ck_assert_int_eq(h_write_config(h_config_path(), &o, h_sluice_port()), 0);
+    ck_assert_int_eq(admin_reload(), 200);
+    chat_model("g", 0, &r);
+    it_assert_error(&r, 404, "model_not_found", "g after its removal");
+    h_resp_free(&r);
+    load_join(t, 8);
+    ck_assert_msg(atomic_load(&l.failed) == 0,
+                  "%d of %d requests failed during the reloads",
+                  atomic_load(&l.failed),
+                  atomic_load(&l.ok) + atomic_load(&l.failed));
+    ck_assert_int_gt(atomic_load(&l.ok), 100);
+}
+END_TEST
+
 /* ---- bad configuration --------------------------------------------------- */
 
 static void check_refused(const char *name, const char *upstreams,
@@ -507,6 +692,8 @@ int main(void)
     tcase_add_test(tc, fallback_model_list_gets_its_own_model_name);
     tcase_add_test(tc, stream_falls_back_before_first_byte_not_after);
     tcase_add_test(tc, fallback_on_without_5xx_lets_the_500_through);
+    tcase_add_test(tc, load_with_alpha_killed_and_restarted);
+    tcase_add_test(tc, reload_adds_and_removes_an_upstream_under_load);
     tcase_add_test(tc, bad_configurations_are_refused_with_file_and_line);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
