@@ -16,7 +16,15 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-enum ev_kind { EV_DEAD = 0, EV_MHD = 1, EV_WAKE, EV_CURL, EV_CLIENT };
+enum ev_kind {
+    EV_DEAD = 0,
+    EV_MHD = 1,
+    EV_WAKE,
+    EV_CURL,
+    EV_CLIENT,
+    EV_PARKED, /* an idle pooled upstream socket, still in the epoll set */
+    EV_CONN    /* a client connection's hang-up watch (guard.c) */
+};
 
 struct server;
 
@@ -49,6 +57,10 @@ struct worker {
      * handled: a later event of the same batch may still point at them, so
      * they are freed after the batch */
     struct ev_src *dead;
+    /* idle pooled upstream sockets left registered (worker.c, "parked"),
+     * by fd: a reused connection costs no epoll_ctl ADD/DEL pair */
+    struct ev_src **parked;
+    size_t nparked;
     pthread_mutex_t post_lock;  /* guards posted */
     struct worker_msg *posted;  /* calls from other threads, newest first */
     struct conn_track *tracks;  /* client connections (guard.c) */
@@ -78,6 +90,9 @@ void worker_join(struct worker *w);
 /* Watch a suspended client's socket for hang-up. */
 void worker_watch_client(struct worker *w, struct sluice_ctx *ctx);
 void worker_unwatch_client(struct worker *w, struct sluice_ctx *ctx);
+/* A hang-up event for the watched request ctx. */
+void worker_client_event(struct worker *w, struct sluice_ctx *ctx,
+                         uint32_t events);
 void worker_timer_add(struct worker *w, struct timer *t, uint64_t at);
 void worker_timer_del(struct worker *w, struct timer *t);
 
