@@ -11,8 +11,10 @@
  */
 #include "flow.h"
 #include "log.h"
+#include "multipart.h"
 #include "pipeline.h"
 #include "reqbody.h"
+#include "scrub.h"
 #include "server.h"
 #include "upstream.h"
 #include "worker.h"
@@ -44,16 +46,81 @@ static void respond_ready(struct sluice_ctx *ctx)
     flow_resume(ctx);
 }
 
+/* 1 when ctype is application/json (or +json), parameters allowed. */
+static int ctype_is_json(const char *ct)
+{
+    size_t n = strcspn(ct, ";");
+    while (n && ct[n - 1] == ' ')
+        n--;
+    while (n && *ct == ' ')
+        ct++, n--;
+    return (n == 16 && !strncasecmp(ct, "application/json", 16)) ||
+           (n > 5 && !strncasecmp(ct + n - 5, "+json", 5));
+}
+
+static int refuse_ctype(struct sluice_ctx *ctx, const char *ct,
+                        const char *want)
+{
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "Unsupported Content-Type '%.100s' for %s: send %s.", ct, ctx->url,
+             want);
+    request_set_error(ctx, 415, "invalid_request_error",
+                      "unsupported_media_type", NULL, msg);
+    return -1;
+}
+
+/* A multipart upload: the JSON view stages see holds its small fields
+ * (model, stream); the body itself goes upstream untouched. */
+static int parse_multipart(struct sluice_ctx *ctx, const char *ct)
+{
+    char boundary[80], v[256];
+    if (!ct || multipart_boundary(ct, boundary, sizeof boundary) != 0)
+        return refuse_ctype(ctx, ct ? ct : "(none)",
+                            "multipart/form-data with a boundary");
+    ctx->body = json_object();
+    if (!ctx->body)
+        return -1;
+    static const char *const fields[] = {"model", "stream"};
+    for (size_t i = 0; i < 2; i++) {
+        int rc = multipart_field(ctx->body_in.data, ctx->body_in.len, boundary,
+                                 fields[i], v, sizeof v);
+        if (rc < 0) {
+            request_set_error(ctx, 400, "invalid_request_error",
+                              "invalid_multipart", fields[i],
+                              "could not read the multipart/form-data body");
+            return -1;
+        }
+        if (rc == 0)
+            continue;
+        if (i == 0)
+            json_object_set_new(ctx->body, "model", json_string(v));
+        else if (!strcmp(v, "true"))
+            json_object_set_new(ctx->body, "stream", json_true());
+    }
+    return 0;
+}
+
 static int parse_body(struct sluice_ctx *ctx)
 {
-    struct reqbody_error e;
-    if (reqbody_parse(ctx->body_in.data, ctx->body_in.len, &ctx->body, &e) !=
-        0) {
-        request_set_error(ctx, 400, "invalid_request_error", e.code, e.param,
-                          e.message);
-        return -1;
+    const struct api_route *api = request_api(ctx);
+    const char *ct = request_header(ctx, "Content-Type");
+    if (api->body == API_BODY_MULTIPART) {
+        if (parse_multipart(ctx, ct) != 0)
+            return -1;
+    } else {
+        struct reqbody_error e;
+        if (ct && !ctype_is_json(ct))
+            return refuse_ctype(ctx, ct, "application/json");
+        if (reqbody_parse(ctx->body_in.data, ctx->body_in.len, &ctx->body,
+                          &e) != 0) {
+            request_set_error(ctx, 400, "invalid_request_error", e.code,
+                              e.param, e.message);
+            return -1;
+        }
     }
-    ctx->stream = json_is_true(json_object_get(ctx->body, "stream"));
+    ctx->stream = api->stream != API_STREAM_NONE &&
+                  json_is_true(json_object_get(ctx->body, "stream"));
     return 0;
 }
 
@@ -61,6 +128,14 @@ void flow_begin(struct sluice_ctx *ctx)
 {
     ctx->deadline = ctx->t_start + (uint64_t)ctx->w->srv->cfg->timeout_ms;
     ctx->attempt_cap = FLOW_MAX_ATTEMPTS;
+    if (worker_timer_reserve(ctx->w) != 0) {
+        log_msg(LOG_WARN, "core", "request %s: no memory for its timers",
+                ctx->id);
+        request_set_error(ctx, 503, "server_error", "server_overloaded", NULL,
+                          "the gateway is out of memory; try again later");
+        ctx->phase = PHASE_READY;
+        return;
+    }
     if (parse_body(ctx) != 0) {
         ctx->phase = PHASE_READY;
         return;
@@ -154,13 +229,23 @@ static const char *const passed_headers[] = {"retry-after",
                                              "x-ratelimit-remaining-tokens",
                                              "x-ratelimit-reset-requests",
                                              "x-ratelimit-reset-tokens",
-                                             "openai-processing-ms",
                                              NULL};
 
+/* What the client may quote to the provider: its rate-limit headers, every
+ * openai-* header (processing time, organization, version) and its request
+ * id, renamed x-upstream-request-id since x-request-id is sluice's own. */
 static void pass_upstream_headers(struct sluice_ctx *ctx)
 {
     for (size_t i = 0; i < ctx->resp_headers.n; i++) {
         const struct hdr *h = &ctx->resp_headers.v[i];
+        if (!strncasecmp(h->name, "openai-", 7)) {
+            hdrs_add(&ctx->out_headers, h->name, h->value);
+            continue;
+        }
+        if (!strcasecmp(h->name, "x-request-id")) {
+            hdrs_add(&ctx->out_headers, "x-upstream-request-id", h->value);
+            continue;
+        }
         for (const char *const *p = passed_headers; *p; p++)
             if (!strcasecmp(h->name, *p))
                 hdrs_add(&ctx->out_headers, h->name, h->value);
@@ -172,6 +257,11 @@ static void deliver_attempt(struct sluice_ctx *ctx)
 {
     if (ctx->result == SLUICE_ATTEMPT_HTTP) {
         const char *ct = hdrs_get(&ctx->resp_headers, "content-type");
+        /* an upstream error may quote the key it refused: not to the
+         * client (README: secrets never reach responses) */
+        if ((ctx->status < 200 || ctx->status >= 300) && ctx->resp_body.len)
+            ctx->resp_body.len = scrub_credentials(
+                ctx->resp_body.data, ctx->resp_body.len, &ctx->up_headers);
         request_set_response(ctx, ctx->status, ct ? ct : "application/json",
                              ctx->resp_body.data, ctx->resp_body.len);
         pass_upstream_headers(ctx);
@@ -205,14 +295,18 @@ static void deliver_attempt(struct sluice_ctx *ctx)
 
 static void stream_tick(struct timer *t);
 
-/* Arm the heartbeat / idle check for the earliest moment one may be due. */
+/* Arm the heartbeat / idle / max_stream_s check for the earliest moment
+ * one may be due. Idle time counts from the last complete event, so an
+ * upstream trickling bytes that never finish one is as silent as one
+ * sending nothing (and the client gets heartbeats meanwhile). */
 static void stream_arm(struct sluice_ctx *ctx)
 {
-    uint64_t at = UINT64_MAX;
-    if (ctx->heartbeat_ms)
-        at = (ctx->last_out_ms > ctx->last_up_ms ? ctx->last_out_ms
-                                                 : ctx->last_up_ms) +
-             ctx->heartbeat_ms;
+    uint64_t at = ctx->stream_end_ms ? ctx->stream_end_ms : UINT64_MAX;
+    uint64_t beat = (ctx->last_out_ms > ctx->last_up_ms ? ctx->last_out_ms
+                                                        : ctx->last_up_ms) +
+                    ctx->heartbeat_ms;
+    if (ctx->heartbeat_ms && beat < at)
+        at = beat;
     if (ctx->idle_ms && ctx->last_up_ms + ctx->idle_ms < at)
         at = ctx->last_up_ms + ctx->idle_ms;
     if (at == UINT64_MAX || ctx->up_done || ctx->client_gone)
@@ -232,6 +326,15 @@ static void stream_tick(struct timer *t)
     /* a transfer paused for a slow client is not a silent upstream */
     if (ctx->up_paused)
         ctx->last_up_ms = now;
+    if (ctx->stream_end_ms && now >= ctx->stream_end_ms) {
+        log_msg(LOG_WARN, "core", "stream %s: longer than max_stream_s (%ld s)",
+                ctx->id, ctx->w->srv->cfg->max_stream_ms / 1000);
+        upstream_abort(ctx);
+        ctx->result = SLUICE_ATTEMPT_TIMEOUT;
+        ctx->stream_too_long = 1;
+        stream_finish(ctx);
+        return;
+    }
     if (ctx->idle_ms && now >= ctx->last_up_ms + ctx->idle_ms) {
         log_msg(LOG_WARN, "core", "stream %s: upstream silent for %u ms",
                 ctx->id, ctx->idle_ms);
@@ -269,6 +372,8 @@ static void stream_commit(struct sluice_ctx *ctx)
     worker_timer_del(ctx->w, &ctx->dl_timer);
     ctx->phase = PHASE_STREAMING;
     ctx->last_up_ms = ctx->last_out_ms = time_now_ms();
+    long max = ctx->w->srv->cfg->max_stream_ms;
+    ctx->stream_end_ms = max > 0 ? ctx->last_up_ms + (uint64_t)max : 0;
     pass_upstream_headers(ctx);
     stream_arm(ctx);
     flow_resume(ctx);
@@ -293,10 +398,14 @@ int flow_stream_bytes(struct sluice_ctx *ctx, const char *data, size_t len)
 {
     if (ctx->client_gone || ctx->retry_wanted || ctx->phase != PHASE_STREAMING)
         return -1;
-    ctx->last_up_ms = time_now_ms();
     if (ctx->sbuf.len - ctx->soff >= ctx->sbuf_max)
         return 1; /* libcurl keeps these bytes and hands them again */
-    if (pipeline_on_chunk(ctx, data, len) == SLUICE_CONTINUE)
+    /* what the chain writes now is upstream content (request_stream_write
+     * counts it as life); what a stage holds back is not yet */
+    ctx->feeding = 1;
+    sluice_verdict v = pipeline_on_chunk(ctx, data, len);
+    ctx->feeding = 0;
+    if (v == SLUICE_CONTINUE)
         return 0;
     /* a stage refused the stream (malformed framing, ...): the transfer
      * is aborted and the client gets the error event (stream_finish) */
@@ -312,6 +421,11 @@ static void stream_error_event(struct sluice_ctx *ctx)
         code = "stream_malformed";
         why = "malformed";
         msg = "the upstream sent a malformed event stream";
+    } else if (ctx->stream_too_long) {
+        code = "stream_timeout";
+        why = "max_stream";
+        msg = "the stream took longer than the gateway allows "
+              "(server.max_stream_s)";
     } else if (ctx->result == SLUICE_ATTEMPT_TIMEOUT) {
         code = "stream_timeout";
         why = "timeout";
@@ -324,9 +438,19 @@ static void stream_error_event(struct sluice_ctx *ctx)
     }
     buf_t b;
     buf_init(&b);
-    buf_puts(&b, "data: ");
-    error_json(&b, "upstream_error", code, NULL, msg);
-    buf_puts(&b, "\n\n");
+    if (request_api(ctx)->stream == API_STREAM_NAMED) {
+        /* the Responses API's own error event (no "error" wrapper) */
+        buf_puts(&b, "event: error\ndata: {\"type\":\"error\",\"code\":");
+        buf_json_str(&b, code);
+        buf_puts(&b, ",\"message\":");
+        buf_json_str(&b, msg);
+        buf_printf(&b, ",\"param\":null,\"sequence_number\":%llu}\n\n",
+                   (unsigned long long)ctx->stream_events);
+    } else {
+        buf_puts(&b, "data: ");
+        error_json(&b, "upstream_error", code, NULL, msg);
+        buf_puts(&b, "\n\n");
+    }
     flow_stream_write(ctx, b.data, b.len);
     buf_release(&b);
     hdrs_set(&ctx->attrs, "stream_error", why);
@@ -341,8 +465,15 @@ static void stream_finish(struct sluice_ctx *ctx)
     if (ctx->up_done)
         return;
     worker_timer_del(ctx->w, &ctx->dl_timer);
-    /* end mark through the chain: stages flush what they hold */
-    pipeline_on_chunk(ctx, NULL, 0);
+    /* end mark through the chain: stages flush what they hold. A stage
+     * that answers it with an error says the upstream's body ended clean
+     * but broken (inside an event): an interrupted stream, not a success */
+    if (pipeline_on_chunk(ctx, NULL, 0) != SLUICE_CONTINUE &&
+        ctx->result == SLUICE_ATTEMPT_HTTP) {
+        ctx->result = SLUICE_ATTEMPT_RESET;
+        snprintf(ctx->curl_err, sizeof ctx->curl_err,
+                 "the upstream stream ended inside an event");
+    }
     if (ctx->stream_failed || (ctx->result != SLUICE_ATTEMPT_HTTP &&
                                ctx->result != SLUICE_ATTEMPT_ABORTED))
         stream_error_event(ctx);
@@ -462,7 +593,11 @@ int flow_stream_write(struct sluice_ctx *ctx, const char *data, size_t len)
     }
     if (buf_append(&ctx->sbuf, data, len) != 0)
         return -1;
+    if (len > 6 && !memcmp(data, "event:", 6))
+        ctx->stream_events++;
     ctx->last_out_ms = time_now_ms();
+    if (ctx->feeding)
+        ctx->last_up_ms = ctx->last_out_ms;
     if (!ctx->first_out_us)
         ctx->first_out_us = time_now_us();
     flow_resume(ctx);

@@ -36,8 +36,9 @@ void guard_request_end(struct MHD_Connection *conn);
 int guard_watch(struct worker *w, struct MHD_Connection *conn, int fd);
 /* An event of that watch (the worker's loop, EV_CONN). */
 void guard_conn_event(struct worker *w, void *track, uint32_t events);
-/* Arm the sweep on w (before its thread starts); free what is left. */
-void guard_start(struct worker *w);
+/* Arm the sweep on w (before its thread starts); -1 when it cannot be
+ * scheduled. guard_free releases what is left. */
+int guard_start(struct worker *w);
 void guard_free(struct worker *w);
 
 #endif

@@ -30,8 +30,10 @@ static int check_fields(const json_t *b, struct reqbody_error *e)
 {
     static const char *const counts[] = {"max_tokens", "max_completion_tokens",
                                          NULL};
+    /* null is "no model", as the README says: the context stage's
+     * default_model, else the upstream's choice */
     const json_t *v = json_object_get(b, "model");
-    if (v && !json_is_string(v))
+    if (v && !json_is_string(v) && !json_is_null(v))
         return type_wrong(e, "model", "a string");
     v = json_object_get(b, "messages");
     if (v && !json_is_array(v))

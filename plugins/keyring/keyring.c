@@ -418,7 +418,7 @@ static sluice_verdict keyring_on_response(void *instance, sluice_ctx *ctx)
     if (res == SLUICE_ATTEMPT_NONE && status >= 200 && status < 300)
         res = SLUICE_ATTEMPT_HTTP;
     enum key_outcome o = classify_outcome(res, status, body, blen);
-    uint64_t hint = 0;
+    uint64_t hint = RA_NONE;
     if (o == OUT_RATE)
         hint = ra_cooldown_ms(resp_header_get, ctx, kr->wall());
     classify_describe(o, status, why, sizeof why);
@@ -434,15 +434,36 @@ static sluice_verdict keyring_on_response(void *instance, sluice_ctx *ctx)
     return SLUICE_CONTINUE;
 }
 
+/* A committed stream was judged on its headers (OK); one that broke
+ * afterwards (reset, timeout, cut mid-event) is that attempt's outcome too. */
+static void keyring_stream_broke(struct keyring *kr, struct kr_pick *pk,
+                                 sluice_ctx *ctx)
+{
+    sluice_attempt_result res = H->attempt_result(ctx);
+    int status = H->resp_status(ctx);
+    if (!pk->set || pk->idx < 0 || !H->req_stream(ctx) || status < 200 ||
+        status >= 300 ||
+        (res != SLUICE_ATTEMPT_RESET && res != SLUICE_ATTEMPT_TIMEOUT))
+        return;
+    struct key *k = &pk->set->keys[pk->idx];
+    enum key_outcome o = classify_outcome(res, status, NULL, 0);
+    key_record(k, &kr->policy, o, RA_NONE, kr->now(), "stream interrupted");
+    kr_metrics_outcome(kr, k, o);
+}
+
 static void keyring_on_complete(void *instance, sluice_ctx *ctx)
 {
     struct kr_pick *pk = H->local_get(ctx);
     if (!pk)
         return;
+    keyring_stream_broke(instance, pk, ctx);
     pick_release(instance, pk);
     free(pk);
     H->local_set(ctx, NULL);
 }
+
+/* every route: who calls and which key it uses matters for all of them */
+static const char *const keyring_routes[] = {"*", NULL};
 
 static const sluice_plugin keyring_plugin = {
     .abi_major = SLUICE_ABI_MAJOR,
@@ -460,6 +481,7 @@ static const sluice_plugin keyring_plugin = {
     .export_state = keyring_export_state,
     .import_state = keyring_import_state,
     .collect = kr_metrics_collect,
+    .routes = keyring_routes,
 };
 
 SLUICE_PLUGIN_DEFINE(keyring_plugin)

@@ -71,7 +71,8 @@ int key_available(const struct key *k, uint64_t now);
 /* Effective state at `now` (a cooling key whose time is up is healthy). */
 enum key_state key_state_at(const struct key *k, uint64_t now);
 /* Record an attempt's outcome (requests are counted at pick time).
- * retry_hint_ms: cooldown the upstream asked for (0 = none). `why` is a short
+ * retry_hint_ms: cooldown the upstream asked for (RA_NONE = none said: back
+ * off exponentially; 0 = usable now: no cooldown). `why` is a short
  * text for last_error (no secrets). */
 void key_record(struct key *k, const struct key_policy *p, enum key_outcome o,
                 uint64_t retry_hint_ms, uint64_t now, const char *why);
@@ -144,11 +145,13 @@ struct keyset *keyset_from_file(const struct keyfile *kf, struct keyset *old,
 int64_t ra_parse_duration(const char *s);
 /* Parse an IMF-fixdate / RFC 850 / asctime HTTP-date into epoch ms, or -1. */
 int64_t ra_parse_http_date(const char *s);
-/* Cooldown the upstream asked for, in ms from now (0 = none), from
+/* Cooldown the upstream asked for, in ms from now (0 = usable now, RA_NONE
+ * = nothing said), from
  * retry-after-ms, Retry-After (seconds or HTTP-date, against wall_now_ms),
  * x-ratelimit-reset-requests, x-ratelimit-reset-tokens (the largest wins).
  * `get` looks a response header up (case-insensitive). */
 typedef const char *(*ra_header_fn)(void *arg, const char *name);
+#define RA_NONE UINT64_MAX
 uint64_t ra_cooldown_ms(ra_header_fn get, void *arg, uint64_t wall_now_ms);
 
 /* ---- outcome classification (classify.c) ---------------------------- */

@@ -165,14 +165,14 @@ void key_record(struct key *k, const struct key_policy *p, enum key_outcome o,
         atomic_store(&k->state, KEY_FAILED);
         break;
     case OUT_RATE:
-        if (retry_hint_ms) {
+        if (retry_hint_ms == RA_NONE) {
+            key_cool(k, now, key_backoff(k, p));
+        } else if (retry_hint_ms) {
             uint64_t d = retry_hint_ms < p->max_cooldown_ms
                              ? retry_hint_ms
                              : p->max_cooldown_ms;
             key_cool(k, now, d);
-        } else {
-            key_cool(k, now, key_backoff(k, p));
-        }
+        } /* else "retry now": the upstream says the key is usable */
         break;
     case OUT_SERVER:
     case OUT_TIMEOUT:

@@ -7,6 +7,11 @@
  * HTTP-date), then x-ratelimit-reset-requests / -tokens (Go-style durations
  * such as "1s", "6m0s", "250ms", or epoch seconds) - of those, the one whose
  * x-ratelimit-remaining-* is 0, or the larger when that is not said.
+ *
+ * "0" and a date in the past mean "usable now" (0), which is not the same as
+ * saying nothing (RA_NONE: the keyring then backs off on its own); a value
+ * too large to hold is clamped (RA_MAX_MS), and the keyring caps it at
+ * max_cooldown_s.
  */
 #include "keyring.h"
 
@@ -16,6 +21,7 @@
 #include <time.h>
 
 #define RA_EPOCH_SECONDS_MIN 1000000000.0 /* 2001: a timestamp, not a delay */
+#define RA_MAX_MS            9.0e15       /* ~285,000 years: beyond any cap */
 
 static const char *skip_ws(const char *s)
 {
@@ -86,8 +92,8 @@ int64_t ra_parse_duration(const char *s)
     }
     if (*skip_ws(s))
         return -1;
-    if (total > 9.0e15)
-        return -1;
+    if (total > RA_MAX_MS)
+        total = RA_MAX_MS; /* "99999999999999999999": long, not unsaid */
     return (int64_t)ceil(total);
 }
 
@@ -146,8 +152,8 @@ uint64_t ra_cooldown_ms(ra_header_fn get, void *arg, uint64_t wall_now_ms)
     if (v) {
         char *end;
         double ms = strtod(skip_ws(v), &end);
-        if (end != v && isfinite(ms) && ms >= 0 && ms < 9.0e15)
-            return (uint64_t)ceil(ms);
+        if (end != v && !isnan(ms) && ms >= 0)
+            return ms < RA_MAX_MS ? (uint64_t)ceil(ms) : (uint64_t)RA_MAX_MS;
     }
     v = get(arg, "retry-after");
     if (v) {
@@ -167,5 +173,5 @@ uint64_t ra_cooldown_ms(ra_header_fn get, void *arg, uint64_t wall_now_ms)
             return (uint64_t)pick;
     }
     int64_t best = rq > tk ? rq : tk;
-    return best > 0 ? (uint64_t)best : 0;
+    return best >= 0 ? (uint64_t)best : RA_NONE;
 }

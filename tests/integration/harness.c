@@ -761,6 +761,8 @@ int h_write_config(const char *path, const h_opts *opts, int port)
     if (opts->server_extra)
         snprintf(maxbody + strlen(maxbody), sizeof maxbody - strlen(maxbody),
                  "%s", opts->server_extra);
+    int own_state = extra_s && (!strncmp(extra_s, "state:", 6) ||
+                                strstr(extra_s, "\nstate:"));
     size_t cap = strlen(pipe_s) + (extra_s ? strlen(extra_s) : 0) +
                  (opts->models ? strlen(opts->models) : 1024) + 4096;
     char *yaml = malloc(cap);
@@ -783,13 +785,16 @@ int h_write_config(const char *path, const h_opts *opts, int port)
              "plugins_dir: \"%s\"\n"
              "models:\n%s"
              "pipeline:\n%s"
-             "%s",
+             "%s%s%s%s",
              port, opts->threads > 0 ? opts->threads : 2, maxbody, base,
              opts->timeout_s > 0 ? opts->timeout_s : 30,
              opts->upstream_extra ? opts->upstream_extra : "",
              plugins ? plugins : "build/plugins",
              opts->models ? opts->models : H_DEFAULT_MODELS, pipe_s,
-             extra_s ? extra_s : "");
+             extra_s ? extra_s : "",
+             /* each test its own state file, unless it says where */
+             own_state ? "" : "state:\n  path: \"", own_state ? "" : h_tmpdir(),
+             own_state ? "" : "/state.db\"\n");
     int rc = write_file(path, yaml, 0644);
     free(yaml);
     free(pipe_s);
@@ -1384,6 +1389,35 @@ long h_mock_stat(const char *name)
             return v;
     }
     return -1;
+}
+
+int h_mock_script_raw(json_t *raw, int delay_ms)
+{
+    json_t *rules = json_pack("{s:[{s:{s:o,s:i}}]}", "rules", "stream", "raw",
+                              raw, "delay_ms", delay_ms);
+    char *txt = rules ? json_dumps(rules, JSON_COMPACT) : NULL;
+    int rc = txt ? h_mock_script(txt) : -1;
+    free(txt);
+    json_decref(rules);
+    return rc;
+}
+
+const char *h_mock_wait_outcome(const char *want, long limit_ms)
+{
+    static char last[32];
+    double t0 = h_now_ms();
+    snprintf(last, sizeof last, "(no record)");
+    while (h_now_ms() - t0 < limit_ms) {
+        json_t *reqs = h_mock_requests();
+        const char *o = h_rec_str(json_array_get(reqs, 0), "outcome");
+        if (o)
+            snprintf(last, sizeof last, "%s", o);
+        json_decref(reqs);
+        if (!strcmp(last, want))
+            break;
+        h_sleep_ms(50);
+    }
+    return last;
 }
 
 const char *h_rec_str(json_t *rec, const char *key)

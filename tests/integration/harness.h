@@ -175,6 +175,12 @@ json_t *h_mock_requests(void);
 int h_mock_request_count(void);
 /* A counter the mock reports (e.g. "connections_opened"), -1 if absent. */
 long h_mock_stat(const char *name);
+/* One rule: a stream of exactly these writes (raw, a JSON array of strings,
+ * stolen), delay_ms apart. 0 ok. */
+int h_mock_script_raw(json_t *raw, int delay_ms);
+/* The first record's outcome once it is `want`, or the last one seen after
+ * limit_ms ("(no record)" if none); static storage. */
+const char *h_mock_wait_outcome(const char *want, long limit_ms);
 /* Record accessors (tolerate the mock's representation choices). */
 const char *h_rec_str(json_t *rec, const char *key);
 const char *h_rec_header(json_t *rec, const char *name);

@@ -137,23 +137,6 @@ static void assert_tokens(const h_stream *s, size_t n, const char *what)
 
 /* Wait (at most limit_ms) until the mock's only record has this outcome;
  * returns the last outcome seen (static buffer). */
-static const char *wait_outcome(const char *want, long limit_ms)
-{
-    static char last[32];
-    double t0 = h_now_ms();
-    snprintf(last, sizeof last, "(no record)");
-    while (h_now_ms() - t0 < limit_ms) {
-        json_t *reqs = h_mock_requests();
-        const char *o = h_rec_str(json_array_get(reqs, 0), "outcome");
-        if (o)
-            snprintf(last, sizeof last, "%s", o);
-        json_decref(reqs);
-        if (!strcmp(last, want))
-            break;
-        h_sleep_ms(50);
-    }
-    return last;
-}
 
 /* ---- split events ------------------------------------------------------ */
 
@@ -202,7 +185,7 @@ START_TEST(test_split_events)
                   "client got:\n%s\nexpected:\n%s", show(&s.resp), want);
     h_stream_free(&s);
     /* the mock closes its record just after the last byte: wait for it */
-    const char *o = wait_outcome("complete", 3000);
+    const char *o = h_mock_wait_outcome("complete", 3000);
     ck_assert_msg(!strcmp(o, "complete"), "mock outcome \"%s\"", o);
 }
 END_TEST
@@ -296,7 +279,7 @@ START_TEST(test_idle_timeout)
                   s.resp.total_ms);
     h_stream_free(&s);
     /* sluice gave up on the upstream: the mock saw its client leave */
-    const char *o = wait_outcome("client_closed", 5000);
+    const char *o = h_mock_wait_outcome("client_closed", 5000);
     ck_assert_msg(!strcmp(o, "client_closed"), "mock outcome \"%s\"", o);
 }
 END_TEST
@@ -339,23 +322,16 @@ END_TEST
 /* ---- malformed framing ------------------------------------------------------
  */
 
-static void script_raw(json_t *raw, int delay_ms)
-{
-    json_t *rules = json_pack("{s:[{s:{s:o,s:i}}]}", "rules", "stream", "raw",
-                              raw, "delay_ms", delay_ms);
-    char *txt = json_dumps(rules, 0);
-    ck_assert_int_eq(h_mock_script(txt), 0);
-    free(txt);
-    json_decref(rules);
-}
-
 START_TEST(test_malformed_framing)
 {
     start_with_sse("{ max_event_bytes: 1024 }");
-    script_raw(json_pack("[sss]", "data: {\"n\":1}\n\n",
-                         "<html><body>502 Bad Gateway</body></html>\n\n",
-                         "data: never\n\n"),
-               50);
+    ck_assert_int_eq(
+        h_mock_script_raw(
+            json_pack("[sss]", "data: {\"n\":1}\n\n",
+                      "<html><body>502 Bad Gateway</body></html>\n\n",
+                      "data: never\n\n"),
+            50),
+        0);
     h_stream s;
     stream(STREAM_BODY, &s);
     assert_clean_end(&s, "non-SSE bytes");
@@ -372,8 +348,10 @@ START_TEST(test_malformed_framing)
     memcpy(big, "data: ", 6);
     memset(big + 6, 'x', 3000);
     strcpy(big + 3006, "\n\n");
-    script_raw(
-        json_pack("[sss]", "data: {\"n\":1}\n\n", big, "data: [DONE]\n\n"), 50);
+    ck_assert_int_eq(h_mock_script_raw(json_pack("[sss]", "data: {\"n\":1}\n\n",
+                                                 big, "data: [DONE]\n\n"),
+                                       50),
+                     0);
     stream(STREAM_BODY, &s);
     assert_clean_end(&s, "oversized event");
     ck_assert_msg(s.nevents == 2, "%zu events; body:\n%s", s.nevents,
@@ -437,7 +415,7 @@ START_TEST(test_client_abort)
     h_stream_free(&s);
     /* the stream had 10 s to go; the mock sees its client leave well
      * before that (the limit is generous, not the 1 s sluice aims at) */
-    const char *o = wait_outcome("client_closed", 4000);
+    const char *o = h_mock_wait_outcome("client_closed", 4000);
     ck_assert_msg(!strcmp(o, "client_closed"), "mock outcome \"%s\"", o);
     json_t *reqs = h_mock_requests();
     json_int_t sent = json_integer_value(
@@ -607,7 +585,7 @@ START_TEST(test_slow_client_bounded)
                   rss0, sl.rss_max);
     ck_assert_msg(hwm < 0 || hwm - rss0 < 6 * 1024,
                   "sluice peak RSS %ld kB, %ld kB at the start", hwm, rss0);
-    const char *o = wait_outcome("complete", 3000);
+    const char *o = h_mock_wait_outcome("complete", 3000);
     ck_assert_msg(!strcmp(o, "complete"), "mock outcome \"%s\"", o);
 }
 END_TEST

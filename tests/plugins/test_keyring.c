@@ -302,9 +302,18 @@ START_TEST(retry_after_headers)
     const char *f[] = {"x-ratelimit-reset-requests", "1700000030", NULL};
     ck_assert_uint_eq(cooldown(f, 1700000000000ull), 30000); /* epoch s */
     const char *g[] = {"Retry-After", "soon", NULL};
-    ck_assert_uint_eq(cooldown(g, wall), 0);
+    ck_assert_uint_eq(cooldown(g, wall), RA_NONE);
     const char *none[] = {NULL};
-    ck_assert_uint_eq(cooldown(none, wall), 0);
+    ck_assert_uint_eq(cooldown(none, wall), RA_NONE);
+    /* "0" is "now", not "unsaid"; a number too large is long, not unsaid */
+    const char *zero[] = {"Retry-After", "0", NULL};
+    ck_assert_uint_eq(cooldown(zero, wall), 0);
+    const char *huge[] = {"Retry-After", "99999999999999999999", NULL};
+    ck_assert_uint_ge(cooldown(huge, wall), 1000ull * 86400 * 365);
+    ck_assert_uint_ne(cooldown(huge, wall), RA_NONE);
+    const char *huge_ms[] = {"retry-after-ms", "1e300", NULL};
+    ck_assert_uint_ge(cooldown(huge_ms, wall), 1000ull * 86400 * 365);
+    ck_assert_uint_ne(cooldown(huge_ms, wall), RA_NONE);
 }
 END_TEST
 
@@ -400,6 +409,16 @@ START_TEST(state_rate_limit_hint_cap_and_later_deadline)
     key_record(&k, &POL, OUT_RATE, 30000, 25000, "429");
     ck_assert_uint_eq(atomic_load(&k.cool_until), 55000);
     key_fini(&k);
+    /* "retry now" (Retry-After: 0 or a past date): usable at once, and the
+     * exponential streak does not grow */
+    ck_assert_int_eq(key_init(&k, K1, NULL), 0);
+    for (int i = 0; i < 4; i++) {
+        key_record(&k, &POL, OUT_RATE, 0, 10000, "429");
+        ck_assert_int_eq(key_state_at(&k, 10000), KEY_HEALTHY);
+    }
+    key_record(&k, &POL, OUT_RATE, RA_NONE, 20000, "429");
+    ck_assert_uint_eq(atomic_load(&k.cool_until), 21000);
+    key_fini(&k);
 }
 END_TEST
 
@@ -410,11 +429,11 @@ START_TEST(state_rate_limit_exponential_without_hint)
     ck_assert_int_eq(key_init(&k, K1, NULL), 0);
     for (size_t i = 0; i < 5; i++) {
         t += 100000;
-        key_record(&k, &POL, OUT_RATE, 0, t, "429");
+        key_record(&k, &POL, OUT_RATE, RA_NONE, t, "429");
         ck_assert_uint_eq(atomic_load(&k.cool_until) - t, want[i]);
     }
     key_record(&k, &POL, OUT_OK, 0, t + 200000, NULL); /* resets streak */
-    key_record(&k, &POL, OUT_RATE, 0, t + 300000, "429");
+    key_record(&k, &POL, OUT_RATE, RA_NONE, t + 300000, "429");
     ck_assert_uint_eq(atomic_load(&k.cool_until) - (t + 300000), 1000);
     key_fini(&k);
 }

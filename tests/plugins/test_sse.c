@@ -428,9 +428,10 @@ START_TEST(stage_reframes_split_events)
                                     "data: one\ndata: two\n\n"
                                     "data: \xe2\x82\xac\n\n"
                                     "data: [DONE]\n\n");
-    /* the end mark: an incomplete event is dropped, not half forwarded */
+    /* the end mark: an incomplete event is dropped, not half forwarded,
+     * and the stream is reported broken (the core's stream_interrupted) */
     ck_assert_int_eq(sh_on_chunk(ctx, "data: half", 10), SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_chunk(ctx, NULL, 0), SLUICE_CONTINUE);
+    ck_assert_int_eq(sh_on_chunk(ctx, NULL, 0), SLUICE_ERROR);
     ck_assert_ptr_null(strstr(streamed(ctx), "half"));
     sh_on_complete(ctx);
     sh_ctx_free(ctx);
@@ -550,7 +551,7 @@ START_TEST(stage_metrics)
                      SLUICE_CONTINUE);
     /* the upstream stops inside an event */
     ck_assert_int_eq(sh_on_chunk(ctx, "data: {\"cho", 11), SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_chunk(ctx, NULL, 0), SLUICE_CONTINUE);
+    ck_assert_int_eq(sh_on_chunk(ctx, NULL, 0), SLUICE_ERROR);
     sh_on_complete(ctx);
     sh_ctx_free(ctx);
     ck_assert_double_eq(sh_metric(g, "sluice_sse_events_total"), 3);

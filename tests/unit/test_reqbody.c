@@ -51,6 +51,7 @@ START_TEST(bodies_ok)
     OK("{}"); /* missing fields are the upstream's (or the context stage's) */
     OK("{\"model\":\"m\",\"stream\":false,\"max_tokens\":0}");
     OK("{\"model\":\"m\",\"stream\":null,\"max_tokens\":null}");
+    OK("{\"model\":null}"); /* no model: default_model (README) */
     OK("{\"model\":\"h\xc3\xa9\",\"x\":\"\\u00e9\\ud83d\\ude00\"}");
     OK("{\"max_completion_tokens\":9007199254740991}");
 }
