@@ -218,7 +218,9 @@ static void sse_on_complete(void *instance, sluice_ctx *ctx)
 }
 
 /* stream_options.include_usage: note whether the client asked; ask the
- * upstream anyway when inject_usage is on. */
+ * upstream anyway when inject_usage is on, or when an earlier stage set the
+ * attribute "usage_wanted" (the usage stage, which charges what streams
+ * used). The injected usage chunk is dropped again before the client. */
 static sluice_verdict sse_on_request(void *instance, sluice_ctx *ctx)
 {
     struct sse_cfg *c = instance;
@@ -229,7 +231,8 @@ static sluice_verdict sse_on_request(void *instance, sluice_ctx *ctx)
         return SLUICE_ERROR;
     const sluice_json *so = H->json_get(H->req_body(ctx), "stream_options");
     r->client_asked_usage = H->json_bool(H->json_get(so, "include_usage"));
-    if (!c->inject_usage || r->client_asked_usage)
+    if ((!c->inject_usage && !H->attr_get(ctx, "usage_wanted")) ||
+        r->client_asked_usage)
         return SLUICE_CONTINUE;
     sluice_json *body = H->req_body_mut(ctx);
     sluice_json *mso = body ? H->json_set_object(body, "stream_options") : NULL;
@@ -393,6 +396,10 @@ static int sse_usage(struct sse_req *r, const struct sse_event *ev)
                      H->json_get(u, "completion_tokens"));
         sse_attr_int(r->ctx, "usage_total_tokens",
                      H->json_get(u, "total_tokens"));
+        const sluice_json *cached =
+            H->json_get(H->json_get(u, "prompt_tokens_details"), "cached_tokens");
+        if (cached)
+            sse_attr_int(r->ctx, "usage_cached_tokens", cached);
         const sluice_json *ch = H->json_get(doc, "choices");
         /* a usage chunk that also carries choices is forwarded whole: the
          * content matters more than hiding a field */
