@@ -235,9 +235,8 @@ static int h_buf_json_str(sluice_buf *b, const char *s)
     return b ? buf_json_str(b, s) : -1;
 }
 
-static int admin_add(sluice_stage *stage, const char *action,
-                     const char *alias, sluice_admin_fn fn,
-                     sluice_admin_ctx_fn ctx_fn)
+static int admin_add(sluice_stage *stage, const char *action, const char *alias,
+                     sluice_admin_fn fn, sluice_admin_ctx_fn ctx_fn)
 {
     if (!stage || !action || !*action || (!fn && !ctx_fn))
         return -1;

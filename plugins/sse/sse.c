@@ -396,8 +396,8 @@ static int sse_usage(struct sse_req *r, const struct sse_event *ev)
                      H->json_get(u, "completion_tokens"));
         sse_attr_int(r->ctx, "usage_total_tokens",
                      H->json_get(u, "total_tokens"));
-        const sluice_json *cached =
-            H->json_get(H->json_get(u, "prompt_tokens_details"), "cached_tokens");
+        const sluice_json *cached = H->json_get(
+            H->json_get(u, "prompt_tokens_details"), "cached_tokens");
         if (cached)
             sse_attr_int(r->ctx, "usage_cached_tokens", cached);
         const sluice_json *ch = H->json_get(doc, "choices");

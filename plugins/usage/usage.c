@@ -80,8 +80,8 @@ static sluice_verdict refuse(sluice_ctx *ctx, const char *client,
     int64_t wait = reset_s - (int64_t)(wall_ms / 1000);
     fmt_int(retry, sizeof retry, wait > 0 ? wait : 1);
     H->resp_header_add(ctx, "Retry-After", retry);
-    H->respond_error(ctx, 429, "insufficient_quota", "insufficient_quota",
-                     NULL, msg);
+    H->respond_error(ctx, 429, "insufficient_quota", "insufficient_quota", NULL,
+                     msg);
     return SLUICE_RESPOND;
 }
 
@@ -116,16 +116,16 @@ static sluice_verdict check_budget(struct usage_cfg *c, sluice_ctx *ctx,
             usage_price_find(c, r->model),
             r->prompt_estimate > 0 ? r->prompt_estimate : 0, out, 0);
         double spent = (double)cost_nano / 1e9;
-        double after = (double)(cost_nano + (est_cost > 0 ? est_cost : 0)) / 1e9;
+        double after =
+            (double)(cost_nano + (est_cost > 0 ? est_cost : 0)) / 1e9;
         if (spent >= b->cost_month || after > b->cost_month) {
             snprintf(used, sizeof used, "%.6f %s", spent, c->currency);
             snprintf(limit, sizeof limit, "%.6f %s", b->cost_month,
                      c->currency);
             snprintf(need, sizeof need, "%.6f %s",
                      est_cost > 0 ? (double)est_cost / 1e9 : 0.0, c->currency);
-            return refuse(ctx, r->client,
-                          "budget_cost_month (cost this month)", used, limit,
-                          need, usage_next_month_s(now), now);
+            return refuse(ctx, r->client, "budget_cost_month (cost this month)",
+                          used, limit, need, usage_next_month_s(now), now);
         }
     }
     /* what is left before this request, on whatever response it gets */
@@ -207,9 +207,8 @@ static void usage_on_complete(void *instance, sluice_ctx *ctx)
         ch.completion = k;
         ch.cached = cached > 0 ? cached : 0;
     } else { /* estimated: ~4 characters a token */
-        int64_t chars = r->stream || !body
-                            ? r->content_chars
-                            : usage_content_chars(body, blen);
+        int64_t chars = r->stream || !body ? r->content_chars
+                                           : usage_content_chars(body, blen);
         ch.prompt = r->prompt_estimate > 0 ? r->prompt_estimate : 0;
         ch.completion = (chars + 3) / 4;
         ch.estimated = 1;
@@ -293,8 +292,8 @@ static int usage_init(const sluice_host *host, sluice_stage *self,
         "UTC; tokens_month, cost_month: this month); 1 or more: refused.",
         "client,budget", NULL, 0);
     if (!c->m_ratio ||
-        host->admin_register_ctx(self, "usage", "usage",
-                                 usage_report_answer) != 0 ||
+        host->admin_register_ctx(self, "usage", "usage", usage_report_answer) !=
+            0 ||
         host->admin_register_ctx(self, "clients", "usage/clients",
                                  usage_clients_answer) != 0) {
         snprintf(err, errlen, "cannot register the metric or admin actions");

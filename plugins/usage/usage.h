@@ -82,10 +82,9 @@ struct usage_charge {
 };
 /* Copy name into out (size n) with '|' and control bytes replaced and the
  * length bounded; "" becomes `dflt`. */
-void usage_name_clean(const char *name, const char *dflt, char *out,
-                      size_t n);
-void usage_ledger_charge(struct usage_cfg *c, sluice_ctx *ctx,
-                         uint64_t wall_ms, const struct usage_charge *ch);
+void usage_name_clean(const char *name, const char *dflt, char *out, size_t n);
+void usage_ledger_charge(struct usage_cfg *c, sluice_ctx *ctx, uint64_t wall_ms,
+                         const struct usage_charge *ch);
 /* Used so far in the budget windows of `client` at wall_ms. */
 void usage_ledger_used(struct usage_cfg *c, const char *client,
                        uint64_t wall_ms, int64_t *tok_day, int64_t *tok_month,

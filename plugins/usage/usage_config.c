@@ -74,8 +74,8 @@ static int load_prices(struct usage_cfg *c, const sluice_json *prices,
             return -1;
         if (!H->json_get(p, "input_per_mtok") ||
             !H->json_get(p, "output_per_mtok")) {
-            snprintf(err, errlen,
-                     "%s needs input_per_mtok and output_per_mtok", where);
+            snprintf(err, errlen, "%s needs input_per_mtok and output_per_mtok",
+                     where);
             return -1;
         }
         struct usage_price *pr = &c->prices[c->nprices];
@@ -99,9 +99,8 @@ oom:
 static int load_budgets(struct usage_cfg *c, const sluice_json *budgets,
                         char *err, size_t errlen)
 {
-    static const char *const keys[] = {"budget_tokens_day",
-                                       "budget_tokens_month",
-                                       "budget_cost_month", NULL};
+    static const char *const keys[] = {
+        "budget_tokens_day", "budget_tokens_month", "budget_cost_month", NULL};
     static const char *const tok[] = {"budget_tokens_day",
                                       "budget_tokens_month"};
     size_t n = H->json_size(budgets);
@@ -152,8 +151,9 @@ static int load_budgets(struct usage_cfg *c, const sluice_json *budgets,
         }
         for (const char *p = client; *p; p++)
             if (*p == '|' || (unsigned char)*p < 0x20) {
-                snprintf(err, errlen, "%s: a client name cannot hold '|' "
-                                      "or control characters",
+                snprintf(err, errlen,
+                         "%s: a client name cannot hold '|' "
+                         "or control characters",
                          where);
                 return -1;
             }
@@ -184,8 +184,9 @@ int usage_config_load(struct usage_cfg *c, const sluice_json *cfg, char *err,
     int64_t days;
     if (H->cfg_int(cfg, "retention_days", 400, &days) != 0 || days < 1 ||
         days > 3660) {
-        snprintf(err, errlen, "retention_days must be a whole number in "
-                              "1..3660");
+        snprintf(err, errlen,
+                 "retention_days must be a whole number in "
+                 "1..3660");
         return -1;
     }
     c->retention_ms = (uint64_t)days * 86400000u;

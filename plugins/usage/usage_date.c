@@ -39,8 +39,8 @@ long usage_day_parse(const char *s)
         if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
             return -1;
     struct tm tm = {0};
-    tm.tm_year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 +
-                 (s[2] - '0') * 10 + (s[3] - '0') - 1900;
+    tm.tm_year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 +
+                 (s[3] - '0') - 1900;
     tm.tm_mon = (s[5] - '0') * 10 + (s[6] - '0') - 1;
     tm.tm_mday = (s[8] - '0') * 10 + (s[9] - '0');
     int mon = tm.tm_mon, mday = tm.tm_mday;

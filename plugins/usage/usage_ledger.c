@@ -51,14 +51,17 @@ static void incr(struct usage_cfg *c, sluice_ctx *ctx, const char *key,
         H->state_incr(c->self, ctx, key, delta, ttl, NULL, NULL);
 }
 
-void usage_ledger_charge(struct usage_cfg *c, sluice_ctx *ctx,
-                         uint64_t wall_ms, const struct usage_charge *ch)
+void usage_ledger_charge(struct usage_cfg *c, sluice_ctx *ctx, uint64_t wall_ms,
+                         const struct usage_charge *ch)
 {
     char day[11], month[8], key[256];
     usage_day_of(wall_ms, day);
     usage_month_of(wall_ms, month);
-    int64_t v[USAGE_NFIELDS] = {1,          ch->prompt, ch->completion,
-                                ch->cached, ch->estimated ? 1 : 0,
+    int64_t v[USAGE_NFIELDS] = {1,
+                                ch->prompt,
+                                ch->completion,
+                                ch->cached,
+                                ch->estimated ? 1 : 0,
                                 ch->cost_nano};
     for (int f = 0; f < USAGE_NFIELDS; f++) {
         snprintf(key, sizeof key, "d|%s|%s|%s|%c", day, ch->client, ch->model,

@@ -74,8 +74,7 @@ static int query_parse(sluice_ctx *ctx, struct query *q, uint64_t now)
     }
     long df = usage_day_parse(q->from), dt = usage_day_parse(q->to);
     if (df > dt) {
-        snprintf(msg, sizeof msg, "from (%s) is after to (%s)", q->from,
-                 q->to);
+        snprintf(msg, sizeof msg, "from (%s) is after to (%s)", q->from, q->to);
         return bad(ctx, "invalid_date_range", "from", msg), 1;
     }
     if (dt - df + 1 > 366) {
@@ -109,13 +108,9 @@ static int query_parse(sluice_ctx *ctx, struct query *q, uint64_t now)
         p += n + (p[n] == ',');
     }
     if (g && !q->group)
-        return bad(ctx, "invalid_group_by", "group_by",
-                   "group_by is empty"),
-               1;
+        return bad(ctx, "invalid_group_by", "group_by", "group_by is empty"), 1;
     if (fmt && strcmp(fmt, "json") && strcmp(fmt, "csv"))
-        return bad(ctx, "invalid_format", "format",
-                   "format is json or csv"),
-               1;
+        return bad(ctx, "invalid_format", "format", "format is json or csv"), 1;
     q->csv = fmt && !strcmp(fmt, "csv");
     return 0;
 }
@@ -203,8 +198,8 @@ static int group_rows(struct query *q, struct usage_table *rows)
             r->f[f] += e->f[f];
         r->has_cost |= e->has_cost;
         if (!e->has_cost)
-            r->unpriced_tokens += e->f[USAGE_F_PROMPT] +
-                                  e->f[USAGE_F_COMPLETION];
+            r->unpriced_tokens +=
+                e->f[USAGE_F_PROMPT] + e->f[USAGE_F_COMPLETION];
     }
     free(es);
     return 0;
@@ -262,18 +257,17 @@ static void row_json(struct usage_cfg *c, const struct query *q,
         H->buf_append(b, ",", 1);
     }
     cost_text(r->f[USAGE_F_COST_NANO], cost, sizeof cost);
-    H->buf_printf(b,
-                  "\"requests\":%lld,\"prompt_tokens\":%lld,"
-                  "\"completion_tokens\":%lld,\"cached_tokens\":%lld,"
-                  "\"total_tokens\":%lld,\"cost\":%s,\"unpriced_tokens\":%lld,"
-                  "\"estimated_requests\":%lld}",
-                  (long long)r->f[USAGE_F_REQUESTS],
-                  (long long)r->f[USAGE_F_PROMPT],
-                  (long long)r->f[USAGE_F_COMPLETION],
-                  (long long)r->f[USAGE_F_CACHED],
-                  (long long)(r->f[USAGE_F_PROMPT] + r->f[USAGE_F_COMPLETION]),
-                  r->has_cost ? cost : "null", (long long)r->unpriced_tokens,
-                  (long long)r->f[USAGE_F_ESTIMATED]);
+    H->buf_printf(
+        b,
+        "\"requests\":%lld,\"prompt_tokens\":%lld,"
+        "\"completion_tokens\":%lld,\"cached_tokens\":%lld,"
+        "\"total_tokens\":%lld,\"cost\":%s,\"unpriced_tokens\":%lld,"
+        "\"estimated_requests\":%lld}",
+        (long long)r->f[USAGE_F_REQUESTS], (long long)r->f[USAGE_F_PROMPT],
+        (long long)r->f[USAGE_F_COMPLETION], (long long)r->f[USAGE_F_CACHED],
+        (long long)(r->f[USAGE_F_PROMPT] + r->f[USAGE_F_COMPLETION]),
+        r->has_cost ? cost : "null", (long long)r->unpriced_tokens,
+        (long long)r->f[USAGE_F_ESTIMATED]);
     (void)c;
 }
 
@@ -289,15 +283,13 @@ static void row_csv(struct usage_cfg *c, const struct query *q,
         csv_field(b, r->model);
     if (r->has_cost)
         cost_text(r->f[USAGE_F_COST_NANO], cost, sizeof cost);
-    H->buf_printf(b, "%lld,%lld,%lld,%lld,%lld,%s,%s,%lld,%lld\r\n",
-                  (long long)r->f[USAGE_F_REQUESTS],
-                  (long long)r->f[USAGE_F_PROMPT],
-                  (long long)r->f[USAGE_F_COMPLETION],
-                  (long long)r->f[USAGE_F_CACHED],
-                  (long long)(r->f[USAGE_F_PROMPT] + r->f[USAGE_F_COMPLETION]),
-                  cost, r->has_cost ? c->currency : "",
-                  (long long)r->unpriced_tokens,
-                  (long long)r->f[USAGE_F_ESTIMATED]);
+    H->buf_printf(
+        b, "%lld,%lld,%lld,%lld,%lld,%s,%s,%lld,%lld\r\n",
+        (long long)r->f[USAGE_F_REQUESTS], (long long)r->f[USAGE_F_PROMPT],
+        (long long)r->f[USAGE_F_COMPLETION], (long long)r->f[USAGE_F_CACHED],
+        (long long)(r->f[USAGE_F_PROMPT] + r->f[USAGE_F_COMPLETION]), cost,
+        r->has_cost ? c->currency : "", (long long)r->unpriced_tokens,
+        (long long)r->f[USAGE_F_ESTIMATED]);
 }
 
 static void header_csv(const struct query *q, sluice_buf *b)
@@ -323,8 +315,9 @@ static void render(struct usage_cfg *c, struct query *q,
         return;
     }
     static const char *const dims[] = {"day", "client", "model"};
-    H->buf_printf(b, "{\"object\":\"usage\",\"from\":\"%s\",\"to\":\"%s\","
-                     "\"currency\":",
+    H->buf_printf(b,
+                  "{\"object\":\"usage\",\"from\":\"%s\",\"to\":\"%s\","
+                  "\"currency\":",
                   q->from, q->to);
     H->buf_json_str(b, c->currency);
     H->buf_printf(b, ",\"group_by\":[");
@@ -447,8 +440,8 @@ int usage_clients_answer(void *instance, sluice_ctx *ctx, sluice_buf *out,
     if (!v)
         goto done;
     qsort(v, a.clients.n, sizeof(*v), row_cmp);
-    H->buf_printf(out, "{\"day\":\"%s\",\"month\":\"%s\",\"currency\":",
-                  a.day, a.month);
+    H->buf_printf(out, "{\"day\":\"%s\",\"month\":\"%s\",\"currency\":", a.day,
+                  a.month);
     H->buf_json_str(out, c->currency);
     H->buf_printf(out, ",\"clients\":[");
     for (size_t i = 0; i < a.clients.n; i++) {

@@ -29,8 +29,8 @@ int usage_from_body(const char *body, size_t len, int64_t *prompt,
         return 0;
     /* the object after "usage": numbers and nested objects only */
     const char *end = body + len, *o = last + sizeof key - 1;
-    while (o < end && (*o == ' ' || *o == ':' || *o == '\n' || *o == '\t' ||
-                       *o == '\r'))
+    while (o < end &&
+           (*o == ' ' || *o == ':' || *o == '\n' || *o == '\t' || *o == '\r'))
         o++;
     if (o >= end || *o != '{')
         return 0;
@@ -54,8 +54,8 @@ int usage_from_body(const char *body, size_t len, int64_t *prompt,
         return 0;
     *prompt = field_int(u, "prompt_tokens");
     *completion = field_int(u, "completion_tokens");
-    *cached = field_int(H->json_get(u, "prompt_tokens_details"),
-                        "cached_tokens");
+    *cached =
+        field_int(H->json_get(u, "prompt_tokens_details"), "cached_tokens");
     H->json_free(u);
     return *prompt >= 0 && *completion >= 0;
 }
