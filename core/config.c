@@ -12,6 +12,7 @@
  * stage configs (each stage's init does).
  */
 #include "config.h"
+#include "api.h"
 
 #include "buf.h"
 #include "yaml_load.h"
@@ -43,9 +44,9 @@ struct origin {
     int secret; /* never echo the value */
 };
 
-static const char *const top_keys[] = {"server", "upstream", "admin",
-                                       "log",    "docs",     "plugins_dir",
-                                       "models", "pipeline", NULL};
+static const char *const top_keys[] = {
+    "server",      "upstream", "admin",    "log",   "docs",
+    "plugins_dir", "models",   "pipeline", "state", NULL};
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -618,6 +619,85 @@ static int parse_docs(const struct loadctx *lc, const json_t *root,
     return 0;
 }
 
+static const char *const state_backends[] = {"local", "redis", "memory", NULL};
+static const char *const state_unavailable[] = {"open", "closed", NULL};
+
+/* A redis:// URL with a host; the rest is checked when connecting. */
+static int value_redis_url(const struct origin *o, const json_t *v, char **dst,
+                           char *err, size_t errlen)
+{
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (!s || strncasecmp(s, "redis://", 8) || !s[8] || s[8] == '/' ||
+        strpbrk(s, " \t\r\n"))
+        return bad_value(o, v, "a redis://host:port/db URL", err, errlen);
+    return value_str(o, v, dst, err, errlen);
+}
+
+static int parse_state(const struct loadctx *lc, const json_t *root,
+                       struct config *cfg)
+{
+    static const char *const keys[] = {"backend",
+                                       "path",
+                                       "reset_on_corrupt",
+                                       "url",
+                                       "password_file",
+                                       "prefix",
+                                       "timeout_ms",
+                                       "on_unavailable",
+                                       "required",
+                                       "instance",
+                                       NULL};
+    struct state_conf *sc = &cfg->state;
+    const json_t *s, *v;
+    struct origin o;
+    long long n;
+    char *choice = NULL;
+
+    if (section_get(lc, root, "state", keys, &s))
+        return -1;
+    if ((v = field(lc, s, "state", "backend", &o)) &&
+        value_choice(&o, v, state_backends, &sc->backend, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "path", &o)) &&
+        value_str(&o, v, &sc->path, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "reset_on_corrupt", &o)) &&
+        value_bool(&o, v, &sc->reset_on_corrupt, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "url", &o)) &&
+        value_redis_url(&o, v, &sc->url, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "password_file", &o)) &&
+        value_str(&o, v, &sc->password_file, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "prefix", &o)) &&
+        value_str(&o, v, &sc->prefix, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "instance", &o)) &&
+        value_str(&o, v, &sc->instance, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "timeout_ms", &o))) {
+        if (value_int(&o, v, 1, 60000, &n, lc->err, lc->errlen))
+            return -1;
+        sc->timeout_ms = (long)n;
+    }
+    if ((v = field(lc, s, "state", "required", &o)) &&
+        value_bool(&o, v, &sc->required, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "state", "on_unavailable", &o))) {
+        if (value_choice(&o, v, state_unavailable, &choice, lc->err,
+                         lc->errlen))
+            return -1;
+        sc->fail_closed = !strcmp(choice, "closed");
+        free(choice);
+    }
+    if (!strcmp(sc->backend, "redis") && !sc->url)
+        return fail_at(lc, "state.url",
+                       "required with backend: redis "
+                       "(e.g. \"redis://127.0.0.1:6379/0\")");
+    return 0;
+}
+
 static int parse_plugins_dir(const struct loadctx *lc, const json_t *root,
                              struct config *cfg)
 {
@@ -730,11 +810,40 @@ static int stage_path(const struct loadctx *lc, const json_t *e,
     return 0;
 }
 
+/* `routes: [chat, embeddings]` (or ["*"]): the api.h routes the stage's
+ * hooks see, overriding its descriptor. */
+static int stage_routes(const struct loadctx *lc, const json_t *e,
+                        const char *path, struct stage_conf *st)
+{
+    struct origin o;
+    const json_t *v = field(lc, e, path, "routes", &o);
+    size_t i;
+    const json_t *r;
+    if (!v)
+        return 0;
+    if (!json_is_array(v) || !json_array_size(v))
+        return bad_value(&o, v, "a list of route names", lc->err, lc->errlen);
+    json_array_foreach(v, i, r)
+    {
+        const char *n = json_string_value(r);
+        if (!n || (strcmp(n, "*") && !api_by_name(n))) {
+            char msg[400];
+            snprintf(msg, sizeof msg,
+                     "routes: unknown route '%.40s' (known: "
+                     "*, %s)",
+                     n ? n : "?", api_names());
+            return fail_at(lc, path, msg);
+        }
+    }
+    st->routes = json_deep_copy(v);
+    return st->routes ? 0 : oom(lc->file, lc->err, lc->errlen);
+}
+
 static int parse_stage(const struct loadctx *lc, const json_t *e, size_t i,
                        const char *plugins_dir, struct stage_conf *st)
 {
-    static const char *const keys[] = {"plugin", "name", "path", "config",
-                                       NULL};
+    static const char *const keys[] = {"plugin", "name",   "path",
+                                       "config", "routes", NULL};
     const json_t *v;
     struct origin o;
     char path[64];
@@ -757,6 +866,8 @@ static int parse_stage(const struct loadctx *lc, const json_t *e, size_t i,
         return oom(lc->file, lc->err, lc->errlen);
     }
     if (stage_path(lc, e, path, plugins_dir, st))
+        return -1;
+    if (stage_routes(lc, e, path, st))
         return -1;
     return stage_config(lc, e, path, st);
 }
@@ -940,8 +1051,13 @@ static int config_defaults(struct config *cfg, const char *file)
     cfg->log_level = strdup("INFO");
     cfg->log_format = strdup("auto");
     cfg->plugins_dir = strdup("build/plugins");
+    cfg->state.backend = strdup("local");
+    cfg->state.path = strdup("data/state.db");
+    cfg->state.prefix = strdup("sluice:");
+    cfg->state.timeout_ms = 100;
     return cfg->file && cfg->host && cfg->base_url && cfg->log_level &&
-                   cfg->log_format && cfg->plugins_dir
+                   cfg->log_format && cfg->plugins_dir && cfg->state.backend &&
+                   cfg->state.path && cfg->state.prefix
                ? 0
                : -1;
 }
@@ -964,7 +1080,7 @@ static int config_parse(const struct loadctx *lc, struct config *cfg)
         parse_upstream(lc, root, cfg) || parse_admin(lc, root, cfg) ||
         parse_log(lc, root, cfg) || parse_docs(lc, root, cfg) ||
         parse_plugins_dir(lc, root, cfg) || parse_models(lc, root, cfg) ||
-        parse_pipeline(lc, root, cfg))
+        parse_state(lc, root, cfg) || parse_pipeline(lc, root, cfg))
         return -1;
     return 0;
 }
@@ -1054,6 +1170,7 @@ void config_free(struct config *cfg)
         free(cfg->stages[i].plugin);
         free(cfg->stages[i].path);
         json_decref(cfg->stages[i].config);
+        json_decref(cfg->stages[i].routes);
     }
     free(cfg->stages);
     free(cfg->file);
@@ -1067,6 +1184,12 @@ void config_free(struct config *cfg)
     free(cfg->log_format);
     free(cfg->docs_assets_url);
     free(cfg->plugins_dir);
+    free(cfg->state.backend);
+    free(cfg->state.path);
+    free(cfg->state.url);
+    free(cfg->state.password_file);
+    free(cfg->state.prefix);
+    free(cfg->state.instance);
     json_decref(cfg->models);
     json_decref(cfg->root);
     free(cfg);

@@ -9,6 +9,8 @@
 #ifndef SLUICE_CONFIG_H
 #define SLUICE_CONFIG_H
 
+#include "state.h"
+
 #include <jansson.h>
 #include <stddef.h>
 
@@ -18,6 +20,7 @@ struct stage_conf {
     char *plugin;   /* `plugin:` */
     char *path;     /* `path:`, or <plugins_dir>/<plugin>.so */
     json_t *config; /* `config:` as a JSON object ({} when absent); owned */
+    json_t *routes; /* `routes:` (array of route names) or NULL; owned */
     int line;       /* line of the entry in the file (1-based) */
 };
 
@@ -73,6 +76,8 @@ struct config {
 
     struct stage_conf *stages;
     size_t nstages;
+
+    struct state_conf state; /* `state:` (state.h); strings owned */
 
     json_t *models; /* `models:` array of objects, or NULL; owned */
     json_t *root;   /* the whole document as JSON; owned */

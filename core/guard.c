@@ -163,13 +163,17 @@ static void guard_sweep(struct timer *tm)
             guard_cut(w, t, now);
     long every =
         limit / 4 < GUARD_SWEEP_MAX_MS ? limit / 4 : GUARD_SWEEP_MAX_MS;
+    /* the heap just unscheduled this timer to run it: its slot is free */
     worker_timer_add(w, &w->guard_timer, now + (uint64_t)(every ? every : 1));
 }
 
-void guard_start(struct worker *w)
+int guard_start(struct worker *w)
 {
     timer_init(&w->guard_timer, guard_sweep, w);
+    if (timer_heap_reserve(&w->timers, 1) != 0)
+        return -1;
     worker_timer_add(w, &w->guard_timer, time_now_ms() + 250);
+    return 0;
 }
 
 void guard_free(struct worker *w)

@@ -28,8 +28,9 @@ int guard_is_cut(struct MHD_Connection *conn);
 /* The request on conn has its context / has ended. */
 void guard_request_begin(struct MHD_Connection *conn, struct sluice_ctx *ctx);
 void guard_request_end(struct MHD_Connection *conn);
-/* Arm the sweep on w (before its thread starts); free what is left. */
-void guard_start(struct worker *w);
+/* Arm the sweep on w (before its thread starts); -1 when it cannot be
+ * scheduled. guard_free releases what is left. */
+int guard_start(struct worker *w);
 void guard_free(struct worker *w);
 
 #endif

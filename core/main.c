@@ -14,6 +14,7 @@
 #include "probe.h"
 #include "reload.h"
 #include "server.h"
+#include "state.h"
 #include "timer.h"
 
 #include <curl/curl.h>
@@ -24,6 +25,20 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The state layer: in memory only for --check (nothing is written). */
+static int state_start(const struct config *cfg, int check, char *err,
+                       size_t errlen)
+{
+    char inst[128], host[64] = "sluice";
+    if (cfg->state.instance)
+        snprintf(inst, sizeof inst, "%s", cfg->state.instance);
+    else {
+        gethostname(host, sizeof host - 1);
+        snprintf(inst, sizeof inst, "%s:%d", host, cfg->port);
+    }
+    return state_open(check ? NULL : &cfg->state, inst, err, errlen);
+}
 
 static void usage(FILE *out)
 {
@@ -172,6 +187,10 @@ int main(int argc, char **argv)
     srv.start_wall_ms = time_wall_ms();
     server_main = &srv;
 
+    if (state_start(cfg, check, err, sizeof err) != 0) {
+        log_error("%s", err);
+        goto out;
+    }
     gen = generation_build(cfg, err, sizeof err);
     if (!gen) {
         log_error("%s", err);
@@ -239,6 +258,7 @@ int main(int argc, char **argv)
     probe_shutdown();
     rc = 0;
 out:
+    state_close(); /* writes what is pending */
     log_stop();
     free(srv.admin_token);
     config_free(cfg);

@@ -92,17 +92,26 @@ void timer_heap_del(struct timer_heap *h, struct timer *t)
     heap_down(h, h->v[i]->slot);
 }
 
+int timer_heap_reserve(struct timer_heap *h, size_t n)
+{
+    if (n <= h->cap)
+        return 0;
+    size_t cap = h->cap ? h->cap * 2 : 64;
+    if (cap < n)
+        cap = n;
+    struct timer **v = realloc(h->v, cap * sizeof(*v));
+    if (!v)
+        return -1;
+    h->v = v;
+    h->cap = cap;
+    return 0;
+}
+
 int timer_heap_add(struct timer_heap *h, struct timer *t, uint64_t at)
 {
     timer_heap_del(h, t);
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        struct timer **v = realloc(h->v, cap * sizeof(*v));
-        if (!v)
-            return -1;
-        h->v = v;
-        h->cap = cap;
-    }
+    if (h->n == h->cap && timer_heap_reserve(h, h->n + 1) != 0)
+        return -1;
     t->at = at;
     heap_set(h, h->n++, t);
     heap_up(h, h->n - 1);

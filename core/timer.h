@@ -31,6 +31,9 @@ int timer_pending(const struct timer *t);
 /* (Re)schedule t at `at`. Returns -1 only on allocation failure. */
 int timer_heap_add(struct timer_heap *h, struct timer *t, uint64_t at);
 void timer_heap_del(struct timer_heap *h, struct timer *t);
+/* Make room for n timers, so that adding up to n never allocates. Returns
+ * -1 on allocation failure (the heap is unchanged). */
+int timer_heap_reserve(struct timer_heap *h, size_t n);
 /* Earliest deadline, or UINT64_MAX when empty. */
 uint64_t timer_heap_next(const struct timer_heap *h);
 /* Fire every timer due at `now` (a fired timer is unscheduled before its

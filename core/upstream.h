@@ -8,6 +8,10 @@
 
 #include "request.h"
 
+/* The longest request header line a stage may have sent upstream, name,
+ * ": " and value (a line that does not fit fails the attempt with a 500). */
+#define UPSTREAM_MAX_HEADER 8192
+
 /* Start the current attempt of ctx. Returns -1 (and sets an error
  * response) if the transfer could not be created. */
 int upstream_start(struct sluice_ctx *ctx);
@@ -15,6 +19,9 @@ int upstream_start(struct sluice_ctx *ctx);
 void upstream_abort(struct sluice_ctx *ctx);
 /* A transfer finished (called by the worker from curl_multi_info_read). */
 void upstream_done(CURL *easy, CURLcode code);
+/* Fail the current transfer of ctx as a broken attempt (502 to the client
+ * unless a stage retries), logging `why` once. */
+void upstream_fail(struct sluice_ctx *ctx, const char *why);
 /* Resume a transfer paused by back-pressure. */
 void upstream_resume(struct sluice_ctx *ctx);
 

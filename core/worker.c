@@ -8,6 +8,7 @@
  * Nothing here blocks except epoll_wait.
  */
 #include "worker.h"
+#include "fault.h"
 #include "flow.h"
 #include "guard.h"
 #include "http.h"
@@ -30,15 +31,66 @@
 
 /* ---- libcurl socket API -------------------------------------------- */
 
+/* The socket of transfer e cannot be watched (errno says why): it would
+ * wait for events that never come. Returning -1 to libcurl instead would
+ * mark the whole multi handle dead (libcurl >= 7.84), failing every
+ * transfer of the worker. The attempt is listed here and failed once the
+ * libcurl call returns (worker_fail_lost). */
+static void sock_lost(struct worker *w, CURL *e)
+{
+    struct sluice_ctx *ctx = NULL;
+    int err = errno;
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&ctx);
+    if (!ctx || ctx->easy != e || ctx->lost_easy)
+        return; /* no request behind it, or already listed */
+    ctx->lost_easy = e;
+    ctx->lost_errno = err;
+    ctx->lost_next = w->lost;
+    w->lost = ctx;
+}
+
+/* Fail the attempts sock_lost listed: a 502 the stages see (on_response)
+ * like any broken attempt, logged once with the reason. */
+static void worker_fail_lost(struct worker *w)
+{
+    while (w->lost) {
+        struct sluice_ctx *ctx = w->lost;
+        CURL *e = ctx->lost_easy;
+        w->lost = ctx->lost_next;
+        ctx->lost_next = NULL;
+        ctx->lost_easy = NULL;
+        if (ctx->easy == e) {
+            char why[160];
+            snprintf(why, sizeof why, "cannot watch the upstream socket: %s",
+                     strerror(ctx->lost_errno));
+            upstream_fail(ctx, why);
+        }
+    }
+}
+
+void worker_forget_lost(struct worker *w, struct sluice_ctx *ctx)
+{
+    for (struct sluice_ctx **p = &w->lost; *p; p = &(*p)->lost_next)
+        if (*p == ctx) {
+            *p = ctx->lost_next;
+            ctx->lost_next = NULL;
+            ctx->lost_easy = NULL;
+            return;
+        }
+}
+
 static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
                         void *sockp)
 {
     struct worker *w = userp;
     struct ev_src *src = sockp;
-    (void)e;
     if (what == CURL_POLL_REMOVE) {
         if (src) {
-            epoll_ctl(w->ep, EPOLL_CTL_DEL, s, NULL);
+            /* DEL fails only for a socket not in the set (ENOENT: its ADD
+             * failed) or already closed (EBADF: the kernel dropped it from
+             * the set with its last descriptor): nothing is left watched
+             * either way, and src is freed after the batch. */
+            (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, s, NULL);
             curl_multi_assign(w->multi, s, NULL);
             src->kind = EV_DEAD;
             src->next_dead = w->dead;
@@ -59,15 +111,19 @@ static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
         src->fd = s;
         src->owner = w;
         ev.data.ptr = src;
-        if (epoll_ctl(w->ep, EPOLL_CTL_ADD, s, &ev) != 0) {
+        if (fault_hit(FAULT_EPOLL_ADD) ||
+            epoll_ctl(w->ep, EPOLL_CTL_ADD, s, &ev) != 0) {
+            sock_lost(w, e);
             free(src);
-            return -1;
+            return 0;
         }
         curl_multi_assign(w->multi, s, src);
         return 0;
     }
     ev.data.ptr = src;
-    epoll_ctl(w->ep, EPOLL_CTL_MOD, s, &ev);
+    if (fault_hit(FAULT_EPOLL_MOD) ||
+        epoll_ctl(w->ep, EPOLL_CTL_MOD, s, &ev) != 0)
+        sock_lost(w, e);
     return 0;
 }
 
@@ -98,6 +154,7 @@ static void curl_socket_event(struct worker *w, int fd, uint32_t events)
     if (events & (EPOLLERR | EPOLLHUP))
         flags |= CURL_CSELECT_ERR;
     curl_multi_socket_action(w->multi, fd, flags, &running);
+    worker_fail_lost(w);
     curl_drain_done(w);
 }
 
@@ -110,6 +167,7 @@ static void curl_run_timeout(struct worker *w, uint64_t now)
         return;
     w->curl_at = 0;
     curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    worker_fail_lost(w);
     curl_drain_done(w);
 }
 
@@ -192,6 +250,9 @@ void worker_watch_client(struct worker *w, struct sluice_ctx *ctx)
                              .data.ptr = &ctx->watch};
     ctx->watch.kind = EV_CLIENT;
     ctx->watch.fd = ci->connect_fd;
+    /* Without the watch (ADD failed: out of memory or watches), a client
+     * that leaves while its request waits is noticed when its answer is
+     * written instead of at once: the request still ends, only later. */
     if (epoll_ctl(w->ep, EPOLL_CTL_ADD, ctx->watch.fd, &ev) == 0)
         ctx->watching = 1;
 }
@@ -200,7 +261,9 @@ void worker_unwatch_client(struct worker *w, struct sluice_ctx *ctx)
 {
     if (!ctx->watching)
         return;
-    epoll_ctl(w->ep, EPOLL_CTL_DEL, ctx->watch.fd, NULL);
+    /* fails only when the socket is already closed (EBADF): then the kernel
+     * dropped it from the set itself */
+    (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, ctx->watch.fd, NULL);
     ctx->watching = 0;
 }
 
@@ -223,9 +286,20 @@ static void client_event(struct worker *w, struct sluice_ctx *ctx,
 
 /* ---- timers ----------------------------------------------------------- */
 
+int worker_timer_reserve(struct worker *w)
+{
+    if (fault_hit(FAULT_TIMER_RESERVE))
+        return -1;
+    return timer_heap_reserve(&w->timers, 1 + 2 * (size_t)w->active);
+}
+
 void worker_timer_add(struct worker *w, struct timer *t, uint64_t at)
 {
-    timer_heap_add(&w->timers, t, at);
+    /* cannot fail: see worker_timer_reserve in worker.h */
+    if (timer_heap_add(&w->timers, t, at) != 0)
+        log_error("worker %d: a timer was armed without reserved room (a "
+                  "bug): it will not fire",
+                  w->id);
 }
 
 void worker_timer_del(struct worker *w, struct timer *t)
@@ -388,6 +462,9 @@ static void *worker_main(void *arg)
         }
         if (w->admin_mhd)
             MHD_run(w->admin_mhd); /* rare traffic: every iteration */
+        /* a transfer removed in a handler can make libcurl change another
+         * socket's watch: fail what it reported lost here */
+        worker_fail_lost(w);
     }
     return NULL;
 }
@@ -486,11 +563,18 @@ int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
         if (!w->admin_mhd)
             goto fail;
     }
-    guard_start(w);
+    if (guard_start(w) != 0) {
+        snprintf(err, errlen, "worker %d: out of memory", id);
+        goto fail;
+    }
     w->wake_src.kind = EV_WAKE;
     w->wake_src.fd = w->wake_fd;
     ev.data.ptr = &w->wake_src;
-    epoll_ctl(w->ep, EPOLL_CTL_ADD, w->wake_fd, &ev);
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->wake_fd, &ev) != 0) {
+        snprintf(err, errlen, "worker %d: cannot watch its wake-up fd: %s", id,
+                 strerror(errno));
+        goto fail;
+    }
 
     w->multi = curl_multi_init();
     if (!w->multi) {

@@ -49,6 +49,9 @@ struct worker {
      * handled: a later event of the same batch may still point at them, so
      * they are freed after the batch */
     struct ev_src *dead;
+    /* transfers whose socket could not be added to or changed in the epoll
+     * set, failed after the libcurl call that reported them */
+    struct sluice_ctx *lost;
     pthread_mutex_t post_lock;  /* guards posted */
     struct worker_msg *posted;  /* calls from other threads, newest first */
     struct conn_track *tracks;  /* client connections (guard.c) */
@@ -78,8 +81,18 @@ void worker_join(struct worker *w);
 /* Watch a suspended client's socket for hang-up. */
 void worker_watch_client(struct worker *w, struct sluice_ctx *ctx);
 void worker_unwatch_client(struct worker *w, struct sluice_ctx *ctx);
+/* Timers never allocate when armed: a chat request reserves room for its
+ * two (timer, dl_timer) before it can arm them (worker_timer_reserve, -1 when
+ * that fails: the caller answers 503), worker_start for the guard's sweep.
+ * Room reserved is never given back, and every live request that arms
+ * timers reserved 1 + 2 * (requests alive then), which counts every other
+ * such request still alive: worker_timer_add cannot fail. */
+int worker_timer_reserve(struct worker *w);
 void worker_timer_add(struct worker *w, struct timer *t, uint64_t at);
 void worker_timer_del(struct worker *w, struct timer *t);
+/* ctx is ending: drop it from the list of transfers whose socket could not
+ * be watched (curl_sock_cb). */
+void worker_forget_lost(struct worker *w, struct sluice_ctx *ctx);
 
 /* Run fn(arg) on worker w's thread (from any thread). -1 on failure. */
 int worker_post(struct worker *w, void (*fn)(void *arg), void *arg);

@@ -1,13 +1,13 @@
 /*
- * sluice.h - the one public header of the sluice plugin SDK (ABI 1).
+ * sluice.h - the one public header of the sluice plugin SDK (ABI 1.1).
  *
  * A stage is a shared object that exports one symbol, sluice_plugin_entry(),
  * returning a const descriptor (struct sluice_plugin). The core checks the
  * descriptor's version fields first, then calls init() with a host function
  * table (struct sluice_host) through which the stage reaches everything else:
- * the request, the upstream attempt, the response, JSON values, logs and
- * admin actions. Nothing of the core is visible here: the request context and
- * JSON values are opaque.
+ * the request, the upstream attempt, the response, JSON values, logs,
+ * admin actions and (ABI 1.1) the shared state. Nothing of the core is visible
+ * here: the request context and JSON values are opaque.
  *
  * Compatibility rules (see sdk/README.md):
  *   - abi_major must equal the core's; abi_minor may be older, never newer.
@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define SLUICE_ABI_MAJOR 1
-#define SLUICE_ABI_MINOR 0
+#define SLUICE_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define SLUICE_EXPORT       __attribute__((visibility("default")))
@@ -116,6 +116,23 @@ typedef enum sluice_metric_type {
 /* Completion of an asynchronous upstream probe (http_probe). status is the
  * HTTP status, or 0 when no answer came. Runs on a core thread. */
 typedef void (*sluice_probe_fn)(void *arg, int status);
+
+/* One entry of the shared state (ABI 1.1), as a completion or a change
+ * notification sees it. Everything is borrowed for the callback. */
+typedef struct sluice_state_value {
+    const char *key;     /* the key as the stage named it (no namespace) */
+    int found;           /* 0: absent, expired or deleted */
+    int64_t count;       /* a counter's value (0 for a record) */
+    const char *data;    /* a record's bytes, NUL-terminated (NULL: none) */
+    size_t len;          /* bytes in data */
+    uint64_t expires_ms; /* wall-clock ms when it expires; 0: never */
+    const char *origin;  /* the instance that last changed it ("" unknown) */
+    int shared;          /* 1: the backend's (fleet-wide) value; 0: this
+                            instance's local view (backend unavailable) */
+} sluice_state_value;
+
+/* Completion of state_incr, or a change seen by state_watch. */
+typedef void (*sluice_state_fn)(void *arg, const sluice_state_value *v);
 
 /*
  * The host function table. Handed to init(); valid until destroy() returns.
@@ -328,6 +345,70 @@ typedef struct sluice_host {
     int (*http_probe)(sluice_stage *stage, const char *path,
                       const char *authorization, sluice_probe_fn done,
                       void *arg);
+
+    /* ---- shared state (ABI 1.1) ----------------------------------------
+     * Counters and small records with a TTL, kept by the core's state
+     * layer (the top-level `state:` block): in memory and a local file
+     * (backend "local", survives a restart), or in Redis, shared by every
+     * instance of a fleet (backend "redis"). Keys are the stage's own: the
+     * core prefixes them with the stage's name, so two stages never clash
+     * and a reloaded stage of the same name finds its state again. Keys:
+     * 1..200 bytes, no NUL. Records: at most 64 KiB.
+     *
+     * Nothing here waits on a disk or a network: reads answer from this
+     * instance's view (in memory), writes go to the backend in the
+     * background. With the redis backend the view follows the fleet (a
+     * change elsewhere arrives within milliseconds); while Redis is
+     * unreachable the view is this instance's alone and catches up when it
+     * is back. */
+
+    /* Add delta to the counter `key` (created at 0; a counter created
+     * with ttl_ms > 0 expires that long after its creation: a window).
+     * Returns this instance's view of the value after the increment, at
+     * once (fleet-wide: the last value the backend reported plus the
+     * increments it has not confirmed yet). done (may be NULL) gets the
+     * backend's value when it answers: on ctx's worker thread, while the
+     * request is still alive; with ctx NULL on a core thread. done never
+     * runs inside this call, and does not run for a stage destroyed
+     * meanwhile. delta 0 reads the counter. */
+    int64_t (*state_incr)(sluice_stage *stage, sluice_ctx *ctx, const char *key,
+                          int64_t delta, uint64_t ttl_ms, sluice_state_fn done,
+                          void *arg); /* ABI 1.1 */
+    /* Set the record `key` to data[0..len) with a TTL (0: none), replacing
+     * what was there (a counter too). Returns 0, or -1 on a bad key/size
+     * or out of memory. */
+    int (*state_put)(sluice_stage *stage, const char *key, const char *data,
+                     size_t len, uint64_t ttl_ms); /* ABI 1.1 */
+    /* Remove `key` (record or counter). Returns 1 if it existed, else 0. */
+    int (*state_del)(sluice_stage *stage, const char *key); /* ABI 1.1 */
+    /* Read `key` from this instance's view: returns 1 and appends a
+     * record's bytes to out (may be NULL) and sets *count (may be NULL)
+     * and *expires_ms (may be NULL, wall-clock, 0: no TTL); 0 when absent
+     * or expired. */
+    int (*state_get)(sluice_stage *stage, const char *key, sluice_buf *out,
+                     int64_t *count, uint64_t *expires_ms); /* ABI 1.1 */
+    /* Watch the records whose key starts with prefix ("" = all of this
+     * stage's): fn first runs once per existing record, inside this call;
+     * afterwards once per change (put or delete, by this instance or
+     * another) on a core thread, never inside the call that made the
+     * change. Counter increments are not notified. Watches end before
+     * the stage's destroy() (no fn runs during or after it). Call from
+     * init. Returns 0 or -1. */
+    int (*state_watch)(sluice_stage *stage, const char *prefix,
+                       sluice_state_fn fn, void *arg); /* ABI 1.1 */
+    /* Run fn once per live entry, counters and records, whose key starts
+     * with prefix, in this instance's view, inside this call (e.g. for an
+     * admin report). Returns how many. */
+    int (*state_list)(sluice_stage *stage, const char *prefix,
+                      sluice_state_fn fn, void *arg); /* ABI 1.1 */
+
+    /* ---- the route (ABI 1.1) ------------------------------------------
+     * Which OpenAI endpoint the request is for: "chat", "responses",
+     * "completions", "embeddings", "moderations", "audio_speech",
+     * "audio_transcriptions", "audio_translations", "images_generations",
+     * "rerank" (see sdk/README.md). Hooks only run for the routes the
+     * stage handles (sluice_plugin.routes). */
+    const char *(*req_route)(sluice_ctx *ctx); /* ABI 1.1 */
 } sluice_host;
 
 #define SLUICE_HOST_HAS(host, member)                                          \
@@ -382,6 +463,13 @@ typedef struct sluice_plugin {
     /* Called just before /metrics is rendered: set gauges that are cheaper
      * to compute on demand (e.g. cooldown seconds left). May be NULL. */
     void (*collect)(void *instance);
+
+    /* The routes whose requests this stage's hooks see: a NULL-terminated
+     * list of route names (sluice_host.req_route), or {"*", NULL} for
+     * every route. NULL, or a descriptor older than ABI 1.1: "chat" only,
+     * so a stage written for chat is never handed an audio upload. The
+     * operator may override it per stage (`routes:` in the pipeline). */
+    const char *const *routes; /* ABI 1.1 */
 } sluice_plugin;
 
 /* True when a descriptor (possibly built against an older header) has

@@ -761,6 +761,8 @@ int h_write_config(const char *path, const h_opts *opts, int port)
     if (opts->server_extra)
         snprintf(maxbody + strlen(maxbody), sizeof maxbody - strlen(maxbody),
                  "%s", opts->server_extra);
+    int own_state = extra_s && (!strncmp(extra_s, "state:", 6) ||
+                                strstr(extra_s, "\nstate:"));
     size_t cap = strlen(pipe_s) + (extra_s ? strlen(extra_s) : 0) +
                  (opts->models ? strlen(opts->models) : 1024) + 4096;
     char *yaml = malloc(cap);
@@ -783,13 +785,16 @@ int h_write_config(const char *path, const h_opts *opts, int port)
              "plugins_dir: \"%s\"\n"
              "models:\n%s"
              "pipeline:\n%s"
-             "%s",
+             "%s%s%s%s",
              port, opts->threads > 0 ? opts->threads : 2, maxbody, base,
              opts->timeout_s > 0 ? opts->timeout_s : 30,
              opts->upstream_extra ? opts->upstream_extra : "",
              plugins ? plugins : "build/plugins",
              opts->models ? opts->models : H_DEFAULT_MODELS, pipe_s,
-             extra_s ? extra_s : "");
+             extra_s ? extra_s : "",
+             /* each test its own state file, unless it says where */
+             own_state ? "" : "state:\n  path: \"", own_state ? "" : h_tmpdir(),
+             own_state ? "" : "/state.db\"\n");
     int rc = write_file(path, yaml, 0644);
     free(yaml);
     free(pipe_s);

@@ -253,7 +253,7 @@ START_TEST(test_metrics_after_traffic)
     ck_assert_msg(inflight >= 1 && inflight <= 2, "in flight %g", inflight);
     ck_assert(h_metrics_sample(m, "sluice_pipeline_generation") == 1);
     ck_assert(h_metrics_sample(m, "sluice_build_info{version=\"" SLUICE_VERSION
-                                  "\",abi=\"1.0\"}") == 1);
+                                  "\",abi=\"1.1\"}") == 1);
 #undef M
     ck_assert_hasnt(m, H_FIRST_KEY); /* never a key */
 

@@ -144,7 +144,8 @@ static int mapped_copies(void)
     char seen[64][256];
     int n = 0;
     while (fgets(line, sizeof line, f)) {
-        if (!strstr(line, "/sluice-"))
+        /* the state file's shared memory (state.db-shm) is no plugin */
+        if (!strstr(line, "/sluice-") || strstr(line, "/state.db"))
             continue;
         char *p = strchr(line, '/'); /* the path: addresses hold no '/' */
         line[strcspn(line, "\n")] = '\0';

@@ -3,10 +3,22 @@
  * request_new() builds them, minus the connection and the worker.
  */
 #include "stage_harness.h"
+#include "state.h"
 #include "metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+int sh_state_open(const char *path)
+{
+    struct state_conf sc = {.backend = "local", .path = (char *)path};
+    char err[512];
+    if (state_open(path ? &sc : NULL, "stage-test", err, sizeof err) != 0) {
+        fprintf(stderr, "sh_state_open: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
 
 struct generation *sh_gen_new(const char *config_json, char *err, size_t errlen)
 {
@@ -18,6 +30,11 @@ struct generation *sh_gen_new(const char *config_json, char *err, size_t errlen)
         return NULL;
     }
     const sluice_json *cfgs[1] = {(const sluice_json *)cfg};
+    if (!state_is_open() && sh_state_open(NULL) != 0) {
+        snprintf(err, errlen, "cannot open the state layer");
+        json_decref(cfg);
+        return NULL;
+    }
     struct generation *g = generation_from_descs(descs, cfgs, 1, err, errlen);
     json_decref(cfg);
     return g;
@@ -37,7 +54,7 @@ struct sluice_ctx *sh_ctx_new(struct generation *g, const char *body_json,
     ctx->locals = calloc(g->nstages ? g->nstages : 1, sizeof(void *));
     ctx->cur_stage = ctx->chunk_stage = -1;
     ctx->refs = 1;
-    ctx->route = ROUTE_CHAT;
+    ctx->route = ROUTE_API;
     ctx->t_start = time_now_ms();
     ctx->deadline = ctx->t_start + 120000;
     ctx->sbuf_max = 64 * 1024;

@@ -14,6 +14,11 @@
 /* The stage under test: its descriptor through its own entry point. */
 const sluice_plugin *sluice_plugin_entry(void);
 
+/* (Re)open the core's state layer (sluice_host.state_*) on the SQLite file
+ * `path`, or in memory when NULL, dropping what the view held: a restart.
+ * sh_gen_new opens it in memory when nothing did. 0 or -1. */
+int sh_state_open(const char *path);
+
 /* Build a one-stage generation; config_json may be NULL ({}). On failure
  * returns NULL with err set to init's message. */
 struct generation *sh_gen_new(const char *config_json, char *err,

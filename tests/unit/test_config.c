@@ -285,7 +285,7 @@ START_TEST(test_unknown_top_level_key)
     load_bad("server: {}\nserverr:\n  port: 1\n",
              "t.yaml:2: serverr: unknown top-level key",
              "(valid keys: server, upstream, admin, log, docs, plugins_dir, "
-             "models, pipeline)");
+             "models, pipeline, state)");
 }
 END_TEST
 
@@ -737,6 +737,57 @@ START_TEST(test_bad_docs)
 }
 END_TEST
 
+START_TEST(test_state_section)
+{
+    struct config *cfg = load_ok("server: {}\n");
+    ck_assert_str_eq(cfg->state.backend, "local");
+    ck_assert_str_eq(cfg->state.path, "data/state.db");
+    ck_assert_str_eq(cfg->state.prefix, "sluice:");
+    ck_assert_int_eq(cfg->state.fail_closed, 0);
+    config_free(cfg);
+    cfg = load_ok("state:\n"
+                  "  backend: Redis\n"
+                  "  url: \"redis://127.0.0.1:6390/1\"\n"
+                  "  password_file: data/redis.pass\n"
+                  "  prefix: \"fleet:\"\n"
+                  "  timeout_ms: 40\n"
+                  "  on_unavailable: closed\n"
+                  "  required: true\n"
+                  "  instance: a\n");
+    ck_assert_str_eq(cfg->state.backend, "redis");
+    ck_assert_str_eq(cfg->state.url, "redis://127.0.0.1:6390/1");
+    ck_assert_str_eq(cfg->state.password_file, "data/redis.pass");
+    ck_assert_str_eq(cfg->state.prefix, "fleet:");
+    ck_assert_int_eq(cfg->state.timeout_ms, 40);
+    ck_assert_int_eq(cfg->state.fail_closed, 1);
+    ck_assert_int_eq(cfg->state.required, 1);
+    ck_assert_str_eq(cfg->state.instance, "a");
+    config_free(cfg);
+    cfg = load_ok("state: {path: /tmp/x.db, reset_on_corrupt: true}\n");
+    ck_assert_str_eq(cfg->state.path, "/tmp/x.db");
+    ck_assert_int_eq(cfg->state.reset_on_corrupt, 1);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_bad_state)
+{
+    load_bad("server: {}\nstate:\n  backend: etcd\n",
+             "t.yaml:3: state.backend: ", "one of local, redis, memory");
+    load_bad("state:\n  path: x\n  bakend: local\n",
+             "t.yaml:3: state.bakend: unknown key", "backend");
+    load_bad("state:\n  backend: redis\n",
+             "t.yaml:1: state.url: ", "required with backend: redis");
+    load_bad("state:\n  backend: redis\n  url: http://x\n",
+             "t.yaml:3: state.url: ", "redis://");
+    load_bad("state:\n  on_unavailable: maybe\n",
+             "t.yaml:2: state.on_unavailable: ", "open, closed");
+    load_bad("state:\n  timeout_ms: 0\n",
+             "t.yaml:2: state.timeout_ms: ", "got 0");
+    load_bad("state: [a]\n", "t.yaml:1: state: ", "a mapping");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -754,6 +805,7 @@ static Suite *config_suite(void)
     tcase_add_test(good, test_same_plugin_twice_named);
     tcase_add_test(good, test_load_file);
     tcase_add_test(good, test_docs_section);
+    tcase_add_test(good, test_state_section);
     suite_add_tcase(s, good);
 
     tcase_add_checked_fixture(bad, clear_env, NULL);
@@ -776,6 +828,7 @@ static Suite *config_suite(void)
     tcase_add_test(bad, test_bad_models);
     tcase_add_test(bad, test_secrets_not_echoed);
     tcase_add_test(bad, test_missing_file);
+    tcase_add_test(bad, test_bad_state);
     suite_add_tcase(s, bad);
 
     tcase_add_checked_fixture(env, clear_env, clear_env);

@@ -1,0 +1,107 @@
+/*
+ * state.h - the shared state layer: counters and small records with a TTL,
+ * namespaced per stage, reached by stages through the host table
+ * (state_* members of struct sluice_host, ABI 1.1).
+ *
+ * The view is always in memory (state.c) so no request waits on a disk or
+ * a network; a backend keeps it durable (local: a SQLite file written by a
+ * writer thread, state_sqlite.c) or shared (redis). Change notifications
+ * run on the state thread, never inside the call that made the change.
+ */
+#ifndef SLUICE_STATE_H
+#define SLUICE_STATE_H
+
+#include "buf.h"
+#include "sluice.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STATE_KEY_MAX    200   /* a stage's key, bytes */
+#define STATE_RECORD_MAX 65536 /* a record's value, bytes */
+#define STATE_FLUSH_MS   250   /* the writer's period (at most 1 s) */
+
+/* `state:` in the pipeline file (config.c fills it). */
+struct state_conf {
+    char *backend;        /* "local" (default) | "redis" | "memory" */
+    char *path;           /* local: the SQLite file, default data/state.db */
+    int reset_on_corrupt; /* local: a corrupt file is renamed aside, a fresh
+                             one made (WARNING) instead of refusing */
+    char *url;            /* redis: redis://host:port/db */
+    char *password_file;  /* redis: may be NULL */
+    char *prefix;         /* redis: key prefix, default "sluice:" */
+    long timeout_ms;      /* redis: slower than this = unavailable */
+    int fail_closed;      /* on_unavailable: closed */
+    int required;         /* refuse to start without the backend */
+    char *instance;       /* this instance's name (default host:port) */
+};
+
+/* Open the state layer for `sc` (NULL: in memory only, nothing persisted,
+ * e.g. --check). Loads what the backend holds and starts the state
+ * thread. Returns 0, or -1 with "state.path: <file>: ..." in err. */
+int state_open(const struct state_conf *sc, const char *instance, char *err,
+               size_t errlen);
+/* Flush what is pending, stop the thread, close the backend, free it all.
+ * Safe when not open. */
+void state_close(void);
+int state_is_open(void);
+/* Write every pending change to the backend now (tests, shutdown). */
+void state_flush(void);
+
+/* The name this instance signs its changes with. */
+const char *state_instance(void);
+
+/* The SDK operations, on a stage's namespace (see sluice.h). */
+int64_t state_incr(sluice_stage *stage, sluice_ctx *ctx, const char *key,
+                   int64_t delta, uint64_t ttl_ms, sluice_state_fn done,
+                   void *arg);
+int state_put(sluice_stage *stage, const char *key, const char *data,
+              size_t len, uint64_t ttl_ms);
+int state_del(sluice_stage *stage, const char *key);
+int state_get(sluice_stage *stage, const char *key, sluice_buf *out,
+              int64_t *count, uint64_t *expires_ms);
+int state_watch(sluice_stage *stage, const char *prefix, sluice_state_fn fn,
+                void *arg);
+int state_list(sluice_stage *stage, const char *prefix, sluice_state_fn fn,
+               void *arg);
+/* End every watch and pending completion of `stage`; waits for a running
+ * notification of it to return. Called before the stage's destroy(). */
+void state_forget_stage(sluice_stage *stage);
+
+/* For /health: 1 when the backend is reachable (always for local), and a
+ * JSON object describing the layer appended to out. */
+int state_healthy(void);
+void state_status_json(buf_t *out);
+
+/* ---- for backends (state_sqlite.c, state_redis.c) ------------------- */
+
+/* One entry as the backend stores it. Full (namespaced) key. */
+struct state_row {
+    const char *key;
+    int deleted; /* the key is gone: remove it */
+    int is_counter;
+    int64_t count;
+    const char *data;
+    size_t len;
+    uint64_t expires_ms; /* wall; 0: none */
+    uint64_t updated_ms; /* wall */
+    const char *origin;
+};
+
+/* Load a row into the view (at open). No notification. */
+int state_load_row(const struct state_row *r);
+
+/* A durable or shared store behind the view. write() gets the changes
+ * since the last call, on the state thread. */
+struct state_backend {
+    const char *name;
+    int (*write)(struct state_backend *b, const struct state_row *rows,
+                 size_t n, char *err, size_t errlen);
+    void (*close)(struct state_backend *b);
+};
+
+/* The local backend: opens (creates) the SQLite file, loads its rows. */
+struct state_backend *state_sqlite_open(const char *path, int reset_on_corrupt,
+                                        char *err, size_t errlen);
+
+#endif
