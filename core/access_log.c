@@ -74,7 +74,7 @@ void access_log_write(struct sluice_ctx *ctx, const struct request_summary *sum)
     field_str(&b, "path", ctx->url);
     field_str(&b, "peer", request_peer(ctx));
     field_str(&b, "client", sum->client);
-    if (ctx->route == ROUTE_CHAT) {
+    if (ctx->route == ROUTE_API) {
         field_str(&b, "model", sum->model_requested);
         buf_puts(&b, ctx->stream ? ",\"stream\":true" : ",\"stream\":false");
     }

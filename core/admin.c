@@ -3,9 +3,11 @@
  * "Authorization: Bearer <token>" matching admin.token_file (compared in
  * constant time); without a configured token the admin API does not exist
  * (404). Stage actions are reached at /admin/plugins/<stage>/<action> or at
- * the alias the stage registered (/admin/<alias>).
+ * the alias the stage registered (/admin/<alias>). The dashboard's static
+ * files (/admin/ui, admin_ui.c) are the one exception to the token.
  */
 #include "admin.h"
+#include "admin_ui.h"
 #include "flow.h"
 #include "log.h"
 #include "pipeline.h"
@@ -191,6 +193,10 @@ int admin_answer(struct sluice_ctx *ctx)
         snprintf(msg, sizeof msg, "unknown path %.200s", ctx->url);
         return request_set_error(ctx, 404, "invalid_request_error", "not_found",
                                  NULL, msg);
+    }
+    if (admin_ui_path(ctx->aux)) { /* static files; the data needs the token */
+        admin_ui_answer(ctx, ctx->aux);
+        return 0;
     }
     if (!admin_authorised(ctx)) {
         hdrs_add(&ctx->out_headers, "WWW-Authenticate", "Bearer");

@@ -12,6 +12,7 @@
  * stage configs (each stage's init does).
  */
 #include "config.h"
+#include "api.h"
 
 #include "buf.h"
 #include "yaml_load.h"
@@ -809,11 +810,40 @@ static int stage_path(const struct loadctx *lc, const json_t *e,
     return 0;
 }
 
+/* `routes: [chat, embeddings]` (or ["*"]): the api.h routes the stage's
+ * hooks see, overriding its descriptor. */
+static int stage_routes(const struct loadctx *lc, const json_t *e,
+                        const char *path, struct stage_conf *st)
+{
+    struct origin o;
+    const json_t *v = field(lc, e, path, "routes", &o);
+    size_t i;
+    const json_t *r;
+    if (!v)
+        return 0;
+    if (!json_is_array(v) || !json_array_size(v))
+        return bad_value(&o, v, "a list of route names", lc->err, lc->errlen);
+    json_array_foreach(v, i, r)
+    {
+        const char *n = json_string_value(r);
+        if (!n || (strcmp(n, "*") && !api_by_name(n))) {
+            char msg[400];
+            snprintf(msg, sizeof msg,
+                     "routes: unknown route '%.40s' (known: "
+                     "*, %s)",
+                     n ? n : "?", api_names());
+            return fail_at(lc, path, msg);
+        }
+    }
+    st->routes = json_deep_copy(v);
+    return st->routes ? 0 : oom(lc->file, lc->err, lc->errlen);
+}
+
 static int parse_stage(const struct loadctx *lc, const json_t *e, size_t i,
                        const char *plugins_dir, struct stage_conf *st)
 {
-    static const char *const keys[] = {"plugin", "name", "path", "config",
-                                       NULL};
+    static const char *const keys[] = {"plugin", "name",   "path",
+                                       "config", "routes", NULL};
     const json_t *v;
     struct origin o;
     char path[64];
@@ -836,6 +866,8 @@ static int parse_stage(const struct loadctx *lc, const json_t *e, size_t i,
         return oom(lc->file, lc->err, lc->errlen);
     }
     if (stage_path(lc, e, path, plugins_dir, st))
+        return -1;
+    if (stage_routes(lc, e, path, st))
         return -1;
     return stage_config(lc, e, path, st);
 }
@@ -1138,6 +1170,7 @@ void config_free(struct config *cfg)
         free(cfg->stages[i].plugin);
         free(cfg->stages[i].path);
         json_decref(cfg->stages[i].config);
+        json_decref(cfg->stages[i].routes);
     }
     free(cfg->stages);
     free(cfg->file);

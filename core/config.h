@@ -20,6 +20,7 @@ struct stage_conf {
     char *plugin;   /* `plugin:` */
     char *path;     /* `path:`, or <plugins_dir>/<plugin>.so */
     json_t *config; /* `config:` as a JSON object ({} when absent); owned */
+    json_t *routes; /* `routes:` (array of route names) or NULL; owned */
     int line;       /* line of the entry in the file (1-based) */
 };
 

@@ -180,7 +180,7 @@ void core_metrics_attempt_end(struct sluice_ctx *ctx)
 static const char *route_name(enum route r)
 {
     switch (r) {
-    case ROUTE_CHAT:
+    case ROUTE_API:
         return "chat";
     case ROUTE_MODELS:
         return "models";
@@ -313,7 +313,7 @@ static const char *outcome_of(struct sluice_ctx *ctx, int client_left,
      * request whose upstream is done, to stop a transfer still running */
     if (client_left)
         return "client_closed";
-    if (ctx->route != ROUTE_CHAT)
+    if (ctx->route != ROUTE_API)
         return status < 400 ? "ok" : status < 500 ? "rejected" : "error";
     if (ctx->attempts_sent == 0) /* answered before any upstream call */
         return status < 400 ? "ok" : status < 500 ? "rejected" : "error";
@@ -329,12 +329,13 @@ void core_metrics_summarise(struct sluice_ctx *ctx, int client_left,
 {
     uint64_t now = time_now_us();
     memset(sum, 0, sizeof *sum);
-    sum->route = route_name(ctx->route);
+    sum->route = ctx->route == ROUTE_API ? request_api(ctx)->name
+                                         : route_name(ctx->route);
     sum->status = status_sent(ctx);
     if (!sum->status)
         sum->status = 499; /* the client left before any response */
     sum->outcome = outcome_of(ctx, client_left, sum->status);
-    sum->model = ctx->route == ROUTE_CHAT ? model_label(ctx) : "";
+    sum->model = ctx->route == ROUTE_API ? model_label(ctx) : "";
     sum->model_requested =
         json_string_value(json_object_get(ctx->body, "model"));
     if (!sum->model_requested)
@@ -355,7 +356,7 @@ void core_metrics_summarise(struct sluice_ctx *ctx, int client_left,
     sum->tokens_estimate = attr_ll(ctx, "prompt_tokens_estimate");
     sum->usage_prompt = attr_ll(ctx, "usage_prompt_tokens");
     sum->usage_completion = attr_ll(ctx, "usage_completion_tokens");
-    if (ctx->route == ROUTE_CHAT && !ctx->stream &&
+    if (ctx->route == ROUTE_API && !ctx->stream &&
         ctx->result == SLUICE_ATTEMPT_HTTP && ctx->status >= 200 &&
         ctx->status < 300 && ctx->resp_body.len &&
         (sum->usage_prompt < 0 || sum->usage_completion < 0)) {
@@ -379,7 +380,7 @@ void core_metrics_request_done(struct sluice_ctx *ctx,
     metrics_add(cm.requests, rl, 1);
     const char *dl[] = {sum->route, stream};
     metrics_observe(cm.duration, dl, sum->total_s);
-    if (ctx->route != ROUTE_CHAT)
+    if (ctx->route != ROUTE_API)
         return;
     if (!strcmp(sum->outcome, "rejected")) {
         const char *jl[] = {ctx->responder ? ctx->responder : "core",

@@ -11,6 +11,7 @@
  */
 #include "flow.h"
 #include "log.h"
+#include "multipart.h"
 #include "pipeline.h"
 #include "reqbody.h"
 #include "scrub.h"
@@ -45,16 +46,81 @@ static void respond_ready(struct sluice_ctx *ctx)
     flow_resume(ctx);
 }
 
+/* 1 when ctype is application/json (or +json), parameters allowed. */
+static int ctype_is_json(const char *ct)
+{
+    size_t n = strcspn(ct, ";");
+    while (n && ct[n - 1] == ' ')
+        n--;
+    while (n && *ct == ' ')
+        ct++, n--;
+    return (n == 16 && !strncasecmp(ct, "application/json", 16)) ||
+           (n > 5 && !strncasecmp(ct + n - 5, "+json", 5));
+}
+
+static int refuse_ctype(struct sluice_ctx *ctx, const char *ct,
+                        const char *want)
+{
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "Unsupported Content-Type '%.100s' for %s: send %s.", ct, ctx->url,
+             want);
+    request_set_error(ctx, 415, "invalid_request_error",
+                      "unsupported_media_type", NULL, msg);
+    return -1;
+}
+
+/* A multipart upload: the JSON view stages see holds its small fields
+ * (model, stream); the body itself goes upstream untouched. */
+static int parse_multipart(struct sluice_ctx *ctx, const char *ct)
+{
+    char boundary[80], v[256];
+    if (!ct || multipart_boundary(ct, boundary, sizeof boundary) != 0)
+        return refuse_ctype(ctx, ct ? ct : "(none)",
+                            "multipart/form-data with a boundary");
+    ctx->body = json_object();
+    if (!ctx->body)
+        return -1;
+    static const char *const fields[] = {"model", "stream"};
+    for (size_t i = 0; i < 2; i++) {
+        int rc = multipart_field(ctx->body_in.data, ctx->body_in.len, boundary,
+                                 fields[i], v, sizeof v);
+        if (rc < 0) {
+            request_set_error(ctx, 400, "invalid_request_error",
+                              "invalid_multipart", fields[i],
+                              "could not read the multipart/form-data body");
+            return -1;
+        }
+        if (rc == 0)
+            continue;
+        if (i == 0)
+            json_object_set_new(ctx->body, "model", json_string(v));
+        else if (!strcmp(v, "true"))
+            json_object_set_new(ctx->body, "stream", json_true());
+    }
+    return 0;
+}
+
 static int parse_body(struct sluice_ctx *ctx)
 {
-    struct reqbody_error e;
-    if (reqbody_parse(ctx->body_in.data, ctx->body_in.len, &ctx->body, &e) !=
-        0) {
-        request_set_error(ctx, 400, "invalid_request_error", e.code, e.param,
-                          e.message);
-        return -1;
+    const struct api_route *api = request_api(ctx);
+    const char *ct = request_header(ctx, "Content-Type");
+    if (api->body == API_BODY_MULTIPART) {
+        if (parse_multipart(ctx, ct) != 0)
+            return -1;
+    } else {
+        struct reqbody_error e;
+        if (ct && !ctype_is_json(ct))
+            return refuse_ctype(ctx, ct, "application/json");
+        if (reqbody_parse(ctx->body_in.data, ctx->body_in.len, &ctx->body,
+                          &e) != 0) {
+            request_set_error(ctx, 400, "invalid_request_error", e.code,
+                              e.param, e.message);
+            return -1;
+        }
     }
-    ctx->stream = json_is_true(json_object_get(ctx->body, "stream"));
+    ctx->stream = api->stream != API_STREAM_NONE &&
+                  json_is_true(json_object_get(ctx->body, "stream"));
     return 0;
 }
 
@@ -163,13 +229,23 @@ static const char *const passed_headers[] = {"retry-after",
                                              "x-ratelimit-remaining-tokens",
                                              "x-ratelimit-reset-requests",
                                              "x-ratelimit-reset-tokens",
-                                             "openai-processing-ms",
                                              NULL};
 
+/* What the client may quote to the provider: its rate-limit headers, every
+ * openai-* header (processing time, organization, version) and its request
+ * id, renamed x-upstream-request-id since x-request-id is sluice's own. */
 static void pass_upstream_headers(struct sluice_ctx *ctx)
 {
     for (size_t i = 0; i < ctx->resp_headers.n; i++) {
         const struct hdr *h = &ctx->resp_headers.v[i];
+        if (!strncasecmp(h->name, "openai-", 7)) {
+            hdrs_add(&ctx->out_headers, h->name, h->value);
+            continue;
+        }
+        if (!strcasecmp(h->name, "x-request-id")) {
+            hdrs_add(&ctx->out_headers, "x-upstream-request-id", h->value);
+            continue;
+        }
         for (const char *const *p = passed_headers; *p; p++)
             if (!strcasecmp(h->name, *p))
                 hdrs_add(&ctx->out_headers, h->name, h->value);
@@ -362,9 +438,19 @@ static void stream_error_event(struct sluice_ctx *ctx)
     }
     buf_t b;
     buf_init(&b);
-    buf_puts(&b, "data: ");
-    error_json(&b, "upstream_error", code, NULL, msg);
-    buf_puts(&b, "\n\n");
+    if (request_api(ctx)->stream == API_STREAM_NAMED) {
+        /* the Responses API's own error event (no "error" wrapper) */
+        buf_puts(&b, "event: error\ndata: {\"type\":\"error\",\"code\":");
+        buf_json_str(&b, code);
+        buf_puts(&b, ",\"message\":");
+        buf_json_str(&b, msg);
+        buf_printf(&b, ",\"param\":null,\"sequence_number\":%llu}\n\n",
+                   (unsigned long long)ctx->stream_events);
+    } else {
+        buf_puts(&b, "data: ");
+        error_json(&b, "upstream_error", code, NULL, msg);
+        buf_puts(&b, "\n\n");
+    }
     flow_stream_write(ctx, b.data, b.len);
     buf_release(&b);
     hdrs_set(&ctx->attrs, "stream_error", why);
@@ -507,6 +593,8 @@ int flow_stream_write(struct sluice_ctx *ctx, const char *data, size_t len)
     }
     if (buf_append(&ctx->sbuf, data, len) != 0)
         return -1;
+    if (len > 6 && !memcmp(data, "event:", 6))
+        ctx->stream_events++;
     ctx->last_out_ms = time_now_ms();
     if (ctx->feeding)
         ctx->last_up_ms = ctx->last_out_ms;

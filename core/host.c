@@ -60,9 +60,7 @@ static const char *h_req_header(sluice_ctx *ctx, const char *name)
 {
     if (!ctx || !name)
         return NULL;
-    if (!ctx->conn)
-        return hdrs_get(&ctx->req_hdrs, name);
-    return MHD_lookup_connection_value(ctx->conn, MHD_HEADER_KIND, name);
+    return request_header(ctx, name);
 }
 
 static const char *h_req_peer(sluice_ctx *ctx)
@@ -77,10 +75,18 @@ static const sluice_json *h_req_body(sluice_ctx *ctx)
 
 static sluice_json *h_req_body_mut(sluice_ctx *ctx)
 {
-    if (!ctx || !ctx->body || ctx->phase > PHASE_UPSTREAM)
+    /* a multipart body is forwarded as the client sent it: its JSON view
+     * (model, stream) is read-only */
+    if (!ctx || !ctx->body || ctx->phase > PHASE_UPSTREAM ||
+        request_api(ctx)->body != API_BODY_JSON)
         return NULL;
     ctx->body_dirty = 1;
     return (sluice_json *)ctx->body;
+}
+
+static const char *h_req_route(sluice_ctx *ctx)
+{
+    return ctx ? request_api(ctx)->name : NULL;
 }
 
 static const char *h_req_model(sluice_ctx *ctx)
@@ -393,4 +399,5 @@ const sluice_host host_table = {.size = sizeof(sluice_host),
                                 .state_get = state_get,
                                 .state_watch = state_watch,
                                 .state_list = state_list,
+                                .req_route = h_req_route,
                                 JSON_API_MEMBERS};

@@ -33,7 +33,7 @@
 static void add_common_headers(struct sluice_ctx *ctx, struct MHD_Response *r)
 {
     MHD_add_response_header(r, "x-request-id", ctx->id);
-    if (ctx->route == ROUTE_CHAT && ctx->attempt > 0) {
+    if (ctx->route == ROUTE_API && ctx->attempt > 0) {
         /* how many upstream requests this answer took (retries included) */
         char n[16];
         snprintf(n, sizeof n, "%d", ctx->attempts_sent);
@@ -173,7 +173,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
         return MHD_NO;
     switch (ctx->phase) {
     case PHASE_RECEIVING:
-        if (ctx->route != ROUTE_CHAT) {
+        if (ctx->route != ROUTE_API) {
             routes_answer(ctx);
             if (ctx->phase == PHASE_UPSTREAM && !ctx->out_status) {
                 suspend_waiting(ctx); /* answered later (admin reload) */
@@ -216,7 +216,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         flow_client_gone(ctx); /* stops an upstream still running */
     ctx->suspended = 0;
     worker_unwatch_client(ctx->w, ctx);
-    if (ctx->route == ROUTE_CHAT && ctx->phase != PHASE_RECEIVING)
+    if (ctx->route == ROUTE_API && ctx->phase != PHASE_RECEIVING)
         pipeline_on_complete(ctx);
     struct request_summary sum;
     core_metrics_summarise(ctx, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,

@@ -103,6 +103,47 @@ static struct generation *generation_alloc(size_t n)
     return g;
 }
 
+static int mask_add(uint32_t *mask, const char *name, char *err, size_t errlen)
+{
+    if (!strcmp(name, "*")) {
+        *mask = api_all_mask();
+        return 0;
+    }
+    const struct api_route *r = api_by_name(name);
+    if (!r) {
+        snprintf(err, errlen, "unknown route '%.60s' (known: *, %s)", name,
+                 api_names());
+        return -1;
+    }
+    *mask |= r->bit;
+    return 0;
+}
+
+int pipeline_route_mask(const sluice_plugin *desc, const json_t *names,
+                        uint32_t *mask, char *err, size_t errlen)
+{
+    *mask = 0;
+    if (names) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(names, i, v)
+        {
+            if (!json_is_string(v) ||
+                mask_add(mask, json_string_value(v), err, errlen) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    if (SLUICE_PLUGIN_HAS(desc, routes) && desc->routes) {
+        for (const char *const *p = desc->routes; *p; p++)
+            if (mask_add(mask, *p, err, errlen) != 0)
+                return -1;
+        return 0;
+    }
+    *mask = api_chat()->bit;
+    return 0;
+}
+
 static int stage_init(struct sluice_stage *s, const sluice_json *config,
                       char *err, size_t errlen)
 {
@@ -138,6 +179,9 @@ struct generation *generation_build(const struct config *cfg, char *err,
         if (!s->lib)
             goto fail;
         s->desc = s->lib->desc;
+        if (pipeline_route_mask(s->desc, sc->routes, &s->api_mask, why,
+                                sizeof why) != 0)
+            goto fail;
         if (stage_init(s, (const sluice_json *)sc->config, why, sizeof why) !=
             0)
             goto fail;
@@ -167,7 +211,9 @@ struct generation *generation_from_descs(const sluice_plugin *const *descs,
         s->desc = descs[i];
         s->name = strdup(descs[i]->name);
         s->plugin = strdup(descs[i]->name);
-        if (stage_init(s, configs ? configs[i] : NULL, err, errlen) != 0) {
+        if (pipeline_route_mask(s->desc, NULL, &s->api_mask, err, errlen) !=
+                0 ||
+            stage_init(s, configs ? configs[i] : NULL, err, errlen) != 0) {
             generation_destroy(g);
             return NULL;
         }
@@ -372,10 +418,11 @@ static sluice_verdict run_phase(struct sluice_ctx *ctx, size_t hook_off,
 {
     struct generation *g = ctx->gen;
     sluice_verdict result = SLUICE_CONTINUE;
+    uint32_t bit = request_api(ctx)->bit;
     for (size_t i = 0; g && i < g->nstages; i++) {
         struct sluice_stage *s = &g->stages[i];
         hook_fn fn = *(const hook_fn *)((const char *)s->desc + hook_off);
-        if (!fn)
+        if (!fn || !(s->api_mask & bit))
             continue;
         ctx->cur_stage = (int)i;
         sluice_verdict v = fn(s->instance, ctx);
@@ -435,7 +482,7 @@ static sluice_verdict chunk_from(struct sluice_ctx *ctx, size_t from,
     struct generation *g = ctx->gen;
     for (size_t i = from; g && i < g->nstages; i++) {
         struct sluice_stage *s = &g->stages[i];
-        if (!s->desc->on_chunk)
+        if (!s->desc->on_chunk || !(s->api_mask & request_api(ctx)->bit))
             continue;
         int saved_stage = ctx->cur_stage, saved_chunk = ctx->chunk_stage;
         ctx->cur_stage = (int)i;
@@ -469,7 +516,7 @@ void pipeline_on_complete(struct sluice_ctx *ctx)
     ctx->completed = 1;
     for (size_t i = 0; g && i < g->nstages; i++) {
         struct sluice_stage *s = &g->stages[i];
-        if (!s->desc->on_complete)
+        if (!s->desc->on_complete || !(s->api_mask & request_api(ctx)->bit))
             continue;
         ctx->cur_stage = (int)i;
         s->desc->on_complete(s->instance, ctx);

@@ -47,6 +47,7 @@ struct sluice_stage {
     struct stage_route *routes;
     size_t nroutes;
     struct generation *gen;
+    uint32_t api_mask; /* api.h routes whose requests its hooks see */
 };
 
 struct generation {
@@ -75,6 +76,12 @@ struct generation *generation_build(const struct config *cfg, char *err,
 struct generation *generation_from_descs(const sluice_plugin *const *descs,
                                          const sluice_json *const *configs,
                                          size_t n, char *err, size_t errlen);
+
+/* The mask of api.h routes a stage handles: `names` (the pipeline's
+ * `routes:`, a JSON array; NULL when absent), else the descriptor's routes,
+ * else chat only. -1 and err naming the unknown route. */
+int pipeline_route_mask(const sluice_plugin *desc, const json_t *names,
+                        uint32_t *mask, char *err, size_t errlen);
 
 /* The published generation. generation_pin returns it with a reference
  * held; generation_unpin drops one (destroying the generation at zero). */

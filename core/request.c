@@ -122,6 +122,13 @@ fail:
     return NULL;
 }
 
+const char *request_header(struct sluice_ctx *ctx, const char *name)
+{
+    if (!ctx->conn)
+        return hdrs_get(&ctx->req_hdrs, name);
+    return MHD_lookup_connection_value(ctx->conn, MHD_HEADER_KIND, name);
+}
+
 void request_unref(struct sluice_ctx *ctx)
 {
     if (!ctx || --ctx->refs > 0)

@@ -12,6 +12,7 @@
 #ifndef SLUICE_REQUEST_H
 #define SLUICE_REQUEST_H
 
+#include "api.h"
 #include "buf.h"
 #include "hdrs.h"
 #include "sluice.h"
@@ -28,7 +29,7 @@ struct generation;
 
 enum route {
     ROUTE_NONE = 0,
-    ROUTE_CHAT,       /* POST /v1/chat/completions */
+    ROUTE_API,        /* an OpenAI endpoint through the pipeline (ctx->api) */
     ROUTE_MODELS,     /* GET /v1/models */
     ROUTE_MODEL_INFO, /* GET /v1/models/{id}/info */
     ROUTE_HEALTH,     /* GET /health */
@@ -72,7 +73,8 @@ struct sluice_ctx {
     char method[12];
     char *url;       /* request path, owned */
     const char *aux; /* ROUTE_MODEL_INFO: model id / ROUTE_ADMIN: sub-path */
-    struct stage_route *sroute; /* ROUTE_STAGE */
+    const struct api_route *api; /* ROUTE_API: which endpoint (api.h) */
+    struct stage_route *sroute;  /* ROUTE_STAGE */
     struct sluice_stage *sstage;
     char peer[64];
     int on_admin_port;    /* arrived on admin.listen's socket */
@@ -147,6 +149,9 @@ struct sluice_ctx {
     int feeding;            /* upstream bytes are in the on_chunk chain */
     int stream_too_long;    /* ended by max_stream_s */
     uint64_t last_out_ms;   /* last byte queued for the client */
+    uint64_t stream_events; /* named events queued (the sse stage hands
+                               one per write): the next sequence_number
+                               of a Responses stream */
 
     /* observability (core_metrics.c, access log) */
     uint64_t t_start_us;    /* monotonic µs */
@@ -165,11 +170,20 @@ struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
                                const char *method, const char *url);
 /* The client's address as text ("" if unknown), computed on first use. */
 const char *request_peer(struct sluice_ctx *ctx);
+/* Case-insensitive lookup of a client request header (NULL if absent). */
+const char *request_header(struct sluice_ctx *ctx, const char *name);
 /* Drop a reference; at zero unlinks from the worker and frees. */
 void request_unref(struct sluice_ctx *ctx);
 /* Free the context and what it owns, unpin its generation. No worker
  * bookkeeping: for contexts built without a server (stage tests). */
 void request_free(struct sluice_ctx *ctx);
+
+/* The request's route (api.h): chat when it has none (contexts built
+ * without a server, in stage tests). */
+static inline const struct api_route *request_api(const struct sluice_ctx *c)
+{
+    return c->api ? c->api : api_chat();
+}
 
 /* Set the client response (copies body). */
 int request_set_response(struct sluice_ctx *ctx, int status, const char *ctype,

@@ -32,7 +32,7 @@ static void route_set(struct sluice_ctx *ctx, enum route r, const char *allowed)
 {
     ctx->route = r;
     if (strcmp(ctx->method, allowed) &&
-        !(r != ROUTE_CHAT && !strcmp(ctx->method, "HEAD") &&
+        !(r != ROUTE_API && !strcmp(ctx->method, "HEAD") &&
           !strcmp(allowed, "GET")))
         ctx->route = ROUTE_BAD_METHOD;
 }
@@ -43,14 +43,15 @@ static int is_admin_path(const char *u)
 }
 
 /* admin.listen set: the admin API lives on its own port, which serves
- * nothing else but /health. 1 when the path is not served here. */
+ * nothing else but /health and /metrics (the dashboard at /admin/ui reads
+ * both from its own origin). 1 when the path is not served here. */
 static int wrong_port(const struct sluice_ctx *ctx, const char *u)
 {
     if (!server_main || !server_main->cfg || !server_main->cfg->admin_listen)
         return 0;
     if (ctx->on_admin_port)
         return !is_admin_path(u) && !path_is(u, "/health") &&
-               !path_is(u, "/healthz");
+               !path_is(u, "/healthz") && !path_is(u, "/metrics");
     return is_admin_path(u);
 }
 
@@ -71,8 +72,9 @@ void routes_match(struct sluice_ctx *ctx)
         ctx->route = method_ok ? ROUTE_STAGE : ROUTE_BAD_METHOD;
         return;
     }
-    if (path_is(u, "/v1/chat/completions") || path_is(u, "/chat/completions"))
-        route_set(ctx, ROUTE_CHAT, "POST");
+    const struct api_route *api = api_find(u);
+    if (api)
+        route_set(ctx, ROUTE_API, "POST"), ctx->api = api;
     else if (path_is(u, "/v1/models") || path_is(u, "/models"))
         route_set(ctx, ROUTE_MODELS, "GET");
     else if (!strncmp(u, "/v1/models/", 11) && u[11])
@@ -95,7 +97,7 @@ static const char *allowed_for(struct sluice_ctx *ctx, const char *url)
 {
     if (ctx->sroute)
         return ctx->sroute->method;
-    if (strstr(url, "chat/completions"))
+    if (api_find(url))
         return "POST";
     return "GET, HEAD";
 }
@@ -316,9 +318,10 @@ void routes_answer(struct sluice_ctx *ctx)
         hdrs_add(&ctx->out_headers, "Allow", allowed_for(ctx, ctx->url));
         break;
     default:
-        snprintf(msg, sizeof msg, "unknown path %.200s", ctx->url);
-        request_set_error(ctx, 404, "invalid_request_error", "not_found", NULL,
-                          msg);
+        /* exactly OpenAI's answer, which SDKs and users recognise */
+        snprintf(msg, sizeof msg, "Invalid URL (%s %.200s)", ctx->method,
+                 ctx->url);
+        request_set_error(ctx, 404, "invalid_request_error", NULL, NULL, msg);
         break;
     }
 }

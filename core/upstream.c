@@ -71,53 +71,136 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
+/* Client headers passed upstream as sent (unless a stage set them): the
+ * provider's own routing headers. The client's Authorization, x-api-key,
+ * Host and hop-by-hop headers never are: curl writes its own. */
+static const char *const forwarded_headers[] = {
+    "OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta", NULL};
+
+static int slist_add(struct curl_slist **l, const char *line)
+{
+    struct curl_slist *t = curl_slist_append(*l, line);
+    if (!t)
+        return -1;
+    *l = t;
+    return 0;
+}
+
+/* "name: value" of a header into line; -2 (and *bad) when it does not fit
+ * UPSTREAM_MAX_HEADER: cut short it would send a wrong credential or
+ * value, so the attempt fails instead. */
+static int header_line(char *line, size_t n, const char *name,
+                       const char *value, const char **bad)
+{
+    int w = snprintf(line, n, "%s: %s", name, value);
+    if (w < 0 || (size_t)w >= n) {
+        *bad = name;
+        return -2;
+    }
+    return 0;
+}
+
 /* The request headers of an attempt. -1 when out of memory, -2 when a
- * stage's header line does not fit UPSTREAM_MAX_HEADER (*bad names it):
- * cut short it would send a wrong credential or value, so the attempt
- * fails instead. */
+ * header line does not fit (*bad names it). */
 static int build_headers(struct sluice_ctx *ctx, const char **bad)
 {
-    struct curl_slist *l = NULL, *t;
+    struct curl_slist *l = NULL;
     char line[UPSTREAM_MAX_HEADER];
-    l = curl_slist_append(l, "Content-Type: application/json");
-    if (!l)
-        return -1;
-    t = curl_slist_append(l, ctx->stream ? "Accept: text/event-stream"
-                                         : "Accept: application/json");
-    if (!t)
+    int rc = -1;
+    const char *ct = "application/json";
+    if (request_api(ctx)->body == API_BODY_MULTIPART)
+        ct = request_header(ctx, "Content-Type"); /* checked: has boundary */
+    if ((rc = header_line(line, sizeof line, "Content-Type", ct, bad)) ||
+        (rc = -1, slist_add(&l, line)) ||
+        slist_add(&l, ctx->stream ? "Accept: text/event-stream"
+                                  : "Accept: application/json") ||
+        slist_add(&l, "Expect:"))
         goto fail;
-    l = t;
-    t = curl_slist_append(l, "Expect:");
-    if (!t)
-        goto fail;
-    l = t;
     for (size_t i = 0; i < ctx->up_headers.n; i++) {
-        int n = snprintf(line, sizeof line, "%s: %s", ctx->up_headers.v[i].name,
-                         ctx->up_headers.v[i].value);
-        if (n < 0 || (size_t)n >= sizeof line) {
-            *bad = ctx->up_headers.v[i].name;
-            curl_slist_free_all(l);
-            return -2;
-        }
-        t = curl_slist_append(l, line);
-        if (!t)
+        const struct hdr *h = &ctx->up_headers.v[i];
+        if ((rc = header_line(line, sizeof line, h->name, h->value, bad)) ||
+            (rc = -1, slist_add(&l, line)))
             goto fail;
-        l = t;
+    }
+    for (const char *const *h = forwarded_headers; *h; h++) {
+        const char *v = request_header(ctx, *h);
+        if (!v || hdrs_get(&ctx->up_headers, *h))
+            continue;
+        if ((rc = header_line(line, sizeof line, *h, v, bad)) ||
+            (rc = -1, slist_add(&l, line)))
+            goto fail;
     }
     snprintf(line, sizeof line, "X-Request-Id: %s", ctx->id); /* id: 40 B */
-    t = curl_slist_append(l, line);
-    if (!t)
+    if (slist_add(&l, line))
         goto fail;
-    ctx->slist = t;
+    ctx->slist = l;
     return 0;
 fail:
     curl_slist_free_all(l);
-    return -1;
+    return rc;
+}
+
+static enum MHD_Result query_put(void *cls, enum MHD_ValueKind kind,
+                                 const char *key, const char *value)
+{
+    buf_t *b = cls;
+    (void)kind;
+    char *k = curl_easy_escape(NULL, key, 0);
+    char *v = value ? curl_easy_escape(NULL, value, 0) : NULL;
+    buf_puts(b, b->len ? "&" : "?");
+    buf_puts(b, k ? k : "");
+    if (value) {
+        buf_puts(b, "=");
+        buf_puts(b, v ? v : "");
+    }
+    curl_free(k);
+    curl_free(v);
+    return MHD_YES;
+}
+
+/* The upstream URL of this request: the route's path under the base URL
+ * and the client's query string (re-encoded: MHD hands it decoded). Chat
+ * without a query uses the worker's pre-parsed URL. */
+static int set_url(struct sluice_ctx *ctx, CURL *e)
+{
+    struct worker *w = ctx->w;
+    buf_t q;
+    buf_init(&q);
+    if (ctx->conn)
+        MHD_get_connection_values(ctx->conn, MHD_GET_ARGUMENT_KIND, query_put,
+                                  &q);
+    if (q.oom) {
+        buf_release(&q);
+        return -1;
+    }
+    if (!q.len && request_api(ctx) == api_chat()) {
+        if (w->chat_curlu)
+            curl_easy_setopt(e, CURLOPT_CURLU, w->chat_curlu);
+        else
+            curl_easy_setopt(e, CURLOPT_URL, w->chat_url);
+        buf_release(&q);
+        return 0;
+    }
+    buf_t u;
+    buf_init(&u);
+    buf_puts(&u, w->srv->cfg->base_url);
+    buf_puts(&u, request_api(ctx)->up_path);
+    if (q.len)
+        buf_append(&u, q.data, q.len);
+    buf_release(&q);
+    if (u.oom) {
+        buf_release(&u);
+        return -1;
+    }
+    curl_easy_setopt(e, CURLOPT_CURLU, NULL);
+    curl_easy_setopt(e, CURLOPT_URL, u.data); /* libcurl copies it */
+    buf_release(&u);
+    return 0;
 }
 
 static int body_bytes(struct sluice_ctx *ctx, const char **p, size_t *len)
 {
-    if (!ctx->body_dirty) {
+    if (!ctx->body_dirty || request_api(ctx)->body != API_BODY_JSON) {
         *p = ctx->body_in.data ? ctx->body_in.data : "";
         *len = ctx->body_in.len;
         return 0;
@@ -156,10 +239,8 @@ int upstream_start(struct sluice_ctx *ctx)
         body_bytes(ctx, &body, &blen) != 0)
         goto fail;
     ctx->curl_err[0] = '\0';
-    if (w->chat_curlu)
-        curl_easy_setopt(e, CURLOPT_CURLU, w->chat_curlu);
-    else
-        curl_easy_setopt(e, CURLOPT_URL, w->chat_url);
+    if (set_url(ctx, e) != 0)
+        goto fail;
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);

@@ -402,6 +402,14 @@ typedef struct sluice_host {
      * admin report). Returns how many. */
     int (*state_list)(sluice_stage *stage, const char *prefix,
                       sluice_state_fn fn, void *arg); /* ABI 1.1 */
+
+    /* ---- the route (ABI 1.1) ------------------------------------------
+     * Which OpenAI endpoint the request is for: "chat", "responses",
+     * "completions", "embeddings", "moderations", "audio_speech",
+     * "audio_transcriptions", "audio_translations", "images_generations",
+     * "rerank" (see sdk/README.md). Hooks only run for the routes the
+     * stage handles (sluice_plugin.routes). */
+    const char *(*req_route)(sluice_ctx *ctx); /* ABI 1.1 */
 } sluice_host;
 
 #define SLUICE_HOST_HAS(host, member)                                          \
@@ -456,6 +464,13 @@ typedef struct sluice_plugin {
     /* Called just before /metrics is rendered: set gauges that are cheaper
      * to compute on demand (e.g. cooldown seconds left). May be NULL. */
     void (*collect)(void *instance);
+
+    /* The routes whose requests this stage's hooks see: a NULL-terminated
+     * list of route names (sluice_host.req_route), or {"*", NULL} for
+     * every route. NULL, or a descriptor older than ABI 1.1: "chat" only,
+     * so a stage written for chat is never handed an audio upload. The
+     * operator may override it per stage (`routes:` in the pipeline). */
+    const char *const *routes; /* ABI 1.1 */
 } sluice_plugin;
 
 /* True when a descriptor (possibly built against an older header) has

@@ -684,6 +684,9 @@ static void auth_destroy(void *instance)
     auth_free(instance);
 }
 
+/* every route: who calls and which key it uses matters for all of them */
+static const char *const auth_routes[] = {"*", NULL};
+
 static const sluice_plugin auth_plugin = {
     .abi_major = SLUICE_ABI_MAJOR,
     .abi_minor = SLUICE_ABI_MINOR,
@@ -699,6 +702,7 @@ static const sluice_plugin auth_plugin = {
     .status = auth_status,
     .export_state = auth_export_state,
     .import_state = auth_import_state,
+    .routes = auth_routes,
 };
 
 SLUICE_PLUGIN_DEFINE(auth_plugin)

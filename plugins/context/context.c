@@ -184,11 +184,23 @@ static int route_model(void *instance, const char *method, const char *path,
 /* Requested output: max_completion_tokens, else max_tokens, else the
  * configured reserve. -1 (and a 400 set) on a wrong type. */
 static int64_t output_tokens(struct context *c, sluice_ctx *ctx,
-                             const sluice_json *body, const char **key)
+                             const sluice_json *body, const char *route,
+                             const char **key)
 {
     *key = NULL;
-    static const char *const keys[] = {"max_completion_tokens", "max_tokens"};
-    for (size_t i = 0; i < 2; i++) {
+    static const char *const chat_keys[] = {"max_completion_tokens",
+                                            "max_tokens", NULL};
+    static const char *const resp_keys[] = {"max_output_tokens", NULL};
+    static const char *const cmpl_keys[] = {"max_tokens", NULL};
+    const char *const *keys = chat_keys;
+    int64_t def = c->reserve_output;
+    if (!strcmp(route, "embeddings"))
+        return 0; /* nothing is generated */
+    if (!strcmp(route, "responses"))
+        keys = resp_keys;
+    else if (!strcmp(route, "completions"))
+        keys = cmpl_keys, def = 16; /* the API's default max_tokens */
+    for (size_t i = 0; keys[i]; i++) {
         const sluice_json *v = H->json_get(body, keys[i]);
         sluice_json_type t = H->json_type(v);
         if (t == SLUICE_JSON_INVALID || t == SLUICE_JSON_NULL)
@@ -206,19 +218,21 @@ static int64_t output_tokens(struct context *c, sluice_ctx *ctx,
         *key = keys[i];
         return H->json_int(v);
     }
-    return c->reserve_output;
+    return def;
 }
 
 /* "a (262000), b (256000)" of the models whose context holds `need`
  * tokens, largest first as the table lists them; at most `max` names. */
-static void fitting_models(struct context *c, uint64_t need, char *out,
-                           size_t outlen, size_t max)
+static void fitting_models(struct context *c, uint64_t need, int embed,
+                           char *out, size_t outlen, size_t max)
 {
     size_t used = 0, k = 0;
     out[0] = '\0';
     for (size_t i = 0; i < c->models.n && k < max; i++) {
         const struct model *m = &c->models.v[i];
-        if ((uint64_t)m->context_length < need)
+        /* an embedding model is no answer to a chat prompt, nor back */
+        if ((uint64_t)m->context_length < need ||
+            !strstr(m->id, "embedding") != !embed)
             continue;
         int w = snprintf(out + used, outlen - used, "%s%s (%" PRId64 ")",
                          k ? ", " : "", m->id, m->context_length);
@@ -231,15 +245,25 @@ static void fitting_models(struct context *c, uint64_t need, char *out,
     }
 }
 
+/* The request field that holds a route's prompt. */
+static const char *route_field(const char *route)
+{
+    if (!strcmp(route, "chat"))
+        return "messages";
+    return !strcmp(route, "completions") ? "prompt" : "input";
+}
+
 /* out_key: the request field that set the output (NULL: the reserve). */
 static sluice_verdict refuse(struct context *c, sluice_ctx *ctx,
                              const struct model *m, uint64_t prompt,
-                             int64_t output, const char *out_key, int exact)
+                             int64_t output, const char *out_key, int exact,
+                             const char *route)
 {
+    const char *field = route_field(route);
     char fits[1024], msg[2048];
     uint64_t need = prompt + (uint64_t)output;
     uint64_t over = need - (uint64_t)m->context_length;
-    fitting_models(c, need, fits, sizeof fits, 6);
+    fitting_models(c, need, !strcmp(route, "embeddings"), fits, sizeof fits, 6);
     int n = snprintf(msg, sizeof msg,
                      "This request needs %s%" PRIu64 " tokens (prompt "
                      "%s%" PRIu64 " %s + %" PRId64 " for the output), "
@@ -257,9 +281,8 @@ static sluice_verdict refuse(struct context *c, sluice_ctx *ctx,
                       " Lower %s to at most %" PRIu64 ", or", out_key,
                       (uint64_t)m->context_length - prompt);
     else if ((size_t)n < sizeof msg)
-        n += snprintf(msg + n, sizeof msg - (size_t)n,
-                      " Shorten the "
-                      "messages, or");
+        n += snprintf(msg + n, sizeof msg - (size_t)n, " Shorten the %s, or",
+                      field);
     if ((size_t)n < sizeof msg && fits[0])
         snprintf(msg + n, sizeof msg - (size_t)n,
                  " use a model with a larger context: %s.", fits);
@@ -273,7 +296,7 @@ static sluice_verdict refuse(struct context *c, sluice_ctx *ctx,
            "refused %s: ~%" PRIu64 " tokens for model %s (%" PRId64 ")",
            H->req_id(ctx), need, m->id, m->context_length);
     H->respond_error(ctx, 400, "invalid_request_error",
-                     "context_length_exceeded", "messages", msg);
+                     "context_length_exceeded", field, msg);
     return SLUICE_RESPOND;
 }
 
@@ -326,7 +349,14 @@ static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
                                   (uint64_t)m->overhead.per_message,
                                   (uint64_t)m->overhead.per_name,
                                   (uint64_t)m->overhead.reply_priming};
-    if (walk_request_opts(H, body, m && m->tok ? &opts : NULL, &w) != 0) {
+    const char *route = SLUICE_HOST_HAS(H, req_route) && H->req_route
+                            ? H->req_route(ctx)
+                            : "chat";
+    int chat = !strcmp(route, "chat");
+    int rc =
+        chat ? walk_request_opts(H, body, m && m->tok ? &opts : NULL, &w)
+             : walk_api_request(H, route, body, m && m->tok ? &opts : NULL, &w);
+    if (rc != 0) {
         H->respond_error(ctx, 400, "invalid_request_error", w.code, w.field,
                          w.message);
         return SLUICE_RESPOND;
@@ -356,13 +386,15 @@ static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
         return SLUICE_RESPOND;
     }
     const char *out_key;
-    int64_t output = output_tokens(c, ctx, body, &out_key);
+    int64_t output = output_tokens(c, ctx, body, route, &out_key);
     if (output < 0)
         return SLUICE_RESPOND;
-    double need = (double)prompt + (double)output;
+    /* embeddings: each input has the model's window to itself */
+    uint64_t judged = !strcmp(route, "embeddings") ? w.max_item : prompt;
+    double need = (double)judged + (double)output;
     double limit = (double)m->context_length;
     if (need > limit * (1.0 + (exact ? 0.0 : c->margin)))
-        return refuse(c, ctx, m, prompt, output, out_key, exact);
+        return refuse(c, ctx, m, judged, output, out_key, exact, route);
     if (need > limit && c->m_margin)
         H->metric_add(c->m_margin, (const char *const[]){m->id}, 1);
     return SLUICE_CONTINUE;
@@ -451,6 +483,10 @@ static int context_status(void *instance, sluice_buf *out)
     return rc ? -1 : 0;
 }
 
+/* the routes whose prompt it can count (walk_api.c) */
+static const char *const context_routes[] = {"chat", "responses", "completions",
+                                             "embeddings", NULL};
+
 static const sluice_plugin context_plugin = {
     .abi_major = SLUICE_ABI_MAJOR,
     .abi_minor = SLUICE_ABI_MINOR,
@@ -462,6 +498,7 @@ static const sluice_plugin context_plugin = {
     .destroy = context_destroy,
     .on_request = context_on_request,
     .status = context_status,
+    .routes = context_routes,
 };
 
 SLUICE_PLUGIN_DEFINE(context_plugin)

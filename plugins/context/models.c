@@ -24,6 +24,10 @@ static const struct {
     {"mistralai/mistral-nemotron", 128000},
     {"minimaxai/minimax-m2", 128000},
     {"llama3-8b-instruct", 8000},
+    /* embedding models: the window of each input */
+    {"text-embedding-3-small", 8192},
+    {"text-embedding-3-large", 8192},
+    {"text-embedding-ada-002", 8192},
 };
 
 static struct model *models_append(struct model_table *t, const char *id)

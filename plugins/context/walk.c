@@ -32,8 +32,7 @@ static const char *type_name(sluice_json_type t)
 }
 
 /* Record a type error on `field` (printf-style path), expecting `want`. */
-static int SLUICE_PRINTF(4, 5)
-    walk_fail(struct walk *w, const sluice_json_type got, const char *want,
+int walk_fail(struct walk *w, const sluice_json_type got, const char *want,
               const char *fmt, ...)
 {
     va_list ap;
@@ -76,7 +75,7 @@ static void path_put(char *dst, size_t n, const char *a, size_t amax,
 }
 
 /* One text: counted by the model's tokenizer when there is one. */
-static void walk_bytes(struct walk *w, const char *s, size_t n)
+void walk_bytes(struct walk *w, const char *s, size_t n)
 {
     if (w->opts && w->opts->tok) {
         long c = w->opts->count(w->opts->tok, s, n);
@@ -97,8 +96,8 @@ static void walk_text(const sluice_host *H, struct walk *w,
 
 /* A JSON value as it would be serialised (tool parameters, arguments given
  * as objects): keys and strings scanned, punctuation charged roughly. */
-static void walk_json(const sluice_host *H, struct walk *w,
-                      const sluice_json *v, int depth)
+void walk_json(const sluice_host *H, struct walk *w, const sluice_json *v,
+               int depth)
 {
     if (depth > WALK_MAX_DEPTH)
         return;
@@ -156,7 +155,7 @@ static int walk_part(const sluice_host *H, struct walk *w, const sluice_json *p,
         return walk_fail(w, H->json_type(type), "a string", "%s.type", path);
     const sluice_json *s;
     if (!strcmp(ty, "text") || !strcmp(ty, "input_text") ||
-        !strcmp(ty, "refusal")) {
+        !strcmp(ty, "output_text") || !strcmp(ty, "refusal")) {
         const char *key = !strcmp(ty, "refusal") ? "refusal" : "text";
         s = H->json_get(p, key);
         if (H->json_type(s) != SLUICE_JSON_STRING)
@@ -173,8 +172,8 @@ static int walk_part(const sluice_host *H, struct walk *w, const sluice_json *p,
     return 0;
 }
 
-static int walk_content(const sluice_host *H, struct walk *w,
-                        const sluice_json *c, const char *path)
+int walk_content(const sluice_host *H, struct walk *w, const sluice_json *c,
+                 const char *path)
 {
     char sub[96];
     switch (H->json_type(c)) {

@@ -50,6 +50,7 @@ struct walk {
                           "missing_required_parameter" */
     char field[96];    /* on error: the offending field */
     char message[256]; /* on error: what is wrong with it */
+    uint64_t max_item; /* embeddings: tokens of the largest input */
 };
 
 /* Walk body (a JSON object). 0 ok, -1 when a field has the wrong type
@@ -62,5 +63,22 @@ int walk_request_opts(const sluice_host *H, const sluice_json *body,
 /* Prompt tokens of a walked request (exact text counts when walked with a
  * tokenizer, else the estimate), images charged at image_tokens each. */
 uint64_t walk_tokens(const struct walk *w, uint64_t image_tokens);
+
+/* Walk the prompt of another route (walk_api.c): "responses" (input and
+ * instructions), "completions" (prompt), "embeddings" (input; each input's
+ * tokens also checked into w->max_item). Token arrays count their length.
+ * Same contract as walk_request_opts. */
+int walk_api_request(const sluice_host *H, const char *route,
+                     const sluice_json *body, const struct walk_opts *opts,
+                     struct walk *w);
+
+/* Pieces walk_api.c shares with walk.c. */
+void walk_bytes(struct walk *w, const char *s, size_t n);
+void walk_json(const sluice_host *H, struct walk *w, const sluice_json *v,
+               int depth);
+int walk_content(const sluice_host *H, struct walk *w, const sluice_json *c,
+                 const char *path);
+int walk_fail(struct walk *w, sluice_json_type got, const char *want,
+              const char *fmt, ...) SLUICE_PRINTF(4, 5);
 
 #endif

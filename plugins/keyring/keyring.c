@@ -479,6 +479,9 @@ static void keyring_on_complete(void *instance, sluice_ctx *ctx)
     H->local_set(ctx, NULL);
 }
 
+/* every route: who calls and which key it uses matters for all of them */
+static const char *const keyring_routes[] = {"*", NULL};
+
 static const sluice_plugin keyring_plugin = {
     .abi_major = SLUICE_ABI_MAJOR,
     .abi_minor = SLUICE_ABI_MINOR,
@@ -495,6 +498,7 @@ static const sluice_plugin keyring_plugin = {
     .export_state = keyring_export_state,
     .import_state = keyring_import_state,
     .collect = kr_metrics_collect,
+    .routes = keyring_routes,
 };
 
 SLUICE_PLUGIN_DEFINE(keyring_plugin)

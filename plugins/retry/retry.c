@@ -214,6 +214,9 @@ static void retry_on_complete(void *instance, sluice_ctx *ctx)
     H->local_set(ctx, NULL);
 }
 
+/* every route: an upstream failure is retried the same way */
+static const char *const retry_routes[] = {"*", NULL};
+
 static const sluice_plugin retry_plugin = {
     .abi_major = SLUICE_ABI_MAJOR,
     .abi_minor = SLUICE_ABI_MINOR,
@@ -225,6 +228,7 @@ static const sluice_plugin retry_plugin = {
     .destroy = retry_destroy,
     .on_response = retry_on_response,
     .on_complete = retry_on_complete,
+    .routes = retry_routes,
 };
 
 SLUICE_PLUGIN_DEFINE(retry_plugin)

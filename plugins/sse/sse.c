@@ -229,7 +229,13 @@ static sluice_verdict sse_on_request(void *instance, sluice_ctx *ctx)
         return SLUICE_ERROR;
     const sluice_json *so = H->json_get(H->req_body(ctx), "stream_options");
     r->client_asked_usage = H->json_bool(H->json_get(so, "include_usage"));
-    if (!c->inject_usage || r->client_asked_usage)
+    /* stream_options exists in chat and completions only (the Responses
+     * API always ends with its usage) */
+    const char *route = SLUICE_HOST_HAS(H, req_route) && H->req_route
+                            ? H->req_route(ctx)
+                            : "chat";
+    if (!c->inject_usage || r->client_asked_usage ||
+        (strcmp(route, "chat") && strcmp(route, "completions")))
         return SLUICE_CONTINUE;
     sluice_json *body = H->req_body_mut(ctx);
     sluice_json *mso = body ? H->json_set_object(body, "stream_options") : NULL;
@@ -371,6 +377,30 @@ static void sse_attr_int(sluice_ctx *ctx, const char *name,
     H->attr_set(ctx, name, num);
 }
 
+/* A usage object into the usage_* attributes; `in` and `out` name its
+ * prompt and completion counts (chat's or the Responses API's). */
+static void sse_usage_attrs(sluice_ctx *ctx, const sluice_json *u,
+                            const char *in, const char *out)
+{
+    sse_attr_int(ctx, "usage_prompt_tokens", H->json_get(u, in));
+    sse_attr_int(ctx, "usage_completion_tokens", H->json_get(u, out));
+    sse_attr_int(ctx, "usage_total_tokens", H->json_get(u, "total_tokens"));
+}
+
+/* The Responses API's usage rides on response.completed (and .failed,
+ * .incomplete): response.usage.{input,output,total}_tokens. */
+static void sse_usage_responses(struct sse_req *r, const struct sse_event *ev)
+{
+    sluice_json *doc = H->json_parse(ev->data, ev->data_len, NULL, 0);
+    const sluice_json *u = H->json_get(H->json_get(doc, "response"), "usage");
+    if (H->json_type(u) == SLUICE_JSON_OBJECT) {
+        sse_usage_attrs(r->ctx, u, "input_tokens", "output_tokens");
+        sse_count(r->cfg->m_usage, "forwarded");
+    }
+    if (doc)
+        H->json_free(doc);
+}
+
 /* Read a usage object into attributes. Returns 1 when the event is a
  * usage-only chunk (no choices) the client did not ask for: drop it. */
 static int sse_usage(struct sse_req *r, const struct sse_event *ev)
@@ -378,21 +408,21 @@ static int sse_usage(struct sse_req *r, const struct sse_event *ev)
     /* cheap test first: most chunks carry no token counts at all (with
      * include_usage they carry "usage":null) */
     static const char key[] = "\"prompt_tokens\"";
-    if (ev->data_len < sizeof key ||
-        !memmem(ev->data, ev->data_len, key, sizeof key - 1))
+    static const char rkey[] = "\"input_tokens\"";
+    if (ev->data_len < sizeof key)
         return 0;
+    if (!memmem(ev->data, ev->data_len, key, sizeof key - 1)) {
+        if (memmem(ev->data, ev->data_len, rkey, sizeof rkey - 1))
+            sse_usage_responses(r, ev);
+        return 0;
+    }
     sluice_json *doc = H->json_parse(ev->data, ev->data_len, NULL, 0);
     if (!doc)
         return 0;
     const sluice_json *u = H->json_get(doc, "usage");
     int drop = 0;
     if (H->json_type(u) == SLUICE_JSON_OBJECT) {
-        sse_attr_int(r->ctx, "usage_prompt_tokens",
-                     H->json_get(u, "prompt_tokens"));
-        sse_attr_int(r->ctx, "usage_completion_tokens",
-                     H->json_get(u, "completion_tokens"));
-        sse_attr_int(r->ctx, "usage_total_tokens",
-                     H->json_get(u, "total_tokens"));
+        sse_usage_attrs(r->ctx, u, "prompt_tokens", "completion_tokens");
         const sluice_json *ch = H->json_get(doc, "choices");
         /* a usage chunk that also carries choices is forwarded whole: the
          * content matters more than hiding a field */
@@ -485,6 +515,9 @@ static int sse_status(void *instance, sluice_buf *out)
                          c->strict ? "true" : "false");
 }
 
+/* every route: it acts only on streamed requests, of any kind */
+static const char *const sse_routes[] = {"*", NULL};
+
 static const sluice_plugin sse_plugin = {
     .abi_major = SLUICE_ABI_MAJOR,
     .abi_minor = SLUICE_ABI_MINOR,
@@ -500,6 +533,7 @@ static const sluice_plugin sse_plugin = {
     .on_chunk = sse_on_chunk,
     .on_complete = sse_on_complete,
     .status = sse_status,
+    .routes = sse_routes,
 };
 
 SLUICE_PLUGIN_DEFINE(sse_plugin)

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
 
 const MODEL = 'qwen/qwen3-next-80b-a3b-instruct';
 const FIRST_KEY = 'sk-test-key-1';
@@ -342,6 +342,103 @@ async function main() {
     assert(caught.status === 429, `status ${caught.status}`);
     assert(String(caught.message).includes('slow down please'), `message ${caught.message}`);
     assert(caught.code === 'rate_limit_exceeded', `code ${caught.code}`);
+  });
+
+  // ---- the endpoints beside chat (issue 15) ----------------------------
+
+  test('responses.create (plain)', async () => {
+    await mockPost(mock.port, '/_mock/reset', {});
+    const r = await client.responses.create({ model: MODEL, input: 'hi there', instructions: 'be brief' });
+    assert(r.object === 'response' && r.status === 'completed', `response: ${JSON.stringify(r).slice(0, 200)}`);
+    assert(r.output_text === 'Hello from mock upstream. You said: hi there', `output_text ${JSON.stringify(r.output_text)}`);
+    const reqs = await mockRequests(mock.port);
+    assert(reqs.length === 1 && reqs[0].path === '/v1/responses', `mock saw ${reqs.map((q) => q.path)}`);
+    assert(/^Bearer sk-test-key-[12]$/.test(header(reqs[0], 'authorization')), 'upstream key');
+  });
+
+  test('responses.create (stream: true): named events, UTF-8 split mid-character', async () => {
+    await mockPost(mock.port, '/_mock/reset', {});
+    await mockPost(mock.port, '/_mock/script', { rules: [{ match: { path: '/responses' }, stream: { chunks: 5, delay_ms: 10 } }] });
+    const stream = await client.responses.create({ model: MODEL, input: 'stream', stream: true });
+    const types = [];
+    let text = '';
+    let usage = null;
+    for await (const ev of stream) {
+      types.push(ev.type);
+      if (ev.type === 'response.output_text.delta') text += ev.delta;
+      if (ev.type === 'response.completed') usage = ev.response.usage;
+    }
+    const want = Array.from({ length: 5 }, (_, i) => `tok${i} é `).join('');
+    assert(text === want, `streamed ${JSON.stringify(text)}, expected ${JSON.stringify(want)}`);
+    assert(types[0] === 'response.created' && types.at(-1) === 'response.completed', `events ${types}`);
+    assert(usage && usage.total_tokens > 0, `usage ${JSON.stringify(usage)}`);
+  });
+
+  test('responses stream cut after the first byte: it ends with the API\'s error event', async () => {
+    await mockPost(mock.port, '/_mock/reset', {});
+    await mockPost(mock.port, '/_mock/script', { rules: [{ match: { path: '/responses' }, stream: { chunks: 6, cut_after: 2 } }] });
+    const stream = await client.responses.create({ model: MODEL, input: 'break', stream: true });
+    const events = [];
+    for await (const ev of stream) events.push(ev);
+    const last = events.at(-1);
+    // the SDK yields a Responses `error` event as ResponseErrorEvent
+    assert(last.type === 'error' && last.code === 'stream_interrupted', `last event ${JSON.stringify(last)}`);
+    assert(/broke before it finished/.test(last.message), `message ${last.message}`);
+    assert(last.sequence_number === events.length - 1, `sequence_number ${last.sequence_number} after ${events.length - 1} events`);
+    assert(events.filter((e) => e.type === 'response.output_text.delta').length === 2, 'deltas before the error');
+  });
+
+  test('embeddings.create (base64 by default, decoded by the SDK)', async () => {
+    await mockPost(mock.port, '/_mock/reset', {});
+    const r = await client.embeddings.create({ model: 'text-embedding-3-small', input: ['one', 'two'] });
+    assert(r.data.length === 2, `${r.data.length} embeddings`);
+    const v = r.data[1].embedding;
+    assert(v.length === 8 && v[0] === 2 && v[1] === 1, `vector ${JSON.stringify(v)}`);
+    const reqs = await mockRequests(mock.port);
+    assert(reqs[0].path === '/v1/embeddings' && JSON.parse(reqs[0].body).encoding_format === 'base64', `mock saw ${reqs[0].body}`);
+  });
+
+  test('completions.create (plain and stream)', async () => {
+    await mockPost(mock.port, '/_mock/reset', {});
+    const r = await client.completions.create({ model: MODEL, prompt: 'def f():', max_tokens: 5 });
+    assert(r.object === 'text_completion' && r.choices[0].text.includes('def f():'), `completion ${JSON.stringify(r)}`);
+    const stream = await client.completions.create({ model: MODEL, prompt: 'x', stream: true });
+    let text = '';
+    for await (const c of stream) text += c.choices[0].text;
+    assert(text === 'tok0 tok1 tok2 tok3 tok4 ', `streamed ${JSON.stringify(text)}`);
+  });
+
+  test('moderations.create', async () => {
+    const r = await client.moderations.create({ input: ['fine', 'kill it'] });
+    assert(r.results.length === 2 && !r.results[0].flagged && r.results[1].flagged, `results ${JSON.stringify(r.results)}`);
+  });
+
+  test('audio.transcriptions.create with a file (multipart)', async () => {
+    await mockPost(mock.port, '/_mock/reset', {});
+    const audio = Buffer.from('RIFF\u0000\u0001fake wave bytes\r\n--not-a-boundary');
+    const r = await client.audio.transcriptions.create({ file: await toFile(audio, 'a.wav'), model: 'whisper-1' });
+    assert(r.text === `mock transcript of ${audio.length} bytes`, `text ${JSON.stringify(r.text)}`);
+    const reqs = await mockRequests(mock.port);
+    assert(reqs[0].path === '/v1/audio/transcriptions', `path ${reqs[0].path}`);
+    assert(/^multipart\/form-data; boundary=/.test(header(reqs[0], 'content-type')), `content type ${header(reqs[0], 'content-type')}`);
+    assert(reqs[0].body.includes('whisper-1'), 'the model field did not reach the mock');
+  });
+
+  test('audio.speech.create: the bytes, unchanged', async () => {
+    const body = { model: 'tts-1', voice: 'alloy', input: 'hello there' };
+    const r = await client.audio.speech.create(body);
+    const got = Buffer.from(await r.arrayBuffer());
+    const direct = await fetch(`http://127.0.0.1:${mock.port}/v1/audio/speech`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    const want = Buffer.from(await direct.arrayBuffer());
+    assert(got.length === want.length && got.equals(want), `speech: ${got.length} bytes, the mock sends ${want.length}`);
+  });
+
+  test('images.generate', async () => {
+    const r = await client.images.generate({ prompt: 'a cat', n: 2 });
+    assert(r.data.length === 2 && Buffer.from(r.data[0].b64_json, 'base64').subarray(1, 4).toString() === 'PNG',
+      `images ${JSON.stringify(r.data)}`);
   });
 
   test('models.list', async () => {

@@ -1,7 +1,7 @@
 # fuzz.cmake - libFuzzer targets for every parser of untrusted or operator
 # input: the chat body check (core/reqbody.c + core/json_fast.c) alone and
 # followed by the context stage's walker, the YAML pipeline loader
-# (config_load_string), the auth clients file parser, the keyring's keys
+# (config_load_string), the multipart/form-data field reader, the auth clients file parser, the keyring's keys
 # file and Retry-After family parsers, and the sse stage's event parser.
 # (The tokenizer's target needs the npm tokenizer files and PCRE2: it has
 # its own runner, tests/fuzz/run_fuzz_tokenizer.sh.) Included from
@@ -65,10 +65,13 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/plugins/context/walk.c)
   sluice_fuzz_target(walk "${CMAKE_SOURCE_DIR}/core;${_ctx}"
                      ${CMAKE_SOURCE_DIR}/core/reqbody.c
                      ${CMAKE_SOURCE_DIR}/core/json_fast.c ${_ctx}/walk.c
-                     ${_ctx}/estimate.c ${_ctx}/estimate_weights.c)
+                     ${_ctx}/walk_api.c ${_ctx}/estimate.c ${_ctx}/estimate_weights.c)
 endif()
+sluice_fuzz_target(multipart ${CMAKE_SOURCE_DIR}/core
+                   ${CMAKE_SOURCE_DIR}/core/multipart.c)
 sluice_fuzz_target(config ${CMAKE_SOURCE_DIR}/core
                    ${CMAKE_SOURCE_DIR}/core/config.c
+                   ${CMAKE_SOURCE_DIR}/core/api.c
                    ${CMAKE_SOURCE_DIR}/core/config_expand.c
                    ${CMAKE_SOURCE_DIR}/core/yaml_load.c
                    ${CMAKE_SOURCE_DIR}/core/buf.c)

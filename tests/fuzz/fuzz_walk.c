@@ -2,9 +2,10 @@
  * fuzz_walk.c - libFuzzer target for the request body on its way in: the
  * core's check at the door (core/reqbody.c) and, for bodies that pass it,
  * the context stage's walker (plugins/context/walk.c) that validates the
- * deeper shapes and estimates prompt tokens. The walker reaches JSON only
- * through the host table, so this file carries a minimal one over jansson
- * (the json_* members the walker uses; the rest stay NULL).
+ * deeper shapes and estimates prompt tokens (for chat, and the same body
+ * read as the Responses, completions and embeddings prompt). The walker reaches
+ * JSON only through the host table, so this file carries a minimal one over
+ * jansson (the json_* members the walker uses; the rest stay NULL).
  */
 #include "reqbody.h"
 #include "walk.h"
@@ -135,6 +136,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)walk_tokens(&w, 85);
     else if (!w.field[0] && !w.message[0])
         abort(); /* an error must say what and where */
+    /* the same body as each other route's prompt (walk_api.c) */
+    static const char *const routes[] = {"responses", "completions",
+                                         "embeddings"};
+    for (size_t i = 0; i < 3; i++) {
+        if (walk_api_request(&host, routes[i], (const sluice_json *)body, NULL,
+                             &w) == 0)
+            (void)walk_tokens(&w, 85);
+        else if (!w.field[0] && !w.message[0])
+            abort();
+    }
     json_decref(body);
     return 0;
 }

@@ -374,9 +374,9 @@ START_TEST(test_admin_listen)
     int port = h_sluice_port();
     /* the main port has no admin API */
     h_resp r = admin(port, "GET", "/admin/pipeline", ADMIN_TOKEN);
-    it_assert_error(&r, 404, "not_found", "admin on the main port");
+    it_assert_error(&r, 404, NULL, "admin on the main port");
     h_resp_free(&r);
-    /* the admin port has it, and /health, and nothing else */
+    /* the admin port has it, /health and /metrics, and nothing else */
     r = admin(aport, "GET", "/admin/pipeline", ADMIN_TOKEN);
     ck_assert_msg(r.status == 200, "admin port: %ld %s", r.status, it_show(&r));
     h_resp_free(&r);
@@ -386,12 +386,22 @@ START_TEST(test_admin_listen)
     r = admin(aport, "GET", "/health", NULL);
     ck_assert_msg(r.status == 200, "admin port /health: %ld", r.status);
     h_resp_free(&r);
+    /* and /metrics and the dashboard page, which reads both */
+    r = admin(aport, "GET", "/metrics", NULL);
+    ck_assert_msg(r.status == 200, "admin port /metrics: %ld", r.status);
+    h_resp_free(&r);
+    r = admin(aport, "GET", "/admin/ui", NULL);
+    ck_assert_msg(r.status == 200, "admin port /admin/ui: %ld", r.status);
+    h_resp_free(&r);
+    r = admin(port, "GET", "/admin/ui", NULL);
+    it_assert_error(&r, 404, NULL, "dashboard on the main port");
+    h_resp_free(&r);
     h_request(aport, "POST", CHAT, A_ALPHA, OK_BODY, strlen(OK_BODY), 10000,
               &r);
-    it_assert_error(&r, 404, "not_found", "chat on the admin port");
+    it_assert_error(&r, 404, NULL, "chat on the admin port");
     h_resp_free(&r);
     r = admin(aport, "GET", "/v1/models", NULL);
-    it_assert_error(&r, 404, "not_found", "models on the admin port");
+    it_assert_error(&r, 404, NULL, "models on the admin port");
     h_resp_free(&r);
     it_assert_mock_saw(0, "admin port");
     r = admin(aport, "POST", "/admin/plugins/auth/reload", ADMIN_TOKEN);

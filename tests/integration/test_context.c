@@ -232,7 +232,7 @@ START_TEST(models_routes)
     ck_assert_str_eq(json_string_value(json_object_get(list, "object")),
                      "list");
     json_t *data = json_object_get(list, "data");
-    ck_assert_uint_eq(json_array_size(data), 12);
+    ck_assert_uint_eq(json_array_size(data), 15);
     size_t i;
     json_t *m;
     int seen_qwen = 0;

@@ -9,6 +9,7 @@
  * npm package is installed from tests/browser/package-lock.json when its
  * node_modules is missing. Every child is bounded in time and reaped.
  */
+#include "browser_util.h"
 #include "harness.h"
 
 #include <check.h>
@@ -58,18 +59,6 @@ static void teardown(void)
     h_teardown();
 }
 
-static char *file_read(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *s = calloc(1, 1 << 20);
-    size_t n = fread(s, 1, (1 << 20) - 1, f);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* node tests/browser/serve.mjs on a free port; returns the port. */
 static int assets_server_start(const char *dir, const char *logpath)
 {
@@ -89,7 +78,7 @@ static int assets_server_start(const char *dir, const char *logpath)
         _exit(127);
     }
     for (int i = 0; i < 500; i++) {
-        char *t = file_read(portfile);
+        char *t = bu_file_read(portfile);
         int port = t ? atoi(t) : 0;
         free(t);
         if (port > 0)
@@ -100,31 +89,6 @@ static int assets_server_start(const char *dir, const char *logpath)
     return -1;
 }
 
-static void npm_install_if_missing(void)
-{
-    struct stat st;
-    if (stat("tests/browser/node_modules/swagger-ui-dist/swagger-ui-bundle.js",
-             &st) == 0)
-        return;
-    char *argv[] = {"/usr/bin/env",  "npm",        "ci",        "--prefix",
-                    "tests/browser", "--no-audit", "--no-fund", NULL};
-    char *out = NULL;
-    int rc = h_run_capture(argv, 300000, &out);
-    ck_assert_msg(rc == 0, "npm ci --prefix tests/browser failed (%d):\n%s", rc,
-                  out ? out : "");
-    free(out);
-}
-
-static const char *chromium_bin(void)
-{
-    static const char *const cands[] = {"/usr/bin/chromium",
-                                        "/usr/bin/chromium-browser", NULL};
-    for (size_t i = 0; cands[i]; i++)
-        if (access(cands[i], X_OK) == 0)
-            return cands[i];
-    return NULL;
-}
-
 /* Run headless Chromium on url with one action flag (--dump-dom or
  * --screenshot=...). Returns its stdout+stderr (caller frees). */
 static char *chromium_run(const char *action, const char *url)
@@ -132,7 +96,7 @@ static char *chromium_run(const char *action, const char *url)
     char profile[300];
     snprintf(profile, sizeof profile, "--user-data-dir=%s/chromium-%d",
              h_tmpdir(), (int)(h_now_ms()) % 100000);
-    char *argv[] = {(char *)chromium_bin(),
+    char *argv[] = {(char *)bu_chromium_bin(),
                     "--headless",
                     "--no-sandbox",
                     "--disable-gpu",
@@ -158,10 +122,11 @@ static char *chromium_run(const char *action, const char *url)
 
 START_TEST(test_docs_in_chromium)
 {
-    ck_assert_msg(chromium_bin() != NULL,
+    ck_assert_msg(bu_chromium_bin() != NULL,
                   "chromium is not installed (scripts/deps.sh --test installs "
                   "the Debian package chromium)");
-    npm_install_if_missing();
+    bu_npm_ci_unless(
+        "tests/browser/node_modules/swagger-ui-dist/swagger-ui-bundle.js");
     char assets[4096], serverlog[300], extra[512];
     ck_assert_ptr_nonnull(
         realpath("tests/browser/node_modules/swagger-ui-dist", assets));
@@ -192,32 +157,20 @@ START_TEST(test_docs_in_chromium)
     free(dom);
 
     /* the assets came from the local server, not a CDN */
-    char *log = file_read(serverlog);
+    char *log = bu_file_read(serverlog);
     ck_assert_ptr_nonnull(log);
     ck_assert_has(log, "/assets/swagger-ui-bundle.js");
     ck_assert_has(log, "/assets/swagger-ui.css");
     free(log);
 
     /* a screenshot for people to look at */
-    const char *build = getenv("SLUICE_BUILD");
-    char dir[1024], shot[1100], flag[1200];
-    snprintf(dir, sizeof dir, "%s/test-output", build ? build : "build");
-    mkdir(dir, 0755);
-    snprintf(dir, sizeof dir, "%s/test-output/docs_browser",
-             build ? build : "build");
-    mkdir(dir, 0755);
-    snprintf(shot, sizeof shot, "%s/swagger-ui.png", dir);
+    char shot[1100], flag[1200];
+    snprintf(shot, sizeof shot, "%s/swagger-ui.png",
+             bu_output_dir("docs_browser"));
     unlink(shot);
     snprintf(flag, sizeof flag, "--screenshot=%s", shot);
     free(chromium_run(flag, url));
-    struct stat st;
-    ck_assert_msg(stat(shot, &st) == 0 && st.st_size > 10000,
-                  "no screenshot at %s", shot);
-    FILE *f = fopen(shot, "rb");
-    unsigned char magic[8] = {0};
-    ck_assert_int_eq(fread(magic, 1, 8, f), 8);
-    fclose(f);
-    ck_assert(!memcmp(magic, "\x89PNG\r\n\x1a\n", 8));
+    bu_assert_png(shot, 10000);
     fprintf(stderr, "docs_browser: screenshot at %s\n", shot);
 }
 END_TEST

@@ -50,6 +50,8 @@ void mock_record_unref(struct mock_rec *rec);
 unsigned mock_record_seq(const struct mock_rec *rec);
 void mock_record_set_body(struct mock_rec *rec, const char *body, size_t len);
 void mock_record_set_status(struct mock_rec *rec, int status);
+/* Takes the query arguments object (the record's "query"). */
+void mock_record_set_query(struct mock_rec *rec, json_t *query);
 void mock_record_add_chunk(struct mock_rec *rec);
 /* Sets the outcome if none is set yet (the first cause wins). */
 void mock_record_mark(struct mock_rec *rec, enum mock_outcome outcome);
@@ -157,7 +159,15 @@ char *mock_reply_user_text(const json_t *request);
 
 /* ---- mock_stream.c: the SSE content reader ------------------------------- */
 
+enum mock_stream_kind {
+    MOCK_STREAM_CHAT = 0,    /* chat.completion.chunk data events, [DONE] */
+    MOCK_STREAM_COMPLETIONS, /* text_completion data events, [DONE] */
+    MOCK_STREAM_RESPONSES,   /* named response.* events, no [DONE]; each
+                                delta split mid-UTF-8 across two writes */
+};
+
 struct mock_stream_args {
+    enum mock_stream_kind kind;
     struct mock_rec *rec;         /* a new ref is taken */
     struct mock_rule *rule;       /* may be NULL; a new ref is taken */
     struct mock_stream_spec spec; /* resolved: no defaults left */
@@ -169,6 +179,23 @@ struct mock_stream_args {
 };
 
 struct MHD_Response *mock_stream_response(const struct mock_stream_args *a);
+
+/* ---- mock_api.c: the endpoints beside chat ------------------------------ */
+
+struct mock_req;
+/* One of /responses, /completions, /embeddings, ... (without /v1). */
+bool mock_api_known(const char *path);
+bool mock_api_is_multipart(const char *path);
+enum MHD_Result mock_api_serve(struct MHD_Connection *conn,
+                               struct mock_req *req, const char *path,
+                               const json_t *body, const char *model,
+                               int status, const json_t *headers);
+/* The Responses API's objects (streams reuse them). */
+json_t *mock_api_response_obj(unsigned seq, const char *model, const char *text,
+                              size_t body_len, bool done);
+json_t *mock_api_message_item(unsigned seq, const char *text, bool done);
+void mock_api_speech_bytes(const char *input, unsigned char *out, size_t n);
+char *mock_api_form_field(const char *body, size_t len, const char *name);
 
 /* ---- mock_serve.c: non-control requests ---------------------------------- */
 

@@ -42,6 +42,15 @@ static unsigned long handler_conn_id(struct MHD_Connection *conn)
     return ci ? (unsigned long)(uintptr_t)ci->socket_context : 0;
 }
 
+/* One query argument, as MHD decoded it. */
+static enum MHD_Result handler_add_arg(void *cls, enum MHD_ValueKind kind,
+                                       const char *key, const char *value)
+{
+    (void)kind;
+    json_object_set_new(cls, key, json_string(value ? value : ""));
+    return MHD_YES;
+}
+
 static struct mock_req *handler_req_new(struct MHD_Connection *conn,
                                         const char *url, const char *method)
 {
@@ -62,6 +71,12 @@ static struct mock_req *handler_req_new(struct MHD_Connection *conn,
         MHD_get_connection_values(conn, MHD_HEADER_KIND, handler_add_header,
                                   headers);
     req->rec = mock_record_begin(method, url, headers, handler_conn_id(conn));
+    json_t *query = json_object();
+    if (query && MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND,
+                                           handler_add_arg, query) > 0)
+        mock_record_set_query(req->rec, query);
+    else
+        json_decref(query);
     if (!req->rec)
         goto fail;
     return req;

@@ -16,6 +16,7 @@ struct mock_rec {
     char method[16];
     char *path;
     json_t *headers;
+    json_t *query; /* the query arguments, decoded; NULL if none */
     char *body;
     size_t body_len;
     long long t_start;
@@ -63,6 +64,7 @@ static void record_unref_locked(struct mock_rec *rec)
         return;
     free(rec->path);
     json_decref(rec->headers);
+    json_decref(rec->query);
     free(rec->body);
     free(rec);
 }
@@ -127,6 +129,18 @@ fail:
     free(rec);
     json_decref(headers);
     return NULL;
+}
+
+void mock_record_set_query(struct mock_rec *rec, json_t *query)
+{
+    if (!rec) {
+        json_decref(query);
+        return;
+    }
+    pthread_mutex_lock(&store.lock);
+    json_decref(rec->query);
+    rec->query = query;
+    pthread_mutex_unlock(&store.lock);
 }
 
 struct mock_rec *mock_record_ref(struct mock_rec *rec)
@@ -275,7 +289,7 @@ static json_t *record_to_json_locked(const struct mock_rec *rec)
     /* a deep copy: the dump is freed on another thread, outside the lock */
     return json_pack(
         "{s:I, s:I, s:s, s:s, s:o?, s:o, s:I, s:o, s:o, s:s,"
-        " s:I}",
+        " s:I, s:o?}",
         "seq", (json_int_t)rec->seq, "conn_id", (json_int_t)rec->conn_id,
         "method", rec->method, "path", rec->path, "headers",
         json_deep_copy(rec->headers), "body", body ? body : json_null(),
@@ -283,7 +297,8 @@ static json_t *record_to_json_locked(const struct mock_rec *rec)
         rec->t_end < 0 ? json_null() : json_integer(rec->t_end), "status",
         rec->status ? json_integer(rec->status) : json_null(), "outcome",
         record_outcome_name(rec->outcome), "chunks_sent",
-        (json_int_t)rec->chunks);
+        (json_int_t)rec->chunks, "query",
+        rec->query ? json_deep_copy(rec->query) : NULL);
 }
 
 json_t *mock_record_dump(unsigned since)

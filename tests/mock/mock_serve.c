@@ -108,13 +108,13 @@ static struct mock_stream_spec serve_spec(const struct mock_opts *opts,
     return sp;
 }
 
-static enum MHD_Result serve_stream(const struct mock_opts *opts,
-                                    struct MHD_Connection *conn,
-                                    struct mock_req *req,
-                                    const struct serve_req *sr,
-                                    struct mock_rule *rule, int status)
+static enum MHD_Result
+serve_stream(const struct mock_opts *opts, struct MHD_Connection *conn,
+             struct mock_req *req, const struct serve_req *sr,
+             struct mock_rule *rule, int status, enum mock_stream_kind kind)
 {
     struct mock_stream_args a = {
+        .kind = kind,
         .rec = req->rec,
         .rule = rule,
         .spec = serve_spec(opts, rule),
@@ -158,7 +158,8 @@ static enum MHD_Result serve_chat(const struct mock_opts *opts,
         return serve_error(conn, req, 400, msg, headers);
     }
     if (sr->stream || (rule && rule->has_stream))
-        return serve_stream(opts, conn, req, sr, rule, status);
+        return serve_stream(opts, conn, req, sr, rule, status,
+                            MOCK_STREAM_CHAT);
     text = mock_reply_user_text(sr->json);
     body = mock_reply_completion(mock_record_seq(req->rec),
                                  sr->model ? sr->model : "mock-model",
@@ -170,6 +171,37 @@ static enum MHD_Result serve_chat(const struct mock_opts *opts,
                      headers);
     free(body);
     return ret;
+}
+
+/* The endpoints beside chat (mock_api.c); /responses and /completions
+ * stream like chat does, each in its own event shape. */
+static enum MHD_Result
+serve_api(const struct mock_opts *opts, struct MHD_Connection *conn,
+          struct mock_req *req, const struct serve_req *sr,
+          struct mock_rule *rule, const char *path, bool multipart)
+{
+    const json_t *headers = rule ? rule->headers : NULL;
+    int status = rule && rule->status ? rule->status : 200;
+    char msg[256];
+
+    if (strcmp(req->method, "POST") != 0)
+        return serve_error(conn, req, 405, "use POST", headers);
+    if (!multipart && !sr->json) {
+        snprintf(msg, sizeof(msg),
+                 "mock upstream: could not parse the JSON body: %s",
+                 sr->parse_error);
+        return serve_error(conn, req, 400, msg, headers);
+    }
+    if (sr->stream || (rule && rule->has_stream)) {
+        if (!strcmp(path, "/responses"))
+            return serve_stream(opts, conn, req, sr, rule, status,
+                                MOCK_STREAM_RESPONSES);
+        if (!strcmp(path, "/completions"))
+            return serve_stream(opts, conn, req, sr, rule, status,
+                                MOCK_STREAM_COMPLETIONS);
+    }
+    return mock_api_serve(conn, req, path, sr->json, sr->model, status,
+                          headers);
 }
 
 /* Stall, close, or a scripted body/error; MHD_YES when nothing applied
@@ -208,6 +240,8 @@ enum MHD_Result mock_serve(const struct mock_opts *opts,
 {
     const char *path = mock_path_strip_v1(req->path);
     bool chat = strcmp(path, "/chat/completions") == 0;
+    bool api = mock_api_known(path), multipart = mock_api_is_multipart(path);
+    char *form_model = NULL;
     struct serve_req sr = {0};
     struct mock_req_info info;
     struct mock_rule *rule;
@@ -217,8 +251,15 @@ enum MHD_Result mock_serve(const struct mock_opts *opts,
     if (req->too_large)
         return serve_error(conn, req, 413, "mock upstream: body too large",
                            NULL);
-    if (chat)
+    if (chat || (api && !multipart))
         serve_parse(req, &sr);
+    if (multipart) {
+        char *st = mock_api_form_field(req->body, req->body_len, "stream");
+        form_model = mock_api_form_field(req->body, req->body_len, "model");
+        sr.model = form_model;
+        sr.stream = st && !strcmp(st, "true");
+        free(st);
+    }
     info = (struct mock_req_info){
         .method = req->method,
         .path = req->path,
@@ -234,6 +275,8 @@ enum MHD_Result mock_serve(const struct mock_opts *opts,
         goto out;
     if (chat)
         ret = serve_chat(opts, conn, req, &sr, rule);
+    else if (api)
+        ret = serve_api(opts, conn, req, &sr, rule, path, multipart);
     else if (strcmp(path, "/models") == 0)
         ret = serve_json(conn, req, rule && rule->status ? rule->status : 200,
                          mock_reply_models(), rule ? rule->headers : NULL);
@@ -243,5 +286,6 @@ enum MHD_Result mock_serve(const struct mock_opts *opts,
 out:
     mock_rule_unref(rule);
     json_decref(sr.json);
+    free(form_model);
     return ret;
 }

@@ -54,7 +54,7 @@ struct sluice_ctx *sh_ctx_new(struct generation *g, const char *body_json,
     ctx->locals = calloc(g->nstages ? g->nstages : 1, sizeof(void *));
     ctx->cur_stage = ctx->chunk_stage = -1;
     ctx->refs = 1;
-    ctx->route = ROUTE_CHAT;
+    ctx->route = ROUTE_API;
     ctx->t_start = time_now_ms();
     ctx->deadline = ctx->t_start + 120000;
     ctx->sbuf_max = 64 * 1024;

@@ -726,7 +726,7 @@ START_TEST(models_routes)
     ck_assert_int_eq(route(g, "/v1/models", &doc), 200);
     ck_assert_str_eq(json_string_value(json_object_get(doc, "object")), "list");
     json_t *data = json_object_get(doc, "data");
-    ck_assert_uint_eq(json_array_size(data), 13);
+    ck_assert_uint_eq(json_array_size(data), 16);
     size_t i;
     json_t *m;
     json_array_foreach(data, i, m)

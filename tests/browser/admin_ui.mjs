@@ -1,0 +1,128 @@
+// admin_ui.mjs - drives sluice's /admin/ui in headless Chromium with
+// puppeteer-core for tests/integration/test_admin_ui_browser.c. Steps:
+//   1. load the page; a wrong token must give a clear message
+//   2. the right token: wait for the keys table and both chart points
+//   3. report the keys table as the page shows it (the C test compares it
+//      with GET /admin/keys) and save a screenshot
+//   4. when --reset: click "Reset failed keys", cancel once (nothing may
+//      happen), then confirm, and wait until no row shows "failed"
+//   5. "Reload pipeline" with confirmation: the generation shown goes up
+// Prints one JSON object on stdout; exits 1 with a message on failure.
+// Any console error or page error during steps 2-5 is a failure (step 1's
+// 401 is expected and is the only console error allowed there).
+//   node admin_ui.mjs --url URL --token T --shot FILE [--chromium PATH]
+//                     [--reset] [--max-seconds 120]
+import puppeteer from "puppeteer-core";
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) =>
+    a.startsWith("--") ? [...acc, [a.slice(2),
+      all[i + 1] && !all[i + 1].startsWith("--") ? all[i + 1] : true]] : acc, []));
+const maxMs = 1000 * Number(args["max-seconds"] ?? 120);
+setTimeout(() => { console.error("admin_ui.mjs: timed out"); process.exit(2); },
+           maxMs).unref();
+
+const out = { console_errors: [], steps: [] };
+let phase = "load";
+const fail = (msg) => { throw new Error(msg); };
+
+const browser = await puppeteer.launch({
+  executablePath: args.chromium || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 1400 });
+  page.on("console", (m) => {
+    if (m.type() === "error") out.console_errors.push({ phase, text: m.text() });
+  });
+  page.on("pageerror", (e) => out.console_errors.push({ phase, text: String(e) }));
+  page.on("dialog", (d) => { out.console_errors.push({ phase, text: "native dialog: " + d.message() }); d.dismiss(); });
+
+  const resp = await page.goto(args.url, { waitUntil: "networkidle0" });
+  out.csp = resp.headers()["content-security-policy"] || null;
+  out.status = resp.status();
+  if (!(await page.$("#login:not([hidden])"))) fail("no token form on load");
+
+  // 1. wrong token
+  phase = "wrong-token";
+  await page.type("#token", "not-the-admin-token-0000");
+  await page.click("#login-submit");
+  await page.waitForFunction(() =>
+    document.getElementById("login-error").textContent.includes("refused"),
+    { timeout: 10000 });
+  out.wrong_token_message = await page.$eval("#login-error", (e) => e.textContent);
+  out.token_kept_after_wrong = await page.evaluate(() =>
+    sessionStorage.getItem("sluice.adminToken"));
+  out.steps.push("wrong-token");
+
+  // 2. right token
+  phase = "dashboard";
+  await page.type("#token", args.token);
+  await page.click("#login-submit");
+  await page.waitForSelector("#keys tbody tr", { timeout: 10000 });
+  // two scrapes make the first chart point
+  await page.waitForSelector("#chart-rate polyline", { timeout: 15000 });
+  out.url_after_login = page.url();
+  out.token_in_storage = await page.evaluate(() =>
+    sessionStorage.getItem("sluice.adminToken") !== null);
+  out.stages = await page.$$eval("#pipeline tbody tr", (rs) =>
+    rs.map((r) => r.dataset.stage));
+  out.usage_text = await page.$eval("#usage", (e) => e.textContent);
+  const readKeys = () => page.$$eval("#keys tbody tr", (rs) => rs.map((r) => {
+    const td = [...r.querySelectorAll("td")].map((c) => c.textContent.trim());
+    return { name: td[0], state: td[1], cooldown: td[2], last_error: td[3],
+             requests: Number(td[4].replace(/,/g, "")),
+             failures: Number(td[5].replace(/,/g, "")) };
+  }));
+  out.keys = await readKeys();
+  out.health = await page.$eval("#health", (e) => e.textContent);
+  await page.screenshot({ path: args.shot, fullPage: true });
+  out.steps.push("dashboard");
+
+  // 4. reset failed keys, with a cancelled confirmation first
+  if (args.reset) {
+    phase = "reset";
+    await page.click('button[data-action="reset-failed-keys"]');
+    await page.waitForSelector("#confirm[open]");
+    out.confirm_text = await page.$eval("#confirm-text", (e) => e.textContent);
+    await page.click("#confirm-cancel");
+    await page.waitForSelector("#confirm:not([open])");
+    out.after_cancel = await page.$eval("#action-result", (e) => e.textContent);
+    await page.click('button[data-action="reset-failed-keys"]');
+    await page.waitForSelector("#confirm[open]");
+    await page.click("#confirm-ok");
+    await page.waitForFunction(() =>
+      document.getElementById("action-result").textContent.includes("HTTP"),
+      { timeout: 10000 });
+    out.reset_result = await page.$eval("#action-result", (e) => e.textContent);
+    await page.waitForFunction(() =>
+      !document.querySelector('#keys tr[data-state="failed"]'), { timeout: 10000 });
+    out.keys_after_reset = await readKeys();
+    out.steps.push("reset");
+  }
+
+  // 5. reload the pipeline
+  phase = "reload";
+  const gen0 = Number(await page.$eval("#generation", (e) => e.textContent));
+  await page.click('button[data-action="reload"]');
+  await page.waitForSelector("#confirm[open]");
+  await page.click("#confirm-ok");
+  await page.waitForFunction((g) =>
+    Number(document.getElementById("generation")?.textContent) > g,
+    { timeout: 15000 }, gen0);
+  out.reload_result = await page.$eval("#action-result", (e) => e.textContent);
+  out.generation_before = gen0;
+  out.generation_after = Number(await page.$eval("#generation", (e) => e.textContent));
+  out.steps.push("reload");
+  await page.screenshot({ path: args.shot, fullPage: true });
+} catch (e) {
+  out.error = String(e && e.message || e);
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(out) + "\n");
+process.exit(out.error ? 1 : 0);

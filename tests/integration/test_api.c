@@ -1,0 +1,465 @@
+/*
+ * test_api.c - the OpenAI endpoints beside chat through the real binary
+ * and the mock upstream: the Responses API plain and streamed (named
+ * events split mid-UTF-8, no [DONE]; failover before the first byte, the
+ * API's own error event after it), completions and embeddings plain and
+ * streamed, moderations, speech bytes, a multipart transcription, images,
+ * rerank; per-API over-window refusals; 415 for a wrong Content-Type;
+ * OpenAI's 404; client headers and query forwarded, the upstream's
+ * request id and openai-* headers passed back.
+ */
+#include "itest_util.h"
+
+static const char PIPELINE[] = "  - plugin: context\n"
+                               "  - plugin: keyring\n"
+                               "    config: { keys_file: \"@KEYS_FILE@\" }\n"
+                               "  - plugin: retry\n"
+                               "  - plugin: sse\n";
+
+static void setup(void)
+{
+    h_tmpdir();
+}
+
+static void teardown(void)
+{
+    h_teardown();
+}
+
+static void start(void)
+{
+    h_opts o = {0};
+    o.pipeline = PIPELINE;
+    h_start_all(&o);
+}
+
+/* The last record the mock kept (caller decrefs the array it returns). */
+static json_t *last_rec(json_t **all)
+{
+    *all = h_mock_requests();
+    ck_assert_msg(json_array_size(*all) > 0, "the mock saw no request");
+    return json_array_get(*all, json_array_size(*all) - 1);
+}
+
+static json_t *post_ok(const char *path, const char *body, h_resp *r)
+{
+    h_request(h_sluice_port(), "POST", path, NULL, body, strlen(body), 20000,
+              r);
+    ck_assert_msg(r->curl_code == 0, "%s: %s", path, r->error);
+    ck_assert_msg(r->status == 200, "%s: %ld %s", path, r->status, it_show(r));
+    json_t *doc = h_resp_json(r);
+    ck_assert_msg(doc != NULL, "%s: not JSON: %s", path, it_show(r));
+    return doc;
+}
+
+static void assert_upstream(const char *path, const char *body)
+{
+    json_t *all, *rec = last_rec(&all);
+    ck_assert_str_eq(h_rec_str(rec, "path"), path);
+    const char *auth = h_rec_header(rec, "authorization");
+    ck_assert_msg(auth && !strncmp(auth, "Bearer sk-test-key-", 19),
+                  "%s: upstream Authorization %s", path, auth ? auth : "-");
+    size_t len;
+    const char *b = h_rec_body(rec, &len);
+    ck_assert_msg(b && len == strlen(body) && !memcmp(b, body, len),
+                  "%s: the body was not forwarded unchanged", path);
+    json_decref(all);
+}
+
+/* ---- plain answers of each endpoint ------------------------------------ */
+
+START_TEST(test_plain_endpoints)
+{
+    start();
+    h_resp r;
+    static const char resp[] =
+        "{\"model\":\"gpt-4o-mini\",\"input\":\"say hi\","
+        "\"instructions\":\"be brief\"}";
+    json_t *d = post_ok("/v1/responses", resp, &r);
+    ck_assert_str_eq(json_string_value(json_object_get(d, "object")),
+                     "response");
+    ck_assert_str_eq(json_string_value(json_object_get(d, "status")),
+                     "completed");
+    ck_assert_msg(h_resp_header(&r, "x-sluice-prompt-tokens-estimate"),
+                  "the context stage counted no Responses prompt");
+    assert_upstream("/v1/responses", resp);
+    json_decref(d);
+    h_resp_free(&r);
+
+    static const char emb[] = "{\"model\":\"text-embedding-3-small\","
+                              "\"input\":[\"a\",\"b\",[1,2,3]]}";
+    d = post_ok("/v1/embeddings", emb, &r);
+    ck_assert_int_eq(json_array_size(json_object_get(d, "data")), 3);
+    assert_upstream("/v1/embeddings", emb);
+    json_decref(d);
+    h_resp_free(&r);
+
+    static const char cmpl[] =
+        "{\"model\":\"gpt-4o-mini\",\"prompt\":\"def f():\",\"max_tokens\":5}";
+    d = post_ok("/v1/completions", cmpl, &r);
+    ck_assert_str_eq(json_string_value(json_object_get(d, "object")),
+                     "text_completion");
+    assert_upstream("/v1/completions", cmpl);
+    json_decref(d);
+    h_resp_free(&r);
+
+    static const char mod[] = "{\"input\":[\"hello\",\"kill it\"]}";
+    d = post_ok("/v1/moderations", mod, &r);
+    json_t *res = json_object_get(d, "results");
+    ck_assert(json_is_true(json_object_get(json_array_get(res, 1), "flagged")));
+    assert_upstream("/v1/moderations", mod);
+    json_decref(d);
+    h_resp_free(&r);
+
+    static const char img[] = "{\"prompt\":\"a cat\",\"n\":2}";
+    d = post_ok("/v1/images/generations", img, &r);
+    ck_assert_int_eq(json_array_size(json_object_get(d, "data")), 2);
+    assert_upstream("/v1/images/generations", img);
+    json_decref(d);
+    h_resp_free(&r);
+
+    static const char rr[] =
+        "{\"model\":\"rerank-v1\",\"query\":\"q\",\"documents\":[\"a\",\"b\"]}";
+    d = post_ok("/v1/rerank", rr, &r);
+    ck_assert_int_eq(json_array_size(json_object_get(d, "results")), 2);
+    assert_upstream("/v1/rerank", rr);
+    json_decref(d);
+    h_resp_free(&r);
+}
+END_TEST
+
+/* ---- speech: a binary answer, byte for byte ---------------------------- */
+
+START_TEST(test_speech_bytes)
+{
+    start();
+    static const char body[] =
+        "{\"model\":\"tts-1\",\"input\":\"hello there\",\"voice\":\"alloy\"}";
+    h_resp via, direct;
+    h_request(h_sluice_port(), "POST", "/v1/audio/speech", NULL, body,
+              strlen(body), 20000, &via);
+    ck_assert_msg(via.status == 200, "speech: %ld %s", via.status,
+                  it_show(&via));
+    const char *ct = h_resp_header(&via, "content-type");
+    ck_assert_msg(ct && !strcmp(ct, "audio/mpeg"), "content type %s",
+                  ct ? ct : "-");
+    h_request(h_mock_port(), "POST", "/v1/audio/speech", NULL, body,
+              strlen(body), 20000, &direct);
+    ck_assert_uint_eq(via.body_len, direct.body_len);
+    ck_assert_msg(!memcmp(via.body, direct.body, via.body_len),
+                  "the audio bytes changed on the way");
+    h_resp_free(&via);
+    h_resp_free(&direct);
+}
+END_TEST
+
+/* ---- multipart: the model from the form, the body untouched ------------ */
+
+START_TEST(test_transcription_multipart)
+{
+    start();
+    static const char body[] =
+        "--b0undary\r\n"
+        "Content-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+        "Content-Type: audio/wav\r\n\r\n"
+        "RIFF\x01\x02\x03\r\n-- not a delimiter\r\n"
+        "--b0undary\r\n"
+        "Content-Disposition: form-data; name=\"model\"\r\n\r\n"
+        "whisper-1\r\n"
+        "--b0undary--\r\n";
+    const char *hdr[] = {"Content-Type: multipart/form-data; boundary=b0undary",
+                         NULL};
+    h_resp r;
+    h_request(h_sluice_port(), "POST", "/v1/audio/transcriptions", hdr, body,
+              sizeof body - 1, 20000, &r);
+    ck_assert_msg(r.status == 200, "transcription: %ld %s", r.status,
+                  it_show(&r));
+    json_t *d = h_resp_json(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(d, "text")),
+                     "mock transcript of 27 bytes");
+    json_decref(d);
+    h_resp_free(&r);
+    json_t *all, *rec = last_rec(&all);
+    ck_assert_str_eq(h_rec_header(rec, "content-type"),
+                     "multipart/form-data; boundary=b0undary");
+    size_t len;
+    const char *b = h_rec_body(rec, &len);
+    ck_assert_msg(b && len == sizeof body - 1 && !memcmp(b, body, len),
+                  "the upload was not forwarded unchanged");
+    json_decref(all);
+
+    /* the model is what routing and metrics see */
+    char *m = h_metrics_scrape();
+    ck_assert_msg(strstr(m, "route=\"audio_transcriptions\""),
+                  "no audio_transcriptions route in /metrics");
+    free(m);
+
+    /* a JSON body on a multipart route: 415, never forwarded */
+    int before = h_mock_request_count();
+    h_post_json("/v1/audio/translations", "{\"model\":\"whisper-1\"}", &r);
+    it_assert_error(&r, 415, "unsupported_media_type", "JSON translation");
+    h_resp_free(&r);
+    ck_assert_int_eq(h_mock_request_count(), before);
+}
+END_TEST
+
+/* ---- streams ---------------------------------------------------------- */
+
+static void stream_post(const char *path, const char *body, h_stream *s)
+{
+    h_stream_request(h_sluice_port(), "POST", path, NULL, body, strlen(body),
+                     20000, 0, 0, s);
+    ck_assert_msg(s->resp.curl_code == 0, "%s: %s", path, s->resp.error);
+    ck_assert_msg(s->resp.status == 200, "%s: %ld %s", path, s->resp.status,
+                  s->resp.body);
+}
+
+START_TEST(test_responses_stream)
+{
+    start();
+    ck_assert_int_eq(h_mock_script("{\"rules\":[{\"match\":{\"path\":"
+                                   "\"/responses\"},\"stream\":{\"chunks\":4,"
+                                   "\"delay_ms\":20}}]}"),
+                     0);
+    h_stream s;
+    stream_post("/v1/responses",
+                "{\"model\":\"gpt-4o-mini\",\"input\":\"hi\",\"stream\":true}",
+                &s);
+    ck_assert_msg(!h_stream_has_done(&s), "a Responses stream sent [DONE]");
+    ck_assert_uint_eq(s.nevents, 4 + 4 + 4);
+    ck_assert_str_eq(s.events[0].name, "response.created");
+    ck_assert_str_eq(s.events[4].name, "response.output_text.delta");
+    ck_assert_str_eq(s.events[s.nevents - 1].name, "response.completed");
+    /* the deltas arrived split mid-character and left whole */
+    char text[128] = "";
+    for (size_t i = 0; i < s.nevents; i++) {
+        if (strcmp(s.events[i].name, "response.output_text.delta"))
+            continue;
+        json_t *e = json_loads(s.events[i].data, 0, NULL);
+        ck_assert_msg(e, "delta %zu is not JSON: %s", i, s.events[i].data);
+        strcat(text, json_string_value(json_object_get(e, "delta")));
+        json_decref(e);
+    }
+    ck_assert_str_eq(text, "tok0 \xc3\xa9 tok1 \xc3\xa9 tok2 \xc3\xa9 "
+                           "tok3 \xc3\xa9 ");
+    h_stream_free(&s);
+
+    /* legacy completions stream like chat: data events and [DONE] */
+    stream_post("/v1/completions",
+                "{\"model\":\"gpt-4o-mini\",\"prompt\":\"x\",\"stream\":true}",
+                &s);
+    ck_assert_msg(h_stream_has_done(&s), "completions stream without [DONE]");
+    ck_assert_uint_eq(h_stream_data_events(&s), 5);
+    h_stream_free(&s);
+}
+END_TEST
+
+START_TEST(test_responses_stream_failover_and_error)
+{
+    start();
+    /* a 500 before the first byte: the retry stage tries again */
+    ck_assert_int_eq(h_mock_script("{\"rules\":[{\"match\":{\"path\":"
+                                   "\"/responses\"},\"status\":500}]}"),
+                     0);
+    h_stream s;
+    stream_post("/v1/responses",
+                "{\"model\":\"gpt-4o-mini\",\"input\":\"hi\",\"stream\":true}",
+                &s);
+    ck_assert_str_eq(s.events[s.nevents - 1].name, "response.completed");
+    ck_assert_int_eq(h_mock_request_count(), 2);
+    h_stream_free(&s);
+
+    /* cut after two deltas: the Responses API's own error event ends it */
+    ck_assert_int_eq(h_mock_script("{\"rules\":[{\"match\":{\"path\":"
+                                   "\"/responses\"},\"stream\":{\"chunks\":4,"
+                                   "\"cut_after\":2}}]}"),
+                     0);
+    stream_post("/v1/responses",
+                "{\"model\":\"gpt-4o-mini\",\"input\":\"hi\",\"stream\":true}",
+                &s);
+    h_event *last = &s.events[s.nevents - 1];
+    ck_assert_msg(last->name && !strcmp(last->name, "error"),
+                  "last event %s, expected error", last->name);
+    json_t *e = json_loads(last->data, 0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(e, "type")), "error");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "code")),
+                     "stream_interrupted");
+    ck_assert(json_is_string(json_object_get(e, "message")));
+    ck_assert_int_eq(json_integer_value(json_object_get(e, "sequence_number")),
+                     6); /* 4 opening events + 2 deltas came before */
+    ck_assert_msg(!json_object_get(e, "error"), "chat's error shape");
+    json_decref(e);
+    ck_assert_msg(!h_stream_has_done(&s), "[DONE] after a Responses error");
+    h_stream_free(&s);
+}
+END_TEST
+
+/* ---- over the window, per API ------------------------------------------ */
+
+static char *big(const char *fmt, const char *model, size_t reps)
+{
+    char *words = malloc(reps * 12 + 1), *p = words;
+    for (size_t i = 0; i < reps; i++)
+        p += sprintf(p, "hello world ");
+    *p = '\0';
+    char *out = malloc(reps * 12 + 512);
+    sprintf(out, fmt, model, words);
+    free(words);
+    return out;
+}
+
+static void refused(const char *path, char *body, const char *param)
+{
+    h_resp r;
+    h_post_json(path, body, &r);
+    it_assert_error(&r, 400, "context_length_exceeded", path);
+    json_t *d = h_resp_json(&r);
+    const char *p = json_string_value(
+        json_object_get(json_object_get(d, "error"), "param"));
+    ck_assert_msg(p && !strcmp(p, param), "%s: param %s, expected %s", path,
+                  p ? p : "null", param);
+    json_decref(d);
+    h_resp_free(&r);
+    free(body);
+}
+
+START_TEST(test_over_window_per_api)
+{
+    start();
+    /* llama3-8b-instruct has 8,000 tokens; "hello world " is 2 */
+    refused(
+        "/v1/responses",
+        big("{\"model\":\"%s\",\"input\":\"%s\"}", "llama3-8b-instruct", 5000),
+        "input");
+    refused("/v1/completions",
+            big("{\"model\":\"%s\",\"prompt\":[\"%s\"]}", "llama3-8b-instruct",
+                5000),
+            "prompt");
+    refused("/v1/embeddings",
+            big("{\"model\":\"%s\",\"input\":[\"short\",\"%s\"]}",
+                "text-embedding-3-small", 5000),
+            "input");
+    /* a token array counts its length (over the estimate's 10 % margin) */
+    char *tok = malloc(9500 * 2 + 128), *p = tok;
+    p += sprintf(p, "{\"model\":\"text-embedding-3-small\",\"input\":[[");
+    for (int i = 0; i < 9500; i++)
+        p += sprintf(p, i ? ",1" : "1");
+    strcpy(p, "]]}");
+    refused("/v1/embeddings", tok, "input");
+    ck_assert_int_eq(h_mock_request_count(), 0);
+
+    /* many inputs, each within the window: not refused */
+    char *ok = malloc(4 * 3000 * 12 + 256);
+    p = ok + sprintf(ok, "{\"model\":\"text-embedding-3-small\",\"input\":[");
+    for (int k = 0; k < 4; k++) {
+        p += sprintf(p, k ? ",\"" : "\"");
+        for (int i = 0; i < 3000; i++)
+            p += sprintf(p, "hello world ");
+        p += sprintf(p, "\"");
+    }
+    strcpy(p, "]}");
+    h_resp r;
+    json_t *d = post_ok("/v1/embeddings", ok, &r);
+    json_decref(d);
+    h_resp_free(&r);
+    free(ok);
+}
+END_TEST
+
+/* ---- content type, unknown paths -------------------------------------- */
+
+START_TEST(test_415_and_404)
+{
+    start();
+    const char *hdr[] = {"Content-Type: text/plain", NULL};
+    h_resp r;
+    static const char body[] = "{\"model\":\"m\",\"input\":\"x\"}";
+    h_request(h_sluice_port(), "POST", "/v1/embeddings", hdr, body,
+              strlen(body), 10000, &r);
+    it_assert_error(&r, 415, "unsupported_media_type", "text/plain");
+    h_resp_free(&r);
+    const char *hj[] = {"Content-Type: application/json; charset=utf-8", NULL};
+    h_request(h_sluice_port(), "POST", "/v1/embeddings", hj, body, strlen(body),
+              10000, &r);
+    ck_assert_msg(r.status == 200, "json; charset: %ld", r.status);
+    h_resp_free(&r);
+
+    h_post_json("/v1/xyz", "{}", &r);
+    ck_assert_int_eq(r.status, 404);
+    ck_assert_str_eq(r.body, "{\"error\":{\"message\":\"Invalid URL (POST "
+                             "/v1/xyz)\",\"type\":\"invalid_request_error\","
+                             "\"param\":null,\"code\":null}}");
+    h_resp_free(&r);
+    ck_assert_int_eq(h_mock_request_count(), 1);
+}
+END_TEST
+
+/* ---- headers and query ------------------------------------------------- */
+
+START_TEST(test_headers_and_query)
+{
+    start();
+    ck_assert_int_eq(
+        h_mock_script("{\"rules\":[{\"match\":{\"path\":\"/responses\"},"
+                      "\"headers\":{\"x-request-id\":\"req_up_42\","
+                      "\"openai-organization\":\"org-mock\","
+                      "\"openai-processing-ms\":\"12\"}}]}"),
+        0);
+    const char *hdr[] = {"OpenAI-Organization: org-client",
+                         "OpenAI-Project: proj_1",
+                         "OpenAI-Beta: assistants=v2",
+                         "Authorization: Bearer client-secret",
+                         "x-api-key: client-secret-2",
+                         "Connection: keep-alive",
+                         NULL};
+    static const char body[] = "{\"model\":\"gpt-4o-mini\",\"input\":\"x\"}";
+    h_resp r;
+    h_request(h_sluice_port(), "POST",
+              "/v1/responses?api-version=2024-10-21&x=a%20b", hdr, body,
+              strlen(body), 10000, &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, it_show(&r));
+    ck_assert_str_eq(h_resp_header(&r, "x-upstream-request-id"), "req_up_42");
+    ck_assert_str_eq(h_resp_header(&r, "openai-organization"), "org-mock");
+    ck_assert_str_eq(h_resp_header(&r, "openai-processing-ms"), "12");
+    ck_assert_msg(strcmp(h_resp_header(&r, "x-request-id"), "req_up_42"),
+                  "x-request-id should stay sluice's own");
+    h_resp_free(&r);
+
+    json_t *all, *rec = last_rec(&all);
+    ck_assert_str_eq(h_rec_str(rec, "path"), "/v1/responses");
+    json_t *q = json_object_get(rec, "query");
+    ck_assert_str_eq(json_string_value(json_object_get(q, "api-version")),
+                     "2024-10-21");
+    ck_assert_str_eq(json_string_value(json_object_get(q, "x")), "a b");
+    ck_assert_str_eq(h_rec_header(rec, "openai-organization"), "org-client");
+    ck_assert_str_eq(h_rec_header(rec, "openai-project"), "proj_1");
+    ck_assert_str_eq(h_rec_header(rec, "openai-beta"), "assistants=v2");
+    ck_assert_msg(!strstr(h_rec_header(rec, "authorization"), "client-secret"),
+                  "the client's Authorization reached the upstream");
+    ck_assert_msg(!h_rec_header(rec, "x-api-key"),
+                  "the client's x-api-key reached the upstream");
+    json_decref(all);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("integration-api");
+    TCase *tc = tcase_create("api");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_plain_endpoints);
+    tcase_add_test(tc, test_speech_bytes);
+    tcase_add_test(tc, test_transcription_multipart);
+    tcase_add_test(tc, test_responses_stream);
+    tcase_add_test(tc, test_responses_stream_failover_and_error);
+    tcase_add_test(tc, test_over_window_per_api);
+    tcase_add_test(tc, test_415_and_404);
+    tcase_add_test(tc, test_headers_and_query);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
