@@ -215,24 +215,38 @@ int admin_answer(struct sluice_ctx *ctx)
         return request_set_error(ctx, 404, "invalid_request_error", "not_found",
                                  NULL, msg);
     }
-    buf_t out, q;
+    buf_t out;
     buf_init(&out);
-    buf_init(&q);
-    const char *body = ctx->body_in.data;
-    size_t blen = ctx->body_in.len;
-    const char *up = ctx->conn
-                         ? MHD_lookup_connection_value(
-                               ctx->conn, MHD_GET_ARGUMENT_KIND, "upstream")
-                         : NULL;
-    if (!blen && up) { /* GET /admin/keys?upstream=x: as {"upstream":"x"} */
-        buf_puts(&q, "{\"upstream\":");
-        buf_json_str(&q, up);
-        buf_puts(&q, "}");
-        body = q.data;
-        blen = q.len;
+    const char *ctype = NULL;
+    int status;
+    if (a->ctx_fn) {
+        ctx->out_status = 0;
+        status = a->ctx_fn(s->instance, ctx, &out, &ctype);
+        if (status == 0 && ctx->out_status) { /* answered with respond_* */
+            buf_release(&out);
+            log_msg(LOG_INFO, "admin", "%s %s -> %d", ctx->method, ctx->url,
+                    ctx->out_status);
+            return 0;
+        }
+    } else {
+        buf_t q;
+        buf_init(&q);
+        const char *body = ctx->body_in.data;
+        size_t blen = ctx->body_in.len;
+        const char *up = ctx->conn
+                             ? MHD_lookup_connection_value(
+                                   ctx->conn, MHD_GET_ARGUMENT_KIND, "upstream")
+                             : NULL;
+        if (!blen && up) { /* GET /admin/keys?upstream=x: {"upstream":"x"} */
+            buf_puts(&q, "{\"upstream\":");
+            buf_json_str(&q, up);
+            buf_puts(&q, "}");
+            body = q.data;
+            blen = q.len;
+        }
+        status = a->fn(s->instance, ctx->method, body, blen, &out);
+        buf_release(&q);
     }
-    int status = a->fn(s->instance, ctx->method, body, blen, &out);
-    buf_release(&q);
     if (status < 100 || status > 599 || out.oom) {
         log_msg(LOG_ERROR, s->name, "admin action %s failed", a->action);
         buf_release(&out);
@@ -240,8 +254,9 @@ int admin_answer(struct sluice_ctx *ctx)
                                  "the admin action failed");
     }
     log_msg(LOG_INFO, "admin", "%s %s -> %d", ctx->method, ctx->url, status);
-    request_set_response(ctx, status, "application/json",
-                         out.data ? out.data : "{}", out.data ? out.len : 2);
+    request_set_response(ctx, status, ctype ? ctype : "application/json",
+                         out.data ? out.data : (ctype ? "" : "{}"),
+                         out.data ? out.len : (ctype ? 0 : 2));
     buf_release(&out);
     return 0;
 }

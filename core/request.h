@@ -59,6 +59,7 @@ struct ev_src {
     int fd;
     void *owner;
     struct ev_src *next_dead; /* worker's list of sources to free */
+    uint32_t events;          /* EPOLL* registered (upstream sockets) */
 };
 
 struct sluice_ctx {
@@ -85,7 +86,9 @@ struct sluice_ctx {
     /* request body */
     buf_t body_in;
     int body_too_large;
-    json_t *body; /* parsed once; owned */
+    size_t drained;  /* body bytes dropped past max_body_bytes */
+    int close_after; /* answer with Connection: close */
+    json_t *body;    /* parsed once; owned */
     int body_dirty;
     char *body_out; /* re-serialised body when dirty; owned */
     size_t body_out_len;
@@ -148,7 +151,8 @@ struct sluice_ctx {
     int suspended;
     int client_gone;
     struct ev_src watch;
-    int watching;
+    int watching;      /* 1: its own epoll registration, 2: the connection's
+                          (guard_watch) */
     int stream_queued; /* the streamed response was handed to MHD */
     int stream_failed; /* the on_chunk chain refused upstream bytes */
     uint32_t heartbeat_ms, idle_ms; /* stream_configure; 0 = off */
