@@ -6,8 +6,9 @@
  *
  * Everything here runs on the request's worker thread. A RETRY verdict arms a
  * timer; nothing sleeps. While waiting, the client connection is suspended
- * and its socket watched for hang-up, so a vanished client aborts its
- * upstream transfer at once.
+ * and its socket watched for a reset, so a vanished client aborts its
+ * upstream transfer once that is known (worker.c: a FIN alone is a
+ * half-close, and served).
  */
 #include "flow.h"
 #include "log.h"

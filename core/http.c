@@ -12,6 +12,7 @@
 #include "core_metrics.h"
 #include "cors.h"
 #include "flow.h"
+#include "framing.h"
 #include "guard.h"
 #include "log.h"
 #include "pipeline.h"
@@ -30,6 +31,12 @@
  * 8 KiB refuses a request with 100 small headers (test_hardening), 12 KiB
  * holds it and any OpenAI client's headers (bodies stream through it). */
 #define HTTP_CONN_MEMORY (12 * 1024)
+
+/* A body over max_body_bytes is read and dropped, up to this much, and the
+ * 413 sent when it ends: a client that writes its whole body before it
+ * reads (most do) then reads the 413 instead of a reset. A larger one is
+ * answered at once and the connection closed. */
+#define HTTP_DRAIN_BYTES (16u << 20)
 
 static void add_common_headers(struct sluice_ctx *ctx, struct MHD_Response *r)
 {
@@ -67,6 +74,8 @@ static enum MHD_Result queue_full(struct sluice_ctx *ctx)
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                             ctx->out_ctype ? ctx->out_ctype
                                            : "application/json");
+    if (ctx->close_after)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     add_common_headers(ctx, r);
     enum MHD_Result rc = MHD_queue_response(ctx->conn, ctx->out_status, r);
     MHD_destroy_response(r);
@@ -119,17 +128,33 @@ static enum MHD_Result body_too_large(struct sluice_ctx *ctx)
     return queue_full(ctx);
 }
 
-static int content_length_over(struct sluice_ctx *ctx, size_t max)
+/* The declared body length, or 0 when none is declared. */
+static unsigned long long content_length(struct sluice_ctx *ctx)
 {
     const char *cl = MHD_lookup_connection_value(
         ctx->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    return cl && strtoull(cl, NULL, 10) > max;
+    return cl ? strtoull(cl, NULL, 10) : 0;
+}
+
+/* Ambiguous framing (framing.c): answered before any body byte is read,
+ * and the connection closed, so no byte of it is taken for a request. */
+static int bad_framing(struct sluice_ctx *ctx, const char *version)
+{
+    const char *code;
+    char msg[200];
+    int st = framing_check(ctx->conn, version, &code, msg, sizeof msg);
+    if (!st)
+        return 0;
+    log_msg(LOG_WARN, "http", "request %s refused: %s", ctx->id, msg);
+    request_set_error(ctx, st, "invalid_request_error", code, NULL, msg);
+    ctx->close_after = 1;
+    return 1;
 }
 
 static enum MHD_Result on_first_call(struct worker *w,
                                      struct MHD_Connection *conn,
                                      const char *url, const char *method,
-                                     void **con_cls)
+                                     const char *version, void **con_cls)
 {
     if (guard_is_cut(conn))
         return MHD_NO; /* refused or timed out: no request is served */
@@ -142,9 +167,16 @@ static enum MHD_Result on_first_call(struct worker *w,
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
     ctx->on_admin_port = w->admin_mhd && ci && ci->daemon == w->admin_mhd;
     routes_match(ctx);
-    if (content_length_over(ctx, w->srv->cfg->max_body_bytes)) {
+    if (bad_framing(ctx, version))
+        return queue_full(ctx);
+    size_t max = w->srv->cfg->max_body_bytes;
+    unsigned long long cl = content_length(ctx);
+    if (cl > max) {
         ctx->body_too_large = 1;
-        return body_too_large(ctx);
+        if (cl - max > HTTP_DRAIN_BYTES) {
+            ctx->close_after = 1;
+            return body_too_large(ctx); /* too much to drain: now */
+        }
     }
     return MHD_YES;
 }
@@ -156,23 +188,32 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 {
     struct worker *w = cls;
     struct sluice_ctx *ctx = *con_cls;
-    (void)version;
 
     if (!ctx)
-        return on_first_call(w, conn, url, method, con_cls);
+        return on_first_call(w, conn, url, method, version, con_cls);
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (ctx->body_too_large || ctx->phase == PHASE_DONE)
+        if (ctx->phase == PHASE_DONE)
             return MHD_YES;
-        if (ctx->body_in.len + n > w->srv->cfg->max_body_bytes) {
-            ctx->body_too_large = 1;
+        if (!ctx->body_too_large &&
+            ctx->body_in.len + n > w->srv->cfg->max_body_bytes) {
+            ctx->body_too_large = 1; /* chunked: found while reading */
+            buf_release(&ctx->body_in);
+        }
+        if (ctx->body_too_large) {
+            ctx->drained += n;
+            if (ctx->drained <= HTTP_DRAIN_BYTES)
+                return MHD_YES;
+            ctx->close_after = 1;
             return body_too_large(ctx);
         }
         return buf_append(&ctx->body_in, upload, n) == 0 ? MHD_YES : MHD_NO;
     }
     if (ctx->client_gone)
         return MHD_NO;
+    if (ctx->body_too_large && ctx->phase == PHASE_RECEIVING)
+        return body_too_large(ctx); /* the whole body was read and dropped */
     switch (ctx->phase) {
     case PHASE_RECEIVING:
         if (ctx->route != ROUTE_API) {

@@ -270,14 +270,15 @@ void worker_unwatch_client(struct worker *w, struct sluice_ctx *ctx)
 static void client_event(struct worker *w, struct sluice_ctx *ctx,
                          uint32_t events)
 {
-    char c;
     (void)w;
-    if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-        return;
-    /* a peer that half-closed after sending may still read: only a reset
-     * or a full close ends the request */
-    ssize_t n = recv(ctx->watch.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0)
+    /* EPOLLRDHUP alone is the peer's FIN: a client that shut its write
+     * side after sending (shutdown(SHUT_WR), `curl -T -`, some proxies)
+     * still reads, and is served. A FIN cannot tell that from a full
+     * close; a closed client is found when the answer is written (a
+     * stream's next event or heartbeat draws the reset: EPOLLHUP or
+     * EPOLLERR), so a non-streamed request of a vanished client runs
+     * its upstream call to the end. */
+    if (!(events & (EPOLLHUP | EPOLLERR)))
         return;
     log_msg(LOG_DEBUG, "core", "client of %s went away", ctx->id);
     flow_client_gone(ctx);

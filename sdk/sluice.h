@@ -389,9 +389,10 @@ typedef struct sluice_host {
                      int64_t *count, uint64_t *expires_ms); /* ABI 1.1 */
     /* Watch the records whose key starts with prefix ("" = all of this
      * stage's): fn first runs once per existing record, inside this call;
-     * afterwards once per change (put or delete, by this instance or
-     * another) on a core thread, never inside the call that made the
-     * change. Counter increments are not notified. Watches end before
+     * afterwards once per change made by someone else (another instance
+     * of the fleet, or this stage's successor or predecessor across a
+     * reload; not the changes this stage made itself), on a core thread.
+     * Counter increments are not notified. Watches end before
      * the stage's destroy() (no fn runs during or after it). Call from
      * init. Returns 0 or -1. */
     int (*state_watch)(sluice_stage *stage, const char *prefix,

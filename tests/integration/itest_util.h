@@ -92,6 +92,15 @@ static inline void it_assert_normal(const char *const *headers,
     h_resp_free(&r);
 }
 
+/* How many times needle occurs in hay (overlaps counted). */
+static inline size_t it_count_str(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
 /* ---- raw sockets ------------------------------------------------------- */
 
 static inline int it_connect(int port)
@@ -134,26 +143,41 @@ static inline size_t it_read_all(int fd, char *out, size_t cap, long timeout_ms,
     return n;
 }
 
-/* Send data whole (without closing our side: send "Connection: close" to
- * get an EOF after the answer), then read until EOF or timeout. Returns the
- * HTTP status of the first response line, 0 when there was none. */
-static inline int it_raw(int port, const char *data, size_t len,
-                         long timeout_ms, char *out, size_t cap)
+/* Send data whole, shut our write side when shut_wr (a half-closed client),
+ * then read until EOF or timeout; *eof (may be NULL) says whether sluice
+ * closed. Returns the HTTP status of the first response line, 0 when there
+ * was none. */
+static inline int it_raw_ex(int port, const char *data, size_t len, int shut_wr,
+                            long timeout_ms, char *out, size_t cap, int *eof)
 {
-    int fd = it_connect(port), eof;
+    int fd = it_connect(port), closed;
     size_t off = 0;
+    out[0] = '\0';
     while (off < len) {
         ssize_t w = send(fd, data + off, len - off, MSG_NOSIGNAL);
         if (w <= 0)
             break;
         off += (size_t)w;
     }
-    it_read_all(fd, out, cap, timeout_ms, &eof);
+    if (shut_wr)
+        shutdown(fd, SHUT_WR);
+    it_read_all(fd, out, cap, timeout_ms, &closed);
     close(fd);
+    if (eof)
+        *eof = closed;
     int status = 0;
     if (!strncmp(out, "HTTP/1.", 7))
         status = atoi(out + 9);
     return status;
+}
+
+/* Send data whole (without closing our side: send "Connection: close" to
+ * get an EOF after the answer), then read until EOF or timeout. Returns the
+ * HTTP status of the first response line, 0 when there was none. */
+static inline int it_raw(int port, const char *data, size_t len,
+                         long timeout_ms, char *out, size_t cap)
+{
+    return it_raw_ex(port, data, len, 0, timeout_ms, out, cap, NULL);
 }
 
 #endif

@@ -106,14 +106,6 @@ static void stream(h_stream *s)
                      strlen(STREAM_BODY), 30000, 0, 0, s);
 }
 
-static size_t count_str(const char *hay, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
 /* ---- 10: Retry-After 0 and overflow --------------------------------- */
 
 /* One 429 for key A with this Retry-After; the request goes on with B. */
@@ -190,8 +182,8 @@ START_TEST(upstream_error_body_has_the_key_scrubbed)
     ck_assert_msg(r.status == 401, "status %ld: %s", r.status, it_show(&r));
     ck_assert_msg(r.body && !strstr(r.body, KA),
                   "the key reached the client: %s", it_show(&r));
-    ck_assert_msg(count_str(r.body, "\xe2\x80\xa6"
-                                    "0001") == 2,
+    ck_assert_msg(it_count_str(r.body, "\xe2\x80\xa6"
+                                       "0001") == 2,
                   "not shortened to its last four: %s", it_show(&r));
     json_t *doc = h_resp_json(&r);
     ck_assert_msg(doc, "no longer JSON: %s", it_show(&r));
@@ -271,7 +263,7 @@ START_TEST(trickling_stream_times_out_with_heartbeats)
     ck_assert_msg(h_stream_data_events(&s) == 2, "events: %s",
                   it_show(&s.resp));
     /* heartbeats flowed while no event did */
-    ck_assert_msg(count_str(s.resp.body, ": keep-alive\n\n") >= 2,
+    ck_assert_msg(it_count_str(s.resp.body, ": keep-alive\n\n") >= 2,
                   "no heartbeats during the trickle: %s", it_show(&s.resp));
     h_stream_free(&s);
     /* sluice gave up on the upstream before it finished */
