@@ -1,10 +1,10 @@
 /*
  * test_state.c - the local state backend through the real binary: a crash
  * (kill -9) and a start again keep what the keyring learnt (a failed key
- * stays failed, a cooling key cools until its deadline), a reset is kept
- * too, and a corrupt or unusable state file stops the start with a message
- * naming the file (or, with reset_on_corrupt, starts afresh with a
- * WARNING).
+ * stays failed, a cooling key cools until its deadline) and what a client
+ * used of its rate limit, a reset is kept too, and a corrupt or unusable state
+ * file stops the start with a message naming the file (or, with
+ * reset_on_corrupt, starts afresh with a WARNING).
  */
 #include "harness.h"
 #include "itest_util.h"
@@ -80,9 +80,10 @@ static void chat_ok(void)
     h_resp_free(&r);
 }
 
-/* Rows of the state file whose key starts with prefix, read as another
- * process would (-1: the file cannot be read). */
-static int file_rows(const char *prefix)
+/* Rows of the state file whose key starts with prefix (what: "count(*)"),
+ * or the sum of their counters ("sum(count)"), read as another process
+ * would (-1: the file cannot be read). */
+static int file_query(const char *what, const char *prefix)
 {
     char path[600], sql[256];
     sqlite3 *db = NULL;
@@ -90,7 +91,7 @@ static int file_rows(const char *prefix)
     int n = -1;
     snprintf(path, sizeof path, "%s/state.db", h_tmpdir());
     snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM state WHERE substr(key,1,%zu)='%s'",
+             "SELECT %s FROM state WHERE substr(key,1,%zu)='%s'", what,
              strlen(prefix), prefix);
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
         sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
@@ -101,11 +102,12 @@ static int file_rows(const char *prefix)
     return n;
 }
 
-/* Wait (bounded) until the writer has put `want` rows under prefix. */
-static void wait_rows(const char *prefix, int want)
+/* Wait (bounded) until the writer has put `want` rows under prefix (or
+ * counted that much, with what "sum(count)"). */
+static void wait_file(const char *what, const char *prefix, int want)
 {
     int n = -1;
-    for (int i = 0; i < 250 && (n = file_rows(prefix)) != want; i++)
+    for (int i = 0; i < 250 && (n = file_query(what, prefix)) != want; i++)
         h_sleep_ms(20);
     ck_assert_msg(n == want, "%d rows under %s in the state file, want %d", n,
                   prefix, want);
@@ -138,7 +140,7 @@ START_TEST(kill9_keeps_failed_and_cooling_keys)
     char seen[64];
     mock_keys(seen, sizeof seen);
     ck_assert_str_eq(seen, "ABC");
-    wait_rows("keyring:health:", 2);
+    wait_file("count(*)", "keyring:health:", 2);
 
     h_kill9_sluice();
     h_start_sluice(&opts);
@@ -162,7 +164,7 @@ START_TEST(kill9_keeps_failed_and_cooling_keys)
     /* a reset is kept across the next crash as well */
     ck_assert_int_eq(admin("POST", "/admin/reset-failed-keys", &body), 200);
     free(body);
-    wait_rows("keyring:health:", 0);
+    wait_file("count(*)", "keyring:health:", 0);
     h_kill9_sluice();
     h_start_sluice(&opts);
     ck_assert_int_eq(h_mock_reset(), 0);
@@ -170,6 +172,38 @@ START_TEST(kill9_keeps_failed_and_cooling_keys)
         chat_ok();
     mock_keys(seen, sizeof seen);
     ck_assert_str_eq(seen, "ABC");
+}
+END_TEST
+
+START_TEST(kill9_keeps_the_rate_limit_window)
+{
+    snprintf(auth_hdr, sizeof auth_hdr, "x-api-key: sk-client-state-000001");
+    it_secret_file("clients.txt", "sk-client-state-000001 st rpm=3\n");
+    memset(&opts, 0, sizeof opts);
+    opts.pipeline = "  - plugin: auth\n"
+                    "    config: { clients_file: \"@TMPDIR@/clients.txt\" }\n"
+                    "  - plugin: keyring\n"
+                    "    config: { keys_file: \"@KEYS_FILE@\" }\n"
+                    "  - plugin: sse\n";
+    h_start_all(&opts);
+    const char *hdrs[] = {auth_hdr, NULL};
+    h_resp r;
+    for (int i = 0; i < 3; i++) {
+        h_request(h_sluice_port(), "POST", CHAT, hdrs, BODY, strlen(BODY),
+                  10000, &r);
+        ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+        h_resp_free(&r);
+    }
+    wait_file("sum(count)", "auth:win:r:st:", 3);
+    h_kill9_sluice();
+    h_start_sluice(&opts);
+    h_request(h_sluice_port(), "POST", CHAT, hdrs, BODY, strlen(BODY), 10000,
+              &r);
+    ck_assert_msg(r.status == 429, "after the restart: %ld %s", r.status,
+                  r.body);
+    ck_assert_ptr_nonnull(h_resp_header(&r, "retry-after"));
+    h_resp_free(&r);
+    ck_assert_int_eq(h_mock_request_count(), 3);
 }
 END_TEST
 
@@ -257,6 +291,7 @@ static Suite *state_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, kill9_keeps_failed_and_cooling_keys);
+    tcase_add_test(tc, kill9_keeps_the_rate_limit_window);
     tcase_add_test(tc, corrupt_or_unusable_file_is_a_clear_error);
     tcase_add_test(tc, reset_on_corrupt_starts_afresh_with_a_warning);
     suite_add_tcase(s, tc);
