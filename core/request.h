@@ -58,6 +58,7 @@ struct ev_src {
     int fd;
     void *owner;
     struct ev_src *next_dead; /* worker's list of sources to free */
+    uint32_t events;          /* EPOLL* registered (upstream sockets) */
 };
 
 struct sluice_ctx {
@@ -141,7 +142,8 @@ struct sluice_ctx {
     int suspended;
     int client_gone;
     struct ev_src watch;
-    int watching;
+    int watching;      /* 1: its own epoll registration, 2: the connection's
+                          (guard_watch) */
     int stream_queued; /* the streamed response was handed to MHD */
     int stream_failed; /* the on_chunk chain refused upstream bytes */
     uint32_t heartbeat_ms, idle_ms; /* stream_configure; 0 = off */

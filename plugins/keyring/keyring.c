@@ -120,6 +120,7 @@ size_t keyring_reset_failed(struct keyring *kr)
     for (size_t i = 0; i < s->n; i++) {
         if (atomic_load(&s->keys[i].state) != KEY_HEALTHY) {
             key_reset(&s->keys[i]);
+            kr_shared_publish(kr, &s->keys[i]); /* every instance */
             n++;
         }
     }
@@ -145,11 +146,17 @@ static int cfg_seconds(const sluice_json *cfg, const char *key, double def,
 static int keyring_config(struct keyring *kr, const sluice_json *cfg, char *err,
                           size_t errlen)
 {
-    static const char *const known[] = {"keys_file",         "strategy",
-                                        "failure_threshold", "cooldown_base_s",
-                                        "cooldown_cap_s",    "max_cooldown_s",
-                                        "wait_for_key_ms",   "probe_interval_s",
-                                        "probe_path",        NULL};
+    static const char *const known[] = {"keys_file",
+                                        "strategy",
+                                        "failure_threshold",
+                                        "cooldown_base_s",
+                                        "cooldown_cap_s",
+                                        "max_cooldown_s",
+                                        "wait_for_key_ms",
+                                        "probe_interval_s",
+                                        "probe_path",
+                                        "shared_state",
+                                        NULL};
     const char *s;
     int64_t n;
     for (void *it = H->json_iter(cfg); it; it = H->json_iter_next(cfg, it)) {
@@ -200,6 +207,10 @@ static int keyring_config(struct keyring *kr, const sluice_json *cfg, char *err,
         return -1;
     }
     kr->wait_for_key_ms = (uint64_t)n;
+    if (H->cfg_bool(cfg, "shared_state", 1, &kr->shared) != 0) {
+        snprintf(err, errlen, "shared_state: expected true or false");
+        return -1;
+    }
     if (H->cfg_str(cfg, "probe_path", "/models", &s) != 0 || s[0] != '/') {
         snprintf(err, errlen, "probe_path: expected a path starting with /");
         return -1;
@@ -252,6 +263,8 @@ static int keyring_init(const sluice_host *host, sluice_stage *self,
     if (!kr->set)
         goto fail;
     kr_metrics_register(kr);
+    if (kr_shared_start(kr, err, errlen) != 0)
+        goto fail;
     if (keyring_admin_register(kr) != 0) {
         snprintf(err, errlen, "cannot register the admin actions");
         goto fail;
@@ -426,6 +439,8 @@ static sluice_verdict keyring_on_response(void *instance, sluice_ctx *ctx)
     key_record(k, &kr->policy, o, hint, kr->now(), why);
     kr_metrics_outcome(kr, k, o);
     enum key_state after = key_state_at(k, kr->now());
+    if (after != before || after == KEY_COOLING) /* a deadline may move */
+        kr_shared_publish(kr, k);
     if (after != before && after != KEY_HEALTHY)
         H->log(kr->self, SLUICE_LOG_WARN, "key %s is now %s (%s)", k->name,
                key_state_name(after), why);
@@ -449,6 +464,8 @@ static void keyring_stream_broke(struct keyring *kr, struct kr_pick *pk,
     enum key_outcome o = classify_outcome(res, status, NULL, 0);
     key_record(k, &kr->policy, o, RA_NONE, kr->now(), "stream interrupted");
     kr_metrics_outcome(kr, k, o);
+    if (key_state_at(k, kr->now()) != KEY_HEALTHY)
+        kr_shared_publish(kr, k);
 }
 
 static void keyring_on_complete(void *instance, sluice_ctx *ctx)

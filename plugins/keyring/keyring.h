@@ -195,6 +195,11 @@ struct keyring {
     } m;
     struct keyring *m_live_next; /* kr_metrics.c's list of live instances */
     int m_live;                  /* on that list */
+
+    /* shared.c: health in the core's shared state (config shared_state) */
+    int shared;
+    int shared_replaying;  /* inside state_watch's replay at init */
+    char reload_stamp[48]; /* the last fleet-wide reload-keys seen */
 };
 
 /* The current set with a reference held (caller unrefs). */
@@ -234,6 +239,18 @@ void kr_metrics_collect(void *instance);
 /* destroy: zero the gauges of this instance's keys no other live instance
  * holds (a pipeline reload dropped them). */
 void kr_metrics_unregister(struct keyring *kr);
+
+/* shared.c: key health shared through the core's state (ABI 1.1).
+ * start: at init, watch (and apply) the pool's health records; publish:
+ * after a key changed state; reload_all: ask every instance to reload its
+ * keys file; changed_by: the instance that last changed k's health (into
+ * out), or NULL. All no-ops when shared_state is off or the core has no
+ * state API. */
+int kr_shared_start(struct keyring *kr, char *err, size_t errlen);
+void kr_shared_publish(struct keyring *kr, struct key *k);
+void kr_shared_reload_all(struct keyring *kr);
+const char *kr_shared_changed_by(struct keyring *kr, const struct key *k,
+                                 char *out, size_t n);
 
 /* probe.c: start probes of failed keys when due (never blocks). */
 void keyring_probe_maybe(struct keyring *kr);

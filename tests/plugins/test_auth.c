@@ -476,6 +476,50 @@ START_TEST(stage_rpm)
 }
 END_TEST
 
+/* The shared window keeps its count across a restart (the state file
+ * closed and opened again, a fresh generation: the token buckets are full
+ * again) and across generations; shared_limits: false leaves only the
+ * buckets. */
+START_TEST(stage_window_survives_restart)
+{
+    char db[64] = "/tmp/sluice-auth-db-XXXXXX", path[128];
+    ck_assert_ptr_nonnull(mkdtemp(db));
+    snprintf(path, sizeof path, "%s/state.db", db);
+    ck_assert_int_eq(sh_state_open(path), 0);
+    struct generation *g = gen_with(CLIENTS, NULL);
+    for (int i = 0; i < 2; i++) {
+        struct sluice_ctx *c = req(g, "x-api-key", "sk-client-beta-00002");
+        ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+        sh_ctx_free(c);
+    }
+    gen_done(g);
+    ck_assert_int_eq(sh_state_open(path), 0); /* the restart */
+    g = gen_with(CLIENTS, NULL);
+    struct sluice_ctx *c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sh_out_status(c), 429);
+    const char *ra = sh_out_header(c, "Retry-After");
+    ck_assert_ptr_nonnull(ra);
+    ck_assert_int_ge(atoi(ra), 1);
+    ck_assert_int_le(atoi(ra), 60);
+    sh_ctx_free(c);
+    gen_done(g);
+    g = gen_with(CLIENTS, "\"shared_limits\":false");
+    c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
+    sh_ctx_free(c);
+    gen_done(g);
+    sh_state_open(NULL);
+    unlink(path);
+    char side[160];
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+    rmdir(db);
+}
+END_TEST
+
 START_TEST(stage_tpm)
 {
     sluice_test_stage *g = gen_with(CLIENTS, NULL);
@@ -780,6 +824,7 @@ int main(void)
     tcase_add_test(tc, stage_models);
     tcase_add_test(tc, stage_rpm);
     tcase_add_test(tc, stage_tpm);
+    tcase_add_test(tc, stage_window_survives_restart);
     tcase_add_test(tc, stage_metrics);
     tcase_add_test(tc, stage_allow_list);
     tcase_add_test(tc, stage_bad_config);

@@ -10,6 +10,7 @@
  */
 #include "keyring.h"
 #include "stage_harness.h"
+#include "timer.h"
 
 #include <check.h>
 #include <pthread.h>
@@ -27,6 +28,18 @@ static char dir[64];
 static char keys_path[128];
 static uint64_t fake_now = 1000000;
 static uint64_t fake_wall = 1700000000000ull;
+
+/* The real clocks (what the keyring reads at init, before the tests' own
+ * are injected). */
+static uint64_t kr_host_now(void)
+{
+    return time_now_ms();
+}
+
+static uint64_t kr_host_wall(void)
+{
+    return time_wall_ms();
+}
 
 static uint64_t clock_now(void)
 {
@@ -735,6 +748,84 @@ START_TEST(admin_keys_reset_and_status)
 }
 END_TEST
 
+/* ---- shared state (a restart, another generation) ------------------- */
+
+/* Health lives in the core's state: after a restart (close and reopen of
+ * the state file, a fresh generation) a failed key is still failed, a
+ * cooling key still cools until its deadline; a reset clears it for good;
+ * the admin view says which instance changed each key. */
+START_TEST(health_survives_a_restart)
+{
+    char db[160], *out;
+    snprintf(db, sizeof db, "%s/state.db", dir);
+    ck_assert_int_eq(sh_state_open(db), 0);
+    fake_now = kr_host_now();
+    fake_wall = kr_host_wall();
+    struct generation *g = gen(NULL);
+    const char *ra[] = {"Retry-After", "120", NULL};
+    ck_assert_str_eq(one_request(g, 401, NULL, "{}"), "Bearer " K1);
+    ck_assert_str_eq(one_request(g, 429, ra, "{}"), "Bearer " K2);
+    sh_gen_free(g);
+    ck_assert_int_eq(sh_state_open(db), 0); /* the restart */
+
+    g = gen(NULL);
+    ck_assert_int_eq(key_state_at(key_named(g, K1), fake_now), KEY_FAILED);
+    ck_assert_int_eq(key_state_at(key_named(g, K2), fake_now), KEY_COOLING);
+    uint64_t until = atomic_load(&key_named(g, K2)->cool_until);
+    ck_assert_msg(until > fake_now + 115000 && until <= fake_now + 121000,
+                  "cooling until %llu, now %llu", (unsigned long long)until,
+                  (unsigned long long)fake_now);
+    ck_assert_int_eq(key_state_at(key_named(g, K3), fake_now), KEY_HEALTHY);
+    ck_assert_str_eq(one_request(g, 200, NULL, "{}"), "Bearer " K3);
+    ck_assert_int_eq(admin_call(g, "keys", "GET", &out), 200);
+    ck_assert_msg(strstr(out, "\"changed_by\":\"stage-test\""), "%s", out);
+    ck_assert_msg(strstr(out, "\"last_error\":\"401: key rejected\""), "%s",
+                  out);
+    free(out);
+    ck_assert_int_eq(admin_call(g, "reset-failed-keys", "POST", &out), 200);
+    free(out);
+    sh_gen_free(g);
+    ck_assert_int_eq(sh_state_open(db), 0);
+    g = gen(NULL);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(key_state_at(&KR(g)->set->keys[i], fake_now),
+                         KEY_HEALTHY);
+    sh_gen_free(g);
+    /* shared_state: false keeps health in memory only */
+    g = gen("\"shared_state\":false");
+    one_request(g, 401, NULL, "{}");
+    sh_gen_free(g);
+    ck_assert_int_eq(sh_state_open(db), 0);
+    g = gen(NULL);
+    ck_assert_int_eq(key_state_at(key_named(g, K1), fake_now), KEY_HEALTHY);
+    sh_gen_free(g);
+    sh_state_open(NULL);
+}
+END_TEST
+
+/* A change made by the other generation of the stage (or another
+ * instance) reaches this one through the watch. */
+START_TEST(health_from_elsewhere_applies)
+{
+    struct generation *a = gen(NULL), *b = gen(NULL);
+    one_request(a, 403, NULL, "{}");
+    for (int i = 0;
+         i < 200 && key_state_at(key_named(b, K1), fake_now) != KEY_FAILED; i++)
+        usleep(5000);
+    ck_assert_int_eq(key_state_at(key_named(b, K1), fake_now), KEY_FAILED);
+    char *out;
+    ck_assert_int_eq(admin_call(b, "reset-failed-keys", "POST", &out), 200);
+    free(out);
+    for (int i = 0;
+         i < 200 && key_state_at(key_named(a, K1), fake_now) != KEY_HEALTHY;
+         i++)
+        usleep(5000);
+    ck_assert_int_eq(key_state_at(key_named(a, K1), fake_now), KEY_HEALTHY);
+    sh_gen_free(a);
+    sh_gen_free(b);
+}
+END_TEST
+
 /* ---- export / import -------------------------------------------------- */
 
 START_TEST(export_import_roundtrip)
@@ -1036,6 +1127,8 @@ int main(void)
     tcase_add_test(tc, same_key_across_a_reload);
     tcase_add_test(tc, admin_keys_reset_and_status);
     tcase_add_test(tc, export_import_roundtrip);
+    tcase_add_test(tc, health_survives_a_restart);
+    tcase_add_test(tc, health_from_elsewhere_applies);
     tcase_add_test(tc, probes_bring_failed_keys_back);
     tcase_add_test(tc, stress_many_threads_select);
     tcase_add_test(tc, metrics_per_key_counts_states_and_reload);
