@@ -95,6 +95,13 @@ int sluice_test_export_state(sluice_test_stage *st, char **out);
 int sluice_test_import_state(sluice_test_stage *st, const char *state,
                              size_t len);
 
+/* (Re)open the gateway's state layer (sluice_host.state_*) on the local
+ * file `path`, or in memory when NULL, dropping what the view held: a
+ * restart of the gateway, for state that must survive one. A stage made
+ * before any call gets the in-memory layer. 0, or -1 with the reason on
+ * stderr. */
+int sluice_test_state_open(const char *path);
+
 /* ---- the clock ------------------------------------------------------- */
 
 /* From now on the stage's now_ms() and wall_ms() return these (frozen)

@@ -41,9 +41,8 @@ int main(int argc, char **argv)
     CHECK(strstr(err, "config.header") != NULL, "error: %s", err);
 
     /* YAML config, as in a pipeline file */
-    sluice_test_stage *st =
-        sluice_test_stage_load(so, "header: X-Test\nvalue: hello\n", err,
-                               sizeof err);
+    sluice_test_stage *st = sluice_test_stage_load(
+        so, "header: X-Test\nvalue: hello\n", err, sizeof err);
     if (!st) {
         fprintf(stderr, "FAIL: load: %s\n", err);
         return 1;

@@ -79,6 +79,17 @@ static void test_host_init(void)
     test_host.wall_ms = test_wall_ms;
 }
 
+SLUICE_TEST_API int sluice_test_state_open(const char *path)
+{
+    struct state_conf sc = {.backend = "local", .path = (char *)path};
+    char err[512];
+    if (state_open(path ? &sc : NULL, "stage-test", err, sizeof err) != 0) {
+        fprintf(stderr, "sluice_test_state_open: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- stages ---------------------------------------------------------- */
 
 /* The config text (YAML, so JSON too) as the loader would hand it. */

@@ -485,31 +485,31 @@ START_TEST(stage_window_survives_restart)
     char db[64] = "/tmp/sluice-auth-db-XXXXXX", path[128];
     ck_assert_ptr_nonnull(mkdtemp(db));
     snprintf(path, sizeof path, "%s/state.db", db);
-    ck_assert_int_eq(sh_state_open(path), 0);
-    struct generation *g = gen_with(CLIENTS, NULL);
+    ck_assert_int_eq(sluice_test_state_open(path), 0);
+    sluice_test_stage *g = gen_with(CLIENTS, NULL);
     for (int i = 0; i < 2; i++) {
-        struct sluice_ctx *c = req(g, "x-api-key", "sk-client-beta-00002");
-        ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-        sh_ctx_free(c);
+        sluice_test_req *c = req(g, "x-api-key", "sk-client-beta-00002");
+        ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+        sluice_test_req_free(c);
     }
     gen_done(g);
-    ck_assert_int_eq(sh_state_open(path), 0); /* the restart */
+    ck_assert_int_eq(sluice_test_state_open(path), 0); /* the restart */
     g = gen_with(CLIENTS, NULL);
-    struct sluice_ctx *c = req(g, "x-api-key", "sk-client-beta-00002");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 429);
-    const char *ra = sh_out_header(c, "Retry-After");
+    sluice_test_req *c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 429);
+    const char *ra = sluice_test_header(c, "Retry-After");
     ck_assert_ptr_nonnull(ra);
     ck_assert_int_ge(atoi(ra), 1);
     ck_assert_int_le(atoi(ra), 60);
-    sh_ctx_free(c);
+    sluice_test_req_free(c);
     gen_done(g);
     g = gen_with(CLIENTS, "\"shared_limits\":false");
     c = req(g, "x-api-key", "sk-client-beta-00002");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    sluice_test_req_free(c);
     gen_done(g);
-    sh_state_open(NULL);
+    sluice_test_state_open(NULL);
     unlink(path);
     char side[160];
     snprintf(side, sizeof side, "%s-wal", path);

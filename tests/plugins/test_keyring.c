@@ -10,7 +10,6 @@
  */
 #include "keyring.h"
 #include "stage_harness.h"
-#include "timer.h"
 
 #include <check.h>
 #include <pthread.h>
@@ -30,15 +29,15 @@ static uint64_t fake_now = 1000000;
 static uint64_t fake_wall = 1700000000000ull;
 
 /* The real clocks (what the keyring reads at init, before the tests' own
- * are injected). */
+ * are injected): the host's, with the test clock not set. */
 static uint64_t kr_host_now(void)
 {
-    return time_now_ms();
+    return HOST.now_ms();
 }
 
 static uint64_t kr_host_wall(void)
 {
-    return time_wall_ms();
+    return HOST.wall_ms();
 }
 
 static uint64_t clock_now(void)
@@ -758,15 +757,15 @@ START_TEST(health_survives_a_restart)
 {
     char db[160], *out;
     snprintf(db, sizeof db, "%s/state.db", dir);
-    ck_assert_int_eq(sh_state_open(db), 0);
+    ck_assert_int_eq(sluice_test_state_open(db), 0);
     fake_now = kr_host_now();
     fake_wall = kr_host_wall();
-    struct generation *g = gen(NULL);
+    sluice_test_stage *g = gen(NULL);
     const char *ra[] = {"Retry-After", "120", NULL};
     ck_assert_str_eq(one_request(g, 401, NULL, "{}"), "Bearer " K1);
     ck_assert_str_eq(one_request(g, 429, ra, "{}"), "Bearer " K2);
-    sh_gen_free(g);
-    ck_assert_int_eq(sh_state_open(db), 0); /* the restart */
+    sluice_test_stage_free(g);
+    ck_assert_int_eq(sluice_test_state_open(db), 0); /* the restart */
 
     g = gen(NULL);
     ck_assert_int_eq(key_state_at(key_named(g, K1), fake_now), KEY_FAILED);
@@ -784,22 +783,22 @@ START_TEST(health_survives_a_restart)
     free(out);
     ck_assert_int_eq(admin_call(g, "reset-failed-keys", "POST", &out), 200);
     free(out);
-    sh_gen_free(g);
-    ck_assert_int_eq(sh_state_open(db), 0);
+    sluice_test_stage_free(g);
+    ck_assert_int_eq(sluice_test_state_open(db), 0);
     g = gen(NULL);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(key_state_at(&KR(g)->set->keys[i], fake_now),
                          KEY_HEALTHY);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
     /* shared_state: false keeps health in memory only */
     g = gen("\"shared_state\":false");
     one_request(g, 401, NULL, "{}");
-    sh_gen_free(g);
-    ck_assert_int_eq(sh_state_open(db), 0);
+    sluice_test_stage_free(g);
+    ck_assert_int_eq(sluice_test_state_open(db), 0);
     g = gen(NULL);
     ck_assert_int_eq(key_state_at(key_named(g, K1), fake_now), KEY_HEALTHY);
-    sh_gen_free(g);
-    sh_state_open(NULL);
+    sluice_test_stage_free(g);
+    sluice_test_state_open(NULL);
 }
 END_TEST
 
@@ -807,7 +806,7 @@ END_TEST
  * instance) reaches this one through the watch. */
 START_TEST(health_from_elsewhere_applies)
 {
-    struct generation *a = gen(NULL), *b = gen(NULL);
+    sluice_test_stage *a = gen(NULL), *b = gen(NULL);
     one_request(a, 403, NULL, "{}");
     for (int i = 0;
          i < 200 && key_state_at(key_named(b, K1), fake_now) != KEY_FAILED; i++)
@@ -821,8 +820,8 @@ START_TEST(health_from_elsewhere_applies)
          i++)
         usleep(5000);
     ck_assert_int_eq(key_state_at(key_named(a, K1), fake_now), KEY_HEALTHY);
-    sh_gen_free(a);
-    sh_gen_free(b);
+    sluice_test_stage_free(a);
+    sluice_test_stage_free(b);
 }
 END_TEST
 
