@@ -48,8 +48,8 @@ static int path_is_secret(const char *path)
     return 0;
 }
 
-void cfg_origin_yaml(const struct loadctx *lc, const char *path,
-                     struct origin *o)
+static void origin_yaml(const struct loadctx *lc, const char *path,
+                        struct origin *o)
 {
     snprintf(o->where, sizeof o->where, "%s:%d: %s", lc->file,
              yaml_doc_line(lc->doc, path), path);
@@ -116,8 +116,8 @@ static void describe(const json_t *v, int secret, char *out, size_t n)
     }
 }
 
-int cfg_bad_value(const struct origin *o, const json_t *v, const char *expected,
-                  char *err, size_t errlen)
+static int bad_value(const struct origin *o, const json_t *v,
+                     const char *expected, char *err, size_t errlen)
 {
     char got[96];
 
@@ -126,16 +126,16 @@ int cfg_bad_value(const struct origin *o, const json_t *v, const char *expected,
     return -1;
 }
 
-int cfg_fail_at(const struct loadctx *lc, const char *path, const char *msg)
+static int fail_at(const struct loadctx *lc, const char *path, const char *msg)
 {
     struct origin o;
 
-    cfg_origin_yaml(lc, path, &o);
+    origin_yaml(lc, path, &o);
     snprintf(lc->err, lc->errlen, "%s: %s", o.where, msg);
     return -1;
 }
 
-int cfg_oom(const char *file, char *err, size_t errlen)
+static int oom(const char *file, char *err, size_t errlen)
 {
     snprintf(err, errlen, "%s: out of memory", file);
     return -1;
@@ -155,7 +155,7 @@ static int json_to_ll(const json_t *v, long long *out)
     return -1;
 }
 
-int cfg_json_to_double(const json_t *v, double *out)
+static int json_to_double(const json_t *v, double *out)
 {
     if (json_is_number(v)) {
         *out = json_number_value(v);
@@ -166,8 +166,8 @@ int cfg_json_to_double(const json_t *v, double *out)
     return -1;
 }
 
-int cfg_value_int(const struct origin *o, const json_t *v, long long lo,
-                  long long hi, long long *out, char *err, size_t errlen)
+static int value_int(const struct origin *o, const json_t *v, long long lo,
+                     long long hi, long long *out, char *err, size_t errlen)
 {
     char what[80];
     long long x;
@@ -182,22 +182,22 @@ int cfg_value_int(const struct origin *o, const json_t *v, long long lo,
         snprintf(what, sizeof what, "an integer >= %lld", lo);
     else
         snprintf(what, sizeof what, "an integer %lld..%lld", lo, hi);
-    return cfg_bad_value(o, v, what, err, errlen);
+    return bad_value(o, v, what, err, errlen);
 }
 
 /* Seconds (integer or real, > 0) into milliseconds. */
-int cfg_value_ms(const struct origin *o, const json_t *v, long *out, char *err,
-                 size_t errlen)
+static int value_ms(const struct origin *o, const json_t *v, long *out,
+                    char *err, size_t errlen)
 {
     double s;
 
-    if (!cfg_json_to_double(v, &s) && s > 0 && s <= CONFIG_MAX_TIMEOUT_S &&
+    if (!json_to_double(v, &s) && s > 0 && s <= CONFIG_MAX_TIMEOUT_S &&
         llround(s * 1000.0) >= 1) {
         *out = (long)llround(s * 1000.0);
         return 0;
     }
-    return cfg_bad_value(o, v, "a number of seconds > 0 (at most 86400)", err,
-                         errlen);
+    return bad_value(o, v, "a number of seconds > 0 (at most 86400)", err,
+                     errlen);
 }
 
 static int replace_str(char **dst, const char *s)
@@ -212,18 +212,18 @@ static int replace_str(char **dst, const char *s)
 }
 
 /* A non-empty string into *dst (replacing it). */
-int cfg_value_str(const struct origin *o, const json_t *v, char **dst,
-                  char *err, size_t errlen)
+static int value_str(const struct origin *o, const json_t *v, char **dst,
+                     char *err, size_t errlen)
 {
     if (!json_is_string(v) || !*json_string_value(v))
-        return cfg_bad_value(o, v, "a non-empty string", err, errlen);
+        return bad_value(o, v, "a non-empty string", err, errlen);
     if (replace_str(dst, json_string_value(v)))
-        return cfg_oom(o->where, err, errlen);
+        return oom(o->where, err, errlen);
     return 0;
 }
 
 /* [a-z0-9_-], 1..64 characters: plugin and stage names. */
-int cfg_name_ok(const char *s)
+static int name_ok(const char *s)
 {
     size_t n = strlen(s);
 
@@ -236,19 +236,19 @@ int cfg_name_ok(const char *s)
     return 1;
 }
 
-int cfg_value_name(const struct origin *o, const json_t *v, char **dst,
-                   char *err, size_t errlen)
+static int value_name(const struct origin *o, const json_t *v, char **dst,
+                      char *err, size_t errlen)
 {
-    if (!json_is_string(v) || !cfg_name_ok(json_string_value(v)))
-        return cfg_bad_value(o, v, "a name of 1..64 characters [a-z0-9_-]", err,
-                             errlen);
+    if (!json_is_string(v) || !name_ok(json_string_value(v)))
+        return bad_value(o, v, "a name of 1..64 characters [a-z0-9_-]", err,
+                         errlen);
     if (replace_str(dst, json_string_value(v)))
-        return cfg_oom(o->where, err, errlen);
+        return oom(o->where, err, errlen);
     return 0;
 }
 
-int cfg_value_base_url(const struct origin *o, const json_t *v, char **dst,
-                       char *err, size_t errlen)
+static int value_base_url(const struct origin *o, const json_t *v, char **dst,
+                          char *err, size_t errlen)
 {
     const char *s = json_is_string(v) ? json_string_value(v) : NULL;
     size_t scheme, n;
@@ -272,12 +272,12 @@ int cfg_value_base_url(const struct origin *o, const json_t *v, char **dst,
         goto bad;
     copy = strndup(s, n);
     if (!copy)
-        return cfg_oom(o->where, err, errlen);
+        return oom(o->where, err, errlen);
     free(*dst);
     *dst = copy;
     return 0;
 bad:
-    return cfg_bad_value(o, v, "an http:// or https:// URL", err, errlen);
+    return bad_value(o, v, "an http:// or https:// URL", err, errlen);
 }
 
 /* One of `choices` (any case); stores the canonical spelling. */
@@ -292,7 +292,7 @@ static int value_choice(const struct origin *o, const json_t *v,
         if (strcasecmp(json_string_value(v), choices[i]))
             continue;
         if (replace_str(dst, choices[i]))
-            return cfg_oom(o->where, err, errlen);
+            return oom(o->where, err, errlen);
         return 0;
     }
     for (i = 0; choices[i]; i++) {
@@ -300,7 +300,7 @@ static int value_choice(const struct origin *o, const json_t *v,
         if (choices[i + 1])
             strncat(what, ", ", sizeof what - strlen(what) - 1);
     }
-    return cfg_bad_value(o, v, what, err, errlen);
+    return bad_value(o, v, what, err, errlen);
 }
 
 static int value_bool(const struct origin *o, const json_t *v, int *out,
@@ -315,7 +315,7 @@ static int value_bool(const struct origin *o, const json_t *v, int *out,
         *out = !strcasecmp(json_string_value(v), "true");
         return 0;
     }
-    return cfg_bad_value(o, v, "true or false", err, errlen);
+    return bad_value(o, v, "true or false", err, errlen);
 }
 
 static const char *const log_levels[] = {"DEBUG", "INFO",  "WARNING",
@@ -332,14 +332,14 @@ static int value_listen(const struct origin *o, const json_t *v, char **dst,
 
     if (!colon || colon == s || yaml_parse_int(colon + 1, &port) ||
         colon[1] == '-' || colon[1] == '+' || port > 65535)
-        return cfg_bad_value(o, v, "a \"host:port\" address", err, errlen);
-    return cfg_value_str(o, v, dst, err, errlen);
+        return bad_value(o, v, "a \"host:port\" address", err, errlen);
+    return value_str(o, v, dst, err, errlen);
 }
 
 /* ---- sections ---------------------------------------------------------- */
 
-int cfg_check_keys(const struct loadctx *lc, const json_t *obj,
-                   const char *path, const char *const *valid)
+static int check_keys(const struct loadctx *lc, const json_t *obj,
+                      const char *path, const char *const *valid)
 {
     const char *key;
     json_t *val;
@@ -361,7 +361,7 @@ int cfg_check_keys(const struct loadctx *lc, const json_t *obj,
         }
         strncat(msg, ")", sizeof msg - strlen(msg) - 1);
         snprintf(kpath, sizeof kpath, "%s%s%s", path, *path ? "." : "", key);
-        return cfg_fail_at(lc, kpath, msg);
+        return fail_at(lc, kpath, msg);
     }
     return 0;
 }
@@ -378,16 +378,17 @@ static int section_get(const struct loadctx *lc, const json_t *root,
     if (!s || json_is_null(s))
         return 0;
     if (!json_is_object(s)) {
-        cfg_origin_yaml(lc, name, &o);
-        return cfg_bad_value(&o, s, "a mapping", lc->err, lc->errlen);
+        origin_yaml(lc, name, &o);
+        return bad_value(&o, s, "a mapping", lc->err, lc->errlen);
     }
     *out = s;
-    return cfg_check_keys(lc, s, name, valid);
+    return check_keys(lc, s, name, valid);
 }
 
 /* obj[key] unless absent or null, with its origin. */
-const json_t *cfg_field(const struct loadctx *lc, const json_t *obj,
-                        const char *section, const char *key, struct origin *o)
+static const json_t *field(const struct loadctx *lc, const json_t *obj,
+                           const char *section, const char *key,
+                           struct origin *o)
 {
     const json_t *v = obj ? json_object_get(obj, key) : NULL;
     char path[256];
@@ -395,8 +396,70 @@ const json_t *cfg_field(const struct loadctx *lc, const json_t *obj,
     if (!v || json_is_null(v))
         return NULL;
     snprintf(path, sizeof path, "%s%s%s", section, *section ? "." : "", key);
-    cfg_origin_yaml(lc, path, o);
+    origin_yaml(lc, path, o);
     return v;
+}
+
+/* A list of non-empty strings (server.cors.*). */
+static int value_str_list(const struct origin *o, const json_t *v, char *err,
+                          size_t errlen)
+{
+    size_t i;
+    const json_t *e;
+    if (!json_is_array(v) || !json_array_size(v))
+        return bad_value(o, v, "a list of strings", err, errlen);
+    json_array_foreach(v, i, e)
+    {
+        if (!json_is_string(e) || !json_string_length(e))
+            return bad_value(o, v, "a list of strings", err, errlen);
+    }
+    return 0;
+}
+
+/* server.cors: {allow_origins: [...], allow_headers: [...], max_age: s}:
+ * off unless given; allow_origins is required. */
+static int parse_cors(const struct loadctx *lc, const json_t *c,
+                      const struct origin *co, struct config *cfg)
+{
+    static const char *const keys[] = {"allow_origins", "allow_headers",
+                                       "max_age", NULL};
+    const json_t *v;
+    struct origin o;
+    long long n;
+    if (!json_is_object(c))
+        return bad_value(co, c, "a mapping with allow_origins:", lc->err,
+                         lc->errlen);
+    if (check_keys(lc, c, "server.cors", keys))
+        return -1;
+    if (!(v = field(lc, c, "server.cors", "allow_origins", &o)))
+        return fail_at(lc, "server.cors",
+                       "missing 'allow_origins:' (the origins browsers may "
+                       "call from, or \"*\")");
+    if (value_str_list(&o, v, lc->err, lc->errlen))
+        return -1;
+    cfg->cors_origins = json_deep_copy(v);
+    if ((v = field(lc, c, "server.cors", "allow_headers", &o))) {
+        size_t i, hl;
+        const json_t *e;
+        buf_t h;
+        if (value_str_list(&o, v, lc->err, lc->errlen))
+            return -1;
+        buf_init(&h);
+        json_array_foreach(v, i, e)
+        {
+            buf_puts(&h, i ? ", " : "");
+            buf_puts(&h, json_string_value(e));
+        }
+        if (!(cfg->cors_headers = buf_steal(&h, &hl)))
+            return oom(lc->file, lc->err, lc->errlen);
+    } /* else the preflight's Access-Control-Request-Headers are allowed
+         (the SDKs send X-Stainless-* headers that vary by version) */
+    if ((v = field(lc, c, "server.cors", "max_age", &o))) {
+        if (value_int(&o, v, 0, 86400, &n, lc->err, lc->errlen))
+            return -1;
+        cfg->cors_max_age = (long)n;
+    }
+    return cfg->cors_origins ? 0 : oom(lc->file, lc->err, lc->errlen);
 }
 
 static int parse_server(const struct loadctx *lc, const json_t *root,
@@ -409,6 +472,7 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
                                        "request_timeout_s",
                                        "max_connections",
                                        "max_stream_s",
+                                       "cors",
                                        NULL};
     const json_t *s, *v;
     struct origin o;
@@ -416,37 +480,39 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
 
     if (section_get(lc, root, "server", keys, &s))
         return -1;
-    if ((v = cfg_field(lc, s, "server", "host", &o)) &&
-        cfg_value_str(&o, v, &cfg->host, lc->err, lc->errlen))
+    if ((v = field(lc, s, "server", "host", &o)) &&
+        value_str(&o, v, &cfg->host, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "server", "port", &o))) {
-        if (cfg_value_int(&o, v, 0, 65535, &n, lc->err, lc->errlen))
+    if ((v = field(lc, s, "server", "port", &o))) {
+        if (value_int(&o, v, 0, 65535, &n, lc->err, lc->errlen))
             return -1;
         cfg->port = (int)n;
     }
-    if ((v = cfg_field(lc, s, "server", "threads", &o))) {
-        if (cfg_value_int(&o, v, 0, 256, &n, lc->err, lc->errlen))
+    if ((v = field(lc, s, "server", "threads", &o))) {
+        if (value_int(&o, v, 0, 256, &n, lc->err, lc->errlen))
             return -1;
         cfg->threads = (int)n;
     }
-    if ((v = cfg_field(lc, s, "server", "max_body_bytes", &o))) {
-        if (cfg_value_int(&o, v, 1024, 1LL << 30, &n, lc->err, lc->errlen))
+    if ((v = field(lc, s, "server", "max_body_bytes", &o))) {
+        if (value_int(&o, v, 1024, 1LL << 30, &n, lc->err, lc->errlen))
             return -1;
         cfg->max_body_bytes = (size_t)n;
     }
-    if ((v = cfg_field(lc, s, "server", "request_timeout_s", &o))) {
-        if (cfg_value_int(&o, v, 1, 3600, &n, lc->err, lc->errlen))
+    if ((v = field(lc, s, "server", "request_timeout_s", &o))) {
+        if (value_int(&o, v, 1, 3600, &n, lc->err, lc->errlen))
             return -1;
         cfg->request_timeout_ms = (long)n * 1000;
     }
-    if ((v = cfg_field(lc, s, "server", "max_connections", &o))) {
-        if (cfg_value_int(&o, v, 1, 1000000, &n, lc->err, lc->errlen))
+    if ((v = field(lc, s, "server", "max_connections", &o))) {
+        if (value_int(&o, v, 1, 1000000, &n, lc->err, lc->errlen))
             return -1;
         cfg->max_client_connections = (int)n;
     }
-    if ((v = cfg_field(lc, s, "server", "max_stream_s", &o)) &&
-        cfg_value_ms(&o, v, &cfg->max_stream_ms, lc->err, lc->errlen))
+    if ((v = field(lc, s, "server", "max_stream_s", &o)) &&
+        value_ms(&o, v, &cfg->max_stream_ms, lc->err, lc->errlen))
         return -1;
+    if ((v = field(lc, s, "server", "cors", &o)))
+        return parse_cors(lc, v, &o, cfg);
     return 0;
 }
 
@@ -460,12 +526,12 @@ static int parse_upstream_tls(const struct loadctx *lc, const json_t *s,
     struct origin o;
     FILE *f;
 
-    if ((v = cfg_field(lc, s, sect, "verify", &o)) &&
+    if ((v = field(lc, s, sect, "verify", &o)) &&
         value_bool(&o, v, &tls->verify, lc->err, lc->errlen))
         return -1;
-    if (!(v = cfg_field(lc, s, sect, "ca_file", &o)))
+    if (!(v = field(lc, s, sect, "ca_file", &o)))
         return 0;
-    if (cfg_value_str(&o, v, &tls->ca_file, lc->err, lc->errlen))
+    if (value_str(&o, v, &tls->ca_file, lc->err, lc->errlen))
         return -1;
     f = fopen(tls->ca_file, "r");
     if (!f) {
@@ -493,17 +559,17 @@ static int parse_upstream(const struct loadctx *lc, const json_t *root,
 
     if (section_get(lc, root, "upstream", keys, &s))
         return -1;
-    if ((v = cfg_field(lc, s, "upstream", "base_url", &o)) &&
-        cfg_value_base_url(&o, v, &cfg->base_url, lc->err, lc->errlen))
+    if ((v = field(lc, s, "upstream", "base_url", &o)) &&
+        value_base_url(&o, v, &cfg->base_url, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "upstream", "timeout_s", &o)) &&
-        cfg_value_ms(&o, v, &cfg->timeout_ms, lc->err, lc->errlen))
+    if ((v = field(lc, s, "upstream", "timeout_s", &o)) &&
+        value_ms(&o, v, &cfg->timeout_ms, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "upstream", "connect_timeout_s", &o)) &&
-        cfg_value_ms(&o, v, &cfg->connect_timeout_ms, lc->err, lc->errlen))
+    if ((v = field(lc, s, "upstream", "connect_timeout_s", &o)) &&
+        value_ms(&o, v, &cfg->connect_timeout_ms, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "upstream", "max_connections", &o))) {
-        if (cfg_value_int(&o, v, 1, 65536, &n, lc->err, lc->errlen))
+    if ((v = field(lc, s, "upstream", "max_connections", &o))) {
+        if (value_int(&o, v, 1, 65536, &n, lc->err, lc->errlen))
             return -1;
         cfg->max_connections = (int)n;
     }
@@ -520,13 +586,13 @@ static int parse_admin(const struct loadctx *lc, const json_t *root,
 
     if (section_get(lc, root, "admin", keys, &s))
         return -1;
-    if ((v = cfg_field(lc, s, "admin", "allow_config_path", &o)) &&
+    if ((v = field(lc, s, "admin", "allow_config_path", &o)) &&
         value_bool(&o, v, &cfg->admin_allow_config_path, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "admin", "token_file", &o)) &&
-        cfg_value_str(&o, v, &cfg->admin_token_file, lc->err, lc->errlen))
+    if ((v = field(lc, s, "admin", "token_file", &o)) &&
+        value_str(&o, v, &cfg->admin_token_file, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "admin", "listen", &o)) &&
+    if ((v = field(lc, s, "admin", "listen", &o)) &&
         value_listen(&o, v, &cfg->admin_listen, lc->err, lc->errlen))
         return -1;
     return 0;
@@ -541,13 +607,13 @@ static int parse_log(const struct loadctx *lc, const json_t *root,
 
     if (section_get(lc, root, "log", keys, &s))
         return -1;
-    if ((v = cfg_field(lc, s, "log", "level", &o)) &&
+    if ((v = field(lc, s, "log", "level", &o)) &&
         value_choice(&o, v, log_levels, &cfg->log_level, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "log", "file", &o)) &&
-        cfg_value_str(&o, v, &cfg->log_file, lc->err, lc->errlen))
+    if ((v = field(lc, s, "log", "file", &o)) &&
+        value_str(&o, v, &cfg->log_file, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "log", "format", &o)) &&
+    if ((v = field(lc, s, "log", "format", &o)) &&
         value_choice(&o, v, log_formats, &cfg->log_format, lc->err, lc->errlen))
         return -1;
     return 0;
@@ -567,18 +633,18 @@ static int value_assets_url(const struct origin *o, const json_t *v, char **dst,
     for (const char *p = s; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f || strchr("\"'<>`\\", *p))
             goto bad;
-    if (cfg_value_str(o, v, dst, err, errlen))
+    if (value_str(o, v, dst, err, errlen))
         return -1;
     n = strlen(*dst);
     while (n > 1 && (*dst)[n - 1] == '/')
         (*dst)[--n] = '\0';
     return 0;
 bad:
-    return cfg_bad_value(o, v,
-                         "an http(s):// URL or an absolute path (the folder "
-                         "holding swagger-ui-bundle.js, swagger-ui.css and "
-                         "redoc.standalone.js)",
-                         err, errlen);
+    return bad_value(o, v,
+                     "an http(s):// URL or an absolute path (the folder "
+                     "holding swagger-ui-bundle.js, swagger-ui.css and "
+                     "redoc.standalone.js)",
+                     err, errlen);
 }
 
 static int parse_docs(const struct loadctx *lc, const json_t *root,
@@ -590,16 +656,16 @@ static int parse_docs(const struct loadctx *lc, const json_t *root,
 
     if (section_get(lc, root, "docs", keys, &s))
         return -1;
-    if ((v = cfg_field(lc, s, "docs", "enabled", &o))) {
+    if ((v = field(lc, s, "docs", "enabled", &o))) {
         const char *t = json_string_value(v); /* "${DOCS:-true}" */
         if (json_is_boolean(v))
             cfg->docs_enabled = json_is_true(v);
         else if (t && (!strcasecmp(t, "true") || !strcasecmp(t, "false")))
             cfg->docs_enabled = !strcasecmp(t, "true");
         else
-            return cfg_bad_value(&o, v, "true or false", lc->err, lc->errlen);
+            return bad_value(&o, v, "true or false", lc->err, lc->errlen);
     }
-    if ((v = cfg_field(lc, s, "docs", "assets_url", &o)) &&
+    if ((v = field(lc, s, "docs", "assets_url", &o)) &&
         value_assets_url(&o, v, &cfg->docs_assets_url, lc->err, lc->errlen))
         return -1;
     return 0;
@@ -615,8 +681,8 @@ static int value_redis_url(const struct origin *o, const json_t *v, char **dst,
     const char *s = json_is_string(v) ? json_string_value(v) : NULL;
     if (!s || strncasecmp(s, "redis://", 8) || !s[8] || s[8] == '/' ||
         strpbrk(s, " \t\r\n"))
-        return cfg_bad_value(o, v, "a redis://host:port/db URL", err, errlen);
-    return cfg_value_str(o, v, dst, err, errlen);
+        return bad_value(o, v, "a redis://host:port/db URL", err, errlen);
+    return value_str(o, v, dst, err, errlen);
 }
 
 static int parse_state(const struct loadctx *lc, const json_t *root,
@@ -641,36 +707,36 @@ static int parse_state(const struct loadctx *lc, const json_t *root,
 
     if (section_get(lc, root, "state", keys, &s))
         return -1;
-    if ((v = cfg_field(lc, s, "state", "backend", &o)) &&
+    if ((v = field(lc, s, "state", "backend", &o)) &&
         value_choice(&o, v, state_backends, &sc->backend, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "state", "path", &o)) &&
-        cfg_value_str(&o, v, &sc->path, lc->err, lc->errlen))
+    if ((v = field(lc, s, "state", "path", &o)) &&
+        value_str(&o, v, &sc->path, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "state", "reset_on_corrupt", &o)) &&
+    if ((v = field(lc, s, "state", "reset_on_corrupt", &o)) &&
         value_bool(&o, v, &sc->reset_on_corrupt, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "state", "url", &o)) &&
+    if ((v = field(lc, s, "state", "url", &o)) &&
         value_redis_url(&o, v, &sc->url, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "state", "password_file", &o)) &&
-        cfg_value_str(&o, v, &sc->password_file, lc->err, lc->errlen))
+    if ((v = field(lc, s, "state", "password_file", &o)) &&
+        value_str(&o, v, &sc->password_file, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "state", "prefix", &o)) &&
-        cfg_value_str(&o, v, &sc->prefix, lc->err, lc->errlen))
+    if ((v = field(lc, s, "state", "prefix", &o)) &&
+        value_str(&o, v, &sc->prefix, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "state", "instance", &o)) &&
-        cfg_value_str(&o, v, &sc->instance, lc->err, lc->errlen))
+    if ((v = field(lc, s, "state", "instance", &o)) &&
+        value_str(&o, v, &sc->instance, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "state", "timeout_ms", &o))) {
-        if (cfg_value_int(&o, v, 1, 60000, &n, lc->err, lc->errlen))
+    if ((v = field(lc, s, "state", "timeout_ms", &o))) {
+        if (value_int(&o, v, 1, 60000, &n, lc->err, lc->errlen))
             return -1;
         sc->timeout_ms = (long)n;
     }
-    if ((v = cfg_field(lc, s, "state", "required", &o)) &&
+    if ((v = field(lc, s, "state", "required", &o)) &&
         value_bool(&o, v, &sc->required, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, s, "state", "on_unavailable", &o))) {
+    if ((v = field(lc, s, "state", "on_unavailable", &o))) {
         if (value_choice(&o, v, state_unavailable, &choice, lc->err,
                          lc->errlen))
             return -1;
@@ -678,9 +744,9 @@ static int parse_state(const struct loadctx *lc, const json_t *root,
         free(choice);
     }
     if (!strcmp(sc->backend, "redis") && !sc->url)
-        return cfg_fail_at(lc, "state.url",
-                           "required with backend: redis "
-                           "(e.g. \"redis://127.0.0.1:6379/0\")");
+        return fail_at(lc, "state.url",
+                       "required with backend: redis "
+                       "(e.g. \"redis://127.0.0.1:6379/0\")");
     return 0;
 }
 
@@ -691,9 +757,9 @@ static int parse_plugins_dir(const struct loadctx *lc, const json_t *root,
     struct origin o;
     size_t n;
 
-    if (!(v = cfg_field(lc, root, "", "plugins_dir", &o)))
+    if (!(v = field(lc, root, "", "plugins_dir", &o)))
         return 0;
-    if (cfg_value_str(&o, v, &cfg->plugins_dir, lc->err, lc->errlen))
+    if (value_str(&o, v, &cfg->plugins_dir, lc->err, lc->errlen))
         return -1;
     n = strlen(cfg->plugins_dir);
     while (n > 1 && cfg->plugins_dir[n - 1] == '/')
@@ -712,15 +778,15 @@ static int parse_model(const struct loadctx *lc, json_t *models, size_t i)
     long long n;
 
     snprintf(path, sizeof path, "models[%zu]", i);
-    cfg_origin_yaml(lc, path, &o);
+    origin_yaml(lc, path, &o);
     if (!json_is_object(m))
-        return cfg_bad_value(&o, m,
-                             "a mapping with id: and context_length:", lc->err,
-                             lc->errlen);
-    if (!(v = cfg_field(lc, m, path, "id", &o)))
-        return cfg_fail_at(lc, path, "missing 'id:' (the model name)");
+        return bad_value(&o, m,
+                         "a mapping with id: and context_length:", lc->err,
+                         lc->errlen);
+    if (!(v = field(lc, m, path, "id", &o)))
+        return fail_at(lc, path, "missing 'id:' (the model name)");
     if (!json_is_string(v) || !*json_string_value(v))
-        return cfg_bad_value(&o, v, "a non-empty string", lc->err, lc->errlen);
+        return bad_value(&o, v, "a non-empty string", lc->err, lc->errlen);
     for (size_t j = 0; j < i; j++) {
         json_t *other = json_object_get(json_array_get(models, j), "id");
 
@@ -729,15 +795,15 @@ static int parse_model(const struct loadctx *lc, json_t *models, size_t i)
         snprintf(path, sizeof path, "models[%zu].id", i);
         snprintf(msg, sizeof msg, "duplicate model id '%.64s' (models[%zu])",
                  json_string_value(v), j);
-        return cfg_fail_at(lc, path, msg);
+        return fail_at(lc, path, msg);
     }
-    if (!(v = cfg_field(lc, m, path, "context_length", &o)))
-        return cfg_fail_at(lc, path, "missing 'context_length:' (in tokens)");
-    if (cfg_value_int(&o, v, 1, LLONG_MAX, &n, lc->err, lc->errlen))
+    if (!(v = field(lc, m, path, "context_length", &o)))
+        return fail_at(lc, path, "missing 'context_length:' (in tokens)");
+    if (value_int(&o, v, 1, LLONG_MAX, &n, lc->err, lc->errlen))
         return -1;
     /* A quoted "128000" becomes a number: readers need not care. */
     if (json_object_set_new(m, "context_length", json_integer(n)))
-        return cfg_oom(lc->file, lc->err, lc->errlen);
+        return oom(lc->file, lc->err, lc->errlen);
     return 0;
 }
 
@@ -747,14 +813,14 @@ static int parse_models(const struct loadctx *lc, const json_t *root,
     const json_t *v;
     struct origin o;
 
-    if (!(v = cfg_field(lc, root, "", "models", &o)))
+    if (!(v = field(lc, root, "", "models", &o)))
         return 0;
     if (!json_is_array(v))
-        return cfg_bad_value(&o, v, "a list of {id, context_length}", lc->err,
-                             lc->errlen);
+        return bad_value(&o, v, "a list of {id, context_length}", lc->err,
+                         lc->errlen);
     cfg->models = json_deep_copy(v);
     if (!cfg->models)
-        return cfg_oom(lc->file, lc->err, lc->errlen);
+        return oom(lc->file, lc->err, lc->errlen);
     for (size_t i = 0; i < json_array_size(cfg->models); i++)
         if (parse_model(lc, cfg->models, i))
             return -1;
@@ -769,12 +835,12 @@ static int stage_config(const struct loadctx *lc, const json_t *e,
     const json_t *v;
     struct origin o;
 
-    v = cfg_field(lc, e, path, "config", &o);
+    v = field(lc, e, path, "config", &o);
     if (v && !json_is_object(v))
-        return cfg_bad_value(&o, v, "a mapping", lc->err, lc->errlen);
+        return bad_value(&o, v, "a mapping", lc->err, lc->errlen);
     st->config = v ? json_deep_copy(v) : json_object();
     if (!st->config)
-        return cfg_oom(lc->file, lc->err, lc->errlen);
+        return oom(lc->file, lc->err, lc->errlen);
     return 0;
 }
 
@@ -786,12 +852,12 @@ static int stage_path(const struct loadctx *lc, const json_t *e,
     struct origin o;
     size_t n;
 
-    if ((v = cfg_field(lc, e, path, "path", &o)))
-        return cfg_value_str(&o, v, &st->path, lc->err, lc->errlen);
+    if ((v = field(lc, e, path, "path", &o)))
+        return value_str(&o, v, &st->path, lc->err, lc->errlen);
     n = strlen(plugins_dir) + strlen(st->plugin) + 5;
     st->path = malloc(n);
     if (!st->path)
-        return cfg_oom(lc->file, lc->err, lc->errlen);
+        return oom(lc->file, lc->err, lc->errlen);
     snprintf(st->path, n, "%s/%s.so", plugins_dir, st->plugin);
     return 0;
 }
@@ -802,14 +868,13 @@ static int stage_routes(const struct loadctx *lc, const json_t *e,
                         const char *path, struct stage_conf *st)
 {
     struct origin o;
-    const json_t *v = cfg_field(lc, e, path, "routes", &o);
+    const json_t *v = field(lc, e, path, "routes", &o);
     size_t i;
     const json_t *r;
     if (!v)
         return 0;
     if (!json_is_array(v) || !json_array_size(v))
-        return cfg_bad_value(&o, v, "a list of route names", lc->err,
-                             lc->errlen);
+        return bad_value(&o, v, "a list of route names", lc->err, lc->errlen);
     json_array_foreach(v, i, r)
     {
         const char *n = json_string_value(r);
@@ -819,11 +884,11 @@ static int stage_routes(const struct loadctx *lc, const json_t *e,
                      "routes: unknown route '%.40s' (known: "
                      "*, %s)",
                      n ? n : "?", api_names());
-            return cfg_fail_at(lc, path, msg);
+            return fail_at(lc, path, msg);
         }
     }
     st->routes = json_deep_copy(v);
-    return st->routes ? 0 : cfg_oom(lc->file, lc->err, lc->errlen);
+    return st->routes ? 0 : oom(lc->file, lc->err, lc->errlen);
 }
 
 static int parse_stage(const struct loadctx *lc, const json_t *e, size_t i,
@@ -837,21 +902,20 @@ static int parse_stage(const struct loadctx *lc, const json_t *e, size_t i,
 
     snprintf(path, sizeof path, "pipeline[%zu]", i);
     st->line = yaml_doc_line(lc->doc, path);
-    cfg_origin_yaml(lc, path, &o);
+    origin_yaml(lc, path, &o);
     if (!json_is_object(e))
-        return cfg_bad_value(&o, e, "a mapping with plugin:", lc->err,
-                             lc->errlen);
-    if (cfg_check_keys(lc, e, path, keys))
+        return bad_value(&o, e, "a mapping with plugin:", lc->err, lc->errlen);
+    if (check_keys(lc, e, path, keys))
         return -1;
-    if (!(v = cfg_field(lc, e, path, "plugin", &o)))
-        return cfg_fail_at(lc, path, "missing 'plugin:' (the plugin to load)");
-    if (cfg_value_name(&o, v, &st->plugin, lc->err, lc->errlen))
+    if (!(v = field(lc, e, path, "plugin", &o)))
+        return fail_at(lc, path, "missing 'plugin:' (the plugin to load)");
+    if (value_name(&o, v, &st->plugin, lc->err, lc->errlen))
         return -1;
-    if ((v = cfg_field(lc, e, path, "name", &o))) {
-        if (cfg_value_name(&o, v, &st->name, lc->err, lc->errlen))
+    if ((v = field(lc, e, path, "name", &o))) {
+        if (value_name(&o, v, &st->name, lc->err, lc->errlen))
             return -1;
     } else if (replace_str(&st->name, st->plugin)) {
-        return cfg_oom(lc->file, lc->err, lc->errlen);
+        return oom(lc->file, lc->err, lc->errlen);
     }
     if (stage_path(lc, e, path, plugins_dir, st))
         return -1;
@@ -877,7 +941,7 @@ static int check_unique_names(const struct loadctx *lc,
                  "duplicate stage name '%s' (pipeline[%zu], line %d, has it "
                  "too; give one a different name:)",
                  st->name, j, cfg->stages[j].line);
-        return cfg_fail_at(lc, path, msg);
+        return fail_at(lc, path, msg);
     }
     return 0;
 }
@@ -889,16 +953,16 @@ static int parse_pipeline(const struct loadctx *lc, const json_t *root,
     struct origin o;
     size_t n;
 
-    if (!(v = cfg_field(lc, root, "", "pipeline", &o)))
+    if (!(v = field(lc, root, "", "pipeline", &o)))
         return 0;
     if (!json_is_array(v))
-        return cfg_bad_value(&o, v, "a list of stages", lc->err, lc->errlen);
+        return bad_value(&o, v, "a list of stages", lc->err, lc->errlen);
     n = json_array_size(v);
     if (n == 0)
         return 0;
     cfg->stages = calloc(n, sizeof *cfg->stages);
     if (!cfg->stages)
-        return cfg_oom(lc->file, lc->err, lc->errlen);
+        return oom(lc->file, lc->err, lc->errlen);
     for (size_t i = 0; i < n; i++) {
         cfg->nstages = i + 1; /* so config_free sees a half-built stage */
         if (parse_stage(lc, json_array_get(v, i), i, cfg->plugins_dir,
@@ -939,7 +1003,7 @@ static int env_int(const char *var, long long lo, long long hi, long long *out,
     *set = v != NULL;
     if (!v)
         return 0;
-    rc = cfg_value_int(&o, v, lo, hi, out, err, errlen);
+    rc = value_int(&o, v, lo, hi, out, err, errlen);
     json_decref(v);
     return rc;
 }
@@ -957,7 +1021,7 @@ static int env_retry_stages(struct config *cfg, const char *var,
         if (strcmp(cfg->stages[i].plugin, "retry"))
             continue;
         if (json_object_set_new(cfg->stages[i].config, key, json_integer(n)))
-            return cfg_oom(var, err, errlen);
+            return oom(var, err, errlen);
     }
     return 0;
 }
@@ -992,7 +1056,7 @@ static int env_timeout(struct config *cfg, char *err, size_t errlen)
 
     if (!v)
         return 0;
-    rc = cfg_value_ms(&o, v, &cfg->timeout_ms, err, errlen);
+    rc = value_ms(&o, v, &cfg->timeout_ms, err, errlen);
     json_decref(v);
     return rc;
 }
@@ -1002,9 +1066,9 @@ static int config_apply_env(struct config *cfg, char *err, size_t errlen)
     long long port = 0;
     int set = 0;
 
-    if (env_str("HOST", &cfg->host, cfg_value_str, err, errlen) ||
+    if (env_str("HOST", &cfg->host, value_str, err, errlen) ||
         env_int("PORT", 0, 65535, &port, &set, err, errlen) ||
-        env_str("MEGALLM_BASE_URL", &cfg->base_url, cfg_value_base_url, err,
+        env_str("MEGALLM_BASE_URL", &cfg->base_url, value_base_url, err,
                 errlen) ||
         env_timeout(cfg, err, errlen) ||
         env_str("LOG_LEVEL", &cfg->log_level, value_log_level, err, errlen) ||
@@ -1031,6 +1095,7 @@ static int config_defaults(struct config *cfg, const char *file)
     cfg->timeout_ms = 120000;
     cfg->connect_timeout_ms = 10000;
     cfg->max_connections = 256;
+    cfg->cors_max_age = 600;
     cfg->tls.verify = 1;
     cfg->docs_enabled = 1;
     cfg->file = strdup(file);
@@ -1059,12 +1124,12 @@ static int config_parse(const struct loadctx *lc, struct config *cfg)
         snprintf(o.where, sizeof o.where, "%s:%d", lc->file,
                  yaml_doc_line(lc->doc, ""));
         o.secret = 0;
-        return cfg_bad_value(&o, root,
-                             "a mapping at the top level (server:, "
-                             "upstream:, pipeline:, ...)",
-                             lc->err, lc->errlen);
+        return bad_value(&o, root,
+                         "a mapping at the top level (server:, "
+                         "upstream:, pipeline:, ...)",
+                         lc->err, lc->errlen);
     }
-    if (cfg_check_keys(lc, root, "", top_keys) || parse_server(lc, root, cfg) ||
+    if (check_keys(lc, root, "", top_keys) || parse_server(lc, root, cfg) ||
         parse_upstream(lc, root, cfg) || parse_admin(lc, root, cfg) ||
         parse_log(lc, root, cfg) || parse_docs(lc, root, cfg) ||
         parse_plugins_dir(lc, root, cfg) || parse_models(lc, root, cfg) ||
@@ -1082,7 +1147,7 @@ int config_load_string(const char *text, size_t len, const char *name,
 
     *out = NULL;
     if (!cfg || config_defaults(cfg, name)) {
-        cfg_oom(name, err, errlen);
+        oom(name, err, errlen);
         goto fail;
     }
     if (yaml_load(text, len, name, config_expand_env, &doc, err, errlen))
@@ -1127,7 +1192,7 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
         snprintf(err, errlen, "%s: larger than %u MiB", path,
                  CONFIG_MAX_FILE >> 20);
     else if (b.oom)
-        cfg_oom(path, err, errlen);
+        oom(path, err, errlen);
     else {
         fclose(f);
         return buf_steal(&b, len);
@@ -1181,8 +1246,75 @@ void config_free(struct config *cfg)
     free(cfg->state.prefix);
     free(cfg->state.instance);
     json_decref(cfg->models);
+    json_decref(cfg->cors_origins);
+    free(cfg->cors_headers);
     json_decref(cfg->upstreams);
     json_decref(cfg->routes);
     json_decref(cfg->root);
     free(cfg);
+}
+
+/* ---- for the other validators (config_priv.h) -------------------------- */
+
+void cfg_origin_yaml(const struct loadctx *lc, const char *path,
+                     struct origin *o)
+{
+    origin_yaml(lc, path, o);
+}
+
+int cfg_bad_value(const struct origin *o, const json_t *v, const char *expected,
+                  char *err, size_t errlen)
+{
+    return bad_value(o, v, expected, err, errlen);
+}
+
+int cfg_fail_at(const struct loadctx *lc, const char *path, const char *msg)
+{
+    return fail_at(lc, path, msg);
+}
+
+int cfg_oom(const char *file, char *err, size_t errlen)
+{
+    return oom(file, err, errlen);
+}
+
+int cfg_json_to_double(const json_t *v, double *out)
+{
+    return json_to_double(v, out);
+}
+
+int cfg_value_int(const struct origin *o, const json_t *v, long long lo,
+                  long long hi, long long *out, char *err, size_t errlen)
+{
+    return value_int(o, v, lo, hi, out, err, errlen);
+}
+
+int cfg_value_ms(const struct origin *o, const json_t *v, long *out, char *err,
+                 size_t errlen)
+{
+    return value_ms(o, v, out, err, errlen);
+}
+
+int cfg_value_name(const struct origin *o, const json_t *v, char **dst,
+                   char *err, size_t errlen)
+{
+    return value_name(o, v, dst, err, errlen);
+}
+
+int cfg_value_base_url(const struct origin *o, const json_t *v, char **dst,
+                       char *err, size_t errlen)
+{
+    return value_base_url(o, v, dst, err, errlen);
+}
+
+int cfg_check_keys(const struct loadctx *lc, const json_t *obj,
+                   const char *path, const char *const *valid)
+{
+    return check_keys(lc, obj, path, valid);
+}
+
+const json_t *cfg_field(const struct loadctx *lc, const json_t *obj,
+                        const char *section, const char *key, struct origin *o)
+{
+    return field(lc, obj, section, key, o);
 }

@@ -40,9 +40,6 @@ int cfg_value_int(const struct origin *o, const json_t *v, long long lo,
                   long long hi, long long *out, char *err, size_t errlen);
 int cfg_value_ms(const struct origin *o, const json_t *v, long *out, char *err,
                  size_t errlen);
-int cfg_value_str(const struct origin *o, const json_t *v, char **dst,
-                  char *err, size_t errlen);
-int cfg_name_ok(const char *s);
 int cfg_value_name(const struct origin *o, const json_t *v, char **dst,
                    char *err, size_t errlen);
 int cfg_value_base_url(const struct origin *o, const json_t *v, char **dst,

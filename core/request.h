@@ -40,6 +40,7 @@ enum route {
     ROUTE_OPENAPI,    /* GET /openapi.json */
     ROUTE_DOCS,       /* GET /docs (Swagger UI) */
     ROUTE_REDOC,      /* GET /redoc (ReDoc) */
+    ROUTE_PREFLIGHT,  /* OPTIONS, CORS preflight (server.cors) */
     ROUTE_NOT_FOUND,
     ROUTE_BAD_METHOD
 };

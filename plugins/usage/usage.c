@@ -1,5 +1,6 @@
 /*
- * usage.c - the usage stage: charges every completed chat request to its
+ * usage.c - the usage stage: charges every completed chat, Responses,
+ * completions and embeddings request to its
  * client x model x UTC day (requests, prompt, completion and cached tokens,
  * cost from the price table), refuses a request that would start over one
  * of its client's budgets (429 insufficient_quota), and publishes the
@@ -306,6 +307,10 @@ fail:
     return -1;
 }
 
+/* the routes whose answers report token usage */
+static const char *const usage_routes[] = {"chat", "responses", "completions",
+                                           "embeddings", NULL};
+
 static const sluice_plugin usage_plugin = {
     .abi_major = SLUICE_ABI_MAJOR,
     .abi_minor = SLUICE_ABI_MINOR,
@@ -321,6 +326,7 @@ static const sluice_plugin usage_plugin = {
     .on_complete = usage_on_complete,
     .status = usage_status,
     .collect = usage_collect,
+    .routes = usage_routes,
 };
 
 SLUICE_PLUGIN_DEFINE(usage_plugin)
