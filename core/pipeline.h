@@ -21,8 +21,9 @@ struct generation;
 
 struct admin_action {
     char *action;
-    char *alias; /* may be NULL */
-    sluice_admin_fn fn;
+    char *alias;                /* may be NULL */
+    sluice_admin_fn fn;         /* one of fn and ctx_fn is set */
+    sluice_admin_ctx_fn ctx_fn; /* ABI 1.1: answers through ctx itself */
 };
 
 struct stage_route {

@@ -11,6 +11,7 @@
 #include "routes.h"
 #include "admin.h"
 #include "core_metrics.h"
+#include "cors.h"
 #include "docs.h"
 #include "log.h"
 #include "metrics.h"
@@ -65,6 +66,10 @@ void routes_match(struct sluice_ctx *ctx)
     ctx->route = ROUTE_NOT_FOUND;
     if (wrong_port(ctx, u))
         return;
+    if (cors_is_preflight(ctx)) {
+        ctx->route = ROUTE_PREFLIGHT;
+        return;
+    }
     int method_ok;
     ctx->sroute =
         generation_route(ctx->gen, ctx->method, u, &ctx->sstage, &method_ok);
@@ -309,6 +314,9 @@ void routes_answer(struct sluice_ctx *ctx)
     case ROUTE_DOCS:
     case ROUTE_REDOC:
         docs_answer(ctx);
+        break;
+    case ROUTE_PREFLIGHT:
+        cors_answer_preflight(ctx);
         break;
     case ROUTE_BAD_METHOD:
         snprintf(msg, sizeof msg, "method %s is not allowed on %.200s",

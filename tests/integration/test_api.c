@@ -442,6 +442,75 @@ START_TEST(test_headers_and_query)
 }
 END_TEST
 
+/* ---- CORS -------------------------------------------------------------- */
+
+START_TEST(test_cors)
+{
+    h_opts o = {0};
+    o.pipeline = PIPELINE;
+    o.server_extra = "  cors: { allow_origins: [\"http://app.example\"], "
+                     "max_age: 300 }\n";
+    h_start_all(&o);
+    const char *pre_ok[] = {"Origin: http://app.example",
+                            "Access-Control-Request-Method: POST",
+                            "Access-Control-Request-Headers: authorization, "
+                            "content-type, x-stainless-os",
+                            NULL};
+    h_resp r;
+    h_request(h_sluice_port(), "OPTIONS", "/v1/responses", pre_ok, NULL, 0,
+              10000, &r);
+    ck_assert_int_eq(r.status, 204);
+    ck_assert_str_eq(h_resp_header(&r, "access-control-allow-origin"),
+                     "http://app.example");
+    ck_assert_str_eq(h_resp_header(&r, "access-control-allow-headers"),
+                     "authorization, content-type, x-stainless-os");
+    ck_assert_str_eq(h_resp_header(&r, "access-control-max-age"), "300");
+    ck_assert(
+        strstr(h_resp_header(&r, "access-control-allow-methods"), "POST"));
+    h_resp_free(&r);
+
+    const char *pre_bad[] = {"Origin: http://evil.example",
+                             "Access-Control-Request-Method: POST", NULL};
+    h_request(h_sluice_port(), "OPTIONS", "/v1/responses", pre_bad, NULL, 0,
+              10000, &r);
+    ck_assert_int_eq(r.status, 204);
+    ck_assert_ptr_null(h_resp_header(&r, "access-control-allow-origin"));
+    ck_assert_ptr_null(h_resp_header(&r, "access-control-allow-headers"));
+    h_resp_free(&r);
+
+    static const char body[] = "{\"model\":\"gpt-4o-mini\",\"input\":\"x\"}";
+    const char *ok[] = {"Origin: http://app.example", NULL};
+    h_request(h_sluice_port(), "POST", "/v1/responses", ok, body, strlen(body),
+              10000, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(h_resp_header(&r, "access-control-allow-origin"),
+                     "http://app.example");
+    ck_assert(strstr(h_resp_header(&r, "access-control-expose-headers"),
+                     "x-request-id"));
+    h_resp_free(&r);
+    const char *bad[] = {"Origin: http://evil.example", NULL};
+    h_request(h_sluice_port(), "POST", "/v1/responses", bad, body, strlen(body),
+              10000, &r);
+    ck_assert_ptr_null(h_resp_header(&r, "access-control-allow-origin"));
+    h_resp_free(&r);
+    ck_assert_int_eq(h_mock_request_count(), 2); /* preflights never go up */
+}
+END_TEST
+
+START_TEST(test_cors_off_by_default)
+{
+    start();
+    const char *pre[] = {"Origin: http://app.example",
+                         "Access-Control-Request-Method: POST", NULL};
+    h_resp r;
+    h_request(h_sluice_port(), "OPTIONS", "/v1/responses", pre, NULL, 0, 10000,
+              &r);
+    ck_assert_int_eq(r.status, 405);
+    ck_assert_ptr_null(h_resp_header(&r, "access-control-allow-origin"));
+    h_resp_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("integration-api");
@@ -456,6 +525,8 @@ int main(void)
     tcase_add_test(tc, test_over_window_per_api);
     tcase_add_test(tc, test_415_and_404);
     tcase_add_test(tc, test_headers_and_query);
+    tcase_add_test(tc, test_cors);
+    tcase_add_test(tc, test_cors_off_by_default);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

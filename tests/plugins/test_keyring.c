@@ -582,6 +582,38 @@ START_TEST(all_unavailable_is_503_with_retry_after)
 }
 END_TEST
 
+START_TEST(all_rate_limited_is_429_with_retry_after)
+{
+    struct generation *g = gen(NULL);
+    const char *ra5[] = {"Retry-After", "5", NULL};
+    const char *ra9[] = {"Retry-After", "9", NULL};
+    one_request(g, 429, ra9, "{}"); /* K1..K3 cooling after 429s */
+    one_request(g, 429, ra5, "{}");
+    one_request(g, 429, ra5, "{}");
+    fake_now += 1500;
+    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sh_out_status(c), 429);
+    ck_assert_msg(strstr(sh_out_body(c), "\"rate_limit_exceeded\""), "%s",
+                  sh_out_body(c));
+    ck_assert_str_eq(sh_out_header(c, "Retry-After"), "4");
+    sh_on_complete(c);
+    sh_ctx_free(c);
+    /* one of them fails for good: the others' 429s no longer speak for
+     * the whole pool, 503 again */
+    fake_now += 10000; /* all back */
+    one_request(g, 401, NULL, "{}");
+    one_request(g, 429, ra5, "{}");
+    one_request(g, 429, ra5, "{}");
+    c = sh_ctx_new(g, "{}", NULL);
+    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sh_out_status(c), 503);
+    sh_on_complete(c);
+    sh_ctx_free(c);
+    sh_gen_free(g);
+}
+END_TEST
+
 START_TEST(wait_for_key_retries_on_a_timer)
 {
     struct generation *g = gen("\"wait_for_key_ms\":3000");
@@ -1131,6 +1163,7 @@ int main(void)
     tcase_add_test(tc, rate_limited_key_out_then_back);
     tcase_add_test(tc, want_same_and_other);
     tcase_add_test(tc, all_unavailable_is_503_with_retry_after);
+    tcase_add_test(tc, all_rate_limited_is_429_with_retry_after);
     tcase_add_test(tc, wait_for_key_retries_on_a_timer);
     tcase_add_test(tc, least_inflight_strategy);
     tcase_add_test(tc, reload_carries_health_and_inflight_finishes_on_its_key);

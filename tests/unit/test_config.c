@@ -386,6 +386,33 @@ START_TEST(test_duplicate_stage_names)
 }
 END_TEST
 
+START_TEST(test_stage_routes_and_cors)
+{
+    struct config *cfg = load_ok(
+        "server:\n  cors:\n    allow_origins: [\"http://a.example\"]\n"
+        "    allow_headers: [Authorization, Content-Type]\n"
+        "    max_age: 60\n"
+        "pipeline:\n  - plugin: context\n    routes: [chat, embeddings]\n");
+    ck_assert_uint_eq(json_array_size(cfg->stages[0].routes), 2);
+    ck_assert_str_eq(cfg->cors_headers, "Authorization, Content-Type");
+    ck_assert_int_eq(cfg->cors_max_age, 60);
+    config_free(cfg);
+    cfg = load_ok("pipeline:\n  - plugin: sse\n");
+    ck_assert_ptr_null(cfg->cors_origins); /* off by default */
+    ck_assert_ptr_null(cfg->stages[0].routes);
+    config_free(cfg);
+    load_bad("pipeline:\n  - plugin: a\n    routes: [chat, audio]\n",
+             "t.yaml:2: pipeline[0]: ", "unknown route 'audio'");
+    load_bad("pipeline:\n  - plugin: a\n    routes: chat\n",
+             "t.yaml:3: pipeline[0].routes: ", "a list of route names");
+    load_bad("server:\n  cors: {max_age: 5}\npipeline:\n  - plugin: a\n",
+             "t.yaml:2: server.cors: ", "missing 'allow_origins:'");
+    load_bad("server:\n  cors: {allow_origins: [\"*\"], origins: 1}\n"
+             "pipeline:\n  - plugin: a\n",
+             "t.yaml:2: server.cors.origins: ", "unknown key");
+}
+END_TEST
+
 START_TEST(test_same_plugin_twice_named)
 {
     struct config *cfg = load_ok("pipeline:\n  - plugin: retry\n"
@@ -803,6 +830,7 @@ static Suite *config_suite(void)
     tcase_add_test(good, test_numeric_strings_accepted);
     tcase_add_test(good, test_port_zero_ok);
     tcase_add_test(good, test_same_plugin_twice_named);
+    tcase_add_test(good, test_stage_routes_and_cors);
     tcase_add_test(good, test_load_file);
     tcase_add_test(good, test_docs_section);
     tcase_add_test(good, test_state_section);
