@@ -574,21 +574,21 @@ END_TEST
 
 START_TEST(all_rate_limited_is_429_with_retry_after)
 {
-    struct generation *g = gen(NULL);
+    sluice_test_stage *g = gen(NULL);
     const char *ra5[] = {"Retry-After", "5", NULL};
     const char *ra9[] = {"Retry-After", "9", NULL};
     one_request(g, 429, ra9, "{}"); /* K1..K3 cooling after 429s */
     one_request(g, 429, ra5, "{}");
     one_request(g, 429, ra5, "{}");
     fake_now += 1500;
-    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 429);
-    ck_assert_msg(strstr(sh_out_body(c), "\"rate_limit_exceeded\""), "%s",
-                  sh_out_body(c));
-    ck_assert_str_eq(sh_out_header(c, "Retry-After"), "4");
-    sh_on_complete(c);
-    sh_ctx_free(c);
+    sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 429);
+    ck_assert_msg(strstr(sluice_test_body(c), "\"rate_limit_exceeded\""), "%s",
+                  sluice_test_body(c));
+    ck_assert_str_eq(sluice_test_header(c, "Retry-After"), "4");
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
     /* one of them fails for good: the others' 429s no longer speak for
      * the whole pool, 503 again */
     fake_now += 10000; /* all back */
@@ -596,11 +596,11 @@ START_TEST(all_rate_limited_is_429_with_retry_after)
     one_request(g, 429, ra5, "{}");
     one_request(g, 429, ra5, "{}");
     c = sh_ctx_new(g, "{}", NULL);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 503);
-    sh_on_complete(c);
-    sh_ctx_free(c);
-    sh_gen_free(g);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 503);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
