@@ -43,7 +43,7 @@ END_TEST
 START_TEST(test_usage_from_body)
 {
     char err[256];
-    struct generation *g = sh_gen_new(NULL, err, sizeof err); /* sets H */
+    sluice_test_stage *g = sh_gen_new(NULL, err, sizeof err); /* sets H */
     ck_assert_ptr_nonnull(g);
     static const char body[] =
         "{\"choices\":[{\"message\":{\"content\":\"say \\\"usage\\\": {}\"}}],"
@@ -64,7 +64,7 @@ START_TEST(test_usage_from_body)
     ck_assert_int_eq(usage_content_chars(txt, strlen(txt)), 4);
     static const char tail[] = "\"content\":\"ab\\";
     ck_assert_int_eq(usage_content_chars(tail, strlen(tail)), 3);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
@@ -105,7 +105,7 @@ START_TEST(test_config_errors)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[300] = "";
-        struct generation *g = sh_gen_new(cases[i].cfg, err, sizeof err);
+        sluice_test_stage *g = sh_gen_new(cases[i].cfg, err, sizeof err);
         ck_assert_msg(g == NULL, "accepted %s", cases[i].cfg);
         ck_assert_msg(strstr(err, cases[i].says), "%s: %s", cases[i].cfg, err);
     }
@@ -116,65 +116,69 @@ static const char CHAT_BODY[] =
     "{\"model\":\"m\",\"max_tokens\":10,\"messages\":[{\"role\":\"user\","
     "\"content\":\"hi\"}]}";
 
-static struct sluice_ctx *chat_ctx(struct generation *g, const char *client)
+static sluice_test_req *chat_ctx(sluice_test_stage *g, const char *client)
 {
-    struct sluice_ctx *ctx = sh_ctx_new(g, CHAT_BODY, NULL);
+    sluice_test_req *ctx = sh_ctx_new(g, CHAT_BODY, NULL);
     ck_assert_ptr_nonnull(ctx);
-    H->attr_set(ctx, "client", client);
-    H->attr_set(ctx, "prompt_tokens_estimate", "5");
+    H->attr_set(CTX(ctx), "client", client);
+    H->attr_set(CTX(ctx), "prompt_tokens_estimate", "5");
     return ctx;
 }
 
 START_TEST(test_budget_cycle)
 {
     char err[300];
-    struct generation *g = sh_gen_new(
+    sluice_test_stage *g = sh_gen_new(
         "{\"currency\":\"EUR\",\"prices\":{\"m\":{\"input_per_mtok\":1000,"
         "\"output_per_mtok\":2000}},\"budgets\":{\"alice\":"
         "{\"budget_tokens_day\":40,\"budget_cost_month\":1}}}",
         err, sizeof err);
     ck_assert_msg(g != NULL, "%s", err);
-    struct sluice_ctx *ctx = chat_ctx(g, "alice");
-    ck_assert_int_eq(sh_on_request(ctx), SLUICE_CONTINUE);
-    ck_assert_str_eq(sh_out_header(ctx, "x-sluice-budget-remaining-tokens"),
-                     "40");
-    ck_assert_str_eq(sh_out_header(ctx, "x-sluice-budget-remaining-cost"),
+    sluice_test_req *ctx = chat_ctx(g, "alice");
+    ck_assert_int_eq(sluice_test_on_request(ctx), SLUICE_CONTINUE);
+    ck_assert_str_eq(
+        sluice_test_header(ctx, "x-sluice-budget-remaining-tokens"), "40");
+    ck_assert_str_eq(sluice_test_header(ctx, "x-sluice-budget-remaining-cost"),
                      "1.000000");
-    sh_ctx_upstream(ctx, SLUICE_ATTEMPT_HTTP, 200, NULL,
-                    "{\"usage\":{\"prompt_tokens\":20,"
-                    "\"completion_tokens\":15}}");
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
+    sluice_test_upstream(ctx, SLUICE_ATTEMPT_HTTP, 200, NULL,
+                         "{\"usage\":{\"prompt_tokens\":20,"
+                         "\"completion_tokens\":15}}");
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
     /* 35 used + 5 estimated + 10 asked = 50 > 40 */
     ctx = chat_ctx(g, "alice");
-    ck_assert_int_eq(sh_on_request(ctx), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(ctx), 429);
-    const char *b = sh_out_body(ctx);
+    ck_assert_int_eq(sluice_test_on_request(ctx), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(ctx), 429);
+    const char *b = sluice_test_body(ctx);
     ck_assert_msg(
         strstr(b, "\"code\":\"insufficient_quota\"") &&
             strstr(b, "budget_tokens_day") && strstr(b, "35 of 40 used") &&
             strstr(b, "needs about 15 more") && strstr(b, "T00:00:00Z"),
         "%s", b);
-    ck_assert_ptr_nonnull(sh_out_header(ctx, "Retry-After"));
-    sh_on_complete(ctx); /* refused: nothing charged */
-    sh_ctx_free(ctx);
-    ck_assert(sh_metric(g, "sluice_client_budget_used_ratio{client=\"alice\","
-                           "budget=\"tokens_day\"}") == 35.0 / 40);
+    ck_assert_ptr_nonnull(sluice_test_header(ctx, "Retry-After"));
+    sluice_test_on_complete(ctx); /* refused: nothing charged */
+    sluice_test_req_free(ctx);
+    ck_assert(sluice_test_metric(
+                  g, "sluice_client_budget_used_ratio{client=\"alice\","
+                     "budget=\"tokens_day\"}") == 35.0 / 40);
     /* 20 * 1000 + 15 * 2000 per million = 0.05 EUR of 1 */
-    ck_assert(sh_metric(g, "sluice_client_budget_used_ratio{client=\"alice\","
-                           "budget=\"cost_month\"}") == 0.05);
+    ck_assert(sluice_test_metric(
+                  g, "sluice_client_budget_used_ratio{client=\"alice\","
+                     "budget=\"cost_month\"}") == 0.05);
     /* another client has no budget and no header; an upstream failure
      * charges nothing */
     ctx = chat_ctx(g, "bob");
-    ck_assert_int_eq(sh_on_request(ctx), SLUICE_CONTINUE);
-    ck_assert_ptr_null(sh_out_header(ctx, "x-sluice-budget-remaining-tokens"));
-    sh_ctx_upstream(ctx, SLUICE_ATTEMPT_HTTP, 502, NULL, "{}");
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
+    ck_assert_int_eq(sluice_test_on_request(ctx), SLUICE_CONTINUE);
+    ck_assert_ptr_null(
+        sluice_test_header(ctx, "x-sluice-budget-remaining-tokens"));
+    sluice_test_upstream(ctx, SLUICE_ATTEMPT_HTTP, 502, NULL, "{}");
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
     int64_t d, m, c;
-    usage_ledger_used(g->stages[0].instance, "bob", H->wall_ms(), &d, &m, &c);
+    usage_ledger_used(sluice_test_stage_instance(g), "bob", H->wall_ms(), &d,
+                      &m, &c);
     ck_assert_int_eq(d + m + c, 0);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
