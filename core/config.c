@@ -45,8 +45,8 @@ struct origin {
 };
 
 static const char *const top_keys[] = {
-    "server",      "upstream", "admin",    "log",   "docs",
-    "plugins_dir", "models",   "pipeline", "state", NULL};
+    "server", "upstream", "admin", "log",         "docs", "plugins_dir",
+    "models", "pipeline", "state", "passthrough", NULL};
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -763,6 +763,17 @@ static int parse_state(const struct loadctx *lc, const json_t *root,
     return 0;
 }
 
+/* passthrough: true|false (default false). */
+static int parse_passthrough(const struct loadctx *lc, const json_t *root,
+                             struct config *cfg)
+{
+    const json_t *v;
+    struct origin o;
+    if (!(v = field(lc, root, "", "passthrough", &o)))
+        return 0;
+    return value_bool(&o, v, &cfg->passthrough, lc->err, lc->errlen);
+}
+
 static int parse_plugins_dir(const struct loadctx *lc, const json_t *root,
                              struct config *cfg)
 {
@@ -1145,8 +1156,9 @@ static int config_parse(const struct loadctx *lc, struct config *cfg)
     if (check_keys(lc, root, "", top_keys) || parse_server(lc, root, cfg) ||
         parse_upstream(lc, root, cfg) || parse_admin(lc, root, cfg) ||
         parse_log(lc, root, cfg) || parse_docs(lc, root, cfg) ||
-        parse_plugins_dir(lc, root, cfg) || parse_models(lc, root, cfg) ||
-        parse_state(lc, root, cfg) || parse_pipeline(lc, root, cfg))
+        parse_plugins_dir(lc, root, cfg) || parse_passthrough(lc, root, cfg) ||
+        parse_models(lc, root, cfg) || parse_state(lc, root, cfg) ||
+        parse_pipeline(lc, root, cfg))
         return -1;
     return 0;
 }

@@ -56,6 +56,14 @@ static int wrong_port(const struct sluice_ctx *ctx, const char *u)
     return is_admin_path(u);
 }
 
+/* top-level passthrough: true, and an OpenAI path (/v1/...) on the main
+ * port. */
+static int passthrough_on(const struct sluice_ctx *ctx, const char *u)
+{
+    return server_main && server_main->cfg->passthrough &&
+           !strncmp(u, "/v1/", 4) && u[4] && !ctx->on_admin_port;
+}
+
 void routes_match(struct sluice_ctx *ctx)
 {
     const char *u = ctx->url;
@@ -78,7 +86,10 @@ void routes_match(struct sluice_ctx *ctx)
         return;
     }
     const struct api_route *api = api_find(u);
-    if (api)
+    if (api && strcmp(ctx->method, "POST") && passthrough_on(ctx, u))
+        /* GET /v1/chat/completions (stored completions) and the like */
+        ctx->route = ROUTE_API, ctx->api = api_passthrough();
+    else if (api)
         route_set(ctx, ROUTE_API, "POST"), ctx->api = api;
     else if (path_is(u, "/v1/models") || path_is(u, "/models"))
         route_set(ctx, ROUTE_MODELS, "GET");
@@ -96,6 +107,9 @@ void routes_match(struct sluice_ctx *ctx)
         route_set(ctx, ROUTE_REDOC, "GET");
     else if (is_admin_path(u))
         ctx->route = ROUTE_ADMIN, ctx->aux = u[6] ? u + 7 : "";
+    else if (passthrough_on(ctx, u))
+        /* files, batches, GET /v1/responses/{id}, ...: to the upstream */
+        ctx->route = ROUTE_API, ctx->api = api_passthrough();
 }
 
 static const char *allowed_for(struct sluice_ctx *ctx, const char *url)

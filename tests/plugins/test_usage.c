@@ -118,11 +118,11 @@ static const char CHAT_BODY[] =
 
 static sluice_test_req *chat_ctx(sluice_test_stage *g, const char *client)
 {
-    sluice_test_req *ctx = sh_ctx_new(g, CHAT_BODY, NULL);
-    ck_assert_ptr_nonnull(ctx);
-    H->attr_set(CTX(ctx), "client", client);
-    H->attr_set(CTX(ctx), "prompt_tokens_estimate", "5");
-    return ctx;
+    sluice_test_req *r = sh_ctx_new(g, CHAT_BODY, NULL);
+    ck_assert_ptr_nonnull(r);
+    H->attr_set(CTX(r), "client", client);
+    H->attr_set(CTX(r), "prompt_tokens_estimate", "5");
+    return r;
 }
 
 START_TEST(test_budget_cycle)

@@ -285,7 +285,7 @@ START_TEST(test_unknown_top_level_key)
     load_bad("server: {}\nserverr:\n  port: 1\n",
              "t.yaml:2: serverr: unknown top-level key",
              "(valid keys: server, upstream, admin, log, docs, plugins_dir, "
-             "models, pipeline, state)");
+             "models, pipeline, state, passthrough)");
 }
 END_TEST
 
@@ -405,6 +405,11 @@ START_TEST(test_stage_routes_and_cors)
              "t.yaml:2: pipeline[0]: ", "unknown route 'audio'");
     load_bad("pipeline:\n  - plugin: a\n    routes: chat\n",
              "t.yaml:3: pipeline[0].routes: ", "a list of route names");
+    load_bad("passthrough: maybe\npipeline:\n  - plugin: a\n",
+             "t.yaml:1: passthrough: ", "true or false");
+    cfg = load_ok("passthrough: true\npipeline:\n  - plugin: sse\n");
+    ck_assert_int_eq(cfg->passthrough, 1);
+    config_free(cfg);
     load_bad("server:\n  cors: {max_age: 5}\npipeline:\n  - plugin: a\n",
              "t.yaml:2: server.cors: ", "missing 'allow_origins:'");
     load_bad("server:\n  cors: {allow_origins: [\"*\"], origins: 1}\n"
