@@ -73,12 +73,6 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
-/* Client headers passed upstream as sent (unless a stage set them): the
- * provider's own routing headers. The client's Authorization, x-api-key,
- * Host and hop-by-hop headers never are: curl writes its own. */
-static const char *const forwarded_headers[] = {
-    "OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta", NULL};
-
 static int slist_add(struct curl_slist **l, const char *line)
 {
     struct curl_slist *t = curl_slist_append(*l, line);
@@ -117,6 +111,57 @@ static void auth_style(const struct sluice_ctx *ctx, const struct hdr *h,
     }
 }
 
+/* Client headers passed upstream as sent (unless a stage set them), when
+ * upstream.forward_headers does not say otherwise: the provider's own
+ * routing headers. The client's Authorization, x-api-key, Host and
+ * hop-by-hop headers never are (config.c refuses them in the lists). */
+static const char *const forwarded_headers[] = {
+    "OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta", NULL};
+
+/* One header line unless a stage set that header: the stage's wins. */
+static int add_unless_set(struct sluice_ctx *ctx, struct curl_slist **l,
+                          char *line, size_t n, const char *name,
+                          const char *value, const char **bad)
+{
+    int rc;
+    if (!value || hdrs_get(&ctx->up_headers, name))
+        return 0;
+    if ((rc = header_line(line, n, name, value, bad)))
+        return rc;
+    return slist_add(l, line);
+}
+
+/* The client's forwarded headers and the operator's added ones. */
+static int add_config_headers(struct sluice_ctx *ctx, struct curl_slist **l,
+                              char *line, size_t n, const char **bad)
+{
+    const struct upstream_headers *uh = &ctx->w->srv->cfg->headers;
+    size_t i;
+    json_t *v;
+    const char *k;
+    int rc;
+    if (!uh->forward) {
+        for (const char *const *h = forwarded_headers; *h; h++)
+            if ((rc = add_unless_set(ctx, l, line, n, *h,
+                                     request_header(ctx, *h), bad)))
+                return rc;
+    }
+    json_array_foreach(uh->forward, i, v)
+    {
+        const char *h = json_string_value(v);
+        if ((rc = add_unless_set(ctx, l, line, n, h, request_header(ctx, h),
+                                 bad)))
+            return rc;
+    }
+    json_object_foreach(uh->add, k, v)
+    {
+        if ((rc =
+                 add_unless_set(ctx, l, line, n, k, json_string_value(v), bad)))
+            return rc;
+    }
+    return 0;
+}
+
 /* The request headers of an attempt. -1 when out of memory, -2 when a
  * header line does not fit (*bad names it). */
 static int build_headers(struct sluice_ctx *ctx, const char **bad)
@@ -124,14 +169,21 @@ static int build_headers(struct sluice_ctx *ctx, const char **bad)
     struct curl_slist *l = NULL;
     char line[UPSTREAM_MAX_HEADER];
     int rc = -1;
-    const char *ct = "application/json";
-    if (request_api(ctx)->body == API_BODY_MULTIPART)
-        ct = request_header(ctx, "Content-Type"); /* checked: has boundary */
-    if ((rc = header_line(line, sizeof line, "Content-Type", ct, bad)) ||
-        (rc = -1, slist_add(&l, line)) ||
-        slist_add(&l, ctx->stream ? "Accept: text/event-stream"
-                                  : "Accept: application/json") ||
-        slist_add(&l, "Expect:"))
+    enum api_body kind = request_api(ctx)->body;
+    const char *ct = "application/json", *accept = NULL;
+    if (kind != API_BODY_JSON) /* multipart (checked: has a boundary), raw */
+        ct = request_header(ctx, "Content-Type");
+    if (kind == API_BODY_RAW)
+        accept = request_header(ctx, "Accept");
+    if (!accept)
+        accept = ctx->stream            ? "text/event-stream"
+                 : kind == API_BODY_RAW ? "*/*"
+                                        : "application/json";
+    if ((ct &&
+         ((rc = header_line(line, sizeof line, "Content-Type", ct, bad)) ||
+          (rc = -1, slist_add(&l, line)))) ||
+        (rc = header_line(line, sizeof line, "Accept", accept, bad)) ||
+        (rc = -1, slist_add(&l, line)) || slist_add(&l, "Expect:"))
         goto fail;
     for (size_t i = 0; i < ctx->up_headers.n; i++) {
         const char *name, *value;
@@ -143,14 +195,8 @@ static int build_headers(struct sluice_ctx *ctx, const char **bad)
     for (size_t i = 0; ctx->up && i < ctx->up->nhdr; i++)
         if (slist_add(&l, ctx->up->hdr_lines[i]))
             goto fail;
-    for (const char *const *h = forwarded_headers; *h; h++) {
-        const char *v = request_header(ctx, *h);
-        if (!v || hdrs_get(&ctx->up_headers, *h))
-            continue;
-        if ((rc = header_line(line, sizeof line, *h, v, bad)) ||
-            (rc = -1, slist_add(&l, line)))
-            goto fail;
-    }
+    if ((rc = add_config_headers(ctx, &l, line, sizeof line, bad)))
+        goto fail;
     snprintf(line, sizeof line, "X-Request-Id: %s", ctx->id); /* id: 40 B */
     if (slist_add(&l, line))
         goto fail;
@@ -188,6 +234,9 @@ static int set_url(struct sluice_ctx *ctx, CURL *e)
 {
     struct worker *w = ctx->w;
     const struct upstream_def *up = ctx->up;
+    const struct api_route *api = request_api(ctx);
+    /* passthrough: the client's own path after /v1 */
+    const char *path = api->up_path ? api->up_path : ctx->url + 3;
     buf_t q;
     buf_init(&q);
     if (ctx->conn)
@@ -199,7 +248,7 @@ static int set_url(struct sluice_ctx *ctx, CURL *e)
     }
     int plain = !up || (upstream_def_plain_chat(up) &&
                         !strcmp(up->base_url, w->srv->cfg->base_url));
-    if (!q.len && request_api(ctx) == api_chat() && plain) {
+    if (!q.len && api == api_chat() && plain) {
         if (w->chat_curlu)
             curl_easy_setopt(e, CURLOPT_CURLU, w->chat_curlu);
         else
@@ -210,14 +259,13 @@ static int set_url(struct sluice_ctx *ctx, CURL *e)
     buf_t u;
     buf_init(&u);
     if (up) {
-        if (upstream_def_url(up, request_api(ctx)->name,
-                             request_api(ctx)->up_path, ctx->up_model, &u) != 0)
+        if (upstream_def_url(up, api->name, path, ctx->up_model, &u) != 0)
             u.oom = 1;
         if (q.len && up->query) /* theirs after ours: "&" instead of "?" */
             q.data[0] = '&';
     } else {
         buf_puts(&u, w->srv->cfg->base_url);
-        buf_puts(&u, request_api(ctx)->up_path);
+        buf_puts(&u, path);
     }
     if (q.len)
         buf_append(&u, q.data, q.len);
@@ -309,6 +357,26 @@ static int target_resolve(struct sluice_ctx *ctx)
     return 0;
 }
 
+/* POST with the body; a passthrough request keeps its own method (GET and
+ * HEAD without a body, DELETE and others with whatever body came). */
+static void set_method(struct sluice_ctx *ctx, CURL *e, const char *body,
+                       size_t blen)
+{
+    if (!strcmp(ctx->method, "GET")) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        return;
+    }
+    if (!strcmp(ctx->method, "HEAD")) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        return;
+    }
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    if (strcmp(ctx->method, "POST"))
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, ctx->method);
+}
+
 int upstream_start(struct sluice_ctx *ctx)
 {
     struct worker *w = ctx->w;
@@ -326,9 +394,7 @@ int upstream_start(struct sluice_ctx *ctx)
     ctx->curl_err[0] = '\0';
     if (set_url(ctx, e) != 0)
         goto fail;
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    set_method(ctx, e, body, blen);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, ctx->slist);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, ctx);

@@ -166,6 +166,8 @@ export async function startSluice(mockPort, { pipeline = ['  - plugin: sse'], na
     `  base_url: "http://127.0.0.1:${mockPort}/v1"`,
     '  timeout_s: 30',
     `plugins_dir: ${JSON.stringify(pluginsDir)}`,
+    'state:', // each sluice its own state file: key health must not leak
+    `  path: ${JSON.stringify(path.join(tmp(), `${name}.state.db`))}`,
     'models:',
     `  - { id: "${MODEL}", context_length: 262144 }`,
     '  - { id: "gpt-4o-mini", context_length: 128000 }',
