@@ -5,8 +5,9 @@
 #
 #   bench/profile.sh [--stream] [--seconds S] [--keep DIR]
 #
-# Starts the mock upstream and sluice (one worker, the same pipeline as
-# bench/run.sh) under valgrind --tool=callgrind, warms up, zeroes the
+# Starts bench/fast_upstream and sluice (one worker, bench/run.sh's
+# production-shaped pipeline: auth, context, keyring, retry, sse, the access
+# log at INFO into a file) under valgrind --tool=callgrind, warms up, zeroes the
 # counters, drives wrk (bench/chat.lua, 4 connections) for S seconds (10),
 # dumps, and prints instructions per request and the top functions
 # (inclusive). Needs valgrind, wrk, a build in BENCH_BUILD (build-bench).
@@ -41,29 +42,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-"$BUILD/mock_upstream" --port 0 --port-file "$TMP/mock.port" --quiet \
-    --max-records 0 --chunks 20 --delay-ms 0 >/dev/null 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [ -s "$TMP/mock.port" ] && break; sleep 0.05; done
-MOCK_PORT=$(cat "$TMP/mock.port")
-PORT=$((20000 + RANDOM % 40000))
-for i in 1 2 3 4 5 6 7 8; do echo "sk-bench-fake-key-000000000000000$i"; done >"$TMP/keys.txt"
-chmod 600 "$TMP/keys.txt"
-{
-    cat <<EOF
-server: { host: 127.0.0.1, port: $PORT, threads: 1 }
-upstream: { base_url: "http://127.0.0.1:$MOCK_PORT/v1", timeout_s: 60 }
-log: { level: WARNING, format: json }
-plugins_dir: "$BUILD/plugins"
-pipeline:
-EOF
-    [ -f "$BUILD/plugins/context.so" ] &&
-        printf '  - plugin: context\n    config: { default_model: openai-gpt-oss-120b, on_unknown_model: pass }\n'
-
-    printf '  - plugin: keyring\n    config: { keys_file: "%s" }\n' "$TMP/keys.txt"
-    [ -f "$BUILD/plugins/retry.so" ] && echo "  - plugin: retry"
-    [ -f "$BUILD/plugins/sse.so" ] && echo "  - plugin: sse"
-} >"$TMP/sluice.yaml"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+start_fast_upstream
+write_keys
+PORT=$(free_port)
+sluice_config "$PORT" 1 "http://127.0.0.1:$FAST_PORT/v1" "$TMP/access.log" \
+    >"$TMP/sluice.yaml"
 
 valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
     "$BUILD/sluice" -c "$TMP/sluice.yaml" >"$TMP/sluice.log" 2>&1 &
@@ -73,6 +58,7 @@ for _ in $(seq 300); do
     (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break
     sleep 0.1
 done
+export BENCH_AUTH=$AUTH_KEY
 URL="http://127.0.0.1:$PORT/v1/chat/completions"
 BENCH_STREAM=$STREAM wrk -t1 -c4 -d3s -s "$ROOT/bench/chat.lua" "$URL" >/dev/null 2>&1
 callgrind_control -z "$SPID" >/dev/null

@@ -1,77 +1,68 @@
 #!/usr/bin/env bash
-# bench/run.sh - sluice's benchmark: sluice vs a plain nginx reverse proxy
-# vs the upstream itself, all on loopback in front of the same mock
-# upstream, measured in the same run. A benchmark, not a test: it reports,
-# it never fails on a number.
+# bench/run.sh - sluice's benchmark: sluice vs nginx vs the upstream itself,
+# all on loopback in front of bench/fast_upstream, measured in the same run.
+# A benchmark, not a test: it reports, it never fails on a number.
 #
 #   bench/run.sh [--quick] [--duration S] [--out FILE] [--no-build]
 #
 # What it does:
-#   1. installs wrk and nginx if missing (Debian: scripts/deps.sh --bench,
-#      or apt-get), builds RelWithDebInfo into build-bench/ (BENCH_BUILD
-#      overrides);
-#   2. starts the mock upstream (20-chunk streams, no delay, no records),
-#      sluice on a default.yaml-shaped pipeline made of every stage found in
-#      build-bench/plugins (context, keyring with 8 fake keys, retry, sse;
-#      auth in a second variant when the auth stage exists), and nginx with
-#      its own config in a temp folder (keep-alive to the upstream,
-#      proxy_buffering off);
-#   3. runs wrk (bench/chat.lua, a ~1.2 KB chat body) for S seconds (10)
-#      at 1, 16 and 64 connections, plain and streamed, against each; the
-#      plain cases at 1 and 64 connections three times (median reported);
-#   4. probes streams (time to first event, total time; bench/sse_probe)
-#      and runs bench/streams.sh (2,000 concurrent streams; its own sluice
-#      and mock) when stream_load is built (BENCH_NO_STREAMS=1 skips it);
-#   5. writes bench/results/<date>-<commit>.md: requests/s, p50/p90/p99,
-#      errors, ratios to direct and to nginx, CPU per 1,000 requests, peak
-#      and idle RSS, upstream connections opened (keep-alive reuse).
+#   1. installs the tools if missing (scripts/deps.sh --bench: wrk, nginx,
+#      openssl), builds RelWithDebInfo into build-bench/ (BENCH_BUILD);
+#   2. starts bench/fast_upstream (one epoll thread, canned answers, 20-chunk
+#      streams) and, in front of it, nginx with 1 and with 2 workers
+#      (`proxy_pass`, upstream keep-alive, `proxy_buffering off`) and sluice
+#      with 1 and with 2 threads on the production-shaped pipeline (auth,
+#      context, keyring with 8 fake keys, retry, sse; metrics on; the access
+#      log at INFO into a file);
+#   3. HTTPS: a TLS-terminating nginx (2 workers, certificates made now with
+#      openssl) in front of the same upstream, and in front of it nginx
+#      (`proxy_pass https://`, `proxy_ssl_session_reuse on`, keep-alive,
+#      verification on) and sluice (`upstream.ca_file`), 1 worker/thread each;
+#      the terminator's access log counts the TLS connections each opened;
+#   4. wrk (bench/chat.lua, ~1.2 KB body, one thread) for S seconds (10)
+#      after a 1 s warm-up: plain at 1, 16, 64 connections, streamed at 1
+#      and 64, HTTPS at 64; plain at 1 and 64 and HTTPS three times
+#      (medians); every target in turn;
+#   5. per run: requests/s, p50/p90/p99, errors, CPU µs per request
+#      (utime+stime of the target's processes over the run / requests),
+#      RSS after the run, upstream connections opened;
+#   6. validity: the upstream must answer directly at least twice as many
+#      requests/s as the faster nginx does through it at 64 connections
+#      (medians); otherwise the report says INVALID at the top;
+#   7. idle: every sluice left idle for 30 s (BENCH_IDLE_S) after the load:
+#      CPU ticks used (expected 0);
+#   8. BENCH_STREAMS=1 also runs bench/streams.sh (2,000 concurrent streams);
+#   9. writes bench/results/<date>-<commit>.md.
 #
+# The machine is shared: CPU per request and bench/profile.sh's instruction
+# counts are the stable figures; requests/s swing with other work.
 # Every load is bounded in time; every process it starts is stopped on exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=10
 REPEAT=3
+IDLE_S=${BENCH_IDLE_S:-30}
 BUILD=${BENCH_BUILD:-$ROOT/build-bench}
 OUT=""
 DO_BUILD=1
-CONNS="1 16 64"
 
 while [ $# -gt 0 ]; do
     case "$1" in
-    --quick) DURATION=3; REPEAT=1 ;;
+    --quick) DURATION=3; REPEAT=1; IDLE_S=${BENCH_IDLE_S:-5} ;;
     --duration) DURATION=$2; shift ;;
     --out) OUT=$2; shift ;;
     --no-build) DO_BUILD=0 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
-# ---- dependencies ------------------------------------------------------
-install_deps() {
-    # scripts/deps.sh installs only what is missing (nothing, offline, when
-    # all is there); without it, the bench tools straight from apt
-    if [ -x "$ROOT/scripts/deps.sh" ] && grep -q -- '--bench' "$ROOT/scripts/deps.sh"; then
-        "$ROOT/scripts/deps.sh" --bench >&2
-        return 0
-    fi
-    local missing=""
-    command -v wrk >/dev/null || missing="$missing wrk"
-    command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
-    command -v curl >/dev/null || missing="$missing curl"
-    [ -z "$missing" ] && return 0
-    log "installing:$missing"
-    local sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo=sudo
-    $sudo apt-get update -qq
-    # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing
-}
-install_deps
+"$ROOT/scripts/deps.sh" --bench >&2
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 if [ "$DO_BUILD" = 1 ]; then
@@ -80,7 +71,7 @@ if [ "$DO_BUILD" = 1 ]; then
         -DSLUICE_SANITIZE=OFF >/dev/null
     cmake --build "$BUILD" -j"$(nproc)" >/dev/null
 fi
-for b in sluice mock_upstream sse_probe; do
+for b in sluice fast_upstream; do
     [ -x "$BUILD/$b" ] || { echo "run.sh: $BUILD/$b missing" >&2; exit 1; }
 done
 
@@ -97,365 +88,245 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-    local p
-    for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    echo "run.sh: no free port" >&2
-    return 1
-}
+start_fast_upstream
+log "fast upstream on $FAST_PORT"
+make_certs "$TMP/tls" || { cat "$TMP/tls/openssl.log" >&2; exit 1; }
+write_keys
 
-# wait until a TCP port answers (bounded)
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "run.sh: nothing listens on port $1" >&2
-    return 1
-}
-
-cpu_ticks() { # utime+stime of a process and its children threads
-    local t=0 p
-    for p in "$@"; do
-        [ -r "/proc/$p/stat" ] || continue
-        t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
-    done
-    echo "$t"
-}
-HZ=$(getconf CLK_TCK)
-kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
-
-# ---- mock upstream -----------------------------------------------------
-"$BUILD/mock_upstream" --port 0 --port-file "$TMP/mock.port" --quiet \
-    --max-records 0 --chunks 20 --delay-ms 0 >"$TMP/mock.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [ -s "$TMP/mock.port" ] && break; sleep 0.05; done
-MOCK_PORT=$(cat "$TMP/mock.port")
-MOCK="http://127.0.0.1:$MOCK_PORT"
-log "mock upstream on $MOCK_PORT"
-
-mock_reset() { curl -s -o /dev/null -X POST "$MOCK/_mock/reset"; }
-mock_conns() {
-    curl -s "$MOCK/_mock/requests" |
-        sed -n 's/.*"connections_opened": *\([0-9]*\).*/\1/p'
-}
-
-# ---- nginx -------------------------------------------------------------
-NGINX_PORT=$(free_port)
-mkdir -p "$TMP/nginx"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-worker_processes auto;
+# ---- nginx instances ---------------------------------------------------
+# nginx_start NAME WORKERS SERVER_BLOCK: sets NGX_PORT_<NAME>, NGX_PID_<NAME>
+nginx_start() {
+    local name=$1 workers=$2 body=$3 d="$TMP/nginx-$1" port
+    port=$(free_port)
+    mkdir -p "$d"
+    cat >"$d/nginx.conf" <<EOF
+worker_processes $workers;
 daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
+    client_body_temp_path $d/body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
     client_body_buffer_size 64k;
     keepalive_requests 100000;
-    upstream up {
-        server 127.0.0.1:$MOCK_PORT;
-        keepalive 64;
-        keepalive_requests 100000;
-    }
+    keepalive_timeout 300s;
+${body//@PORT@/$port}
+}
+EOF
+    "$NGINX" -c "$d/nginx.conf" -p "$d" >"$d/out.log" 2>&1 &
+    local pid=$!
+    PIDS+=($pid)
+    wait_port "$port" || { cat "$d/out.log" "$d/error.log" >&2 2>/dev/null; exit 1; }
+    printf -v "NGX_PORT_$name" '%s' "$port"
+    printf -v "NGX_PID_$name" '%s' "$pid"
+}
+nginx_pids() { echo "$1 $(pgrep -P "$1" | tr '\n' ' ')"; }
+
+PROXY_PLAIN="
+    upstream up { server 127.0.0.1:$FAST_PORT; keepalive 64; keepalive_requests 100000; }
     server {
-        listen 127.0.0.1:$NGINX_PORT;
+        listen 127.0.0.1:@PORT@ reuseport;
         location / {
             proxy_pass http://up;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Connection \"\";
             proxy_buffering off;
             proxy_request_buffering off;
         }
-    }
-}
-EOF
-"$NGINX" -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" >"$TMP/nginx/out.log" 2>&1 &
-NGINX_PID=$!
-PIDS+=($NGINX_PID)
-wait_port "$NGINX_PORT" || {
-    cat "$TMP/nginx/out.log" "$TMP/nginx/error.log" >&2 2>/dev/null
-    exit 1
-}
-nginx_pids() { echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"; }
-log "nginx on $NGINX_PORT ($(nginx_pids | wc -w) processes)"
+    }"
+nginx_start n1 1 "$PROXY_PLAIN"
+nginx_start n2 2 "$PROXY_PLAIN"
 
-# ---- sluice ------------------------------------------------------------
-PLUGINS="$BUILD/plugins"
-has_stage() { [ -f "$PLUGINS/$1.so" ]; }
-for i in 1 2 3 4 5 6 7 8; do
-    echo "sk-bench-fake-key-000000000000000$i"
-done >"$TMP/keys.txt"
-AUTH_KEY="sk-client-bench-0123456789abcdef"
-echo "$AUTH_KEY bench" >"$TMP/clients.txt"
-chmod 600 "$TMP/keys.txt" "$TMP/clients.txt"
+# the TLS terminator: the HTTPS upstream (logs each request's connection
+# serial number, its request count on that connection and session reuse)
+nginx_start term 2 "
+    log_format conns '\$connection \$connection_requests \$ssl_session_reused';
+    upstream fast { server 127.0.0.1:$FAST_PORT; keepalive 64; keepalive_requests 100000; }
+    server {
+        listen 127.0.0.1:@PORT@ ssl reuseport;
+        access_log $TMP/term-access.log conns;
+        ssl_certificate $TMP/tls/server.pem;
+        ssl_certificate_key $TMP/tls/server.key;
+        ssl_session_cache shared:BENCH:10m;
+        location / {
+            proxy_pass http://fast;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }
+    }"
+TERM_PORT=$NGX_PORT_term
+nginx_start n1s 1 "
+    upstream tup { server 127.0.0.1:$TERM_PORT; keepalive 64; keepalive_requests 100000; }
+    server {
+        listen 127.0.0.1:@PORT@ reuseport;
+        location / {
+            proxy_pass https://tup;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_ssl_session_reuse on;
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate $TMP/tls/ca.pem;
+            proxy_ssl_name localhost;
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }
+    }"
+log "nginx: 1 worker on $NGX_PORT_n1, 2 workers on $NGX_PORT_n2, TLS terminator on $TERM_PORT, https proxy on $NGX_PORT_n1s"
 
-# sluice_config PORT WITH_AUTH: the default.yaml shape, stages that exist
-sluice_config() {
-    local port=$1 auth=$2
-    cat <<EOF
-server: { host: 127.0.0.1, port: $port, threads: 0, max_body_bytes: 4194304 }
-upstream: { base_url: "$MOCK/v1", timeout_s: 30 }
-log: { level: WARNING, format: json }
-plugins_dir: "$PLUGINS"
-pipeline:
-EOF
-    if [ "$auth" = 1 ] && has_stage auth; then
-        printf '  - plugin: auth\n    config: { clients_file: "%s" }\n' \
-            "$TMP/clients.txt"
-    fi
-    has_stage context && printf '  - plugin: context\n    config: { default_model: openai-gpt-oss-120b, on_unknown_model: pass }\n'
-    printf '  - plugin: keyring\n    config: { keys_file: "%s" }\n' \
-        "$TMP/keys.txt"
-    has_stage retry && printf '  - plugin: retry\n'
-    has_stage sse && printf '  - plugin: sse\n'
-    return 0
-}
-
-SLUICE_PID=""
-SLUICE_PORT=""
-start_sluice() { # $1 = with auth (0|1)
-    SLUICE_PORT=$(free_port)
-    sluice_config "$SLUICE_PORT" "$1" >"$TMP/sluice-$1.yaml"
-    (cd "$ROOT" && exec "$BUILD/sluice" -c "$TMP/sluice-$1.yaml") \
-        >"$TMP/sluice-$1.log" 2>&1 &
-    SLUICE_PID=$!
-    PIDS+=($SLUICE_PID)
-    wait_port "$SLUICE_PORT" || { cat "$TMP/sluice-$1.log" >&2; exit 1; }
-    local hdr=()
-    [ "$1" = 1 ] && hdr=(-H "Authorization: Bearer $AUTH_KEY")
+# ---- sluice instances --------------------------------------------------
+# sluice_start NAME THREADS BASE_URL [UPSTREAM_EXTRA]: SL_PORT_/SL_PID_<NAME>
+sluice_start() {
+    local name=$1 port
+    port=$(free_port)
+    sluice_config "$port" "$2" "$3" "$TMP/sluice-$name.access.log" "${4:-}" \
+        >"$TMP/sluice-$name.yaml"
+    (cd "$ROOT" && exec "$BUILD/sluice" -c "$TMP/sluice-$name.yaml") \
+        >>"$TMP/sluice-$name.err" 2>&1 &
+    local pid=$!
+    PIDS+=($pid)
+    wait_port "$port" || { cat "$TMP/sluice-$name.err" >&2; exit 1; }
     local code
-    code=$(curl -s -o "$TMP/check.json" -w '%{http_code}' "${hdr[@]}" \
-        -H 'Content-Type: application/json' \
+    code=$(curl -s -o "$TMP/check.json" -w '%{http_code}' \
+        -H "Authorization: Bearer $AUTH_KEY" -H 'Content-Type: application/json' \
         -d '{"model":"openai-gpt-oss-20b","messages":[{"role":"user","content":"hi"}]}' \
-        "http://127.0.0.1:$SLUICE_PORT/v1/chat/completions")
+        "http://127.0.0.1:$port/v1/chat/completions")
     if [ "$code" != 200 ]; then
-        echo "run.sh: sluice answered $code: $(cat "$TMP/check.json")" >&2
-        cat "$TMP/sluice-$1.log" >&2
+        echo "run.sh: sluice $name answered $code: $(cat "$TMP/check.json")" >&2
+        tail -20 "$TMP/sluice-$name.err" >&2
         exit 1
     fi
+    printf -v "SL_PORT_$name" '%s' "$port"
+    printf -v "SL_PID_$name" '%s' "$pid"
 }
-stop_sluice() {
-    kill "$SLUICE_PID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$SLUICE_PID" 2>/dev/null || break; sleep 0.05; done
-}
+sluice_start s1 1 "http://127.0.0.1:$FAST_PORT/v1"
+sluice_start s2 2 "http://127.0.0.1:$FAST_PORT/v1"
+sluice_start s1s 1 "https://127.0.0.1:$TERM_PORT/v1" ", ca_file: \"$TMP/tls/ca.pem\""
+IDLE_RSS=$(kb_sum VmRSS "$SL_PID_s2")
+log "sluice: 1 thread on $SL_PORT_s1, 2 threads on $SL_PORT_s2, https upstream (1 thread) on $SL_PORT_s1s; idle RSS (2 threads) $IDLE_RSS kB"
 
 # ---- one wrk run -------------------------------------------------------
-# run_wrk TARGET MODE CONNS: appends a result row to $TMP/rows
-#   row: target mode conns rps p50 p90 p99 errors non2xx cpu_per_1k conns_opened
+# run_wrk TARGET MODE CONNS: appends a row to $TMP/rows
+#   target mode conns rps p50 p90 p99 errors cpu_us_per_req rss_kb opened resumed requests
 run_wrk() {
-    local target=$1 mode=$2 c=$3 port pids="" auth="" t
+    local target=$1 mode=$2 c=$3 port pids="" scheme=http auth=$AUTH_KEY
     case "$target" in
-    direct) port=$MOCK_PORT ;;
-    nginx) port=$NGINX_PORT; pids=$(nginx_pids) ;;
-    sluice|sluice+auth) port=$SLUICE_PORT; pids=$SLUICE_PID ;;
+    direct) port=$FAST_PORT; pids=$FAST_PID ;;
+    nginx-1w) port=$NGX_PORT_n1; pids=$(nginx_pids "$NGX_PID_n1") ;;
+    nginx-2w) port=$NGX_PORT_n2; pids=$(nginx_pids "$NGX_PID_n2") ;;
+    sluice-1t) port=$SL_PORT_s1; pids=$SL_PID_s1 ;;
+    sluice-2t) port=$SL_PORT_s2; pids=$SL_PID_s2 ;;
+    direct-tls) port=$TERM_PORT; pids=$(nginx_pids "$NGX_PID_term"); scheme=https ;;
+    nginx-1w-https) port=$NGX_PORT_n1s; pids=$(nginx_pids "$NGX_PID_n1s") ;;
+    sluice-1t-https) port=$SL_PORT_s1s; pids=$SL_PID_s1s ;;
     esac
-    [ "$target" = sluice+auth ] && auth=$AUTH_KEY
-    t=$((c < 2 ? c : 2))
-    local url="http://127.0.0.1:$port/v1/chat/completions"
-    local stream=0
+    local url="$scheme://127.0.0.1:$port/v1/chat/completions" stream=0
     [ "$mode" = stream ] && stream=1
     # warm-up: connections opened, caches filled
     BENCH_STREAM=$stream BENCH_AUTH=$auth timeout 10 \
-        wrk -t"$t" -c"$c" -d1s -s "$ROOT/bench/chat.lua" "$url" >/dev/null 2>&1 || true
-    mock_reset
-    local c0 c1
+        wrk -t1 -c"$c" -d1s -s "$ROOT/bench/chat.lua" "$url" >/dev/null 2>&1 || true
+    fast_reset
+    : >"$TMP/term-access.log"
+    for f in "$TMP"/sluice-*.access.log "$TMP"/sluice-*.err; do : >"$f"; done
+    local c0 c1 out
     # shellcheck disable=SC2086
     c0=$(cpu_ticks $pids)
-    local out
     out=$(BENCH_STREAM=$stream BENCH_AUTH=$auth timeout $((DURATION + 30)) \
-        wrk -t"$t" -c"$c" -d"${DURATION}s" --latency -s "$ROOT/bench/chat.lua" "$url" \
+        wrk -t1 -c"$c" -d"${DURATION}s" --latency -s "$ROOT/bench/chat.lua" "$url" \
         2>&1 | grep '^BENCH ' || echo 'BENCH {}')
     # shellcheck disable=SC2086
     c1=$(cpu_ticks $pids)
-    local opened
-    opened=$(mock_conns)
-    opened=$((opened > 0 ? opened - 1 : 0)) # minus the one reading it
+    local opened resumed="-" rss
+    # shellcheck disable=SC2086
+    rss=$(kb_sum VmRSS $pids)
+    case "$target" in
+    direct) opened="-" ;;
+    direct-tls|*-https)
+        # connections of the terminator that served their first request
+        # during the run (and of those, resumed TLS sessions)
+        opened=$(awk '$2 == 1' "$TMP/term-access.log" | wc -l)
+        resumed=$(awk '$2 == 1 && $3 == "r"' "$TMP/term-access.log" | wc -l) ;;
+    *) opened=$(fast_conns) ;;
+    esac
     local j=${out#BENCH }
     g() { echo "$j" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
-    local req dur
+    local req dur rps cpu="-"
     req=$(g requests); dur=$(g duration_us)
     [ -z "$req" ] && req=0
-    [ -z "$dur" ] || [ "$dur" = 0 ] && dur=1
-    local rps cpu="-"
+    { [ -z "$dur" ] || [ "$dur" = 0 ]; } && dur=1
     rps=$(awk -v r="$req" -v d="$dur" 'BEGIN{printf "%.0f", r / (d / 1e6)}')
-    if [ -n "$pids" ] && [ "$req" -gt 0 ]; then
-        cpu=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v r="$req" \
-            'BEGIN{printf "%.3f", t / hz / r * 1000}')
-    fi
-    echo "$target $mode $c $rps $(g p50_us) $(g p90_us) $(g p99_us) $(g errors) $(g non2xx) $cpu $opened $req" >>"$TMP/rows"
-    log "$target $mode c=$c: $rps req/s p50 $(g p50_us) us, errors $(g errors)+$(g non2xx), cpu/1k $cpu s, upstream conns $opened"
+    [ "$req" -gt 0 ] && cpu=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v r="$req" \
+        'BEGIN{printf "%.1f", t / hz / r * 1e6}')
+    local e1 e2
+    e1=$(g errors); e2=$(g non2xx)
+    local err=$((${e1:-0} + ${e2:-0}))
+    echo "$target $mode $c $rps $(g p50_us) $(g p90_us) $(g p99_us) $err $cpu $rss $opened $resumed $req" >>"$TMP/rows"
+    log "$target $mode c=$c: $rps req/s p50 $(g p50_us) us p99 $(g p99_us) us, errors $err, CPU $cpu us/req, RSS $rss kB, upstream conns $opened"
 }
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$TMP/rows"
-start_sluice 0
-IDLE_RSS=$(kb "$SLUICE_PID" VmRSS)
-log "sluice on $SLUICE_PORT, idle RSS ${IDLE_RSS} kB; stages: $(grep -o 'plugin: [a-z]*' "$TMP/sluice-0.yaml" | awk '{print $2}' | tr '\n' ' ')"
-
-for mode in plain stream; do
-    for c in $CONNS; do
-        for target in direct nginx sluice; do
-            run_wrk "$target" "$mode" "$c"
-        done
-    done
+PLAIN="direct nginx-1w nginx-2w sluice-1t sluice-2t"
+HTTPS="direct-tls nginx-1w-https sluice-1t-https"
+for c in 1 16 64; do
+    for t in $PLAIN; do run_wrk "$t" plain "$c"; done
 done
-# the two target cases (one connection, 64 connections), twice more:
-# medians of three, each round interleaving the three targets
+for c in 1 64; do
+    for t in $PLAIN; do run_wrk "$t" stream "$c"; done
+done
+for t in $HTTPS; do run_wrk "$t" plain 64; done
+# the named targets twice more: medians of three, targets interleaved
 for _ in $(seq 2 "$REPEAT"); do
-    for c in 1 64; do
-        for target in direct nginx sluice; do
-            run_wrk "$target" plain "$c"
-        done
+    for c in 64 1; do
+        for t in $PLAIN; do run_wrk "$t" plain "$c"; done
     done
+    for t in $HTTPS; do run_wrk "$t" plain 64; done
 done
-PEAK_RSS=$(kb "$SLUICE_PID" VmHWM)
-AFTER_RSS=$(kb "$SLUICE_PID" VmRSS)
+PEAK_RSS=$(kb_sum VmHWM "$SL_PID_s2")
 
-# ---- streams: time to first event and total, through sluice vs direct --
-PROBE_N=${BENCH_PROBE_N:-200}
-curl -s -o /dev/null -X POST "$MOCK/_mock/script" -H 'Content-Type: application/json' \
-    -d '{"rules":[{"match":{"body_contains":"sse-probe"},"times":0,"stream":{"chunks":10,"delay_ms":5}}]}'
-: >"$TMP/probe"
-for target in direct nginx sluice; do
-    case "$target" in
-    direct) port=$MOCK_PORT ;; nginx) port=$NGINX_PORT ;; sluice) port=$SLUICE_PORT ;;
-    esac
-    p=$("$BUILD/sse_probe" -n "$PROBE_N" "http://127.0.0.1:$port/v1/chat/completions" 2>>"$TMP/probe.err" || echo "failed")
-    echo "$target $p" >>"$TMP/probe"
-    log "probe $target: $p"
-done
-mock_reset
+# ---- idle: every sluice, after the load --------------------------------
+sleep 2 # let keep-alive clients' last bytes settle
+I0=$(cpu_ticks "$SL_PID_s1"); J0=$(cpu_ticks "$SL_PID_s2"); K0=$(cpu_ticks "$SL_PID_s1s")
+log "idle for $IDLE_S s"
+sleep "$IDLE_S"
+IDLE_TICKS="sluice-1t $(($(cpu_ticks "$SL_PID_s1") - I0)), sluice-2t $(($(cpu_ticks "$SL_PID_s2") - J0)), sluice-1t-https $(($(cpu_ticks "$SL_PID_s1s") - K0))"
+log "idle CPU ticks over $IDLE_S s: $IDLE_TICKS"
 
-stop_sluice
-
-# ---- 2,000 concurrent streams (bench/streams.sh, from the sse work) ----
-STREAMS_LINE="bench/streams.sh or $BUILD/stream_load missing: not measured"
-if [ -x "$ROOT/bench/streams.sh" ] && [ -x "$BUILD/stream_load" ] &&
-    [ -z "${BENCH_NO_STREAMS:-}" ]; then
+# ---- 2,000 concurrent streams (bench/streams.sh), on request -----------
+STREAMS_LINE="not run (BENCH_STREAMS=1 runs bench/streams.sh: 2,000 streams, its own sluice and mock)"
+if [ -n "${BENCH_STREAMS:-}" ] && [ -x "$BUILD/stream_load" ]; then
     log "2,000 concurrent streams (bench/streams.sh, about a minute)"
-    if (cd "$ROOT" && BUILD="$BUILD" timeout 600 bench/streams.sh) \
-        >"$TMP/streams.txt" 2>&1; then
+    if (cd "$ROOT" && BUILD="$BUILD" timeout 600 bench/streams.sh) >"$TMP/streams.txt" 2>&1; then
         STREAMS_LINE=$(sed -n '/^== summary/,$p' "$TMP/streams.txt" |
             sed '1d; s/^ *//' | paste -sd';' | sed 's/;/; /g')
-        [ -n "$STREAMS_LINE" ] || STREAMS_LINE="bench/streams.sh printed no summary"
     else
         STREAMS_LINE="bench/streams.sh failed: $(tail -3 "$TMP/streams.txt" | tr '\n' ' ')"
     fi
-    log "streams: $STREAMS_LINE"
-fi
-
-# ---- auth variant ------------------------------------------------------
-if has_stage auth; then
-    start_sluice 1
-    for c in $CONNS; do run_wrk sluice+auth plain "$c"; done
-    run_wrk sluice+auth stream 64
-    stop_sluice
 fi
 
 # ---- report --------------------------------------------------------------
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- core plugins sdk 2>/dev/null || COMMIT="$COMMIT+dirty"
+git -C "$ROOT" diff --quiet HEAD -- core plugins sdk bench 2>/dev/null || COMMIT="$COMMIT+dirty"
 DATE=$(date -u +%Y-%m-%d)
 if [ -z "$OUT" ]; then
     mkdir -p "$ROOT/bench/results"
     OUT="$ROOT/bench/results/$DATE-$COMMIT.md"
 fi
 CPU=$(awk -F: '/model name/ {sub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo)
-STAGES=$(grep -o 'plugin: [a-z]*' "$TMP/sluice-0.yaml" | awk '{print $2}' | paste -sd, -)
+NGV=$("$NGINX" -v 2>&1 | sed 's/.*\///')
 
-# median over the rows of one (target, mode, conns): by req/s
-awk -v D="$DATE" -v C="$COMMIT" -v CPU="$CPU" -v NP="$(nproc)" \
-    -v K="$(uname -r)" -v ST="$STAGES" -v IDLE="$IDLE_RSS" -v PEAK="$PEAK_RSS" \
-    -v AFTER="$AFTER_RSS" -v DUR="$DURATION" -v REP="$REPEAT" \
-    -v PROBE="$TMP/probe" -v STREAMS="$STREAMS_LINE" \
-    -v L0="$LOAD0" -v L1="$LOAD1" '
-function median_row(key,   n, i, j, t, idx) {
-    n = cnt[key]
-    for (i = 1; i <= n; i++) idx[i] = i
-    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
-        if (row[key, idx[j], 4] < row[key, idx[i], 4]) { t = idx[i]; idx[i] = idx[j]; idx[j] = t }
-    return idx[int((n + 1) / 2)]
-}
-function median_col(key, col,   n, i, j, t, v) {
-    n = cnt[key]
-    for (i = 1; i <= n; i++) v[i] = row[key, i, col] + 0
-    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
-        if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-    return v[int((n + 1) / 2)]
-}
-{
-    key = $1 " " $2 " " $3
-    if (!(key in cnt)) order[++nk] = key
-    cnt[key]++
-    for (f = 1; f <= NF; f++) row[key, cnt[key], f] = $f
-}
-END {
-    printf "# sluice benchmark, %s, commit %s\n\n", D, C
-    printf "Machine: %s cores, %s, Linux %s. Load generator (wrk), mock upstream, ", NP, CPU, K
-    printf "nginx and sluice all share these cores on loopback. Load average at the start: %s, at the end: %s ", L0, L1
-    printf "(anything above ~2 is other work on the machine: expect run-to-run swings).\n\n"
-    printf "sluice pipeline: %s (8 fake keys, log level WARNING). nginx: plain " , ST
-    printf "`proxy_pass` with upstream keep-alive, `proxy_buffering off`. Body: " 
-    printf "bench/chat.lua (~1.2 KB, 4 messages); streams: 20 chunks, no delay. "
-    printf "Each run %s s after a 1 s warm-up; the plain rows at 1 and 64 connections " , DUR
-    printf "are the median of %s runs (by req/s; p50 of the median run).\n\n", REP
-    printf "| target | mode | conns | req/s | p50 µs | p90 µs | p99 µs | errors | × direct | × nginx | CPU s / 1k req | upstream conns opened |\n"
-    printf "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-    for (k = 1; k <= nk; k++) {
-        key = order[k]; m = median_row(key)
-        split(key, kk, " ")
-        med[key] = m
-    }
-    for (k = 1; k <= nk; k++) {
-        key = order[k]; m = med[key]; split(key, kk, " ")
-        rps = row[key, m, 4]
-        dk = "direct " kk[2] " " kk[3]; nk2 = "nginx " kk[2] " " kk[3]
-        xd = (dk in med && row[dk, med[dk], 4] > 0) ? sprintf("%.2f", rps / row[dk, med[dk], 4]) : "-"
-        xn = (nk2 in med && row[nk2, med[nk2], 4] > 0) ? sprintf("%.2f", rps / row[nk2, med[nk2], 4]) : "-"
-        runs = cnt[key] > 1 ? sprintf(" (median of %d", cnt[key]) : ""
-        if (cnt[key] > 1) {
-            runs = runs ":"
-            for (i = 1; i <= cnt[key]; i++) runs = runs " " row[key, i, 4]
-            runs = runs ")"
-        }
-        opened = kk[1] == "direct" ? "-" : row[key, m, 11]
-        printf "| %s | %s | %s | %s%s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-            kk[1], kk[2], kk[3], rps, runs, row[key, m, 5], row[key, m, 6],
-            row[key, m, 7], row[key, m, 8] + row[key, m, 9], xd, xn,
-            row[key, m, 10], opened
-    }
-    printf "\n### Overhead at one connection (plain, median p50 of %d runs)\n\n", cnt["sluice plain 1"]
-    d = "direct plain 1"; n = "nginx plain 1"; s = "sluice plain 1"
-    if ((d in med) && (n in med) && (s in med)) {
-        dp = median_col(d, 5); np = median_col(n, 5); sp = median_col(s, 5)
-        printf "p50 direct %d µs, nginx %d µs (+%d), sluice %d µs (+%d): sluice adds %+d µs over nginx'"'"'s added p50 (target ≤ +40).\n", dp, np, np - dp, sp, sp - dp, (sp - dp) - (np - dp)
-    }
-    d = "nginx plain 64"; s = "sluice plain 64"
-    if ((d in med) && (s in med))
-        printf "\nPlain at 64 connections: sluice / nginx = %.2f (target ≥ 0.45, median of %d).\n", row[s, med[s], 4] / row[d, med[d], 4], cnt[s]
-    printf "\n### Memory (sluice)\n\nIdle RSS after start: %d kB (target < 20 MB). Peak RSS (VmHWM) over all the runs above: %d kB; RSS after them: %d kB.\n", IDLE, PEAK, AFTER
-    printf "\n### Streams: time to first event and total (sse_probe, 10 events 5 ms apart, sequential)\n\n"
-    printf "| target | first event p50 µs | first event p90 µs | total p50 µs | total p90 µs | streams |\n|---|---:|---:|---:|---:|---:|\n"
-    while ((getline line < PROBE) > 0) {
-        split(line, p, " ")
-        printf "| %s | %s | %s | %s | %s | %s |\n", p[1], p[2], p[3], p[4], p[5], p[6]
-    }
-    printf "\n2,000 concurrent streams of 200 events 50 ms apart (bench/streams.sh: keyring + sse, 2 workers): %s\n", STREAMS
-    printf "\nUpstream connections opened: counted by the mock upstream (`connections_opened`) during each measured run, after a warm-up that opened the pool; a proxy that reuses keep-alive connections opens none or a few, one per request would show the request count.\n"
-}' "$TMP/rows" >"$OUT"
+awk -v D="$DATE" -v C="$COMMIT" -v CPU="$CPU" -v NP="$(nproc)" -v K="$(uname -r)" \
+    -v NGV="$NGV" -v IDLE="$IDLE_RSS" -v PEAK="$PEAK_RSS" -v DUR="$DURATION" \
+    -v REP="$REPEAT" -v IDLES="$IDLE_S" -v IDLET="$IDLE_TICKS" \
+    -v STREAMS="$STREAMS_LINE" -v L0="$LOAD0" -v L1="$LOAD1" -f "$ROOT/bench/report.awk" \
+    "$TMP/rows" >"$OUT"
 
 log "wrote $OUT"
 cat "$OUT"

@@ -217,8 +217,21 @@ int admin_answer(struct sluice_ctx *ctx)
     }
     buf_t out;
     buf_init(&out);
-    int status = a->fn(s->instance, ctx->method, ctx->body_in.data,
+    const char *ctype = NULL;
+    int status;
+    if (a->ctx_fn) {
+        ctx->out_status = 0;
+        status = a->ctx_fn(s->instance, ctx, &out, &ctype);
+        if (status == 0 && ctx->out_status) { /* answered with respond_* */
+            buf_release(&out);
+            log_msg(LOG_INFO, "admin", "%s %s -> %d", ctx->method, ctx->url,
+                    ctx->out_status);
+            return 0;
+        }
+    } else {
+        status = a->fn(s->instance, ctx->method, ctx->body_in.data,
                        ctx->body_in.len, &out);
+    }
     if (status < 100 || status > 599 || out.oom) {
         log_msg(LOG_ERROR, s->name, "admin action %s failed", a->action);
         buf_release(&out);
@@ -226,8 +239,9 @@ int admin_answer(struct sluice_ctx *ctx)
                                  "the admin action failed");
     }
     log_msg(LOG_INFO, "admin", "%s %s -> %d", ctx->method, ctx->url, status);
-    request_set_response(ctx, status, "application/json",
-                         out.data ? out.data : "{}", out.data ? out.len : 2);
+    request_set_response(ctx, status, ctype ? ctype : "application/json",
+                         out.data ? out.data : (ctype ? "" : "{}"),
+                         out.data ? out.len : (ctype ? 0 : 2));
     buf_release(&out);
     return 0;
 }

@@ -45,8 +45,8 @@ struct origin {
 };
 
 static const char *const top_keys[] = {
-    "server",      "upstream", "admin",    "log",   "docs",
-    "plugins_dir", "models",   "pipeline", "state", NULL};
+    "server", "upstream", "admin", "log",         "docs", "plugins_dir",
+    "models", "pipeline", "state", "passthrough", NULL};
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -413,6 +413,68 @@ static const json_t *field(const struct loadctx *lc, const json_t *obj,
     return v;
 }
 
+/* A list of non-empty strings (server.cors.*). */
+static int value_str_list(const struct origin *o, const json_t *v, char *err,
+                          size_t errlen)
+{
+    size_t i;
+    const json_t *e;
+    if (!json_is_array(v) || !json_array_size(v))
+        return bad_value(o, v, "a list of strings", err, errlen);
+    json_array_foreach(v, i, e)
+    {
+        if (!json_is_string(e) || !json_string_length(e))
+            return bad_value(o, v, "a list of strings", err, errlen);
+    }
+    return 0;
+}
+
+/* server.cors: {allow_origins: [...], allow_headers: [...], max_age: s}:
+ * off unless given; allow_origins is required. */
+static int parse_cors(const struct loadctx *lc, const json_t *c,
+                      const struct origin *co, struct config *cfg)
+{
+    static const char *const keys[] = {"allow_origins", "allow_headers",
+                                       "max_age", NULL};
+    const json_t *v;
+    struct origin o;
+    long long n;
+    if (!json_is_object(c))
+        return bad_value(co, c, "a mapping with allow_origins:", lc->err,
+                         lc->errlen);
+    if (check_keys(lc, c, "server.cors", keys))
+        return -1;
+    if (!(v = field(lc, c, "server.cors", "allow_origins", &o)))
+        return fail_at(lc, "server.cors",
+                       "missing 'allow_origins:' (the origins browsers may "
+                       "call from, or \"*\")");
+    if (value_str_list(&o, v, lc->err, lc->errlen))
+        return -1;
+    cfg->cors_origins = json_deep_copy(v);
+    if ((v = field(lc, c, "server.cors", "allow_headers", &o))) {
+        size_t i, hl;
+        const json_t *e;
+        buf_t h;
+        if (value_str_list(&o, v, lc->err, lc->errlen))
+            return -1;
+        buf_init(&h);
+        json_array_foreach(v, i, e)
+        {
+            buf_puts(&h, i ? ", " : "");
+            buf_puts(&h, json_string_value(e));
+        }
+        if (!(cfg->cors_headers = buf_steal(&h, &hl)))
+            return oom(lc->file, lc->err, lc->errlen);
+    } /* else the preflight's Access-Control-Request-Headers are allowed
+         (the SDKs send X-Stainless-* headers that vary by version) */
+    if ((v = field(lc, c, "server.cors", "max_age", &o))) {
+        if (value_int(&o, v, 0, 86400, &n, lc->err, lc->errlen))
+            return -1;
+        cfg->cors_max_age = (long)n;
+    }
+    return cfg->cors_origins ? 0 : oom(lc->file, lc->err, lc->errlen);
+}
+
 static int parse_server(const struct loadctx *lc, const json_t *root,
                         struct config *cfg)
 {
@@ -423,6 +485,7 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
                                        "request_timeout_s",
                                        "max_connections",
                                        "max_stream_s",
+                                       "cors",
                                        NULL};
     const json_t *s, *v;
     struct origin o;
@@ -461,6 +524,8 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
     if ((v = field(lc, s, "server", "max_stream_s", &o)) &&
         value_ms(&o, v, &cfg->max_stream_ms, lc->err, lc->errlen))
         return -1;
+    if ((v = field(lc, s, "server", "cors", &o)))
+        return parse_cors(lc, v, &o, cfg);
     return 0;
 }
 
@@ -696,6 +761,17 @@ static int parse_state(const struct loadctx *lc, const json_t *root,
                        "required with backend: redis "
                        "(e.g. \"redis://127.0.0.1:6379/0\")");
     return 0;
+}
+
+/* passthrough: true|false (default false). */
+static int parse_passthrough(const struct loadctx *lc, const json_t *root,
+                             struct config *cfg)
+{
+    const json_t *v;
+    struct origin o;
+    if (!(v = field(lc, root, "", "passthrough", &o)))
+        return 0;
+    return value_bool(&o, v, &cfg->passthrough, lc->err, lc->errlen);
 }
 
 static int parse_plugins_dir(const struct loadctx *lc, const json_t *root,
@@ -1043,6 +1119,7 @@ static int config_defaults(struct config *cfg, const char *file)
     cfg->timeout_ms = 120000;
     cfg->connect_timeout_ms = 10000;
     cfg->max_connections = 256;
+    cfg->cors_max_age = 600;
     cfg->tls.verify = 1;
     cfg->docs_enabled = 1;
     cfg->file = strdup(file);
@@ -1079,8 +1156,9 @@ static int config_parse(const struct loadctx *lc, struct config *cfg)
     if (check_keys(lc, root, "", top_keys) || parse_server(lc, root, cfg) ||
         parse_upstream(lc, root, cfg) || parse_admin(lc, root, cfg) ||
         parse_log(lc, root, cfg) || parse_docs(lc, root, cfg) ||
-        parse_plugins_dir(lc, root, cfg) || parse_models(lc, root, cfg) ||
-        parse_state(lc, root, cfg) || parse_pipeline(lc, root, cfg))
+        parse_plugins_dir(lc, root, cfg) || parse_passthrough(lc, root, cfg) ||
+        parse_models(lc, root, cfg) || parse_state(lc, root, cfg) ||
+        parse_pipeline(lc, root, cfg))
         return -1;
     return 0;
 }
@@ -1191,6 +1269,8 @@ void config_free(struct config *cfg)
     free(cfg->state.prefix);
     free(cfg->state.instance);
     json_decref(cfg->models);
+    json_decref(cfg->cors_origins);
+    free(cfg->cors_headers);
     json_decref(cfg->root);
     free(cfg);
 }

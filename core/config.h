@@ -48,6 +48,14 @@ struct config {
                                    connections, shared among the workers */
     long max_stream_ms;         /* max_stream_s * 1000, default 1800 s: a
                                    committed stream's whole life */
+    int passthrough;            /* top-level passthrough: other /v1/ paths
+                                   go to the upstream unchanged (default 0:
+                                   OpenAI's 404) */
+    json_t *cors_origins;       /* server.cors.allow_origins (strings; "*"
+                                   any); NULL: CORS off (the default) */
+    char *cors_headers;         /* allow_headers joined by ", "; NULL:
+                                   those the preflight asks for */
+    long cors_max_age;          /* max_age seconds, default 600 */
 
     /* upstream: */
     char *base_url;  /* default "https://ai.megallm.io/v1", no trailing / */

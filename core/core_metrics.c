@@ -202,6 +202,8 @@ static const char *route_name(enum route r)
         return "redoc";
     case ROUTE_BAD_METHOD:
         return "bad_method";
+    case ROUTE_PREFLIGHT:
+        return "preflight";
     default:
         return "not_found";
     }

@@ -110,6 +110,10 @@ static int parse_body(struct sluice_ctx *ctx)
     if (api->body == API_BODY_MULTIPART) {
         if (parse_multipart(ctx, ct) != 0)
             return -1;
+    } else if (api->body == API_BODY_RAW) {
+        /* passthrough: not ours to read; stages see an empty body */
+        if (!(ctx->body = json_object()))
+            return -1;
     } else {
         struct reqbody_error e;
         if (ct && !ctype_is_json(ct))

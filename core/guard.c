@@ -11,6 +11,7 @@
 #include "worker.h"
 
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #define GUARD_SWEEP_MAX_MS 1000
@@ -23,6 +24,11 @@ struct conn_track {
     int cut;                /* shut down by the sweep */
     int counted;            /* counts against server.max_connections */
     unsigned requests;      /* requests completed on it */
+    /* the hang-up watch of its socket (guard_watch): registered once for
+     * the connection's life; close(2) drops it with the socket */
+    struct ev_src watch;
+    int watched; /* in the worker's epoll set */
+    int hup;     /* a hang-up edge came while no request was watching */
 };
 
 /* Beyond the worker's share of server.max_connections: answer 503 and
@@ -126,6 +132,39 @@ void guard_request_end(struct MHD_Connection *conn)
         t->since = time_now_ms();
         t->requests++;
     }
+}
+
+int guard_watch(struct worker *w, struct MHD_Connection *conn, int fd)
+{
+    struct conn_track *t = track_of(conn);
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET};
+    if (!t)
+        return 0;
+    ev.data.ptr = &t->watch;
+    if (!t->watched) {
+        t->watch.kind = EV_CONN;
+        t->watch.fd = fd;
+        t->watch.owner = t;
+        if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+            return 0;
+        t->watched = 1;
+        t->hup = 0;
+    } else if (t->hup) {
+        /* an edge went by unwatched: a MOD reports a hang-up still there
+         * at the next epoll_wait */
+        t->hup = 0;
+        epoll_ctl(w->ep, EPOLL_CTL_MOD, fd, &ev);
+    }
+    return 1;
+}
+
+void guard_conn_event(struct worker *w, void *track, uint32_t events)
+{
+    struct conn_track *t = track;
+    if (t->ctx && t->ctx->watching)
+        worker_client_event(w, t->ctx, events);
+    else
+        t->hup = 1;
 }
 
 static int still_receiving(const struct conn_track *t)

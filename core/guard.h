@@ -14,6 +14,7 @@
 #define SLUICE_GUARD_H
 
 #include <microhttpd.h>
+#include <stdint.h>
 
 struct worker;
 struct sluice_ctx;
@@ -28,6 +29,13 @@ int guard_is_cut(struct MHD_Connection *conn);
 /* The request on conn has its context / has ended. */
 void guard_request_begin(struct MHD_Connection *conn, struct sluice_ctx *ctx);
 void guard_request_end(struct MHD_Connection *conn);
+/* The client hang-up watch of conn's socket fd, registered once for the
+ * connection (not once per request: two epoll_ctl calls per request
+ * fewer); the request being served gets its events. 0 when conn is not
+ * tracked (the caller registers a watch of its own). */
+int guard_watch(struct worker *w, struct MHD_Connection *conn, int fd);
+/* An event of that watch (the worker's loop, EV_CONN). */
+void guard_conn_event(struct worker *w, void *track, uint32_t events);
 /* Arm the sweep on w (before its thread starts); -1 when it cannot be
  * scheduled. guard_free releases what is left. */
 int guard_start(struct worker *w);

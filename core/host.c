@@ -241,10 +241,10 @@ static int h_buf_json_str(sluice_buf *b, const char *s)
     return b ? buf_json_str(b, s) : -1;
 }
 
-static int h_admin_register(sluice_stage *stage, const char *action,
-                            const char *alias, sluice_admin_fn fn)
+static int admin_add(sluice_stage *stage, const char *action, const char *alias,
+                     sluice_admin_fn fn, sluice_admin_ctx_fn ctx_fn)
 {
-    if (!stage || !action || !*action || !fn)
+    if (!stage || !action || !*action || (!fn && !ctx_fn))
         return -1;
     for (const char *p = action; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
@@ -258,6 +258,7 @@ static int h_admin_register(sluice_stage *stage, const char *action,
     a->action = strdup(action);
     a->alias = alias ? strdup(alias) : NULL;
     a->fn = fn;
+    a->ctx_fn = ctx_fn;
     if (!a->action || (alias && !a->alias)) {
         free(a->action);
         free(a->alias);
@@ -265,6 +266,25 @@ static int h_admin_register(sluice_stage *stage, const char *action,
     }
     stage->nactions++;
     return 0;
+}
+
+static int h_admin_register(sluice_stage *stage, const char *action,
+                            const char *alias, sluice_admin_fn fn)
+{
+    return fn ? admin_add(stage, action, alias, fn, NULL) : -1;
+}
+
+static int h_admin_register_ctx(sluice_stage *stage, const char *action,
+                                const char *alias, sluice_admin_ctx_fn fn)
+{
+    return fn ? admin_add(stage, action, alias, NULL, fn) : -1;
+}
+
+static const char *h_req_query(sluice_ctx *ctx, const char *name)
+{
+    if (!ctx || !ctx->conn || !name)
+        return NULL;
+    return MHD_lookup_connection_value(ctx->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 static const char *h_upstream_base_url(void)
@@ -400,4 +420,6 @@ const sluice_host host_table = {.size = sizeof(sluice_host),
                                 .state_watch = state_watch,
                                 .state_list = state_list,
                                 .req_route = h_req_route,
+                                .admin_register_ctx = h_admin_register_ctx,
+                                .req_query = h_req_query,
                                 JSON_API_MEMBERS};

@@ -10,6 +10,7 @@
 #include "http.h"
 #include "access_log.h"
 #include "core_metrics.h"
+#include "cors.h"
 #include "flow.h"
 #include "framing.h"
 #include "guard.h"
@@ -40,6 +41,7 @@
 static void add_common_headers(struct sluice_ctx *ctx, struct MHD_Response *r)
 {
     MHD_add_response_header(r, "x-request-id", ctx->id);
+    cors_add_headers(ctx, r);
     if (ctx->route == ROUTE_API && ctx->attempt > 0) {
         /* how many upstream requests this answer took (retries included) */
         char n[16];

@@ -7,8 +7,14 @@
  * After it, a writer thread owns the output: callers copy their line into a
  * bounded in-memory ring (one per destination) under a mutex held for a
  * memcpy, and never wait for a disk or a pipe. When a ring is full the line
- * is dropped and counted (log_dropped_lines). SIGUSR1 -> log_reopen() asks
- * the writer to reopen the file (logrotate's rename-then-signal).
+ * is dropped and counted (log_dropped_lines). The writer gathers INFO and
+ * DEBUG lines for up to LOG_BATCH_MS (or LOG_BATCH_BYTES) before it writes:
+ * under load one write(2) per destination carries hundreds of access log
+ * lines instead of one each, and the worker threads do not wake the writer
+ * for every line. WARNING and ERROR lines are written at once; an idle
+ * process has no timer (the writer sleeps until a line comes). SIGUSR1 ->
+ * log_reopen() asks the writer to reopen the file (logrotate's
+ * rename-then-signal).
  *
  * As a last line of defence, every line is scrubbed of things that look
  * like secrets ("sk-..." keys, "Bearer ..." tokens): they are shortened to
@@ -32,7 +38,9 @@
 
 #define LOG_RING_BYTES  (1u << 20)    /* per destination */
 #define LOG_CHUNK       (64u * 1024u) /* the writer's unit of write(2) */
-#define LOG_STOP_WAIT_S 5 /* log_stop: longest wait for the writer */
+#define LOG_STOP_WAIT_S 5  /* log_stop: longest wait for the writer */
+#define LOG_BATCH_MS    20 /* longest an INFO line waits to be written */
+#define LOG_BATCH_BYTES (32u * 1024u) /* ... or until this much is held */
 
 static atomic_int log_level = LOG_INFO;
 static atomic_int log_pretty = -1; /* -1: decide by isatty */
@@ -52,6 +60,8 @@ static struct {
     pthread_t thread;
     atomic_int running; /* lines go through the rings */
     int stop, reopen;
+    int urgent;  /* a WARNING or ERROR line is held: write now */
+    int waiting; /* the writer waits: 0 no, 1 for any line, 2 for a batch */
     struct ring err, file;
     int fd;     /* the log file, -1 none */
     char *path; /* owned */
@@ -141,6 +151,26 @@ static void writer_reopen(void)
     lw.fd = fd;
 }
 
+/* Lines are held: let more gather, at most LOG_BATCH_MS, unless one is
+ * urgent or enough are held. Called with lw.mu held. */
+static void writer_batch(void)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += LOG_BATCH_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    lw.waiting = 2;
+    while (!lw.stop && !lw.reopen && !lw.urgent &&
+           lw.err.len < LOG_BATCH_BYTES && lw.file.len < LOG_BATCH_BYTES)
+        if (pthread_cond_timedwait(&lw.cv, &lw.mu, &until) == ETIMEDOUT)
+            break;
+    lw.waiting = 0;
+    lw.urgent = 0;
+}
+
 static void *writer_main(void *arg)
 {
     char *a = malloc(LOG_CHUNK), *b = malloc(LOG_CHUNK);
@@ -153,8 +183,10 @@ static void *writer_main(void *arg)
     }
     pthread_mutex_lock(&lw.mu);
     for (;;) {
+        lw.waiting = 1;
         while (!lw.err.len && !lw.file.len && !lw.stop && !lw.reopen)
             pthread_cond_wait(&lw.cv, &lw.mu);
+        writer_batch();
         int reopen = lw.reopen, stop = lw.stop;
         lw.reopen = 0;
         size_t na = ring_take(&lw.err, a, LOG_CHUNK);
@@ -448,7 +480,8 @@ static void format_pretty(buf_t *line, const char *ts, int level,
 }
 
 /* Hand a finished line to its destination. */
-static void emit(struct ring *r, int fd, buf_t *line)
+/* urgent: WARNING and above, written without waiting for a batch. */
+static void emit(struct ring *r, int fd, buf_t *line, int urgent)
 {
     if (line->oom || !line->len)
         return;
@@ -460,7 +493,11 @@ static void emit(struct ring *r, int fd, buf_t *line)
         return;
     }
     int rc = ring_put(r, line->data, line->len);
-    if (rc == 0)
+    lw.urgent |= urgent && rc == 0;
+    /* wake the writer only when it waits for this: the first line after a
+     * quiet spell, an urgent one, or a full batch */
+    if (rc == 0 && (lw.waiting == 1 ||
+                    (lw.waiting == 2 && (urgent || r->len >= LOG_BATCH_BYTES))))
         pthread_cond_signal(&lw.cv);
     pthread_mutex_unlock(&lw.mu);
     if (rc != 0)
@@ -486,14 +523,15 @@ static void log_write(int level, const char *component, const char *fields_json,
     else
         log_format_json(&line, ts, level, component, msgbuf, fields_json);
     line.len = log_scrub_secrets(line.data, line.len);
-    emit(&lw.err, STDERR_FILENO, &line);
+    int urgent = level >= LOG_WARN;
+    emit(&lw.err, STDERR_FILENO, &line, urgent);
     if (atomic_load(&lw.running) && lw.path) {
         if (pretty) {
             buf_reset(&line);
             log_format_json(&line, ts, level, component, msgbuf, fields_json);
             line.len = log_scrub_secrets(line.data, line.len);
         }
-        emit(&lw.file, -1, &line);
+        emit(&lw.file, -1, &line, urgent);
     }
     buf_release(&line);
 }

@@ -8,6 +8,7 @@
 #include "admin.h"
 #include "config.h"
 #include "core_metrics.h"
+#include "healthcheck.h"
 #include "http.h"
 #include "log.h"
 #include "pipeline.h"
@@ -43,10 +44,13 @@ static int state_start(const struct config *cfg, int check, char *err,
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: sluice [-c FILE] [--check] [--version]\n"
+            "usage: sluice [-c FILE] [--check | --health] [--version]\n"
             "  -c, --config FILE  pipeline file (default "
             "pipelines/default.yaml)\n"
             "      --check        load and validate the pipeline, then exit\n"
+            "      --health       ask the sluice listening where FILE says "
+            "for\n"
+            "                     GET /health; exit 0 when it answers 200\n"
             "  -v, --version      print the version\n");
 }
 
@@ -142,7 +146,7 @@ static void block_signals(void)
 int main(int argc, char **argv)
 {
     const char *file = "pipelines/default.yaml";
-    int check = 0, rc = 1;
+    int check = 0, health = 0, rc = 1;
     char err[1024];
     struct config *cfg = NULL;
     struct generation *gen = NULL;
@@ -154,6 +158,8 @@ int main(int argc, char **argv)
             file = argv[++i];
         } else if (!strcmp(argv[i], "--check")) {
             check = 1;
+        } else if (!strcmp(argv[i], "--health")) {
+            health = 1;
         } else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--version")) {
             printf("sluice %s (plugin ABI %d.%d)\n", SLUICE_VERSION,
                    SLUICE_ABI_MAJOR, SLUICE_ABI_MINOR);
@@ -172,6 +178,11 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (config_load(file, &cfg, err, sizeof err) != 0) {
         log_error("%s", err);
+        goto out;
+    }
+    if (health) { /* a container HEALTHCHECK: nothing else is started */
+        rc = healthcheck_run(cfg, err, sizeof err) == 0 ? 0 : 1;
+        fprintf(rc ? stderr : stdout, "%s\n", err);
         goto out;
     }
     log_set_level(log_level_parse(cfg->log_level) >= 0
@@ -224,6 +235,12 @@ int main(int argc, char **argv)
     if (gen->nstages == 0 || !generation_find(gen, "auth"))
         log_warn("no auth stage in the pipeline: any client that reaches "
                  "this port can use the upstream keys");
+    if (cfg->passthrough)
+        log_msg(LOG_INFO, "core",
+                "passthrough: other /v1/ paths (files, batches, ...) go to "
+                "%s unchanged, with a key from the pool (route "
+                "\"passthrough\" in the metrics and the access log)",
+                cfg->base_url);
     generation_publish(gen);
     generation_reaper_start();
     if (server_start(&srv, err, sizeof err) != 0) {

@@ -148,8 +148,9 @@ static int stage_init(struct sluice_stage *s, const sluice_json *config,
                       char *err, size_t errlen)
 {
     char why[512] = "";
-    if (s->desc->init(&host_table, s, config, &s->instance, why, sizeof why) !=
-        0) {
+    const sluice_host *host =
+        s->gen && s->gen->host ? s->gen->host : &host_table;
+    if (s->desc->init(host, s, config, &s->instance, why, sizeof why) != 0) {
         snprintf(err, errlen, "%s", why[0] ? why : "init failed");
         return -1;
     }
@@ -200,9 +201,18 @@ struct generation *generation_from_descs(const sluice_plugin *const *descs,
                                          const sluice_json *const *configs,
                                          size_t n, char *err, size_t errlen)
 {
+    return generation_from_descs_host(descs, configs, n, NULL, err, errlen);
+}
+
+struct generation *generation_from_descs_host(const sluice_plugin *const *descs,
+                                              const sluice_json *const *configs,
+                                              size_t n, const sluice_host *host,
+                                              char *err, size_t errlen)
+{
     struct generation *g = generation_alloc(n);
     if (!g)
         return NULL;
+    g->host = host;
     g->file = strdup("<memory>");
     for (size_t i = 0; i < n; i++) {
         struct sluice_stage *s = &g->stages[i];

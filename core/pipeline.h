@@ -21,8 +21,9 @@ struct generation;
 
 struct admin_action {
     char *action;
-    char *alias; /* may be NULL */
-    sluice_admin_fn fn;
+    char *alias;                /* may be NULL */
+    sluice_admin_fn fn;         /* one of fn and ctx_fn is set */
+    sluice_admin_ctx_fn ctx_fn; /* ABI 1.1: answers through ctx itself */
 };
 
 struct stage_route {
@@ -57,6 +58,8 @@ struct generation {
     struct sluice_stage *stages;
     size_t nstages;
     char *file;
+    const sluice_host *host;     /* what init gets (NULL: host_table; the stage
+                                    test host passes a copy with its clock) */
     struct generation *all_next; /* registry of generations not yet freed */
     struct generation *reap_next;
 };
@@ -72,10 +75,15 @@ extern struct pipeline_stats pipeline_stats;
  * kept and err says "<file>:<line>: stage '<name>': <reason>". */
 struct generation *generation_build(const struct config *cfg, char *err,
                                     size_t errlen);
-/* Build a generation from descriptors already in memory (tests). */
+/* Build a generation from descriptors already in memory (tests). host:
+ * the table init gets (NULL: host_table). */
 struct generation *generation_from_descs(const sluice_plugin *const *descs,
                                          const sluice_json *const *configs,
                                          size_t n, char *err, size_t errlen);
+struct generation *generation_from_descs_host(const sluice_plugin *const *descs,
+                                              const sluice_json *const *configs,
+                                              size_t n, const sluice_host *host,
+                                              char *err, size_t errlen);
 
 /* The mask of api.h routes a stage handles: `names` (the pipeline's
  * `routes:`, a JSON array; NULL when absent), else the descriptor's routes,

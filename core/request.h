@@ -39,6 +39,7 @@ enum route {
     ROUTE_OPENAPI,    /* GET /openapi.json */
     ROUTE_DOCS,       /* GET /docs (Swagger UI) */
     ROUTE_REDOC,      /* GET /redoc (ReDoc) */
+    ROUTE_PREFLIGHT,  /* OPTIONS, CORS preflight (server.cors) */
     ROUTE_NOT_FOUND,
     ROUTE_BAD_METHOD
 };
@@ -58,6 +59,7 @@ struct ev_src {
     int fd;
     void *owner;
     struct ev_src *next_dead; /* worker's list of sources to free */
+    uint32_t events;          /* EPOLL* registered (upstream sockets) */
 };
 
 struct sluice_ctx {
@@ -143,7 +145,8 @@ struct sluice_ctx {
     int suspended;
     int client_gone;
     struct ev_src watch;
-    int watching;
+    int watching;      /* 1: its own epoll registration, 2: the connection's
+                          (guard_watch) */
     int stream_queued; /* the streamed response was handed to MHD */
     int stream_failed; /* the on_chunk chain refused upstream bytes */
     uint32_t heartbeat_ms, idle_ms; /* stream_configure; 0 = off */

@@ -49,7 +49,8 @@ struct shard {
 /* A change notification or a completion waiting for the state thread. */
 struct note {
     struct note *next;
-    sluice_stage *stage; /* completions: the caller (NULL: dropped) */
+    sluice_stage *stage; /* completions: the caller (NULL: dropped);
+                            changes: the stage that made it (not told) */
     sluice_state_fn done;
     void *arg;
     int found;
@@ -245,14 +246,16 @@ static void note_free(struct note *n)
 }
 
 /* Queue a change notification when someone watches (cheap otherwise). */
-static void notify(const char *key, int found, const char *data, size_t len,
-                   uint64_t expires, const char *origin)
+static void notify(sluice_stage *from, const char *key, int found,
+                   const char *data, size_t len, uint64_t expires,
+                   const char *origin)
 {
     if (!__atomic_load_n(&S.watches, __ATOMIC_ACQUIRE))
         return;
     struct note *n = note_new(key, found, 0, data, len, expires, origin);
     if (!n)
         return;
+    n->stage = from;
     pthread_mutex_lock(&S.q_lock);
     *S.notes_tail = n;
     S.notes_tail = &n->next;
@@ -408,7 +411,7 @@ int state_put(sluice_stage *stage, const char *key, const char *data,
     snprintf(e->origin, sizeof e->origin, "%s", S.instance);
     mark_dirty_key(e->key, &e->dirty);
     pthread_mutex_unlock(&sh->lock);
-    notify(fk, 1, copy, len, exp, S.instance);
+    notify(stage, fk, 1, copy, len, exp, S.instance);
     return 0;
 }
 
@@ -431,7 +434,7 @@ int state_del(sluice_stage *stage, const char *key)
     }
     pthread_mutex_unlock(&sh->lock);
     if (had && was_record)
-        notify(fk, 0, NULL, 0, 0, S.instance);
+        notify(stage, fk, 0, NULL, 0, 0, S.instance);
     return had;
 }
 
@@ -631,7 +634,7 @@ static void run_notes(void)
     pthread_mutex_lock(&S.watch_lock);
     for (struct note *n = list; n; n = n->next)
         for (struct watch *w = S.watches; w; w = w->next)
-            if (!strncmp(n->key, w->prefix, w->plen))
+            if (w->stage != n->stage && !strncmp(n->key, w->prefix, w->plen))
                 note_deliver(n, strlen(w->stage->name) + 1, w->fn, w->arg);
     pthread_mutex_unlock(&S.watch_lock);
     for (struct note *n = list, *next; n; n = next) {

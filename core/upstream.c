@@ -107,14 +107,21 @@ static int build_headers(struct sluice_ctx *ctx, const char **bad)
     struct curl_slist *l = NULL;
     char line[UPSTREAM_MAX_HEADER];
     int rc = -1;
-    const char *ct = "application/json";
-    if (request_api(ctx)->body == API_BODY_MULTIPART)
-        ct = request_header(ctx, "Content-Type"); /* checked: has boundary */
-    if ((rc = header_line(line, sizeof line, "Content-Type", ct, bad)) ||
-        (rc = -1, slist_add(&l, line)) ||
-        slist_add(&l, ctx->stream ? "Accept: text/event-stream"
-                                  : "Accept: application/json") ||
-        slist_add(&l, "Expect:"))
+    enum api_body kind = request_api(ctx)->body;
+    const char *ct = "application/json", *accept = NULL;
+    if (kind != API_BODY_JSON) /* multipart (checked: has a boundary), raw */
+        ct = request_header(ctx, "Content-Type");
+    if (kind == API_BODY_RAW)
+        accept = request_header(ctx, "Accept");
+    if (!accept)
+        accept = ctx->stream            ? "text/event-stream"
+                 : kind == API_BODY_RAW ? "*/*"
+                                        : "application/json";
+    if ((ct &&
+         ((rc = header_line(line, sizeof line, "Content-Type", ct, bad)) ||
+          (rc = -1, slist_add(&l, line)))) ||
+        (rc = header_line(line, sizeof line, "Accept", accept, bad)) ||
+        (rc = -1, slist_add(&l, line)) || slist_add(&l, "Expect:"))
         goto fail;
     for (size_t i = 0; i < ctx->up_headers.n; i++) {
         const struct hdr *h = &ctx->up_headers.v[i];
@@ -184,7 +191,9 @@ static int set_url(struct sluice_ctx *ctx, CURL *e)
     buf_t u;
     buf_init(&u);
     buf_puts(&u, w->srv->cfg->base_url);
-    buf_puts(&u, request_api(ctx)->up_path);
+    /* passthrough: the client's own path after /v1 */
+    buf_puts(&u, request_api(ctx)->up_path ? request_api(ctx)->up_path
+                                           : ctx->url + 3);
     if (q.len)
         buf_append(&u, q.data, q.len);
     buf_release(&q);
@@ -227,6 +236,26 @@ static void upstream_tls_options(CURL *e, const struct upstream_tls *tls)
     }
 }
 
+/* POST with the body; a passthrough request keeps its own method (GET and
+ * HEAD without a body, DELETE and others with whatever body came). */
+static void set_method(struct sluice_ctx *ctx, CURL *e, const char *body,
+                       size_t blen)
+{
+    if (!strcmp(ctx->method, "GET")) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        return;
+    }
+    if (!strcmp(ctx->method, "HEAD")) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        return;
+    }
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    if (strcmp(ctx->method, "POST"))
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, ctx->method);
+}
+
 int upstream_start(struct sluice_ctx *ctx)
 {
     struct worker *w = ctx->w;
@@ -241,9 +270,7 @@ int upstream_start(struct sluice_ctx *ctx)
     ctx->curl_err[0] = '\0';
     if (set_url(ctx, e) != 0)
         goto fail;
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    set_method(ctx, e, body, blen);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, ctx->slist);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, ctx);

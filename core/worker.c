@@ -31,6 +31,72 @@
 
 /* ---- libcurl socket API -------------------------------------------- */
 
+/* Parking: when libcurl stops watching a socket (its transfer ended and
+ * the connection went back to the pool), the socket stays in the epoll set
+ * and its source is kept by fd, so the next transfer on that connection
+ * costs one epoll_ctl MOD instead of a DEL now and an ADD then.
+ * libcurl closes its sockets through curl_close_cb, which forgets the
+ * parked source (close(2) drops the registration); should one be closed
+ * another way, reusing its fd number finds the registration gone (ENOENT)
+ * and adds it again. If a parked socket
+ * reports anything (the upstream closed the idle connection), it is
+ * removed from the set then: libcurl finds out on its own when it reuses
+ * or prunes the connection, as before. */
+static void src_retire(struct worker *w, struct ev_src *src)
+{
+    src->kind = EV_DEAD; /* an event of this batch may still point at it */
+    src->next_dead = w->dead;
+    w->dead = src;
+}
+
+static int park(struct worker *w, struct ev_src *src)
+{
+    size_t fd = (size_t)src->fd;
+    if (fd >= w->nparked) {
+        size_t n = w->nparked ? w->nparked : 64;
+        while (n <= fd)
+            n *= 2;
+        struct ev_src **v = realloc(w->parked, n * sizeof(*v));
+        if (!v)
+            return -1;
+        memset(v + w->nparked, 0, (n - w->nparked) * sizeof(*v));
+        w->parked = v;
+        w->nparked = n;
+    }
+    if (w->parked[fd]) /* cannot happen: one socket, one source */
+        src_retire(w, w->parked[fd]);
+    src->kind = EV_PARKED;
+    w->parked[fd] = src;
+    return 0;
+}
+
+static struct ev_src *unpark(struct worker *w, int fd)
+{
+    if (fd < 0 || (size_t)fd >= w->nparked || !w->parked[fd])
+        return NULL;
+    struct ev_src *src = w->parked[fd];
+    w->parked[fd] = NULL;
+    return src;
+}
+
+/* A parked socket woke up: take it out of the set (see above). */
+static void parked_event(struct worker *w, struct ev_src *src)
+{
+    if (unpark(w, src->fd) == src)
+        epoll_ctl(w->ep, EPOLL_CTL_DEL, src->fd, NULL);
+    src_retire(w, src);
+}
+
+/* libcurl closes its sockets here (CURLOPT_CLOSESOCKETFUNCTION). */
+static int curl_close_cb(void *clientp, curl_socket_t s)
+{
+    struct worker *w = clientp;
+    struct ev_src *src = unpark(w, s);
+    if (src)
+        src_retire(w, src);
+    return close(s);
+}
+
 /* The socket of transfer e cannot be watched (errno says why): it would
  * wait for events that never come. Returning -1 to libcurl instead would
  * mark the whole multi handle dead (libcurl >= 7.84), failing every
@@ -86,15 +152,11 @@ static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
     struct ev_src *src = sockp;
     if (what == CURL_POLL_REMOVE) {
         if (src) {
-            /* DEL fails only for a socket not in the set (ENOENT: its ADD
-             * failed) or already closed (EBADF: the kernel dropped it from
-             * the set with its last descriptor): nothing is left watched
-             * either way, and src is freed after the batch. */
-            (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, s, NULL);
             curl_multi_assign(w->multi, s, NULL);
-            src->kind = EV_DEAD;
-            src->next_dead = w->dead;
-            w->dead = src;
+            if (park(w, src) != 0) {
+                epoll_ctl(w->ep, EPOLL_CTL_DEL, s, NULL);
+                src_retire(w, src);
+            }
         }
         return 0;
     }
@@ -103,6 +165,26 @@ static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
         ev.events |= EPOLLIN;
     if (what & CURL_POLL_OUT)
         ev.events |= EPOLLOUT;
+    if (!src && (src = unpark(w, s))) {
+        /* always a MOD here: should a socket ever be closed behind
+         * curl_close_cb's back, ENOENT tells, and it is added anew */
+        src->kind = EV_CURL;
+        src->events = ev.events;
+        ev.data.ptr = src;
+        if (fault_hit(FAULT_EPOLL_ADD) ||
+            (epoll_ctl(w->ep, EPOLL_CTL_MOD, s, &ev) != 0 &&
+             (errno != ENOENT ||
+              epoll_ctl(w->ep, EPOLL_CTL_ADD, s, &ev) != 0))) {
+            int err = errno;
+            (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, s, NULL);
+            src_retire(w, src);
+            errno = err;
+            sock_lost(w, e);
+            return 0;
+        }
+        curl_multi_assign(w->multi, s, src);
+        return 0;
+    }
     if (!src) {
         src = calloc(1, sizeof(*src));
         if (!src)
@@ -110,6 +192,7 @@ static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
         src->kind = EV_CURL;
         src->fd = s;
         src->owner = w;
+        src->events = ev.events;
         ev.data.ptr = src;
         if (fault_hit(FAULT_EPOLL_ADD) ||
             epoll_ctl(w->ep, EPOLL_CTL_ADD, s, &ev) != 0) {
@@ -120,6 +203,9 @@ static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
         curl_multi_assign(w->multi, s, src);
         return 0;
     }
+    if (src->events == ev.events)
+        return 0;
+    src->events = ev.events;
     ev.data.ptr = src;
     if (fault_hit(FAULT_EPOLL_MOD) ||
         epoll_ctl(w->ep, EPOLL_CTL_MOD, s, &ev) != 0)
@@ -193,6 +279,8 @@ CURL *worker_easy_get(struct worker *w)
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "sluice/" SLUICE_VERSION);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, curl_close_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, w);
     return e;
 }
 
@@ -241,15 +329,20 @@ void worker_watch_client(struct worker *w, struct sluice_ctx *ctx)
         MHD_get_connection_info(ctx->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci)
         return;
-    /* registered once per request, until it completes: a stream is
+    ctx->watch.kind = EV_CLIENT;
+    ctx->watch.fd = ci->connect_fd;
+    /* the connection's watch (guard.c), when it is tracked */
+    if (guard_watch(w, ctx->conn, ctx->watch.fd)) {
+        ctx->watching = 2;
+        return;
+    }
+    /* otherwise one for this request, until it completes: a stream is
      * suspended and resumed for every event, and re-registering each time
      * cost two epoll_ctl calls per event. Edge-triggered, so a peer that
      * half-closed with bytes still unread does not wake the loop again and
      * again. */
     struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET,
                              .data.ptr = &ctx->watch};
-    ctx->watch.kind = EV_CLIENT;
-    ctx->watch.fd = ci->connect_fd;
     /* Without the watch (ADD failed: out of memory or watches), a client
      * that leaves while its request waits is noticed when its answer is
      * written instead of at once: the request still ends, only later. */
@@ -259,15 +352,14 @@ void worker_watch_client(struct worker *w, struct sluice_ctx *ctx)
 
 void worker_unwatch_client(struct worker *w, struct sluice_ctx *ctx)
 {
-    if (!ctx->watching)
-        return;
     /* fails only when the socket is already closed (EBADF): then the kernel
      * dropped it from the set itself */
-    (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, ctx->watch.fd, NULL);
+    if (ctx->watching == 1)
+        (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, ctx->watch.fd, NULL);
     ctx->watching = 0;
 }
 
-static void client_event(struct worker *w, struct sluice_ctx *ctx,
+void worker_client_event(struct worker *w, struct sluice_ctx *ctx,
                          uint32_t events)
 {
     (void)w;
@@ -429,8 +521,15 @@ static void *worker_main(void *arg)
             case EV_CURL:
                 curl_socket_event(w, src->fd, evs[i].events);
                 break;
+            case EV_PARKED:
+                parked_event(w, src);
+                break;
             case EV_CLIENT:
-                client_event(w, src->owner, evs[i].events);
+                worker_client_event(w, src->owner, evs[i].events);
+                mhd_ready = 1;
+                break;
+            case EV_CONN:
+                guard_conn_event(w, src->owner, evs[i].events);
                 mhd_ready = 1;
                 break;
             }
@@ -486,9 +585,15 @@ static void worker_free(struct worker *w)
     }
     guard_free(w); /* after the daemons: they report closes to it */
     if (w->multi) {
-        curl_multi_cleanup(w->multi);
+        curl_multi_cleanup(w->multi); /* closes through curl_close_cb */
         w->multi = NULL;
     }
+    for (size_t i = 0; i < w->nparked; i++)
+        if (w->parked[i])
+            src_retire(w, w->parked[i]);
+    free(w->parked);
+    w->parked = NULL;
+    w->nparked = 0;
     while (w->npool)
         curl_easy_cleanup(w->easy_pool[--w->npool]);
     free(w->easy_pool);

@@ -16,7 +16,15 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-enum ev_kind { EV_DEAD = 0, EV_MHD = 1, EV_WAKE, EV_CURL, EV_CLIENT };
+enum ev_kind {
+    EV_DEAD = 0,
+    EV_MHD = 1,
+    EV_WAKE,
+    EV_CURL,
+    EV_CLIENT,
+    EV_PARKED, /* an idle pooled upstream socket, still in the epoll set */
+    EV_CONN    /* a client connection's hang-up watch (guard.c) */
+};
 
 struct server;
 
@@ -52,6 +60,10 @@ struct worker {
     /* transfers whose socket could not be added to or changed in the epoll
      * set, failed after the libcurl call that reported them */
     struct sluice_ctx *lost;
+    /* idle pooled upstream sockets left registered (worker.c, "parked"),
+     * by fd: a reused connection costs no epoll_ctl ADD/DEL pair */
+    struct ev_src **parked;
+    size_t nparked;
     pthread_mutex_t post_lock;  /* guards posted */
     struct worker_msg *posted;  /* calls from other threads, newest first */
     struct conn_track *tracks;  /* client connections (guard.c) */
@@ -81,6 +93,9 @@ void worker_join(struct worker *w);
 /* Watch a suspended client's socket for hang-up. */
 void worker_watch_client(struct worker *w, struct sluice_ctx *ctx);
 void worker_unwatch_client(struct worker *w, struct sluice_ctx *ctx);
+/* A hang-up event for the watched request ctx. */
+void worker_client_event(struct worker *w, struct sluice_ctx *ctx,
+                         uint32_t events);
 /* Timers never allocate when armed: a chat request reserves room for its
  * two (timer, dl_timer) before it can arm them (worker_timer_reserve, -1 when
  * that fails: the caller answers 503), worker_start for the guard's sweep.

@@ -3,7 +3,7 @@
 #
 #   scripts/deps.sh            build dependencies (what scripts/demo.sh needs)
 #   scripts/deps.sh --test     + test extras (clang/libFuzzer, Node.js + npm,
-#                              promtool, headless Chromium)
+#                              promtool, headless Chromium, podman)
 #   scripts/deps.sh --runtime  only the shared libraries a built sluice runs
 #                              with (used by the Dockerfile's runtime stage)
 #   scripts/deps.sh --bench    + the benchmark's tools (bench/run.sh): wrk,
@@ -20,9 +20,11 @@ BUILD_PKGS=(build-essential pkg-config cmake libmicrohttpd-dev
 # clang + its runtime libraries (libFuzzer, sanitizers) for fuzz targets;
 # prometheus for `promtool check metrics` on a real /metrics scrape;
 # chromium (+ its driver) to open /docs headless and screenshot it;
-# openssl makes test_https's certificates at run time.
+# openssl makes test_https's certificates at run time;
+# podman + runc + debootstrap build and run the container image
+# (tests/container/container_test.sh).
 TEST_PKGS=(clang libclang-rt-dev clang-format prometheus chromium chromium-driver
-           openssl)
+           openssl podman runc debootstrap)
 # Node.js + npm for the openai client tests, only when no `node` is on PATH:
 # a node from elsewhere (e.g. nodesource) conflicts with Debian's npm.
 NODE_PKGS=(nodejs npm)

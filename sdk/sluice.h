@@ -134,6 +134,16 @@ typedef struct sluice_state_value {
 /* Completion of state_incr, or a change seen by state_watch. */
 typedef void (*sluice_state_fn)(void *arg, const sluice_state_value *v);
 
+/* An admin action that sees its request (ABI 1.1, admin_register_ctx): it
+ * reads the request through the host (req_method, req_query, ...), writes
+ * the body to `out` and returns the HTTP status, with *content_type set to
+ * a static string when the body is not JSON (e.g. "text/csv"). It may
+ * instead answer with respond_error() and return 0. A negative return is an
+ * internal failure (the client then gets a 500). Runs on a worker thread
+ * concurrently with request hooks. */
+typedef int (*sluice_admin_ctx_fn)(void *instance, sluice_ctx *ctx,
+                                   sluice_buf *out, const char **content_type);
+
 /*
  * The host function table. Handed to init(); valid until destroy() returns.
  * Members are only ever appended. Check SLUICE_HOST_HAS(host, member) before
@@ -389,9 +399,10 @@ typedef struct sluice_host {
                      int64_t *count, uint64_t *expires_ms); /* ABI 1.1 */
     /* Watch the records whose key starts with prefix ("" = all of this
      * stage's): fn first runs once per existing record, inside this call;
-     * afterwards once per change (put or delete, by this instance or
-     * another) on a core thread, never inside the call that made the
-     * change. Counter increments are not notified. Watches end before
+     * afterwards once per change made by someone else (another instance
+     * of the fleet, or this stage's successor or predecessor across a
+     * reload; not the changes this stage made itself), on a core thread.
+     * Counter increments are not notified. Watches end before
      * the stage's destroy() (no fn runs during or after it). Call from
      * init. Returns 0 or -1. */
     int (*state_watch)(sluice_stage *stage, const char *prefix,
@@ -409,6 +420,16 @@ typedef struct sluice_host {
      * "rerank" (see sdk/README.md). Hooks only run for the routes the
      * stage handles (sluice_plugin.routes). */
     const char *(*req_route)(sluice_ctx *ctx); /* ABI 1.1 */
+
+    /* ---- admin actions with the request (ABI 1.1) ----------------------
+     * Like admin_register, for a handler that needs the query string or
+     * answers something other than JSON (e.g. text/csv). Call from init. */
+    int (*admin_register_ctx)(sluice_stage *stage, const char *action,
+                              const char *alias,
+                              sluice_admin_ctx_fn fn); /* ABI 1.1 */
+    /* The query argument `name` of the request URL, percent-decoded;
+     * NULL when absent. Borrowed until the request ends. */
+    const char *(*req_query)(sluice_ctx *ctx, const char *name); /* ABI 1.1 */
 } sluice_host;
 
 #define SLUICE_HOST_HAS(host, member)                                          \

@@ -11,6 +11,9 @@
  *      (checked again before each upstream attempt, since a later stage
  *      may set the model, e.g. the context stage's default_model)
  *   4. the client's request bucket (rpm=) must have a token   -> 429
+ *      and, with shared_limits (the default), the client's one-minute
+ *      window in the core's shared state must have room (window.h): the
+ *      limit then holds across a restart and across a fleet
  * then the client's name goes into the "client" attribute. The key is
  * hashed (SHA-256) and looked up among the stored digests: see
  * clients_find() for why that lookup is safe to time.
@@ -32,6 +35,7 @@
 #include "cidr.h"
 #include "clients_file.h"
 #include "sha256.h"
+#include "window.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -67,6 +71,7 @@ struct auth {
     struct client_set *set;
     pthread_mutex_t reload_mu;
     sluice_metric *m_rejections; /* by reason; NULL: no metrics */
+    int shared_limits;           /* also count limits in the shared state */
 };
 
 /* ---- client sets --------------------------------------------------------- */
@@ -305,7 +310,6 @@ static sluice_verdict charge_tokens(struct auth *a, sluice_ctx *ctx,
                                     const char **reason)
 {
     const char *est = H->attr_get(ctx, "prompt_tokens_estimate");
-    (void)a;
     if (!est || H->local_get(ctx) == &charged_mark)
         return SLUICE_CONTINUE;
     H->local_set(ctx, &charged_mark);
@@ -318,9 +322,13 @@ static sluice_verdict charge_tokens(struct auth *a, sluice_ctx *ctx,
         return SLUICE_CONTINUE;
     uint64_t now = H->now_ms(), wait = 0;
     sluice_verdict v = SLUICE_CONTINUE;
+    const struct client_def *c = &s->defs.v[i];
     pthread_mutex_lock(&l->mu);
-    if (bucket_take(&l->tok, n, now, &wait) != 0) {
-        v = too_many(ctx, &s->defs.v[i], l, "tokens", wait, now);
+    if (bucket_take(&l->tok, n, now, &wait) != 0 ||
+        (a->shared_limits && n <= c->tpm &&
+         window_take(H, a->self, ctx, c->name, "tokens", c->tpm, n,
+                     H->wall_ms(), &wait) != 0)) {
+        v = too_many(ctx, c, l, "tokens", wait, now);
         *reason = "rate_limited";
     }
     pthread_mutex_unlock(&l->mu);
@@ -384,7 +392,10 @@ static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
         uint64_t now = H->now_ms(), wait = 0;
         sluice_verdict v = SLUICE_CONTINUE;
         pthread_mutex_lock(&l->mu);
-        if (bucket_take(&l->req, 1, now, &wait) != 0)
+        if (bucket_take(&l->req, 1, now, &wait) != 0 ||
+            (a->shared_limits &&
+             window_take(H, a->self, ctx, c->name, "requests", c->rpm, 1,
+                         H->wall_ms(), &wait) != 0))
             v = too_many(ctx, c, l, "requests", wait, now);
         pthread_mutex_unlock(&l->mu);
         if (v != SLUICE_CONTINUE) {
@@ -669,13 +680,18 @@ static int auth_init(const sluice_host *host, sluice_stage *self,
          it = H->json_iter_next(config, it)) {
         const char *k = H->json_iter_key(it);
         if (strcmp(k, "clients_file") && strcmp(k, "allow") &&
-            strcmp(k, "trusted_proxies")) {
+            strcmp(k, "trusted_proxies") && strcmp(k, "shared_limits")) {
             snprintf(err, errlen,
                      "unknown option '%.64s' (expected "
-                     "clients_file, allow, trusted_proxies)",
+                     "clients_file, allow, trusted_proxies, shared_limits)",
                      k);
             return -1;
         }
+    }
+    int shared;
+    if (host->cfg_bool(config, "shared_limits", 1, &shared)) {
+        snprintf(err, errlen, "shared_limits: expected true or false");
+        return -1;
     }
     struct auth *a = calloc(1, sizeof(*a));
     if (!a) {
@@ -683,6 +699,7 @@ static int auth_init(const sluice_host *host, sluice_stage *self,
         return -1;
     }
     a->self = self;
+    a->shared_limits = shared;
     pthread_rwlock_init(&a->lock, NULL);
     pthread_mutex_init(&a->reload_mu, NULL);
     a->clients_path = strdup(path);

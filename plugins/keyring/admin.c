@@ -52,6 +52,7 @@ static int admin_reload(void *instance, const char *method, const char *body,
     H->log(kr->self, SLUICE_LOG_INFO,
            "keys reloaded from %s: %zu kept, %zu added, %zu removed",
            kr->keys_file, kept, added, removed);
+    kr_shared_reload_all(kr); /* and every other instance of the fleet */
     H->buf_printf(out,
                   "{\"reloaded\":true,\"keys\":%zu,\"kept\":%zu,"
                   "\"added\":%zu,\"removed\":%zu}",
@@ -87,7 +88,7 @@ static void rfc3339(uint64_t wall_ms, char *out, size_t outlen)
 static void render_key(struct keyring *kr, struct key *k, uint64_t now,
                        uint64_t wall, sluice_buf *out)
 {
-    char err[96], when[64];
+    char err[96], when[64], by[64];
     enum key_state st = key_state_at(k, now);
     H->buf_printf(out, "{\"name\":");
     H->buf_json_str(out, k->name);
@@ -119,8 +120,14 @@ static void render_key(struct keyring *kr, struct key *k, uint64_t now,
         H->buf_json_str(out, err);
     else
         H->buf_printf(out, "null");
+    /* the instance whose record says why the key is not healthy */
+    const char *who = kr_shared_changed_by(kr, k, by, sizeof by);
+    H->buf_printf(out, ",\"changed_by\":");
+    if (who)
+        H->buf_json_str(out, who);
+    else
+        H->buf_printf(out, "null");
     H->buf_printf(out, "%s", "}");
-    (void)kr;
 }
 
 int keyring_render_keys(struct keyring *kr, sluice_buf *out)

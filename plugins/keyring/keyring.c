@@ -120,6 +120,7 @@ size_t keyring_reset_failed(struct keyring *kr)
     for (size_t i = 0; i < s->n; i++) {
         if (atomic_load(&s->keys[i].state) != KEY_HEALTHY) {
             key_reset(&s->keys[i]);
+            kr_shared_publish(kr, &s->keys[i]); /* every instance */
             n++;
         }
     }
@@ -145,11 +146,17 @@ static int cfg_seconds(const sluice_json *cfg, const char *key, double def,
 static int keyring_config(struct keyring *kr, const sluice_json *cfg, char *err,
                           size_t errlen)
 {
-    static const char *const known[] = {"keys_file",         "strategy",
-                                        "failure_threshold", "cooldown_base_s",
-                                        "cooldown_cap_s",    "max_cooldown_s",
-                                        "wait_for_key_ms",   "probe_interval_s",
-                                        "probe_path",        NULL};
+    static const char *const known[] = {"keys_file",
+                                        "strategy",
+                                        "failure_threshold",
+                                        "cooldown_base_s",
+                                        "cooldown_cap_s",
+                                        "max_cooldown_s",
+                                        "wait_for_key_ms",
+                                        "probe_interval_s",
+                                        "probe_path",
+                                        "shared_state",
+                                        NULL};
     const char *s;
     int64_t n;
     for (void *it = H->json_iter(cfg); it; it = H->json_iter_next(cfg, it)) {
@@ -200,6 +207,10 @@ static int keyring_config(struct keyring *kr, const sluice_json *cfg, char *err,
         return -1;
     }
     kr->wait_for_key_ms = (uint64_t)n;
+    if (H->cfg_bool(cfg, "shared_state", 1, &kr->shared) != 0) {
+        snprintf(err, errlen, "shared_state: expected true or false");
+        return -1;
+    }
     if (H->cfg_str(cfg, "probe_path", "/models", &s) != 0 || s[0] != '/') {
         snprintf(err, errlen, "probe_path: expected a path starting with /");
         return -1;
@@ -252,6 +263,8 @@ static int keyring_init(const sluice_host *host, sluice_stage *self,
     if (!kr->set)
         goto fail;
     kr_metrics_register(kr);
+    if (kr_shared_start(kr, err, errlen) != 0)
+        goto fail;
     if (keyring_admin_register(kr) != 0) {
         snprintf(err, errlen, "cannot register the admin actions");
         goto fail;
@@ -299,8 +312,9 @@ static void pick_use(struct keyring *kr, struct kr_pick *pk, sluice_ctx *ctx)
     H->attr_set(ctx, "key_id", k->name);
 }
 
-/* No key is available: 503 now, or wait (on the core's timer) for the
- * first cooling key when it comes back within wait_for_key_ms. */
+/* No key is available: 429 when every key cools after the upstream's
+ * 429, else 503 (failed or absent keys); now, or wait (on the core's timer) for
+ * the first cooling key when it comes back within wait_for_key_ms. */
 static sluice_verdict keyring_none(struct keyring *kr, sluice_ctx *ctx,
                                    struct kr_pick *pk, struct keyset *s,
                                    uint64_t now)
@@ -321,8 +335,18 @@ static sluice_verdict keyring_none(struct keyring *kr, sluice_ctx *ctx,
                  "every upstream key is unavailable "
                  "(failed: the operator must reset or "
                  "replace them)");
-    H->respond_error(ctx, 503, "server_error", "all_keys_unavailable", NULL,
-                     msg);
+    if (keyset_all_rate_limited(s, now)) {
+        /* the upstream's own 429s: tell the client to wait, as OpenAI does
+         * (SDKs honour Retry-After on a 429, and retry a 503 early) */
+        snprintf(msg, sizeof msg,
+                 "Rate limit reached: the upstream rate-limited every key; "
+                 "retry in %llu s",
+                 (unsigned long long)ra_s);
+        H->respond_error(ctx, 429, "requests", "rate_limit_exceeded", NULL,
+                         msg);
+    } else
+        H->respond_error(ctx, 503, "server_error", "all_keys_unavailable", NULL,
+                         msg);
     if (kr->wait_for_key_ms && back) {
         if (!pk->wait_start)
             pk->wait_start = now;
@@ -426,6 +450,8 @@ static sluice_verdict keyring_on_response(void *instance, sluice_ctx *ctx)
     key_record(k, &kr->policy, o, hint, kr->now(), why);
     kr_metrics_outcome(kr, k, o);
     enum key_state after = key_state_at(k, kr->now());
+    if (after != before || after == KEY_COOLING) /* a deadline may move */
+        kr_shared_publish(kr, k);
     if (after != before && after != KEY_HEALTHY)
         H->log(kr->self, SLUICE_LOG_WARN, "key %s is now %s (%s)", k->name,
                key_state_name(after), why);
@@ -449,6 +475,8 @@ static void keyring_stream_broke(struct keyring *kr, struct kr_pick *pk,
     enum key_outcome o = classify_outcome(res, status, NULL, 0);
     key_record(k, &kr->policy, o, RA_NONE, kr->now(), "stream interrupted");
     kr_metrics_outcome(kr, k, o);
+    if (key_state_at(k, kr->now()) != KEY_HEALTHY)
+        kr_shared_publish(kr, k);
 }
 
 static void keyring_on_complete(void *instance, sluice_ctx *ctx)

@@ -56,6 +56,7 @@ struct key {
     atomic_uint_fast64_t cool_until; /* monotonic ms; meaningful if cooling */
     atomic_uint consecutive;         /* consecutive transient failures */
     atomic_uint cool_streak;         /* exponential cooldowns in a row */
+    atomic_int cool_rate;            /* the cooldown is the upstream's 429 */
     char last_error[96];             /* short, never the key */
 
     atomic_int inflight;
@@ -96,6 +97,9 @@ struct keyset {
 };
 
 struct keyset *keyset_new(size_t n); /* refs = 1, keys zeroed */
+/* 1 when there are keys and every one is cooling after an upstream 429
+ * (none failed, none merely absent): the client should wait, not fail. */
+int keyset_all_rate_limited(const struct keyset *s, uint64_t now);
 void keyset_ref(struct keyset *s);
 void keyset_unref(struct keyset *s);
 /* Index of a key with this secret, or -1. */
@@ -195,6 +199,11 @@ struct keyring {
     } m;
     struct keyring *m_live_next; /* kr_metrics.c's list of live instances */
     int m_live;                  /* on that list */
+
+    /* shared.c: health in the core's shared state (config shared_state) */
+    int shared;
+    int shared_replaying;  /* inside state_watch's replay at init */
+    char reload_stamp[48]; /* the last fleet-wide reload-keys seen */
 };
 
 /* The current set with a reference held (caller unrefs). */
@@ -234,6 +243,18 @@ void kr_metrics_collect(void *instance);
 /* destroy: zero the gauges of this instance's keys no other live instance
  * holds (a pipeline reload dropped them). */
 void kr_metrics_unregister(struct keyring *kr);
+
+/* shared.c: key health shared through the core's state (ABI 1.1).
+ * start: at init, watch (and apply) the pool's health records; publish:
+ * after a key changed state; reload_all: ask every instance to reload its
+ * keys file; changed_by: the instance that last changed k's health (into
+ * out), or NULL. All no-ops when shared_state is off or the core has no
+ * state API. */
+int kr_shared_start(struct keyring *kr, char *err, size_t errlen);
+void kr_shared_publish(struct keyring *kr, struct key *k);
+void kr_shared_reload_all(struct keyring *kr);
+const char *kr_shared_changed_by(struct keyring *kr, const struct key *k,
+                                 char *out, size_t n);
 
 /* probe.c: start probes of failed keys when due (never blocks). */
 void keyring_probe_maybe(struct keyring *kr);

@@ -24,6 +24,7 @@ static void probe_done(void *arg, int status)
     struct key *k = &job->set->keys[job->idx];
     if (status >= 200 && status < 300 && atomic_load(&k->state) == KEY_FAILED) {
         key_reset(k);
+        kr_shared_publish(job->kr, k);
         H->log(job->kr->self, SLUICE_LOG_INFO,
                "key %s is healthy again (probe answered %d)", k->name, status);
     }

@@ -218,7 +218,9 @@ static void sse_on_complete(void *instance, sluice_ctx *ctx)
 }
 
 /* stream_options.include_usage: note whether the client asked; ask the
- * upstream anyway when inject_usage is on. */
+ * upstream anyway when inject_usage is on, or when an earlier stage set the
+ * attribute "usage_wanted" (the usage stage, which charges what streams
+ * used). The injected usage chunk is dropped again before the client. */
 static sluice_verdict sse_on_request(void *instance, sluice_ctx *ctx)
 {
     struct sse_cfg *c = instance;
@@ -234,7 +236,8 @@ static sluice_verdict sse_on_request(void *instance, sluice_ctx *ctx)
     const char *route = SLUICE_HOST_HAS(H, req_route) && H->req_route
                             ? H->req_route(ctx)
                             : "chat";
-    if (!c->inject_usage || r->client_asked_usage ||
+    if ((!c->inject_usage && !H->attr_get(ctx, "usage_wanted")) ||
+        r->client_asked_usage ||
         (strcmp(route, "chat") && strcmp(route, "completions")))
         return SLUICE_CONTINUE;
     sluice_json *body = H->req_body_mut(ctx);
@@ -385,6 +388,13 @@ static void sse_usage_attrs(sluice_ctx *ctx, const sluice_json *u,
     sse_attr_int(ctx, "usage_prompt_tokens", H->json_get(u, in));
     sse_attr_int(ctx, "usage_completion_tokens", H->json_get(u, out));
     sse_attr_int(ctx, "usage_total_tokens", H->json_get(u, "total_tokens"));
+    /* chat: prompt_tokens_details; Responses: input_tokens_details */
+    const sluice_json *d = H->json_get(u, "prompt_tokens_details");
+    if (!d)
+        d = H->json_get(u, "input_tokens_details");
+    if (H->json_get(d, "cached_tokens"))
+        sse_attr_int(ctx, "usage_cached_tokens",
+                     H->json_get(d, "cached_tokens"));
 }
 
 /* The Responses API's usage rides on response.completed (and .failed,

@@ -477,6 +477,21 @@ static int log_has_sanitizer_report(const char *path)
     return found;
 }
 
+void h_kill9_sluice(void)
+{
+    int st;
+    pid_t pid = H.sluice_pid;
+    if (pid <= 0)
+        return;
+    killpg(pid, SIGKILL);
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    wd_send("gone\t%d\n", (int)pid);
+    H.sluice_pid = 0;
+    H.sluice_port = 0;
+}
+
 void h_teardown(void)
 {
     /* sluice dying during a test is a failure of that test. */
@@ -824,6 +839,9 @@ int h_start_sluice(const h_opts *opts)
     ck_assert_msg(h_write_config(H.config, opts, 0) == 0, "cannot write %s",
                   H.config);
     char *argv[] = {(char *)bin, "-c", H.config, NULL};
+    /* after h_kill9_sluice the log holds the last run: read past it */
+    struct stat lsb;
+    size_t log_from = stat(H.sluice_log, &lsb) == 0 ? (size_t)lsb.st_size : 0;
     H.sluice_pid = spawn_logged(argv, H.sluice_log, "sluice log");
     ck_assert_msg(H.sluice_pid > 0, "fork: %s", strerror(errno));
 
@@ -839,8 +857,10 @@ int h_start_sluice(const h_opts *opts)
                          how, H.config);
         }
         if (!port) {
-            char *log = slurp(H.sluice_log, NULL);
-            port = listening_port(log);
+            size_t loglen = 0;
+            char *log = slurp(H.sluice_log, &loglen);
+            port = listening_port(log && loglen > log_from ? log + log_from
+                                                           : NULL);
             free(log);
         }
         if (port) {

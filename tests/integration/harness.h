@@ -69,6 +69,9 @@ int h_start_sluice(const h_opts *opts);
 int h_write_config(const char *path, const h_opts *opts, int port);
 /* Start both with opts (NULL = defaults). */
 void h_start_all(const h_opts *opts);
+/* A crash: SIGKILL sluice (no clean stop) and reap it; h_start_sluice
+ * starts it again (same temp dir, so the same state file). */
+void h_kill9_sluice(void);
 /* Kill and reap both children, remove the temp dir. Safe to call twice. */
 void h_teardown(void);
 

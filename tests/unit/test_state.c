@@ -25,6 +25,8 @@ static char tmpdir[256];
 static char dbpath[300];
 static struct sluice_stage st_a = {.name = "keyring"};
 static struct sluice_stage st_b = {.name = "auth"};
+/* the same stage in another generation (after a reload) */
+static struct sluice_stage st_a2 = {.name = "keyring"};
 
 static void setup(void)
 {
@@ -184,12 +186,15 @@ START_TEST(test_watch)
     ck_assert_str_eq(s.keys[0], "key:1");
     ck_assert_str_eq(s.data[0], "failed");
     ck_assert(pthread_equal(s.thread[0], pthread_self()));
-    /* changes, later, on the state thread; counters and others not */
-    state_put(&st_a, "key:2", "cooling", 7, 0);
-    state_incr(&st_a, NULL, "key:c", 1, 0, NULL, NULL);
-    state_put(&st_a, "other", "z", 1, 0);
+    /* changes by others, later, on the state thread; counters, its own
+     * changes and other namespaces not */
+    state_put(&st_a, "key:own", "x", 1, 0);
+    state_put(&st_a2, "key:2", "cooling", 7, 0);
+    state_incr(&st_a2, NULL, "key:c", 1, 0, NULL, NULL);
+    state_put(&st_a2, "other", "z", 1, 0);
     state_put(&st_b, "key:3", "z", 1, 0);
-    state_del(&st_a, "key:1");
+    state_del(&st_a, "key:own");
+    state_del(&st_a2, "key:1");
     ck_assert_int_eq(seen_wait(&s, 3), 3);
     usleep(50 * 1000);
     pthread_mutex_lock(&s.lock);
@@ -203,7 +208,7 @@ START_TEST(test_watch)
     pthread_mutex_unlock(&s.lock);
     /* a forgotten stage hears nothing more */
     state_forget_stage(&st_a);
-    state_put(&st_a, "key:4", "x", 1, 0);
+    state_put(&st_a2, "key:4", "x", 1, 0);
     state_flush();
     usleep(50 * 1000);
     ck_assert_int_eq(s.n, 3);
