@@ -228,10 +228,9 @@ static json_t *model_object(const json_t *m)
     if (slash && (size_t)(slash - id) < sizeof owner)
         snprintf(owner, sizeof owner, "%.*s", (int)(slash - id), id);
     json_object_set_new(o, "object", json_string("model"));
-    if (!json_object_get(o, "created"))
-        json_object_set_new(
-            o, "created",
-            json_integer((json_int_t)(server_main->start_wall_ms / 1000)));
+    if (!json_object_get(o, "created")) /* the config's, else a fixed date:
+                                           stable across restarts */
+        json_object_set_new(o, "created", json_integer(1704067200));
     if (!json_object_get(o, "owned_by"))
         json_object_set_new(o, "owned_by", json_string(owner));
     return o;

@@ -442,6 +442,52 @@ START_TEST(test_headers_and_query)
 }
 END_TEST
 
+/* ---- the auth stage's tpm charges the same per-API counts -------------- */
+
+START_TEST(test_tpm_per_api)
+{
+    it_secret_file("clients.txt", "sk-client-tokens-00001 tok tpm=100\n");
+    h_opts o = {0};
+    o.pipeline = "  - plugin: auth\n"
+                 "    config: { clients_file: \"@TMPDIR@/clients.txt\" }\n"
+                 "  - plugin: context\n"
+                 "  - plugin: keyring\n"
+                 "    config: { keys_file: \"@KEYS_FILE@\" }\n"
+                 "  - plugin: sse\n";
+    h_start_all(&o);
+    const char *k[] = {"x-api-key: sk-client-tokens-00001", NULL};
+    h_resp r;
+    /* 150 tokens of a token array: over the minute's 100 at once */
+    char emb[1024], *p = emb;
+    p += sprintf(p, "{\"model\":\"text-embedding-3-small\",\"input\":[[");
+    for (int i = 0; i < 150; i++)
+        p += sprintf(p, i ? ",7" : "7");
+    strcpy(p, "]]}");
+    h_request(h_sluice_port(), "POST", "/v1/embeddings", k, emb, strlen(emb),
+              10000, &r);
+    it_assert_error(&r, 429, "rate_limit_exceeded", "embeddings over tpm");
+    h_resp_free(&r);
+    /* a Responses input of ~300 words, likewise */
+    char big[4096];
+    int n =
+        snprintf(big, sizeof big, "{\"model\":\"gpt-4o-mini\",\"input\":\"");
+    for (int i = 0; i < 300; i++)
+        n += snprintf(big + n, sizeof big - (size_t)n, "word ");
+    snprintf(big + n, sizeof big - (size_t)n, "\"}");
+    h_request(h_sluice_port(), "POST", "/v1/responses", k, big, strlen(big),
+              10000, &r);
+    it_assert_error(&r, 429, "rate_limit_exceeded", "responses over tpm");
+    h_resp_free(&r);
+    /* a small one is charged and passes */
+    static const char small[] = "{\"model\":\"gpt-4o-mini\",\"input\":\"hi\"}";
+    h_request(h_sluice_port(), "POST", "/v1/responses", k, small, strlen(small),
+              10000, &r);
+    ck_assert_msg(r.status == 200, "small: %ld %s", r.status, it_show(&r));
+    h_resp_free(&r);
+    ck_assert_int_eq(h_mock_request_count(), 1);
+}
+END_TEST
+
 /* ---- passthrough ------------------------------------------------------- */
 
 START_TEST(test_passthrough)
@@ -605,6 +651,7 @@ int main(void)
     tcase_add_test(tc, test_headers_and_query);
     tcase_add_test(tc, test_cors);
     tcase_add_test(tc, test_passthrough);
+    tcase_add_test(tc, test_tpm_per_api);
     tcase_add_test(tc, test_cors_off_by_default);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
