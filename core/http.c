@@ -42,8 +42,10 @@ static void add_common_headers(struct sluice_ctx *ctx, struct MHD_Response *r)
 {
     MHD_add_response_header(r, "x-request-id", ctx->id);
     cors_add_headers(ctx, r);
-    if (ctx->route == ROUTE_API && ctx->attempt > 0) {
-        /* how many upstream requests this answer took (retries included) */
+    if (ctx->route == ROUTE_API) {
+        /* how many upstream requests this answer took (retries included):
+         * on every answer of a pipeline route, 0 when a stage or the body
+         * check answered before any */
         char n[16];
         snprintf(n, sizeof n, "%d", ctx->attempts_sent);
         MHD_add_response_header(r, "x-sluice-attempts", n);

@@ -180,6 +180,13 @@ struct generation *generation_build(const struct config *cfg, char *err,
         if (!s->lib)
             goto fail;
         s->desc = s->lib->desc;
+        if (s->desc->name && strcmp(s->desc->name, sc->plugin) != 0)
+            log_warn("%s:%d: stage '%s': plugin '%s' loaded %s, whose "
+                     "descriptor says '%s'; the pipeline's names (plugin: "
+                     "and name:) are what identify the stage (state over a "
+                     "reload, metrics, admin paths)",
+                     g->file, sc->line, sc->name, sc->plugin, sc->path,
+                     s->desc->name);
         if (pipeline_route_mask(s->desc, sc->routes, &s->api_mask, why,
                                 sizeof why) != 0)
             goto fail;
