@@ -442,6 +442,32 @@ START_TEST(test_headers_and_query)
 }
 END_TEST
 
+/* the operator's lists: which client headers go on, which are added */
+START_TEST(test_headers_operator_lists)
+{
+    h_opts o = {0};
+    o.pipeline = PIPELINE;
+    o.upstream_extra = "  forward_headers: [OpenAI-Beta, X-Trace-Id]\n"
+                       "  add_headers: { X-Gateway: sluice }\n";
+    h_start_all(&o);
+    const char *hdr[] = {"OpenAI-Organization: org-client",
+                         "OpenAI-Beta: assistants=v2", "X-Trace-Id: t-1",
+                         "X-Gateway: from-client", NULL};
+    static const char body[] = "{\"model\":\"gpt-4o-mini\",\"input\":\"x\"}";
+    h_resp r;
+    h_request(h_sluice_port(), "POST", "/v1/responses", hdr, body, strlen(body),
+              10000, &r);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    json_t *all, *rec = last_rec(&all);
+    ck_assert_ptr_null(h_rec_header(rec, "openai-organization"));
+    ck_assert_str_eq(h_rec_header(rec, "openai-beta"), "assistants=v2");
+    ck_assert_str_eq(h_rec_header(rec, "x-trace-id"), "t-1");
+    ck_assert_str_eq(h_rec_header(rec, "x-gateway"), "sluice");
+    json_decref(all);
+}
+END_TEST
+
 /* ---- the auth stage's tpm charges the same per-API counts -------------- */
 
 START_TEST(test_tpm_per_api)
@@ -649,6 +675,7 @@ int main(void)
     tcase_add_test(tc, test_over_window_per_api);
     tcase_add_test(tc, test_415_and_404);
     tcase_add_test(tc, test_headers_and_query);
+    tcase_add_test(tc, test_headers_operator_lists);
     tcase_add_test(tc, test_cors);
     tcase_add_test(tc, test_passthrough);
     tcase_add_test(tc, test_tpm_per_api);
