@@ -194,6 +194,29 @@ START_TEST(test_transcription_multipart)
                   "no audio_transcriptions route in /metrics");
     free(m);
 
+    /* stream=true in the form: the transcription's own events, framed by
+     * the sse stage, no [DONE] */
+    static const char sbody[] =
+        "--b0undary\r\n"
+        "Content-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+        "Content-Type: audio/wav\r\n\r\nRIFF\r\n"
+        "--b0undary\r\n"
+        "Content-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n"
+        "--b0undary\r\n"
+        "Content-Disposition: form-data; name=\"stream\"\r\n\r\ntrue\r\n"
+        "--b0undary--\r\n";
+    h_stream s;
+    h_stream_request(h_sluice_port(), "POST", "/v1/audio/transcriptions", hdr,
+                     sbody, sizeof sbody - 1, 20000, 0, 0, &s);
+    ck_assert_msg(s.resp.status == 200, "stream: %ld %s", s.resp.status,
+                  s.resp.body);
+    ck_assert_str_eq(h_resp_header(&s.resp, "content-type"),
+                     "text/event-stream");
+    ck_assert_uint_eq(s.nevents, 6);
+    ck_assert(strstr(s.events[5].data, "transcript.text.done"));
+    ck_assert(!h_stream_has_done(&s));
+    h_stream_free(&s);
+
     /* a JSON body on a multipart route: 415, never forwarded */
     int before = h_mock_request_count();
     h_post_json("/v1/audio/translations", "{\"model\":\"whisper-1\"}", &r);
