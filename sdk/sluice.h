@@ -155,6 +155,11 @@ typedef struct sluice_host {
     uint32_t abi_minor; /* the core's SLUICE_ABI_MINOR */
     uint32_t reserved;
 
+    /* ==== ABI 1.0: every member from here down to http_probe. A member
+     * added later carries a comment with its minor version; the guide's
+     * host table (sdk/README.md) lists each member with its version, and
+     * tests/scripts/sdk_guide.sh checks the two agree. */
+
     /* ---- logging and time ---------------------------------------- */
     /* Log a line attributed to `stage` (may be NULL). Never log secrets
      * whole: use mask_secret(). */
@@ -491,6 +496,14 @@ typedef struct sluice_plugin {
      * so a stage written for chat is never handed an audio upload. The
      * operator may override it per stage (`routes:` in the pipeline). */
     const char *const *routes; /* ABI 1.1 */
+
+    /* Called once the request's headers are in, before its body is read
+     * or parsed (req_body is NULL, req_model ""): the place to refuse a
+     * request on its headers alone (a missing or wrong key), so that a
+     * stranger's body costs no memory. RESPOND or ERROR: the body is
+     * dropped unread (bounded) and the response sent; no other hook runs
+     * but on_complete. May be NULL. */
+    sluice_verdict (*on_headers)(void *instance, sluice_ctx *ctx); /* ABI 1.1 */
 } sluice_plugin;
 
 /* True when a descriptor (possibly built against an older header) has
