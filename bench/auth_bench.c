@@ -33,7 +33,7 @@ static int bench(int nclients)
         fprintf(f, "sk-bench-client-key-%06d c%d rpm=1000000000\n", i, i);
     fclose(f);
     snprintf(cfg, sizeof cfg, "{\"clients_file\":\"%s\"}", path);
-    struct generation *g = sh_gen_new(cfg, err, sizeof err);
+    sluice_test_stage *g = sh_gen_new(cfg, err, sizeof err);
     remove(path);
     if (!g) {
         fprintf(stderr, "init: %s\n", err);
@@ -41,21 +41,20 @@ static int bench(int nclients)
     }
     snprintf(key, sizeof key, "Bearer sk-bench-client-key-%06d", nclients - 1);
     const char *h[] = {"Authorization", key, NULL};
-    struct sluice_ctx *c =
-        sh_ctx_new(g, "{\"model\":\"m\",\"messages\":[]}", h);
+    sluice_test_req *c = sh_ctx_new(g, "{\"model\":\"m\",\"messages\":[]}", h);
     double best = 1e18;
     for (int b = 0; b < 15; b++) {
         double t0 = now_ns();
         for (int i = 0; i < 20000; i++)
-            if (sh_on_request(c) != SLUICE_CONTINUE)
+            if (sluice_test_on_request(c) != SLUICE_CONTINUE)
                 return -1;
         double per = (now_ns() - t0) / 20000;
         best = per < best ? per : best;
     }
     printf("clients=%-6d on_request %6.0f ns (best of 15 x 20000)\n", nclients,
            best);
-    sh_ctx_free(c);
-    sh_gen_free(g);
+    sluice_test_req_free(c);
+    sluice_test_stage_free(g);
     return 0;
 }
 

@@ -79,7 +79,8 @@ void access_log_write(struct sluice_ctx *ctx, const struct request_summary *sum)
         buf_puts(&b, ctx->stream ? ",\"stream\":true" : ",\"stream\":false");
     }
     field_ll(&b, "status", sum->status);
-    field_ll(&b, "attempts", ctx->attempt);
+    /* upstream requests sent: the same count as x-sluice-attempts */
+    field_ll(&b, "attempts", ctx->attempts_sent);
     field_str(&b, "key_id", sum->key_id);
     field_ms(&b, "upstream_ms", sum->upstream_s);
     field_ms(&b, "total_ms", sum->total_s);

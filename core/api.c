@@ -31,6 +31,7 @@ static const struct api_route api_table[] = {
     ROW("images_generations", "/v1/images/generations", "/images/generations",
         API_BODY_JSON, API_STREAM_NONE, 8),
     ROW("rerank", "/v1/rerank", "/rerank", API_BODY_JSON, API_STREAM_NONE, 9),
+    ROW("passthrough", NULL, NULL, API_BODY_RAW, API_STREAM_NONE, 10),
 };
 
 #define API_N (sizeof api_table / sizeof api_table[0])
@@ -39,7 +40,7 @@ const struct api_route *api_find(const char *path)
 {
     for (size_t i = 0; i < API_N; i++) {
         const char *p = api_table[i].path;
-        if (!strcmp(path, p) || !strcmp(path, p + 3)) /* without "/v1" */
+        if (p && (!strcmp(path, p) || !strcmp(path, p + 3))) /* or no /v1 */
             return &api_table[i];
     }
     return NULL;
@@ -58,6 +59,11 @@ const struct api_route *api_chat(void)
     return &api_table[0];
 }
 
+const struct api_route *api_passthrough(void)
+{
+    return &api_table[API_N - 1];
+}
+
 uint32_t api_all_mask(void)
 {
     return (1u << API_N) - 1;
@@ -67,5 +73,5 @@ const char *api_names(void)
 {
     return "chat, responses, completions, embeddings, moderations, "
            "audio_speech, audio_transcriptions, audio_translations, "
-           "images_generations, rerank";
+           "images_generations, rerank, passthrough";
 }

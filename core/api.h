@@ -5,8 +5,7 @@
  * goes upstream. Everything else in the core asks this table rather than
  * comparing paths, so a new endpoint is one row.
  *
- * Not here: the endpoints the core answers itself (routes.c) and the
- * pass-through of other /v1 paths (passthrough in routes.c).
+ * Not here: the endpoints the core answers itself (routes.c).
  */
 #ifndef SLUICE_API_H
 #define SLUICE_API_H
@@ -16,6 +15,7 @@
 enum api_body {
     API_BODY_JSON = 0,  /* application/json; parsed once */
     API_BODY_MULTIPART, /* multipart/form-data; forwarded untouched */
+    API_BODY_RAW,       /* anything (passthrough): forwarded untouched */
 };
 
 enum api_stream {
@@ -39,6 +39,9 @@ const struct api_route *api_find(const char *path);
 const struct api_route *api_by_name(const char *name);
 /* The chat row (the route of a request that has no other). */
 const struct api_route *api_chat(void);
+/* The passthrough row: another /v1/ path, any method, sent upstream as it
+ * came (top-level `passthrough: true`). Never returned by api_find. */
+const struct api_route *api_passthrough(void);
 /* Mask of every route. */
 uint32_t api_all_mask(void);
 /* Comma-separated names of every route (for operator error messages). */

@@ -45,8 +45,8 @@ struct origin {
 };
 
 static const char *const top_keys[] = {
-    "server",      "upstream", "admin",    "log",   "docs",
-    "plugins_dir", "models",   "pipeline", "state", NULL};
+    "server", "upstream", "admin", "log",         "docs", "plugins_dir",
+    "models", "pipeline", "state", "passthrough", NULL};
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -413,6 +413,68 @@ static const json_t *field(const struct loadctx *lc, const json_t *obj,
     return v;
 }
 
+/* A list of non-empty strings (server.cors.*). */
+static int value_str_list(const struct origin *o, const json_t *v, char *err,
+                          size_t errlen)
+{
+    size_t i;
+    const json_t *e;
+    if (!json_is_array(v) || !json_array_size(v))
+        return bad_value(o, v, "a list of strings", err, errlen);
+    json_array_foreach(v, i, e)
+    {
+        if (!json_is_string(e) || !json_string_length(e))
+            return bad_value(o, v, "a list of strings", err, errlen);
+    }
+    return 0;
+}
+
+/* server.cors: {allow_origins: [...], allow_headers: [...], max_age: s}:
+ * off unless given; allow_origins is required. */
+static int parse_cors(const struct loadctx *lc, const json_t *c,
+                      const struct origin *co, struct config *cfg)
+{
+    static const char *const keys[] = {"allow_origins", "allow_headers",
+                                       "max_age", NULL};
+    const json_t *v;
+    struct origin o;
+    long long n;
+    if (!json_is_object(c))
+        return bad_value(co, c, "a mapping with allow_origins:", lc->err,
+                         lc->errlen);
+    if (check_keys(lc, c, "server.cors", keys))
+        return -1;
+    if (!(v = field(lc, c, "server.cors", "allow_origins", &o)))
+        return fail_at(lc, "server.cors",
+                       "missing 'allow_origins:' (the origins browsers may "
+                       "call from, or \"*\")");
+    if (value_str_list(&o, v, lc->err, lc->errlen))
+        return -1;
+    cfg->cors_origins = json_deep_copy(v);
+    if ((v = field(lc, c, "server.cors", "allow_headers", &o))) {
+        size_t i, hl;
+        const json_t *e;
+        buf_t h;
+        if (value_str_list(&o, v, lc->err, lc->errlen))
+            return -1;
+        buf_init(&h);
+        json_array_foreach(v, i, e)
+        {
+            buf_puts(&h, i ? ", " : "");
+            buf_puts(&h, json_string_value(e));
+        }
+        if (!(cfg->cors_headers = buf_steal(&h, &hl)))
+            return oom(lc->file, lc->err, lc->errlen);
+    } /* else the preflight's Access-Control-Request-Headers are allowed
+         (the SDKs send X-Stainless-* headers that vary by version) */
+    if ((v = field(lc, c, "server.cors", "max_age", &o))) {
+        if (value_int(&o, v, 0, 86400, &n, lc->err, lc->errlen))
+            return -1;
+        cfg->cors_max_age = (long)n;
+    }
+    return cfg->cors_origins ? 0 : oom(lc->file, lc->err, lc->errlen);
+}
+
 static int parse_server(const struct loadctx *lc, const json_t *root,
                         struct config *cfg)
 {
@@ -423,6 +485,7 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
                                        "request_timeout_s",
                                        "max_connections",
                                        "max_stream_s",
+                                       "cors",
                                        NULL};
     const json_t *s, *v;
     struct origin o;
@@ -461,6 +524,8 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
     if ((v = field(lc, s, "server", "max_stream_s", &o)) &&
         value_ms(&o, v, &cfg->max_stream_ms, lc->err, lc->errlen))
         return -1;
+    if ((v = field(lc, s, "server", "cors", &o)))
+        return parse_cors(lc, v, &o, cfg);
     return 0;
 }
 
@@ -491,16 +556,99 @@ static int parse_upstream_tls(const struct loadctx *lc, const json_t *s,
     return 0;
 }
 
+/* A header name sluice never takes from the client or the operator: the
+ * credential is the keyring's, the framing and host are libcurl's. */
+static int header_reserved(const char *name)
+{
+    static const char *const no[] = {"authorization",
+                                     "x-api-key",
+                                     "host",
+                                     "content-length",
+                                     "transfer-encoding",
+                                     "connection",
+                                     "upgrade",
+                                     "keep-alive",
+                                     "te",
+                                     "trailer",
+                                     "cookie",
+                                     "proxy-authorization",
+                                     "proxy-connection",
+                                     "expect",
+                                     NULL};
+    for (const char *const *p = no; *p; p++)
+        if (!strcasecmp(name, *p))
+            return 1;
+    return 0;
+}
+
+static int header_name_ok(const struct loadctx *lc, const char *path,
+                          const char *name)
+{
+    char msg[200];
+    if (!*name || strpbrk(name, ": \t\r\n")) {
+        snprintf(msg, sizeof msg, "'%.60s' is not a header name", name);
+        return fail_at(lc, path, msg);
+    }
+    if (header_reserved(name)) {
+        snprintf(msg, sizeof msg,
+                 "'%.60s' is never passed upstream (the key is the "
+                 "keyring's, framing and host are sluice's)",
+                 name);
+        return fail_at(lc, path, msg);
+    }
+    return 0;
+}
+
+/* forward_headers: [names] and add_headers: {name: value} of one upstream
+ * mapping `s` (named `sect` in errors). */
+static int parse_upstream_headers(const struct loadctx *lc, const json_t *s,
+                                  const char *sect, struct upstream_headers *h)
+{
+    const json_t *v, *e;
+    struct origin o;
+    char path[128];
+    size_t i;
+    const char *k;
+    snprintf(path, sizeof path, "%s.forward_headers", sect);
+    if ((v = field(lc, s, sect, "forward_headers", &o))) {
+        if (!json_is_array(v))
+            return bad_value(&o, v, "a list of header names", lc->err,
+                             lc->errlen);
+        json_array_foreach(v, i, e)
+        {
+            if (!json_is_string(e))
+                return bad_value(&o, v, "a list of header names", lc->err,
+                                 lc->errlen);
+            if (header_name_ok(lc, path, json_string_value(e)))
+                return -1;
+        }
+        h->forward = json_deep_copy(v);
+    }
+    snprintf(path, sizeof path, "%s.add_headers", sect);
+    if ((v = field(lc, s, sect, "add_headers", &o))) {
+        if (!json_is_object(v))
+            return bad_value(&o, v, "a mapping of header: value", lc->err,
+                             lc->errlen);
+        json_object_foreach((json_t *)v, k, e)
+        {
+            if (!json_is_string(e) || strpbrk(json_string_value(e), "\r\n"))
+                return bad_value(&o, v, "a mapping of header: value", lc->err,
+                                 lc->errlen);
+            if (header_name_ok(lc, path, k))
+                return -1;
+        }
+        h->add = json_deep_copy(v);
+    }
+    return 0;
+}
+
 static int parse_upstream(const struct loadctx *lc, const json_t *root,
                           struct config *cfg)
 {
-    static const char *const keys[] = {"base_url",
-                                       "timeout_s",
-                                       "connect_timeout_s",
-                                       "max_connections",
-                                       "ca_file",
-                                       "verify",
-                                       NULL};
+    static const char *const keys[] = {
+        "base_url",        "timeout_s",   "connect_timeout_s",
+        "max_connections", "ca_file",     "verify",
+        "forward_headers", "add_headers", NULL};
     const json_t *s, *v;
     struct origin o;
     long long n;
@@ -521,6 +669,8 @@ static int parse_upstream(const struct loadctx *lc, const json_t *root,
             return -1;
         cfg->max_connections = (int)n;
     }
+    if (parse_upstream_headers(lc, s, "upstream", &cfg->headers))
+        return -1;
     return parse_upstream_tls(lc, s, "upstream", &cfg->tls);
 }
 
@@ -696,6 +846,17 @@ static int parse_state(const struct loadctx *lc, const json_t *root,
                        "required with backend: redis "
                        "(e.g. \"redis://127.0.0.1:6379/0\")");
     return 0;
+}
+
+/* passthrough: true|false (default false). */
+static int parse_passthrough(const struct loadctx *lc, const json_t *root,
+                             struct config *cfg)
+{
+    const json_t *v;
+    struct origin o;
+    if (!(v = field(lc, root, "", "passthrough", &o)))
+        return 0;
+    return value_bool(&o, v, &cfg->passthrough, lc->err, lc->errlen);
 }
 
 static int parse_plugins_dir(const struct loadctx *lc, const json_t *root,
@@ -1043,6 +1204,7 @@ static int config_defaults(struct config *cfg, const char *file)
     cfg->timeout_ms = 120000;
     cfg->connect_timeout_ms = 10000;
     cfg->max_connections = 256;
+    cfg->cors_max_age = 600;
     cfg->tls.verify = 1;
     cfg->docs_enabled = 1;
     cfg->file = strdup(file);
@@ -1079,8 +1241,9 @@ static int config_parse(const struct loadctx *lc, struct config *cfg)
     if (check_keys(lc, root, "", top_keys) || parse_server(lc, root, cfg) ||
         parse_upstream(lc, root, cfg) || parse_admin(lc, root, cfg) ||
         parse_log(lc, root, cfg) || parse_docs(lc, root, cfg) ||
-        parse_plugins_dir(lc, root, cfg) || parse_models(lc, root, cfg) ||
-        parse_state(lc, root, cfg) || parse_pipeline(lc, root, cfg))
+        parse_plugins_dir(lc, root, cfg) || parse_passthrough(lc, root, cfg) ||
+        parse_models(lc, root, cfg) || parse_state(lc, root, cfg) ||
+        parse_pipeline(lc, root, cfg))
         return -1;
     return 0;
 }
@@ -1191,6 +1354,10 @@ void config_free(struct config *cfg)
     free(cfg->state.prefix);
     free(cfg->state.instance);
     json_decref(cfg->models);
+    json_decref(cfg->cors_origins);
+    json_decref(cfg->headers.forward);
+    json_decref(cfg->headers.add);
+    free(cfg->cors_headers);
     json_decref(cfg->root);
     free(cfg);
 }

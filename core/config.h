@@ -34,6 +34,15 @@ struct upstream_tls {
                       start) */
 };
 
+/* Which client headers go upstream, and which the operator adds, for one
+ * upstream (so each upstream of a list can carry its own). */
+struct upstream_headers {
+    json_t *forward; /* forward_headers: client header names passed on;
+                        NULL: OpenAI-Organization, OpenAI-Project,
+                        OpenAI-Beta */
+    json_t *add;     /* add_headers: {name: value} on every request; NULL */
+};
+
 struct config {
     char *file; /* the path it was loaded from (or "<string>") */
 
@@ -48,6 +57,14 @@ struct config {
                                    connections, shared among the workers */
     long max_stream_ms;         /* max_stream_s * 1000, default 1800 s: a
                                    committed stream's whole life */
+    int passthrough;            /* top-level passthrough: other /v1/ paths
+                                   go to the upstream unchanged (default 0:
+                                   OpenAI's 404) */
+    json_t *cors_origins;       /* server.cors.allow_origins (strings; "*"
+                                   any); NULL: CORS off (the default) */
+    char *cors_headers;         /* allow_headers joined by ", "; NULL:
+                                   those the preflight asks for */
+    long cors_max_age;          /* max_age seconds, default 600 */
 
     /* upstream: */
     char *base_url;  /* default "https://ai.megallm.io/v1", no trailing / */
@@ -55,7 +72,8 @@ struct config {
     long connect_timeout_ms; /* default 10 s */
     int max_connections; /* pooled keep-alive connections per worker, default
                             256 */
-    struct upstream_tls tls; /* ca_file:, verify: */
+    struct upstream_tls tls;         /* ca_file:, verify: */
+    struct upstream_headers headers; /* forward_headers:, add_headers: */
 
     /* admin: */
     char *admin_token_file;      /* may be NULL */

@@ -235,6 +235,12 @@ int main(int argc, char **argv)
     if (gen->nstages == 0 || !generation_find(gen, "auth"))
         log_warn("no auth stage in the pipeline: any client that reaches "
                  "this port can use the upstream keys");
+    if (cfg->passthrough)
+        log_msg(LOG_INFO, "core",
+                "passthrough: other /v1/ paths (files, batches, ...) go to "
+                "%s unchanged, with a key from the pool (route "
+                "\"passthrough\" in the metrics and the access log)",
+                cfg->base_url);
     generation_publish(gen);
     generation_reaper_start();
     if (server_start(&srv, err, sizeof err) != 0) {

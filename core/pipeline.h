@@ -58,6 +58,8 @@ struct generation {
     struct sluice_stage *stages;
     size_t nstages;
     char *file;
+    const sluice_host *host;     /* what init gets (NULL: host_table; the stage
+                                    test host passes a copy with its clock) */
     struct generation *all_next; /* registry of generations not yet freed */
     struct generation *reap_next;
 };
@@ -73,10 +75,15 @@ extern struct pipeline_stats pipeline_stats;
  * kept and err says "<file>:<line>: stage '<name>': <reason>". */
 struct generation *generation_build(const struct config *cfg, char *err,
                                     size_t errlen);
-/* Build a generation from descriptors already in memory (tests). */
+/* Build a generation from descriptors already in memory (tests). host:
+ * the table init gets (NULL: host_table). */
 struct generation *generation_from_descs(const sluice_plugin *const *descs,
                                          const sluice_json *const *configs,
                                          size_t n, char *err, size_t errlen);
+struct generation *generation_from_descs_host(const sluice_plugin *const *descs,
+                                              const sluice_json *const *configs,
+                                              size_t n, const sluice_host *host,
+                                              char *err, size_t errlen);
 
 /* The mask of api.h routes a stage handles: `names` (the pipeline's
  * `routes:`, a JSON array; NULL when absent), else the descriptor's routes,
@@ -118,8 +125,10 @@ struct stage_route *generation_route(struct generation *g, const char *method,
 /* ---- the runner ------------------------------------------------------ */
 struct sluice_ctx;
 
-/* on_request: stops at the first RESPOND or ERROR. RETRY is not valid
+/* on_headers (ABI 1.1: the headers are in, the body not yet read) and
+ * on_request: stop at the first RESPOND or ERROR. RETRY is not valid
  * here and counts as ERROR. */
+sluice_verdict pipeline_on_headers(struct sluice_ctx *ctx);
 sluice_verdict pipeline_on_request(struct sluice_ctx *ctx);
 /* on_attempt: like on_request, but RETRY is allowed: run on_attempt again
  * after retry_after_ms (e.g. wait for a key); first RESPOND/ERROR stops. */

@@ -11,6 +11,7 @@
 #include "routes.h"
 #include "admin.h"
 #include "core_metrics.h"
+#include "cors.h"
 #include "docs.h"
 #include "log.h"
 #include "metrics.h"
@@ -55,6 +56,14 @@ static int wrong_port(const struct sluice_ctx *ctx, const char *u)
     return is_admin_path(u);
 }
 
+/* top-level passthrough: true, and an OpenAI path (/v1/...) on the main
+ * port. */
+static int passthrough_on(const struct sluice_ctx *ctx, const char *u)
+{
+    return server_main && server_main->cfg->passthrough &&
+           !strncmp(u, "/v1/", 4) && u[4] && !ctx->on_admin_port;
+}
+
 void routes_match(struct sluice_ctx *ctx)
 {
     const char *u = ctx->url;
@@ -65,6 +74,10 @@ void routes_match(struct sluice_ctx *ctx)
     ctx->route = ROUTE_NOT_FOUND;
     if (wrong_port(ctx, u))
         return;
+    if (cors_is_preflight(ctx)) {
+        ctx->route = ROUTE_PREFLIGHT;
+        return;
+    }
     int method_ok;
     ctx->sroute =
         generation_route(ctx->gen, ctx->method, u, &ctx->sstage, &method_ok);
@@ -73,7 +86,10 @@ void routes_match(struct sluice_ctx *ctx)
         return;
     }
     const struct api_route *api = api_find(u);
-    if (api)
+    if (api && strcmp(ctx->method, "POST") && passthrough_on(ctx, u))
+        /* GET /v1/chat/completions (stored completions) and the like */
+        ctx->route = ROUTE_API, ctx->api = api_passthrough();
+    else if (api)
         route_set(ctx, ROUTE_API, "POST"), ctx->api = api;
     else if (path_is(u, "/v1/models") || path_is(u, "/models"))
         route_set(ctx, ROUTE_MODELS, "GET");
@@ -91,6 +107,9 @@ void routes_match(struct sluice_ctx *ctx)
         route_set(ctx, ROUTE_REDOC, "GET");
     else if (is_admin_path(u))
         ctx->route = ROUTE_ADMIN, ctx->aux = u[6] ? u + 7 : "";
+    else if (passthrough_on(ctx, u))
+        /* files, batches, GET /v1/responses/{id}, ...: to the upstream */
+        ctx->route = ROUTE_API, ctx->api = api_passthrough();
 }
 
 static const char *allowed_for(struct sluice_ctx *ctx, const char *url)
@@ -209,10 +228,9 @@ static json_t *model_object(const json_t *m)
     if (slash && (size_t)(slash - id) < sizeof owner)
         snprintf(owner, sizeof owner, "%.*s", (int)(slash - id), id);
     json_object_set_new(o, "object", json_string("model"));
-    if (!json_object_get(o, "created"))
-        json_object_set_new(
-            o, "created",
-            json_integer((json_int_t)(server_main->start_wall_ms / 1000)));
+    if (!json_object_get(o, "created")) /* the config's, else a fixed date:
+                                           stable across restarts */
+        json_object_set_new(o, "created", json_integer(1704067200));
     if (!json_object_get(o, "owned_by"))
         json_object_set_new(o, "owned_by", json_string(owner));
     return o;
@@ -309,6 +327,9 @@ void routes_answer(struct sluice_ctx *ctx)
     case ROUTE_DOCS:
     case ROUTE_REDOC:
         docs_answer(ctx);
+        break;
+    case ROUTE_PREFLIGHT:
+        cors_answer_preflight(ctx);
         break;
     case ROUTE_BAD_METHOD:
         snprintf(msg, sizeof msg, "method %s is not allowed on %.200s",

@@ -12,6 +12,8 @@
  */
 #include "state.h"
 #include "log.h"
+#include "metrics.h"
+#include "state_wire.h"
 #include "pipeline.h"
 #include "request.h"
 #include "timer.h"
@@ -33,6 +35,7 @@ struct entry {
     int is_counter;
     int dirty; /* its key is in the dirty queue */
     int64_t count;
+    int64_t unsent; /* counter increments not yet given to the backend */
     char *data;
     size_t len;
     uint64_t expires_ms, updated_ms;
@@ -96,6 +99,7 @@ static struct {
     unsigned long long write_errors;
     int backend_ok;
     char last_error[256];
+    sluice_metric *m_up, *m_errors;
 } S = {.q_lock = PTHREAD_MUTEX_INITIALIZER,
        .q_cond = PTHREAD_COND_INITIALIZER,
        .watch_lock = PTHREAD_MUTEX_INITIALIZER};
@@ -365,6 +369,7 @@ int64_t state_incr(sluice_stage *stage, sluice_ctx *ctx, const char *key,
         }
         if (delta) {
             e->count += delta;
+            e->unsent += delta;
             e->updated_ms = wall;
             snprintf(e->origin, sizeof e->origin, "%s", S.instance);
             mark_dirty_key(e->key, &e->dirty);
@@ -603,6 +608,73 @@ int state_load_row(const struct state_row *r)
     return 0;
 }
 
+void state_apply_remote(const struct state_wire *w, int accept_own)
+{
+    if (!accept_own && !strcmp(w->origin, S.instance))
+        return; /* our own change, back from the backend */
+    uint64_t h = hash_key(w->key), wall = time_wall_ms();
+    struct shard *sh = shard_of(h);
+    if (w->found && w->expires_ms && w->expires_ms <= wall)
+        return;
+    char *copy = NULL;
+    if (w->found) {
+        if (!(copy = malloc(w->len + 1)))
+            return;
+        memcpy(copy, w->data, w->len);
+        copy[w->len] = '\0';
+    }
+    pthread_mutex_lock(&sh->lock);
+    struct entry *e = entry_get(sh, w->key, h);
+    if (!w->found) {
+        int had = e && !e->is_counter;
+        if (e)
+            entry_remove(sh, e);
+        pthread_mutex_unlock(&sh->lock);
+        if (had)
+            notify(NULL, w->key, 0, NULL, 0, 0, w->origin);
+        return;
+    }
+    if (!e && !(e = entry_add(sh, w->key, h))) {
+        pthread_mutex_unlock(&sh->lock);
+        free(copy);
+        return;
+    }
+    int same = !e->is_counter && e->data && e->len == w->len &&
+               !memcmp(e->data, copy, w->len) && e->expires_ms == w->expires_ms;
+    free(e->data);
+    e->data = copy;
+    e->len = w->len;
+    e->is_counter = 0;
+    e->count = 0;
+    e->expires_ms = w->expires_ms;
+    e->updated_ms = wall;
+    snprintf(e->origin, sizeof e->origin, "%s", w->origin);
+    pthread_mutex_unlock(&sh->lock);
+    if (!same) /* a resync brings back much that did not change */
+        notify(NULL, w->key, 1, w->data, w->len, w->expires_ms, w->origin);
+}
+
+void state_requeue_own(void)
+{
+    for (int i = 0; i < NSHARDS; i++) {
+        struct shard *sh = &S.shards[i];
+        pthread_mutex_lock(&sh->lock);
+        for (size_t b = 0; b < sh->nb; b++)
+            for (struct entry *e = sh->b[b]; e; e = e->next)
+                if (!e->is_counter && !strcmp(e->origin, S.instance))
+                    mark_dirty_key(e->key, &e->dirty);
+        pthread_mutex_unlock(&sh->lock);
+    }
+}
+
+void state_kick(void)
+{
+    pthread_mutex_lock(&S.q_lock);
+    S.flush_now = 1;
+    pthread_cond_signal(&S.q_cond);
+    pthread_mutex_unlock(&S.q_lock);
+}
+
 /* ---- the state thread ---------------------------------------------------- */
 
 static void run_dones(void)
@@ -669,9 +741,60 @@ static void sweep(void)
     }
 }
 
+static void backend_metrics(void)
+{
+    if (S.m_up)
+        metrics_set(S.m_up, NULL, S.backend_ok ? 1 : 0);
+}
+
+/* One WARNING when the backend goes, one INFO when it is back. */
+static void backend_result(int rc, const char *err)
+{
+    if (rc != 0) {
+        __atomic_add_fetch(&S.write_errors, 1, __ATOMIC_RELAXED);
+        if (S.m_errors)
+            metrics_add(S.m_errors, NULL, 1);
+        if (S.backend_ok)
+            log_msg(LOG_WARN, "state",
+                    "%s backend %s unavailable: %s (requests go on with "
+                    "this instance's view)",
+                    S.backend_name, S.path, err);
+        snprintf(S.last_error, sizeof S.last_error, "%s", err);
+        __atomic_store_n(&S.backend_ok, 0, __ATOMIC_RELEASE);
+    } else if (!S.backend_ok) {
+        log_msg(LOG_INFO, "state", "%s backend %s is back", S.backend_name,
+                S.path);
+        __atomic_store_n(&S.backend_ok, 1, __ATOMIC_RELEASE);
+    }
+    backend_metrics();
+}
+
+/* After a write: a counter takes the fleet's value (plus what was added
+ * meanwhile); a failed write puts its increments back and the key back in
+ * the queue. */
+static void settle_row(const struct state_row *r, int failed)
+{
+    uint64_t h = hash_key(r->key);
+    struct shard *sh = shard_of(h);
+    pthread_mutex_lock(&sh->lock);
+    struct entry *e = entry_get(sh, r->key, h);
+    if (e && e->is_counter) {
+        if (failed)
+            e->unsent += r->delta;
+        else
+            e->count = r->fleet + e->unsent;
+    }
+    if (failed)
+        mark_dirty_key(r->key, e ? &e->dirty : NULL);
+    pthread_mutex_unlock(&sh->lock);
+}
+
 /* Hand the dirty keys to the backend, as they are now. */
 static void write_dirty(void)
 {
+    /* a shared backend that is away: the changes wait in the queue */
+    if (S.backend && S.backend->tick && !S.backend_ok)
+        return;
     pthread_mutex_lock(&S.q_lock);
     struct dirty d = S.dirty;
     S.dirty = (struct dirty){0};
@@ -706,6 +829,8 @@ static void write_dirty(void)
             e->dirty = 0;
             r->is_counter = e->is_counter;
             r->count = e->count;
+            r->delta = e->unsent;
+            e->unsent = 0;
             r->expires_ms = e->expires_ms;
             r->updated_ms = e->updated_ms;
             memcpy(origins[i].s, e->origin, sizeof e->origin);
@@ -720,19 +845,10 @@ static void write_dirty(void)
     }
     char err[256] = "";
     int rc = S.backend->write(S.backend, rows, d.n, err, sizeof err);
-    if (rc != 0) {
-        S.write_errors++;
-        if (S.backend_ok || strcmp(err, S.last_error))
-            log_msg(LOG_WARN, "state", "%s: writing state: %s", S.path, err);
-        snprintf(S.last_error, sizeof S.last_error, "%s", err);
-        S.backend_ok = 0;
-        /* the keys go back to the queue: written when the file works */
-        for (size_t i = 0; i < d.n; i++)
-            mark_dirty_key(d.v[i], NULL);
-    } else if (!S.backend_ok) {
-        log_msg(LOG_INFO, "state", "%s: writing state again", S.path);
-        S.backend_ok = 1;
-    }
+    backend_result(rc, err);
+    for (size_t i = 0; i < d.n; i++)
+        if (rc != 0 || rows[i].has_fleet)
+            settle_row(&rows[i], rc);
     for (size_t i = 0; i < d.n; i++)
         free(datas[i]);
     free(rows);
@@ -747,7 +863,9 @@ out:
 static void *state_main(void *arg)
 {
     (void)arg;
-    uint64_t next_flush = time_now_ms() + STATE_FLUSH_MS;
+    unsigned period =
+        S.backend && S.backend->flush_ms ? S.backend->flush_ms : STATE_FLUSH_MS;
+    uint64_t next_flush = time_now_ms() + period;
     uint64_t next_sweep = time_now_ms() + SWEEP_MS;
     pthread_mutex_lock(&S.q_lock);
     for (;;) {
@@ -776,8 +894,14 @@ static void *state_main(void *arg)
                 sweep();
                 next_sweep = time_now_ms() + SWEEP_MS;
             }
+            if (S.backend && S.backend->tick) {
+                char err[256] = "";
+                int rc = S.backend->tick(S.backend, err, sizeof err);
+                if (rc < 0 || (rc == 0 && !S.backend_ok))
+                    backend_result(rc, err);
+            }
             write_dirty();
-            next_flush = time_now_ms() + STATE_FLUSH_MS;
+            next_flush = time_now_ms() + period;
         }
         pthread_mutex_lock(&S.q_lock);
         if (flush) {
@@ -841,10 +965,40 @@ int state_open(const struct state_conf *sc, const char *instance, char *err,
             state_sqlite_open(sc->path, sc->reset_on_corrupt, err, errlen);
         if (!S.backend)
             goto fail;
+    } else if (!strcmp(backend, "redis")) {
+        int degraded = 0;
+        snprintf(S.path, sizeof S.path, "%s", sc->url);
+        S.backend = state_redis_open(sc, S.instance, &degraded, err, errlen);
+        if (!S.backend)
+            goto fail;
+        if (degraded) {
+            if (sc->required)
+                goto fail;
+            log_msg(LOG_WARN, "state",
+                    "starting degraded: %s (requests go on with this "
+                    "instance's view; state.required: true refuses to "
+                    "start instead)",
+                    err);
+            snprintf(S.last_error, sizeof S.last_error, "%s", err);
+            S.backend_ok = 0;
+        }
     } else if (strcmp(backend, "memory")) {
         snprintf(err, errlen, "state.backend: '%s' is not available", backend);
         goto fail;
     }
+    if (!S.m_up) {
+        char merr[128];
+        S.m_up =
+            metrics_register(SLUICE_METRIC_GAUGE, "sluice_state_backend_up",
+                             "1 when the state backend (state.backend) "
+                             "is usable, 0 while it is unavailable.",
+                             NULL, NULL, 0, merr, sizeof merr);
+        S.m_errors = metrics_register(
+            SLUICE_METRIC_COUNTER, "sluice_state_backend_errors_total",
+            "Failed writes to or checks of the state backend.", NULL, NULL, 0,
+            merr, sizeof merr);
+    }
+    backend_metrics();
     S.open = 1;
     if (pthread_create(&S.thread, NULL, state_main, NULL) != 0) {
         snprintf(err, errlen, "state: cannot start the state thread");
@@ -910,7 +1064,7 @@ void state_close(void)
 
 int state_healthy(void)
 {
-    return !S.open || S.backend_ok;
+    return !S.open || __atomic_load_n(&S.backend_ok, __ATOMIC_ACQUIRE);
 }
 
 void state_status_json(buf_t *out)

@@ -86,19 +86,46 @@ struct state_row {
     uint64_t expires_ms; /* wall; 0: none */
     uint64_t updated_ms; /* wall */
     const char *origin;
+    int64_t delta; /* counters: increments since the last write */
+    /* set by a shared backend for counters: the fleet-wide value */
+    int has_fleet;
+    int64_t fleet;
 };
 
 /* Load a row into the view (at open). No notification. */
 int state_load_row(const struct state_row *r);
+/* Ask the state thread to flush now (a backend that came back). */
+void state_kick(void);
 
 /* A durable or shared store behind the view. write() gets the changes
  * since the last call, on the state thread. */
 struct state_backend {
     const char *name;
-    int (*write)(struct state_backend *b, const struct state_row *rows,
-                 size_t n, char *err, size_t errlen);
+    unsigned flush_ms; /* how often the state thread writes (<= 1000) */
+    int (*write)(struct state_backend *b, struct state_row *rows, size_t n,
+                 char *err, size_t errlen);
+    /* optional, each flush period: 0 when the backend is usable (it may
+     * reconnect and resync here), -1 with a reason when a check or a
+     * reconnect just failed, 1 when it is still away (nothing tried) */
+    int (*tick)(struct state_backend *b, char *err, size_t errlen);
     void (*close)(struct state_backend *b);
 };
+
+/* A record changed by another instance (redis backend): into the view,
+ * watchers told. Ignored when it is this instance's own echo, unless
+ * accept_own (loading at start). */
+struct state_wire;
+void state_apply_remote(const struct state_wire *w, int accept_own);
+/* Queue every record this instance wrote for the backend again (after a
+ * reconnect: the server may have lost them). */
+void state_requeue_own(void);
+
+/* The redis backend: connects (and loads the shared records) now; when
+ * Redis cannot be reached, *degraded is set and err says why (the caller
+ * refuses to start when state.required). NULL only on a bad config. */
+struct state_backend *state_redis_open(const struct state_conf *sc,
+                                       const char *instance, int *degraded,
+                                       char *err, size_t errlen);
 
 /* The local backend: opens (creates) the SQLite file, loads its rows. */
 struct state_backend *state_sqlite_open(const char *path, int reset_on_corrupt,

@@ -35,8 +35,8 @@ static const char schema_sql[] =
     " origin TEXT NOT NULL);"
     "INSERT OR IGNORE INTO meta VALUES('schema','1');";
 
-static int sq_write(struct state_backend *b, const struct state_row *rows,
-                    size_t n, char *err, size_t errlen)
+static int sq_write(struct state_backend *b, struct state_row *rows, size_t n,
+                    char *err, size_t errlen)
 {
     struct sqlite_backend *s = (struct sqlite_backend *)b;
     char *msg = NULL;
@@ -208,6 +208,7 @@ struct state_backend *state_sqlite_open(const char *path, int reset_on_corrupt,
         return NULL;
     }
     s->base.name = "local";
+    s->base.flush_ms = STATE_FLUSH_MS;
     s->base.write = sq_write;
     s->base.close = sq_close;
     parent_dir_make(path);

@@ -71,12 +71,6 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
-/* Client headers passed upstream as sent (unless a stage set them): the
- * provider's own routing headers. The client's Authorization, x-api-key,
- * Host and hop-by-hop headers never are: curl writes its own. */
-static const char *const forwarded_headers[] = {
-    "OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta", NULL};
-
 static int slist_add(struct curl_slist **l, const char *line)
 {
     struct curl_slist *t = curl_slist_append(*l, line);
@@ -100,6 +94,57 @@ static int header_line(char *line, size_t n, const char *name,
     return 0;
 }
 
+/* Client headers passed upstream as sent (unless a stage set them), when
+ * upstream.forward_headers does not say otherwise: the provider's own
+ * routing headers. The client's Authorization, x-api-key, Host and
+ * hop-by-hop headers never are (config.c refuses them in the lists). */
+static const char *const forwarded_headers[] = {
+    "OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta", NULL};
+
+/* One header line unless a stage set that header: the stage's wins. */
+static int add_unless_set(struct sluice_ctx *ctx, struct curl_slist **l,
+                          char *line, size_t n, const char *name,
+                          const char *value, const char **bad)
+{
+    int rc;
+    if (!value || hdrs_get(&ctx->up_headers, name))
+        return 0;
+    if ((rc = header_line(line, n, name, value, bad)))
+        return rc;
+    return slist_add(l, line);
+}
+
+/* The client's forwarded headers and the operator's added ones. */
+static int add_config_headers(struct sluice_ctx *ctx, struct curl_slist **l,
+                              char *line, size_t n, const char **bad)
+{
+    const struct upstream_headers *uh = &ctx->w->srv->cfg->headers;
+    size_t i;
+    json_t *v;
+    const char *k;
+    int rc;
+    if (!uh->forward) {
+        for (const char *const *h = forwarded_headers; *h; h++)
+            if ((rc = add_unless_set(ctx, l, line, n, *h,
+                                     request_header(ctx, *h), bad)))
+                return rc;
+    }
+    json_array_foreach(uh->forward, i, v)
+    {
+        const char *h = json_string_value(v);
+        if ((rc = add_unless_set(ctx, l, line, n, h, request_header(ctx, h),
+                                 bad)))
+            return rc;
+    }
+    json_object_foreach(uh->add, k, v)
+    {
+        if ((rc =
+                 add_unless_set(ctx, l, line, n, k, json_string_value(v), bad)))
+            return rc;
+    }
+    return 0;
+}
+
 /* The request headers of an attempt. -1 when out of memory, -2 when a
  * header line does not fit (*bad names it). */
 static int build_headers(struct sluice_ctx *ctx, const char **bad)
@@ -107,14 +152,21 @@ static int build_headers(struct sluice_ctx *ctx, const char **bad)
     struct curl_slist *l = NULL;
     char line[UPSTREAM_MAX_HEADER];
     int rc = -1;
-    const char *ct = "application/json";
-    if (request_api(ctx)->body == API_BODY_MULTIPART)
-        ct = request_header(ctx, "Content-Type"); /* checked: has boundary */
-    if ((rc = header_line(line, sizeof line, "Content-Type", ct, bad)) ||
-        (rc = -1, slist_add(&l, line)) ||
-        slist_add(&l, ctx->stream ? "Accept: text/event-stream"
-                                  : "Accept: application/json") ||
-        slist_add(&l, "Expect:"))
+    enum api_body kind = request_api(ctx)->body;
+    const char *ct = "application/json", *accept = NULL;
+    if (kind != API_BODY_JSON) /* multipart (checked: has a boundary), raw */
+        ct = request_header(ctx, "Content-Type");
+    if (kind == API_BODY_RAW)
+        accept = request_header(ctx, "Accept");
+    if (!accept)
+        accept = ctx->stream            ? "text/event-stream"
+                 : kind == API_BODY_RAW ? "*/*"
+                                        : "application/json";
+    if ((ct &&
+         ((rc = header_line(line, sizeof line, "Content-Type", ct, bad)) ||
+          (rc = -1, slist_add(&l, line)))) ||
+        (rc = header_line(line, sizeof line, "Accept", accept, bad)) ||
+        (rc = -1, slist_add(&l, line)) || slist_add(&l, "Expect:"))
         goto fail;
     for (size_t i = 0; i < ctx->up_headers.n; i++) {
         const struct hdr *h = &ctx->up_headers.v[i];
@@ -122,14 +174,8 @@ static int build_headers(struct sluice_ctx *ctx, const char **bad)
             (rc = -1, slist_add(&l, line)))
             goto fail;
     }
-    for (const char *const *h = forwarded_headers; *h; h++) {
-        const char *v = request_header(ctx, *h);
-        if (!v || hdrs_get(&ctx->up_headers, *h))
-            continue;
-        if ((rc = header_line(line, sizeof line, *h, v, bad)) ||
-            (rc = -1, slist_add(&l, line)))
-            goto fail;
-    }
+    if ((rc = add_config_headers(ctx, &l, line, sizeof line, bad)))
+        goto fail;
     snprintf(line, sizeof line, "X-Request-Id: %s", ctx->id); /* id: 40 B */
     if (slist_add(&l, line))
         goto fail;
@@ -184,7 +230,9 @@ static int set_url(struct sluice_ctx *ctx, CURL *e)
     buf_t u;
     buf_init(&u);
     buf_puts(&u, w->srv->cfg->base_url);
-    buf_puts(&u, request_api(ctx)->up_path);
+    /* passthrough: the client's own path after /v1 */
+    buf_puts(&u, request_api(ctx)->up_path ? request_api(ctx)->up_path
+                                           : ctx->url + 3);
     if (q.len)
         buf_append(&u, q.data, q.len);
     buf_release(&q);
@@ -227,6 +275,26 @@ static void upstream_tls_options(CURL *e, const struct upstream_tls *tls)
     }
 }
 
+/* POST with the body; a passthrough request keeps its own method (GET and
+ * HEAD without a body, DELETE and others with whatever body came). */
+static void set_method(struct sluice_ctx *ctx, CURL *e, const char *body,
+                       size_t blen)
+{
+    if (!strcmp(ctx->method, "GET")) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        return;
+    }
+    if (!strcmp(ctx->method, "HEAD")) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        return;
+    }
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    if (strcmp(ctx->method, "POST"))
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, ctx->method);
+}
+
 int upstream_start(struct sluice_ctx *ctx)
 {
     struct worker *w = ctx->w;
@@ -241,9 +309,7 @@ int upstream_start(struct sluice_ctx *ctx)
     ctx->curl_err[0] = '\0';
     if (set_url(ctx, e) != 0)
         goto fail;
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    set_method(ctx, e, body, blen);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, ctx->slist);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, ctx);

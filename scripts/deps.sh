@@ -16,7 +16,8 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential pkg-config cmake libmicrohttpd-dev
             libcurl4-openssl-dev libjansson-dev libyaml-dev check
-            libpcre2-dev libutf8proc-dev libsqlite3-dev curl ca-certificates)
+            libpcre2-dev libutf8proc-dev libsqlite3-dev libhiredis-dev
+            curl ca-certificates)
 # clang + its runtime libraries (libFuzzer, sanitizers) for fuzz targets;
 # prometheus for `promtool check metrics` on a real /metrics scrape;
 # chromium (+ its driver) to open /docs headless and screenshot it;
@@ -31,9 +32,11 @@ NODE_PKGS=(nodejs npm)
 # bench/run.sh and bench/profile.sh
 BENCH_PKGS=(wrk nginx valgrind openssl strace)
 # libpcre2/libutf8proc: the context stage's tokenizers (plugin-private).
-# libsqlite3: the local state backend (core/state_sqlite.c).
+# libsqlite3: the local state backend (core/state_sqlite.c); libhiredis:
+# the redis one (core/state_redis.c).
 RUNTIME_PKGS=(libmicrohttpd12 libcurl4 libjansson4 libyaml-0-2
-              libpcre2-8-0 libutf8proc2 libsqlite3-0 ca-certificates curl)
+              libpcre2-8-0 libutf8proc2 libsqlite3-0 libhiredis0.14
+              ca-certificates curl)
 
 usage() {
     echo "usage: $0 [--test | --runtime | --bench]" >&2

@@ -305,6 +305,11 @@ function chart(svg, series, unit) {
     const pts = s.filter(([, v]) => v !== null).map(([t, v]) =>
       ((t - t0) / WINDOW_MS * 300).toFixed(1) + "," + (100 - v / max * 100).toFixed(1));
     if (pts.length) kids.push(svgEl("polyline", { class: "s" + i, points: pts.join(" ") }));
+    // a dot per point: a lone point (traffic in one interval only) shows too
+    for (const p of pts) {
+      const [x, y] = p.split(",");
+      kids.push(svgEl("circle", { class: "s" + i, cx: x, cy: y, r: 1.2 }));
+    }
   });
   svg.replaceChildren(...kids);
 }

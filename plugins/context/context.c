@@ -35,8 +35,8 @@ struct context {
     double margin;
     int64_t reserve_output;
     int64_t image_tokens;
-    int64_t created;         /* "created" of the model objects (init time, s) */
-    sluice_metric *m_margin; /* over the limit, inside the margin */
+    int64_t created;          /* "created" of the model objects (fixed) */
+    sluice_metric *m_margin;  /* over the limit, inside the margin */
     sluice_metric *m_refused; /* refused: over limit + margin */
     sluice_metric *m_ratio;   /* estimate over the model's context */
 };
@@ -343,6 +343,9 @@ static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
         return SLUICE_RESPOND;
     body = H->req_body(ctx);
     const struct model *m = models_find(&c->models, model);
+    /* the core's metric label for the model: an id of this table, never
+     * the client's text (a bounded set of series) */
+    H->attr_set(ctx, "model_label", m ? m->id : "other");
     struct walk_opts opts;
     if (m && m->tok)
         opts = (struct walk_opts){m->tok, count_exact,
@@ -439,7 +442,9 @@ static int context_init(const sluice_host *host, sluice_stage *self,
         return -1;
     }
     c->self = self;
-    c->created = (int64_t)(H->wall_ms() / 1000);
+    /* stable across restarts and instances (clients cache model lists):
+     * a fixed date, 2024-01-01T00:00:00Z, not the start time */
+    c->created = 1704067200;
     if (config_load(c, config, err, errlen) != 0)
         goto fail;
     if (H->route_register(self, "GET", "/v1/models", route_models) != 0 ||

@@ -312,8 +312,9 @@ static void pick_use(struct keyring *kr, struct kr_pick *pk, sluice_ctx *ctx)
     H->attr_set(ctx, "key_id", k->name);
 }
 
-/* No key is available: 503 now, or wait (on the core's timer) for the
- * first cooling key when it comes back within wait_for_key_ms. */
+/* No key is available: 429 when every key cools after the upstream's
+ * 429, else 503 (failed or absent keys); now, or wait (on the core's timer) for
+ * the first cooling key when it comes back within wait_for_key_ms. */
 static sluice_verdict keyring_none(struct keyring *kr, sluice_ctx *ctx,
                                    struct kr_pick *pk, struct keyset *s,
                                    uint64_t now)
@@ -334,8 +335,18 @@ static sluice_verdict keyring_none(struct keyring *kr, sluice_ctx *ctx,
                  "every upstream key is unavailable "
                  "(failed: the operator must reset or "
                  "replace them)");
-    H->respond_error(ctx, 503, "server_error", "all_keys_unavailable", NULL,
-                     msg);
+    if (keyset_all_rate_limited(s, now)) {
+        /* the upstream's own 429s: tell the client to wait, as OpenAI does
+         * (SDKs honour Retry-After on a 429, and retry a 503 early) */
+        snprintf(msg, sizeof msg,
+                 "Rate limit reached: the upstream rate-limited every key; "
+                 "retry in %llu s",
+                 (unsigned long long)ra_s);
+        H->respond_error(ctx, 429, "requests", "rate_limit_exceeded", NULL,
+                         msg);
+    } else
+        H->respond_error(ctx, 503, "server_error", "all_keys_unavailable", NULL,
+                         msg);
     if (kr->wait_for_key_ms && back) {
         if (!pk->wait_start)
             pk->wait_start = now;

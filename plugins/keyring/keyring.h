@@ -56,6 +56,7 @@ struct key {
     atomic_uint_fast64_t cool_until; /* monotonic ms; meaningful if cooling */
     atomic_uint consecutive;         /* consecutive transient failures */
     atomic_uint cool_streak;         /* exponential cooldowns in a row */
+    atomic_int cool_rate;            /* the cooldown is the upstream's 429 */
     char last_error[96];             /* short, never the key */
 
     atomic_int inflight;
@@ -96,6 +97,9 @@ struct keyset {
 };
 
 struct keyset *keyset_new(size_t n); /* refs = 1, keys zeroed */
+/* 1 when there are keys and every one is cooling after an upstream 429
+ * (none failed, none merely absent): the client should wait, not fail. */
+int keyset_all_rate_limited(const struct keyset *s, uint64_t now);
 void keyset_ref(struct keyset *s);
 void keyset_unref(struct keyset *s);
 /* Index of a key with this secret, or -1. */

@@ -116,6 +116,16 @@ long keyset_pick(struct keyset *s, enum key_strategy strat, long avoid,
     return i;
 }
 
+int keyset_all_rate_limited(const struct keyset *s, uint64_t now)
+{
+    for (size_t i = 0; s && i < s->n; i++) {
+        const struct key *k = &s->keys[i];
+        if (key_state_at(k, now) != KEY_COOLING || !atomic_load(&k->cool_rate))
+            return 0;
+    }
+    return s && s->n > 0;
+}
+
 uint64_t keyset_next_back(const struct keyset *s, uint64_t now)
 {
     uint64_t best = 0;

@@ -111,7 +111,7 @@ int key_available(const struct key *k, uint64_t now)
 }
 
 /* Cool until now + d, keeping a later deadline already set. Locked. */
-static void key_cool(struct key *k, uint64_t now, uint64_t d)
+static void key_cool(struct key *k, uint64_t now, uint64_t d, int rate)
 {
     uint64_t until = now + d;
     int s = atomic_load(&k->state);
@@ -120,6 +120,7 @@ static void key_cool(struct key *k, uint64_t now, uint64_t d)
     if (s == KEY_COOLING && atomic_load(&k->cool_until) > until)
         until = atomic_load(&k->cool_until);
     atomic_store(&k->cool_until, until);
+    atomic_store(&k->cool_rate, rate);
     atomic_store_explicit(&k->state, KEY_COOLING, memory_order_release);
 }
 
@@ -166,12 +167,12 @@ void key_record(struct key *k, const struct key_policy *p, enum key_outcome o,
         break;
     case OUT_RATE:
         if (retry_hint_ms == RA_NONE) {
-            key_cool(k, now, key_backoff(k, p));
+            key_cool(k, now, key_backoff(k, p), 1);
         } else if (retry_hint_ms) {
             uint64_t d = retry_hint_ms < p->max_cooldown_ms
                              ? retry_hint_ms
                              : p->max_cooldown_ms;
-            key_cool(k, now, d);
+            key_cool(k, now, d, 1);
         } /* else "retry now": the upstream says the key is usable */
         break;
     case OUT_SERVER:
@@ -179,7 +180,7 @@ void key_record(struct key *k, const struct key_policy *p, enum key_outcome o,
     case OUT_CONN:
         if (++k->consecutive >= p->failure_threshold) {
             k->consecutive = 0;
-            key_cool(k, now, key_backoff(k, p));
+            key_cool(k, now, key_backoff(k, p), 0);
         }
         break;
     default:

@@ -1,8 +1,9 @@
 /*
  * usage_tokens.c - token counts from what the upstream sent: the "usage"
- * object of a plain response body (only that small object is parsed, never
- * the whole body), and, when the upstream reports no usage, a measure of
- * the generated text for an estimate.
+ * object of a plain response body (chat's and completions' names, the
+ * Responses API's input/output_tokens, embeddings' prompt-only usage) (only
+ * that small object is parsed, never the whole body), and, when the upstream
+ * reports no usage, a measure of the generated text for an estimate.
  */
 #include "usage.h"
 
@@ -56,6 +57,14 @@ int usage_from_body(const char *body, size_t len, int64_t *prompt,
     *completion = field_int(u, "completion_tokens");
     *cached =
         field_int(H->json_get(u, "prompt_tokens_details"), "cached_tokens");
+    if (*prompt < 0) { /* the Responses API's names */
+        *prompt = field_int(u, "input_tokens");
+        *completion = field_int(u, "output_tokens");
+        *cached =
+            field_int(H->json_get(u, "input_tokens_details"), "cached_tokens");
+    }
+    if (*prompt >= 0 && *completion < 0 && field_int(u, "total_tokens") >= 0)
+        *completion = 0; /* embeddings: nothing generated */
     H->json_free(u);
     return *prompt >= 0 && *completion >= 0;
 }

@@ -7,11 +7,13 @@
 //   4. when --reset: click "Reset failed keys", cancel once (nothing may
 //      happen), then confirm, and wait until no row shows "failed"
 //   5. "Reload pipeline" with confirmation: the generation shown goes up
+// With --chats N, N chat requests are sent between steps 3 and 4 and the
+// charts must show them (a request rate above 0, a p50/p99 latency).
 // Prints one JSON object on stdout; exits 1 with a message on failure.
 // Any console error or page error during steps 2-5 is a failure (step 1's
 // 401 is expected and is the only console error allowed there).
 //   node admin_ui.mjs --url URL --token T --shot FILE [--chromium PATH]
-//                     [--reset] [--max-seconds 120]
+//                     [--reset] [--chats N] [--max-seconds 120]
 import puppeteer from "puppeteer-core";
 
 const args = Object.fromEntries(
@@ -72,6 +74,13 @@ try {
   out.stages = await page.$$eval("#pipeline tbody tr", (rs) =>
     rs.map((r) => r.dataset.stage));
   out.usage_text = await page.$eval("#usage", (e) => e.textContent);
+  out.usage = await page.$$eval("#usage tbody tr", (rs) => rs.map((r) => {
+    const td = [...r.querySelectorAll("td")].map((c) => c.textContent.trim());
+    const m = r.querySelector("meter");
+    return { client: r.dataset.client, requests_today: Number(td[1].replace(/,/g, "")),
+             tokens_today: Number(td[2].replace(/,/g, "")),
+             day_budget: td[5], meter: m ? Number(m.value) : null };
+  }));
   const readKeys = () => page.$$eval("#keys tbody tr", (rs) => rs.map((r) => {
     const td = [...r.querySelectorAll("td")].map((c) => c.textContent.trim());
     return { name: td[0], state: td[1], cooldown: td[2], last_error: td[3],
@@ -80,8 +89,30 @@ try {
   }));
   out.keys = await readKeys();
   out.health = await page.$eval("#health", (e) => e.textContent);
-  await page.screenshot({ path: args.shot, fullPage: true });
   out.steps.push("dashboard");
+
+  // live traffic: the charts' latest point comes from the /metrics deltas
+  if (args.chats) {
+    phase = "traffic";
+    const origin = new URL(args.url).origin;
+    for (let i = 0; i < Number(args.chats); i++) {
+      const r = await fetch(origin + "/v1/chat/completions", {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-4o-mini",
+                               messages: [{ role: "user", content: "hi" }] }) });
+      await r.text();
+    }
+    await page.waitForFunction(() =>
+      Number(document.getElementById("now-rate").textContent) > 0 &&
+      /^[0-9]/.test(document.getElementById("now-latency").textContent),
+      { timeout: 15000 });
+    out.now_rate = Number(await page.$eval("#now-rate", (e) => e.textContent));
+    out.now_latency = await page.$eval("#now-latency", (e) => e.textContent);
+    out.rate_points = await page.$eval("#chart-rate polyline",
+      (e) => e.getAttribute("points").split(" ").length);
+    out.steps.push("traffic");
+  }
+  await page.screenshot({ path: args.shot, fullPage: true });
 
   // 4. reset failed keys, with a cancelled confirmation first
   if (args.reset) {

@@ -1,218 +1,19 @@
 // openai_client.test.mjs - the official `openai` npm client (pinned 6.x in
 // package-lock.json) against a real sluice in front of the mock upstream.
 //
-// Starts both itself, like tests/integration/harness.c: mock_upstream on a
-// port it picks (--port 0 --port-file), a temporary YAML, sluice on a free
-// loopback port; waits for /health; kills both (their whole process groups)
-// at the end, whatever happened. Exits non-zero when a check fails.
+// Starts both itself (harness.mjs): mock_upstream on a port it picks, a
+// temporary YAML, sluice on a free loopback port; kills both at the end,
+// whatever happened. Exits non-zero when a check fails.
 //
 // Environment (set by CTest): SLUICE_BIN, MOCK_BIN, PLUGINS_DIR.
 
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import OpenAI, { toFile } from 'openai';
-
-const MODEL = 'qwen/qwen3-next-80b-a3b-instruct';
-const FIRST_KEY = 'sk-test-key-1';
-const OVERALL_TIMEOUT_MS = 120_000;
-
-const children = [];
-let tmpdir = null;
-
-function need(name) {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`openai_client: environment variable ${name} is not set (run through ctest)`);
-    process.exit(1);
-  }
-  return v;
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-// The seed's overrides would silently change the config under test.
-function childEnv() {
-  const env = { ...process.env };
-  for (const k of ['HOST', 'PORT', 'MEGALLM_BASE_URL', 'MEGALLM_TIMEOUT',
-                   'MEGALLM_MAX_RETRIES', 'MAX_KEY_RETRIES', 'LOG_LEVEL']) {
-    delete env[k];
-  }
-  return env;
-}
-
-function start(label, bin, args, logPath) {
-  const fd = fs.openSync(logPath, 'a');
-  const child = spawn(bin, args, {
-    detached: true, // own process group: we kill the group
-    stdio: ['ignore', fd, fd],
-    env: childEnv(),
-  });
-  fs.closeSync(fd);
-  const rec = { label, child, logPath, exited: null };
-  child.on('exit', (code, signal) => { rec.exited = { code, signal }; });
-  children.push(rec);
-  return rec;
-}
-
-function tail(rec, lines = 40) {
-  let text = '';
-  try { text = fs.readFileSync(rec.logPath, 'utf8'); } catch { return; }
-  const last = text.split('\n').slice(-lines - 1).join('\n');
-  console.error(`---- last ${lines} lines of ${rec.label} log (${rec.logPath}) ----\n${last}\n---- end ----`);
-}
-
-function killGroup(rec, signal) {
-  try { process.kill(-rec.child.pid, signal); } catch { /* gone */ }
-}
-
-async function stopAll() {
-  for (const rec of children) if (!rec.exited) killGroup(rec, 'SIGTERM');
-  const until = Date.now() + 5000;
-  while (Date.now() < until && children.some((r) => !r.exited)) await sleep(25);
-  for (const rec of children) {
-    if (!rec.exited) {
-      console.error(`openai_client: ${rec.label} ignored SIGTERM for 5 s; killing`);
-      killGroup(rec, 'SIGKILL');
-    }
-  }
-}
-
-// Last resort when the process leaves without stopAll (uncaught error, exit).
-process.on('exit', () => {
-  for (const rec of children) if (!rec.exited) killGroup(rec, 'SIGKILL');
-  if (tmpdir && !process.env.SLUICE_TEST_KEEP) {
-    try { fs.rmSync(tmpdir, { recursive: true, force: true }); } catch { /* ignore */ }
-  }
-});
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => { process.exitCode = 1; process.exit(); });
-}
-
-async function getJson(url, timeoutMs = 2000) {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  const body = await res.text();
-  return { status: res.status, body, json: (() => { try { return JSON.parse(body); } catch { return null; } })() };
-}
-
-async function waitReady(rec, url, what) {
-  const until = Date.now() + 10_000;
-  while (Date.now() < until) {
-    if (rec.exited) {
-      tail(rec);
-      throw new Error(`${what} exited during start-up (${JSON.stringify(rec.exited)})`);
-    }
-    try {
-      const r = await getJson(url, 1000);
-      if (r.status === 200) return;
-    } catch { /* not yet */ }
-    await sleep(25);
-  }
-  tail(rec);
-  throw new Error(`${what} not ready within 10 s (${url})`);
-}
-
-async function startMock() {
-  const bin = need('MOCK_BIN');
-  const portFile = path.join(tmpdir, 'mock.port');
-  const rec = start('mock_upstream', bin,
-    ['--host', '127.0.0.1', '--port', '0', '--port-file', portFile, '--quiet'],
-    path.join(tmpdir, 'mock.log'));
-  const until = Date.now() + 10_000;
-  while (Date.now() < until) {
-    if (rec.exited) { tail(rec); throw new Error('mock_upstream exited during start-up'); }
-    let port = 0;
-    try { port = parseInt(fs.readFileSync(portFile, 'utf8'), 10) || 0; } catch { /* not yet */ }
-    if (port > 0) {
-      try {
-        const r = await getJson(`http://127.0.0.1:${port}/_mock/health`, 1000);
-        if (r.status === 200) return { rec, port };
-      } catch { /* not yet */ }
-    }
-    await sleep(25);
-  }
-  tail(rec);
-  throw new Error('mock_upstream not ready within 10 s');
-}
-
-async function startSluice(mockPort) {
-  const bin = need('SLUICE_BIN');
-  const pluginsDir = need('PLUGINS_DIR');
-  const keys = path.join(tmpdir, 'keys.txt');
-  fs.writeFileSync(keys, `${FIRST_KEY}\nsk-test-key-2\n`, { mode: 0o600 });
-  fs.chmodSync(keys, 0o600);
-  const port = await freePort();
-  const yaml = [
-    'server:',
-    '  host: "127.0.0.1"',
-    `  port: ${port}`,
-    '  threads: 2',
-    'upstream:',
-    `  base_url: "http://127.0.0.1:${mockPort}/v1"`,
-    '  timeout_s: 30',
-    `plugins_dir: ${JSON.stringify(pluginsDir)}`,
-    'models:',
-    `  - { id: "${MODEL}", context_length: 262144 }`,
-    '  - { id: "gpt-4o-mini", context_length: 128000 }',
-    'pipeline:',
-    '  - plugin: keyring',
-    `    config: { keys_file: ${JSON.stringify(keys)} }`,
-    '  - plugin: sse',
-    '',
-  ].join('\n');
-  const cfg = path.join(tmpdir, 'sluice.yaml');
-  fs.writeFileSync(cfg, yaml);
-  const rec = start('sluice', bin, ['-c', cfg], path.join(tmpdir, 'sluice.log'));
-  await waitReady(rec, `http://127.0.0.1:${port}/health`, 'sluice');
-  return { rec, port };
-}
-
-// ---- checks ------------------------------------------------------------
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-async function mockPost(mockPort, p, body) {
-  const res = await fetch(`http://127.0.0.1:${mockPort}${p}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  assert(res.ok, `POST ${p} on the mock: ${res.status} ${await res.text()}`);
-}
-
-async function mockRequests(mockPort) {
-  const r = await getJson(`http://127.0.0.1:${mockPort}/_mock/requests`, 5000);
-  assert(r.status === 200 && r.json, `GET /_mock/requests: ${r.status}`);
-  return Array.isArray(r.json) ? r.json : r.json.requests;
-}
-
-function header(rec, name) {
-  const h = rec.headers || {};
-  for (const [k, v] of Object.entries(h)) {
-    if (k.toLowerCase() === name.toLowerCase()) return Array.isArray(v) ? v[0] : v;
-  }
-  return undefined;
-}
+import {
+  FIRST_KEY, MODEL, assert, header, mockPost, mockRequests, runMain, runTests,
+  startMock, startSluice,
+} from './harness.mjs';
 
 async function main() {
-  tmpdir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-client-'));
   const mock = await startMock();
   const sluice = await startSluice(mock.port);
   const client = new OpenAI({
@@ -441,6 +242,53 @@ async function main() {
       `images ${JSON.stringify(r.data)}`);
   });
 
+  // ---- 429 vs 503: the SDK's own retry honours Retry-After --------------
+  const sluiceRetry = await startSluice(mock.port, {
+    name: 'sluice-retry', pipeline: ['  - plugin: retry', '  - plugin: sse'],
+  });
+  const retrying = new OpenAI({
+    baseURL: `http://127.0.0.1:${sluiceRetry.port}/v1`, apiKey: 'sk-test', maxRetries: 2, timeout: 20_000,
+  });
+
+  test('every key rate-limited: 429 rate_limit_exceeded + Retry-After, the SDK waits and succeeds', async () => {
+    await mockPost(mock.port, '/_mock/reset', {});
+    await mockPost(mock.port, '/_mock/script', {
+      rules: [{ match: { path: '/chat/completions' }, status: 429, headers: { 'Retry-After': '1' }, times: 2 }],
+    });
+    // first, without the SDK's retry: what sluice answers
+    const raw = await fetch(`http://127.0.0.1:${sluiceRetry.port}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'x' }] }),
+    });
+    const doc = await raw.json();
+    assert(raw.status === 429 && doc.error.code === 'rate_limit_exceeded', `sluice answered ${raw.status} ${JSON.stringify(doc)}`);
+    assert(raw.headers.get('retry-after') === '1', `Retry-After ${raw.headers.get('retry-after')}`);
+    assert(raw.headers.get('x-sluice-attempts') === '2', `x-sluice-attempts ${raw.headers.get('x-sluice-attempts')}`);
+    // again through the SDK: it waits for Retry-After, then the keys are back
+    await mockPost(mock.port, '/_mock/script', {
+      rules: [{ match: { path: '/chat/completions' }, status: 429, headers: { 'Retry-After': '1' }, times: 2 }],
+    });
+    const t0 = Date.now();
+    const r = await retrying.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'wait for it' }] });
+    assert(r.choices[0].message.content.includes('wait for it'), `answer ${JSON.stringify(r)}`);
+    const reqs = (await mockRequests(mock.port)).slice(-3);
+    assert(reqs.map((q) => q.status).join() === '429,429,200', `mock statuses ${reqs.map((q) => q.status)}`);
+    // the SDK's retry came after the Retry-After second, not early
+    assert(reqs[2].t_start_ms - reqs[1].t_start_ms >= 900, `the retry came ${reqs[2].t_start_ms - reqs[1].t_start_ms} ms after the 429`);
+    assert(Date.now() - t0 >= 900, 'the SDK did not wait');
+  });
+
+  test('every key failed: 503 all_keys_unavailable (not 429)', async () => {
+    await mockPost(mock.port, '/_mock/reset', {});
+    await mockPost(mock.port, '/_mock/script', { rules: [{ match: { path: '/embeddings' }, status: 401, times: 0 }] });
+    let caught = null;
+    try {
+      await retrying.embeddings.create({ model: 'text-embedding-3-small', input: 'x' }, { maxRetries: 0 });
+    } catch (e) { caught = e; }
+    assert(caught && caught.status === 503 && caught.code === 'all_keys_unavailable',
+      `expected 503 all_keys_unavailable, got ${caught?.status} ${caught?.code}: ${caught?.message}`);
+  });
+
   test('models.list', async () => {
     const ids = [];
     for await (const m of client.models.list()) ids.push(m.id);
@@ -448,40 +296,7 @@ async function main() {
       `models: ${JSON.stringify(ids)}`);
   });
 
-  let passed = 0;
-  let failed = 0;
-  for (const t of tests) {
-    const t0 = Date.now();
-    try {
-      await t.fn();
-      passed++;
-      console.log(`ok   - ${t.name} (${Date.now() - t0} ms)`);
-    } catch (e) {
-      failed++;
-      console.log(`FAIL - ${t.name}: ${e?.stack || e}`);
-    }
-  }
-  if (failed) {
-    for (const rec of children) tail(rec, 30);
-  }
-  await stopAll();
-  console.log(`openai_client: ${passed} passed, ${failed} failed`);
-  return failed === 0;
+  return runTests('openai_client', tests);
 }
 
-const guard = setTimeout(() => {
-  console.error(`openai_client: timed out after ${OVERALL_TIMEOUT_MS / 1000} s`);
-  for (const rec of children) tail(rec, 30);
-  process.exitCode = 1;
-  process.exit();
-}, OVERALL_TIMEOUT_MS);
-guard.unref();
-
-main()
-  .then((ok) => { process.exitCode = ok ? 0 : 1; })
-  .catch(async (e) => {
-    console.error(`openai_client: ${e?.stack || e}`);
-    await stopAll();
-    console.log('openai_client: 0 passed, 1 failed');
-    process.exitCode = 1;
-  });
+runMain('openai_client', main);

@@ -2,7 +2,8 @@
 # input: the chat body check (core/reqbody.c + core/json_fast.c) alone and
 # followed by the context stage's walker, the YAML pipeline loader
 # (config_load_string), the multipart/form-data field reader, the auth clients file parser, the keyring's keys
-# file and Retry-After family parsers, and the sse stage's event parser.
+# file and Retry-After family parsers, the sse stage's event parser, and
+# the redis state backend's record decoder.
 # (The tokenizer's target needs the npm tokenizer files and PCRE2: it has
 # its own runner, tests/fuzz/run_fuzz_tokenizer.sh.) Included from
 # tests/CMakeLists.txt. libFuzzer needs clang whatever compiler builds the
@@ -80,6 +81,9 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/plugins/keyring/keyfile.c)
   sluice_fuzz_target(keyfile ${_kr} ${_kr}/keyfile.c)
   sluice_fuzz_target(retry_after ${_kr} ${_kr}/retry_after.c)
 endif()
+sluice_fuzz_target(state_wire ${CMAKE_SOURCE_DIR}/core
+                   ${CMAKE_SOURCE_DIR}/core/state_wire.c
+                   ${CMAKE_SOURCE_DIR}/core/buf.c)
 sluice_fuzz_target(sse_parser ${CMAKE_SOURCE_DIR}/plugins/sse
                    ${CMAKE_SOURCE_DIR}/plugins/sse/sse_parser.c)
 sluice_fuzz_target(clients ${CMAKE_SOURCE_DIR}/plugins/auth

@@ -35,6 +35,8 @@ static struct {
     char tmpdir[256];
     pid_t mock_pid, sluice_pid;
     int mock_port, sluice_port;
+    pid_t fleet_pid[H_FLEET_MAX]; /* h_fleet_start's instances */
+    int fleet_port[H_FLEET_MAX], nfleet;
     int started; /* a child was spawned and teardown has not run */
     int wd_fd;   /* write end of the watchdog's pipe, -1 when none */
     pid_t wd_pid;
@@ -444,6 +446,9 @@ static void cleanup_all(int failed)
     if (failed && H.started)
         h_dump_logs(40);
     H.started = 0;
+    for (int i = 0; i < H.nfleet; i++)
+        stop_one(&H.fleet_pid[i], "sluice (fleet)");
+    H.nfleet = 0;
     stop_one(&H.sluice_pid, "sluice");
     stop_one(&H.mock_pid, "mock_upstream");
     rm_rf(H.tmpdir);
@@ -825,40 +830,39 @@ static int listening_port(const char *log)
     return p ? atoi(p + 7) : 0;
 }
 
-int h_start_sluice(const h_opts *opts)
+/* Write `config` for opts, start sluice on it (log appended to logpath)
+ * and wait for its /health; *pidp holds the child. Returns the port. */
+static int sluice_launch(const h_opts *opts, const char *config,
+                         const char *logpath, pid_t *pidp)
 {
-    h_tmpdir();
     const char *bin = env_or_fail("SLUICE_BIN");
-    snprintf(H.sluice_log, sizeof H.sluice_log, "%s/sluice.log", H.tmpdir);
-    snprintf(H.config, sizeof H.config, "%s/sluice.yaml", H.tmpdir);
-
     /* port: 0, and the port sluice bound is read from its "listening" line.
      * A port picked here and bound later could be taken meanwhile, and
      * since sluice binds with SO_REUSEPORT, two test processes could then
      * share one port without an error, each getting the other's requests. */
-    ck_assert_msg(h_write_config(H.config, opts, 0) == 0, "cannot write %s",
-                  H.config);
-    char *argv[] = {(char *)bin, "-c", H.config, NULL};
-    /* after h_kill9_sluice the log holds the last run: read past it */
+    ck_assert_msg(h_write_config(config, opts, 0) == 0, "cannot write %s",
+                  config);
+    char *argv[] = {(char *)bin, "-c", (char *)config, NULL};
+    /* after a kill -9 the log holds the last run: read past it */
     struct stat lsb;
-    size_t log_from = stat(H.sluice_log, &lsb) == 0 ? (size_t)lsb.st_size : 0;
-    H.sluice_pid = spawn_logged(argv, H.sluice_log, "sluice log");
-    ck_assert_msg(H.sluice_pid > 0, "fork: %s", strerror(errno));
+    size_t log_from = stat(logpath, &lsb) == 0 ? (size_t)lsb.st_size : 0;
+    *pidp = spawn_logged(argv, logpath, "sluice log");
+    ck_assert_msg(*pidp > 0, "fork: %s", strerror(errno));
 
     double until = h_now_ms() + 10000;
     int port = 0;
     while (h_now_ms() < until) {
         int st;
-        if (!child_alive(H.sluice_pid, &st)) {
+        if (!child_alive(*pidp, &st)) {
             char how[96] = "";
             describe_status(st, how, sizeof how);
-            H.sluice_pid = 0;
+            *pidp = 0;
             ck_abort_msg("sluice exited during start-up with %s (config %s)",
-                         how, H.config);
+                         how, config);
         }
         if (!port) {
             size_t loglen = 0;
-            char *log = slurp(H.sluice_log, &loglen);
+            char *log = slurp(logpath, &loglen);
             port = listening_port(log && loglen > log_from ? log + log_from
                                                            : NULL);
             free(log);
@@ -868,17 +872,47 @@ int h_start_sluice(const h_opts *opts)
             h_request(port, "GET", "/health", NULL, NULL, 0, 1000, &r);
             long status = r.status;
             h_resp_free(&r);
-            if (status == 200) {
-                H.sluice_port = port;
+            if (status == 200)
                 return port;
-            }
         }
         h_sleep_ms(20);
     }
     ck_abort_msg("sluice did not log its port and answer GET /health with "
                  "200 within 10 s (config %s)",
-                 H.config);
+                 config);
     return -1;
+}
+
+int h_start_sluice(const h_opts *opts)
+{
+    h_tmpdir();
+    snprintf(H.sluice_log, sizeof H.sluice_log, "%s/sluice.log", H.tmpdir);
+    snprintf(H.config, sizeof H.config, "%s/sluice.yaml", H.tmpdir);
+    H.sluice_port = sluice_launch(opts, H.config, H.sluice_log, &H.sluice_pid);
+    return H.sluice_port;
+}
+
+int h_fleet_start(const h_opts *opts)
+{
+    char config[600], logpath[600];
+    h_tmpdir();
+    ck_assert_msg(H.nfleet < H_FLEET_MAX, "at most %d fleet instances",
+                  H_FLEET_MAX);
+    int i = H.nfleet++;
+    snprintf(config, sizeof config, "%s/fleet%d.yaml", H.tmpdir, i);
+    snprintf(logpath, sizeof logpath, "%s/fleet%d.log", H.tmpdir, i);
+    H.fleet_port[i] = sluice_launch(opts, config, logpath, &H.fleet_pid[i]);
+    return i;
+}
+
+int h_fleet_port(int i)
+{
+    return i >= 0 && i < H.nfleet ? H.fleet_port[i] : -1;
+}
+
+pid_t h_fleet_pid(int i)
+{
+    return i >= 0 && i < H.nfleet ? H.fleet_pid[i] : -1;
 }
 
 void h_start_all(const h_opts *opts)

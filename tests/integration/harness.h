@@ -69,6 +69,12 @@ int h_start_sluice(const h_opts *opts);
 int h_write_config(const char *path, const h_opts *opts, int port);
 /* Start both with opts (NULL = defaults). */
 void h_start_all(const h_opts *opts);
+/* More sluice processes (a fleet on one state backend), each with its own
+ * config (opts), log and port; killed at teardown. Returns the index. */
+#define H_FLEET_MAX 8
+int h_fleet_start(const h_opts *opts);
+int h_fleet_port(int i);
+pid_t h_fleet_pid(int i);
 /* A crash: SIGKILL sluice (no clean stop) and reap it; h_start_sluice
  * starts it again (same temp dir, so the same state file). */
 void h_kill9_sluice(void);

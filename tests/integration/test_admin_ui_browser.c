@@ -6,7 +6,10 @@
  *   - the page is served with a strict Content-Security-Policy and loads
  *     with no console error (the wrong-token step's own 401 aside)
  *   - a wrong token gives a clear message and is not kept
- *   - the keys table matches GET /admin/keys, the failed key shows failed
+ *   - the keys table matches GET /admin/keys, the failed key shows failed;
+ *     the usage table matches GET /admin/usage/clients, with a budget bar
+ *   - ten chats sent while the page is open show in the charts (request
+ *     rate, p50/p99 latency from /metrics)
  *   - "reset failed keys" (confirmed) clears it, and the mock then sees that
  *     key used again; "reload pipeline" (confirmed) shows the new generation
  *   - a screenshot lands in <build>/test-output/admin_ui/dashboard.png
@@ -45,7 +48,10 @@ static void start(void)
     snprintf(extra, sizeof extra, "admin:\n  token_file: \"%s\"\n",
              it_secret_file("admin.token", TOKEN "\n"));
     h_opts o = {.extra = extra,
-                .pipeline = "  - plugin: keyring\n"
+                .pipeline = "  - plugin: usage\n"
+                            "    config: { budgets: { unknown: "
+                            "{ budget_tokens_day: 1000 } } }\n"
+                            "  - plugin: keyring\n"
                             "    config: { keys_file: \"@KEYS_FILE@\" }\n"
                             "  - plugin: retry\n"
                             "    config: { base_ms: 20, max_ms: 100 }\n"
@@ -62,11 +68,11 @@ static int chat_ok(void)
     return ok;
 }
 
-static json_t *admin_keys(void)
+static json_t *admin_get(const char *path)
 {
     const char *hdrs[] = {auth_hdr, NULL};
     h_resp r;
-    h_request(h_sluice_port(), "GET", "/admin/keys", hdrs, NULL, 0, 10000, &r);
+    h_request(h_sluice_port(), "GET", path, hdrs, NULL, 0, 10000, &r);
     ck_assert_int_eq(r.status, 200);
     json_t *doc = h_resp_json(&r);
     h_resp_free(&r);
@@ -147,7 +153,8 @@ START_TEST(test_dashboard_in_chromium)
         0);
     for (int i = 0; i < 4; i++)
         ck_assert(chat_ok());
-    json_t *before = admin_keys();
+    json_t *before = admin_get("/admin/keys");
+    json_t *usage = admin_get("/admin/usage/clients");
 
     char url[128], shot[1200];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/admin/ui", h_sluice_port());
@@ -165,6 +172,8 @@ START_TEST(test_dashboard_in_chromium)
                     "--chromium",
                     (char *)bu_chromium_bin(),
                     "--reset",
+                    "--chats",
+                    "10",
                     "--max-seconds",
                     "150",
                     NULL};
@@ -213,15 +222,43 @@ START_TEST(test_dashboard_in_chromium)
     json_decref(health);
     h_resp_free(&r);
     json_t *stages = json_object_get(res, "stages");
-    ck_assert_str_eq(json_string_value(json_array_get(stages, 0)), "keyring");
+    ck_assert_str_eq(json_string_value(json_array_get(stages, 0)), "usage");
+    ck_assert_str_eq(json_string_value(json_array_get(stages, 1)), "keyring");
+
+    /* the usage table is /admin/usage/clients, with its budget bar */
+    json_t *shown = json_array_get(json_object_get(res, "usage"), 0);
+    json_t *uc = json_array_get(json_object_get(usage, "clients"), 0);
+    ck_assert_ptr_nonnull(shown);
+    ck_assert_str_eq(str_of(shown, "client"), "unknown");
+    long long today = json_integer_value(
+        json_object_get(json_object_get(uc, "today"), "tokens"));
+    ck_assert_int_gt(today, 0);
+    ck_assert_int_eq(json_number_value(json_object_get(shown, "tokens_today")),
+                     today);
+    ck_assert_int_eq(
+        json_number_value(json_object_get(shown, "requests_today")), 4);
+    ck_assert(json_number_value(json_object_get(shown, "meter")) ==
+              today / 1000.0);
+    json_decref(usage);
     json_decref(before);
+
+    /* ten chats while the page was open: the charts show them */
+    ck_assert_msg(json_number_value(json_object_get(res, "now_rate")) > 0,
+                  "request rate %g",
+                  json_number_value(json_object_get(res, "now_rate")));
+    ck_assert_msg(strstr(str_of(res, "now_latency"), " / ") &&
+                      str_of(res, "now_latency")[0] >= '0' &&
+                      str_of(res, "now_latency")[0] <= '9',
+                  "latency: %s", str_of(res, "now_latency"));
+    ck_assert_int_ge(json_integer_value(json_object_get(res, "rate_points")),
+                     1);
 
     /* cancel did nothing; confirm reset it */
     ck_assert_str_eq(str_of(res, "after_cancel"), "");
     ck_assert_msg(strstr(str_of(res, "reset_result"), "HTTP 200") &&
                       strstr(str_of(res, "reset_result"), "1 key(s) reset"),
                   "reset: %s", str_of(res, "reset_result"));
-    json_t *after = admin_keys();
+    json_t *after = admin_get("/admin/keys");
     ck_assert_str_eq(
         str_of(json_array_get(json_object_get(after, "keys"), 1), "state"),
         "healthy");

@@ -194,6 +194,29 @@ START_TEST(test_transcription_multipart)
                   "no audio_transcriptions route in /metrics");
     free(m);
 
+    /* stream=true in the form: the transcription's own events, framed by
+     * the sse stage, no [DONE] */
+    static const char sbody[] =
+        "--b0undary\r\n"
+        "Content-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+        "Content-Type: audio/wav\r\n\r\nRIFF\r\n"
+        "--b0undary\r\n"
+        "Content-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n"
+        "--b0undary\r\n"
+        "Content-Disposition: form-data; name=\"stream\"\r\n\r\ntrue\r\n"
+        "--b0undary--\r\n";
+    h_stream s;
+    h_stream_request(h_sluice_port(), "POST", "/v1/audio/transcriptions", hdr,
+                     sbody, sizeof sbody - 1, 20000, 0, 0, &s);
+    ck_assert_msg(s.resp.status == 200, "stream: %ld %s", s.resp.status,
+                  s.resp.body);
+    ck_assert_str_eq(h_resp_header(&s.resp, "content-type"),
+                     "text/event-stream");
+    ck_assert_uint_eq(s.nevents, 6);
+    ck_assert(strstr(s.events[5].data, "transcript.text.done"));
+    ck_assert(!h_stream_has_done(&s));
+    h_stream_free(&s);
+
     /* a JSON body on a multipart route: 415, never forwarded */
     int before = h_mock_request_count();
     h_post_json("/v1/audio/translations", "{\"model\":\"whisper-1\"}", &r);
@@ -442,6 +465,225 @@ START_TEST(test_headers_and_query)
 }
 END_TEST
 
+/* the operator's lists: which client headers go on, which are added */
+START_TEST(test_headers_operator_lists)
+{
+    h_opts o = {0};
+    o.pipeline = PIPELINE;
+    o.upstream_extra = "  forward_headers: [OpenAI-Beta, X-Trace-Id]\n"
+                       "  add_headers: { X-Gateway: sluice }\n";
+    h_start_all(&o);
+    const char *hdr[] = {"OpenAI-Organization: org-client",
+                         "OpenAI-Beta: assistants=v2", "X-Trace-Id: t-1",
+                         "X-Gateway: from-client", NULL};
+    static const char body[] = "{\"model\":\"gpt-4o-mini\",\"input\":\"x\"}";
+    h_resp r;
+    h_request(h_sluice_port(), "POST", "/v1/responses", hdr, body, strlen(body),
+              10000, &r);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    json_t *all, *rec = last_rec(&all);
+    ck_assert_ptr_null(h_rec_header(rec, "openai-organization"));
+    ck_assert_str_eq(h_rec_header(rec, "openai-beta"), "assistants=v2");
+    ck_assert_str_eq(h_rec_header(rec, "x-trace-id"), "t-1");
+    ck_assert_str_eq(h_rec_header(rec, "x-gateway"), "sluice");
+    json_decref(all);
+}
+END_TEST
+
+/* ---- the auth stage's tpm charges the same per-API counts -------------- */
+
+START_TEST(test_tpm_per_api)
+{
+    it_secret_file("clients.txt", "sk-client-tokens-00001 tok tpm=100\n");
+    h_opts o = {0};
+    o.pipeline = "  - plugin: auth\n"
+                 "    config: { clients_file: \"@TMPDIR@/clients.txt\" }\n"
+                 "  - plugin: context\n"
+                 "  - plugin: keyring\n"
+                 "    config: { keys_file: \"@KEYS_FILE@\" }\n"
+                 "  - plugin: sse\n";
+    h_start_all(&o);
+    const char *k[] = {"x-api-key: sk-client-tokens-00001", NULL};
+    h_resp r;
+    /* 150 tokens of a token array: over the minute's 100 at once */
+    char emb[1024], *p = emb;
+    p += sprintf(p, "{\"model\":\"text-embedding-3-small\",\"input\":[[");
+    for (int i = 0; i < 150; i++)
+        p += sprintf(p, i ? ",7" : "7");
+    strcpy(p, "]]}");
+    h_request(h_sluice_port(), "POST", "/v1/embeddings", k, emb, strlen(emb),
+              10000, &r);
+    it_assert_error(&r, 429, "rate_limit_exceeded", "embeddings over tpm");
+    h_resp_free(&r);
+    /* a Responses input of ~300 words, likewise */
+    char big[4096];
+    int n =
+        snprintf(big, sizeof big, "{\"model\":\"gpt-4o-mini\",\"input\":\"");
+    for (int i = 0; i < 300; i++)
+        n += snprintf(big + n, sizeof big - (size_t)n, "word ");
+    snprintf(big + n, sizeof big - (size_t)n, "\"}");
+    h_request(h_sluice_port(), "POST", "/v1/responses", k, big, strlen(big),
+              10000, &r);
+    it_assert_error(&r, 429, "rate_limit_exceeded", "responses over tpm");
+    h_resp_free(&r);
+    /* a small one is charged and passes */
+    static const char small[] = "{\"model\":\"gpt-4o-mini\",\"input\":\"hi\"}";
+    h_request(h_sluice_port(), "POST", "/v1/responses", k, small, strlen(small),
+              10000, &r);
+    ck_assert_msg(r.status == 200, "small: %ld %s", r.status, it_show(&r));
+    h_resp_free(&r);
+    ck_assert_int_eq(h_mock_request_count(), 1);
+}
+END_TEST
+
+/* ---- passthrough ------------------------------------------------------- */
+
+START_TEST(test_passthrough)
+{
+    h_opts o = {0};
+    o.pipeline = PIPELINE;
+    o.extra = "passthrough: true\n";
+    h_start_all(&o);
+    ck_assert_int_eq(
+        h_mock_script(
+            "{\"rules\":[{\"match\":{\"path\":\"/files\",\"method\":"
+            "\"GET\"},\"json\":{\"object\":\"list\",\"data\":[]},"
+            "\"times\":0},"
+            "{\"match\":{\"path\":\"/files\",\"method\":\"POST\"},"
+            "\"status\":201,\"json\":{\"id\":\"file-1\"}},"
+            "{\"match\":{\"path\":\"/files/file-1\",\"method\":"
+            "\"DELETE\"},\"json\":{\"deleted\":true}},"
+            "{\"match\":{\"path\":\"/chat/completions/cc-1\",\"method\":"
+            "\"GET\"},\"json\":{\"id\":\"cc-1\"}}]}"),
+        0);
+    h_resp r;
+    h_request(h_sluice_port(), "GET", "/v1/files?purpose=batch", NULL, NULL, 0,
+              10000, &r);
+    ck_assert_msg(r.status == 200, "GET /v1/files: %ld %s", r.status,
+                  it_show(&r));
+    ck_assert_str_eq(r.body, "{\"object\":\"list\",\"data\":[]}");
+    h_resp_free(&r);
+    json_t *all, *rec = last_rec(&all);
+    ck_assert_str_eq(h_rec_str(rec, "method"), "GET");
+    ck_assert_str_eq(h_rec_str(rec, "path"), "/v1/files");
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(rec, "query"), "purpose")),
+                     "batch");
+    ck_assert(!strncmp(h_rec_header(rec, "authorization"),
+                       "Bearer sk-test-key-", 19));
+    json_decref(all);
+
+    static const char up[] = "--zz\r\nContent-Disposition: form-data; "
+                             "name=\"purpose\"\r\n\r\nbatch\r\n--zz--\r\n";
+    const char *ct[] = {"Content-Type: multipart/form-data; boundary=zz", NULL};
+    h_request(h_sluice_port(), "POST", "/v1/files", ct, up, sizeof up - 1,
+              10000, &r);
+    ck_assert_int_eq(r.status, 201);
+    h_resp_free(&r);
+    rec = last_rec(&all);
+    size_t len;
+    const char *b = h_rec_body(rec, &len);
+    ck_assert(b && len == sizeof up - 1 && !memcmp(b, up, len));
+    ck_assert_str_eq(h_rec_header(rec, "content-type"),
+                     "multipart/form-data; boundary=zz");
+    json_decref(all);
+
+    h_request(h_sluice_port(), "DELETE", "/v1/files/file-1", NULL, NULL, 0,
+              10000, &r);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    h_request(h_sluice_port(), "GET", "/v1/chat/completions/cc-1", NULL, NULL,
+              0, 10000, &r);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    rec = last_rec(&all);
+    ck_assert_str_eq(h_rec_str(rec, "method"), "GET");
+    json_decref(all);
+
+    /* sluice's own routes stay sluice's */
+    int before = h_mock_request_count();
+    h_get("/v1/models", &r);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    ck_assert_int_eq(h_mock_request_count(), before);
+
+    char *m = h_metrics_scrape();
+    ck_assert_msg(strstr(m, "route=\"passthrough\""),
+                  "passthrough not counted in /metrics");
+    free(m);
+}
+END_TEST
+
+/* ---- CORS -------------------------------------------------------------- */
+
+START_TEST(test_cors)
+{
+    h_opts o = {0};
+    o.pipeline = PIPELINE;
+    o.server_extra = "  cors: { allow_origins: [\"http://app.example\"], "
+                     "max_age: 300 }\n";
+    h_start_all(&o);
+    const char *pre_ok[] = {"Origin: http://app.example",
+                            "Access-Control-Request-Method: POST",
+                            "Access-Control-Request-Headers: authorization, "
+                            "content-type, x-stainless-os",
+                            NULL};
+    h_resp r;
+    h_request(h_sluice_port(), "OPTIONS", "/v1/responses", pre_ok, NULL, 0,
+              10000, &r);
+    ck_assert_int_eq(r.status, 204);
+    ck_assert_str_eq(h_resp_header(&r, "access-control-allow-origin"),
+                     "http://app.example");
+    ck_assert_str_eq(h_resp_header(&r, "access-control-allow-headers"),
+                     "authorization, content-type, x-stainless-os");
+    ck_assert_str_eq(h_resp_header(&r, "access-control-max-age"), "300");
+    ck_assert(
+        strstr(h_resp_header(&r, "access-control-allow-methods"), "POST"));
+    h_resp_free(&r);
+
+    const char *pre_bad[] = {"Origin: http://evil.example",
+                             "Access-Control-Request-Method: POST", NULL};
+    h_request(h_sluice_port(), "OPTIONS", "/v1/responses", pre_bad, NULL, 0,
+              10000, &r);
+    ck_assert_int_eq(r.status, 204);
+    ck_assert_ptr_null(h_resp_header(&r, "access-control-allow-origin"));
+    ck_assert_ptr_null(h_resp_header(&r, "access-control-allow-headers"));
+    h_resp_free(&r);
+
+    static const char body[] = "{\"model\":\"gpt-4o-mini\",\"input\":\"x\"}";
+    const char *ok[] = {"Origin: http://app.example", NULL};
+    h_request(h_sluice_port(), "POST", "/v1/responses", ok, body, strlen(body),
+              10000, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(h_resp_header(&r, "access-control-allow-origin"),
+                     "http://app.example");
+    ck_assert(strstr(h_resp_header(&r, "access-control-expose-headers"),
+                     "x-request-id"));
+    h_resp_free(&r);
+    const char *bad[] = {"Origin: http://evil.example", NULL};
+    h_request(h_sluice_port(), "POST", "/v1/responses", bad, body, strlen(body),
+              10000, &r);
+    ck_assert_ptr_null(h_resp_header(&r, "access-control-allow-origin"));
+    h_resp_free(&r);
+    ck_assert_int_eq(h_mock_request_count(), 2); /* preflights never go up */
+}
+END_TEST
+
+START_TEST(test_cors_off_by_default)
+{
+    start();
+    const char *pre[] = {"Origin: http://app.example",
+                         "Access-Control-Request-Method: POST", NULL};
+    h_resp r;
+    h_request(h_sluice_port(), "OPTIONS", "/v1/responses", pre, NULL, 0, 10000,
+              &r);
+    ck_assert_int_eq(r.status, 405);
+    ck_assert_ptr_null(h_resp_header(&r, "access-control-allow-origin"));
+    h_resp_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("integration-api");
@@ -456,6 +698,11 @@ int main(void)
     tcase_add_test(tc, test_over_window_per_api);
     tcase_add_test(tc, test_415_and_404);
     tcase_add_test(tc, test_headers_and_query);
+    tcase_add_test(tc, test_headers_operator_lists);
+    tcase_add_test(tc, test_cors);
+    tcase_add_test(tc, test_passthrough);
+    tcase_add_test(tc, test_tpm_per_api);
+    tcase_add_test(tc, test_cors_off_by_default);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -243,6 +243,9 @@ START_TEST(models_routes)
         ck_assert_str_eq(json_string_value(json_object_get(m, "object")),
                          "model");
         ck_assert(json_is_integer(json_object_get(m, "created")));
+        /* stable across restarts: a fixed date, not the start time */
+        ck_assert_int_eq(json_integer_value(json_object_get(m, "created")),
+                         1704067200);
         ck_assert(json_is_string(json_object_get(m, "owned_by")));
         ck_assert(json_is_integer(json_object_get(m, "context_length")));
         if (!strcmp(id, "qwen/qwen3-next-80b-a3b-instruct")) {

@@ -1,7 +1,8 @@
 /*
  * test_grafana.c - docs/grafana/sluice.json against the real sluice: after
- * traffic that exercises every stage (auth, context, keyring, retry, sse;
- * a plain and a streamed chat, a key failing with 401, a refused client),
+ * traffic that exercises every stage (auth, context, usage, keyring, retry,
+ * sse; a plain and a streamed chat, a key failing with 401, a refused
+ * client),
  * every metric name any panel query uses is declared in a real /metrics
  * scrape (histogram queries through their _bucket series), and every query
  * is valid PromQL (promtool check rules on a rules file made of them, the
@@ -80,6 +81,9 @@ START_TEST(test_dashboard_metrics_exist)
                     "  - plugin: auth\n"
                     "    config: { clients_file: \"@TMPDIR@/clients.txt\" }\n"
                     "  - plugin: context\n"
+                    "  - plugin: usage\n"
+                    "    config: { budgets: { alpha: "
+                    "{ budget_tokens_day: 100000 } } }\n"
                     "  - plugin: keyring\n"
                     "    config: { keys_file: \"@KEYS_FILE@\" }\n"
                     "  - plugin: retry\n"
@@ -113,6 +117,7 @@ START_TEST(test_dashboard_metrics_exist)
     ck_assert_ptr_nonnull(strstr(scrape, "sluice_key_failures_total{"));
     ck_assert_ptr_nonnull(strstr(scrape, "sluice_retry_attempts_total{"));
     ck_assert_ptr_nonnull(strstr(scrape, "sluice_auth_rejections_total{"));
+    ck_assert_ptr_nonnull(strstr(scrape, "sluice_client_budget_used_ratio{"));
 
     json_error_t je;
     json_t *dash = json_load_file("docs/grafana/sluice.json", 0, &je);

@@ -175,6 +175,32 @@ START_TEST(test_usage_cost_and_report)
     ck_assert_int_eq(r.status, 200);
     h_resp_free(&r);
 
+    /* a stream whose upstream sends no usage chunk: estimated from the
+     * streamed text (16 characters: 4 tokens) */
+    ck_assert_int_eq(
+        h_mock_script(
+            "{\"rules\":[{\"match\":{\"body_contains\":\"rawstream\"},"
+            "\"headers\":{\"Content-Type\":\"text/event-stream\"},"
+            "\"stream\":{\"raw\":[\"data: {\\\"choices\\\":[{\\\"index\\\":0,"
+            "\\\"delta\\\":{\\\"content\\\":\\\"abcdefgh\\\"}}]}\\n\\n\","
+            "\"data: {\\\"choices\\\":[{\\\"index\\\":0,\\\"delta\\\":{"
+            "\\\"content\\\":\\\"ijklmnop\\\"}}]}\\n\\n\",\"data: "
+            "[DONE]\\n\\n\"]}}]}"),
+        0);
+    static const char rbody[] =
+        "{\"model\":\"" PRICED "\",\"stream\":true,\"messages\":[{\"role\":"
+        "\"user\",\"content\":\"rawstream\"}]}";
+    h_stream_request(h_sluice_port(), "POST", CHAT, A_BETA, rbody,
+                     strlen(rbody), 10000, 0, 0, &s);
+    ck_assert_int_eq(s.resp.status, 200);
+    ck_assert(h_stream_has_done(&s));
+    h_stream_free(&s);
+    json_t *est = admin_json("/admin/usage?group_by=client&client=beta", 200);
+    json_t *e0 = json_array_get(json_object_get(est, "data"), 0);
+    ck_assert_int_eq(num(e0, "estimated_requests"), 2);
+    ck_assert_int_ge(num(e0, "completion_tokens"), 4 + 4);
+    json_decref(est);
+
     /* by client */
     json_t *doc = admin_json("/admin/usage?group_by=client", 200);
     ck_assert_str_eq(json_string_value(json_object_get(doc, "currency")),
@@ -188,8 +214,8 @@ START_TEST(test_usage_cost_and_report)
     double cost = json_real_value(json_object_get(ra, "cost"));
     ck_assert_msg(cost > 0 && cost < 1, "cost %g", cost);
     json_t *rb = row_where(doc, "client", "beta");
-    ck_assert_int_eq(num(rb, "requests"), 2);
-    ck_assert_int_eq(num(rb, "estimated_requests"), 1);
+    ck_assert_int_eq(num(rb, "requests"), 3);
+    ck_assert_int_eq(num(rb, "estimated_requests"), 2);
     ck_assert_ptr_null(json_object_get(ra, "model"));
     json_decref(doc);
 
@@ -233,8 +259,18 @@ START_TEST(test_usage_cost_and_report)
                            "unpriced_tokens,estimated_requests\r\nalpha,3,",
                            113),
                   "csv: %s", r.body);
-    ck_assert_ptr_nonnull(strstr(r.body, "\r\nbeta,2,"));
+    ck_assert_ptr_nonnull(strstr(r.body, "\r\nbeta,3,"));
     h_resp_free(&r);
+
+    /* a pipeline reload keeps them (the state layer, not the instance) */
+    h_request(h_sluice_port(), "POST", "/admin/reload", hdrs, NULL, 0, 20000,
+              &r);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    doc = admin_json("/admin/usage?group_by=client", 200);
+    ck_assert_int_eq(num(row_where(doc, "client", "alpha"), "total_tokens"),
+                     alpha + unpriced);
+    json_decref(doc);
 
     /* restart: the counters come back from the state file */
     pid_t pid = h_sluice_pid();
@@ -248,7 +284,7 @@ START_TEST(test_usage_cost_and_report)
     doc = admin_json("/admin/usage?group_by=client", 200);
     ck_assert_int_eq(num(row_where(doc, "client", "alpha"), "total_tokens"),
                      alpha + unpriced);
-    ck_assert_int_eq(num(row_where(doc, "client", "beta"), "requests"), 2);
+    ck_assert_int_eq(num(row_where(doc, "client", "beta"), "requests"), 3);
     json_decref(doc);
 }
 END_TEST

@@ -327,7 +327,7 @@ static void write_clients(const char *text)
     chmod(cpath, 0600);
 }
 
-static struct generation *gen_with(const char *clients, const char *extra)
+static sluice_test_stage *gen_with(const char *clients, const char *extra)
 {
     char cfg[1024], err[512] = "";
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sluice-auth-XXXXXX");
@@ -336,14 +336,14 @@ static struct generation *gen_with(const char *clients, const char *extra)
     write_clients(clients);
     snprintf(cfg, sizeof cfg, "{\"clients_file\":\"%s\"%s%s}", cpath,
              extra ? "," : "", extra ? extra : "");
-    struct generation *g = sh_gen_new(cfg, err, sizeof err);
+    sluice_test_stage *g = sh_gen_new(cfg, err, sizeof err);
     ck_assert_msg(g != NULL, "init: %s", err);
     return g;
 }
 
-static void gen_done(struct generation *g)
+static void gen_done(sluice_test_stage *g)
 {
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
     unlink(cpath);
     rmdir(tmpdir);
 }
@@ -357,17 +357,17 @@ static const char BODY[] =
     "{\"model\":\"qwen/qwen3\",\"messages\":[{\"role\":\"user\","
     "\"content\":\"hi\"}]}";
 
-static struct sluice_ctx *req(struct generation *g, const char *hname,
-                              const char *hval)
+static sluice_test_req *req(sluice_test_stage *g, const char *hname,
+                            const char *hval)
 {
     const char *hdrs[] = {hname, hval, NULL, NULL};
     return sh_ctx_new(g, BODY, hname ? hdrs : NULL);
 }
 
-static const char *err_code(struct sluice_ctx *ctx)
+static const char *err_code(sluice_test_req *ctx)
 {
     static char code[64];
-    json_t *doc = json_loads(sh_out_body(ctx), 0, NULL);
+    json_t *doc = json_loads(sluice_test_body(ctx), 0, NULL);
     const char *c = json_string_value(
         json_object_get(json_object_get(doc, "error"), "code"));
     snprintf(code, sizeof code, "%s", c ? c : "(none)");
@@ -377,100 +377,101 @@ static const char *err_code(struct sluice_ctx *ctx)
 
 START_TEST(stage_keys)
 {
-    struct generation *g = gen_with(CLIENTS, NULL);
-    struct sluice_ctx *c;
+    sluice_test_stage *g = gen_with(CLIENTS, NULL);
+    sluice_test_req *c;
 
     c = req(g, NULL, NULL);
-    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 401);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 401);
     ck_assert_str_eq(err_code(c), "invalid_api_key");
-    ck_assert_ptr_null(host_table.attr_get(c, "client"));
-    sh_ctx_free(c);
+    ck_assert_ptr_null(HOST.attr_get(CTX(c), "client"));
+    sluice_test_req_free(c);
 
     c = req(g, "Authorization", "Bearer sk-client-alpha-0002");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 401);
-    ck_assert_ptr_null(strstr(sh_out_body(c), "sk-client-alpha-0002"));
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 401);
+    ck_assert_ptr_null(strstr(sluice_test_body(c), "sk-client-alpha-0002"));
+    sluice_test_req_free(c);
 
     c = req(g, "Authorization", "Basic sk-client-alpha-0001");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 401);
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 401);
+    sluice_test_req_free(c);
 
     c = req(g, "Authorization", "bearer  sk-client-alpha-0001");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    ck_assert_str_eq(host_table.attr_get(c, "client"), "alpha");
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    ck_assert_str_eq(HOST.attr_get(CTX(c), "client"), "alpha");
+    sluice_test_req_free(c);
 
     c = req(g, "x-api-key", "sk-client-beta-00002");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    ck_assert_str_eq(host_table.attr_get(c, "client"), "beta");
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    ck_assert_str_eq(HOST.attr_get(CTX(c), "client"), "beta");
+    sluice_test_req_free(c);
     gen_done(g);
 }
 END_TEST
 
 START_TEST(stage_models)
 {
-    struct generation *g = gen_with(CLIENTS, NULL);
-    struct sluice_ctx *c = req(g, "x-api-key", "sk-client-gamma-0003");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 403);
+    sluice_test_stage *g = gen_with(CLIENTS, NULL);
+    sluice_test_req *c = req(g, "x-api-key", "sk-client-gamma-0003");
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 403);
     ck_assert_str_eq(err_code(c), "model_not_allowed");
-    sh_ctx_free(c);
+    sluice_test_req_free(c);
     const char *h[] = {"x-api-key", "sk-client-gamma-0003", NULL};
     c = sh_ctx_new(g, "{\"model\":\"gpt-4o-mini\",\"messages\":[]}", h);
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
-    sh_on_complete(c);
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
     /* no model: on_request lets it pass (a later stage may default it),
      * on_attempt decides on the model the body then holds */
     c = sh_ctx_new(g, "{\"messages\":[]}", h);
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 403);
-    sh_on_complete(c);
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 403);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
     c = sh_ctx_new(g, "{\"messages\":[]}", h);
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    json_object_set_new(c->body, "model", json_string("gpt-4o-mini"));
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    HOST.json_set_str(HOST.req_body_mut(CTX(c)), "model", "gpt-4o-mini");
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
     /* a later stage switching to a model outside the list is caught */
-    json_object_set_new(c->body, "model", json_string("gpt-4o"));
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
-    sh_on_complete(c);
-    sh_ctx_free(c);
+    HOST.json_set_str(HOST.req_body_mut(CTX(c)), "model", "gpt-4o");
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_RESPOND);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
     gen_done(g);
 }
 END_TEST
 
 START_TEST(stage_rpm)
 {
-    struct generation *g = gen_with(CLIENTS, NULL);
+    sluice_test_stage *g = gen_with(CLIENTS, NULL);
     for (int i = 0; i < 2; i++) {
-        struct sluice_ctx *c = req(g, "x-api-key", "sk-client-beta-00002");
-        ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-        sh_ctx_free(c);
+        sluice_test_req *c = req(g, "x-api-key", "sk-client-beta-00002");
+        ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+        sluice_test_req_free(c);
     }
-    struct sluice_ctx *c = req(g, "x-api-key", "sk-client-beta-00002");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 429);
+    sluice_test_req *c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 429);
     ck_assert_str_eq(err_code(c), "rate_limit_exceeded");
-    const char *ra = sh_out_header(c, "Retry-After");
+    const char *ra = sluice_test_header(c, "Retry-After");
     ck_assert_ptr_nonnull(ra);
     ck_assert_int_ge(atoi(ra), 1);
     ck_assert_int_le(atoi(ra), 30);
-    ck_assert_str_eq(sh_out_header(c, "x-ratelimit-limit-requests"), "2");
-    ck_assert_str_eq(sh_out_header(c, "x-ratelimit-remaining-requests"), "0");
-    ck_assert_ptr_nonnull(sh_out_header(c, "x-ratelimit-reset-requests"));
-    ck_assert_ptr_null(sh_out_header(c, "x-ratelimit-limit-tokens"));
-    sh_ctx_free(c);
+    ck_assert_str_eq(sluice_test_header(c, "x-ratelimit-limit-requests"), "2");
+    ck_assert_str_eq(sluice_test_header(c, "x-ratelimit-remaining-requests"),
+                     "0");
+    ck_assert_ptr_nonnull(sluice_test_header(c, "x-ratelimit-reset-requests"));
+    ck_assert_ptr_null(sluice_test_header(c, "x-ratelimit-limit-tokens"));
+    sluice_test_req_free(c);
     /* another client is not affected */
     c = req(g, "x-api-key", "sk-client-alpha-0001");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    sluice_test_req_free(c);
     gen_done(g);
 }
 END_TEST
@@ -484,31 +485,31 @@ START_TEST(stage_window_survives_restart)
     char db[64] = "/tmp/sluice-auth-db-XXXXXX", path[128];
     ck_assert_ptr_nonnull(mkdtemp(db));
     snprintf(path, sizeof path, "%s/state.db", db);
-    ck_assert_int_eq(sh_state_open(path), 0);
-    struct generation *g = gen_with(CLIENTS, NULL);
+    ck_assert_int_eq(sluice_test_state_open(path), 0);
+    sluice_test_stage *g = gen_with(CLIENTS, NULL);
     for (int i = 0; i < 2; i++) {
-        struct sluice_ctx *c = req(g, "x-api-key", "sk-client-beta-00002");
-        ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-        sh_ctx_free(c);
+        sluice_test_req *c = req(g, "x-api-key", "sk-client-beta-00002");
+        ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+        sluice_test_req_free(c);
     }
     gen_done(g);
-    ck_assert_int_eq(sh_state_open(path), 0); /* the restart */
+    ck_assert_int_eq(sluice_test_state_open(path), 0); /* the restart */
     g = gen_with(CLIENTS, NULL);
-    struct sluice_ctx *c = req(g, "x-api-key", "sk-client-beta-00002");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 429);
-    const char *ra = sh_out_header(c, "Retry-After");
+    sluice_test_req *c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 429);
+    const char *ra = sluice_test_header(c, "Retry-After");
     ck_assert_ptr_nonnull(ra);
     ck_assert_int_ge(atoi(ra), 1);
     ck_assert_int_le(atoi(ra), 60);
-    sh_ctx_free(c);
+    sluice_test_req_free(c);
     gen_done(g);
     g = gen_with(CLIENTS, "\"shared_limits\":false");
     c = req(g, "x-api-key", "sk-client-beta-00002");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    sluice_test_req_free(c);
     gen_done(g);
-    sh_state_open(NULL);
+    sluice_test_state_open(NULL);
     unlink(path);
     char side[160];
     snprintf(side, sizeof side, "%s-wal", path);
@@ -521,49 +522,50 @@ END_TEST
 
 START_TEST(stage_tpm)
 {
-    struct generation *g = gen_with(CLIENTS, NULL);
+    sluice_test_stage *g = gen_with(CLIENTS, NULL);
     /* no estimate: nothing charged */
-    struct sluice_ctx *c = req(g, "x-api-key", "sk-client-delta-0004");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
-    sh_on_complete(c);
-    sh_ctx_free(c);
+    sluice_test_req *c = req(g, "x-api-key", "sk-client-delta-0004");
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
     /* estimate set after auth's on_request (context runs later): charged
      * once in on_attempt, not again on a second attempt */
     c = req(g, "x-api-key", "sk-client-delta-0004");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    host_table.attr_set(c, "prompt_tokens_estimate", "60");
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
-    sh_on_complete(c);
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    HOST.attr_set(CTX(c), "prompt_tokens_estimate", "60");
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
     /* 40 left: a request of 60 is refused with the token headers */
     c = req(g, "x-api-key", "sk-client-delta-0004");
-    host_table.attr_set(c, "prompt_tokens_estimate", "60"); /* before auth */
-    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 429);
-    ck_assert_str_eq(sh_out_header(c, "x-ratelimit-limit-tokens"), "100");
-    ck_assert_str_eq(sh_out_header(c, "x-ratelimit-remaining-tokens"), "40");
-    ck_assert_ptr_nonnull(sh_out_header(c, "x-ratelimit-reset-tokens"));
-    ck_assert_ptr_nonnull(sh_out_header(c, "Retry-After"));
-    sh_on_complete(c);
-    sh_ctx_free(c);
+    HOST.attr_set(CTX(c), "prompt_tokens_estimate", "60"); /* before auth */
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 429);
+    ck_assert_str_eq(sluice_test_header(c, "x-ratelimit-limit-tokens"), "100");
+    ck_assert_str_eq(sluice_test_header(c, "x-ratelimit-remaining-tokens"),
+                     "40");
+    ck_assert_ptr_nonnull(sluice_test_header(c, "x-ratelimit-reset-tokens"));
+    ck_assert_ptr_nonnull(sluice_test_header(c, "Retry-After"));
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
     /* larger than the whole limit: 429 without Retry-After */
     c = req(g, "x-api-key", "sk-client-delta-0004");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    host_table.attr_set(c, "prompt_tokens_estimate", "500");
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 429);
-    ck_assert_ptr_null(sh_out_header(c, "Retry-After"));
-    sh_on_complete(c);
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    HOST.attr_set(CTX(c), "prompt_tokens_estimate", "500");
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 429);
+    ck_assert_ptr_null(sluice_test_header(c, "Retry-After"));
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
     gen_done(g);
 }
 END_TEST
 
 START_TEST(stage_allow_list)
 {
-    struct generation *g =
+    sluice_test_stage *g =
         gen_with(CLIENTS, "\"allow\":[\"10.0.0.0/8\",\"2001:db8::/32\"],"
                           "\"trusted_proxies\":[\"127.0.0.1\"]");
     static const struct {
@@ -590,24 +592,24 @@ START_TEST(stage_allow_list)
                            v[i].xff,
                            NULL,
                            NULL};
-        struct sluice_ctx *c = sh_ctx_new(g, BODY, h);
-        snprintf(c->peer, sizeof c->peer, "%s", v[i].peer);
-        sluice_verdict r = sh_on_request(c);
+        sluice_test_req *c = sh_ctx_new(g, BODY, h);
+        sluice_test_req_peer(c, v[i].peer);
+        sluice_verdict r = sluice_test_on_request(c);
         ck_assert_msg(r == (v[i].ok ? SLUICE_CONTINUE : SLUICE_RESPOND),
                       "case %zu (%s / %s)", i, v[i].peer,
                       v[i].xff ? v[i].xff : "-");
         if (!v[i].ok) {
-            ck_assert_int_eq(sh_out_status(c), 403);
+            ck_assert_int_eq(sluice_test_status(c), 403);
             ck_assert_str_eq(err_code(c), "ip_not_allowed");
         }
-        sh_ctx_free(c);
+        sluice_test_req_free(c);
     }
     /* the allow list comes before the key check */
-    struct sluice_ctx *c = req(g, NULL, NULL);
-    snprintf(c->peer, sizeof c->peer, "8.8.8.8");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 403);
-    sh_ctx_free(c);
+    sluice_test_req *c = req(g, NULL, NULL);
+    sluice_test_req_peer(c, "8.8.8.8");
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 403);
+    sluice_test_req_free(c);
     gen_done(g);
 }
 END_TEST
@@ -651,31 +653,24 @@ START_TEST(stage_bad_config)
 }
 END_TEST
 
-static int admin_call(struct generation *g, const char *action,
+static int admin_call(sluice_test_stage *g, const char *action,
                       const char *method, char *out, size_t outlen)
 {
-    struct sluice_stage *s = &g->stages[0];
-    for (size_t i = 0; i < s->nactions; i++) {
-        if (strcmp(s->actions[i].action, action))
-            continue;
-        buf_t b;
-        buf_init(&b);
-        int st = s->actions[i].fn(s->instance, method, NULL, 0, &b);
-        snprintf(out, outlen, "%s", b.data ? b.data : "");
-        buf_release(&b);
-        return st;
-    }
-    return -1;
+    char *text = NULL;
+    int st = sluice_test_admin(g, action, method, NULL, &text);
+    snprintf(out, outlen, "%s", text ? text : "");
+    free(text);
+    return st;
 }
 
 START_TEST(stage_reload)
 {
-    struct generation *g = gen_with(CLIENTS, NULL);
+    sluice_test_stage *g = gen_with(CLIENTS, NULL);
     char out[1024];
     /* use one of beta's two requests */
-    struct sluice_ctx *c = req(g, "x-api-key", "sk-client-beta-00002");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    sh_ctx_free(c);
+    sluice_test_req *c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    sluice_test_req_free(c);
 
     ck_assert_int_eq(admin_call(g, "reload", "GET", out, sizeof out), 405);
     /* broken file: 400, old set kept */
@@ -684,8 +679,8 @@ START_TEST(stage_reload)
     ck_assert_ptr_nonnull(strstr(out, "clients.txt:1:"));
     ck_assert_ptr_null(strstr(out, "sk-client-omega"));
     c = req(g, "x-api-key", "sk-client-alpha-0001");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    sluice_test_req_free(c);
 
     /* good file: alpha gone, omega in, beta keeps its used request */
     write_clients("sk-client-omega-0009 omega\n"
@@ -693,37 +688,34 @@ START_TEST(stage_reload)
     ck_assert_int_eq(admin_call(g, "reload", "POST", out, sizeof out), 200);
     ck_assert_ptr_nonnull(strstr(out, "\"clients\":2"));
     c = req(g, "x-api-key", "sk-client-alpha-0001");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 401);
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 401);
+    sluice_test_req_free(c);
     c = req(g, "Authorization", "Bearer sk-client-omega-0009");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    ck_assert_str_eq(host_table.attr_get(c, "client"), "omega");
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    ck_assert_str_eq(HOST.attr_get(CTX(c), "client"), "omega");
+    sluice_test_req_free(c);
     c = req(g, "x-api-key", "sk-client-beta-00002");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    sluice_test_req_free(c);
     c = req(g, "x-api-key", "sk-client-beta-00002");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 429);
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 429);
+    sluice_test_req_free(c);
     gen_done(g);
 }
 END_TEST
 
 START_TEST(stage_state)
 {
-    struct generation *g = gen_with(CLIENTS, NULL);
-    const sluice_plugin *p = g->stages[0].desc;
-    void *inst = g->stages[0].instance;
-    struct sluice_ctx *c = req(g, "x-api-key", "sk-client-beta-00002");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    sh_ctx_free(c);
+    sluice_test_stage *g = gen_with(CLIENTS, NULL);
+    sluice_test_req *c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    sluice_test_req_free(c);
 
-    buf_t b;
-    buf_init(&b);
-    ck_assert_int_eq(p->export_state(inst, &b), 0);
-    json_t *doc = json_loads(b.data, 0, NULL);
+    char *state = NULL;
+    ck_assert_int_eq(sluice_test_export_state(g, &state), 0);
+    json_t *doc = json_loads(state, 0, NULL);
     ck_assert_ptr_nonnull(doc);
     ck_assert_int_eq(json_integer_value(json_object_get(doc, "version")), 1);
     json_t *beta = json_object_get(json_object_get(doc, "clients"), "beta");
@@ -733,26 +725,25 @@ START_TEST(stage_state)
     ck_assert_int_lt(lvl, 1100); /* one of two used, a little refill */
     ck_assert_ptr_null(json_object_get(json_object_get(doc, "clients"),
                                        "alpha")); /* no limits: no state */
-    ck_assert_ptr_null(strstr(b.data, "sk-client"));
+    ck_assert_ptr_null(strstr(state, "sk-client"));
     json_decref(doc);
 
     /* a fresh instance takes the state: beta has one request left */
     char cfg[400], err[256];
     snprintf(cfg, sizeof cfg, "{\"clients_file\":\"%s\"}", cpath);
-    struct generation *fresh = sh_gen_new(cfg, err, sizeof err);
+    sluice_test_stage *fresh = sh_gen_new(cfg, err, sizeof err);
     ck_assert_ptr_nonnull(fresh);
-    ck_assert_int_eq(p->import_state(fresh->stages[0].instance, b.data, b.len),
-                     0);
-    ck_assert_int_eq(p->import_state(fresh->stages[0].instance, "{}", 2), -1);
-    ck_assert_int_eq(p->import_state(fresh->stages[0].instance, "x", 1), -1);
-    buf_release(&b);
+    ck_assert_int_eq(sluice_test_import_state(fresh, state, strlen(state)), 0);
+    ck_assert_int_eq(sluice_test_import_state(fresh, "{}", 2), -1);
+    ck_assert_int_eq(sluice_test_import_state(fresh, "x", 1), -1);
+    free(state);
     c = req(fresh, "x-api-key", "sk-client-beta-00002");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    sh_ctx_free(c);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    sluice_test_req_free(c);
     c = req(fresh, "x-api-key", "sk-client-beta-00002");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_RESPOND);
-    sh_ctx_free(c);
-    sh_gen_free(fresh);
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_RESPOND);
+    sluice_test_req_free(c);
+    sluice_test_stage_free(fresh);
     gen_done(g);
 }
 END_TEST
@@ -761,7 +752,7 @@ END_TEST
  * (this test runs in its own process: the values start at 0). */
 START_TEST(stage_metrics)
 {
-    struct generation *g = gen_with(CLIENTS, "\"allow\":[\"10.0.0.0/8\"]");
+    sluice_test_stage *g = gen_with(CLIENTS, "\"allow\":[\"10.0.0.0/8\"]");
     const char *hb[] = {"x-api-key", "sk-client-beta-00002", NULL};
     const char *hg[] = {"x-api-key", "sk-client-gamma-0003", NULL};
     const char *hx[] = {"x-api-key", "sk-client-nobody-999", NULL};
@@ -779,18 +770,18 @@ START_TEST(stage_metrics)
         {hg, BODY, "10.0.0.1", SLUICE_RESPOND},    /* model */
     };
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        struct sluice_ctx *c = sh_ctx_new(g, v[i].body, v[i].h);
-        snprintf(c->peer, sizeof c->peer, "%s", v[i].peer);
-        ck_assert_int_eq(sh_on_request(c), v[i].want);
-        sh_ctx_free(c);
+        sluice_test_req *c = sh_ctx_new(g, v[i].body, v[i].h);
+        sluice_test_req_peer(c, v[i].peer);
+        ck_assert_int_eq(sluice_test_on_request(c), v[i].want);
+        sluice_test_req_free(c);
     }
     /* refused in on_attempt: the model a later stage set */
-    struct sluice_ctx *c = sh_ctx_new(g, "{\"messages\":[]}", hg);
-    snprintf(c->peer, sizeof c->peer, "10.0.0.1");
-    ck_assert_int_eq(sh_on_request(c), SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
-    sh_on_complete(c);
-    sh_ctx_free(c);
+    sluice_test_req *c = sh_ctx_new(g, "{\"messages\":[]}", hg);
+    sluice_test_req_peer(c, "10.0.0.1");
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_RESPOND);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
 
     const char *f = "sluice_auth_rejections_total{reason=\"%s\"}";
     static const struct {
@@ -803,10 +794,10 @@ START_TEST(stage_metrics)
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         char sample[128];
         snprintf(sample, sizeof sample, f, want[i].reason);
-        ck_assert_msg(sh_metric(g, sample) == want[i].n, "%s: %g", sample,
-                      sh_metric(g, sample));
+        ck_assert_msg(sluice_test_metric(g, sample) == want[i].n, "%s: %g",
+                      sample, sluice_test_metric(g, sample));
     }
-    char *text = sh_metrics_text(g);
+    char *text = sluice_test_metrics_text(g);
     ck_assert_ptr_null(strstr(text, "sk-client"));
     free(text);
     gen_done(g);

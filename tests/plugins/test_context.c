@@ -24,10 +24,10 @@
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static struct generation *gen(const char *cfg)
+static sluice_test_stage *gen(const char *cfg)
 {
     char err[512] = "";
-    struct generation *g = sh_gen_new(cfg, err, sizeof err);
+    sluice_test_stage *g = sh_gen_new(cfg, err, sizeof err);
     ck_assert_msg(g != NULL, "init failed: %s", err);
     return g;
 }
@@ -35,18 +35,19 @@ static struct generation *gen(const char *cfg)
 static void gen_fails(const char *cfg, const char *needle)
 {
     char err[512] = "";
-    struct generation *g = sh_gen_new(cfg, err, sizeof err);
+    sluice_test_stage *g = sh_gen_new(cfg, err, sizeof err);
     ck_assert_msg(g == NULL, "init accepted %s", cfg);
     ck_assert_has(err, needle);
 }
 
 /* The error object of the client response (borrowed from *doc). */
-static json_t *out_error(struct sluice_ctx *ctx, json_t **doc)
+static json_t *out_error(sluice_test_req *ctx, json_t **doc)
 {
-    *doc = json_loads(sh_out_body(ctx), 0, NULL);
-    ck_assert_msg(*doc != NULL, "not JSON: %s", sh_out_body(ctx));
+    *doc = json_loads(sluice_test_body(ctx), 0, NULL);
+    ck_assert_msg(*doc != NULL, "not JSON: %s", sluice_test_body(ctx));
     json_t *e = json_object_get(*doc, "error");
-    ck_assert_msg(json_is_object(e), "no error object: %s", sh_out_body(ctx));
+    ck_assert_msg(json_is_object(e), "no error object: %s",
+                  sluice_test_body(ctx));
     ck_assert(json_is_string(json_object_get(e, "message")));
     ck_assert(json_is_string(json_object_get(e, "type")));
     return e;
@@ -59,28 +60,29 @@ static const char *err_str(json_t *e, const char *key)
 }
 
 /* Run on_request with body; expect a 400 naming `field`. */
-static void expect_400(struct generation *g, const char *body,
+static void expect_400(sluice_test_stage *g, const char *body,
                        const char *field)
 {
-    struct sluice_ctx *ctx = sh_ctx_new(g, body, NULL);
-    ck_assert_msg(sh_on_request(ctx) == SLUICE_RESPOND, "passed: %s", body);
-    ck_assert_int_eq(sh_out_status(ctx), 400);
+    sluice_test_req *ctx = sh_ctx_new(g, body, NULL);
+    ck_assert_msg(sluice_test_on_request(ctx) == SLUICE_RESPOND, "passed: %s",
+                  body);
+    ck_assert_int_eq(sluice_test_status(ctx), 400);
     json_t *doc;
     json_t *e = out_error(ctx, &doc);
     ck_assert_str_eq(err_str(e, "type"), "invalid_request_error");
     ck_assert_msg(!strcmp(err_str(e, "param"), field),
                   "param %s, expected %s (%s)", err_str(e, "param"), field,
-                  sh_out_body(ctx));
+                  sluice_test_body(ctx));
     ck_assert_has(err_str(e, "message"), field);
     json_decref(doc);
-    sh_ctx_free(ctx);
+    sluice_test_req_free(ctx);
 }
 
-static sluice_verdict run(struct generation *g, const char *body,
-                          struct sluice_ctx **out)
+static sluice_verdict run(sluice_test_stage *g, const char *body,
+                          sluice_test_req **out)
 {
     *out = sh_ctx_new(g, body, NULL);
-    return sh_on_request(*out);
+    return sluice_test_on_request(*out);
 }
 
 /* A chat body: one user message of `reps` times "hello world ". */
@@ -104,8 +106,7 @@ static uint64_t estimate_of(const char *body)
     json_t *doc = json_loads(body, 0, NULL);
     struct walk w;
     ck_assert_ptr_nonnull(doc);
-    ck_assert_int_eq(walk_request(&host_table, (const sluice_json *)doc, &w),
-                     0);
+    ck_assert_int_eq(walk_request(&HOST, (const sluice_json *)doc, &w), 0);
     json_decref(doc);
     return walk_tokens(&w, 765);
 }
@@ -189,7 +190,7 @@ static void samples_load(void)
     while ((rec = json_loadf(f, JSON_DISABLE_EOF_CHECK, &je))) {
         struct walk w;
         ck_assert_int_eq(
-            walk_request(&host_table,
+            walk_request(&HOST,
                          (const sluice_json *)json_object_get(rec, "request"),
                          &w),
             0);
@@ -313,8 +314,8 @@ END_TEST
 
 START_TEST(walker_message_shapes)
 {
-    struct generation *g = gen(NULL);
-    struct sluice_ctx *ctx;
+    sluice_test_stage *g = gen(NULL);
+    sluice_test_req *ctx;
     /* every shape the walker reads, well-formed: passes */
     const char *ok =
         "{\"model\":\"openai-gpt-oss-120b\",\"messages\":["
@@ -340,16 +341,17 @@ START_TEST(walker_message_shapes)
         "\"functions\":[{\"name\":\"f\",\"parameters\":{}}],"
         "\"max_tokens\":null}";
     ck_assert_int_eq(run(g, ok, &ctx), SLUICE_CONTINUE);
-    const char *est = sh_out_header(ctx, "x-sluice-prompt-tokens-estimate");
+    const char *est =
+        sluice_test_header(ctx, "x-sluice-prompt-tokens-estimate");
     ck_assert_ptr_nonnull(est);
-    ck_assert_str_eq(hdrs_get(&ctx->attrs, "prompt_tokens_estimate"), est);
-    ck_assert_str_eq(sh_out_header(ctx, "x-sluice-prompt-tokens-method"),
+    ck_assert_str_eq(sluice_test_attr(ctx, "prompt_tokens_estimate"), est);
+    ck_assert_str_eq(sluice_test_header(ctx, "x-sluice-prompt-tokens-method"),
                      "estimate");
     /* 2 media parts at 765 each, plus the text: above 1530, not silly */
     long n = atol(est);
     ck_assert_int_gt(n, 1530 + 40);
     ck_assert_int_lt(n, 1530 + 400);
-    sh_ctx_free(ctx);
+    sluice_test_req_free(ctx);
 
     /* the walk is what the chat formula says for plain messages */
     uint64_t e = estimate_of("{\"messages\":[{\"role\":\"user\","
@@ -358,13 +360,13 @@ START_TEST(walker_message_shapes)
     e = estimate_of("{\"messages\":[{\"role\":\"user\",\"content\":\"\","
                     "\"name\":\"bob\"}]}");
     ck_assert_uint_ge(e, 3 + 3 + 1 + 1 + 1);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(walker_malformed)
 {
-    struct generation *g = gen(NULL);
+    sluice_test_stage *g = gen(NULL);
     static const struct {
         const char *body, *field;
     } cases[] = {
@@ -437,12 +439,12 @@ START_TEST(walker_malformed)
     for (size_t i = 0; i < depth; i++)
         *p++ = ']';
     strcpy(p, "}}]}");
-    struct sluice_ctx *ctx = sh_ctx_new(g, deep, NULL);
-    ck_assert_ptr_nonnull(ctx->body);
-    ck_assert_int_eq(sh_on_request(ctx), SLUICE_CONTINUE);
-    sh_ctx_free(ctx);
+    sluice_test_req *ctx = sh_ctx_new(g, deep, NULL);
+    ck_assert_ptr_nonnull(HOST.req_body(CTX(ctx)));
+    ck_assert_int_eq(sluice_test_on_request(ctx), SLUICE_CONTINUE);
+    sluice_test_req_free(ctx);
     free(deep);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
@@ -476,12 +478,12 @@ static size_t reps_over(const char *model, uint64_t tokens)
 
 START_TEST(refusal_over_limit)
 {
-    struct generation *g = gen(NULL);
-    struct sluice_ctx *ctx;
+    sluice_test_stage *g = gen(NULL);
+    sluice_test_req *ctx;
     size_t reps = reps_over("llama3-8b-instruct", 8800) + 50;
     char *b = words_body("llama3-8b-instruct", reps, "");
     ck_assert_int_eq(run(g, b, &ctx), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(ctx), 400);
+    ck_assert_int_eq(sluice_test_status(ctx), 400);
     json_t *doc;
     json_t *e = out_error(ctx, &doc);
     ck_assert_str_eq(err_str(e, "code"), "context_length_exceeded");
@@ -489,7 +491,8 @@ START_TEST(refusal_over_limit)
     ck_assert_str_eq(err_str(e, "type"), "invalid_request_error");
     const char *msg = err_str(e, "message");
     printf("refusal message: %s\n", msg);
-    const char *est = sh_out_header(ctx, "x-sluice-prompt-tokens-estimate");
+    const char *est =
+        sluice_test_header(ctx, "x-sluice-prompt-tokens-estimate");
     ck_assert_ptr_nonnull(est);
     ck_assert_has(msg, "llama3-8b-instruct");
     ck_assert_has(msg, "8000");
@@ -499,7 +502,7 @@ START_TEST(refusal_over_limit)
     ck_assert_has(msg, "openai-gpt-oss-120b");
     ck_assert_msg(!strstr(msg, "(8000)"), "suggests itself: %s", msg);
     json_decref(doc);
-    sh_ctx_free(ctx);
+    sluice_test_req_free(ctx);
     free(b);
 
     /* a prompt that fits but max_tokens does not: lower max_tokens */
@@ -509,7 +512,7 @@ START_TEST(refusal_over_limit)
     ck_assert_str_eq(err_str(e, "code"), "context_length_exceeded");
     ck_assert_has(err_str(e, "message"), "Lower max_tokens to at most");
     json_decref(doc);
-    sh_ctx_free(ctx);
+    sluice_test_req_free(ctx);
     free(b);
 
     /* too big for every model in the table */
@@ -519,124 +522,125 @@ START_TEST(refusal_over_limit)
     e = out_error(ctx, &doc);
     ck_assert_has(err_str(e, "message"), "no model in the table");
     json_decref(doc);
-    sh_ctx_free(ctx);
+    sluice_test_req_free(ctx);
     free(b);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(within_margin_passes)
 {
-    struct generation *g = gen(NULL);
-    struct sluice_ctx *ctx;
+    sluice_test_stage *g = gen(NULL);
+    sluice_test_req *ctx;
     /* 8000 * 1.10 = 8800: the largest request estimated at <= 8800 goes */
     size_t reps = reps_over("llama3-8b-instruct", 8800) - 1;
     char *b = words_body("llama3-8b-instruct", reps, "");
     ck_assert_uint_gt(estimate_of(b), 8000);
     ck_assert_int_eq(run(g, b, &ctx), SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_out_status(ctx), 0);
-    ck_assert_int_eq(ctx->body_dirty, 0); /* untouched */
-    sh_ctx_free(ctx);
+    ck_assert_int_eq(sluice_test_status(ctx), 0);
+    ck_assert_int_eq(sluice_test_body_changed(ctx), 0); /* untouched */
+    sluice_test_req_free(ctx);
     free(b);
     /* one more repetition is over */
     b = words_body("llama3-8b-instruct", reps + 1, "");
     ck_assert_int_eq(run(g, b, &ctx), SLUICE_RESPOND);
-    sh_ctx_free(ctx);
+    sluice_test_req_free(ctx);
     free(b);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 
     /* margin 0: refused as soon as it is over the context */
     g = gen("{\"estimate_margin\":0}");
     reps = reps_over("llama3-8b-instruct", 8000);
     b = words_body("llama3-8b-instruct", reps - 1, "");
     ck_assert_int_eq(run(g, b, &ctx), SLUICE_CONTINUE);
-    sh_ctx_free(ctx);
+    sluice_test_req_free(ctx);
     free(b);
     b = words_body("llama3-8b-instruct", reps, "");
     ck_assert_int_eq(run(g, b, &ctx), SLUICE_RESPOND);
-    sh_ctx_free(ctx);
+    sluice_test_req_free(ctx);
     free(b);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 
     /* reserve_output_tokens counts when the request gives no max */
     g = gen("{\"estimate_margin\":0,\"reserve_output_tokens\":1000}");
     b = words_body("llama3-8b-instruct", reps - 1, "");
     ck_assert_int_eq(run(g, b, &ctx), SLUICE_RESPOND);
     /* the client set no max_tokens: do not tell them to lower it */
-    ck_assert_has(sh_out_body(ctx), "Shorten the messages");
-    ck_assert_msg(!strstr(sh_out_body(ctx), "max_tokens"), "%s",
-                  sh_out_body(ctx));
-    sh_ctx_free(ctx);
+    ck_assert_has(sluice_test_body(ctx), "Shorten the messages");
+    ck_assert_msg(!strstr(sluice_test_body(ctx), "max_tokens"), "%s",
+                  sluice_test_body(ctx));
+    sluice_test_req_free(ctx);
     free(b);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(default_model)
 {
-    struct generation *g = gen(NULL);
-    struct sluice_ctx *ctx;
+    sluice_test_stage *g = gen(NULL);
+    sluice_test_req *ctx;
     ck_assert_int_eq(run(g,
                          "{\"messages\":[{\"role\":\"user\",\"content\":"
                          "\"hi\"}]}",
                          &ctx),
                      SLUICE_CONTINUE);
-    ck_assert_str_eq(json_string_value(json_object_get(ctx->body, "model")),
-                     "openai-gpt-oss-120b");
-    ck_assert_int_eq(ctx->body_dirty, 1);
-    ck_assert_str_eq(host_table.req_model(ctx), "openai-gpt-oss-120b");
-    sh_ctx_free(ctx);
+    ck_assert_str_eq(
+        HOST.json_str(HOST.json_get(HOST.req_body(CTX(ctx)), "model")),
+        "openai-gpt-oss-120b");
+    ck_assert_int_eq(sluice_test_body_changed(ctx), 1);
+    ck_assert_str_eq(HOST.req_model(CTX(ctx)), "openai-gpt-oss-120b");
+    sluice_test_req_free(ctx);
     /* null and "" count as absent */
     ck_assert_int_eq(run(g, "{\"model\":null,\"messages\":[]}", &ctx),
                      SLUICE_CONTINUE);
-    ck_assert_str_eq(host_table.req_model(ctx), "openai-gpt-oss-120b");
-    sh_ctx_free(ctx);
+    ck_assert_str_eq(HOST.req_model(CTX(ctx)), "openai-gpt-oss-120b");
+    sluice_test_req_free(ctx);
     ck_assert_int_eq(run(g, "{\"model\":\"\",\"messages\":[]}", &ctx),
                      SLUICE_CONTINUE);
-    ck_assert_str_eq(host_table.req_model(ctx), "openai-gpt-oss-120b");
-    sh_ctx_free(ctx);
-    sh_gen_free(g);
+    ck_assert_str_eq(HOST.req_model(CTX(ctx)), "openai-gpt-oss-120b");
+    sluice_test_req_free(ctx);
+    sluice_test_stage_free(g);
 
     /* a configured default, and the default's limit applies */
     g = gen("{\"default_model\":\"llama3-8b-instruct\"}");
     char *b = words_body("", 1, "");
     /* words_body wrote "model":"": replaced by the default */
     ck_assert_int_eq(run(g, b, &ctx), SLUICE_CONTINUE);
-    ck_assert_str_eq(host_table.req_model(ctx), "llama3-8b-instruct");
-    sh_ctx_free(ctx);
+    ck_assert_str_eq(HOST.req_model(CTX(ctx)), "llama3-8b-instruct");
+    sluice_test_req_free(ctx);
     free(b);
     b = words_body("", reps_over("llama3-8b-instruct", 9000), "");
     ck_assert_int_eq(run(g, b, &ctx), SLUICE_RESPOND);
-    ck_assert_has(sh_out_body(ctx), "llama3-8b-instruct");
-    sh_ctx_free(ctx);
+    ck_assert_has(sluice_test_body(ctx), "llama3-8b-instruct");
+    sluice_test_req_free(ctx);
     free(b);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(unknown_model)
 {
-    struct generation *g = gen(NULL);
-    struct sluice_ctx *ctx;
+    sluice_test_stage *g = gen(NULL);
+    sluice_test_req *ctx;
     char *b = words_body("some/new-model", 20000, "");
     ck_assert_int_eq(run(g, b, &ctx), SLUICE_CONTINUE); /* unchecked */
     ck_assert_ptr_nonnull(
-        sh_out_header(ctx, "x-sluice-prompt-tokens-estimate"));
-    sh_ctx_free(ctx);
-    sh_gen_free(g);
+        sluice_test_header(ctx, "x-sluice-prompt-tokens-estimate"));
+    sluice_test_req_free(ctx);
+    sluice_test_stage_free(g);
 
     g = gen("{\"on_unknown_model\":\"reject\"}");
     ck_assert_int_eq(run(g, b, &ctx), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(ctx), 404);
+    ck_assert_int_eq(sluice_test_status(ctx), 404);
     json_t *doc;
     json_t *e = out_error(ctx, &doc);
     ck_assert_str_eq(err_str(e, "code"), "model_not_found");
     ck_assert_str_eq(err_str(e, "param"), "model");
     ck_assert_has(err_str(e, "message"), "some/new-model");
     json_decref(doc);
-    sh_ctx_free(ctx);
+    sluice_test_req_free(ctx);
     free(b);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
@@ -681,26 +685,22 @@ START_TEST(config_validation)
     gen_fails("{\"default_model\":\"\"}", "default_model");
 
     /* numeric strings (YAML ${VAR}) are accepted */
-    struct generation *g = gen("{\"estimate_margin\":\"0.2\","
+    sluice_test_stage *g = gen("{\"estimate_margin\":\"0.2\","
                                "\"reserve_output_tokens\":\"100\"}");
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 /* ---- routes ---------------------------------------------------------- */
 
-static int route(struct generation *g, const char *path, json_t **doc)
+static int route(sluice_test_stage *g, const char *path, json_t **doc)
 {
-    struct sluice_stage *st = NULL;
-    int ok = 0;
-    struct stage_route *r = generation_route(g, "GET", path, &st, &ok);
-    ck_assert_msg(r && ok, "no GET route for %s", path);
-    buf_t out;
-    buf_init(&out);
-    int status = r->fn(st->instance, "GET", path, (sluice_buf *)&out);
-    *doc = json_loadb(out.data ? out.data : "", out.len, 0, NULL);
+    char *out = NULL;
+    int status = sluice_test_route(g, "GET", path, &out);
+    ck_assert_msg(status >= 0, "no GET route for %s", path);
+    *doc = json_loads(out, 0, NULL);
     ck_assert_msg(*doc != NULL, "%s: not JSON", path);
-    buf_release(&out);
+    free(out);
     return status;
 }
 
@@ -718,7 +718,7 @@ static json_t *list_find(json_t *list, const char *id)
 
 START_TEST(models_routes)
 {
-    struct generation *g = gen(
+    sluice_test_stage *g = gen(
         "{\"models\":[{\"id\":\"llama3-8b-instruct\",\"context_length\":8192,"
         "\"description\":\"small\"},{\"id\":\"acme/big-1\",\"context_length\":"
         "1000000,\"max_output_tokens\":32000}]}");
@@ -776,16 +776,16 @@ START_TEST(models_routes)
     json_decref(doc);
     ck_assert_int_eq(route(g, "/models", &doc), 200);
     json_decref(doc);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 /* The stage's counters and its usage-ratio histogram, on its own table. */
 START_TEST(metrics_refused_margin_and_ratio)
 {
-    struct generation *g = gen("{\"models\":[{\"id\":\"mtest-1k\","
+    sluice_test_stage *g = gen("{\"models\":[{\"id\":\"mtest-1k\","
                                "\"context_length\":1000}]}");
-    struct sluice_ctx *ctx;
+    sluice_test_req *ctx;
     size_t over_limit = reps_over("mtest-1k", 1000);
     size_t over_margin = reps_over("mtest-1k", 1100);
     ck_assert_uint_lt(over_limit, over_margin);
@@ -795,39 +795,47 @@ START_TEST(metrics_refused_margin_and_ratio)
     for (int i = 0; i < 3; i++) {
         char *b = words_body("mtest-1k", reps[i], "");
         ck_assert_int_eq(run(g, b, &ctx), want[i]);
-        sh_ctx_free(ctx);
+        sluice_test_req_free(ctx);
         free(b);
     }
     /* a model outside the table: no ratio, no label */
     char *b = words_body("not-in-table", 5, "");
     ck_assert_int_eq(run(g, b, &ctx), SLUICE_CONTINUE);
-    sh_ctx_free(ctx);
+    sluice_test_req_free(ctx);
     free(b);
 
     ck_assert_double_eq(
-        sh_metric(g, "sluice_context_refused_total{model=\"mtest-1k\"}"), 1);
-    ck_assert_double_eq(
-        sh_metric(g, "sluice_context_within_margin_total{model=\"mtest-1k\"}"),
+        sluice_test_metric(g,
+                           "sluice_context_refused_total{model=\"mtest-1k\"}"),
         1);
     ck_assert_double_eq(
-        sh_metric(g, "sluice_context_usage_ratio_count{model=\"mtest-1k\"}"),
+        sluice_test_metric(
+            g, "sluice_context_within_margin_total{model=\"mtest-1k\"}"),
+        1);
+    ck_assert_double_eq(
+        sluice_test_metric(
+            g, "sluice_context_usage_ratio_count{model=\"mtest-1k\"}"),
         3);
     ck_assert_double_eq(
-        sh_metric(g, "sluice_context_usage_ratio_bucket{model=\"mtest-1k\","
-                     "le=\"0.1\"}"),
+        sluice_test_metric(
+            g, "sluice_context_usage_ratio_bucket{model=\"mtest-1k\","
+               "le=\"0.1\"}"),
         1);
     ck_assert_double_eq(
-        sh_metric(g, "sluice_context_usage_ratio_bucket{model=\"mtest-1k\","
-                     "le=\"1\"}"),
+        sluice_test_metric(
+            g, "sluice_context_usage_ratio_bucket{model=\"mtest-1k\","
+               "le=\"1\"}"),
         1);
     ck_assert_double_eq(
-        sh_metric(g, "sluice_context_usage_ratio_bucket{model=\"mtest-1k\","
-                     "le=\"1.5\"}"),
+        sluice_test_metric(
+            g, "sluice_context_usage_ratio_bucket{model=\"mtest-1k\","
+               "le=\"1.5\"}"),
         3);
-    ck_assert_double_eq(sh_metric(g, "sluice_context_usage_ratio_count{"
-                                     "model=\"not-in-table\"}"),
+    ck_assert_double_eq(sluice_test_metric(g,
+                                           "sluice_context_usage_ratio_count{"
+                                           "model=\"not-in-table\"}"),
                         -1);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 

@@ -10,7 +10,6 @@
  */
 #include "keyring.h"
 #include "stage_harness.h"
-#include "timer.h"
 
 #include <check.h>
 #include <pthread.h>
@@ -30,15 +29,15 @@ static uint64_t fake_now = 1000000;
 static uint64_t fake_wall = 1700000000000ull;
 
 /* The real clocks (what the keyring reads at init, before the tests' own
- * are injected). */
+ * are injected): the host's, with the test clock not set. */
 static uint64_t kr_host_now(void)
 {
-    return time_now_ms();
+    return HOST.now_ms();
 }
 
 static uint64_t kr_host_wall(void)
 {
-    return time_wall_ms();
+    return HOST.wall_ms();
 }
 
 static uint64_t clock_now(void)
@@ -82,49 +81,50 @@ static void teardown(void)
 }
 
 /* A generation with the keyring configured by `extra` (JSON members). */
-static struct generation *gen(const char *extra)
+static sluice_test_stage *gen(const char *extra)
 {
     char cfg[512], err[512] = "";
     snprintf(cfg, sizeof cfg, "{\"keys_file\":\"%s\"%s%s}", keys_path,
              extra ? "," : "", extra ? extra : "");
-    struct generation *g = sh_gen_new(cfg, err, sizeof err);
+    sluice_test_stage *g = sh_gen_new(cfg, err, sizeof err);
     ck_assert_msg(g != NULL, "init failed: %s", err);
-    struct keyring *kr = g->stages[0].instance;
+    struct keyring *kr = sluice_test_stage_instance(g);
     kr->now = clock_now;
     kr->wall = clock_wall;
     kr->probe = NULL;
     return g;
 }
 
-static struct keyring *KR(struct generation *g)
+static struct keyring *KR(sluice_test_stage *g)
 {
-    return g->stages[0].instance;
+    return sluice_test_stage_instance(g);
 }
 
-static const char *auth_of(struct sluice_ctx *c)
+static const char *auth_of(sluice_test_req *c)
 {
-    const char *a = sh_up_header(c, "Authorization");
+    const char *a = sluice_test_up_header(c, "Authorization");
     return a ? a : "(none)";
 }
 
 /* One whole request: attempt, upstream answer, response, complete.
  * Returns the key (Authorization) used, in a static buffer. */
-static const char *one_request(struct generation *g, int status,
+static const char *one_request(sluice_test_stage *g, int status,
                                const char *const *hdrs, const char *body)
 {
     static char used[128];
-    struct sluice_ctx *c = sh_ctx_new(g, "{\"model\":\"m\"}", NULL);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    sluice_test_req *c = sh_ctx_new(g, "{\"model\":\"m\"}", NULL);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
     snprintf(used, sizeof used, "%s", auth_of(c));
-    sh_ctx_upstream(c, status ? SLUICE_ATTEMPT_HTTP : SLUICE_ATTEMPT_TIMEOUT,
-                    status, hdrs, body);
-    sh_on_response(c);
-    sh_on_complete(c);
-    sh_ctx_free(c);
+    sluice_test_upstream(c,
+                         status ? SLUICE_ATTEMPT_HTTP : SLUICE_ATTEMPT_TIMEOUT,
+                         status, hdrs, body);
+    sluice_test_on_response(c);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
     return used;
 }
 
-static struct key *key_named(struct generation *g, const char *secret)
+static struct key *key_named(sluice_test_stage *g, const char *secret)
 {
     struct keyset *s = KR(g)->set;
     long i = keyset_find(s, secret);
@@ -132,22 +132,12 @@ static struct key *key_named(struct generation *g, const char *secret)
     return &s->keys[i];
 }
 
-static int admin_call(struct generation *g, const char *action,
+static int admin_call(sluice_test_stage *g, const char *action,
                       const char *method, char **out)
 {
-    struct sluice_stage *st = &g->stages[0];
-    for (size_t i = 0; i < st->nactions; i++) {
-        if (strcmp(st->actions[i].action, action))
-            continue;
-        buf_t b;
-        buf_init(&b);
-        int rc = st->actions[i].fn(st->instance, method, NULL, 0, &b);
-        *out = strdup(b.data ? b.data : "");
-        buf_release(&b);
-        return rc;
-    }
-    ck_abort_msg("no admin action %s", action);
-    return 0;
+    int rc = sluice_test_admin(g, action, method, NULL, out);
+    ck_assert_msg(rc >= 0, "no admin action %s", action);
+    return rc;
 }
 
 static void assert_no_secret(const char *text)
@@ -478,7 +468,7 @@ END_TEST
 
 START_TEST(round_robin_in_turn)
 {
-    struct generation *g = gen(NULL);
+    sluice_test_stage *g = gen(NULL);
     const char *want[] = {K1, K2, K3};
     for (int i = 0; i < 9; i++) {
         char exp[64];
@@ -491,13 +481,13 @@ START_TEST(round_robin_in_turn)
         ck_assert_uint_eq(atomic_load(&k->successes), 3);
         ck_assert_int_eq(atomic_load(&k->inflight), 0);
     }
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(rate_limited_key_out_then_back)
 {
-    struct generation *g = gen(NULL);
+    sluice_test_stage *g = gen(NULL);
     const char *ra[] = {"Retry-After", "2", NULL};
     ck_assert_str_eq(one_request(g, 429, ra, "{}"), "Bearer " K1);
     ck_assert_int_eq(key_state_at(key_named(g, K1), fake_now), KEY_COOLING);
@@ -510,134 +500,165 @@ START_TEST(rate_limited_key_out_then_back)
     for (int i = 0; i < 3; i++)
         seen += !strcmp(one_request(g, 200, NULL, "{}"), "Bearer " K1);
     ck_assert_int_eq(seen, 1);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(want_same_and_other)
 {
-    struct generation *g = gen(NULL);
-    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    sluice_test_stage *g = gen(NULL);
+    sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
     ck_assert_str_eq(auth_of(c), "Bearer " K1);
-    sh_ctx_upstream(c, SLUICE_ATTEMPT_HTTP, 500, NULL, "{}");
-    sh_on_response(c);
-    hdrs_set(&c->attrs, "keyring.want", "same");
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    sluice_test_upstream(c, SLUICE_ATTEMPT_HTTP, 500, NULL, "{}");
+    sluice_test_on_response(c);
+    HOST.attr_set(CTX(c), "keyring.want", "same");
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
     ck_assert_str_eq(auth_of(c), "Bearer " K1);
     ck_assert_int_eq(atomic_load(&key_named(g, K1)->inflight), 1);
-    sh_ctx_upstream(c, SLUICE_ATTEMPT_HTTP, 401, NULL, "{}");
-    sh_on_response(c);
-    hdrs_set(&c->attrs, "keyring.want", "other");
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    sluice_test_upstream(c, SLUICE_ATTEMPT_HTTP, 401, NULL, "{}");
+    sluice_test_on_response(c);
+    HOST.attr_set(CTX(c), "keyring.want", "other");
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
     ck_assert_str_ne(auth_of(c), "Bearer " K1);
     ck_assert_int_eq(atomic_load(&key_named(g, K1)->inflight), 0);
     /* "same" on a key that is no longer available moves on */
     const char *used = strdup(auth_of(c));
-    sh_ctx_upstream(c, SLUICE_ATTEMPT_HTTP, 403, NULL, "{}");
-    sh_on_response(c);
-    hdrs_set(&c->attrs, "keyring.want", "same");
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    sluice_test_upstream(c, SLUICE_ATTEMPT_HTTP, 403, NULL, "{}");
+    sluice_test_on_response(c);
+    HOST.attr_set(CTX(c), "keyring.want", "same");
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
     ck_assert_str_ne(auth_of(c), used);
     ck_assert_str_ne(auth_of(c), "Bearer " K1);
     free((void *)used);
-    sh_on_complete(c);
+    sluice_test_on_complete(c);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(atomic_load(&KR(g)->set->keys[i].inflight), 0);
-    sh_ctx_free(c);
-    sh_gen_free(g);
+    sluice_test_req_free(c);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(all_unavailable_is_503_with_retry_after)
 {
-    struct generation *g = gen(NULL);
+    sluice_test_stage *g = gen(NULL);
     const char *ra5[] = {"Retry-After", "5", NULL};
     const char *ra9[] = {"Retry-After", "9", NULL};
     one_request(g, 401, NULL, "{}"); /* K1 failed */
     one_request(g, 429, ra9, "{}");  /* K2 cooling 9 s */
     one_request(g, 429, ra5, "{}");  /* K3 cooling 5 s */
     fake_now += 1500;
-    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 503);
-    ck_assert_msg(strstr(sh_out_body(c), "\"all_keys_unavailable\""), "%s",
-                  sh_out_body(c));
-    ck_assert_str_eq(sh_out_header(c, "Retry-After"), "4"); /* 3.5 s up */
-    ck_assert_ptr_null(sh_up_header(c, "Authorization"));
-    assert_no_secret(sh_out_body(c));
-    sh_on_complete(c);
-    sh_ctx_free(c);
+    sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 503);
+    ck_assert_msg(strstr(sluice_test_body(c), "\"all_keys_unavailable\""), "%s",
+                  sluice_test_body(c));
+    ck_assert_str_eq(sluice_test_header(c, "Retry-After"), "4"); /* 3.5 s up */
+    ck_assert_ptr_null(sluice_test_up_header(c, "Authorization"));
+    assert_no_secret(sluice_test_body(c));
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
     /* only failed keys left: 503 without a Retry-After */
     fake_now += 10000;
     one_request(g, 401, NULL, "{}");
     one_request(g, 401, NULL, "{}");
     c = sh_ctx_new(g, "{}", NULL);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 503);
-    ck_assert_ptr_null(sh_out_header(c, "Retry-After"));
-    sh_on_complete(c);
-    sh_ctx_free(c);
-    sh_gen_free(g);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 503);
+    ck_assert_ptr_null(sluice_test_header(c, "Retry-After"));
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
+    sluice_test_stage_free(g);
+}
+END_TEST
+
+START_TEST(all_rate_limited_is_429_with_retry_after)
+{
+    sluice_test_stage *g = gen(NULL);
+    const char *ra5[] = {"Retry-After", "5", NULL};
+    const char *ra9[] = {"Retry-After", "9", NULL};
+    one_request(g, 429, ra9, "{}"); /* K1..K3 cooling after 429s */
+    one_request(g, 429, ra5, "{}");
+    one_request(g, 429, ra5, "{}");
+    fake_now += 1500;
+    sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 429);
+    ck_assert_msg(strstr(sluice_test_body(c), "\"rate_limit_exceeded\""), "%s",
+                  sluice_test_body(c));
+    ck_assert_str_eq(sluice_test_header(c, "Retry-After"), "4");
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
+    /* one of them fails for good: the others' 429s no longer speak for
+     * the whole pool, 503 again */
+    fake_now += 10000; /* all back */
+    one_request(g, 401, NULL, "{}");
+    one_request(g, 429, ra5, "{}");
+    one_request(g, 429, ra5, "{}");
+    c = sh_ctx_new(g, "{}", NULL);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 503);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(wait_for_key_retries_on_a_timer)
 {
-    struct generation *g = gen("\"wait_for_key_ms\":3000");
+    sluice_test_stage *g = gen("\"wait_for_key_ms\":3000");
     const char *ra2[] = {"Retry-After", "2", NULL};
     const char *ra60[] = {"Retry-After", "60", NULL};
     one_request(g, 401, NULL, "{}");
     one_request(g, 429, ra2, "{}");
     one_request(g, 401, NULL, "{}");
-    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RETRY);
-    ck_assert_uint_eq(c->retry_ms, 2000);
-    ck_assert_int_eq(sh_out_status(c), 503); /* the fallback */
+    sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_RETRY);
+    ck_assert_uint_eq(sluice_test_retry_ms(c), 2000);
+    ck_assert_int_eq(sluice_test_status(c), 503); /* the fallback */
     fake_now += 2000; /* the core re-runs on_attempt after the delay */
-    c->out_status = 0;
-    c->attempt--; /* a re-run is the same attempt */
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    /* a re-run is the same attempt */
+    ck_assert_int_eq(sluice_test_on_attempt_again(c), SLUICE_CONTINUE);
     ck_assert_str_eq(auth_of(c), "Bearer " K2);
-    sh_on_complete(c);
-    sh_ctx_free(c);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
     /* a key back later than wait_for_key_ms: 503 at once */
     one_request(g, 429, ra60, "{}");
     c = sh_ctx_new(g, "{}", NULL);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(c), 503);
-    ck_assert_str_eq(sh_out_header(c, "Retry-After"), "60");
-    sh_on_complete(c);
-    sh_ctx_free(c);
-    sh_gen_free(g);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 503);
+    ck_assert_str_eq(sluice_test_header(c, "Retry-After"), "60");
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(least_inflight_strategy)
 {
-    struct generation *g = gen("\"strategy\":\"least_inflight\"");
-    struct sluice_ctx *c[4];
+    sluice_test_stage *g = gen("\"strategy\":\"least_inflight\"");
+    sluice_test_req *c[4];
     for (int i = 0; i < 3; i++) {
         c[i] = sh_ctx_new(g, "{}", NULL);
-        ck_assert_int_eq(sh_on_attempt(c[i]), SLUICE_CONTINUE);
+        ck_assert_int_eq(sluice_test_on_attempt(c[i]), SLUICE_CONTINUE);
     }
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(atomic_load(&KR(g)->set->keys[i].inflight), 1);
     /* free K2's request: the next goes to K2, the least loaded */
     const char *a1 = auth_of(c[1]);
     long idx = keyset_find(KR(g)->set, a1 + 7);
-    sh_on_complete(c[1]);
-    sh_ctx_free(c[1]);
+    sluice_test_on_complete(c[1]);
+    sluice_test_req_free(c[1]);
     c[3] = sh_ctx_new(g, "{}", NULL);
-    ck_assert_int_eq(sh_on_attempt(c[3]), SLUICE_CONTINUE);
+    ck_assert_int_eq(sluice_test_on_attempt(c[3]), SLUICE_CONTINUE);
     ck_assert_int_eq(keyset_find(KR(g)->set, auth_of(c[3]) + 7), idx);
     for (int i = 0; i < 4; i++) {
         if (i == 1)
             continue;
-        sh_on_complete(c[i]);
-        sh_ctx_free(c[i]);
+        sluice_test_on_complete(c[i]);
+        sluice_test_req_free(c[i]);
     }
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
@@ -645,13 +666,13 @@ END_TEST
 
 START_TEST(reload_carries_health_and_inflight_finishes_on_its_key)
 {
-    struct generation *g = gen(NULL);
+    sluice_test_stage *g = gen(NULL);
     char *out;
     one_request(g, 401, NULL, "{}"); /* K1 failed */
     const char *ra[] = {"Retry-After", "30", NULL};
     one_request(g, 429, ra, "{}"); /* K2 cooling */
-    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
     ck_assert_str_eq(auth_of(c), "Bearer " K3);
     struct keyset *old = KR(g)->set;
 
@@ -665,11 +686,11 @@ START_TEST(reload_carries_health_and_inflight_finishes_on_its_key)
     ck_assert_int_eq(key_state_at(key_named(g, K2), fake_now), KEY_COOLING);
     ck_assert_str_eq(key_named(g, K3)->name, "team-c");
     /* the in-flight request finishes on its key, in the old set */
-    sh_ctx_upstream(c, SLUICE_ATTEMPT_HTTP, 200, NULL, "{}");
-    sh_on_response(c);
+    sluice_test_upstream(c, SLUICE_ATTEMPT_HTTP, 200, NULL, "{}");
+    sluice_test_on_response(c);
     ck_assert_uint_eq(atomic_load(&old->keys[2].successes), 1);
-    sh_on_complete(c);
-    sh_ctx_free(c); /* drops the last reference to the old set */
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c); /* drops the last reference to the old set */
 
     /* a broken file changes nothing and says why */
     write_keys("# emptied by mistake\n", 0600);
@@ -681,48 +702,48 @@ START_TEST(reload_carries_health_and_inflight_finishes_on_its_key)
     ck_assert_uint_eq(KR(g)->set->n, 3);
     ck_assert_int_eq(admin_call(g, "reload-keys", "GET", &out), 405);
     free(out);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(same_key_across_a_reload)
 {
-    struct generation *g = gen(NULL);
+    sluice_test_stage *g = gen(NULL);
     char *out;
-    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
     ck_assert_str_eq(auth_of(c), "Bearer " K1);
-    sh_ctx_upstream(c, SLUICE_ATTEMPT_HTTP, 500, NULL, "{}");
-    sh_on_response(c);
+    sluice_test_upstream(c, SLUICE_ATTEMPT_HTTP, 500, NULL, "{}");
+    sluice_test_on_response(c);
     /* K1 stays: "same" moves to K1's record in the new set */
     write_keys(K3 "\n" K1 "\n", 0600);
     ck_assert_int_eq(admin_call(g, "reload-keys", "POST", &out), 200);
     free(out);
-    hdrs_set(&c->attrs, "keyring.want", "same");
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    HOST.attr_set(CTX(c), "keyring.want", "same");
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
     ck_assert_str_eq(auth_of(c), "Bearer " K1);
     ck_assert_int_eq(atomic_load(&key_named(g, K1)->inflight), 1);
     ck_assert_uint_eq(atomic_load(&key_named(g, K1)->failures[OUT_SERVER]),
                       1); /* carried */
     /* K1 removed: "same" cannot have it */
-    sh_ctx_upstream(c, SLUICE_ATTEMPT_HTTP, 500, NULL, "{}");
-    sh_on_response(c);
+    sluice_test_upstream(c, SLUICE_ATTEMPT_HTTP, 500, NULL, "{}");
+    sluice_test_on_response(c);
     write_keys(K3 "\n", 0600);
     ck_assert_int_eq(admin_call(g, "reload-keys", "POST", &out), 200);
     free(out);
-    hdrs_set(&c->attrs, "keyring.want", "same");
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    HOST.attr_set(CTX(c), "keyring.want", "same");
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
     ck_assert_str_eq(auth_of(c), "Bearer " K3);
-    sh_on_complete(c);
+    sluice_test_on_complete(c);
     ck_assert_int_eq(atomic_load(&key_named(g, K3)->inflight), 0);
-    sh_ctx_free(c);
-    sh_gen_free(g);
+    sluice_test_req_free(c);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(admin_keys_reset_and_status)
 {
-    struct generation *g = gen(NULL);
+    sluice_test_stage *g = gen(NULL);
     char *out;
     one_request(g, 401, NULL, "{\"error\":\"bad key " K1 "\"}");
     const char *ra[] = {"Retry-After", "30", NULL};
@@ -739,17 +760,14 @@ START_TEST(admin_keys_reset_and_status)
     ck_assert_msg(strstr(out, "\"rate_limit\":1"), "%s", out);
     free(out);
 
-    buf_t b;
-    buf_init(&b);
-    ck_assert_int_eq(keyring_status(KR(g), &b), 0);
-    ck_assert_str_eq(b.data, "{\"healthy\":true,\"keys\":{\"total\":3,"
-                             "\"healthy\":1,\"cooling\":1,\"failed\":1}}");
-    buf_release(&b);
+    ck_assert_int_eq(sluice_test_stage_status(g, &out), 0);
+    ck_assert_str_eq(out, "{\"healthy\":true,\"keys\":{\"total\":3,"
+                          "\"healthy\":1,\"cooling\":1,\"failed\":1}}");
+    free(out);
     one_request(g, 403, NULL, "{}");
-    buf_init(&b);
-    keyring_status(KR(g), &b);
-    ck_assert_msg(strstr(b.data, "\"healthy\":false"), "%s", b.data);
-    buf_release(&b);
+    ck_assert_int_eq(sluice_test_stage_status(g, &out), 0);
+    ck_assert_msg(strstr(out, "\"healthy\":false"), "%s", out);
+    free(out);
 
     ck_assert_int_eq(admin_call(g, "reset-failed-keys", "POST", &out), 200);
     ck_assert_str_eq(out, "{\"reset\":3}");
@@ -757,7 +775,7 @@ START_TEST(admin_keys_reset_and_status)
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(key_state_at(&KR(g)->set->keys[i], fake_now),
                          KEY_HEALTHY);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
@@ -771,15 +789,15 @@ START_TEST(health_survives_a_restart)
 {
     char db[160], *out;
     snprintf(db, sizeof db, "%s/state.db", dir);
-    ck_assert_int_eq(sh_state_open(db), 0);
+    ck_assert_int_eq(sluice_test_state_open(db), 0);
     fake_now = kr_host_now();
     fake_wall = kr_host_wall();
-    struct generation *g = gen(NULL);
+    sluice_test_stage *g = gen(NULL);
     const char *ra[] = {"Retry-After", "120", NULL};
     ck_assert_str_eq(one_request(g, 401, NULL, "{}"), "Bearer " K1);
     ck_assert_str_eq(one_request(g, 429, ra, "{}"), "Bearer " K2);
-    sh_gen_free(g);
-    ck_assert_int_eq(sh_state_open(db), 0); /* the restart */
+    sluice_test_stage_free(g);
+    ck_assert_int_eq(sluice_test_state_open(db), 0); /* the restart */
 
     g = gen(NULL);
     ck_assert_int_eq(key_state_at(key_named(g, K1), fake_now), KEY_FAILED);
@@ -797,22 +815,22 @@ START_TEST(health_survives_a_restart)
     free(out);
     ck_assert_int_eq(admin_call(g, "reset-failed-keys", "POST", &out), 200);
     free(out);
-    sh_gen_free(g);
-    ck_assert_int_eq(sh_state_open(db), 0);
+    sluice_test_stage_free(g);
+    ck_assert_int_eq(sluice_test_state_open(db), 0);
     g = gen(NULL);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(key_state_at(&KR(g)->set->keys[i], fake_now),
                          KEY_HEALTHY);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
     /* shared_state: false keeps health in memory only */
     g = gen("\"shared_state\":false");
     one_request(g, 401, NULL, "{}");
-    sh_gen_free(g);
-    ck_assert_int_eq(sh_state_open(db), 0);
+    sluice_test_stage_free(g);
+    ck_assert_int_eq(sluice_test_state_open(db), 0);
     g = gen(NULL);
     ck_assert_int_eq(key_state_at(key_named(g, K1), fake_now), KEY_HEALTHY);
-    sh_gen_free(g);
-    sh_state_open(NULL);
+    sluice_test_stage_free(g);
+    sluice_test_state_open(NULL);
 }
 END_TEST
 
@@ -820,7 +838,7 @@ END_TEST
  * instance) reaches this one through the watch. */
 START_TEST(health_from_elsewhere_applies)
 {
-    struct generation *a = gen(NULL), *b = gen(NULL);
+    sluice_test_stage *a = gen(NULL), *b = gen(NULL);
     one_request(a, 403, NULL, "{}");
     for (int i = 0;
          i < 200 && key_state_at(key_named(b, K1), fake_now) != KEY_FAILED; i++)
@@ -834,8 +852,8 @@ START_TEST(health_from_elsewhere_applies)
          i++)
         usleep(5000);
     ck_assert_int_eq(key_state_at(key_named(a, K1), fake_now), KEY_HEALTHY);
-    sh_gen_free(a);
-    sh_gen_free(b);
+    sluice_test_stage_free(a);
+    sluice_test_stage_free(b);
 }
 END_TEST
 
@@ -843,23 +861,22 @@ END_TEST
 
 START_TEST(export_import_roundtrip)
 {
-    struct generation *g = gen(NULL);
+    sluice_test_stage *g = gen(NULL);
     one_request(g, 401, NULL, "{}");
     const char *ra[] = {"Retry-After", "30", NULL};
     one_request(g, 429, ra, "{}");
     one_request(g, 200, NULL, "{}");
-    buf_t b;
-    buf_init(&b);
-    ck_assert_int_eq(keyring_export_state(KR(g), &b), 0);
-    assert_no_secret(b.data);
-    ck_assert_msg(strstr(b.data, "\"version\":1"), "%s", b.data);
-    sh_gen_free(g);
+    char *state = NULL;
+    ck_assert_int_eq(sluice_test_export_state(g, &state), 0);
+    assert_no_secret(state);
+    ck_assert_msg(strstr(state, "\"version\":1"), "%s", state);
+    sluice_test_stage_free(g);
 
     /* a new instance, 10 s later (wall and monotonic both moved) */
     fake_now += 10000;
     fake_wall += 10000;
-    struct generation *g2 = gen(NULL);
-    ck_assert_int_eq(keyring_import_state(KR(g2), b.data, b.len), 0);
+    sluice_test_stage *g2 = gen(NULL);
+    ck_assert_int_eq(sluice_test_import_state(g2, state, strlen(state)), 0);
     ck_assert_int_eq(key_state_at(key_named(g2, K1), fake_now), KEY_FAILED);
     ck_assert_int_eq(key_state_at(key_named(g2, K2), fake_now), KEY_COOLING);
     ck_assert_uint_eq(atomic_load(&key_named(g2, K2)->cool_until) - fake_now,
@@ -867,10 +884,10 @@ START_TEST(export_import_roundtrip)
     ck_assert_int_eq(key_state_at(key_named(g2, K3), fake_now), KEY_HEALTHY);
     ck_assert_uint_eq(atomic_load(&key_named(g2, K3)->successes), 1);
     ck_assert_uint_eq(atomic_load(&key_named(g2, K1)->failures[OUT_AUTH]), 1);
-    ck_assert_int_eq(keyring_import_state(KR(g2), "{\"version\":9}", 13), -1);
-    ck_assert_int_eq(keyring_import_state(KR(g2), "not json", 8), -1);
-    buf_release(&b);
-    sh_gen_free(g2);
+    ck_assert_int_eq(sluice_test_import_state(g2, "{\"version\":9}", 13), -1);
+    ck_assert_int_eq(sluice_test_import_state(g2, "not json", 8), -1);
+    free(state);
+    sluice_test_stage_free(g2);
 }
 END_TEST
 
@@ -896,7 +913,7 @@ static int fake_probe(sluice_stage *st, const char *path, const char *auth,
 
 START_TEST(probes_bring_failed_keys_back)
 {
-    struct generation *g = gen("\"probe_interval_s\":30");
+    sluice_test_stage *g = gen("\"probe_interval_s\":30");
     KR(g)->probe = fake_probe;
     nprobes = 0;
     atomic_store(&KR(g)->next_probe_ms, fake_now + 30000);
@@ -919,7 +936,7 @@ START_TEST(probes_bring_failed_keys_back)
     one_request(g, 200, NULL, "{}");
     ck_assert_int_eq(nprobes, 3); /* K2 again */
     probe_done_fn[2](probe_arg[2], 0);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
@@ -957,7 +974,7 @@ START_TEST(stress_many_threads_select)
     write_keys(K1 "\n" K2 "\n" K3 "\nsk-test-dddddddddddd4444\n"
                   "sk-test-eeeeeeeeeeee5555\n",
                0600);
-    struct generation *g = gen(NULL);
+    sluice_test_stage *g = gen(NULL);
     key_record(&KR(g)->set->keys[1], &POL, OUT_AUTH, 0, fake_now, "401");
     struct stress st[STRESS_THREADS];
     pthread_t th[STRESS_THREADS];
@@ -987,7 +1004,7 @@ START_TEST(stress_many_threads_select)
                           "key %d: %ld of %ld picks", k, total[k], all);
     for (int k = 0; k < 5; k++)
         ck_assert_int_eq(atomic_load(&KR(g)->set->keys[k].inflight), 0);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
@@ -997,15 +1014,15 @@ END_TEST
     "sk-\xe2\x80\xa6"                                                          \
     "2222" /* K2 masked: no label */
 
-static double kmetric(struct generation *g, const char *fmt, const char *a,
+static double kmetric(sluice_test_stage *g, const char *fmt, const char *a,
                       const char *b)
 {
     char sample[256];
     snprintf(sample, sizeof sample, fmt, a, b);
-    return sh_metric(g, sample);
+    return sluice_test_metric(g, sample);
 }
 
-static double key_state_of(struct generation *g, const char *name,
+static double key_state_of(sluice_test_stage *g, const char *name,
                            const char *state)
 {
     return kmetric(g, "sluice_key_state{key=\"%s\",state=\"%s\"}", name, state);
@@ -1014,7 +1031,7 @@ static double key_state_of(struct generation *g, const char *name,
 START_TEST(metrics_per_key_counts_states_and_reload)
 {
     write_keys(K1 " mx-a\n" K2 "\n" K3 " mx-c\n", 0600);
-    struct generation *g = gen(NULL);
+    sluice_test_stage *g = gen(NULL);
     const char *ra[] = {"Retry-After", "30", NULL};
     ck_assert_str_eq(one_request(g, 200, NULL, "{}"), "Bearer " K1);
     ck_assert_str_eq(one_request(g, 401, NULL, "{}"), "Bearer " K2);
@@ -1052,8 +1069,8 @@ START_TEST(metrics_per_key_counts_states_and_reload)
 
     /* in flight while a request holds its key, back to 0 after */
     const char *infl = "sluice_key_in_flight{key=\"%s\"}%s";
-    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
-    ck_assert_int_eq(sh_on_attempt(c), SLUICE_CONTINUE);
+    sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
+    ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
     ck_assert_str_eq(auth_of(c), "Bearer " K3);
     ck_assert_double_eq(kmetric(g, infl, "mx-c", ""), 1);
 
@@ -1069,19 +1086,19 @@ START_TEST(metrics_per_key_counts_states_and_reload)
     ck_assert_double_eq(key_state_of(g, "mx-a", "healthy"), 1);
 
     /* the request that picked from the old set releases its key there */
-    sh_ctx_upstream(c, SLUICE_ATTEMPT_HTTP, 200, NULL, "{}");
-    sh_on_response(c);
-    sh_on_complete(c);
-    sh_ctx_free(c);
+    sluice_test_upstream(c, SLUICE_ATTEMPT_HTTP, 200, NULL, "{}");
+    sluice_test_on_response(c);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
     ck_assert_double_eq(kmetric(g, infl, "mx-c", ""), 0);
     ck_assert_double_eq(
         kmetric(g, "sluice_key_successes_total{key=\"%s\"}%s", "mx-c", ""), 1);
 
-    char *text = sh_metrics_text(g);
+    char *text = sluice_test_metrics_text(g);
     assert_no_secret(text);
     ck_assert_ptr_nonnull(strstr(text, "# TYPE sluice_key_state gauge"));
     free(text);
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
@@ -1091,22 +1108,26 @@ END_TEST
 START_TEST(metrics_keys_dropped_by_a_pipeline_reload)
 {
     write_keys(K1 " pr-a\n" K2 " pr-b\n", 0600);
-    struct generation *g1 = gen(NULL);
+    sluice_test_stage *g1 = gen(NULL);
     one_request(g1, 200, NULL, "{}");
     one_request(g1, 401, NULL, "{}"); /* pr-b failed */
     ck_assert_double_eq(key_state_of(g1, "pr-b", "failed"), 1);
     write_keys(K1 " pr-a\n", 0600);
-    struct generation *g2 = gen(NULL);
+    sluice_test_stage *g2 = gen(NULL);
     ck_assert_double_eq(key_state_of(g2, "pr-a", "healthy"), 1);
-    sh_gen_free(g1);
+    sluice_test_stage_free(g1);
     /* rendered without any collect: what destroy left */
     ck_assert_double_eq(
-        sh_metric(NULL, "sluice_key_state{key=\"pr-b\",state=\"failed\"}"), 0);
+        sluice_test_metric(NULL,
+                           "sluice_key_state{key=\"pr-b\",state=\"failed\"}"),
+        0);
     ck_assert_double_eq(
-        sh_metric(NULL, "sluice_key_state{key=\"pr-a\",state=\"healthy\"}"), 1);
+        sluice_test_metric(NULL,
+                           "sluice_key_state{key=\"pr-a\",state=\"healthy\"}"),
+        1);
     ck_assert_double_eq(key_state_of(g2, "pr-a", "healthy"), 1);
     ck_assert_double_eq(key_state_of(g2, "pr-b", "failed"), 0);
-    sh_gen_free(g2);
+    sluice_test_stage_free(g2);
 }
 END_TEST
 
@@ -1131,6 +1152,7 @@ int main(void)
     tcase_add_test(tc, rate_limited_key_out_then_back);
     tcase_add_test(tc, want_same_and_other);
     tcase_add_test(tc, all_unavailable_is_503_with_retry_after);
+    tcase_add_test(tc, all_rate_limited_is_429_with_retry_after);
     tcase_add_test(tc, wait_for_key_retries_on_a_timer);
     tcase_add_test(tc, least_inflight_strategy);
     tcase_add_test(tc, reload_carries_health_and_inflight_finishes_on_its_key);

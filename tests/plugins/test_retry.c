@@ -52,130 +52,130 @@ END_TEST
 
 /* ---- the stage ----------------------------------------------------- */
 
-static struct generation *gen(const char *cfg)
+static sluice_test_stage *gen(const char *cfg)
 {
     char err[256] = "";
-    struct generation *g = sh_gen_new(cfg, err, sizeof err);
+    sluice_test_stage *g = sh_gen_new(cfg, err, sizeof err);
     ck_assert_msg(g != NULL, "init failed: %s", err);
     return g;
 }
 
 /* One attempt ending as given; returns the verdict of on_response. */
-static sluice_verdict attempt(struct sluice_ctx *c, sluice_attempt_result r,
+static sluice_verdict attempt(sluice_test_req *c, sluice_attempt_result r,
                               int status)
 {
-    sh_on_attempt(c);
-    c->retry_ms = 12345; /* must be overwritten by a RETRY */
-    sh_ctx_upstream(c, r, status, NULL, "{\"error\":{}}");
-    return sh_on_response(c);
+    sluice_test_on_attempt(c);
+    HOST.retry_after_ms(CTX(c), 12345); /* must be overwritten by a RETRY */
+    sluice_test_upstream(c, r, status, NULL, "{\"error\":{}}");
+    return sluice_test_on_response(c);
 }
 
-static const char *want(struct sluice_ctx *c)
+static const char *want(sluice_test_req *c)
 {
-    const char *w = hdrs_get(&c->attrs, "keyring.want");
+    const char *w = sluice_test_attr(c, "keyring.want");
     return w ? w : "(unset)";
 }
 
 START_TEST(server_errors_retry_same_key_with_backoff)
 {
-    struct generation *g = gen("{\"max_retries\":3,\"base_ms\":100,"
+    sluice_test_stage *g = gen("{\"max_retries\":3,\"base_ms\":100,"
                                "\"max_ms\":1000}");
-    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
+    sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
     uint64_t caps[] = {100, 200, 400};
     sluice_attempt_result rs[] = {SLUICE_ATTEMPT_HTTP, SLUICE_ATTEMPT_TIMEOUT,
                                   SLUICE_ATTEMPT_CONNECT};
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(attempt(c, rs[i], i == 0 ? 502 : 0), SLUICE_RETRY);
         ck_assert_str_eq(want(c), "same");
-        ck_assert_uint_le(c->retry_ms, caps[i]);
+        ck_assert_uint_le(sluice_test_retry_ms(c), caps[i]);
     }
     /* retries used up: the last answer goes to the client */
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 500), SLUICE_CONTINUE);
-    sh_on_complete(c);
-    sh_ctx_free(c);
-    sh_gen_free(g);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(no_jitter_follows_the_schedule_exactly)
 {
-    struct generation *g = gen("{\"max_retries\":4,\"base_ms\":100,"
+    sluice_test_stage *g = gen("{\"max_retries\":4,\"base_ms\":100,"
                                "\"max_ms\":300,\"jitter\":\"none\"}");
-    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
+    sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
     uint32_t exp[] = {100, 200, 300, 300};
     for (int i = 0; i < 4; i++) {
         ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_RESET, 0), SLUICE_RETRY);
-        ck_assert_uint_eq(c->retry_ms, exp[i]);
+        ck_assert_uint_eq(sluice_test_retry_ms(c), exp[i]);
     }
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_RESET, 0), SLUICE_CONTINUE);
-    sh_on_complete(c);
-    sh_ctx_free(c);
-    sh_gen_free(g);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(key_errors_switch_at_once)
 {
-    struct generation *g = gen("{\"max_key_switches\":4}");
-    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
+    sluice_test_stage *g = gen("{\"max_key_switches\":4}");
+    sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
     int st[] = {401, 403, 429, 402};
     for (int i = 0; i < 4; i++) {
         ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, st[i]), SLUICE_RETRY);
         ck_assert_str_eq(want(c), "other");
-        ck_assert_uint_eq(c->retry_ms, 0);
+        ck_assert_uint_eq(sluice_test_retry_ms(c), 0);
     }
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 429), SLUICE_CONTINUE);
-    sh_on_complete(c);
-    sh_ctx_free(c);
-    sh_gen_free(g);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(budgets_are_separate)
 {
-    struct generation *g = gen("{\"max_retries\":1,\"max_key_switches\":1,"
+    sluice_test_stage *g = gen("{\"max_retries\":1,\"max_key_switches\":1,"
                                "\"base_ms\":1}");
-    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
+    sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 500), SLUICE_RETRY);
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 429), SLUICE_RETRY);
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 500), SLUICE_CONTINUE);
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 401), SLUICE_CONTINUE);
-    sh_on_complete(c);
-    sh_ctx_free(c);
-    sh_gen_free(g);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(client_errors_and_success_never_retry)
 {
-    struct generation *g = gen(NULL);
+    sluice_test_stage *g = gen(NULL);
     int st[] = {200, 201, 400, 404, 405, 409, 413, 422};
     for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
-        struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
+        sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
         ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, st[i]),
                          SLUICE_CONTINUE);
         ck_assert_str_eq(want(c), "(unset)");
-        sh_on_complete(c);
-        sh_ctx_free(c);
+        sluice_test_on_complete(c);
+        sluice_test_req_free(c);
     }
-    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
+    sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_ABORTED, 0), SLUICE_CONTINUE);
-    sh_on_complete(c);
-    sh_ctx_free(c);
-    sh_gen_free(g);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(zero_retries_and_bad_config)
 {
-    struct generation *g = gen("{\"max_retries\":\"0\","
+    sluice_test_stage *g = gen("{\"max_retries\":\"0\","
                                "\"max_key_switches\":0}");
-    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
+    sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 500), SLUICE_CONTINUE);
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 429), SLUICE_CONTINUE);
-    sh_on_complete(c);
-    sh_ctx_free(c);
-    sh_gen_free(g);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
+    sluice_test_stage_free(g);
     char err[256] = "";
     ck_assert_ptr_null(sh_gen_new("{\"max_retries\":-1}", err, sizeof err));
     ck_assert_msg(strstr(err, "max_retries"), "%s", err);
@@ -190,32 +190,32 @@ END_TEST
 
 START_TEST(metrics_count_retries_and_give_ups_by_kind)
 {
-    struct generation *g =
+    sluice_test_stage *g =
         gen("{\"max_retries\":2,\"max_key_switches\":1,\"jitter\":\"none\"}");
     const char *rs = "sluice_retry_attempts_total{kind=\"same_key\"}";
     const char *rk = "sluice_retry_attempts_total{kind=\"key_switch\"}";
     const char *gs = "sluice_retry_give_ups_total{kind=\"same_key\"}";
     const char *gk = "sluice_retry_give_ups_total{kind=\"key_switch\"}";
-    double rs0 = sh_metric(g, rs), rk0 = sh_metric(g, rk);
-    double gs0 = sh_metric(g, gs), gk0 = sh_metric(g, gk);
+    double rs0 = sluice_test_metric(g, rs), rk0 = sluice_test_metric(g, rk);
+    double gs0 = sluice_test_metric(g, gs), gk0 = sluice_test_metric(g, gk);
     rs0 = rs0 < 0 ? 0 : rs0, rk0 = rk0 < 0 ? 0 : rk0;
     gs0 = gs0 < 0 ? 0 : gs0, gk0 = gk0 < 0 ? 0 : gk0;
 
-    struct sluice_ctx *c = sh_ctx_new(g, "{}", NULL);
+    sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 503), SLUICE_RETRY);
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_TIMEOUT, 0), SLUICE_RETRY);
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 429), SLUICE_RETRY);
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 401), SLUICE_CONTINUE);
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 500), SLUICE_CONTINUE);
     ck_assert_int_eq(attempt(c, SLUICE_ATTEMPT_HTTP, 400), SLUICE_CONTINUE);
-    sh_on_complete(c);
-    sh_ctx_free(c);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
 
-    ck_assert_double_eq(sh_metric(g, rs) - rs0, 2);
-    ck_assert_double_eq(sh_metric(g, rk) - rk0, 1);
-    ck_assert_double_eq(sh_metric(g, gs) - gs0, 1);
-    ck_assert_double_eq(sh_metric(g, gk) - gk0, 1);
-    sh_gen_free(g);
+    ck_assert_double_eq(sluice_test_metric(g, rs) - rs0, 2);
+    ck_assert_double_eq(sluice_test_metric(g, rk) - rk0, 1);
+    ck_assert_double_eq(sluice_test_metric(g, gs) - gs0, 1);
+    ck_assert_double_eq(sluice_test_metric(g, gk) - gk0, 1);
+    sluice_test_stage_free(g);
 }
 END_TEST
 

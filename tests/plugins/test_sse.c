@@ -312,29 +312,29 @@ static const char STREAM_BODY_USAGE[] =
     "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":"
     "true},\"messages\":[]}";
 
-static struct generation *gen_ok(const char *cfg)
+static sluice_test_stage *gen_ok(const char *cfg)
 {
     char err[256] = "";
-    struct generation *g = sh_gen_new(cfg, err, sizeof err);
+    sluice_test_stage *g = sh_gen_new(cfg, err, sizeof err);
     ck_assert_msg(g != NULL, "init failed: %s", err);
     return g;
 }
 
 /* A context that went through on_request and a 2xx on_response. */
-static struct sluice_ctx *stream_ctx(struct generation *g, const char *body)
+static sluice_test_req *stream_ctx(sluice_test_stage *g, const char *body)
 {
-    struct sluice_ctx *ctx = sh_ctx_new(g, body, NULL);
-    ck_assert_int_eq(sh_on_request(ctx), SLUICE_CONTINUE);
-    sh_ctx_upstream(ctx, SLUICE_ATTEMPT_NONE, 200, SSE_HDRS, NULL);
-    ck_assert_int_eq(sh_on_response(ctx), SLUICE_CONTINUE);
+    sluice_test_req *ctx = sh_ctx_new(g, body, NULL);
+    ck_assert_int_eq(sluice_test_on_request(ctx), SLUICE_CONTINUE);
+    sluice_test_upstream(ctx, SLUICE_ATTEMPT_NONE, 200, SSE_HDRS, NULL);
+    ck_assert_int_eq(sluice_test_on_response(ctx), SLUICE_CONTINUE);
     return ctx;
 }
 
-static const char *streamed(struct sluice_ctx *ctx)
+static const char *streamed(sluice_test_req *ctx)
 {
     static char out[8192];
     size_t n;
-    const char *s = sh_streamed(ctx, &n);
+    const char *s = sluice_test_chunks(ctx, &n);
     ck_assert_uint_lt(n, sizeof out);
     memcpy(out, s, n);
     out[n] = '\0';
@@ -353,63 +353,68 @@ START_TEST(stage_config_validation)
     char err[256];
     for (size_t i = 0; bad[i]; i++) {
         err[0] = '\0';
-        struct generation *g = sh_gen_new(bad[i], err, sizeof err);
+        sluice_test_stage *g = sh_gen_new(bad[i], err, sizeof err);
         ck_assert_msg(g == NULL, "config %s was accepted", bad[i]);
         ck_assert_msg(err[0], "config %s: no error message", bad[i]);
     }
-    struct generation *g = gen_ok(
+    sluice_test_stage *g = gen_ok(
         "{\"heartbeat_s\": 0.2, \"idle_timeout_s\": \"2\", \"buffer_bytes\": "
         "4096, \"max_event_bytes\": 2048, \"inject_usage\": true}");
-    sh_gen_free(g);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(stage_headers_and_configure)
 {
-    struct generation *g = gen_ok("{\"heartbeat_s\": 0.25, \"idle_timeout_s\":"
+    sluice_test_stage *g = gen_ok("{\"heartbeat_s\": 0.25, \"idle_timeout_s\":"
                                   " 3, \"buffer_bytes\": 8192}");
-    struct sluice_ctx *ctx = stream_ctx(g, STREAM_BODY);
-    ck_assert_str_eq(sh_out_header(ctx, "Content-Type"), "text/event-stream");
-    ck_assert_str_eq(sh_out_header(ctx, "Cache-Control"), "no-cache");
-    ck_assert_str_eq(sh_out_header(ctx, "X-Accel-Buffering"), "no");
-    ck_assert_uint_eq(ctx->heartbeat_ms, 250);
-    ck_assert_uint_eq(ctx->idle_ms, 3000);
-    ck_assert_uint_eq(ctx->sbuf_max, 8192);
+    sluice_test_req *ctx = stream_ctx(g, STREAM_BODY);
+    ck_assert_str_eq(sluice_test_header(ctx, "Content-Type"),
+                     "text/event-stream");
+    ck_assert_str_eq(sluice_test_header(ctx, "Cache-Control"), "no-cache");
+    ck_assert_str_eq(sluice_test_header(ctx, "X-Accel-Buffering"), "no");
+    uint32_t hb, idle;
+    size_t bufmax;
+    sluice_test_stream_settings(ctx, &hb, &idle, &bufmax);
+    ck_assert_uint_eq(hb, 250);
+    ck_assert_uint_eq(idle, 3000);
+    ck_assert_uint_eq(bufmax, 8192);
     /* a second 2xx on_response (after a retry) adds nothing twice */
-    ck_assert_int_eq(sh_on_response(ctx), SLUICE_CONTINUE);
+    ck_assert_int_eq(sluice_test_on_response(ctx), SLUICE_CONTINUE);
     size_t n = 0;
-    for (size_t i = 0; i < ctx->out_headers.n; i++)
-        n += strcasecmp(ctx->out_headers.v[i].name, "cache-control") == 0;
+    for (size_t i = 0; sluice_test_header_at(ctx, i, NULL); i++)
+        n += strcasecmp(sluice_test_header_at(ctx, i, NULL), "cache-control") ==
+             0;
     ck_assert_uint_eq(n, 1);
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
 
     /* not a stream: nothing */
     ctx = sh_ctx_new(g, "{\"model\":\"m\",\"messages\":[]}", NULL);
-    sh_ctx_upstream(ctx, SLUICE_ATTEMPT_HTTP, 200, NULL, "{}");
-    ck_assert_int_eq(sh_on_response(ctx), SLUICE_CONTINUE);
-    ck_assert_ptr_null(sh_out_header(ctx, "Cache-Control"));
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
+    sluice_test_upstream(ctx, SLUICE_ATTEMPT_HTTP, 200, NULL, "{}");
+    ck_assert_int_eq(sluice_test_on_response(ctx), SLUICE_CONTINUE);
+    ck_assert_ptr_null(sluice_test_header(ctx, "Cache-Control"));
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
 
     /* a 2xx stream that is not an event stream: 502 before any byte */
     static const char *const json_hdrs[] = {"content-type", "application/json",
                                             NULL};
     ctx = sh_ctx_new(g, STREAM_BODY, NULL);
-    sh_ctx_upstream(ctx, SLUICE_ATTEMPT_NONE, 200, json_hdrs, NULL);
-    ck_assert_int_eq(sh_on_response(ctx), SLUICE_RESPOND);
-    ck_assert_int_eq(sh_out_status(ctx), 502);
-    ck_assert_ptr_nonnull(strstr(sh_out_body(ctx), "bad_upstream_stream"));
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
-    sh_gen_free(g);
+    sluice_test_upstream(ctx, SLUICE_ATTEMPT_NONE, 200, json_hdrs, NULL);
+    ck_assert_int_eq(sluice_test_on_response(ctx), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(ctx), 502);
+    ck_assert_ptr_nonnull(strstr(sluice_test_body(ctx), "bad_upstream_stream"));
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(stage_reframes_split_events)
 {
-    struct generation *g = gen_ok(NULL);
-    struct sluice_ctx *ctx = stream_ctx(g, STREAM_BODY);
+    sluice_test_stage *g = gen_ok(NULL);
+    sluice_test_req *ctx = stream_ctx(g, STREAM_BODY);
     static const char *const pieces[] = {"data: {\"a\":",
                                          "1}\r",
                                          "\n\r",
@@ -420,8 +425,9 @@ START_TEST(stage_reframes_split_events)
                                          "data: [DONE]\n\n",
                                          NULL};
     for (size_t i = 0; pieces[i]; i++)
-        ck_assert_int_eq(sh_on_chunk(ctx, pieces[i], strlen(pieces[i])),
-                         SLUICE_CONTINUE);
+        ck_assert_int_eq(
+            sluice_test_on_chunk(ctx, pieces[i], strlen(pieces[i])),
+            SLUICE_CONTINUE);
     ck_assert_str_eq(streamed(ctx), "data: {\"a\":1}\n\n"
                                     "event: e\nid: 7\ndata: x\n\n"
                                     ": between\n\n"
@@ -430,34 +436,36 @@ START_TEST(stage_reframes_split_events)
                                     "data: [DONE]\n\n");
     /* the end mark: an incomplete event is dropped, not half forwarded,
      * and the stream is reported broken (the core's stream_interrupted) */
-    ck_assert_int_eq(sh_on_chunk(ctx, "data: half", 10), SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_chunk(ctx, NULL, 0), SLUICE_ERROR);
+    ck_assert_int_eq(sluice_test_on_chunk(ctx, "data: half", 10),
+                     SLUICE_CONTINUE);
+    ck_assert_int_eq(sluice_test_on_chunk(ctx, NULL, 0), SLUICE_ERROR);
     ck_assert_ptr_null(strstr(streamed(ctx), "half"));
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
-    sh_gen_free(g);
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(stage_malformed_is_error)
 {
-    struct generation *g = gen_ok("{\"max_event_bytes\": 1024}");
-    struct sluice_ctx *ctx = stream_ctx(g, STREAM_BODY);
-    ck_assert_int_eq(sh_on_chunk(ctx, "data: ok\n\n", 10), SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_chunk(ctx, "<html>\n", 7), SLUICE_ERROR);
+    sluice_test_stage *g = gen_ok("{\"max_event_bytes\": 1024}");
+    sluice_test_req *ctx = stream_ctx(g, STREAM_BODY);
+    ck_assert_int_eq(sluice_test_on_chunk(ctx, "data: ok\n\n", 10),
+                     SLUICE_CONTINUE);
+    ck_assert_int_eq(sluice_test_on_chunk(ctx, "<html>\n", 7), SLUICE_ERROR);
     ck_assert_str_eq(streamed(ctx), "data: ok\n\n");
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
 
     ctx = stream_ctx(g, STREAM_BODY);
     char big[1500];
     memset(big, 'x', sizeof big);
     memcpy(big, "data: ", 6);
-    ck_assert_int_eq(sh_on_chunk(ctx, big, sizeof big), SLUICE_ERROR);
+    ck_assert_int_eq(sluice_test_on_chunk(ctx, big, sizeof big), SLUICE_ERROR);
     ck_assert_str_eq(streamed(ctx), "");
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
-    sh_gen_free(g);
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
@@ -470,60 +478,67 @@ static const char USAGE_CHUNK[] =
 
 START_TEST(stage_inject_usage_client_did_not_ask)
 {
-    struct generation *g = gen_ok("{\"inject_usage\": true}");
-    struct sluice_ctx *ctx = stream_ctx(g, STREAM_BODY);
+    sluice_test_stage *g = gen_ok("{\"inject_usage\": true}");
+    sluice_test_req *ctx = stream_ctx(g, STREAM_BODY);
     /* the upstream is asked */
-    ck_assert_int_eq(ctx->body_dirty, 1);
-    json_t *so = json_object_get(ctx->body, "stream_options");
-    ck_assert(json_is_true(json_object_get(so, "include_usage")));
+    ck_assert_int_eq(sluice_test_body_changed(ctx), 1);
+    const sluice_json *so =
+        HOST.json_get(HOST.req_body(CTX(ctx)), "stream_options");
+    ck_assert(HOST.json_bool(HOST.json_get(so, "include_usage")));
     /* the usage chunk is read, then dropped */
-    ck_assert_int_eq(sh_on_chunk(ctx, CONTENT_CHUNK, strlen(CONTENT_CHUNK)),
+    ck_assert_int_eq(
+        sluice_test_on_chunk(ctx, CONTENT_CHUNK, strlen(CONTENT_CHUNK)),
+        SLUICE_CONTINUE);
+    ck_assert_int_eq(
+        sluice_test_on_chunk(ctx, USAGE_CHUNK, strlen(USAGE_CHUNK)),
+        SLUICE_CONTINUE);
+    ck_assert_int_eq(sluice_test_on_chunk(ctx, "data: [DONE]\n\n", 14),
                      SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_chunk(ctx, USAGE_CHUNK, strlen(USAGE_CHUNK)),
-                     SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_chunk(ctx, "data: [DONE]\n\n", 14), SLUICE_CONTINUE);
     ck_assert_str_eq(streamed(ctx),
                      "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":"
                      "\"hi\"}}],\"usage\":null}\n\ndata: [DONE]\n\n");
-    ck_assert_str_eq(hdrs_get(&ctx->attrs, "usage_prompt_tokens"), "11");
-    ck_assert_str_eq(hdrs_get(&ctx->attrs, "usage_completion_tokens"), "5");
-    ck_assert_str_eq(hdrs_get(&ctx->attrs, "usage_total_tokens"), "16");
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
-    sh_gen_free(g);
+    ck_assert_str_eq(sluice_test_attr(ctx, "usage_prompt_tokens"), "11");
+    ck_assert_str_eq(sluice_test_attr(ctx, "usage_completion_tokens"), "5");
+    ck_assert_str_eq(sluice_test_attr(ctx, "usage_total_tokens"), "16");
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(stage_usage_client_asked)
 {
-    struct generation *g = gen_ok("{\"inject_usage\": true}");
-    struct sluice_ctx *ctx = stream_ctx(g, STREAM_BODY_USAGE);
-    ck_assert_int_eq(ctx->body_dirty, 0); /* nothing to change */
-    ck_assert_int_eq(sh_on_chunk(ctx, USAGE_CHUNK, strlen(USAGE_CHUNK)),
-                     SLUICE_CONTINUE);
+    sluice_test_stage *g = gen_ok("{\"inject_usage\": true}");
+    sluice_test_req *ctx = stream_ctx(g, STREAM_BODY_USAGE);
+    ck_assert_int_eq(sluice_test_body_changed(ctx), 0); /* nothing to change */
+    ck_assert_int_eq(
+        sluice_test_on_chunk(ctx, USAGE_CHUNK, strlen(USAGE_CHUNK)),
+        SLUICE_CONTINUE);
     ck_assert_str_eq(streamed(ctx), USAGE_CHUNK);
-    ck_assert_str_eq(hdrs_get(&ctx->attrs, "usage_prompt_tokens"), "11");
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
-    sh_gen_free(g);
+    ck_assert_str_eq(sluice_test_attr(ctx, "usage_prompt_tokens"), "11");
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
 START_TEST(stage_usage_injection_off)
 {
-    struct generation *g = gen_ok(NULL);
-    struct sluice_ctx *ctx = stream_ctx(g, STREAM_BODY);
-    ck_assert_int_eq(ctx->body_dirty, 0);
-    ck_assert_ptr_null(json_object_get(ctx->body, "stream_options"));
+    sluice_test_stage *g = gen_ok(NULL);
+    sluice_test_req *ctx = stream_ctx(g, STREAM_BODY);
+    ck_assert_int_eq(sluice_test_body_changed(ctx), 0);
+    ck_assert_ptr_null(
+        HOST.json_get(HOST.req_body(CTX(ctx)), "stream_options"));
     /* a usage chunk the upstream sends anyway reaches the client, and is
      * still read */
-    ck_assert_int_eq(sh_on_chunk(ctx, USAGE_CHUNK, strlen(USAGE_CHUNK)),
-                     SLUICE_CONTINUE);
+    ck_assert_int_eq(
+        sluice_test_on_chunk(ctx, USAGE_CHUNK, strlen(USAGE_CHUNK)),
+        SLUICE_CONTINUE);
     ck_assert_str_eq(streamed(ctx), USAGE_CHUNK);
-    ck_assert_str_eq(hdrs_get(&ctx->attrs, "usage_completion_tokens"), "5");
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
-    sh_gen_free(g);
+    ck_assert_str_eq(sluice_test_attr(ctx, "usage_completion_tokens"), "5");
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
+    sluice_test_stage_free(g);
 }
 END_TEST
 
@@ -531,66 +546,79 @@ END_TEST
  * (this test runs in its own process: the values start at 0). */
 START_TEST(stage_metrics)
 {
-    struct generation *g =
+    sluice_test_stage *g =
         gen_ok("{\"inject_usage\": true, \"max_event_bytes\": 1024}");
-    struct sluice_ctx *ctx = stream_ctx(g, STREAM_BODY);
-    ck_assert_int_eq(sh_on_chunk(ctx, CONTENT_CHUNK, strlen(CONTENT_CHUNK)),
+    sluice_test_req *ctx = stream_ctx(g, STREAM_BODY);
+    ck_assert_int_eq(
+        sluice_test_on_chunk(ctx, CONTENT_CHUNK, strlen(CONTENT_CHUNK)),
+        SLUICE_CONTINUE);
+    ck_assert_int_eq(sluice_test_on_chunk(ctx, ": keep-alive\n\n", 14),
                      SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_chunk(ctx, ": keep-alive\n\n", 14), SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_chunk(ctx, USAGE_CHUNK, strlen(USAGE_CHUNK)),
+    ck_assert_int_eq(
+        sluice_test_on_chunk(ctx, USAGE_CHUNK, strlen(USAGE_CHUNK)),
+        SLUICE_CONTINUE);
+    ck_assert_int_eq(sluice_test_on_chunk(ctx, "data: [DONE]\n\n", 14),
                      SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_chunk(ctx, "data: [DONE]\n\n", 14), SLUICE_CONTINUE);
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
-    ck_assert_double_eq(sh_metric(g, "sluice_sse_events_total"), 2);
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
+    ck_assert_double_eq(sluice_test_metric(g, "sluice_sse_events_total"), 2);
     ck_assert_double_eq(
-        sh_metric(g, "sluice_sse_usage_chunks_total{action=\"dropped\"}"), 1);
+        sluice_test_metric(g,
+                           "sluice_sse_usage_chunks_total{action=\"dropped\"}"),
+        1);
 
     ctx = stream_ctx(g, STREAM_BODY_USAGE);
-    ck_assert_int_eq(sh_on_chunk(ctx, USAGE_CHUNK, strlen(USAGE_CHUNK)),
-                     SLUICE_CONTINUE);
+    ck_assert_int_eq(
+        sluice_test_on_chunk(ctx, USAGE_CHUNK, strlen(USAGE_CHUNK)),
+        SLUICE_CONTINUE);
     /* the upstream stops inside an event */
-    ck_assert_int_eq(sh_on_chunk(ctx, "data: {\"cho", 11), SLUICE_CONTINUE);
-    ck_assert_int_eq(sh_on_chunk(ctx, NULL, 0), SLUICE_ERROR);
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
-    ck_assert_double_eq(sh_metric(g, "sluice_sse_events_total"), 3);
+    ck_assert_int_eq(sluice_test_on_chunk(ctx, "data: {\"cho", 11),
+                     SLUICE_CONTINUE);
+    ck_assert_int_eq(sluice_test_on_chunk(ctx, NULL, 0), SLUICE_ERROR);
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
+    ck_assert_double_eq(sluice_test_metric(g, "sluice_sse_events_total"), 3);
     ck_assert_double_eq(
-        sh_metric(g, "sluice_sse_usage_chunks_total{action=\"forwarded\"}"), 1);
+        sluice_test_metric(
+            g, "sluice_sse_usage_chunks_total{action=\"forwarded\"}"),
+        1);
     ck_assert_double_eq(
-        sh_metric(g, "sluice_sse_stream_errors_total{code=\"truncated\"}"), 1);
+        sluice_test_metric(
+            g, "sluice_sse_stream_errors_total{code=\"truncated\"}"),
+        1);
 
     ctx = stream_ctx(g, STREAM_BODY);
-    ck_assert_int_eq(sh_on_chunk(ctx, "<html>\n", 7), SLUICE_ERROR);
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
+    ck_assert_int_eq(sluice_test_on_chunk(ctx, "<html>\n", 7), SLUICE_ERROR);
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
     ctx = stream_ctx(g, STREAM_BODY);
     char big[1500];
     memset(big, 'x', sizeof big);
     memcpy(big, "data: ", 6);
-    ck_assert_int_eq(sh_on_chunk(ctx, big, sizeof big), SLUICE_ERROR);
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
+    ck_assert_int_eq(sluice_test_on_chunk(ctx, big, sizeof big), SLUICE_ERROR);
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
     static const char *const json_hdrs[] = {"content-type", "application/json",
                                             NULL};
     ctx = sh_ctx_new(g, STREAM_BODY, NULL);
-    sh_ctx_upstream(ctx, SLUICE_ATTEMPT_NONE, 200, json_hdrs, NULL);
-    ck_assert_int_eq(sh_on_response(ctx), SLUICE_RESPOND);
-    sh_on_complete(ctx);
-    sh_ctx_free(ctx);
+    sluice_test_upstream(ctx, SLUICE_ATTEMPT_NONE, 200, json_hdrs, NULL);
+    ck_assert_int_eq(sluice_test_on_response(ctx), SLUICE_RESPOND);
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
     ck_assert_double_eq(
-        sh_metric(g, "sluice_sse_stream_errors_total{code=\"unknown_field\"}"),
+        sluice_test_metric(
+            g, "sluice_sse_stream_errors_total{code=\"unknown_field\"}"),
         1);
     ck_assert_double_eq(
-        sh_metric(g,
-                  "sluice_sse_stream_errors_total{code=\"event_too_large\"}"),
+        sluice_test_metric(
+            g, "sluice_sse_stream_errors_total{code=\"event_too_large\"}"),
         1);
     ck_assert_double_eq(
-        sh_metric(g,
-                  "sluice_sse_stream_errors_total{code=\"bad_content_type\"}"),
+        sluice_test_metric(
+            g, "sluice_sse_stream_errors_total{code=\"bad_content_type\"}"),
         1);
-    ck_assert_double_eq(sh_metric(g, "sluice_sse_events_total"), 3);
-    sh_gen_free(g);
+    ck_assert_double_eq(sluice_test_metric(g, "sluice_sse_events_total"), 3);
+    sluice_test_stage_free(g);
 }
 END_TEST
 

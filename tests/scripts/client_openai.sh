@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # client_openai.sh - CTest entry for the official openai npm client test
-# (tests/client/openai_client.test.mjs). Run from the repository root.
-# The README's test command installs Node, so a missing node is a failure.
+# (tests/client/openai_client.test.mjs), or for another test of
+# tests/client named as the first argument (client_ai_sdk.sh). Run from the
+# repository root. The README's test command installs Node, so a missing
+# node is a failure.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -17,7 +19,7 @@ for v in SLUICE_BIN MOCK_BIN PLUGINS_DIR; do
     fi
 done
 
-if [ ! -d tests/client/node_modules/openai ]; then
+if [ ! -d tests/client/node_modules/openai ] || [ ! -d tests/client/node_modules/ai ]; then
     if ! command -v npm >/dev/null 2>&1; then
         echo "client_openai: npm is not installed and tests/client/node_modules is missing" >&2
         exit 1
@@ -26,4 +28,4 @@ if [ ! -d tests/client/node_modules/openai ]; then
     npm ci --prefix tests/client --no-audit --no-fund
 fi
 
-exec node tests/client/openai_client.test.mjs
+exec node "tests/client/${1:-openai_client.test.mjs}"

@@ -4,8 +4,9 @@
 #
 # Run by CTest from the repo root with SLUICE_BIN, MOCK_BIN, PLUGINS_DIR set
 # (tests/CMakeLists.txt). Steps:
-#   1. copy sdk/sluice.h + sdk/example/ to a temp dir outside the repo and
-#      build example_header.so there with plain cc;
+#   1. copy sdk/sluice.h, sdk/sluice_test.h + sdk/example/ to a temp dir
+#      outside the repo and build example_header.so there with plain cc; build
+#      its unit test there against libsluice_test.so and run it;
 #   2. sluice --check accepts a pipeline using it, and refuses (non-zero,
 #      naming the stage) one whose example config is invalid;
 #   3. start the mock upstream and sluice with the example stage, POST a
@@ -68,9 +69,10 @@ case "$work" in
     "$SRC"/*) die "temp dir $work is inside the repo" ;;
 esac
 mkdir -p "$work/sdk/example"
-cp "$SRC/sdk/sluice.h" "$work/sdk/" || die "copy sluice.h"
+cp "$SRC/sdk/sluice.h" "$SRC/sdk/sluice_test.h" "$work/sdk/" ||
+    die "copy sluice.h, sluice_test.h"
 cp -R "$SRC/sdk/example/." "$work/sdk/example/" || die "copy sdk/example"
-rm -f "$work/sdk/example/"*.so
+rm -f "$work/sdk/example/"*.so "$work/sdk/example/test_example_header"
 
 so="$work/sdk/example/example_header.so"
 if (cd "$work/sdk/example" &&
@@ -81,6 +83,21 @@ if (cd "$work/sdk/example" &&
 else
     show_log "cc output" "$work/cc.log"
     die "building the example out of tree"
+fi
+
+# the stage's unit test, with the stage test host (no server, no mock)
+: "${SLUICE_BUILD:?SLUICE_BUILD not set (run through ctest)}"
+unit_cflags="-O0 -g -Werror"
+# a sanitizer build's library needs its runtime in the program too
+if ldd "$SLUICE_BUILD/sdk/libsluice_test.so" 2>/dev/null | grep -q libasan; then
+    unit_cflags="$unit_cflags -fsanitize=address,undefined"
+fi
+if make -C "$work/sdk/example" test SLUICE_LIB="$SLUICE_BUILD/sdk" \
+    CFLAGS="$unit_cflags" >"$work/unit.log" 2>&1; then
+    pass "the example's unit test (sluice_test.h) built out of tree and passed"
+else
+    show_log "make test output" "$work/unit.log"
+    fail "the example's unit test with the stage test host"
 fi
 
 exports=$(nm -D --defined-only "$so" 2>/dev/null | awk '{print $3}' |
@@ -135,6 +152,16 @@ if "$SLUICE_BIN" --check -c "$work/good.yaml" >"$work/check-good.log" 2>&1; then
 else
     show_log "sluice --check output" "$work/check-good.log"
     fail "sluice --check refused the valid example pipeline"
+fi
+
+# a pipeline name that is not the descriptor's: loads, with a warning
+sed 's/plugin: example_header/plugin: taggerx/' "$work/good.yaml" >"$work/renamed.yaml"
+if "$SLUICE_BIN" --check -c "$work/renamed.yaml" >"$work/check-renamed.log" 2>&1 &&
+    grep -q "descriptor says 'example_header'" "$work/check-renamed.log"; then
+    pass "plugin: taggerx loading example_header.so passes with a warning naming both"
+else
+    show_log "sluice --check output" "$work/check-renamed.log"
+    fail "no warning for a plugin name that is not the descriptor's"
 fi
 
 write_pipeline "$work/bad.yaml" 0 '{ header: [X-A, X-B], value: out-of-tree }'

@@ -285,7 +285,7 @@ START_TEST(test_unknown_top_level_key)
     load_bad("server: {}\nserverr:\n  port: 1\n",
              "t.yaml:2: serverr: unknown top-level key",
              "(valid keys: server, upstream, admin, log, docs, plugins_dir, "
-             "models, pipeline, state)");
+             "models, pipeline, state, passthrough)");
 }
 END_TEST
 
@@ -383,6 +383,50 @@ START_TEST(test_duplicate_stage_names)
     load_bad("pipeline:\n  - plugin: a\n    name: x\n  - plugin: b\n"
              "    name: x\n",
              "t.yaml:5: pipeline[1].name: ", "duplicate stage name 'x'");
+}
+END_TEST
+
+START_TEST(test_stage_routes_and_cors)
+{
+    struct config *cfg = load_ok(
+        "server:\n  cors:\n    allow_origins: [\"http://a.example\"]\n"
+        "    allow_headers: [Authorization, Content-Type]\n"
+        "    max_age: 60\n"
+        "pipeline:\n  - plugin: context\n    routes: [chat, embeddings]\n");
+    ck_assert_uint_eq(json_array_size(cfg->stages[0].routes), 2);
+    ck_assert_str_eq(cfg->cors_headers, "Authorization, Content-Type");
+    ck_assert_int_eq(cfg->cors_max_age, 60);
+    config_free(cfg);
+    cfg = load_ok("pipeline:\n  - plugin: sse\n");
+    ck_assert_ptr_null(cfg->cors_origins); /* off by default */
+    ck_assert_ptr_null(cfg->stages[0].routes);
+    config_free(cfg);
+    load_bad("pipeline:\n  - plugin: a\n    routes: [chat, audio]\n",
+             "t.yaml:2: pipeline[0]: ", "unknown route 'audio'");
+    load_bad("pipeline:\n  - plugin: a\n    routes: chat\n",
+             "t.yaml:3: pipeline[0].routes: ", "a list of route names");
+    load_bad("upstream:\n  forward_headers: [OpenAI-Beta, Authorization]\n"
+             "pipeline:\n  - plugin: a\n",
+             "t.yaml:2: upstream.forward_headers: ", "never passed upstream");
+    load_bad("upstream:\n  add_headers: { Host: x }\npipeline:\n"
+             "  - plugin: a\n",
+             "t.yaml:2: upstream.add_headers: ", "never passed upstream");
+    cfg = load_ok("upstream:\n  forward_headers: []\n  add_headers: "
+                  "{ X-A: b }\npipeline:\n  - plugin: sse\n");
+    ck_assert_uint_eq(json_array_size(cfg->headers.forward), 0);
+    ck_assert_str_eq(
+        json_string_value(json_object_get(cfg->headers.add, "X-A")), "b");
+    config_free(cfg);
+    load_bad("passthrough: maybe\npipeline:\n  - plugin: a\n",
+             "t.yaml:1: passthrough: ", "true or false");
+    cfg = load_ok("passthrough: true\npipeline:\n  - plugin: sse\n");
+    ck_assert_int_eq(cfg->passthrough, 1);
+    config_free(cfg);
+    load_bad("server:\n  cors: {max_age: 5}\npipeline:\n  - plugin: a\n",
+             "t.yaml:2: server.cors: ", "missing 'allow_origins:'");
+    load_bad("server:\n  cors: {allow_origins: [\"*\"], origins: 1}\n"
+             "pipeline:\n  - plugin: a\n",
+             "t.yaml:2: server.cors.origins: ", "unknown key");
 }
 END_TEST
 
@@ -803,6 +847,7 @@ static Suite *config_suite(void)
     tcase_add_test(good, test_numeric_strings_accepted);
     tcase_add_test(good, test_port_zero_ok);
     tcase_add_test(good, test_same_plugin_twice_named);
+    tcase_add_test(good, test_stage_routes_and_cors);
     tcase_add_test(good, test_load_file);
     tcase_add_test(good, test_docs_section);
     tcase_add_test(good, test_state_section);

@@ -81,6 +81,7 @@ START_TEST(test_document_shape)
                                        "/admin/reload",
                                        "/admin/pipeline",
                                        "/admin/ui",
+                                       "/admin/usage",
                                        NULL};
     for (size_t i = 0; must[i]; i++)
         ck_assert_msg(json_object_get(paths, must[i]), "missing path %s",
