@@ -7,6 +7,7 @@
 #   FLEET_SECS=120   rate-limit run length (the target: 2 minutes)
 #   TRIALS=100       propagation trials
 #   WRK_SECS=10      each wrk run of the overhead rows
+#   PARTS="rate propagation overhead"   which rows to run
 #
 # 1. Rate-limit accuracy: 3 instances, one client with rpm=600, requests
 #    spread evenly over the 3 at 1,800 a minute for FLEET_SECS: admitted per
@@ -27,6 +28,7 @@ BUILD=${1:-build}
 FLEET_SECS=${FLEET_SECS:-120}
 TRIALS=${TRIALS:-100}
 WRK_SECS=${WRK_SECS:-10}
+PARTS=${PARTS:-rate propagation overhead}
 for t in redis-server wrk curl; do
     command -v "$t" >/dev/null || { echo "needs $t" >&2; exit 1; }
 done
@@ -61,9 +63,10 @@ printf '%s bench rpm=600\n%s free rpm=100000000\n' "$CLIENT" "$FREE" \
 echo "$TOKEN" >"$TMP/admin.token"
 chmod 600 "$TMP/keys.txt" "$TMP/clients.txt" "$TMP/admin.token"
 
-# start_sluice NAME BACKEND THREADS PREFIX: sets SPORT
+# start_sluice NAME BACKEND THREADS PREFIX [RETRY]: sets SPORT. Without
+# RETRY (the fleet rows) a 429 goes back to the client at once.
 start_sluice() {
-    local name=$1 backend=$2 threads=$3 prefix=$4 port
+    local name=$1 backend=$2 threads=$3 prefix=$4 retry=${5:-} port
     port=$(free_port)
     cat >"$TMP/$name.yaml" <<EOF
 server: { host: 127.0.0.1, port: $port, threads: $threads }
@@ -85,12 +88,12 @@ pipeline:
     config: { default_model: openai-gpt-oss-120b, on_unknown_model: pass }
   - plugin: keyring
     config: { keys_file: "$TMP/keys.txt" }
-  - plugin: retry
+${retry:+  - plugin: retry}
   - plugin: sse
 EOF
     "$BUILD/sluice" -c "$TMP/$name.yaml" >"$TMP/$name.log" 2>&1 &
     PIDS+=($!)
-    wait_port "$port"
+    wait_port "$port" || { tail -5 "$TMP/$name.log" >&2; exit 1; }
     SPORT=$port
 }
 
@@ -102,6 +105,7 @@ for n in A B C; do
     start_sluice "$n" redis 1 "bench-$$-fleet:"
     eval "PORT_$n=$SPORT"
 done
+if [[ " $PARTS " == *" rate "* ]]; then
 log "rate limit: 3 instances, rpm=600, 1800/min for ${FLEET_SECS}s"
 ok=0 limited=0 other=0
 total=$((FLEET_SECS * 30))
@@ -120,8 +124,10 @@ done
 secs=$(awk -v s="$start" -v e="$(date +%s%N)" 'BEGIN{printf "%.1f", (e-s)/1e9}')
 per_min=$(awk -v o=$ok -v s="$secs" 'BEGIN{printf "%.0f", o*60/s}')
 echo "FLEET rate_limit: sent=$total in ${secs}s admitted=$ok limited=$limited other=$other admitted_per_min=$per_min (target 600 +-5%)"
+fi
 
 # ---- 2. propagation ------------------------------------------------------------
+if [[ " $PARTS " == *" propagation "* ]]; then
 log "propagation: $TRIALS trials"
 key1=sk-fleet-bench-key-000001
 lat=()
@@ -157,13 +163,14 @@ done
 printf '%s\n' "${lat[@]}" | sort -n | awk '{v[NR]=$1} END {
     printf "FLEET propagation: trials=%d p50_us=%d p99_us=%d max_us=%d (A: 429 sent to the client side; B and C both cooling; includes one client request)\n",
         NR, v[int(NR*0.5)+(NR*0.5>int(NR*0.5))], v[int(NR*0.99)+(NR*0.99>int(NR*0.99))], v[NR] }'
+fi
 for p in "${PIDS[@]:1}"; do kill "$p" 2>/dev/null || true; done
 PIDS=("${PIDS[0]}")
 sleep 0.5
 
 # ---- 3. overhead ---------------------------------------------------------------
 overhead() { # BACKEND
-    start_sluice "ov-$1" "$1" 2 "bench-$$-ov:"
+    start_sluice "ov-$1" "$1" 2 "bench-$$-ov:" retry
     local p=$SPORT
     BENCH_AUTH=$FREE wrk -t1 -c1 -d"${WRK_SECS}s" -s bench/chat.lua \
         "http://127.0.0.1:$p/v1/chat/completions" 2>/dev/null | grep '^BENCH' |
@@ -175,5 +182,7 @@ overhead() { # BACKEND
     wait "${PIDS[-1]}" 2>/dev/null || true
     unset 'PIDS[-1]'
 }
-overhead local
-overhead redis
+if [[ " $PARTS " == *" overhead "* ]]; then
+    overhead local
+    overhead redis
+fi
