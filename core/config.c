@@ -556,16 +556,99 @@ static int parse_upstream_tls(const struct loadctx *lc, const json_t *s,
     return 0;
 }
 
+/* A header name sluice never takes from the client or the operator: the
+ * credential is the keyring's, the framing and host are libcurl's. */
+static int header_reserved(const char *name)
+{
+    static const char *const no[] = {"authorization",
+                                     "x-api-key",
+                                     "host",
+                                     "content-length",
+                                     "transfer-encoding",
+                                     "connection",
+                                     "upgrade",
+                                     "keep-alive",
+                                     "te",
+                                     "trailer",
+                                     "cookie",
+                                     "proxy-authorization",
+                                     "proxy-connection",
+                                     "expect",
+                                     NULL};
+    for (const char *const *p = no; *p; p++)
+        if (!strcasecmp(name, *p))
+            return 1;
+    return 0;
+}
+
+static int header_name_ok(const struct loadctx *lc, const char *path,
+                          const char *name)
+{
+    char msg[200];
+    if (!*name || strpbrk(name, ": \t\r\n")) {
+        snprintf(msg, sizeof msg, "'%.60s' is not a header name", name);
+        return fail_at(lc, path, msg);
+    }
+    if (header_reserved(name)) {
+        snprintf(msg, sizeof msg,
+                 "'%.60s' is never passed upstream (the key is the "
+                 "keyring's, framing and host are sluice's)",
+                 name);
+        return fail_at(lc, path, msg);
+    }
+    return 0;
+}
+
+/* forward_headers: [names] and add_headers: {name: value} of one upstream
+ * mapping `s` (named `sect` in errors). */
+static int parse_upstream_headers(const struct loadctx *lc, const json_t *s,
+                                  const char *sect, struct upstream_headers *h)
+{
+    const json_t *v, *e;
+    struct origin o;
+    char path[128];
+    size_t i;
+    const char *k;
+    snprintf(path, sizeof path, "%s.forward_headers", sect);
+    if ((v = field(lc, s, sect, "forward_headers", &o))) {
+        if (!json_is_array(v))
+            return bad_value(&o, v, "a list of header names", lc->err,
+                             lc->errlen);
+        json_array_foreach(v, i, e)
+        {
+            if (!json_is_string(e))
+                return bad_value(&o, v, "a list of header names", lc->err,
+                                 lc->errlen);
+            if (header_name_ok(lc, path, json_string_value(e)))
+                return -1;
+        }
+        h->forward = json_deep_copy(v);
+    }
+    snprintf(path, sizeof path, "%s.add_headers", sect);
+    if ((v = field(lc, s, sect, "add_headers", &o))) {
+        if (!json_is_object(v))
+            return bad_value(&o, v, "a mapping of header: value", lc->err,
+                             lc->errlen);
+        json_object_foreach((json_t *)v, k, e)
+        {
+            if (!json_is_string(e) || strpbrk(json_string_value(e), "\r\n"))
+                return bad_value(&o, v, "a mapping of header: value", lc->err,
+                                 lc->errlen);
+            if (header_name_ok(lc, path, k))
+                return -1;
+        }
+        h->add = json_deep_copy(v);
+    }
+    return 0;
+}
+
 static int parse_upstream(const struct loadctx *lc, const json_t *root,
                           struct config *cfg)
 {
-    static const char *const keys[] = {"base_url",
-                                       "timeout_s",
-                                       "connect_timeout_s",
-                                       "max_connections",
-                                       "ca_file",
-                                       "verify",
-                                       NULL};
+    static const char *const keys[] = {
+        "base_url",        "timeout_s",   "connect_timeout_s",
+        "max_connections", "ca_file",     "verify",
+        "forward_headers", "add_headers", NULL};
     const json_t *s, *v;
     struct origin o;
     long long n;
@@ -586,6 +669,8 @@ static int parse_upstream(const struct loadctx *lc, const json_t *root,
             return -1;
         cfg->max_connections = (int)n;
     }
+    if (parse_upstream_headers(lc, s, "upstream", &cfg->headers))
+        return -1;
     return parse_upstream_tls(lc, s, "upstream", &cfg->tls);
 }
 
@@ -1275,6 +1360,8 @@ void config_free(struct config *cfg)
     free(cfg->state.instance);
     json_decref(cfg->models);
     json_decref(cfg->cors_origins);
+    json_decref(cfg->headers.forward);
+    json_decref(cfg->headers.add);
     free(cfg->cors_headers);
     json_decref(cfg->root);
     free(cfg);

@@ -34,6 +34,15 @@ struct upstream_tls {
                       start) */
 };
 
+/* Which client headers go upstream, and which the operator adds, for one
+ * upstream (so each upstream of a list can carry its own). */
+struct upstream_headers {
+    json_t *forward; /* forward_headers: client header names passed on;
+                        NULL: OpenAI-Organization, OpenAI-Project,
+                        OpenAI-Beta */
+    json_t *add;     /* add_headers: {name: value} on every request; NULL */
+};
+
 struct config {
     char *file; /* the path it was loaded from (or "<string>") */
 
@@ -63,7 +72,8 @@ struct config {
     long connect_timeout_ms; /* default 10 s */
     int max_connections; /* pooled keep-alive connections per worker, default
                             256 */
-    struct upstream_tls tls; /* ca_file:, verify: */
+    struct upstream_tls tls;         /* ca_file:, verify: */
+    struct upstream_headers headers; /* forward_headers:, add_headers: */
 
     /* admin: */
     char *admin_token_file;      /* may be NULL */

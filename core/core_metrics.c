@@ -209,24 +209,30 @@ static const char *route_name(enum route r)
     }
 }
 
-/* A configured model id (borrowed from the config), "other" for one the
- * config does not list, or the client's value when no models are listed
- * (bounded by the registry's series limit). */
+/* The model label: a bounded set, never the client's text as is (each new
+ * value is a few dozen series). A stage that knows the model table (the
+ * context stage) says it in the attribute "model_label" (an id of its
+ * table, or "other"); else an id of the top-level `models:` list, or
+ * "other". A request without a model, or not authenticated (an auth stage
+ * is in the pipeline and did not name the client), gets "". */
 static const char *model_label(const struct sluice_ctx *ctx)
 {
-    const char *m = json_string_value(json_object_get(ctx->body, "model"));
-    if (!m)
-        m = "";
+    const char *m = hdrs_get(&ctx->attrs, "model_label");
+    if (m)
+        return m;
+    m = json_string_value(json_object_get(ctx->body, "model"));
+    if (!m || !*m ||
+        (ctx->gen && generation_find(ctx->gen, "auth") &&
+         !hdrs_get(&ctx->attrs, "client")))
+        return ""; /* none asked, or not to be heard before auth */
     const json_t *models =
         server_main && server_main->cfg ? server_main->cfg->models : NULL;
-    if (!*m || !json_array_size(models))
-        return m;
     size_t i;
     json_t *e;
     json_array_foreach(models, i, e)
     {
         const char *id = json_string_value(json_object_get(e, "id"));
-        if (id && !strcmp(id, m))
+        if (m && id && !strcmp(id, m))
             return id;
     }
     return "other";

@@ -11,6 +11,7 @@
  * half-close, and served).
  */
 #include "flow.h"
+#include "bodycap.h"
 #include "log.h"
 #include "multipart.h"
 #include "pipeline.h"
@@ -117,10 +118,25 @@ static int parse_body(struct sluice_ctx *ctx)
         struct reqbody_error e;
         if (ct && !ctype_is_json(ct))
             return refuse_ctype(ctx, ct, "application/json");
-        if (reqbody_parse(ctx->body_in.data, ctx->body_in.len, &ctx->body,
-                          &e) != 0) {
-            request_set_error(ctx, 400, "invalid_request_error", e.code,
-                              e.param, e.message);
+        /* the tree may take so much per body byte, and all trees so much
+         * together (bodycap.h) */
+        size_t budget = bodycap_reserve(ctx->body_in.len), used = 0;
+        if (!budget) {
+            request_set_error(ctx, 503, "server_error", "server_overloaded",
+                              NULL,
+                              "too many large request bodies at once; "
+                              "retry shortly");
+            hdrs_set(&ctx->out_headers, "Retry-After", "1");
+            return -1;
+        }
+        int rc = reqbody_parse_budget(ctx->body_in.data, ctx->body_in.len,
+                                      budget, &used, &ctx->body, &e);
+        ctx->parse_charge = rc == 0 ? (used < budget ? used : budget) : 0;
+        bodycap_settle(budget, ctx->parse_charge);
+        if (rc != 0) {
+            int too = !strcmp(e.code, "request_too_complex");
+            request_set_error(ctx, too ? 413 : 400, "invalid_request_error",
+                              e.code, e.param, e.message);
             return -1;
         }
     }

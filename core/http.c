@@ -42,8 +42,10 @@ static void add_common_headers(struct sluice_ctx *ctx, struct MHD_Response *r)
 {
     MHD_add_response_header(r, "x-request-id", ctx->id);
     cors_add_headers(ctx, r);
-    if (ctx->route == ROUTE_API && ctx->attempt > 0) {
-        /* how many upstream requests this answer took (retries included) */
+    if (ctx->route == ROUTE_API) {
+        /* how many upstream requests this answer took (retries included):
+         * on every answer of a pipeline route, 0 when a stage or the body
+         * check answered before any */
         char n[16];
         snprintf(n, sizeof n, "%d", ctx->attempts_sent);
         MHD_add_response_header(r, "x-sluice-attempts", n);
@@ -169,6 +171,17 @@ static enum MHD_Result on_first_call(struct worker *w,
     routes_match(ctx);
     if (bad_framing(ctx, version))
         return queue_full(ctx);
+    /* refused on its headers alone (no or a wrong key): the body is
+     * dropped unread, never buffered or parsed */
+    if (ctx->route == ROUTE_API &&
+        pipeline_on_headers(ctx) != SLUICE_CONTINUE) {
+        ctx->refused_early = 1;
+        if (content_length(ctx) > HTTP_DRAIN_BYTES) {
+            ctx->close_after = 1;
+            return queue_full(ctx);
+        }
+        return MHD_YES;
+    }
     size_t max = w->srv->cfg->max_body_bytes;
     unsigned long long cl = content_length(ctx);
     if (cl > max) {
@@ -196,6 +209,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
         *upload_size = 0;
         if (ctx->phase == PHASE_DONE)
             return MHD_YES;
+        if (ctx->refused_early) {
+            ctx->drained += n;
+            if (ctx->drained <= HTTP_DRAIN_BYTES)
+                return MHD_YES;
+            ctx->close_after = 1;
+            return queue_full(ctx);
+        }
         if (!ctx->body_too_large &&
             ctx->body_in.len + n > w->srv->cfg->max_body_bytes) {
             ctx->body_too_large = 1; /* chunked: found while reading */
@@ -212,6 +232,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
     }
     if (ctx->client_gone)
         return MHD_NO;
+    if (ctx->refused_early && ctx->phase == PHASE_RECEIVING)
+        return queue_full(ctx); /* the body was dropped unread */
     if (ctx->body_too_large && ctx->phase == PHASE_RECEIVING)
         return body_too_large(ctx); /* the whole body was read and dropped */
     switch (ctx->phase) {

@@ -20,7 +20,17 @@ struct jp {
     int depth;
     char *scratch; /* unescaped string being built; owned */
     size_t slen, scap;
+    size_t used, budget; /* estimated bytes of the tree built, its cap */
 };
+
+/* Estimated heap bytes of the pieces of a jansson tree (allocation and its
+ * malloc header), charged as they are built. */
+#define COST_OBJECT 192 /* json_object_t and its first hash buckets */
+#define COST_MEMBER 64  /* a hashtable pair, plus the key's bytes */
+#define COST_ARRAY  128
+#define COST_ITEM   8  /* a slot of the array's table */
+#define COST_STRING 64 /* a string, plus its bytes */
+#define COST_NUMBER 32
 
 /* 1 for bytes that stand for themselves inside a string: printable ASCII
  * other than '"' and '\\'. */
@@ -370,6 +380,19 @@ static int literal(struct jp *j, const char *word, size_t n)
 
 static json_t *parse_value(struct jp *j);
 
+/* Count n more bytes of tree; -1 (and the parse fails) past the budget. */
+static int charge(struct jp *j, size_t n)
+{
+    j->used += n;
+    if (j->used <= j->budget)
+        return 0;
+    jp_fail(j, j->p,
+            "the body is too complex: its parsed form would exceed "
+            "%zu bytes",
+            j->budget);
+    return -1;
+}
+
 /* After an object member or array element: ',' (another follows) -> 0,
  * the closing `close` -> 1, anything else -> -1. */
 static int after_item(struct jp *j, char close)
@@ -389,6 +412,8 @@ static int after_item(struct jp *j, char close)
 
 static json_t *parse_object(struct jp *j)
 {
+    if (charge(j, COST_OBJECT) != 0)
+        return NULL;
     json_t *obj = json_object();
     if (!obj)
         goto oom;
@@ -406,7 +431,7 @@ static json_t *parse_object(struct jp *j)
             jp_fail(j, j->p, "string or '}' expected");
             goto fail;
         }
-        if (parse_string(j, &k, &kn) != 0)
+        if (parse_string(j, &k, &kn) != 0 || charge(j, COST_MEMBER + kn) != 0)
             goto fail;
         if (k == j->scratch) { /* the value may reuse scratch */
             kcopy = malloc(kn ? kn : 1);
@@ -455,6 +480,8 @@ fail:
 
 static json_t *parse_array(struct jp *j)
 {
+    if (charge(j, COST_ARRAY) != 0)
+        return NULL;
     json_t *arr = json_array();
     if (!arr)
         goto oom;
@@ -465,7 +492,7 @@ static json_t *parse_array(struct jp *j)
         return arr;
     }
     for (;;) {
-        json_t *v = parse_value(j);
+        json_t *v = charge(j, COST_ITEM) == 0 ? parse_value(j) : NULL;
         if (!v)
             goto fail;
         if (json_array_append_new(arr, v) != 0)
@@ -506,7 +533,7 @@ static json_t *parse_value(struct jp *j)
     case '"': {
         const char *s;
         size_t n;
-        if (parse_string(j, &s, &n) == 0) {
+        if (parse_string(j, &s, &n) == 0 && charge(j, COST_STRING + n) == 0) {
             v = json_stringn_nocheck(s, n);
             if (!v)
                 jp_fail(j, j->p, "out of memory");
@@ -523,7 +550,7 @@ static json_t *parse_value(struct jp *j)
         v = literal(j, "null", 4) == 0 ? json_null() : NULL;
         break;
     default:
-        v = parse_number(j);
+        v = charge(j, COST_NUMBER) == 0 ? parse_number(j) : NULL;
         break;
     }
     j->depth--;
@@ -533,11 +560,18 @@ static json_t *parse_value(struct jp *j)
 json_t *json_fast_loadb(const char *buf, size_t len, size_t flags,
                         json_error_t *err)
 {
+    return json_fast_loadb_budget(buf, len, flags, SIZE_MAX, NULL, err);
+}
+
+json_t *json_fast_loadb_budget(const char *buf, size_t len, size_t flags,
+                               size_t budget, size_t *used, json_error_t *err)
+{
     struct jp j = {.p = (const unsigned char *)buf,
                    .end = (const unsigned char *)buf + len,
                    .start = (const unsigned char *)buf,
                    .flags = flags,
-                   .err = err};
+                   .err = err,
+                   .budget = budget};
     if (err) {
         memset(err, 0, sizeof *err);
         err->line = -1;
@@ -562,5 +596,7 @@ json_t *json_fast_loadb(const char *buf, size_t len, size_t flags,
         }
     }
     free(j.scratch);
+    if (used)
+        *used = j.used;
     return v;
 }

@@ -20,4 +20,10 @@
 json_t *json_fast_loadb(const char *buf, size_t len, size_t flags,
                         json_error_t *err);
 
+/* The same, building at most about `budget` bytes of tree (estimated as
+ * it is built): past that the parse fails ("the body is too complex").
+ * *used (may be NULL): the estimate reached, > budget when that was why. */
+json_t *json_fast_loadb_budget(const char *buf, size_t len, size_t flags,
+                               size_t budget, size_t *used, json_error_t *err);
+
 #endif

@@ -180,6 +180,13 @@ struct generation *generation_build(const struct config *cfg, char *err,
         if (!s->lib)
             goto fail;
         s->desc = s->lib->desc;
+        if (s->desc->name && strcmp(s->desc->name, sc->plugin) != 0)
+            log_warn("%s:%d: stage '%s': plugin '%s' loaded %s, whose "
+                     "descriptor says '%s'; the pipeline's names (plugin: "
+                     "and name:) are what identify the stage (state over a "
+                     "reload, metrics, admin paths)",
+                     g->file, sc->line, sc->name, sc->plugin, sc->path,
+                     s->desc->name);
         if (pipeline_route_mask(s->desc, sc->routes, &s->api_mask, why,
                                 sizeof why) != 0)
             goto fail;
@@ -431,6 +438,8 @@ static sluice_verdict run_phase(struct sluice_ctx *ctx, size_t hook_off,
     uint32_t bit = request_api(ctx)->bit;
     for (size_t i = 0; g && i < g->nstages; i++) {
         struct sluice_stage *s = &g->stages[i];
+        if (s->desc->size < hook_off + sizeof(hook_fn))
+            continue; /* an older descriptor: no such hook */
         hook_fn fn = *(const hook_fn *)((const char *)s->desc + hook_off);
         if (!fn || !(s->api_mask & bit))
             continue;
@@ -466,6 +475,11 @@ static sluice_verdict run_phase(struct sluice_ctx *ctx, size_t hook_off,
         }
     }
     return result;
+}
+
+sluice_verdict pipeline_on_headers(struct sluice_ctx *ctx)
+{
+    return run_phase(ctx, offsetof(sluice_plugin, on_headers), 0, "on_headers");
 }
 
 sluice_verdict pipeline_on_request(struct sluice_ctx *ctx)

@@ -125,8 +125,10 @@ struct stage_route *generation_route(struct generation *g, const char *method,
 /* ---- the runner ------------------------------------------------------ */
 struct sluice_ctx;
 
-/* on_request: stops at the first RESPOND or ERROR. RETRY is not valid
+/* on_headers (ABI 1.1: the headers are in, the body not yet read) and
+ * on_request: stop at the first RESPOND or ERROR. RETRY is not valid
  * here and counts as ERROR. */
+sluice_verdict pipeline_on_headers(struct sluice_ctx *ctx);
 sluice_verdict pipeline_on_request(struct sluice_ctx *ctx);
 /* on_attempt: like on_request, but RETRY is allowed: run on_attempt again
  * after retry_after_ms (e.g. wait for a key); first RESPOND/ERROR stops. */

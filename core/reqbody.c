@@ -4,6 +4,7 @@
 #include "reqbody.h"
 #include "json_fast.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,13 +54,27 @@ static int check_fields(const json_t *b, struct reqbody_error *e)
 int reqbody_parse(const char *data, size_t len, json_t **out,
                   struct reqbody_error *e)
 {
+    return reqbody_parse_budget(data, len, SIZE_MAX, NULL, out, e);
+}
+
+int reqbody_parse_budget(const char *data, size_t len, size_t budget,
+                         size_t *used, json_t **out, struct reqbody_error *e)
+{
     json_error_t jerr;
+    size_t u = 0;
     *out = NULL;
+    if (used)
+        *used = 0;
     if (!data || len == 0)
         return fail(e, "invalid_json", NULL,
                     "the request body is empty: expected a JSON object with "
                     "\"model\" and \"messages\"");
-    json_t *b = json_fast_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *b = json_fast_loadb_budget(data, len, JSON_REJECT_DUPLICATES,
+                                       budget, &u, &jerr);
+    if (used)
+        *used = u;
+    if (!b && u > budget)
+        return fail(e, "request_too_complex", NULL, jerr.text);
     if (!b) {
         e->code = "invalid_json";
         e->param = NULL;

@@ -16,7 +16,8 @@
 #include <stddef.h>
 
 struct reqbody_error {
-    const char *code;  /* "invalid_json" or "invalid_type" */
+    const char *code;  /* "invalid_json", "invalid_type" or
+                          "request_too_complex" */
     const char *param; /* the field at fault, or NULL */
     char message[400];
 };
@@ -25,5 +26,9 @@ struct reqbody_error {
  * NULL and *e says why (for a 400). */
 int reqbody_parse(const char *data, size_t len, json_t **out,
                   struct reqbody_error *e);
+/* The same within a parse budget (json_fast_loadb_budget): over it, -1 with
+ * the code "request_too_complex". *used (may be NULL): the estimate. */
+int reqbody_parse_budget(const char *data, size_t len, size_t budget,
+                         size_t *used, json_t **out, struct reqbody_error *e);
 
 #endif

@@ -3,6 +3,7 @@
  * context, and the helpers that set what the client will get.
  */
 #include "request.h"
+#include "bodycap.h"
 #include "core_metrics.h"
 #include "log.h"
 #include "pipeline.h"
@@ -152,7 +153,9 @@ void request_free(struct sluice_ctx *ctx)
 {
     generation_unpin(ctx->gen);
     json_decref(ctx->body);
+    size_t body_len = ctx->body_in.len;
     buf_release(&ctx->body_in);
+    bodycap_release(ctx->parse_charge, body_len);
     free(ctx->body_out);
     free(ctx->locals);
     hdrs_free(&ctx->attrs);

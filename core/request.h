@@ -86,9 +86,11 @@ struct sluice_ctx {
     /* request body */
     buf_t body_in;
     int body_too_large;
-    size_t drained;  /* body bytes dropped past max_body_bytes */
-    int close_after; /* answer with Connection: close */
-    json_t *body;    /* parsed once; owned */
+    size_t drained;      /* body bytes dropped past max_body_bytes */
+    int close_after;     /* answer with Connection: close */
+    int refused_early;   /* a stage's on_headers answered: body dropped */
+    size_t parse_charge; /* bytes of the parsed body held (bodycap.c) */
+    json_t *body;        /* parsed once; owned */
     int body_dirty;
     char *body_out; /* re-serialised body when dirty; owned */
     size_t body_out_len;

@@ -71,12 +71,6 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
-/* Client headers passed upstream as sent (unless a stage set them): the
- * provider's own routing headers. The client's Authorization, x-api-key,
- * Host and hop-by-hop headers never are: curl writes its own. */
-static const char *const forwarded_headers[] = {
-    "OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta", NULL};
-
 static int slist_add(struct curl_slist **l, const char *line)
 {
     struct curl_slist *t = curl_slist_append(*l, line);
@@ -96,6 +90,57 @@ static int header_line(char *line, size_t n, const char *name,
     if (w < 0 || (size_t)w >= n) {
         *bad = name;
         return -2;
+    }
+    return 0;
+}
+
+/* Client headers passed upstream as sent (unless a stage set them), when
+ * upstream.forward_headers does not say otherwise: the provider's own
+ * routing headers. The client's Authorization, x-api-key, Host and
+ * hop-by-hop headers never are (config.c refuses them in the lists). */
+static const char *const forwarded_headers[] = {
+    "OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta", NULL};
+
+/* One header line unless a stage set that header: the stage's wins. */
+static int add_unless_set(struct sluice_ctx *ctx, struct curl_slist **l,
+                          char *line, size_t n, const char *name,
+                          const char *value, const char **bad)
+{
+    int rc;
+    if (!value || hdrs_get(&ctx->up_headers, name))
+        return 0;
+    if ((rc = header_line(line, n, name, value, bad)))
+        return rc;
+    return slist_add(l, line);
+}
+
+/* The client's forwarded headers and the operator's added ones. */
+static int add_config_headers(struct sluice_ctx *ctx, struct curl_slist **l,
+                              char *line, size_t n, const char **bad)
+{
+    const struct upstream_headers *uh = &ctx->w->srv->cfg->headers;
+    size_t i;
+    json_t *v;
+    const char *k;
+    int rc;
+    if (!uh->forward) {
+        for (const char *const *h = forwarded_headers; *h; h++)
+            if ((rc = add_unless_set(ctx, l, line, n, *h,
+                                     request_header(ctx, *h), bad)))
+                return rc;
+    }
+    json_array_foreach(uh->forward, i, v)
+    {
+        const char *h = json_string_value(v);
+        if ((rc = add_unless_set(ctx, l, line, n, h, request_header(ctx, h),
+                                 bad)))
+            return rc;
+    }
+    json_object_foreach(uh->add, k, v)
+    {
+        if ((rc =
+                 add_unless_set(ctx, l, line, n, k, json_string_value(v), bad)))
+            return rc;
     }
     return 0;
 }
@@ -129,14 +174,8 @@ static int build_headers(struct sluice_ctx *ctx, const char **bad)
             (rc = -1, slist_add(&l, line)))
             goto fail;
     }
-    for (const char *const *h = forwarded_headers; *h; h++) {
-        const char *v = request_header(ctx, *h);
-        if (!v || hdrs_get(&ctx->up_headers, *h))
-            continue;
-        if ((rc = header_line(line, sizeof line, *h, v, bad)) ||
-            (rc = -1, slist_add(&l, line)))
-            goto fail;
-    }
+    if ((rc = add_config_headers(ctx, &l, line, sizeof line, bad)))
+        goto fail;
     snprintf(line, sizeof line, "X-Request-Id: %s", ctx->id); /* id: 40 B */
     if (slist_add(&l, line))
         goto fail;

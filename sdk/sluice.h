@@ -491,6 +491,14 @@ typedef struct sluice_plugin {
      * so a stage written for chat is never handed an audio upload. The
      * operator may override it per stage (`routes:` in the pipeline). */
     const char *const *routes; /* ABI 1.1 */
+
+    /* Called once the request's headers are in, before its body is read
+     * or parsed (req_body is NULL, req_model ""): the place to refuse a
+     * request on its headers alone (a missing or wrong key), so that a
+     * stranger's body costs no memory. RESPOND or ERROR: the body is
+     * dropped unread (bounded) and the response sent; no other hook runs
+     * but on_complete. May be NULL. */
+    sluice_verdict (*on_headers)(void *instance, sluice_ctx *ctx); /* ABI 1.1 */
 } sluice_plugin;
 
 /* True when a descriptor (possibly built against an older header) has

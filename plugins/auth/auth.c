@@ -352,10 +352,26 @@ static int model_refused(sluice_ctx *ctx, const struct client_def *c)
 
 /* On a refusal, *reason is its label on /metrics (counted by the caller,
  * outside the locks). */
+/* The 401 for a missing or unknown key (never echoed whole). */
+static sluice_verdict refuse_key(struct auth *a, sluice_ctx *ctx,
+                                 const char *key, const char **reason)
+{
+    char masked[32];
+    H->log(a->self, SLUICE_LOG_INFO, "401 for %s from %s: %s", H->req_id(ctx),
+           H->req_peer(ctx),
+           key ? H->mask_secret(key, masked, sizeof masked) : "no key");
+    H->respond_error(ctx, 401, "invalid_request_error", "invalid_api_key", NULL,
+                     key ? "Incorrect API key provided."
+                         : "You didn't provide an API key. Send it as "
+                           "'Authorization: Bearer <key>' or "
+                           "'x-api-key: <key>'.");
+    *reason = "invalid_api_key";
+    return SLUICE_RESPOND;
+}
+
 static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
                                    struct client_set *s, const char **reason)
 {
-    char masked[32];
     const char *key = presented_key(ctx);
     long i = -1;
     if (key && strlen(key) <= CLIENT_KEY_MAX) {
@@ -363,19 +379,8 @@ static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
         auth_sha256(key, strlen(key), h);
         i = clients_find(&s->defs, h);
     }
-    if (i < 0) {
-        H->log(a->self, SLUICE_LOG_INFO, "401 for %s from %s: %s",
-               H->req_id(ctx), H->req_peer(ctx),
-               key ? H->mask_secret(key, masked, sizeof masked) : "no key");
-        H->respond_error(ctx, 401, "invalid_request_error", "invalid_api_key",
-                         NULL,
-                         key ? "Incorrect API key provided."
-                             : "You didn't provide an API key. Send it as "
-                               "'Authorization: Bearer <key>' or "
-                               "'x-api-key: <key>'.");
-        *reason = "invalid_api_key";
-        return SLUICE_RESPOND;
-    }
+    if (i < 0)
+        return refuse_key(a, ctx, key, reason);
     const struct client_def *c = &s->defs.v[i];
     /* no model yet: a later stage may set the default; on_attempt checks */
     if (*H->req_model(ctx) && model_refused(ctx, c)) {
@@ -406,6 +411,38 @@ static void count_rejection(struct auth *a, const char *reason)
 {
     if (a->m_rejections && reason)
         H->metric_add(a->m_rejections, (const char *const[]){reason}, 1);
+}
+
+static sluice_verdict auth_on_request(void *instance, sluice_ctx *ctx);
+
+/* Before the body is read: the address and the key, nothing that needs
+ * the body (model, token charge) and nothing that spends (the request
+ * bucket): a stranger's body is never buffered or parsed. on_request
+ * checks all again with the body. */
+static sluice_verdict auth_on_headers(void *instance, sluice_ctx *ctx)
+{
+    struct auth *a = instance;
+    const char *reason = NULL;
+    if (a->nallow) {
+        struct cidr addr;
+        if (client_addr(a, ctx, &addr) != 0 ||
+            !cidr_list_contains(a->allow, a->nallow, &addr))
+            return auth_on_request(instance, ctx); /* the 403 */
+    }
+    const char *key = presented_key(ctx);
+    long i = -1;
+    pthread_rwlock_rdlock(&a->lock);
+    if (key && strlen(key) <= CLIENT_KEY_MAX) {
+        uint8_t h[AUTH_SHA256_LEN];
+        auth_sha256(key, strlen(key), h);
+        i = clients_find(&a->set->defs, h);
+    }
+    pthread_rwlock_unlock(&a->lock);
+    if (i >= 0)
+        return SLUICE_CONTINUE;
+    sluice_verdict v = refuse_key(a, ctx, key, &reason);
+    count_rejection(a, reason);
+    return v;
 }
 
 static sluice_verdict auth_on_request(void *instance, sluice_ctx *ctx)
@@ -720,6 +757,7 @@ static const sluice_plugin auth_plugin = {
     .export_state = auth_export_state,
     .import_state = auth_import_state,
     .routes = auth_routes,
+    .on_headers = auth_on_headers,
 };
 
 SLUICE_PLUGIN_DEFINE(auth_plugin)

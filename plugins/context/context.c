@@ -343,6 +343,9 @@ static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
         return SLUICE_RESPOND;
     body = H->req_body(ctx);
     const struct model *m = models_find(&c->models, model);
+    /* the core's metric label for the model: an id of this table, never
+     * the client's text (a bounded set of series) */
+    H->attr_set(ctx, "model_label", m ? m->id : "other");
     struct walk_opts opts;
     if (m && m->tok)
         opts = (struct walk_opts){m->tok, count_exact,

@@ -29,7 +29,15 @@ struct usage_req {
     int stream;
     int64_t prompt_estimate; /* -1: none */
     int64_t content_chars;   /* of the streamed text (estimates) */
+    int64_t reserved_tokens, reserved_cost_nano; /* by the budget check */
+    uint64_t reserved_at;                        /* wall ms */
 };
+
+/* 1 when two wall-clock times fall on different UTC days. */
+static int other_day(uint64_t a_ms, uint64_t b_ms)
+{
+    return a_ms / 86400000u != b_ms / 86400000u;
+}
 
 static int is_chat(sluice_ctx *ctx)
 {
@@ -129,6 +137,15 @@ static sluice_verdict check_budget(struct usage_cfg *c, sluice_ctx *ctx,
                           used, limit, need, usage_next_month_s(now), now);
         }
     }
+    /* admitted: reserve the estimate until the real usage is known */
+    int64_t est_cost = usage_cost_nano(
+        usage_price_find(c, r->model),
+        r->prompt_estimate > 0 ? r->prompt_estimate : 0, out, 0);
+    r->reserved_tokens = est;
+    r->reserved_cost_nano = est_cost > 0 ? est_cost : 0;
+    r->reserved_at = now;
+    usage_ledger_reserve(c, ctx, r->client, now, r->reserved_tokens,
+                         r->reserved_cost_nano);
     /* what is left before this request, on whatever response it gets */
     int64_t left = -1;
     if (b->tokens_day >= 0)
@@ -185,9 +202,12 @@ static void usage_on_complete(void *instance, sluice_ctx *ctx)
         return;
     H->local_set(ctx, NULL);
     int status = H->resp_status(ctx);
-    if (status < 200 || status > 299) {
+    if (status < 200 || status > 299) { /* nothing was used */
+        if (r->reserved_tokens || r->reserved_cost_nano)
+            usage_ledger_reserve(c, ctx, r->client, r->reserved_at,
+                                 -r->reserved_tokens, -r->reserved_cost_nano);
         free(r);
-        return; /* no answer from the upstream: nothing was used */
+        return;
     }
     int64_t p = attr_int(ctx, "usage_prompt_tokens");
     int64_t k = attr_int(ctx, "usage_completion_tokens");
@@ -216,7 +236,16 @@ static void usage_on_complete(void *instance, sluice_ctx *ctx)
     }
     ch.cost_nano = usage_cost_nano(usage_price_find(c, r->model), ch.prompt,
                                    ch.completion, ch.cached);
-    usage_ledger_charge(c, ctx, H->wall_ms(), &ch);
+    uint64_t now = H->wall_ms();
+    if (r->reserved_at && other_day(r->reserved_at, now)) {
+        /* admitted yesterday (UTC): give the reservation back there */
+        usage_ledger_reserve(c, ctx, r->client, r->reserved_at,
+                             -r->reserved_tokens, -r->reserved_cost_nano);
+    } else {
+        ch.reserved_tokens = r->reserved_tokens;
+        ch.reserved_cost_nano = r->reserved_cost_nano;
+    }
+    usage_ledger_charge(c, ctx, now, &ch);
     free(r);
 }
 

@@ -79,12 +79,20 @@ struct usage_charge {
     int64_t prompt, completion, cached;
     int64_t cost_nano; /* < 0: the model has no price */
     int estimated;
+    /* what the budget check reserved in the windows at admission; the
+     * windows get the difference to what was really used */
+    int64_t reserved_tokens, reserved_cost_nano;
 };
 /* Copy name into out (size n) with '|' and control bytes replaced and the
  * length bounded; "" becomes `dflt`. */
 void usage_name_clean(const char *name, const char *dflt, char *out, size_t n);
 void usage_ledger_charge(struct usage_cfg *c, sluice_ctx *ctx, uint64_t wall_ms,
                          const struct usage_charge *ch);
+/* Add tokens and cost (nano; negative: give back) to the budget windows
+ * of `client` (what usage_ledger_used reads). */
+void usage_ledger_reserve(struct usage_cfg *c, sluice_ctx *ctx,
+                          const char *client, uint64_t wall_ms, int64_t tokens,
+                          int64_t cost_nano);
 /* Used so far in the budget windows of `client` at wall_ms. */
 void usage_ledger_used(struct usage_cfg *c, const char *client,
                        uint64_t wall_ms, int64_t *tok_day, int64_t *tok_month,

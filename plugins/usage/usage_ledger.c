@@ -4,7 +4,10 @@
  * are fleet-wide with Redis). One counter per client x model x day x field,
  * plus the windows the budgets read (tokens today, tokens and cost this
  * month per client). Costs are counted in nano-units of the currency so
- * that they add up exactly as integers.
+ * that they add up exactly as integers. A budgeted request reserves its
+ * estimate in the windows when it is admitted and settles the difference
+ * when it completes, so requests in flight (on this instance, or on others
+ * sharing the state) see each other.
  */
 #include "usage.h"
 
@@ -68,13 +71,29 @@ void usage_ledger_charge(struct usage_cfg *c, sluice_ctx *ctx, uint64_t wall_ms,
                  usage_field_letter[f]);
         incr(c, ctx, key, v[f], c->retention_ms);
     }
-    int64_t tokens = ch->prompt + ch->completion;
-    snprintf(key, sizeof key, "bd|%s|%s", day, ch->client);
-    incr(c, ctx, key, tokens, 2 * DAY_MS);
-    snprintf(key, sizeof key, "bm|%s|%s", month, ch->client);
-    incr(c, ctx, key, tokens, MONTH_MS);
-    snprintf(key, sizeof key, "bc|%s|%s", month, ch->client);
-    incr(c, ctx, key, ch->cost_nano, MONTH_MS);
+    usage_ledger_reserve(c, ctx, ch->client, wall_ms,
+                         ch->prompt + ch->completion - ch->reserved_tokens,
+                         (ch->cost_nano > 0 ? ch->cost_nano : 0) -
+                             ch->reserved_cost_nano);
+}
+
+void usage_ledger_reserve(struct usage_cfg *c, sluice_ctx *ctx,
+                          const char *client, uint64_t wall_ms, int64_t tokens,
+                          int64_t cost_nano)
+{
+    char day[11], month[8], key[256];
+    usage_day_of(wall_ms, day);
+    usage_month_of(wall_ms, month);
+    if (tokens) {
+        snprintf(key, sizeof key, "bd|%s|%s", day, client);
+        H->state_incr(c->self, ctx, key, tokens, 2 * DAY_MS, NULL, NULL);
+        snprintf(key, sizeof key, "bm|%s|%s", month, client);
+        H->state_incr(c->self, ctx, key, tokens, MONTH_MS, NULL, NULL);
+    }
+    if (cost_nano) {
+        snprintf(key, sizeof key, "bc|%s|%s", month, client);
+        H->state_incr(c->self, ctx, key, cost_nano, MONTH_MS, NULL, NULL);
+    }
 }
 
 static int64_t read_count(struct usage_cfg *c, const char *key)

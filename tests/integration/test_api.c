@@ -194,6 +194,29 @@ START_TEST(test_transcription_multipart)
                   "no audio_transcriptions route in /metrics");
     free(m);
 
+    /* stream=true in the form: the transcription's own events, framed by
+     * the sse stage, no [DONE] */
+    static const char sbody[] =
+        "--b0undary\r\n"
+        "Content-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+        "Content-Type: audio/wav\r\n\r\nRIFF\r\n"
+        "--b0undary\r\n"
+        "Content-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n"
+        "--b0undary\r\n"
+        "Content-Disposition: form-data; name=\"stream\"\r\n\r\ntrue\r\n"
+        "--b0undary--\r\n";
+    h_stream s;
+    h_stream_request(h_sluice_port(), "POST", "/v1/audio/transcriptions", hdr,
+                     sbody, sizeof sbody - 1, 20000, 0, 0, &s);
+    ck_assert_msg(s.resp.status == 200, "stream: %ld %s", s.resp.status,
+                  s.resp.body);
+    ck_assert_str_eq(h_resp_header(&s.resp, "content-type"),
+                     "text/event-stream");
+    ck_assert_uint_eq(s.nevents, 6);
+    ck_assert(strstr(s.events[5].data, "transcript.text.done"));
+    ck_assert(!h_stream_has_done(&s));
+    h_stream_free(&s);
+
     /* a JSON body on a multipart route: 415, never forwarded */
     int before = h_mock_request_count();
     h_post_json("/v1/audio/translations", "{\"model\":\"whisper-1\"}", &r);
@@ -442,6 +465,32 @@ START_TEST(test_headers_and_query)
 }
 END_TEST
 
+/* the operator's lists: which client headers go on, which are added */
+START_TEST(test_headers_operator_lists)
+{
+    h_opts o = {0};
+    o.pipeline = PIPELINE;
+    o.upstream_extra = "  forward_headers: [OpenAI-Beta, X-Trace-Id]\n"
+                       "  add_headers: { X-Gateway: sluice }\n";
+    h_start_all(&o);
+    const char *hdr[] = {"OpenAI-Organization: org-client",
+                         "OpenAI-Beta: assistants=v2", "X-Trace-Id: t-1",
+                         "X-Gateway: from-client", NULL};
+    static const char body[] = "{\"model\":\"gpt-4o-mini\",\"input\":\"x\"}";
+    h_resp r;
+    h_request(h_sluice_port(), "POST", "/v1/responses", hdr, body, strlen(body),
+              10000, &r);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    json_t *all, *rec = last_rec(&all);
+    ck_assert_ptr_null(h_rec_header(rec, "openai-organization"));
+    ck_assert_str_eq(h_rec_header(rec, "openai-beta"), "assistants=v2");
+    ck_assert_str_eq(h_rec_header(rec, "x-trace-id"), "t-1");
+    ck_assert_str_eq(h_rec_header(rec, "x-gateway"), "sluice");
+    json_decref(all);
+}
+END_TEST
+
 /* ---- the auth stage's tpm charges the same per-API counts -------------- */
 
 START_TEST(test_tpm_per_api)
@@ -649,6 +698,7 @@ int main(void)
     tcase_add_test(tc, test_over_window_per_api);
     tcase_add_test(tc, test_415_and_404);
     tcase_add_test(tc, test_headers_and_query);
+    tcase_add_test(tc, test_headers_operator_lists);
     tcase_add_test(tc, test_cors);
     tcase_add_test(tc, test_passthrough);
     tcase_add_test(tc, test_tpm_per_api);

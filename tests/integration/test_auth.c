@@ -74,6 +74,10 @@ START_TEST(test_missing_and_wrong_keys)
         h_resp r = chat(cases[i], OK_BODY);
         it_assert_error(&r, 401, "invalid_api_key", "bad key");
         ck_assert_msg(!strstr(r.body, ALPHA), "the key is echoed back");
+        /* refused in on_request: no upstream request, and it says so */
+        const char *att = h_resp_header(&r, "x-sluice-attempts");
+        ck_assert_msg(att && !strcmp(att, "0"), "x-sluice-attempts: %s",
+                      att ? att : "(absent)");
         h_resp_free(&r);
         it_assert_mock_saw(0, "bad key");
     }

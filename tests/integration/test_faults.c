@@ -293,6 +293,112 @@ START_TEST(stream_longer_than_max_stream_s_is_ended)
 }
 END_TEST
 
+/* ---- 1: metric labels from a bounded set ----------------------------- */
+
+#define CLIENT_KEY "sk-faults-client-0123456789"
+
+START_TEST(metric_labels_never_take_the_clients_model)
+{
+    static char pipeline[1024];
+    it_secret_file("clients.txt", CLIENT_KEY " alice\n");
+    snprintf(pipeline, sizeof pipeline,
+             "  - plugin: auth\n"
+             "    config: { clients_file: \"@TMPDIR@/clients.txt\" }\n"
+             "  - plugin: context\n"
+             "    config: { on_unknown_model: %s, models: [ { id: "
+             "\"gpt-4o-mini\", context_length: 128000 } ] }\n"
+             "  - plugin: keyring\n"
+             "    config: { keys_file: \"@KEYS_FILE@\" }\n"
+             "  - plugin: sse\n",
+             _i ? "reject" : "pass");
+    h_opts o = {0};
+    o.pipeline = pipeline;
+    o.models = "  []\n"; /* as default.yaml: the table is the stage's */
+    h_start_all(&o);
+    const char *with_key[] = {"Authorization: Bearer " CLIENT_KEY, NULL};
+    for (int i = 0; i < 12; i++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"model\":\"attack-model-%d-zzzzzzzzzzzz\",\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                 i);
+        h_resp r;
+        h_request(h_sluice_port(), "POST", CHAT, i % 2 ? with_key : NULL, body,
+                  strlen(body), 10000, &r);
+        long want = i % 2 ? (_i ? 404 : 200) : 401;
+        ck_assert_msg(r.status == want, "status %ld, expected %ld: %s",
+                      r.status, want, it_show(&r));
+        h_resp_free(&r);
+    }
+    /* a configured model keeps its own label */
+    h_resp r;
+    h_request(h_sluice_port(), "POST", CHAT, with_key, OK_BODY, strlen(OK_BODY),
+              10000, &r);
+    ck_assert_msg(r.status == 200, "status %ld: %s", r.status, it_show(&r));
+    h_resp_free(&r);
+    char *m = NULL;
+    for (int i = 0; i < 40; i++) {
+        free(m);
+        m = h_metrics_scrape();
+        if (strstr(m, "model=\"gpt-4o-mini\""))
+            break;
+        h_sleep_ms(50);
+    }
+    const char *leak = strstr(m, "attack-model");
+    ck_assert_msg(!leak, "a client's model name became a label: %.200s",
+                  leak ? leak : "");
+    ck_assert_msg(strstr(m, "model=\"gpt-4o-mini\""), "no configured model");
+    ck_assert_msg(strstr(m, "model=\"other\""), "no \"other\" label");
+    free(m);
+    it_assert_mock_saw(_i ? 1 : 7, "labels");
+}
+END_TEST
+
+/* ---- 2: authenticated from the headers, before the body is parsed ----- */
+
+START_TEST(no_key_is_refused_before_the_body_is_read)
+{
+    static char pipeline[512];
+    it_secret_file("clients.txt", CLIENT_KEY " alice\n");
+    snprintf(pipeline, sizeof pipeline,
+             "  - plugin: auth\n"
+             "    config: { clients_file: \"@TMPDIR@/clients.txt\" }\n"
+             "  - plugin: keyring\n"
+             "    config: { keys_file: \"@KEYS_FILE@\" }\n");
+    h_opts o = {0};
+    o.pipeline = pipeline;
+    h_start_all(&o);
+    /* not JSON at all: without a key the answer is the 401, so the body
+     * was never parsed (it used to be the 400 invalid_json) */
+    static const char junk[] = "{{{{ this is not json";
+    const char *with_key[] = {"Authorization: Bearer " CLIENT_KEY, NULL};
+    h_resp r;
+    h_request(h_sluice_port(), "POST", CHAT, NULL, junk, strlen(junk), 10000,
+              &r);
+    it_assert_error(&r, 401, "invalid_api_key", "no key, junk body");
+    h_resp_free(&r);
+    h_request(h_sluice_port(), "POST", CHAT, with_key, junk, strlen(junk),
+              10000, &r);
+    it_assert_error(&r, 400, "invalid_json", "key, junk body");
+    h_resp_free(&r);
+    /* a body far too complex for its size: 413 request_too_complex */
+    size_t n = 60000;
+    char *b = malloc(n * 3 + 64), *p = b;
+    ck_assert_ptr_nonnull(b);
+    p += sprintf(p, "{\"model\":\"gpt-4o-mini\",\"x\":[");
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "%s{}", i ? "," : "");
+    p += sprintf(p, "]}");
+    h_request(h_sluice_port(), "POST", CHAT, with_key, b, (size_t)(p - b),
+              10000, &r);
+    it_assert_error(&r, 413, "request_too_complex", "60,000 empty objects");
+    h_resp_free(&r);
+    free(b);
+    it_assert_mock_saw(0, "before auth");
+    it_assert_normal(with_key, "after the refusals");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("faults");
@@ -304,6 +410,8 @@ int main(void)
     tcase_add_test(tc, stream_cut_inside_an_event_is_interrupted);
     tcase_add_test(tc, trickling_stream_times_out_with_heartbeats);
     tcase_add_test(tc, stream_longer_than_max_stream_s_is_ended);
+    tcase_add_loop_test(tc, metric_labels_never_take_the_clients_model, 0, 2);
+    tcase_add_test(tc, no_key_is_refused_before_the_body_is_read);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

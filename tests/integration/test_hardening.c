@@ -104,6 +104,9 @@ START_TEST(test_bad_bodies)
         h_request(h_sluice_port(), "POST", CHAT, NULL, c->body, len, 10000, &r);
         if (c->code) {
             it_assert_error(&r, 400, c->code, what);
+            const char *att = h_resp_header(&r, "x-sluice-attempts");
+            ck_assert_msg(att && !strcmp(att, "0"), "%s: x-sluice-attempts: %s",
+                          what, att ? att : "(absent)");
             json_t *doc = h_resp_json(&r);
             json_t *p = json_object_get(json_object_get(doc, "error"), "param");
             if (c->param)

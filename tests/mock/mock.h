@@ -164,6 +164,8 @@ enum mock_stream_kind {
     MOCK_STREAM_COMPLETIONS, /* text_completion data events, [DONE] */
     MOCK_STREAM_RESPONSES,   /* named response.* events, no [DONE]; each
                                 delta split mid-UTF-8 across two writes */
+    MOCK_STREAM_TRANSCRIPT,  /* transcript.text.delta data events, then
+                                transcript.text.done; no [DONE] */
 };
 
 struct mock_stream_args {

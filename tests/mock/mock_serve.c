@@ -199,6 +199,9 @@ serve_api(const struct mock_opts *opts, struct MHD_Connection *conn,
         if (!strcmp(path, "/completions"))
             return serve_stream(opts, conn, req, sr, rule, status,
                                 MOCK_STREAM_COMPLETIONS);
+        if (!strcmp(path, "/audio/transcriptions"))
+            return serve_stream(opts, conn, req, sr, rule, status,
+                                MOCK_STREAM_TRANSCRIPT);
     }
     return mock_api_serve(conn, req, path, sr->json, sr->model, status,
                           headers);

@@ -1,7 +1,8 @@
 /* mock_stream.c - the mock upstream's streamed (SSE) responses: a
  * libmicrohttpd content reader that emits chat.completion.chunk events,
  * text_completion events, the Responses API's named events (each delta
- * split mid-UTF-8 across two writes), or a rule's raw byte strings, sleeps
+ * split mid-UTF-8 across two writes), transcription events, or a rule's
+ * raw byte strings, sleeps
  * between them on the connection's own thread, stalls, cuts the connection or
  * finishes with a usage chunk and [DONE]. Each reader call hands out one event,
  * so events leave one by one. Which shape a request gets is decided in
@@ -193,6 +194,11 @@ static int stream_set_chunk(struct stream *s, int i)
 
     if (s->kind == MOCK_STREAM_RESPONSES)
         return stream_resp_delta(s, i);
+    if (s->kind == MOCK_STREAM_TRANSCRIPT)
+        return stream_printf(s,
+                             "data: {\"type\":\"transcript.text.delta\","
+                             "\"delta\":\"tok%d \"}\n\n",
+                             i);
     if (s->kind == MOCK_STREAM_COMPLETIONS)
         return stream_printf(
             s,
@@ -256,6 +262,13 @@ static ssize_t stream_advance(struct stream *s)
             return 0;
         if (s->kind == MOCK_STREAM_RESPONSES)
             return stream_resp_tail(s, s->model)
+                       ? MHD_CONTENT_READER_END_WITH_ERROR
+                       : 1;
+        if (s->kind == MOCK_STREAM_TRANSCRIPT)
+            return stream_printf(s,
+                                 "data: {\"type\":\"transcript.text.done\","
+                                 "\"text\":\"%d tokens\"}\n\n",
+                                 s->spec.chunks)
                        ? MHD_CONTENT_READER_END_WITH_ERROR
                        : 1;
         return stream_set_tail(s) ? MHD_CONTENT_READER_END_WITH_ERROR : 1;

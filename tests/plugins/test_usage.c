@@ -1,8 +1,9 @@
 /*
  * test_usage.c - the usage stage without a server: UTC dates, usage from a
  * response body, the text measure behind estimates, exact costs, config
- * errors, and one budget cycle through the real host table (charged on
- * complete, refused on the next request with the reset time).
+ * errors, and budgets through the real host table (charged on complete,
+ * refused on the next request with the reset time; requests in flight
+ * reserve their estimate and settle it when done).
  */
 #include "stage_harness.h"
 #include "usage.h"
@@ -182,6 +183,47 @@ START_TEST(test_budget_cycle)
 }
 END_TEST
 
+/* Requests in flight see each other: each reserves its estimate (5 of
+ * prompt + 10 asked = 15) when admitted, and settles when done. */
+START_TEST(test_reservations)
+{
+    char err[300];
+    sluice_test_stage *g =
+        sh_gen_new("{\"budgets\":{\"alice\":{\"budget_tokens_day\":40}}}", err,
+                   sizeof err);
+    ck_assert_msg(g != NULL, "%s", err);
+    void *inst = sluice_test_stage_instance(g);
+    sluice_test_req *a = chat_ctx(g, "alice"), *b = chat_ctx(g, "alice");
+    sluice_test_req *c = chat_ctx(g, "alice");
+    ck_assert_int_eq(sluice_test_on_request(a), SLUICE_CONTINUE);
+    ck_assert_int_eq(sluice_test_on_request(b), SLUICE_CONTINUE);
+    ck_assert_str_eq(sluice_test_header(b, "x-sluice-budget-remaining-tokens"),
+                     "25");
+    /* 15 + 15 reserved, 15 more would pass 40: refused with none done */
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 429);
+    sluice_test_on_complete(c);
+    sluice_test_req_free(c);
+    int64_t d, m, cost;
+    usage_ledger_used(inst, "alice", H->wall_ms(), &d, &m, &cost);
+    ck_assert_int_eq(d, 30);
+    ck_assert_int_eq(m, 30);
+    /* a used 20, b failed upstream: 20 left in the windows */
+    sluice_test_upstream(a, SLUICE_ATTEMPT_HTTP, 200, NULL,
+                         "{\"usage\":{\"prompt_tokens\":12,"
+                         "\"completion_tokens\":8}}");
+    sluice_test_on_complete(a);
+    sluice_test_upstream(b, SLUICE_ATTEMPT_HTTP, 503, NULL, "{}");
+    sluice_test_on_complete(b);
+    sluice_test_req_free(a);
+    sluice_test_req_free(b);
+    usage_ledger_used(inst, "alice", H->wall_ms(), &d, &m, &cost);
+    ck_assert_int_eq(d, 20);
+    ck_assert_int_eq(m, 20);
+    sluice_test_stage_free(g);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("usage_stage");
@@ -191,6 +233,7 @@ int main(void)
     tcase_add_test(tc, test_cost_exact);
     tcase_add_test(tc, test_config_errors);
     tcase_add_test(tc, test_budget_cycle);
+    tcase_add_test(tc, test_reservations);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -154,6 +154,16 @@ else
     fail "sluice --check refused the valid example pipeline"
 fi
 
+# a pipeline name that is not the descriptor's: loads, with a warning
+sed 's/plugin: example_header/plugin: taggerx/' "$work/good.yaml" >"$work/renamed.yaml"
+if "$SLUICE_BIN" --check -c "$work/renamed.yaml" >"$work/check-renamed.log" 2>&1 &&
+    grep -q "descriptor says 'example_header'" "$work/check-renamed.log"; then
+    pass "plugin: taggerx loading example_header.so passes with a warning naming both"
+else
+    show_log "sluice --check output" "$work/check-renamed.log"
+    fail "no warning for a plugin name that is not the descriptor's"
+fi
+
 write_pipeline "$work/bad.yaml" 0 '{ header: [X-A, X-B], value: out-of-tree }'
 "$SLUICE_BIN" --check -c "$work/bad.yaml" >"$work/check-bad.log" 2>&1
 rc=$?

@@ -405,6 +405,18 @@ START_TEST(test_stage_routes_and_cors)
              "t.yaml:2: pipeline[0]: ", "unknown route 'audio'");
     load_bad("pipeline:\n  - plugin: a\n    routes: chat\n",
              "t.yaml:3: pipeline[0].routes: ", "a list of route names");
+    load_bad("upstream:\n  forward_headers: [OpenAI-Beta, Authorization]\n"
+             "pipeline:\n  - plugin: a\n",
+             "t.yaml:2: upstream.forward_headers: ", "never passed upstream");
+    load_bad("upstream:\n  add_headers: { Host: x }\npipeline:\n"
+             "  - plugin: a\n",
+             "t.yaml:2: upstream.add_headers: ", "never passed upstream");
+    cfg = load_ok("upstream:\n  forward_headers: []\n  add_headers: "
+                  "{ X-A: b }\npipeline:\n  - plugin: sse\n");
+    ck_assert_uint_eq(json_array_size(cfg->headers.forward), 0);
+    ck_assert_str_eq(
+        json_string_value(json_object_get(cfg->headers.add, "X-A")), "b");
+    config_free(cfg);
     load_bad("passthrough: maybe\npipeline:\n  - plugin: a\n",
              "t.yaml:1: passthrough: ", "true or false");
     cfg = load_ok("passthrough: true\npipeline:\n  - plugin: sse\n");
