@@ -485,6 +485,7 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
                                        "request_timeout_s",
                                        "max_connections",
                                        "max_stream_s",
+                                       "shutdown_grace_s",
                                        "cors",
                                        NULL};
     const json_t *s, *v;
@@ -523,6 +524,9 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
     }
     if ((v = field(lc, s, "server", "max_stream_s", &o)) &&
         value_ms(&o, v, &cfg->max_stream_ms, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "server", "shutdown_grace_s", &o)) &&
+        value_ms(&o, v, &cfg->shutdown_grace_ms, lc->err, lc->errlen))
         return -1;
     if ((v = field(lc, s, "server", "cors", &o)))
         return parse_cors(lc, v, &o, cfg);
@@ -1206,6 +1210,7 @@ static int config_defaults(struct config *cfg, const char *file)
     cfg->request_timeout_ms = 30000;
     cfg->max_client_connections = 10000;
     cfg->max_stream_ms = 1800000;
+    cfg->shutdown_grace_ms = 10000;
     cfg->timeout_ms = 120000;
     cfg->connect_timeout_ms = 10000;
     cfg->max_connections = 256;

@@ -57,6 +57,8 @@ struct config {
                                    connections, shared among the workers */
     long max_stream_ms;         /* max_stream_s * 1000, default 1800 s: a
                                    committed stream's whole life */
+    long shutdown_grace_ms;     /* shutdown_grace_s * 1000, default 10 s:
+                                   SIGTERM lets requests finish this long */
     int passthrough;            /* top-level passthrough: other /v1/ paths
                                    go to the upstream unchanged (default 0:
                                    OpenAI's 404) */

@@ -535,6 +535,38 @@ void flow_attempt_done(struct sluice_ctx *ctx)
     respond_ready(ctx);
 }
 
+void flow_shutdown(struct sluice_ctx *ctx)
+{
+    if (ctx->client_gone || ctx->up_done || ctx->phase == PHASE_DONE ||
+        ctx->phase == PHASE_READY || ctx->phase == PHASE_RECEIVING)
+        return;
+    if (ctx->phase == PHASE_STREAMING) {
+        worker_timer_del(ctx->w, &ctx->dl_timer);
+        upstream_abort(ctx);
+        buf_t b;
+        buf_init(&b);
+        buf_puts(&b, "data: ");
+        error_json(&b, "server_error", "server_shutting_down", NULL,
+                   "the gateway is restarting and ended the stream before "
+                   "it finished; retry the request");
+        buf_puts(&b, "\n\n");
+        flow_stream_write(ctx, b.data, b.len);
+        buf_release(&b);
+        hdrs_set(&ctx->attrs, "stream_error", "shutdown");
+        ctx->result = SLUICE_ATTEMPT_ABORTED;
+        ctx->up_done = 1;
+        flow_resume(ctx);
+        return;
+    }
+    /* waiting on the upstream or a back-off: answer now */
+    upstream_abort(ctx);
+    worker_timer_del(ctx->w, &ctx->timer);
+    request_set_error(ctx, 503, "server_error", "server_shutting_down", NULL,
+                      "the gateway is restarting; retry the request");
+    hdrs_set(&ctx->out_headers, "Retry-After", "1");
+    respond_ready(ctx);
+}
+
 void flow_client_gone(struct sluice_ctx *ctx)
 {
     if (ctx->client_gone)

@@ -19,6 +19,10 @@ void flow_attempt_done(struct sluice_ctx *ctx);
 /* The client went away (hang-up seen, or the server's completion callback):
  * abort the upstream transfer and stop timers. */
 void flow_client_gone(struct sluice_ctx *ctx);
+/* The shutdown grace is over: a stream still running ends with a
+ * server_shutting_down error event, a request still waiting on the
+ * upstream is answered 503 (Retry-After: 1). */
+void flow_shutdown(struct sluice_ctx *ctx);
 /* Wake a suspended connection so MHD calls us again. */
 void flow_resume(struct sluice_ctx *ctx);
 /* host: stream_configure (heartbeat, idle timeout, client buffer). */

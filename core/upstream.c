@@ -351,7 +351,8 @@ fail:
     if (bad) {
         char msg[200];
         snprintf(msg, sizeof msg,
-                 "a stage set the upstream header %.64s longer than %d bytes",
+                 "the upstream header %.64s (set by a stage, forwarded or "
+                 "added) is longer than %d bytes",
                  bad, UPSTREAM_MAX_HEADER);
         log_msg(LOG_WARN, "upstream", "request %s: %s", ctx->id, msg);
         request_set_error(ctx, 500, "server_error", "upstream_header_too_long",

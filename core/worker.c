@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #define WORKER_EASY_POOL_MAX 1024
-#define WORKER_DRAIN_MS      10000
+#define WORKER_FLUSH_MS      1000 /* after the grace: last answers out */
 
 /* ---- libcurl socket API -------------------------------------------- */
 
@@ -473,17 +473,36 @@ static void worker_run_posted(struct worker *w)
 
 /* ---- the loop ------------------------------------------------------- */
 
-static void worker_handle_stop(struct worker *w, uint64_t *drain_until)
+/* Stopping (SIGTERM): accept nothing new, let requests in flight finish
+ * within server.shutdown_grace_s; then end what still runs honestly (an
+ * error event for a stream, a 503 for a waiting request) and give those
+ * answers WORKER_FLUSH_MS to reach the clients. Returns 1 when the loop
+ * may end. */
+static int worker_handle_stop(struct worker *w, uint64_t *drain_until,
+                              int *ended)
 {
     int how = atomic_load(&w->stop);
     if (!how)
-        return;
+        return 0;
+    uint64_t now = time_now_ms();
     if (!*drain_until) {
         MHD_quiesce_daemon(w->mhd);
         if (w->admin_mhd)
             MHD_quiesce_daemon(w->admin_mhd);
-        *drain_until = time_now_ms() + (how == 2 ? 0 : WORKER_DRAIN_MS);
+        *drain_until =
+            now + (how == 2 ? 0 : (uint64_t)w->srv->cfg->shutdown_grace_ms);
     }
+    if (w->active == 0 || how == 2)
+        return 1;
+    if (now < *drain_until)
+        return 0;
+    if (*ended)
+        return 1; /* the flush window is over too */
+    *ended = 1;
+    for (struct sluice_ctx *c = w->live; c; c = c->next)
+        flow_shutdown(c);
+    *drain_until = now + WORKER_FLUSH_MS;
+    return 0;
 }
 
 static void *worker_main(void *arg)
@@ -491,11 +510,10 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct epoll_event evs[128];
     uint64_t drain_until = 0;
+    int ended = 0;
 
     for (;;) {
-        worker_handle_stop(w, &drain_until);
-        if (drain_until && (w->active == 0 || time_now_ms() >= drain_until ||
-                            atomic_load(&w->stop) == 2))
+        if (worker_handle_stop(w, &drain_until, &ended))
             break;
         int n = epoll_wait(w->ep, evs, 128, loop_timeout(w));
         if (n < 0 && errno != EINTR) {

@@ -155,6 +155,11 @@ typedef struct sluice_host {
     uint32_t abi_minor; /* the core's SLUICE_ABI_MINOR */
     uint32_t reserved;
 
+    /* ==== ABI 1.0: every member from here down to http_probe. A member
+     * added later carries a comment with its minor version; the guide's
+     * host table (sdk/README.md) lists each member with its version, and
+     * tests/scripts/sdk_guide.sh checks the two agree. */
+
     /* ---- logging and time ---------------------------------------- */
     /* Log a line attributed to `stage` (may be NULL). Never log secrets
      * whole: use mask_secret(). */

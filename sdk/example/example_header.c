@@ -34,7 +34,7 @@ struct example {
     const sluice_host *host;
     char *header; /* owned copies: the config is only borrowed in init */
     char *value;
-    /* metrics: NULL when the core has none (older core) */
+    /* metrics: NULL when registration failed (a name clash) */
     sluice_metric *m_requests, *m_attempts, *m_in_progress;
     atomic_long in_progress; /* between on_request and on_complete */
 };
@@ -135,9 +135,9 @@ static int example_init(const sluice_host *host, sluice_stage *self,
 
     /* Metrics: registered in init, found again (with their values) by the
      * next generation's init after a reload. Names: sluice_<stage>_...,
-     * counters end in _total, times in _seconds. An older core may lack
-     * the members: check before use. */
-    if (SLUICE_HOST_HAS(host, metric_observe) && host->metric_register) {
+     * counters end in _total, times in _seconds. The metric members are
+     * ABI 1.0: every core has them (no SLUICE_HOST_HAS check). */
+    {
         static const double attempt_buckets[] = {1, 2, 3, 5};
         ex->m_requests = host->metric_register(
             self, SLUICE_METRIC_COUNTER, "sluice_example_requests_total",

@@ -9,6 +9,8 @@
  */
 #include "itest_util.h"
 
+#include <signal.h>
+
 #define KA    "sk-faults-test-aaaa0001"
 #define KB    "sk-faults-test-bbbb0002"
 #define TOKEN "faults-test-admin-token-0123456789"
@@ -399,6 +401,62 @@ START_TEST(no_key_is_refused_before_the_body_is_read)
 }
 END_TEST
 
+/* ---- SIGTERM: streams finish within the grace, the rest end honestly --- */
+
+static int send_stream(const char *word)
+{
+    char body[256], req[512];
+    int blen = snprintf(body, sizeof body,
+                        "{\"model\":\"gpt-4o-mini\",\"stream\":true,"
+                        "\"messages\":[{\"role\":\"user\",\"content\":"
+                        "\"%s\"}]}",
+                        word);
+    int len = snprintf(req, sizeof req,
+                       "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                       "Content-Type: application/json\r\n"
+                       "Content-Length: %d\r\n\r\n%s",
+                       blen, body);
+    int fd = it_connect(h_sluice_port());
+    ck_assert_int_eq(send(fd, req, (size_t)len, MSG_NOSIGNAL), len);
+    return fd;
+}
+
+START_TEST(sigterm_lets_streams_finish_then_ends_the_rest)
+{
+    start(KA "\n", NULL, "{ heartbeat_s: 0 }", "  shutdown_grace_s: 2\n");
+    /* "short": 5 events 100 ms apart; "long": 100 events 100 ms apart */
+    ck_assert_int_eq(
+        h_mock_script("{\"rules\":["
+                      "{\"match\":{\"body_contains\":\"short\"},"
+                      "\"stream\":{\"chunks\":5,\"delay_ms\":100}},"
+                      "{\"match\":{\"body_contains\":\"long\"},"
+                      "\"stream\":{\"chunks\":100,\"delay_ms\":100}}]}"),
+        0);
+    int fs = send_stream("short"), fl = send_stream("long");
+    while (h_mock_request_count() < 2)
+        h_sleep_ms(20);
+    h_sleep_ms(150);
+    kill(h_sluice_pid(), SIGTERM);
+    static char out_s[16384], out_l[65536];
+    int eof_s, eof_l;
+    it_read_all(fs, out_s, sizeof out_s, 10000, &eof_s);
+    it_read_all(fl, out_l, sizeof out_l, 10000, &eof_l);
+    close(fs);
+    close(fl);
+    /* the short one finished within the grace, whole */
+    ck_assert_msg(strstr(out_s, "data: [DONE]") &&
+                      !strstr(out_s, "server_shutting_down"),
+                  "short stream: %.600s", out_s);
+    /* the long one got the error event, then a clean end of the body */
+    ck_assert_msg(strstr(out_l, "server_shutting_down"), "long stream: %.300s",
+                  out_l + (strlen(out_l) > 300 ? strlen(out_l) - 300 : 0));
+    ck_assert_msg(!strstr(out_l, "[DONE]"), "long stream finished?");
+    ck_assert_msg(strstr(out_l, "\r\n0\r\n\r\n"),
+                  "long stream: no clean end of the chunked body");
+    ck_assert_msg(eof_l, "the connection stayed open");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("faults");
@@ -412,6 +470,7 @@ int main(void)
     tcase_add_test(tc, stream_longer_than_max_stream_s_is_ended);
     tcase_add_loop_test(tc, metric_labels_never_take_the_clients_model, 0, 2);
     tcase_add_test(tc, no_key_is_refused_before_the_body_is_read);
+    tcase_add_test(tc, sigterm_lets_streams_finish_then_ends_the_rest);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
