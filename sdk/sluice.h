@@ -116,6 +116,9 @@ typedef enum sluice_metric_type {
 /* Completion of an asynchronous upstream probe (http_probe). status is the
  * HTTP status, or 0 when no answer came. Runs on a core thread. */
 typedef void (*sluice_probe_fn)(void *arg, int status);
+/* Completion of http_fetch (ABI 1.1): the status and the body. */
+typedef void (*sluice_fetch_fn)(void *arg, int status, const char *body,
+                                size_t len);
 
 /* One entry of the shared state (ABI 1.1), as a completion or a change
  * notification sees it. Everything is borrowed for the callback. */
@@ -435,6 +438,14 @@ typedef struct sluice_host {
     /* The query argument `name` of the request URL, percent-decoded;
      * NULL when absent. Borrowed until the request ends. */
     const char *(*req_query)(sluice_ctx *ctx, const char *name); /* ABI 1.1 */
+
+    /* ---- upstream fetch (ABI 1.1) ---------------------------------------
+     * Like http_probe, but done() also gets the answer's body (at most
+     * 4 MiB; NULL/0 when none came), borrowed for the call. For small
+     * documents a stage reads at start (e.g. GET /models). */
+    int (*http_fetch)(sluice_stage *stage, const char *path,
+                      const char *authorization, sluice_fetch_fn done,
+                      void *arg); /* ABI 1.1 */
 } sluice_host;
 
 #define SLUICE_HOST_HAS(host, member)                                          \
