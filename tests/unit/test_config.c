@@ -284,8 +284,8 @@ START_TEST(test_unknown_top_level_key)
 {
     load_bad("server: {}\nserverr:\n  port: 1\n",
              "t.yaml:2: serverr: unknown top-level key",
-             "(valid keys: server, upstream, admin, log, docs, plugins_dir, "
-             "models, pipeline, state, passthrough)");
+             "(valid keys: server, upstream, upstreams, routes, admin, log, "
+             "docs, plugins_dir, models, pipeline, state, passthrough)");
 }
 END_TEST
 
