@@ -9,6 +9,12 @@
  *                                      max_key_switches
  *   any other status                -> never retried: the client gets it
  *
+ * With a router (ABI 1.1): when the router marked the failure as one to
+ * fall back on (attribute "route.fallback" = its class) and this stage
+ * would not retry, or its budget for the deployment is spent, it answers
+ * RETRY at once with "route.advance" = that class: the router moves to
+ * the next deployment and both budgets start again for it.
+ *
  * It tells the keyring which through the request attribute "keyring.want"
  * ("same" | "other"), read by the keyring's next on_attempt; so this stage
  * must come AFTER keyring in the pipeline (keyring's on_response records
@@ -163,14 +169,34 @@ static void retry_destroy(void *instance)
     free(instance);
 }
 
+/* This deployment is done with: on to the router's next one. */
+static sluice_verdict retry_fallback(struct retry *rt, sluice_ctx *ctx,
+                                     struct retry_count *rc, const char *why)
+{
+    const sluice_host *H = rt->host;
+    if (rc)
+        rc->same = rc->switches = 0;
+    H->attr_set(ctx, "route.advance", why);
+    H->attr_set(ctx, "keyring.want", "");
+    H->retry_after_ms(ctx, 0);
+    H->log(rt->self, SLUICE_LOG_DEBUG,
+           "%s: attempt %d failed (%s), falling back", H->req_id(ctx),
+           H->attempt_no(ctx), why);
+    return SLUICE_RETRY;
+}
+
 static sluice_verdict retry_on_response(void *instance, sluice_ctx *ctx)
 {
     struct retry *rt = instance;
     const sluice_host *H = rt->host;
     int status = H->resp_status(ctx);
     enum retry_kind kind = retry_classify(H->attempt_result(ctx), status);
+    const char *fb = H->attr_get(ctx, "route.fallback");
+    if (fb && !*fb)
+        fb = NULL;
     if (kind == RK_NONE)
-        return SLUICE_CONTINUE;
+        return fb ? retry_fallback(rt, ctx, H->local_get(ctx), fb)
+                  : SLUICE_CONTINUE;
     struct retry_count *rc = H->local_get(ctx);
     if (!rc) {
         rc = calloc(1, sizeof(*rc));
@@ -180,6 +206,8 @@ static sluice_verdict retry_on_response(void *instance, sluice_ctx *ctx)
     }
     if (kind == RK_SAME) {
         if (rc->same >= rt->max_retries) {
+            if (fb)
+                return retry_fallback(rt, ctx, rc, fb);
             retry_count_metric(rt, rt->m_give_ups, kind);
             return SLUICE_CONTINUE;
         }
@@ -196,6 +224,8 @@ static sluice_verdict retry_on_response(void *instance, sluice_ctx *ctx)
         return SLUICE_RETRY;
     }
     if (rc->switches >= rt->max_switches) {
+        if (fb)
+            return retry_fallback(rt, ctx, rc, fb);
         retry_count_metric(rt, rt->m_give_ups, kind);
         return SLUICE_CONTINUE;
     }
