@@ -38,10 +38,15 @@ COPY --from=build /src/build/sluice /app/sluice
 # the stages only, not the build leftovers next to them (objects, archives)
 COPY --from=build /src/build/plugins/*.so /app/plugins/
 COPY pipelines/ /app/pipelines/
-RUN mkdir -p /app/data /app/logs && chown sluice:sluice /app/data /app/logs
+# /app/state: the local state file (key health, windows) - writable, unlike
+# the data folder that is mounted read-only; a volume keeps it
+RUN mkdir -p /app/data /app/logs /app/state \
+ && chown sluice:sluice /app/data /app/logs /app/state
+VOLUME /app/state
 
 # default.yaml reads plugins_dir from ${SLUICE_PLUGINS_DIR:-build/plugins}.
 ENV SLUICE_PLUGINS_DIR=/app/plugins \
+    SLUICE_STATE_PATH=/app/state/state.db \
     HOST=0.0.0.0
 
 USER sluice

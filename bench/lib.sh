@@ -10,7 +10,9 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 free_port() {
     local p
     for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
+        # below the ephemeral range (32768+): a port a client socket holds
+        # answers no probe but cannot be bound
+        p=$((20000 + RANDOM % 12000))
         if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
             echo "$p"
             return 0

@@ -183,15 +183,21 @@ log "nginx: 1 worker on $NGX_PORT_n1, 2 workers on $NGX_PORT_n2, TLS terminator 
 # ---- sluice instances --------------------------------------------------
 # sluice_start NAME THREADS BASE_URL [UPSTREAM_EXTRA]: SL_PORT_/SL_PID_<NAME>
 sluice_start() {
-    local name=$1 port
-    port=$(free_port)
-    sluice_config "$port" "$2" "$3" "$TMP/sluice-$name.access.log" "${4:-}" \
-        >"$TMP/sluice-$name.yaml"
-    (cd "$ROOT" && exec "$BUILD/sluice" -c "$TMP/sluice-$name.yaml") \
-        >>"$TMP/sluice-$name.err" 2>&1 &
-    local pid=$!
-    PIDS+=($pid)
-    wait_port "$port" || { cat "$TMP/sluice-$name.err" >&2; exit 1; }
+    local name=$1 port pid try
+    # a port free when probed may be taken by the time sluice binds it
+    # (other work on the machine): a few tries
+    for try in 1 2 3; do
+        port=$(free_port)
+        sluice_config "$port" "$2" "$3" "$TMP/sluice-$name.access.log" "${4:-}" \
+            >"$TMP/sluice-$name.yaml"
+        (cd "$ROOT" && exec "$BUILD/sluice" -c "$TMP/sluice-$name.yaml") \
+            >>"$TMP/sluice-$name.err" 2>&1 &
+        pid=$!
+        PIDS+=($pid)
+        wait_port "$port" && kill -0 "$pid" 2>/dev/null && break
+        kill "$pid" 2>/dev/null || true
+        [ "$try" = 3 ] && { cat "$TMP/sluice-$name.err" >&2; exit 1; }
+    done
     local code
     code=$(curl -s -o "$TMP/check.json" -w '%{http_code}' \
         -H "Authorization: Bearer $AUTH_KEY" -H 'Content-Type: application/json' \

@@ -81,6 +81,14 @@ void access_log_write(struct sluice_ctx *ctx, const struct request_summary *sum)
     field_ll(&b, "status", sum->status);
     /* upstream requests sent: the same count as x-sluice-attempts */
     field_ll(&b, "attempts", ctx->attempts_sent);
+    if (ctx->chain.len) {
+        /* the attempt chain: upstream, model, key label, status, result */
+        field_name(&b, "chain");
+        buf_puts(&b, "[");
+        buf_append(&b, ctx->chain.data, ctx->chain.len);
+        buf_puts(&b, "]");
+        field_ll(&b, "fallbacks", request_fallbacks(ctx));
+    }
     field_str(&b, "key_id", sum->key_id);
     field_ms(&b, "upstream_ms", sum->upstream_s);
     field_ms(&b, "total_ms", sum->total_s);

@@ -229,8 +229,23 @@ int admin_answer(struct sluice_ctx *ctx)
             return 0;
         }
     } else {
-        status = a->fn(s->instance, ctx->method, ctx->body_in.data,
-                       ctx->body_in.len, &out);
+        buf_t q;
+        buf_init(&q);
+        const char *body = ctx->body_in.data;
+        size_t blen = ctx->body_in.len;
+        const char *up = ctx->conn
+                             ? MHD_lookup_connection_value(
+                                   ctx->conn, MHD_GET_ARGUMENT_KIND, "upstream")
+                             : NULL;
+        if (!blen && up) { /* GET /admin/keys?upstream=x: {"upstream":"x"} */
+            buf_puts(&q, "{\"upstream\":");
+            buf_json_str(&q, up);
+            buf_puts(&q, "}");
+            body = q.data;
+            blen = q.len;
+        }
+        status = a->fn(s->instance, ctx->method, body, blen, &out);
+        buf_release(&q);
     }
     if (status < 100 || status > 599 || out.oom) {
         log_msg(LOG_ERROR, s->name, "admin action %s failed", a->action);

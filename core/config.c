@@ -15,6 +15,7 @@
 #include "api.h"
 
 #include "buf.h"
+#include "config_priv.h"
 #include "yaml_load.h"
 
 #include <ctype.h>
@@ -30,23 +31,10 @@
 #define CONFIG_MAX_TIMEOUT_S 86400.0
 #define CONFIG_MAX_NAME      64
 
-/* What the validators need to turn a path into "file:line: path". */
-struct loadctx {
-    const struct yaml_doc *doc;
-    const char *file;
-    char *err;
-    size_t errlen;
-};
-
-/* Where a value came from, as messages print it. */
-struct origin {
-    char where[512];
-    int secret; /* never echo the value */
-};
-
 static const char *const top_keys[] = {
-    "server", "upstream", "admin", "log",         "docs", "plugins_dir",
-    "models", "pipeline", "state", "passthrough", NULL};
+    "server", "upstream",    "upstreams",   "routes", "admin",
+    "log",    "docs",        "plugins_dir", "models", "pipeline",
+    "state",  "passthrough", NULL};
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -847,6 +835,11 @@ static int parse_state(const struct loadctx *lc, const json_t *root,
             return -1;
         sc->fail_closed = !strcmp(choice, "closed");
         free(choice);
+        /* the stages cannot tell a degraded view yet (see issue-14 notes) */
+        if (sc->fail_closed)
+            return fail_at(lc, "state.on_unavailable",
+                           "closed is not supported yet: limits fail open "
+                           "while the state backend is unavailable");
     }
     if (!strcmp(sc->backend, "redis") && !sc->url)
         return fail_at(lc, "state.url",
@@ -1272,7 +1265,9 @@ int config_load_string(const char *text, size_t len, const char *name,
     if (yaml_load(text, len, name, config_expand_env, &doc, err, errlen))
         goto fail;
     lc = (struct loadctx){doc, name, err, errlen};
-    if (config_parse(&lc, cfg) || config_apply_env(cfg, err, errlen))
+    if (config_parse(&lc, cfg) || config_apply_env(cfg, err, errlen) ||
+        config_parse_upstreams(&lc, doc->root, cfg) ||
+        config_parse_routes(&lc, doc->root, cfg))
         goto fail;
     cfg->root = json_incref(doc->root);
     yaml_doc_free(doc);
@@ -1367,6 +1362,73 @@ void config_free(struct config *cfg)
     json_decref(cfg->headers.forward);
     json_decref(cfg->headers.add);
     free(cfg->cors_headers);
+    json_decref(cfg->upstreams);
+    json_decref(cfg->routes);
     json_decref(cfg->root);
     free(cfg);
+}
+
+/* ---- for the other validators (config_priv.h) -------------------------- */
+
+void cfg_origin_yaml(const struct loadctx *lc, const char *path,
+                     struct origin *o)
+{
+    origin_yaml(lc, path, o);
+}
+
+int cfg_bad_value(const struct origin *o, const json_t *v, const char *expected,
+                  char *err, size_t errlen)
+{
+    return bad_value(o, v, expected, err, errlen);
+}
+
+int cfg_fail_at(const struct loadctx *lc, const char *path, const char *msg)
+{
+    return fail_at(lc, path, msg);
+}
+
+int cfg_oom(const char *file, char *err, size_t errlen)
+{
+    return oom(file, err, errlen);
+}
+
+int cfg_json_to_double(const json_t *v, double *out)
+{
+    return json_to_double(v, out);
+}
+
+int cfg_value_int(const struct origin *o, const json_t *v, long long lo,
+                  long long hi, long long *out, char *err, size_t errlen)
+{
+    return value_int(o, v, lo, hi, out, err, errlen);
+}
+
+int cfg_value_ms(const struct origin *o, const json_t *v, long *out, char *err,
+                 size_t errlen)
+{
+    return value_ms(o, v, out, err, errlen);
+}
+
+int cfg_value_name(const struct origin *o, const json_t *v, char **dst,
+                   char *err, size_t errlen)
+{
+    return value_name(o, v, dst, err, errlen);
+}
+
+int cfg_value_base_url(const struct origin *o, const json_t *v, char **dst,
+                       char *err, size_t errlen)
+{
+    return value_base_url(o, v, dst, err, errlen);
+}
+
+int cfg_check_keys(const struct loadctx *lc, const json_t *obj,
+                   const char *path, const char *const *valid)
+{
+    return check_keys(lc, obj, path, valid);
+}
+
+const json_t *cfg_field(const struct loadctx *lc, const json_t *obj,
+                        const char *section, const char *key, struct origin *o)
+{
+    return field(lc, obj, section, key, o);
 }

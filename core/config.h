@@ -103,7 +103,17 @@ struct config {
     struct state_conf state; /* `state:` (state.h); strings owned */
 
     json_t *models; /* `models:` array of objects, or NULL; owned */
-    json_t *root;   /* the whole document as JSON; owned */
+
+    /* upstreams: the validated list (config_routes.c), never empty: the
+     * legacy `upstream:` block is one entry named "default". Each entry
+     * has name, base_url, timeout_ms, connect_timeout_ms and the optional
+     * auth_header, headers, query, paths, keys as written; owned. */
+    json_t *upstreams;
+    int upstreams_listed; /* 1: from `upstreams:`, 0: the legacy form */
+    /* routes: the validated list (deployments' weight filled in), or NULL
+     * when the file has none; owned. */
+    json_t *routes;
+    json_t *root; /* the whole document as JSON; owned */
 };
 
 /* Load and validate `path`. On error returns -1 and writes

@@ -9,6 +9,7 @@
  * small object after the last "usage" key is parsed.
  */
 #include "core_metrics.h"
+#include "upstream_set.h"
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
@@ -79,8 +80,8 @@ static void cm_register(void)
                       "Upstream attempts by upstream key (attribute key_id: "
                       "a label or sk-...abcd, never the key), how they "
                       "ended (http, timeout, connect, reset, aborted) and "
-                      "HTTP status.",
-                      "key,result,code", NULL, 0);
+                      "HTTP status, by upstream (names from the config).",
+                      "key,result,code,upstream", NULL, 0);
     cm.retries = reg(C, "sluice_retries_total",
                      "Upstream attempts beyond the first of a request.",
                      "model", NULL, 0);
@@ -171,7 +172,8 @@ void core_metrics_attempt_end(struct sluice_ctx *ctx)
              ctx->result == SLUICE_ATTEMPT_HTTP ? ctx->status : 0);
     /* key_id is set by the keyring in on_attempt for this attempt */
     const char *key = hdrs_get(&ctx->attrs, "key_id");
-    const char *lv[] = {key ? key : "", result_name(ctx->result), code};
+    const char *lv[] = {key ? key : "", result_name(ctx->result), code,
+                        ctx->up ? ctx->up->name : "default"};
     metrics_add(cm.attempts, lv, 1);
 }
 
@@ -220,7 +222,8 @@ static const char *model_label(const struct sluice_ctx *ctx)
     const char *m = hdrs_get(&ctx->attrs, "model_label");
     if (m)
         return m;
-    m = json_string_value(json_object_get(ctx->body, "model"));
+    m = ctx->model_in ? ctx->model_in /* the client's, not the one sent */
+                      : json_string_value(json_object_get(ctx->body, "model"));
     if (!m || !*m ||
         (ctx->gen && generation_find(ctx->gen, "auth") &&
          !hdrs_get(&ctx->attrs, "client")))
@@ -345,7 +348,8 @@ void core_metrics_summarise(struct sluice_ctx *ctx, int client_left,
     sum->outcome = outcome_of(ctx, client_left, sum->status);
     sum->model = ctx->route == ROUTE_API ? model_label(ctx) : "";
     sum->model_requested =
-        json_string_value(json_object_get(ctx->body, "model"));
+        ctx->model_in ? ctx->model_in
+                      : json_string_value(json_object_get(ctx->body, "model"));
     if (!sum->model_requested)
         sum->model_requested = "";
     sum->client = hdrs_get(&ctx->attrs, "client");

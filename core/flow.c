@@ -26,7 +26,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define FLOW_MAX_ATTEMPTS 16
+#define FLOW_MAX_ATTEMPTS 24 /* retries per deployment, then fallbacks */
 
 static void attempt_next(struct sluice_ctx *ctx);
 

@@ -16,6 +16,7 @@
 #include "server.h"
 #include "state.h"
 #include "timer.h"
+#include "upstream_set.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -91,6 +92,8 @@ static const char *h_req_route(sluice_ctx *ctx)
 
 static const char *h_req_model(sluice_ctx *ctx)
 {
+    if (ctx && ctx->model_in) /* the client's, not the one sent upstream */
+        return ctx->model_in;
     if (!ctx || !ctx->body)
         return "";
     json_t *m = json_object_get(ctx->body, "model");
@@ -330,6 +333,29 @@ static int h_stream_configure(sluice_ctx *ctx, uint32_t heartbeat_ms,
                : -1;
 }
 
+static const struct upstream_set *stage_ups(sluice_stage *stage)
+{
+    return stage && stage->gen ? stage->gen->ups : NULL;
+}
+
+static size_t h_upstream_count(sluice_stage *stage)
+{
+    const struct upstream_set *u = stage_ups(stage);
+    return u ? u->n : 0;
+}
+
+static const sluice_json *h_upstream_at(sluice_stage *stage, size_t i)
+{
+    const struct upstream_set *u = stage_ups(stage);
+    return u ? (const sluice_json *)json_array_get(u->json, i) : NULL;
+}
+
+static const sluice_json *h_model_routes(sluice_stage *stage)
+{
+    const struct upstream_set *u = stage_ups(stage);
+    return u ? (const sluice_json *)u->routes : NULL;
+}
+
 static const char *h_stage_name(sluice_stage *stage)
 {
     return stage ? stage->name : NULL;
@@ -422,4 +448,7 @@ const sluice_host host_table = {.size = sizeof(sluice_host),
                                 .req_route = h_req_route,
                                 .admin_register_ctx = h_admin_register_ctx,
                                 .req_query = h_req_query,
+                                .upstream_count = h_upstream_count,
+                                .upstream_at = h_upstream_at,
+                                .model_routes = h_model_routes,
                                 JSON_API_MEMBERS};

@@ -18,6 +18,7 @@
 #include "pipeline.h"
 #include "routes.h"
 #include "server.h"
+#include "upstream_set.h"
 #include "worker.h"
 
 #include <stdio.h>
@@ -49,6 +50,17 @@ static void add_common_headers(struct sluice_ctx *ctx, struct MHD_Response *r)
         char n[16];
         snprintf(n, sizeof n, "%d", ctx->attempts_sent);
         MHD_add_response_header(r, "x-sluice-attempts", n);
+        if (ctx->attempts_sent) {
+            /* where the answer came from: the last attempt's upstream and
+             * the model name sent there; how many times the request moved
+             * to another deployment or model (the router's count when a
+             * router ran: it also counts a context-window fallback) */
+            MHD_add_response_header(r, "x-sluice-upstream",
+                                    ctx->up ? ctx->up->name : "default");
+            MHD_add_response_header(r, "x-sluice-model", ctx->up_model);
+            snprintf(n, sizeof n, "%d", request_fallbacks(ctx));
+            MHD_add_response_header(r, "x-sluice-fallbacks", n);
+        }
     }
     for (size_t i = 0; i < ctx->out_headers.n; i++) {
         /* the content type is set once, by the caller */

@@ -10,6 +10,7 @@
  */
 #include "pipeline.h"
 #include "flow.h"
+#include "upstream_set.h"
 #include "log.h"
 #include "probe.h"
 #include "state.h"
@@ -80,6 +81,7 @@ static void generation_destroy(struct generation *g)
         stage_fini(&g->stages[i]);
     free(g->stages);
     free(g->file);
+    upstream_set_free(g->ups);
     free(g);
 }
 
@@ -168,6 +170,12 @@ struct generation *generation_build(const struct config *cfg, char *err,
         return NULL;
     }
     g->file = strdup(cfg->file ? cfg->file : "");
+    g->ups = upstream_set_new(cfg, why, sizeof why);
+    if (!g->ups) {
+        snprintf(err, errlen, "%s: upstreams: %s", g->file, why);
+        generation_destroy(g);
+        return NULL;
+    }
     for (size_t i = 0; i < cfg->nstages; i++) {
         const struct stage_conf *sc = &cfg->stages[i];
         struct sluice_stage *s = &g->stages[i];

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 struct generation;
+struct upstream_set;
 
 struct admin_action {
     char *action;
@@ -60,6 +61,8 @@ struct generation {
     char *file;
     const sluice_host *host;     /* what init gets (NULL: host_table; the stage
                                     test host passes a copy with its clock) */
+    struct upstream_set *ups;    /* this generation's upstreams and routes;
+                                    NULL for generations built in tests */
     struct generation *all_next; /* registry of generations not yet freed */
     struct generation *reap_next;
 };

@@ -1,10 +1,11 @@
 /*
  * reload.c - hot reload (POST /admin/reload, SIGHUP).
  *
- * Only the pipeline is reloaded: server, upstream, admin and log settings
- * are bound to sockets, threads and files at start, so a change to them is
- * reported and needs a restart. A failure at any step changes nothing: the
- * running generation keeps serving.
+ * The pipeline, `upstreams:` and `routes:` are reloaded (they live in the
+ * generation: requests in flight keep theirs); server, upstream, admin and
+ * log settings are bound to sockets, threads and files at start, so a
+ * change to them is reported and needs a restart. A failure at any step changes
+ * nothing: the running generation keeps serving.
  */
 #include "reload.h"
 #include "config.h"

@@ -157,6 +157,8 @@ void request_free(struct sluice_ctx *ctx)
     buf_release(&ctx->body_in);
     bodycap_release(ctx->parse_charge, body_len);
     free(ctx->body_out);
+    free(ctx->model_in);
+    buf_release(&ctx->chain);
     free(ctx->locals);
     hdrs_free(&ctx->attrs);
     hdrs_free(&ctx->req_hdrs);
@@ -211,4 +213,10 @@ int request_set_error(struct sluice_ctx *ctx, int status, const char *type,
                                           b.data, b.len);
     buf_release(&b);
     return rc;
+}
+
+int request_fallbacks(const struct sluice_ctx *ctx)
+{
+    const char *fb = hdrs_get(&ctx->attrs, "fallbacks");
+    return fb && *fb ? atoi(fb) : ctx->fallbacks;
 }

@@ -26,6 +26,7 @@
 
 struct worker;
 struct generation;
+struct upstream_def;
 
 enum route {
     ROUTE_NONE = 0,
@@ -129,6 +130,14 @@ struct sluice_ctx {
     buf_t resp_body;
     uint64_t attempt_t0, attempt_t1;
     uint32_t retry_ms;
+    /* where the attempt goes (upstream.c): chosen by a stage through the
+     * attributes "upstream" and "upstream_model" */
+    const struct upstream_def *up; /* current/last attempt's upstream;
+                                      borrowed from the pinned generation */
+    char up_model[160];    /* model name sent upstream ("" before any) */
+    char *model_in;        /* the client's model once rewritten; owned */
+    int fallbacks;         /* attempts whose (upstream, model) changed */
+    buf_t chain;           /* access log: the attempts, a JSON array body */
     struct timer timer;    /* retry back-off */
     struct timer dl_timer; /* deadline of a stream not yet committed;
                               after commit: heartbeat / idle checks */
@@ -201,6 +210,12 @@ int request_set_response(struct sluice_ctx *ctx, int status, const char *ctype,
 /* Set an OpenAI-shaped error response. */
 int request_set_error(struct sluice_ctx *ctx, int status, const char *type,
                       const char *code, const char *param, const char *message);
+
+/* How many times the request moved to another deployment or model: the
+ * router's count (attribute "fallbacks", which includes a context-window
+ * fallback made before any attempt), else the (upstream, model) changes
+ * between attempts the core saw. */
+int request_fallbacks(const struct sluice_ctx *ctx);
 
 /* Render the OpenAI error JSON into out. */
 void error_json(buf_t *out, const char *type, const char *code,

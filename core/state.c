@@ -79,6 +79,19 @@ struct dirty {
     size_t n, cap;
 };
 
+/* A state_incr completion waiting for a shared backend's answer. */
+struct pending {
+    struct pending *next;
+    sluice_stage *stage; /* NULL: forgotten (ctx NULL only) */
+    sluice_ctx *ctx;     /* a reference is held */
+    sluice_state_fn done;
+    void *arg;
+    char fk[NS_MAX];
+    char key[STATE_KEY_MAX + 1];
+};
+
+struct state_backend *state_test_backend;
+
 static struct {
     int open;
     struct shard shards[NSHARDS];
@@ -93,6 +106,7 @@ static struct {
     int stop, flush_now, flush_gen, flushed_gen;
     struct note *notes, **notes_tail;
     struct note *dones, **dones_tail;
+    struct pending *pending; /* completions for after the next write */
     struct dirty dirty;
     pthread_mutex_t watch_lock;
     struct watch *watches;
@@ -287,6 +301,7 @@ struct incr_done {
     void *arg;
     int64_t count;
     uint64_t expires_ms;
+    int shared;
     char key[];
 };
 
@@ -300,29 +315,33 @@ static void incr_deliver(void *p)
                                 .count = d->count,
                                 .expires_ms = d->expires_ms,
                                 .origin = S.instance,
-                                .shared = 1};
+                                .shared = d->shared};
         d->done(d->arg, &v);
     }
     request_unref(d->ctx);
     free(d);
 }
 
-static void incr_complete(sluice_stage *stage, sluice_ctx *ctx, const char *key,
-                          int64_t count, uint64_t expires, sluice_state_fn done,
-                          void *arg)
+/* Deliver on ctx's worker; `held`: a reference on ctx is already held
+ * (taken on that worker), else take one now (we are on it). */
+static void incr_complete_shared(sluice_stage *stage, sluice_ctx *ctx,
+                                 const char *key, int64_t count,
+                                 uint64_t expires, sluice_state_fn done,
+                                 void *arg, int held, int shared)
 {
     if (ctx && ctx->w) {
         size_t kl = strlen(key);
         struct incr_done *d = malloc(sizeof(*d) + kl + 1);
-        if (!d)
-            return;
-        *d = (struct incr_done){ctx, done, arg, count, expires};
-        memcpy(d->key, key, kl + 1);
-        ctx->refs++; /* on ctx's worker: hooks run there */
-        if (worker_post(ctx->w, incr_deliver, d) != 0) {
-            ctx->refs--;
+        if (!held)
+            ctx->refs++; /* on ctx's worker: hooks run there */
+        if (!d || worker_post(ctx->w, incr_deliver, d) != 0) {
+            /* cannot reach the worker: the reference stays (a leak, not
+             * a use after free) */
             free(d);
+            return;
         }
+        *d = (struct incr_done){ctx, done, arg, count, expires, shared};
+        memcpy(d->key, key, kl + 1);
         return;
     }
     struct note *n = note_new(key, 1, count, NULL, 0, expires, S.instance);
@@ -338,6 +357,53 @@ static void incr_complete(sluice_stage *stage, sluice_ctx *ctx, const char *key,
     pthread_mutex_unlock(&S.q_lock);
 }
 
+static void incr_complete(sluice_stage *stage, sluice_ctx *ctx, const char *key,
+                          int64_t count, uint64_t expires, sluice_state_fn done,
+                          void *arg)
+{
+    incr_complete_shared(stage, ctx, key, count, expires, done, arg, 0, 1);
+}
+
+/* A shared backend: the completion waits for the next write's answer. */
+static void incr_pending(sluice_stage *stage, sluice_ctx *ctx, const char *fk,
+                         const char *key, sluice_state_fn done, void *arg)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return;
+    *p = (struct pending){.stage = stage, .ctx = ctx, .done = done, .arg = arg};
+    snprintf(p->fk, sizeof p->fk, "%s", fk);
+    snprintf(p->key, sizeof p->key, "%s", key);
+    if (ctx && ctx->w)
+        ctx->refs++; /* on ctx's worker: hooks run there */
+    pthread_mutex_lock(&S.q_lock);
+    p->next = S.pending;
+    S.pending = p;
+    pthread_mutex_unlock(&S.q_lock);
+}
+
+/* After a write (state thread): each completion gets the value the
+ * backend answered (or, while it is away, this instance's view). */
+static void pending_deliver(struct pending *list)
+{
+    for (struct pending *p = list, *next; p; p = next) {
+        next = p->next;
+        uint64_t h = hash_key(p->fk), exp = 0;
+        struct shard *sh = shard_of(h);
+        int64_t v = 0;
+        pthread_mutex_lock(&sh->lock);
+        struct entry *e = entry_get(sh, p->fk, h);
+        if (e && e->is_counter) {
+            v = e->count;
+            exp = e->expires_ms;
+        }
+        pthread_mutex_unlock(&sh->lock);
+        if (p->stage || p->ctx)
+            incr_complete_shared(p->stage, p->ctx, p->key, v, exp, p->done,
+                                 p->arg, 1, S.backend_ok);
+        free(p);
+    }
+}
 int64_t state_incr(sluice_stage *stage, sluice_ctx *ctx, const char *key,
                    int64_t delta, uint64_t ttl_ms, sluice_state_fn done,
                    void *arg)
@@ -376,9 +442,13 @@ int64_t state_incr(sluice_stage *stage, sluice_ctx *ctx, const char *key,
         }
         v = e->count;
         exp = e->expires_ms;
+        if (!delta && done && S.backend && S.backend->tick)
+            mark_dirty_key(e->key, &e->dirty); /* ask the backend */
     }
     pthread_mutex_unlock(&sh->lock);
-    if (done)
+    if (done && S.backend && S.backend->tick)
+        incr_pending(stage, ctx, fk, key, done, arg);
+    else if (done)
         incr_complete(stage, ctx, key, v, exp, done, arg);
     return v;
 }
@@ -572,6 +642,9 @@ void state_forget_stage(sluice_stage *stage)
     for (struct note *n = S.dones; n; n = n->next)
         if (n->stage == stage)
             n->stage = NULL;
+    for (struct pending *pd = S.pending; pd; pd = pd->next)
+        if (pd->stage == stage && !pd->ctx)
+            pd->stage = NULL;
     pthread_mutex_unlock(&S.q_lock);
     pthread_mutex_unlock(&S.watch_lock);
 }
@@ -900,7 +973,12 @@ static void *state_main(void *arg)
                 if (rc < 0 || (rc == 0 && !S.backend_ok))
                     backend_result(rc, err);
             }
+            pthread_mutex_lock(&S.q_lock);
+            struct pending *pend = S.pending;
+            S.pending = NULL;
+            pthread_mutex_unlock(&S.q_lock);
             write_dirty();
+            pending_deliver(pend);
             next_flush = time_now_ms() + period;
         }
         pthread_mutex_lock(&S.q_lock);
@@ -965,6 +1043,8 @@ int state_open(const struct state_conf *sc, const char *instance, char *err,
             state_sqlite_open(sc->path, sc->reset_on_corrupt, err, errlen);
         if (!S.backend)
             goto fail;
+    } else if (!strcmp(backend, "test") && state_test_backend) {
+        S.backend = state_test_backend; /* unit tests: a fake backend */
     } else if (!strcmp(backend, "redis")) {
         int degraded = 0;
         snprintf(S.path, sizeof S.path, "%s", sc->url);
@@ -1044,6 +1124,11 @@ void state_close(void)
     for (struct note *n = S.dones, *next; n; n = next) {
         next = n->next;
         note_free(n);
+    }
+    while (S.pending) { /* the workers are gone: nothing to deliver */
+        struct pending *p = S.pending;
+        S.pending = p->next;
+        free(p);
     }
     S.notes = S.dones = NULL;
     S.notes_tail = &S.notes;

@@ -127,6 +127,10 @@ struct state_backend *state_redis_open(const struct state_conf *sc,
                                        const char *instance, int *degraded,
                                        char *err, size_t errlen);
 
+/* Unit tests: state_open with backend "test" uses this one (owned by the
+ * layer from then on: closed by state_close). */
+extern struct state_backend *state_test_backend;
+
 /* The local backend: opens (creates) the SQLite file, loads its rows. */
 struct state_backend *state_sqlite_open(const char *path, int reset_on_corrupt,
                                         char *err, size_t errlen);

@@ -10,7 +10,9 @@
 #include "core_metrics.h"
 #include "flow.h"
 #include "log.h"
+#include "pipeline.h"
 #include "server.h"
+#include "upstream_set.h"
 #include "worker.h"
 
 #include <stdio.h>
@@ -94,6 +96,21 @@ static int header_line(char *line, size_t n, const char *name,
     return 0;
 }
 
+/* A stage sets the key as "Authorization: Bearer <key>"; an upstream with
+ * another auth_header (Azure's api-key) gets the bare key under that name. */
+static void auth_style(const struct sluice_ctx *ctx, const struct hdr *h,
+                       const char **name, const char **value)
+{
+    const char *ah = ctx->up ? ctx->up->auth_header : NULL;
+    *name = h->name;
+    *value = h->value;
+    if (ah && !strcasecmp(h->name, "authorization")) {
+        *name = ah;
+        if (!strncasecmp(*value, "Bearer ", 7))
+            *value += 7;
+    }
+}
+
 /* Client headers passed upstream as sent (unless a stage set them), when
  * upstream.forward_headers does not say otherwise: the provider's own
  * routing headers. The client's Authorization, x-api-key, Host and
@@ -169,11 +186,15 @@ static int build_headers(struct sluice_ctx *ctx, const char **bad)
         (rc = -1, slist_add(&l, line)) || slist_add(&l, "Expect:"))
         goto fail;
     for (size_t i = 0; i < ctx->up_headers.n; i++) {
-        const struct hdr *h = &ctx->up_headers.v[i];
-        if ((rc = header_line(line, sizeof line, h->name, h->value, bad)) ||
+        const char *name, *value;
+        auth_style(ctx, &ctx->up_headers.v[i], &name, &value);
+        if ((rc = header_line(line, sizeof line, name, value, bad)) ||
             (rc = -1, slist_add(&l, line)))
             goto fail;
     }
+    for (size_t i = 0; ctx->up && i < ctx->up->nhdr; i++)
+        if (slist_add(&l, ctx->up->hdr_lines[i]))
+            goto fail;
     if ((rc = add_config_headers(ctx, &l, line, sizeof line, bad)))
         goto fail;
     snprintf(line, sizeof line, "X-Request-Id: %s", ctx->id); /* id: 40 B */
@@ -204,12 +225,18 @@ static enum MHD_Result query_put(void *cls, enum MHD_ValueKind kind,
     return MHD_YES;
 }
 
-/* The upstream URL of this request: the route's path under the base URL
+/* The upstream URL of this request: the route's path under the attempt's
+ * upstream (its own path for the route, {model} filled in, and its query)
  * and the client's query string (re-encoded: MHD hands it decoded). Chat
- * without a query uses the worker's pre-parsed URL. */
+ * to the first upstream's plain URL without a query uses the worker's
+ * pre-parsed one. */
 static int set_url(struct sluice_ctx *ctx, CURL *e)
 {
     struct worker *w = ctx->w;
+    const struct upstream_def *up = ctx->up;
+    const struct api_route *api = request_api(ctx);
+    /* passthrough: the client's own path after /v1 */
+    const char *path = api->up_path ? api->up_path : ctx->url + 3;
     buf_t q;
     buf_init(&q);
     if (ctx->conn)
@@ -219,7 +246,9 @@ static int set_url(struct sluice_ctx *ctx, CURL *e)
         buf_release(&q);
         return -1;
     }
-    if (!q.len && request_api(ctx) == api_chat()) {
+    int plain = !up || (upstream_def_plain_chat(up) &&
+                        !strcmp(up->base_url, w->srv->cfg->base_url));
+    if (!q.len && api == api_chat() && plain) {
         if (w->chat_curlu)
             curl_easy_setopt(e, CURLOPT_CURLU, w->chat_curlu);
         else
@@ -229,10 +258,15 @@ static int set_url(struct sluice_ctx *ctx, CURL *e)
     }
     buf_t u;
     buf_init(&u);
-    buf_puts(&u, w->srv->cfg->base_url);
-    /* passthrough: the client's own path after /v1 */
-    buf_puts(&u, request_api(ctx)->up_path ? request_api(ctx)->up_path
-                                           : ctx->url + 3);
+    if (up) {
+        if (upstream_def_url(up, api->name, path, ctx->up_model, &u) != 0)
+            u.oom = 1;
+        if (q.len && up->query) /* theirs after ours: "&" instead of "?" */
+            q.data[0] = '&';
+    } else {
+        buf_puts(&u, w->srv->cfg->base_url);
+        buf_puts(&u, path);
+    }
     if (q.len)
         buf_append(&u, q.data, q.len);
     buf_release(&q);
@@ -315,6 +349,54 @@ static int body_seek(void *arg, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
+/* Where this attempt goes: the upstream named by the attribute "upstream"
+ * (the first one when unset), the body's model rewritten to the attribute
+ * "upstream_model" when it differs (JSON bodies only). A fallback = the
+ * (upstream, model) pair changed since the previous attempt. 0, or -1 with
+ * a response set. */
+static int target_resolve(struct sluice_ctx *ctx)
+{
+    const struct upstream_set *ups = ctx->gen ? ctx->gen->ups : NULL;
+    const char *name = hdrs_get(&ctx->attrs, "upstream");
+    const char *want = hdrs_get(&ctx->attrs, "upstream_model");
+    const struct upstream_def *prev = ctx->up;
+    const char *cur;
+
+    if (!ups)
+        return 0;
+    ctx->up = name && *name ? upstream_set_find(ups, name) : &ups->v[0];
+    if (!ctx->up) {
+        log_msg(LOG_ERROR, "upstream",
+                "%s: a stage chose upstream '%.64s', "
+                "which this pipeline does not have",
+                ctx->id, name);
+        request_set_error(ctx, 500, "server_error", "unknown_upstream", NULL,
+                          "a gateway stage chose an unknown upstream");
+        return -1;
+    }
+    cur = json_string_value(json_object_get(ctx->body, "model"));
+    if (want && *want && json_is_object(ctx->body) &&
+        (!cur || strcmp(cur, want))) {
+        if (!ctx->model_in)
+            ctx->model_in = strdup(cur ? cur : "");
+        if (!ctx->model_in ||
+            json_object_set_new(ctx->body, "model", json_string(want)) != 0) {
+            request_set_error(ctx, 500, "server_error", "upstream_setup", NULL,
+                              "could not start the upstream request");
+            return -1;
+        }
+        ctx->body_dirty = 1;
+        cur = want;
+    }
+    if (!cur)
+        cur = want ? want : "";
+    if (ctx->attempts_sent &&
+        (prev != ctx->up || strncmp(ctx->up_model, cur, sizeof ctx->up_model)))
+        ctx->fallbacks++;
+    snprintf(ctx->up_model, sizeof ctx->up_model, "%s", cur);
+    return 0;
+}
+
 /* POST with the body; a passthrough request keeps its own method (GET and
  * HEAD without a body, DELETE and others with whatever body came). */
 static void set_method(struct sluice_ctx *ctx, CURL *e, const char *body,
@@ -347,8 +429,11 @@ int upstream_start(struct sluice_ctx *ctx)
     const struct config *cfg = w->srv->cfg;
     const char *body, *bad = NULL;
     size_t blen;
-    CURL *e = worker_easy_get(w);
+    CURL *e;
 
+    if (target_resolve(ctx) != 0)
+        return -1;
+    e = worker_easy_get(w);
     if (!e || build_headers(ctx, &bad) != 0 ||
         body_bytes(ctx, &body, &blen) != 0)
         goto fail;
@@ -363,7 +448,9 @@ int upstream_start(struct sluice_ctx *ctx)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, ctx);
     curl_easy_setopt(e, CURLOPT_PRIVATE, ctx);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ctx->curl_err);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     ctx->up ? ctx->up->connect_timeout_ms
+                             : cfg->connect_timeout_ms);
     /* retire a pooled connection before the upstream closes it idle (a
      * close racing a reused request is what makes libcurl resend) */
     curl_easy_setopt(e, CURLOPT_MAXAGE_CONN,
@@ -373,6 +460,8 @@ int upstream_start(struct sluice_ctx *ctx)
     if (!ctx->stream) {
         uint64_t now = time_now_ms();
         long left = ctx->deadline > now ? (long)(ctx->deadline - now) : 1;
+        if (ctx->up && ctx->up->timeout_ms && ctx->up->timeout_ms < left)
+            left = ctx->up->timeout_ms; /* one attempt's budget */
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, left);
     } else {
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 0L);
@@ -401,7 +490,8 @@ fail:
     if (bad) {
         char msg[200];
         snprintf(msg, sizeof msg,
-                 "a stage set the upstream header %.64s longer than %d bytes",
+                 "the upstream header %.64s (set by a stage, forwarded or "
+                 "added) is longer than %d bytes",
                  bad, UPSTREAM_MAX_HEADER);
         log_msg(LOG_WARN, "upstream", "request %s: %s", ctx->id, msg);
         request_set_error(ctx, 500, "server_error", "upstream_header_too_long",
@@ -430,12 +520,39 @@ static void transfer_release(struct sluice_ctx *ctx)
     ctx->up_paused = 0;
 }
 
+static const char *result_word(sluice_attempt_result r)
+{
+    static const char *const w[] = {"none",    "http",  "timeout",
+                                    "connect", "reset", "aborted"};
+    return (unsigned)r < sizeof w / sizeof *w ? w[r] : "none";
+}
+
+/* One item of the access line's attempt chain:
+ * {"upstream","model","key","status","result"}. */
+static void attempt_record(struct sluice_ctx *ctx)
+{
+    buf_t *b = &ctx->chain;
+    const char *key = hdrs_get(&ctx->attrs, "key_id");
+    if (b->len > 4096) /* 24 attempts fit; never unbounded */
+        return;
+    buf_puts(b, b->len ? ",{\"upstream\":" : "{\"upstream\":");
+    buf_json_str(b, ctx->up ? ctx->up->name : "default");
+    buf_puts(b, ",\"model\":");
+    buf_json_str(b, ctx->up_model);
+    buf_puts(b, ",\"key\":");
+    buf_json_str(b, key ? key : "");
+    buf_printf(b, ",\"status\":%d,\"result\":\"%s\"}",
+               ctx->result == SLUICE_ATTEMPT_HTTP ? ctx->status : 0,
+               result_word(ctx->result));
+}
+
 void upstream_abort(struct sluice_ctx *ctx)
 {
     if (ctx->easy && ctx->result == SLUICE_ATTEMPT_NONE) {
         ctx->result = SLUICE_ATTEMPT_ABORTED;
         ctx->attempt_t1 = time_now_ms();
         core_metrics_attempt_end(ctx);
+        attempt_record(ctx);
     }
     transfer_release(ctx);
 }
@@ -500,6 +617,7 @@ void upstream_done(CURL *easy, CURLcode code)
                 ctx->attempt, ctx->id,
                 ctx->curl_err[0] ? ctx->curl_err : curl_easy_strerror(code));
     core_metrics_attempt_end(ctx);
+    attempt_record(ctx);
     transfer_release(ctx);
     flow_attempt_done(ctx);
 }

@@ -194,7 +194,11 @@ typedef struct sluice_host {
      * or the attribute is set again. Conventional names, read by the core
      * for metrics and the access log: "client" (client name, set by auth),
      * "prompt_tokens_estimate", "key_id" (masked key), "usage_prompt_tokens"
-     * and "usage_completion_tokens" (decimal strings). */
+     * and "usage_completion_tokens" (decimal strings). ABI 1.1: the core's
+     * upstream client reads "upstream" (the name of the upstream this
+     * attempt goes to; unset or unknown: the first upstream) and
+     * "upstream_model" (the model name sent upstream: the body's "model" is
+     * rewritten when it differs), both set in on_attempt. */
     int (*attr_set)(sluice_ctx *ctx, const char *name, const char *value);
     const char *(*attr_get)(sluice_ctx *ctx, const char *name);
 
@@ -435,6 +439,23 @@ typedef struct sluice_host {
     /* The query argument `name` of the request URL, percent-decoded;
      * NULL when absent. Borrowed until the request ends. */
     const char *(*req_query)(sluice_ctx *ctx, const char *name); /* ABI 1.1 */
+    /* ---- upstreams (ABI 1.1) --------------------------------------------
+     * The upstreams of the stage's pipeline generation, in config order
+     * (the legacy `upstream:` block is one upstream named "default").
+     * upstream_at returns the validated entry as a JSON object with at
+     * least "name" and "base_url", plus every other field the operator
+     * wrote (e.g. "keys", a stage's per-upstream settings); borrowed,
+     * valid until the stage's destroy(). NULL past the end. Which upstream
+     * an attempt goes to is chosen through the attributes "upstream" and
+     * "upstream_model" (see sdk/README.md). */
+    size_t (*upstream_count)(sluice_stage *stage); /* ABI 1.1 */
+    const sluice_json *(*upstream_at)(sluice_stage *stage,
+                                      size_t i); /* ABI 1.1 */
+    /* The validated `routes:` list of the generation (JSON array of
+     * {model, aliases, deployments:[{upstream, model, weight}], fallbacks,
+     * fallback_on, context_fallbacks, context_length}), or NULL when the
+     * config has none. Borrowed, valid until destroy(). */
+    const sluice_json *(*model_routes)(sluice_stage *stage); /* ABI 1.1 */
 } sluice_host;
 
 #define SLUICE_HOST_HAS(host, member)                                          \

@@ -2,11 +2,14 @@
  * admin.c - what the keyring tells its operator: the admin actions
  * (POST /admin/reload-keys, POST /admin/reset-failed-keys, GET /admin/keys)
  * and the status object in /health. Keys appear only by label or masked
- * ("sk-…abcd"), never whole.
+ * ("sk-…abcd"), never whole. With several upstreams each action takes an
+ * optional {"upstream":"name"} (GET: ?upstream=name) and defaults to all;
+ * /health reports keys usable / total and a state per upstream.
  */
 #include "keyring.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -34,43 +37,106 @@ static int admin_method(const char *method, const char *want, sluice_buf *out)
     return admin_error(out, 405, "method_not_allowed", msg);
 }
 
+/* The optional {"upstream": name} of an action: 0 with *name (NULL: all),
+ * or the HTTP status of an error written to out. */
+static int admin_target(struct keyring *kr, const char *body, size_t len,
+                        char *name, size_t namelen, sluice_buf *out)
+{
+    char err[128];
+    name[0] = '\0';
+    if (!body || !len)
+        return 0;
+    sluice_json *doc = H->json_parse(body, len, err, sizeof err);
+    const char *up = H->json_str(H->json_get(doc, "upstream"));
+    if (up)
+        snprintf(name, namelen, "%s", up);
+    H->json_free(doc);
+    if (name[0] && !keyring_pool_find(kr, name)) {
+        snprintf(err, sizeof err, "no key pool for upstream '%.64s'", name);
+        return admin_error(out, 404, "unknown_upstream", err);
+    }
+    return 0;
+}
+
 static int admin_reload(void *instance, const char *method, const char *body,
                         size_t body_len, sluice_buf *out)
 {
-    struct keyring *kr = instance;
-    size_t added, removed, kept;
-    char err[512];
+    struct keyring *first = instance, *kr;
+    size_t np = first->npeers + 1, n = 0;
+    char err[512], want[80];
     int st = admin_method(method, "POST", out);
-    (void)body;
-    (void)body_len;
-    if (st)
+    if (st ||
+        (st = admin_target(first, body, body_len, want, sizeof want, out)))
         return st;
-    if (keyring_reload(kr, &added, &removed, &kept, err, sizeof err) != 0) {
-        H->log(kr->self, SLUICE_LOG_WARN, "reload-keys refused: %s", err);
-        return admin_error(out, 422, "keys_file_invalid", err);
+    struct done {
+        struct keyring *kr;
+        size_t added, removed, kept;
+    } *d = calloc(np, sizeof *d);
+    if (!d)
+        return admin_error(out, 500, "out_of_memory", "out of memory");
+    /* each pool reloads alone: a bad file leaves that pool and the ones
+     * after it unchanged, and the answer says which */
+    for (size_t i = 0; (kr = keyring_pool_at(first, i)); i++) {
+        if (want[0] && strcmp(want, kr->upstream))
+            continue;
+        if (keyring_reload(kr, &d[n].added, &d[n].removed, &d[n].kept, err,
+                           sizeof err) != 0) {
+            char msg[640];
+            H->log(kr->self, SLUICE_LOG_WARN,
+                   "reload-keys refused (upstream %s): %s", kr->upstream, err);
+            snprintf(
+                msg, sizeof msg, "%s%s%s", first->npeers ? "upstream " : "",
+                first->npeers ? kr->upstream : "", first->npeers ? ": " : "");
+            strncat(msg, err, sizeof msg - strlen(msg) - 1);
+            free(d);
+            return admin_error(out, 422, "keys_file_invalid", msg);
+        }
+        d[n++].kr = kr;
+        kr_shared_reload_all(kr); /* and every other instance of the fleet */
+        H->log(kr->self, SLUICE_LOG_INFO,
+               "keys of upstream %s reloaded from %s: %zu kept, %zu added, "
+               "%zu removed",
+               kr->upstream, kr->keys_file, d[n - 1].kept, d[n - 1].added,
+               d[n - 1].removed);
     }
-    H->log(kr->self, SLUICE_LOG_INFO,
-           "keys reloaded from %s: %zu kept, %zu added, %zu removed",
-           kr->keys_file, kept, added, removed);
-    kr_shared_reload_all(kr); /* and every other instance of the fleet */
-    H->buf_printf(out,
-                  "{\"reloaded\":true,\"keys\":%zu,\"kept\":%zu,"
-                  "\"added\":%zu,\"removed\":%zu}",
-                  kept + added, kept, added, removed);
+    H->buf_printf(out, "{\"reloaded\":true,\"upstreams\":[");
+    for (size_t i = 0; i < n; i++) {
+        H->buf_printf(out, "%s{\"upstream\":", i ? "," : "");
+        H->buf_json_str(out, d[i].kr->upstream);
+        H->buf_printf(out,
+                      ",\"keys\":%zu,\"kept\":%zu,\"added\":%zu,"
+                      "\"removed\":%zu}",
+                      d[i].kept + d[i].added, d[i].kept, d[i].added,
+                      d[i].removed);
+    }
+    H->buf_printf(out, "]");
+    if (n == 1) /* one pool: its counts at the top, as they always were */
+        H->buf_printf(out,
+                      ",\"keys\":%zu,\"kept\":%zu,\"added\":%zu,"
+                      "\"removed\":%zu",
+                      d[0].kept + d[0].added, d[0].kept, d[0].added,
+                      d[0].removed);
+    H->buf_printf(out, "}");
+    free(d);
     return 200;
 }
 
 static int admin_reset(void *instance, const char *method, const char *body,
                        size_t body_len, sluice_buf *out)
 {
-    struct keyring *kr = instance;
+    struct keyring *first = instance, *kr;
+    char want[80];
+    size_t n = 0;
     int st = admin_method(method, "POST", out);
-    (void)body;
-    (void)body_len;
-    if (st)
+    if (st ||
+        (st = admin_target(first, body, body_len, want, sizeof want, out)))
         return st;
-    size_t n = keyring_reset_failed(kr);
-    H->log(kr->self, SLUICE_LOG_INFO, "reset-failed-keys: %zu key(s) reset", n);
+    for (size_t i = 0; (kr = keyring_pool_at(first, i)); i++)
+        if (!want[0] || !strcmp(want, kr->upstream))
+            n += keyring_reset_failed(kr);
+    H->log(first->self, SLUICE_LOG_INFO,
+           "reset-failed-keys%s%s: %zu key(s) reset",
+           want[0] ? " upstream " : "", want, n);
     H->buf_printf(out, "{\"reset\":%zu}", n);
     return 200;
 }
@@ -134,7 +200,9 @@ int keyring_render_keys(struct keyring *kr, sluice_buf *out)
 {
     struct keyset *s = keyring_acquire(kr);
     uint64_t now = kr->now(), wall = kr->wall();
-    H->buf_printf(out, "{\"strategy\":\"%s\",\"keys\":[",
+    H->buf_printf(out, "{\"upstream\":");
+    H->buf_json_str(out, kr->upstream);
+    H->buf_printf(out, ",\"strategy\":\"%s\",\"keys\":[",
                   kr->strategy == STRAT_ROUND_ROBIN ? "round_robin"
                                                     : "least_inflight");
     for (size_t i = 0; i < s->n; i++) {
@@ -150,32 +218,76 @@ int keyring_render_keys(struct keyring *kr, sluice_buf *out)
 static int admin_keys(void *instance, const char *method, const char *body,
                       size_t body_len, sluice_buf *out)
 {
-    struct keyring *kr = instance;
+    struct keyring *first = instance, *kr;
+    char want[80];
+    size_t n = 0;
     int st = admin_method(method, "GET", out);
-    (void)body;
-    (void)body_len;
-    if (st)
+    if (st ||
+        (st = admin_target(first, body, body_len, want, sizeof want, out)))
         return st;
-    keyring_probe_maybe(kr);
-    keyring_render_keys(kr, out);
+    if (!first->npeers) { /* one pool: its document as it always was */
+        keyring_probe_maybe(first);
+        keyring_render_keys(first, out);
+        return 200;
+    }
+    H->buf_printf(out, "{\"upstreams\":[");
+    for (size_t i = 0; (kr = keyring_pool_at(first, i)); i++) {
+        if (want[0] && strcmp(want, kr->upstream))
+            continue;
+        keyring_probe_maybe(kr);
+        if (n++)
+            H->buf_printf(out, ",");
+        keyring_render_keys(kr, out);
+    }
+    H->buf_printf(out, "]}");
     return 200;
+}
+
+/* Key counts by state of one pool: n[KEY_HEALTHY..KEY_FAILED]. */
+static void pool_counts(struct keyring *kr, size_t n[3], size_t *total)
+{
+    keyring_probe_maybe(kr);
+    struct keyset *s = keyring_acquire(kr);
+    uint64_t now = kr->now();
+    for (size_t i = 0; i < s->n; i++)
+        n[key_state_at(&s->keys[i], now)]++;
+    *total += s->n;
+    keyset_unref(s);
 }
 
 int keyring_status(void *instance, sluice_buf *out)
 {
-    struct keyring *kr = instance;
-    keyring_probe_maybe(kr);
-    struct keyset *s = keyring_acquire(kr);
-    uint64_t now = kr->now();
-    size_t n[3] = {0, 0, 0};
-    for (size_t i = 0; i < s->n; i++)
-        n[key_state_at(&s->keys[i], now)]++;
+    struct keyring *first = instance, *kr;
+    size_t n[3] = {0, 0, 0}, total = 0;
+    int all_usable = 1;
+    for (size_t i = 0; (kr = keyring_pool_at(first, i)); i++) {
+        size_t m[3] = {0, 0, 0}, t = 0;
+        pool_counts(kr, m, &t);
+        for (int k = 0; k < 3; k++)
+            n[k] += m[k];
+        total += t;
+        all_usable &= m[KEY_HEALTHY] > 0;
+    }
+    /* healthy while every upstream has a usable key */
     H->buf_printf(out,
                   "{\"healthy\":%s,\"keys\":{\"total\":%zu,\"healthy\":%zu,"
-                  "\"cooling\":%zu,\"failed\":%zu}}",
-                  n[KEY_HEALTHY] ? "true" : "false", s->n, n[KEY_HEALTHY],
+                  "\"cooling\":%zu,\"failed\":%zu},\"upstreams\":{",
+                  all_usable ? "true" : "false", total, n[KEY_HEALTHY],
                   n[KEY_COOLING], n[KEY_FAILED]);
-    keyset_unref(s);
+    for (size_t i = 0; (kr = keyring_pool_at(first, i)); i++) {
+        size_t m[3] = {0, 0, 0}, t = 0;
+        pool_counts(kr, m, &t);
+        H->buf_printf(out, "%s", i ? "," : "");
+        H->buf_json_str(out, kr->upstream);
+        H->buf_printf(out,
+                      ":{\"state\":\"%s\",\"keys_usable\":%zu,"
+                      "\"keys_total\":%zu,\"cooling\":%zu,\"failed\":%zu}",
+                      m[KEY_HEALTHY] == t ? "ok"
+                      : m[KEY_HEALTHY]    ? "degraded"
+                                          : "down",
+                      m[KEY_HEALTHY], t, m[KEY_COOLING], m[KEY_FAILED]);
+    }
+    H->buf_printf(out, "}}");
     return 0;
 }
 

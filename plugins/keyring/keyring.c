@@ -32,6 +32,7 @@ const sluice_host *kr_host;
 
 /* What a request holds in its local slot. */
 struct kr_pick {
+    struct keyring *kr;  /* the pool of the last pick (its upstream's) */
     struct keyset *set;  /* referenced; NULL before the first pick */
     long idx;            /* index in set, -1 none */
     uint64_t wait_start; /* when waiting for a key began (0 = not) */
@@ -143,8 +144,9 @@ static int cfg_seconds(const sluice_json *cfg, const char *key, double def,
     return 0;
 }
 
-static int keyring_config(struct keyring *kr, const sluice_json *cfg, char *err,
-                          size_t errlen)
+/* Read cfg into kr; absent settings take tpl's (NULL: the defaults). */
+static int keyring_config(struct keyring *kr, const sluice_json *cfg,
+                          const struct keyring *tpl, char *err, size_t errlen)
 {
     static const char *const known[] = {"keys_file",
                                         "strategy",
@@ -169,12 +171,18 @@ static int keyring_config(struct keyring *kr, const sluice_json *cfg, char *err,
             return -1;
         }
     }
-    if (H->cfg_str(cfg, "keys_file", "data/keys.txt", &s) != 0 || !*s) {
+    if (H->cfg_str(cfg, "keys_file", tpl ? tpl->keys_file : "data/keys.txt",
+                   &s) != 0 ||
+        !*s) {
         snprintf(err, errlen, "keys_file: expected a file path (string)");
         return -1;
     }
     kr->keys_file = strdup(s);
-    if (H->cfg_str(cfg, "strategy", "round_robin", &s) != 0 ||
+    if (H->cfg_str(cfg, "strategy",
+                   tpl && tpl->strategy == STRAT_LEAST_INFLIGHT
+                       ? "least_inflight"
+                       : "round_robin",
+                   &s) != 0 ||
         (strcmp(s, "round_robin") && strcmp(s, "least_inflight"))) {
         snprintf(err, errlen,
                  "strategy: expected round_robin or "
@@ -183,35 +191,45 @@ static int keyring_config(struct keyring *kr, const sluice_json *cfg, char *err,
     }
     kr->strategy =
         strcmp(s, "least_inflight") ? STRAT_ROUND_ROBIN : STRAT_LEAST_INFLIGHT;
-    if (H->cfg_int(cfg, "failure_threshold", 3, &n) != 0 || n < 1 || n > 1000) {
+    if (H->cfg_int(cfg, "failure_threshold",
+                   tpl ? tpl->policy.failure_threshold : 3, &n) != 0 ||
+        n < 1 || n > 1000) {
         snprintf(err, errlen, "failure_threshold: expected 1..1000");
         return -1;
     }
     kr->policy.failure_threshold = (uint32_t)n;
-    if (cfg_seconds(cfg, "cooldown_base_s", 1, &kr->policy.cooldown_base_ms,
-                    err, errlen) ||
-        cfg_seconds(cfg, "cooldown_cap_s", 60, &kr->policy.cooldown_max_ms, err,
-                    errlen) ||
-        cfg_seconds(cfg, "max_cooldown_s", 300, &kr->policy.max_cooldown_ms,
-                    err, errlen) ||
-        cfg_seconds(cfg, "probe_interval_s", 0, &kr->probe_interval_ms, err,
-                    errlen))
+    if (cfg_seconds(cfg, "cooldown_base_s",
+                    tpl ? tpl->policy.cooldown_base_ms / 1000.0 : 1,
+                    &kr->policy.cooldown_base_ms, err, errlen) ||
+        cfg_seconds(cfg, "cooldown_cap_s",
+                    tpl ? tpl->policy.cooldown_max_ms / 1000.0 : 60,
+                    &kr->policy.cooldown_max_ms, err, errlen) ||
+        cfg_seconds(cfg, "max_cooldown_s",
+                    tpl ? tpl->policy.max_cooldown_ms / 1000.0 : 300,
+                    &kr->policy.max_cooldown_ms, err, errlen) ||
+        cfg_seconds(cfg, "probe_interval_s",
+                    tpl ? tpl->probe_interval_ms / 1000.0 : 0,
+                    &kr->probe_interval_ms, err, errlen))
         return -1;
     if (kr->policy.cooldown_base_ms == 0)
         kr->policy.cooldown_base_ms = 1;
     if (kr->policy.cooldown_max_ms < kr->policy.cooldown_base_ms)
         kr->policy.cooldown_max_ms = kr->policy.cooldown_base_ms;
-    if (H->cfg_int(cfg, "wait_for_key_ms", 0, &n) != 0 || n < 0 ||
-        n > 3600000) {
+    if (H->cfg_int(cfg, "wait_for_key_ms",
+                   tpl ? (int64_t)tpl->wait_for_key_ms : 0, &n) != 0 ||
+        n < 0 || n > 3600000) {
         snprintf(err, errlen, "wait_for_key_ms: expected 0..3600000");
         return -1;
     }
     kr->wait_for_key_ms = (uint64_t)n;
-    if (H->cfg_bool(cfg, "shared_state", 1, &kr->shared) != 0) {
+    if (H->cfg_bool(cfg, "shared_state", tpl ? tpl->shared : 1, &kr->shared) !=
+        0) {
         snprintf(err, errlen, "shared_state: expected true or false");
         return -1;
     }
-    if (H->cfg_str(cfg, "probe_path", "/models", &s) != 0 || s[0] != '/') {
+    if (H->cfg_str(cfg, "probe_path", tpl ? tpl->probe_path : "/models", &s) !=
+            0 ||
+        s[0] != '/') {
         snprintf(err, errlen, "probe_path: expected a path starting with /");
         return -1;
     }
@@ -227,33 +245,54 @@ static void keyring_free(struct keyring *kr)
 {
     if (!kr)
         return;
-    kr_metrics_unregister(kr);
+    for (size_t i = 0; i < kr->npeers; i++)
+        keyring_free(kr->peers[i]);
+    free(kr->peers);
+    if (kr->set)
+        kr_metrics_unregister(kr);
     keyset_unref(kr->set);
     pthread_mutex_destroy(&kr->set_lock);
     pthread_mutex_destroy(&kr->reload_lock);
+    free(kr->upstream);
+    free(kr->first_upstream);
     free(kr->keys_file);
     free(kr->probe_path);
     free(kr);
 }
 
-static int keyring_init(const sluice_host *host, sluice_stage *self,
-                        const sluice_json *config, void **instance, char *err,
-                        size_t errlen)
+static struct keyring *pool_alloc(const sluice_host *host, sluice_stage *self,
+                                  const char *upstream)
 {
-    struct keyfile kf;
-    H = host;
     struct keyring *kr = calloc(1, sizeof(*kr));
-    if (!kr) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    if (!kr)
+        return NULL;
     kr->self = self;
     pthread_mutex_init(&kr->set_lock, NULL);
     pthread_mutex_init(&kr->reload_lock, NULL);
     kr->now = kr_now_default;
     kr->wall = kr_wall_default;
     kr->probe = SLUICE_HOST_HAS(host, http_probe) ? host->http_probe : NULL;
-    if (keyring_config(kr, config, err, errlen) != 0)
+    kr->upstream = strdup(upstream);
+    if (!kr->upstream) {
+        keyring_free(kr);
+        return NULL;
+    }
+    return kr;
+}
+
+/* The pool of one upstream: its settings (cfg over tpl), its keys file. */
+static struct keyring *pool_new(const sluice_host *host, sluice_stage *self,
+                                const char *upstream, const sluice_json *cfg,
+                                const struct keyring *tpl, int probes,
+                                char *err, size_t errlen)
+{
+    struct keyfile kf;
+    struct keyring *kr = pool_alloc(host, self, upstream);
+    if (!kr) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (keyring_config(kr, cfg, tpl, err, errlen) != 0)
         goto fail;
     if (keyfile_read(kr->keys_file, &kf, err, errlen) != 0)
         goto fail;
@@ -265,24 +304,136 @@ static int keyring_init(const sluice_host *host, sluice_stage *self,
     kr_metrics_register(kr);
     if (kr_shared_start(kr, err, errlen) != 0)
         goto fail;
-    if (keyring_admin_register(kr) != 0) {
-        snprintf(err, errlen, "cannot register the admin actions");
-        goto fail;
-    }
-    if (kr->probe_interval_ms && !kr->probe)
+    if (!probes && kr->probe_interval_ms)
+        H->log(self, SLUICE_LOG_WARN,
+               "upstream %s: probes go to the first upstream only; its "
+               "failed keys come back on reset, reload or cooldown",
+               upstream);
+    if (!probes)
+        kr->probe = NULL;
+    if (kr->probe_interval_ms && !kr->probe && probes)
         H->log(self, SLUICE_LOG_WARN,
                "probe_interval_s is set but this "
                "core cannot probe: failed keys come "
                "back only on reset or reload");
-    H->log(self, SLUICE_LOG_INFO, "%zu upstream keys loaded from %s (%s)",
-           kr->set->n, kr->keys_file,
+    H->log(self, SLUICE_LOG_INFO, "upstream %s: %zu keys loaded from %s (%s)",
+           upstream, kr->set->n, kr->keys_file,
            kr->strategy == STRAT_ROUND_ROBIN ? "round_robin"
                                              : "least_inflight");
-    *instance = kr;
-    return 0;
+    return kr;
 fail:
     keyring_free(kr);
+    return NULL;
+}
+
+static int pool_add(struct keyring *first, struct keyring *p)
+{
+    struct keyring **v =
+        realloc(first->peers, (first->npeers + 1) * sizeof(*v));
+    if (!v)
+        return -1;
+    first->peers = v;
+    v[first->npeers++] = p;
+    return 0;
+}
+
+struct keyring *keyring_pool_at(struct keyring *kr, size_t i)
+{
+    if (i == 0)
+        return kr;
+    return i - 1 < kr->npeers ? kr->peers[i - 1] : NULL;
+}
+
+struct keyring *keyring_pool_find(struct keyring *kr, const char *upstream)
+{
+    struct keyring *p;
+    for (size_t i = 0; (p = keyring_pool_at(kr, i)); i++)
+        if (!strcmp(p->upstream, upstream))
+            return p;
+    return NULL;
+}
+
+/* One pool per upstream (ABI 1.1): an upstream's `keys:` mapping over this
+ * stage's config; `keys: false` = no key for it; no `keys:` = the stage's
+ * own keys_file. An older core, or none listed: one pool, "default". */
+static int keyring_pools(const sluice_host *host, sluice_stage *self,
+                         const sluice_json *config, struct keyring **out,
+                         char *err, size_t errlen)
+{
+    size_t n =
+        SLUICE_HOST_HAS(host, upstream_at) ? host->upstream_count(self) : 0;
+    const char *first =
+        n ? H->json_str(H->json_get(host->upstream_at(self, 0), "name"))
+          : "default";
+    struct keyring *tpl = pool_alloc(host, self, "template"), *kr = NULL;
+    char why[512];
+    *out = NULL;
+    if (!tpl || keyring_config(tpl, config, NULL, err, errlen) != 0)
+        goto fail;
+    if (n == 0) {
+        kr = pool_new(host, self, "default", config, NULL, 1, err, errlen);
+        if (!kr)
+            goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const sluice_json *u = host->upstream_at(self, i);
+        const char *name = H->json_str(H->json_get(u, "name"));
+        const sluice_json *keys = H->json_get(u, "keys");
+        struct keyring *p;
+        if (H->json_type(keys) == SLUICE_JSON_BOOL)
+            continue; /* keys: false */
+        if (keys)
+            p = pool_new(host, self, name, keys, tpl, i == 0, why, sizeof why);
+        else
+            p = pool_new(host, self, name, config, NULL, i == 0, why,
+                         sizeof why);
+        if (!p) {
+            snprintf(err, errlen, "upstream %s: %s", name, why);
+            goto fail;
+        }
+        if (!kr)
+            kr = p;
+        else if (pool_add(kr, p) != 0) {
+            keyring_free(p);
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
+    if (!kr) {
+        snprintf(err, errlen,
+                 "no upstream uses keys (every one has keys: "
+                 "false): drop the keyring stage");
+        goto fail;
+    }
+    kr->first_upstream = strdup(first ? first : "default");
+    if (!kr->first_upstream) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    keyring_free(tpl);
+    *out = kr;
+    return 0;
+fail:
+    keyring_free(tpl);
+    keyring_free(kr);
     return -1;
+}
+
+static int keyring_init(const sluice_host *host, sluice_stage *self,
+                        const sluice_json *config, void **instance, char *err,
+                        size_t errlen)
+{
+    struct keyring *kr;
+    H = host;
+    if (keyring_pools(host, self, config, &kr, err, errlen) != 0)
+        return -1;
+    if (keyring_admin_register(kr) != 0) {
+        snprintf(err, errlen, "cannot register the admin actions");
+        keyring_free(kr);
+        return -1;
+    }
+    *instance = kr;
+    return 0;
 }
 
 static void keyring_destroy(void *instance)
@@ -347,6 +498,13 @@ static sluice_verdict keyring_none(struct keyring *kr, sluice_ctx *ctx,
     } else
         H->respond_error(ctx, 503, "server_error", "all_keys_unavailable", NULL,
                          msg);
+    const char *fb = H->attr_get(ctx, "route.can_fallback");
+    if (fb && !strcmp(fb, "1")) {
+        /* the router has another deployment: go there instead */
+        H->attr_set(ctx, "route.advance", "all_keys_unavailable");
+        H->retry_after_ms(ctx, 0);
+        return SLUICE_RETRY;
+    }
     if (kr->wait_for_key_ms && back) {
         if (!pk->wait_start)
             pk->wait_start = now;
@@ -362,14 +520,36 @@ static sluice_verdict keyring_none(struct keyring *kr, sluice_ctx *ctx,
     return SLUICE_RESPOND;
 }
 
+/* The pool of the upstream this attempt goes to (attribute "upstream",
+ * set by a router before this stage), NULL when it takes no key. */
+static struct keyring *pool_of(struct keyring *kr, sluice_ctx *ctx)
+{
+    const char *up = H->attr_get(ctx, "upstream");
+    if (!kr->npeers && (!up || !*up || !strcmp(up, kr->upstream)))
+        return kr; /* one pool: the hot path */
+    return keyring_pool_find(kr, up && *up ? up : kr->first_upstream);
+}
+
 static sluice_verdict keyring_on_attempt(void *instance, sluice_ctx *ctx)
 {
-    struct keyring *kr = instance;
+    struct keyring *kr = pool_of(instance, ctx);
     struct kr_pick *pk = H->local_get(ctx);
-    uint64_t now = kr->now();
     const char *want = H->attr_get(ctx, "keyring.want");
     int same = want && !strcmp(want, "same");
     int other = want && !strcmp(want, "other");
+
+    if (want) /* (after which `want` is not to be read) */
+        H->attr_set(ctx, "keyring.want", "");
+    if (pk && pk->kr != kr) { /* another upstream now: another pool */
+        pick_release(pk->kr, pk);
+        pk->kr = kr;
+        same = other = 0;
+    }
+    if (!kr) {
+        H->attr_set(ctx, "key_id", "");
+        return SLUICE_CONTINUE; /* an upstream with keys: false */
+    }
+    uint64_t now = kr->now();
 
     keyring_probe_maybe(kr);
     if (!pk) {
@@ -377,10 +557,9 @@ static sluice_verdict keyring_on_attempt(void *instance, sluice_ctx *ctx)
         if (!pk)
             return SLUICE_ERROR;
         pk->idx = -1;
+        pk->kr = kr;
         H->local_set(ctx, pk);
     }
-    if (want)
-        H->attr_set(ctx, "keyring.want", "");
     struct keyset *s = keyring_acquire(kr);
     if (same && pk->idx >= 0) {
         /* the same key, if it is still in the pool and available (a
@@ -427,12 +606,13 @@ static const char *resp_header_get(void *ctx, const char *name)
 
 static sluice_verdict keyring_on_response(void *instance, sluice_ctx *ctx)
 {
-    struct keyring *kr = instance;
     struct kr_pick *pk = H->local_get(ctx);
     size_t blen = 0;
     char why[96];
-    if (!pk || pk->idx < 0)
+    (void)instance;
+    if (!pk || pk->idx < 0 || !pk->kr)
         return SLUICE_CONTINUE;
+    struct keyring *kr = pk->kr;
     struct key *k = &pk->set->keys[pk->idx];
     int status = H->resp_status(ctx);
     const char *body = H->resp_body(ctx, &blen);
@@ -482,10 +662,11 @@ static void keyring_stream_broke(struct keyring *kr, struct kr_pick *pk,
 static void keyring_on_complete(void *instance, sluice_ctx *ctx)
 {
     struct kr_pick *pk = H->local_get(ctx);
+    (void)instance;
     if (!pk)
         return;
-    keyring_stream_broke(instance, pk, ctx);
-    pick_release(instance, pk);
+    keyring_stream_broke(pk->kr, pk, ctx);
+    pick_release(pk->kr, pk);
     free(pk);
     H->local_set(ctx, NULL);
 }

@@ -173,8 +173,11 @@ typedef int (*kr_probe_fn)(sluice_stage *stage, const char *path,
                            const char *authorization, sluice_probe_fn done,
                            void *arg);
 
+/* One key pool: the keys of one upstream. The stage instance is the first
+ * pool; it holds the other upstreams' pools in `peers` (keyring.c). */
 struct keyring {
     sluice_stage *self;
+    char *upstream; /* the upstream these keys are sent to */
     char *keys_file;
     enum key_strategy strategy;
     struct key_policy policy;
@@ -204,7 +207,17 @@ struct keyring {
     int shared;
     int shared_replaying;  /* inside state_watch's replay at init */
     char reload_stamp[48]; /* the last fleet-wide reload-keys seen */
+
+    /* the stage instance (first pool) only */
+    struct keyring **peers; /* the other upstreams' pools */
+    size_t npeers;
+    char *first_upstream; /* where an attempt with no "upstream" goes */
 };
+
+/* Pool i of the stage instance kr (0: kr itself), NULL past the end. */
+struct keyring *keyring_pool_at(struct keyring *kr, size_t i);
+/* The pool named `upstream`, or NULL (an upstream with keys: false). */
+struct keyring *keyring_pool_find(struct keyring *kr, const char *upstream);
 
 /* The current set with a reference held (caller unrefs). */
 struct keyset *keyring_acquire(struct keyring *kr);

@@ -163,9 +163,8 @@ static void collect_set(struct keyring *kr, const struct keyset *s,
     }
 }
 
-void kr_metrics_collect(void *instance)
+static void collect_pool(struct keyring *kr)
 {
-    struct keyring *kr = instance;
     if (!kr->m.state && !kr->m.cooldown)
         return;
     uint64_t now = kr->now();
@@ -180,6 +179,13 @@ void kr_metrics_collect(void *instance)
     }
     keyset_unref(cur);
     keyset_unref(s);
+}
+
+void kr_metrics_collect(void *instance)
+{
+    struct keyring *p;
+    for (size_t i = 0; (p = keyring_pool_at(instance, i)); i++)
+        collect_pool(p);
 }
 
 /* 1 when a live instance other than `self` holds a key named `name`.

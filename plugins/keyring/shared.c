@@ -25,11 +25,21 @@
 
 #define H kr_host
 
-/* The pool a key belongs to: one per keyring (per upstream). */
+/* The pool a key belongs to: one per upstream ("default" in the legacy
+ * single-upstream form, as before pools existed). */
 static const char *kr_pool(const struct keyring *kr)
 {
-    (void)kr;
-    return "default";
+    return kr->upstream ? kr->upstream : "default";
+}
+
+/* The fleet-wide reload command of this pool: "cmd:reload" for the
+ * default pool (as before), "cmd:reload:<upstream>" for the others. */
+static void cmd_key(const struct keyring *kr, char *out, size_t n)
+{
+    if (!strcmp(kr_pool(kr), "default"))
+        snprintf(out, n, "cmd:reload");
+    else
+        snprintf(out, n, "cmd:reload:%s", kr_pool(kr));
 }
 
 static int shared_on(const struct keyring *kr)
@@ -155,9 +165,11 @@ static void apply_cmd(struct keyring *kr, const sluice_state_value *v)
 static void on_change(void *arg, const sluice_state_value *v)
 {
     struct keyring *kr = arg;
+    char cmd[96];
+    cmd_key(kr, cmd, sizeof cmd);
     if (!strncmp(v->key, "health:", 7))
         apply_health(kr, v);
-    else if (!strcmp(v->key, "cmd:reload"))
+    else if (!strcmp(v->key, cmd))
         apply_cmd(kr, v);
 }
 
@@ -185,13 +197,14 @@ int kr_shared_start(struct keyring *kr, char *err, size_t errlen)
 
 void kr_shared_reload_all(struct keyring *kr)
 {
+    char cmd[96];
     if (!shared_on(kr))
         return;
+    cmd_key(kr, cmd, sizeof cmd);
     snprintf(kr->reload_stamp, sizeof kr->reload_stamp, "%016" PRIx64 "-%llu",
              (uint64_t)(uintptr_t)kr ^ kr->wall(),
              (unsigned long long)kr->wall());
-    H->state_put(kr->self, "cmd:reload", kr->reload_stamp,
-                 strlen(kr->reload_stamp), 0);
+    H->state_put(kr->self, cmd, kr->reload_stamp, strlen(kr->reload_stamp), 0);
 }
 
 struct origin_find {

@@ -7,6 +7,10 @@
  *   {"version":1,"keys":[{"id":"<16 hex>","state":"cooling",
  *     "cooldown_until_ms":<wall ms>,"consecutive":0,"requests":..,
  *     "successes":..,"failures":{"auth":..,...},"last_error":".."}]}
+ *
+ * With several upstreams (one pool each), version 2:
+ *   {"version":2,"pools":[{"upstream":"a","keys":[...as above...]}]}
+ * A version 1 document is applied to every pool (keys match by hash).
  */
 #include "keyring.h"
 
@@ -17,13 +21,12 @@
 
 #define H kr_host
 
-int keyring_export_state(void *instance, sluice_buf *out)
+static void export_pool(struct keyring *kr, sluice_buf *out)
 {
-    struct keyring *kr = instance;
     struct keyset *s = keyring_acquire(kr);
     uint64_t now = kr->now(), wall = kr->wall();
     char err[96];
-    H->buf_printf(out, "{\"version\":1,\"keys\":[");
+    H->buf_printf(out, "[");
     for (size_t i = 0; i < s->n; i++) {
         struct key *k = &s->keys[i];
         enum key_state st = key_state_at(k, now);
@@ -50,8 +53,28 @@ int keyring_export_state(void *instance, sluice_buf *out)
         H->buf_json_str(out, err);
         H->buf_printf(out, "}");
     }
-    H->buf_printf(out, "]}");
+    H->buf_printf(out, "]");
     keyset_unref(s);
+}
+
+int keyring_export_state(void *instance, sluice_buf *out)
+{
+    struct keyring *first = instance, *kr;
+    if (!first->npeers) {
+        H->buf_printf(out, "{\"version\":1,\"keys\":");
+        export_pool(first, out);
+        H->buf_printf(out, "}");
+        return 0;
+    }
+    H->buf_printf(out, "{\"version\":2,\"pools\":[");
+    for (size_t i = 0; (kr = keyring_pool_at(first, i)); i++) {
+        H->buf_printf(out, "%s{\"upstream\":", i ? "," : "");
+        H->buf_json_str(out, kr->upstream);
+        H->buf_printf(out, ",\"keys\":");
+        export_pool(kr, out);
+        H->buf_printf(out, "}");
+    }
+    H->buf_printf(out, "]}");
     return 0;
 }
 
@@ -103,24 +126,10 @@ static void import_key(struct keyring *kr, struct key *k, const sluice_json *e,
     (void)kr;
 }
 
-int keyring_import_state(void *instance, const char *state, size_t len)
+static size_t import_pool(struct keyring *kr, const sluice_json *keys)
 {
-    struct keyring *kr = instance;
-    char err[128];
-    sluice_json *doc = H->json_parse(state, len, err, sizeof err);
-    if (!doc) {
-        H->log(kr->self, SLUICE_LOG_WARN, "import_state: %s", err);
-        return -1;
-    }
-    if (H->json_int(H->json_get(doc, "version")) != 1) {
-        H->log(kr->self, SLUICE_LOG_WARN,
-               "import_state: unknown version, state not carried");
-        H->json_free(doc);
-        return -1;
-    }
     struct keyset *s = keyring_acquire(kr);
     uint64_t now = kr->now(), wall = kr->wall();
-    const sluice_json *keys = H->json_get(doc, "keys");
     size_t matched = 0;
     for (size_t i = 0; i < H->json_size(keys); i++) {
         const sluice_json *e = H->json_at(keys, i);
@@ -131,8 +140,41 @@ int keyring_import_state(void *instance, const char *state, size_t len)
         matched++;
     }
     keyset_unref(s);
+    return matched;
+}
+
+int keyring_import_state(void *instance, const char *state, size_t len)
+{
+    struct keyring *first = instance, *kr;
+    char err[128];
+    size_t matched = 0;
+    sluice_json *doc = H->json_parse(state, len, err, sizeof err);
+    if (!doc) {
+        H->log(first->self, SLUICE_LOG_WARN, "import_state: %s", err);
+        return -1;
+    }
+    int64_t version = H->json_int(H->json_get(doc, "version"));
+    if (version != 1 && version != 2) {
+        H->log(first->self, SLUICE_LOG_WARN,
+               "import_state: unknown version, state not carried");
+        H->json_free(doc);
+        return -1;
+    }
+    for (size_t i = 0; (kr = keyring_pool_at(first, i)); i++) {
+        if (version == 1) {
+            matched += import_pool(kr, H->json_get(doc, "keys"));
+            continue;
+        }
+        const sluice_json *pools = H->json_get(doc, "pools");
+        for (size_t j = 0; j < H->json_size(pools); j++) {
+            const sluice_json *p = H->json_at(pools, j);
+            const char *up = H->json_str(H->json_get(p, "upstream"));
+            if (up && !strcmp(up, kr->upstream))
+                matched += import_pool(kr, H->json_get(p, "keys"));
+        }
+    }
     H->json_free(doc);
-    H->log(kr->self, SLUICE_LOG_INFO, "state of %zu key(s) carried over",
+    H->log(first->self, SLUICE_LOG_INFO, "state of %zu key(s) carried over",
            matched);
     return 0;
 }

@@ -9,6 +9,12 @@
  *                                      max_key_switches
  *   any other status                -> never retried: the client gets it
  *
+ * With a router (ABI 1.1): when the router marked the failure as one to
+ * fall back on (attribute "route.fallback" = its class) and this stage
+ * would not retry, or its budget for the deployment is spent, it answers
+ * RETRY at once with "route.advance" = that class: the router moves to
+ * the next deployment and both budgets start again for it.
+ *
  * It tells the keyring which through the request attribute "keyring.want"
  * ("same" | "other"), read by the keyring's next on_attempt; so this stage
  * must come AFTER keyring in the pipeline (keyring's on_response records
@@ -26,9 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const sluice_host *H;
-
 struct retry {
+    const sluice_host *host; /* the table init got: no file-scope global */
     sluice_stage *self;
     unsigned max_retries;
     unsigned max_switches;
@@ -71,17 +76,16 @@ static const char *kind_label(enum retry_kind k)
     return k == RK_SAME ? "same_key" : "key_switch";
 }
 
-static void retry_count_metric(sluice_metric *m, enum retry_kind k)
+static void retry_count_metric(const struct retry *rt, sluice_metric *m,
+                               enum retry_kind k)
 {
     if (m)
-        H->metric_add(m, (const char *const[]){kind_label(k)}, 1);
+        rt->host->metric_add(m, (const char *const[]){kind_label(k)}, 1);
 }
 
 static void retry_metrics(struct retry *rt)
 {
-    if (!SLUICE_HOST_HAS(H, metric_observe) || !H->metric_register ||
-        !H->metric_add)
-        return;
+    const sluice_host *H = rt->host;
     rt->m_retries = H->metric_register(
         rt->self, SLUICE_METRIC_COUNTER, "sluice_retry_attempts_total",
         "Retries the retry stage asked for, by kind (same_key: after a "
@@ -95,8 +99,9 @@ static void retry_metrics(struct retry *rt)
         "kind", NULL, 0);
 }
 
-static int cfg_uint(const sluice_json *cfg, const char *key, int64_t def,
-                    int64_t max, int64_t *out, char *err, size_t errlen)
+static int cfg_uint(const sluice_host *H, const sluice_json *cfg,
+                    const char *key, int64_t def, int64_t max, int64_t *out,
+                    char *err, size_t errlen)
 {
     if (H->cfg_int(cfg, key, def, out) != 0 || *out < 0 || *out > max) {
         snprintf(err, errlen, "%s: expected an integer 0..%lld", key,
@@ -114,7 +119,7 @@ static int retry_init(const sluice_host *host, sluice_stage *self,
         "max_retries", "max_key_switches", "base_ms", "max_ms", "jitter", NULL};
     int64_t mr, ms, base, max;
     const char *jit;
-    H = host;
+    const sluice_host *H = host;
     for (void *it = H->json_iter(config); it;
          it = H->json_iter_next(config, it)) {
         const char *k = H->json_iter_key(it);
@@ -126,10 +131,10 @@ static int retry_init(const sluice_host *host, sluice_stage *self,
             return -1;
         }
     }
-    if (cfg_uint(config, "max_retries", 3, 15, &mr, err, errlen) ||
-        cfg_uint(config, "max_key_switches", 3, 15, &ms, err, errlen) ||
-        cfg_uint(config, "base_ms", 250, 600000, &base, err, errlen) ||
-        cfg_uint(config, "max_ms", 8000, 600000, &max, err, errlen))
+    if (cfg_uint(H, config, "max_retries", 3, 15, &mr, err, errlen) ||
+        cfg_uint(H, config, "max_key_switches", 3, 15, &ms, err, errlen) ||
+        cfg_uint(H, config, "base_ms", 250, 600000, &base, err, errlen) ||
+        cfg_uint(H, config, "max_ms", 8000, 600000, &max, err, errlen))
         return -1;
     if (H->cfg_str(config, "jitter", "full", &jit) != 0 ||
         (strcmp(jit, "full") && strcmp(jit, "none"))) {
@@ -146,6 +151,7 @@ static int retry_init(const sluice_host *host, sluice_stage *self,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    rt->host = host;
     rt->self = self;
     rt->max_retries = (unsigned)mr;
     rt->max_switches = (unsigned)ms;
@@ -163,13 +169,34 @@ static void retry_destroy(void *instance)
     free(instance);
 }
 
+/* This deployment is done with: on to the router's next one. */
+static sluice_verdict retry_fallback(struct retry *rt, sluice_ctx *ctx,
+                                     struct retry_count *rc, const char *why)
+{
+    const sluice_host *H = rt->host;
+    if (rc)
+        rc->same = rc->switches = 0;
+    H->attr_set(ctx, "route.advance", why);
+    H->attr_set(ctx, "keyring.want", "");
+    H->retry_after_ms(ctx, 0);
+    H->log(rt->self, SLUICE_LOG_DEBUG,
+           "%s: attempt %d failed (%s), falling back", H->req_id(ctx),
+           H->attempt_no(ctx), why);
+    return SLUICE_RETRY;
+}
+
 static sluice_verdict retry_on_response(void *instance, sluice_ctx *ctx)
 {
     struct retry *rt = instance;
+    const sluice_host *H = rt->host;
     int status = H->resp_status(ctx);
     enum retry_kind kind = retry_classify(H->attempt_result(ctx), status);
+    const char *fb = H->attr_get(ctx, "route.fallback");
+    if (fb && !*fb)
+        fb = NULL;
     if (kind == RK_NONE)
-        return SLUICE_CONTINUE;
+        return fb ? retry_fallback(rt, ctx, H->local_get(ctx), fb)
+                  : SLUICE_CONTINUE;
     struct retry_count *rc = H->local_get(ctx);
     if (!rc) {
         rc = calloc(1, sizeof(*rc));
@@ -179,11 +206,13 @@ static sluice_verdict retry_on_response(void *instance, sluice_ctx *ctx)
     }
     if (kind == RK_SAME) {
         if (rc->same >= rt->max_retries) {
-            retry_count_metric(rt->m_give_ups, kind);
+            if (fb)
+                return retry_fallback(rt, ctx, rc, fb);
+            retry_count_metric(rt, rt->m_give_ups, kind);
             return SLUICE_CONTINUE;
         }
         rc->same++;
-        retry_count_metric(rt->m_retries, kind);
+        retry_count_metric(rt, rt->m_retries, kind);
         uint64_t d = backoff_delay_ms(rt->base_ms, rt->max_ms, rc->same,
                                       rt->jitter, rt->random());
         H->attr_set(ctx, "keyring.want", "same");
@@ -195,11 +224,13 @@ static sluice_verdict retry_on_response(void *instance, sluice_ctx *ctx)
         return SLUICE_RETRY;
     }
     if (rc->switches >= rt->max_switches) {
-        retry_count_metric(rt->m_give_ups, kind);
+        if (fb)
+            return retry_fallback(rt, ctx, rc, fb);
+        retry_count_metric(rt, rt->m_give_ups, kind);
         return SLUICE_CONTINUE;
     }
     rc->switches++;
-    retry_count_metric(rt->m_retries, kind);
+    retry_count_metric(rt, rt->m_retries, kind);
     H->attr_set(ctx, "keyring.want", "other");
     H->retry_after_ms(ctx, 0);
     H->log(rt->self, SLUICE_LOG_DEBUG, "%s: attempt %d got %d, switching key",
@@ -209,7 +240,7 @@ static sluice_verdict retry_on_response(void *instance, sluice_ctx *ctx)
 
 static void retry_on_complete(void *instance, sluice_ctx *ctx)
 {
-    (void)instance;
+    const sluice_host *H = ((struct retry *)instance)->host;
     free(H->local_get(ctx));
     H->local_set(ctx, NULL);
 }

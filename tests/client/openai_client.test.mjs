@@ -7,11 +7,52 @@
 //
 // Environment (set by CTest): SLUICE_BIN, MOCK_BIN, PLUGINS_DIR.
 
+import fs from 'node:fs';
+import path from 'node:path';
 import OpenAI, { toFile } from 'openai';
 import {
-  FIRST_KEY, MODEL, assert, header, mockPost, mockRequests, runMain, runTests,
-  startMock, startSluice,
+  FIRST_KEY, MODEL, assert, freePort, header, mockPost, mockRequests, need,
+  runMain, runTests, start, startMock, startSluice, tmp, waitReady,
 } from './harness.mjs';
+
+// A sluice with two upstreams: "dead" (a free port nothing listens on) and
+// "live" (the mock); the route "fb-model" tries dead first, then falls back
+// to live with the model name "live-model".
+async function startRoutedSluice(mockPort) {
+  const port = await freePort();
+  const dead = await freePort();
+  const yaml = [
+    'server:',
+    '  host: "127.0.0.1"',
+    `  port: ${port}`,
+    '  threads: 2',
+    'upstream:',
+    '  timeout_s: 30',
+    'upstreams:',
+    `  - { name: dead, base_url: "http://127.0.0.1:${dead}/v1", keys: false }`,
+    `  - { name: live, base_url: "http://127.0.0.1:${mockPort}/v1", keys: false }`,
+    'routes:',
+    '  - model: fb-model',
+    '    deployments:',
+    '      - { upstream: dead, model: dead-model }',
+    '      - { upstream: live, model: live-model }',
+    `plugins_dir: ${JSON.stringify(need('PLUGINS_DIR'))}`,
+    'state:',
+    `  path: ${JSON.stringify(path.join(tmp(), 'routed.state.db'))}`,
+    'pipeline:',
+    '  - plugin: router',
+    '    config: { deployment_cooldown_s: 0 }',
+    '  - plugin: retry',
+    '    config: { max_retries: 1, base_ms: 5, max_ms: 20 }',
+    '  - plugin: sse',
+    '',
+  ].join('\n');
+  const cfg = path.join(tmp(), 'routed.yaml');
+  fs.writeFileSync(cfg, yaml);
+  const rec = start('sluice (routed)', need('SLUICE_BIN'), ['-c', cfg], path.join(tmp(), 'routed.log'));
+  await waitReady(rec, `http://127.0.0.1:${port}/health`, 'sluice (routed)');
+  return { rec, port };
+}
 
 async function main() {
   const mock = await startMock();
@@ -294,6 +335,42 @@ async function main() {
     for await (const m of client.models.list()) ids.push(m.id);
     assert(ids.includes(MODEL) && ids.includes('gpt-4o-mini') && ids.length === 2,
       `models: ${JSON.stringify(ids)}`);
+  });
+
+  const routed = await startRoutedSluice(mock.port);
+  const viaFallback = new OpenAI({
+    baseURL: `http://127.0.0.1:${routed.port}/v1`,
+    apiKey: 'sk-test',
+    maxRetries: 0,
+    timeout: 20_000,
+  });
+
+  test('a completion through a fallback (dead upstream, then live)', async () => {
+    await mockPost(mock.port, '/_mock/reset', {});
+    const { data, response } = await viaFallback.chat.completions
+      .create({ model: 'fb-model', messages: [{ role: 'user', content: 'fall back' }] })
+      .withResponse();
+    assert(data.object === 'chat.completion' && data.choices[0].message.content.includes('fall back'),
+      `completion ${JSON.stringify(data)}`);
+    assert(response.headers.get('x-sluice-upstream') === 'live' &&
+           response.headers.get('x-sluice-fallbacks') === '1',
+      `headers upstream=${response.headers.get('x-sluice-upstream')} fallbacks=${response.headers.get('x-sluice-fallbacks')}`);
+    const reqs = await mockRequests(mock.port);
+    assert(reqs.length === 1 && JSON.parse(reqs[0].body).model === 'live-model',
+      `the mock saw ${JSON.stringify(reqs.map((r) => r.body))}`);
+  });
+
+  test('a stream through a fallback', async () => {
+    const stream = await viaFallback.chat.completions.create({
+      model: 'fb-model', stream: true, messages: [{ role: 'user', content: 'hi' }],
+    });
+    let text = '';
+    let finish = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content || '';
+      finish = chunk.choices[0]?.finish_reason || finish;
+    }
+    assert(text.startsWith('tok0 ') && finish === 'stop', `stream text ${JSON.stringify(text)} finish ${finish}`);
   });
 
   return runTests('openai_client', tests);

@@ -73,6 +73,7 @@ sluice_fuzz_target(multipart ${CMAKE_SOURCE_DIR}/core
 sluice_fuzz_target(config ${CMAKE_SOURCE_DIR}/core
                    ${CMAKE_SOURCE_DIR}/core/config.c
                    ${CMAKE_SOURCE_DIR}/core/api.c
+                   ${CMAKE_SOURCE_DIR}/core/config_routes.c
                    ${CMAKE_SOURCE_DIR}/core/config_expand.c
                    ${CMAKE_SOURCE_DIR}/core/yaml_load.c
                    ${CMAKE_SOURCE_DIR}/core/buf.c)

@@ -35,6 +35,8 @@ static struct {
     char tmpdir[256];
     pid_t mock_pid, sluice_pid;
     int mock_port, sluice_port;
+    pid_t xpid[H_MAX_MOCKS]; /* extra mocks: index 1.. (0 is mock_pid) */
+    int xport[H_MAX_MOCKS];
     pid_t fleet_pid[H_FLEET_MAX]; /* h_fleet_start's instances */
     int fleet_port[H_FLEET_MAX], nfleet;
     int started; /* a child was spawned and teardown has not run */
@@ -451,6 +453,8 @@ static void cleanup_all(int failed)
     H.nfleet = 0;
     stop_one(&H.sluice_pid, "sluice");
     stop_one(&H.mock_pid, "mock_upstream");
+    for (int i = 1; i < H_MAX_MOCKS; i++)
+        stop_one(&H.xpid[i], "mock_upstream");
     rm_rf(H.tmpdir);
     watchdog_finish();
     H.tmpdir[0] = '\0';
@@ -625,33 +629,36 @@ static int child_alive(pid_t pid, int *status)
 }
 
 /* The mock, with its TLS port when cert and key are given. */
-static int start_mock(const char *cert, const char *key, char *tls_portfile)
+/* Start a mock logging to logpath on `want` (0: a free port), with its
+ * TLS port when cert and key are given; waits until it answers. */
+static int mock_spawn(const char *logpath, const char *portfile, int want,
+                      const char *cert, const char *key, char *tls_portfile,
+                      pid_t *pid)
 {
-    h_tmpdir();
     const char *bin = env_or_fail("MOCK_BIN");
-    snprintf(H.mock_log, sizeof H.mock_log, "%s/mock.log", H.tmpdir);
-    snprintf(H.portfile, sizeof H.portfile, "%s/mock.port", H.tmpdir);
-    unlink(H.portfile);
+    char wport[16];
+    snprintf(wport, sizeof wport, "%d", want);
+    unlink(portfile);
     char *argv[] = {(char *)bin,       "--host",     "127.0.0.1",
-                    "--port",          "0",          "--port-file",
-                    H.portfile,        "--quiet",    "--tls-cert",
+                    "--port",          wport,        "--port-file",
+                    (char *)portfile,  "--quiet",    "--tls-cert",
                     (char *)cert,      "--tls-key",  (char *)key,
                     "--tls-port-file", tls_portfile, NULL};
     if (!cert)
         argv[8] = NULL;
-    H.mock_pid = spawn_logged(argv, H.mock_log, "mock_upstream log");
-    ck_assert_msg(H.mock_pid > 0, "fork: %s", strerror(errno));
+    *pid = spawn_logged(argv, logpath, "mock_upstream log");
+    ck_assert_msg(*pid > 0, "fork: %s", strerror(errno));
 
     double until = h_now_ms() + 10000;
     while (h_now_ms() < until) {
         int st;
-        if (!child_alive(H.mock_pid, &st)) {
+        if (!child_alive(*pid, &st)) {
             char d[96];
             describe_status(st, d, sizeof d);
-            H.mock_pid = 0;
+            *pid = 0;
             ck_abort_msg("mock_upstream exited during start-up (%s)", d);
         }
-        char *txt = slurp(H.portfile, NULL);
+        char *txt = slurp(portfile, NULL);
         int port = txt ? atoi(txt) : 0;
         free(txt);
         if (port > 0) {
@@ -659,21 +666,53 @@ static int start_mock(const char *cert, const char *key, char *tls_portfile)
             h_request(port, "GET", "/_mock/health", NULL, NULL, 0, 1000, &r);
             long status = r.status;
             h_resp_free(&r);
-            if (status == 200) {
-                H.mock_port = port;
+            if (status == 200)
                 return port;
-            }
         }
         h_sleep_ms(20);
     }
     ck_abort_msg("mock_upstream not ready within 10 s (port file %s)",
-                 H.portfile);
+                 portfile);
     return -1;
+}
+
+/* The mock, with its TLS port when cert and key are given. */
+static int start_mock(const char *cert, const char *key, char *tls_portfile)
+{
+    h_tmpdir();
+    snprintf(H.mock_log, sizeof H.mock_log, "%s/mock.log", H.tmpdir);
+    snprintf(H.portfile, sizeof H.portfile, "%s/mock.port", H.tmpdir);
+    H.mock_port = mock_spawn(H.mock_log, H.portfile, 0, cert, key, tls_portfile,
+                             &H.mock_pid);
+    return H.mock_port;
 }
 
 int h_start_mock(void)
 {
     return start_mock(NULL, NULL, NULL);
+}
+
+int h_start_mock_at(int idx, int port)
+{
+    char log[PATHLEN], pf[PATHLEN];
+    ck_assert_msg(idx >= 1 && idx < H_MAX_MOCKS, "mock index %d", idx);
+    h_tmpdir();
+    snprintf(log, sizeof log, "%s/mock%d.log", H.tmpdir, idx);
+    snprintf(pf, sizeof pf, "%s/mock%d.port", H.tmpdir, idx);
+    H.xport[idx] = mock_spawn(log, pf, port, NULL, NULL, NULL, &H.xpid[idx]);
+    H.started = 1;
+    return H.xport[idx];
+}
+
+void h_stop_mock_at(int idx)
+{
+    if (idx >= 1 && idx < H_MAX_MOCKS)
+        stop_one(&H.xpid[idx], "mock_upstream");
+}
+
+int h_mock_port_at(int idx)
+{
+    return idx == 0 ? H.mock_port : idx < H_MAX_MOCKS ? H.xport[idx] : -1;
 }
 
 int h_start_mock_tls(const char *cert, const char *key)
@@ -755,11 +794,14 @@ int h_write_config(const char *path, const h_opts *opts, int port)
         return -1;
     chmod(H.keys, 0600);
 
-    char base[256];
-    if (opts->base_url)
-        snprintf(base, sizeof base, "%s", opts->base_url);
+    char base[320];
+    if (opts->base_url && !*opts->base_url) /* "": upstreams: in extra */
+        base[0] = '\0';
+    else if (opts->base_url)
+        snprintf(base, sizeof base, "  base_url: \"%s\"\n", opts->base_url);
     else
-        snprintf(base, sizeof base, "http://127.0.0.1:%d/v1", H.mock_port);
+        snprintf(base, sizeof base, "  base_url: \"http://127.0.0.1:%d/v1\"\n",
+                 H.mock_port);
     const char *plugins = getenv("PLUGINS_DIR");
     const char *pipeline = opts->pipeline
                                ? opts->pipeline
@@ -799,7 +841,7 @@ int h_write_config(const char *path, const h_opts *opts, int port)
              "  threads: %d\n"
              "%s"
              "upstream:\n"
-             "  base_url: \"%s\"\n"
+             "%s"
              "  timeout_s: %d\n"
              "%s"
              "plugins_dir: \"%s\"\n"
@@ -1353,8 +1395,14 @@ int h_stream_has_done(const h_stream *s)
 
 int h_mock_reset(void)
 {
+    return h_mock_reset_at(0);
+}
+
+int h_mock_reset_at(int idx)
+{
     h_resp r;
-    h_request(H.mock_port, "POST", "/_mock/reset", NULL, "{}", 2, 5000, &r);
+    h_request(h_mock_port_at(idx), "POST", "/_mock/reset", NULL, "{}", 2, 5000,
+              &r);
     int ok = r.status >= 200 && r.status < 300;
     if (!ok)
         fprintf(stderr, "harness: POST /_mock/reset -> %ld %s\n", r.status,
@@ -1365,8 +1413,13 @@ int h_mock_reset(void)
 
 int h_mock_script(const char *rules_json)
 {
+    return h_mock_script_at(0, rules_json);
+}
+
+int h_mock_script_at(int idx, const char *rules_json)
+{
     h_resp r;
-    h_request(H.mock_port, "POST", "/_mock/script", NULL, rules_json,
+    h_request(h_mock_port_at(idx), "POST", "/_mock/script", NULL, rules_json,
               strlen(rules_json), 5000, &r);
     int ok = r.status >= 200 && r.status < 300;
     if (!ok)
@@ -1376,18 +1429,28 @@ int h_mock_script(const char *rules_json)
     return ok ? 0 : -1;
 }
 
-static json_t *mock_get_json(const char *path)
+static json_t *mock_get_json_at(int idx, const char *path)
 {
     h_resp r;
-    h_request(H.mock_port, "GET", path, NULL, NULL, 0, 5000, &r);
+    h_request(h_mock_port_at(idx), "GET", path, NULL, NULL, 0, 5000, &r);
     json_t *doc = r.status == 200 ? h_resp_json(&r) : NULL;
     h_resp_free(&r);
     return doc;
 }
 
+static json_t *mock_get_json(const char *path)
+{
+    return mock_get_json_at(0, path);
+}
+
 json_t *h_mock_requests(void)
 {
-    json_t *doc = mock_get_json("/_mock/requests");
+    return h_mock_requests_at(0);
+}
+
+json_t *h_mock_requests_at(int idx)
+{
+    json_t *doc = mock_get_json_at(idx, "/_mock/requests");
     if (!doc)
         return NULL;
     if (json_is_array(doc))

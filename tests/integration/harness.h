@@ -32,7 +32,8 @@ typedef struct h_opts {
     const char *pipeline;
     int threads;                /* 0: 2 */
     long max_body_bytes;        /* 0: leave to sluice's default */
-    const char *base_url;       /* NULL: http://127.0.0.1:<mock>/v1 */
+    const char *base_url;       /* NULL: http://127.0.0.1:<mock>/v1; "":
+                                   none (an `upstreams:` list in extra) */
     int timeout_s;              /* 0: 30 */
     const char *models;         /* items of `models:`; NULL: H_DEFAULT_MODELS */
     const char *extra;          /* more top-level YAML appended verbatim */
@@ -173,6 +174,17 @@ size_t h_stream_data_events(const h_stream *s);
 int h_stream_has_done(const h_stream *s);
 
 /* ---- mock upstream control ------------------------------------------- */
+
+/* Extra mock upstreams (routing tests): index 1..H_MAX_MOCKS-1; index 0
+ * is the one h_start_mock starts. port 0: a free one; a given port
+ * restarts a stopped mock where it was. Stopped by h_teardown. */
+#define H_MAX_MOCKS 4
+int h_start_mock_at(int idx, int port);
+void h_stop_mock_at(int idx);
+int h_mock_port_at(int idx);
+int h_mock_reset_at(int idx);
+int h_mock_script_at(int idx, const char *rules_json);
+json_t *h_mock_requests_at(int idx);
 
 /* POST /_mock/reset: forget rules, records and counters. 0 ok. */
 int h_mock_reset(void);

@@ -25,6 +25,7 @@
 #define KA      "sk-fleet-test-aaaa0001"
 #define KB      "sk-fleet-test-bbbb0002"
 #define KC      "sk-fleet-test-cccc0003"
+#define KD      "sk-fleet-test-dddd0004"
 #define CLIENT  "sk-client-fleet-000001"
 #define LIMITED "sk-client-fleet-rpm006"
 
@@ -226,6 +227,18 @@ START_TEST(key_health_is_fleet_wide)
     int a2 = h_fleet_start(fleet_opts("A", NULL));
     keys = get(h_fleet_port(a2), "/admin/keys");
     ck_assert_msg(strstr(keys, "\"state\":\"failed\""), "%s", keys);
+    free(keys);
+
+    /* reload-keys on A: every instance re-reads its keys file */
+    FILE *kf = fopen(h_keys_path(), "w");
+    ck_assert_ptr_nonnull(kf);
+    fputs(KA "\n" KB "\n" KC "\n" KD "\n", kf);
+    fclose(kf);
+    ck_assert_int_eq(post(h_fleet_port(a2), "/admin/reload-keys"), 200);
+    ck_assert(wait_body(h_fleet_port(b), "/admin/keys", "sk-…0004", 1));
+    ck_assert(wait_body(h_fleet_port(c), "/admin/keys", "sk-…0004", 1));
+    keys = get(h_fleet_port(b), "/admin/keys");
+    ck_assert_msg(strstr(keys, "\"state\":\"failed\""), "kept: %s", keys);
     free(keys);
 
     /* a reset on C clears it everywhere */

@@ -242,7 +242,11 @@ enum MHD_Result mock_serve(const struct mock_opts *opts,
                            struct MHD_Connection *conn, struct mock_req *req)
 {
     const char *path = mock_path_strip_v1(req->path);
-    bool chat = strcmp(path, "/chat/completions") == 0;
+    size_t pl = strlen(path);
+    /* also Azure's shape: /openai/deployments/<name>/chat/completions */
+    bool chat = strcmp(path, "/chat/completions") == 0 ||
+                (!strncmp(path, "/openai/deployments/", 20) && pl > 37 &&
+                 !strcmp(path + pl - 17, "/chat/completions"));
     bool api = mock_api_known(path), multipart = mock_api_is_multipart(path);
     char *form_model = NULL;
     struct serve_req sr = {0};

@@ -762,7 +762,10 @@ START_TEST(admin_keys_reset_and_status)
 
     ck_assert_int_eq(sluice_test_stage_status(g, &out), 0);
     ck_assert_str_eq(out, "{\"healthy\":true,\"keys\":{\"total\":3,"
-                          "\"healthy\":1,\"cooling\":1,\"failed\":1}}");
+                          "\"healthy\":1,\"cooling\":1,\"failed\":1},"
+                          "\"upstreams\":{\"default\":{\"state\":"
+                          "\"degraded\",\"keys_usable\":1,\"keys_total\":"
+                          "3,\"cooling\":1,\"failed\":1}}}");
     free(out);
     one_request(g, 403, NULL, "{}");
     ck_assert_int_eq(sluice_test_stage_status(g, &out), 0);

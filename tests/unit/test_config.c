@@ -284,8 +284,8 @@ START_TEST(test_unknown_top_level_key)
 {
     load_bad("server: {}\nserverr:\n  port: 1\n",
              "t.yaml:2: serverr: unknown top-level key",
-             "(valid keys: server, upstream, admin, log, docs, plugins_dir, "
-             "models, pipeline, state, passthrough)");
+             "(valid keys: server, upstream, upstreams, routes, admin, log, "
+             "docs, plugins_dir, models, pipeline, state, passthrough)");
 }
 END_TEST
 
@@ -795,7 +795,7 @@ START_TEST(test_state_section)
                   "  password_file: data/redis.pass\n"
                   "  prefix: \"fleet:\"\n"
                   "  timeout_ms: 40\n"
-                  "  on_unavailable: closed\n"
+                  "  on_unavailable: open\n"
                   "  required: true\n"
                   "  instance: a\n");
     ck_assert_str_eq(cfg->state.backend, "redis");
@@ -803,7 +803,7 @@ START_TEST(test_state_section)
     ck_assert_str_eq(cfg->state.password_file, "data/redis.pass");
     ck_assert_str_eq(cfg->state.prefix, "fleet:");
     ck_assert_int_eq(cfg->state.timeout_ms, 40);
-    ck_assert_int_eq(cfg->state.fail_closed, 1);
+    ck_assert_int_eq(cfg->state.fail_closed, 0);
     ck_assert_int_eq(cfg->state.required, 1);
     ck_assert_str_eq(cfg->state.instance, "a");
     config_free(cfg);
@@ -826,6 +826,8 @@ START_TEST(test_bad_state)
              "t.yaml:3: state.url: ", "redis://");
     load_bad("state:\n  on_unavailable: maybe\n",
              "t.yaml:2: state.on_unavailable: ", "open, closed");
+    load_bad("state:\n  on_unavailable: closed\n",
+             "t.yaml:2: state.on_unavailable: ", "not supported yet");
     load_bad("state:\n  timeout_ms: 0\n",
              "t.yaml:2: state.timeout_ms: ", "got 0");
     load_bad("state: [a]\n", "t.yaml:1: state: ", "a mapping");

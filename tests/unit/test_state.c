@@ -386,6 +386,84 @@ START_TEST(test_memory_backend)
 }
 END_TEST
 
+/* ---- a shared backend (as redis is), faked ------------------------------- */
+
+struct fake_backend {
+    struct state_backend base;
+    int64_t fleet_extra; /* what "other instances" added to every counter */
+    int down;
+    int writes;
+};
+
+static int fake_write(struct state_backend *b, struct state_row *rows, size_t n,
+                      char *err, size_t errlen)
+{
+    struct fake_backend *f = (struct fake_backend *)b;
+    if (f->down) {
+        snprintf(err, errlen, "fake: down");
+        return -1;
+    }
+    f->writes++;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].is_counter && !rows[i].deleted) {
+            rows[i].fleet = rows[i].count + f->fleet_extra;
+            rows[i].has_fleet = 1;
+        }
+    return 0;
+}
+
+static int fake_tick(struct state_backend *b, char *err, size_t errlen)
+{
+    struct fake_backend *f = (struct fake_backend *)b;
+    if (f->down)
+        snprintf(err, errlen, "fake: down");
+    return f->down ? -1 : 0;
+}
+
+static void fake_close(struct state_backend *b)
+{
+    (void)b;
+}
+
+static struct fake_backend fake = {.base = {.name = "test",
+                                            .flush_ms = 10,
+                                            .write = fake_write,
+                                            .tick = fake_tick,
+                                            .close = fake_close}};
+
+/* Completions wait for the backend's answer and carry the fleet's value;
+ * the view takes it too; while the backend is down they carry the view's,
+ * marked not shared, and the increments are kept for later. */
+START_TEST(test_shared_backend_completions)
+{
+    static struct seen s = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct state_conf sc = {.backend = "test"};
+    char err[256];
+    fake.fleet_extra = 100;
+    state_test_backend = &fake.base;
+    ck_assert_int_eq(state_open(&sc, "test-a", err, sizeof err), 0);
+    ck_assert_int_eq(state_incr(&st_a, NULL, "n", 2, 0, seen_fn, &s), 2);
+    ck_assert_int_eq(seen_wait(&s, 1), 1);
+    ck_assert_int_eq(s.count[0], 102);
+    ck_assert_int_eq(state_incr(&st_a, NULL, "n", 0, 0, NULL, NULL), 102);
+    fake.down = 1;
+    usleep(50 * 1000);
+    ck_assert_int_eq(state_healthy(), 0);
+    ck_assert_int_eq(state_incr(&st_a, NULL, "n", 1, 0, seen_fn, &s), 103);
+    ck_assert_int_eq(seen_wait(&s, 2), 2);
+    ck_assert_int_eq(s.count[1], 103);
+    fake.down = 0;
+    for (int i = 0; i < 100 && !state_healthy(); i++)
+        usleep(10 * 1000);
+    ck_assert_int_eq(state_healthy(), 1);
+    state_flush();
+    /* the increment made while down reached the backend: 103 + 100 */
+    ck_assert_int_eq(state_incr(&st_a, NULL, "n", 0, 0, NULL, NULL), 203);
+    state_close();
+    state_test_backend = NULL;
+}
+END_TEST
+
 static Suite *state_suite(void)
 {
     Suite *s = suite_create("state");
@@ -399,6 +477,7 @@ static Suite *state_suite(void)
     tcase_add_test(view, test_incr_done);
     tcase_add_test(view, test_list);
     tcase_add_test(view, test_memory_backend);
+    tcase_add_test(view, test_shared_backend_completions);
     suite_add_tcase(s, view);
 
     tcase_add_checked_fixture(file, setup, teardown);

@@ -1,0 +1,51 @@
+/*
+ * upstream_set.h - the upstreams of one pipeline generation, ready for the
+ * hot path: each upstream's base URL, path overrides and encoded query,
+ * how its key is sent, its static headers and time budgets. Built from the
+ * validated config (config_routes.c), immutable once built, freed with its
+ * generation.
+ */
+#ifndef SLUICE_UPSTREAM_SET_H
+#define SLUICE_UPSTREAM_SET_H
+
+#include "buf.h"
+#include "config.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct upstream_def {
+    const char *name;        /* borrowed from json, like the next three */
+    const char *base_url;    /* no trailing slash */
+    const json_t *paths;     /* {route name: path with optional {model}} */
+    char *query;             /* "k=v&k2=v2" percent-encoded, or NULL */
+    const char *auth_header; /* NULL: "Authorization: Bearer <key>" */
+    char **hdr_lines;        /* static "Name: value" lines */
+    size_t nhdr;
+    long timeout_ms, connect_timeout_ms;
+};
+
+struct upstream_set {
+    struct upstream_def *v;
+    size_t n;
+    json_t *json;   /* cfg->upstreams (referenced): upstream_at() */
+    json_t *routes; /* cfg->routes (referenced) or NULL: routes() */
+};
+
+/* Build the set of cfg; NULL with err set on failure (out of memory). */
+struct upstream_set *upstream_set_new(const struct config *cfg, char *err,
+                                      size_t errlen);
+void upstream_set_free(struct upstream_set *s);
+/* The upstream named `name`, or NULL. */
+const struct upstream_def *upstream_set_find(const struct upstream_set *s,
+                                             const char *name);
+/* Append to b the URL of route `route` (api.c's name, e.g. "chat") with
+ * default path `path` on u: base URL, the upstream's path for the route if
+ * it has one (its {model} replaced by `model`, percent-encoded), then
+ * "?<query>" when u has one. 0, or -1 out of memory. */
+int upstream_def_url(const struct upstream_def *u, const char *route,
+                     const char *path, const char *model, buf_t *b);
+/* 1 when u sends chat to <base_url>/chat/completions with no query. */
+int upstream_def_plain_chat(const struct upstream_def *u);
+
+#endif
