@@ -89,7 +89,9 @@ fi
 : "${SLUICE_BUILD:?SLUICE_BUILD not set (run through ctest)}"
 unit_cflags="-O0 -g -Werror"
 # a sanitizer build's library needs its runtime in the program too
-if ldd "$SLUICE_BUILD/sdk/libsluice_test.so" 2>/dev/null | grep -q libasan; then
+# (ldd's output first: grep -q may close the pipe early, and pipefail)
+libs=$(ldd "$SLUICE_BUILD/sdk/libsluice_test.so" 2>/dev/null)
+if [[ "$libs" == *libasan* ]]; then
     unit_cflags="$unit_cflags -fsanitize=address,undefined"
 fi
 if make -C "$work/sdk/example" test SLUICE_LIB="$SLUICE_BUILD/sdk" \
