@@ -298,7 +298,9 @@ static int body_bytes(struct sluice_ctx *ctx, const char **p, size_t *len)
 }
 
 /* https:// only: the operator's CA bundle, and verification off only when
- * the config says `verify: false` (main.c warned at start). */
+ * the config says `verify: false` (main.c warned at start). One setting
+ * for every upstream of an `upstreams:` list, for now (upstream_tls is
+ * ready to sit in each entry). */
 static void upstream_tls_options(CURL *e, const struct upstream_tls *tls)
 {
     if (tls->ca_file)
@@ -405,7 +407,9 @@ int upstream_start(struct sluice_ctx *ctx)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      ctx->up ? ctx->up->connect_timeout_ms
                              : cfg->connect_timeout_ms);
-    if (w->share)
+    /* upstream.ca_file / verify: every https:// upstream of the list */
+    if (!strncasecmp(ctx->up ? ctx->up->base_url : cfg->base_url, "https://",
+                     8))
         upstream_tls_options(e, &cfg->tls);
     if (!ctx->stream) {
         uint64_t now = time_now_ms();

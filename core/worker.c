@@ -710,13 +710,12 @@ int worker_start(struct worker *w, struct server *srv, int id, int listen_fd,
     curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
     curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS,
                       (long)srv->cfg->max_connections);
-    if (!strncasecmp(srv->cfg->base_url, "https://", 8)) {
-        w->share = curl_share_init();
-        if (!w->share || curl_share_setopt(w->share, CURLSHOPT_SHARE,
-                                           CURL_LOCK_DATA_SSL_SESSION)) {
-            snprintf(err, errlen, "worker %d: curl_share_init failed", id);
-            goto fail;
-        }
+    /* any upstream of the list may be https:// */
+    w->share = curl_share_init();
+    if (!w->share || curl_share_setopt(w->share, CURLSHOPT_SHARE,
+                                       CURL_LOCK_DATA_SSL_SESSION)) {
+        snprintf(err, errlen, "worker %d: curl_share_init failed", id);
+        goto fail;
     }
     if (worker_url_init(w, srv->cfg->base_url) != 0) {
         snprintf(err, errlen, "worker %d: out of memory", id);

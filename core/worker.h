@@ -45,7 +45,7 @@ struct worker {
     char *chat_url;    /* <base_url>/chat/completions, built once */
     CURLU *chat_curlu; /* the same parsed once (NULL: use chat_url) */
     CURLSH *share;     /* TLS session cache shared by the worker's handles
-                          (one thread: no locks); NULL when not https */
+                          (one thread: no locks) */
     CURL **easy_pool;  /* idle easy handles, reused across transfers */
     size_t npool, cappool;
     struct server *srv;

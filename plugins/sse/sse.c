@@ -27,6 +27,7 @@
 #define SSE_DEFAULT_MAX_EVENT (1024 * 1024)
 
 struct sse_cfg {
+    const sluice_host *host; /* the table init got: no file-scope global */
     uint32_t heartbeat_ms;
     uint32_t idle_ms;
     size_t buffer_bytes;
@@ -54,12 +55,11 @@ struct sse_req {
     size_t out_len, out_cap;
 };
 
-static const sluice_host *H;
-
 /* ---- config ---------------------------------------------------------- */
 
-static int sse_cfg_ms(const sluice_json *config, const char *key, double def,
-                      uint32_t *out, char *err, size_t errlen)
+static int sse_cfg_ms(const sluice_host *H, const sluice_json *config,
+                      const char *key, double def, uint32_t *out, char *err,
+                      size_t errlen)
 {
     double v;
     if (H->cfg_real(config, key, def, &v) != 0 || v < 0 || v > 86400) {
@@ -76,6 +76,7 @@ static int sse_cfg_ms(const sluice_json *config, const char *key, double def,
 static int sse_cfg_parse(const sluice_json *config, struct sse_cfg *c,
                          char *err, size_t errlen)
 {
+    const sluice_host *H = c->host;
     static const char *const known[] = {"heartbeat_s",
                                         "idle_timeout_s",
                                         "buffer_bytes",
@@ -101,9 +102,10 @@ static int sse_cfg_parse(const sluice_json *config, struct sse_cfg *c,
             }
         }
     }
-    if (sse_cfg_ms(config, "heartbeat_s", 15, &c->heartbeat_ms, err, errlen) !=
-            0 ||
-        sse_cfg_ms(config, "idle_timeout_s", 60, &c->idle_ms, err, errlen) != 0)
+    if (sse_cfg_ms(H, config, "heartbeat_s", 15, &c->heartbeat_ms, err,
+                   errlen) != 0 ||
+        sse_cfg_ms(H, config, "idle_timeout_s", 60, &c->idle_ms, err, errlen) !=
+            0)
         return -1;
     if (H->cfg_int(config, "buffer_bytes", 64 * 1024, &buffer) != 0 ||
         buffer < 1024 || buffer > 64 * 1024 * 1024) {
@@ -137,9 +139,7 @@ static int sse_cfg_parse(const sluice_json *config, struct sse_cfg *c,
 
 static void sse_metrics_register(struct sse_cfg *c)
 {
-    if (!SLUICE_HOST_HAS(H, metric_observe) || !H->metric_register ||
-        !H->metric_add)
-        return;
+    const sluice_host *H = c->host;
     c->m_events = H->metric_register(
         c->self, SLUICE_METRIC_COUNTER, "sluice_sse_events_total",
         "Stream events forwarded to the client (keep-alive comments and "
@@ -158,22 +158,23 @@ static void sse_metrics_register(struct sse_cfg *c)
         "code", NULL, 0);
 }
 
-static void sse_count(sluice_metric *m, const char *label)
+static void sse_count(const struct sse_cfg *c, sluice_metric *m,
+                      const char *label)
 {
     if (m)
-        H->metric_add(m, label ? (const char *const[]){label} : NULL, 1);
+        c->host->metric_add(m, label ? (const char *const[]){label} : NULL, 1);
 }
 
 static int sse_init(const sluice_host *host, sluice_stage *self,
                     const sluice_json *config, void **instance, char *err,
                     size_t errlen)
 {
-    H = host;
     struct sse_cfg *c = calloc(1, sizeof(*c));
     if (!c) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    c->host = host;
     if (sse_cfg_parse(config, c, err, errlen) != 0) {
         free(c);
         return -1;
@@ -193,6 +194,7 @@ static void sse_destroy(void *instance)
 
 static struct sse_req *sse_req_get(struct sse_cfg *c, sluice_ctx *ctx)
 {
+    const sluice_host *H = c->host;
     struct sse_req *r = H->local_get(ctx);
     if (r)
         return r;
@@ -207,6 +209,7 @@ static struct sse_req *sse_req_get(struct sse_cfg *c, sluice_ctx *ctx)
 
 static void sse_on_complete(void *instance, sluice_ctx *ctx)
 {
+    const sluice_host *H = ((const struct sse_cfg *)instance)->host;
     (void)instance;
     struct sse_req *r = H->local_get(ctx);
     if (!r)
@@ -223,6 +226,7 @@ static void sse_on_complete(void *instance, sluice_ctx *ctx)
  * used). The injected usage chunk is dropped again before the client. */
 static sluice_verdict sse_on_request(void *instance, sluice_ctx *ctx)
 {
+    const sluice_host *H = ((const struct sse_cfg *)instance)->host;
     struct sse_cfg *c = instance;
     if (!H->req_stream(ctx))
         return SLUICE_CONTINUE;
@@ -272,6 +276,7 @@ static int sse_comment_cb(void *arg, const char *text, size_t len);
  * Set the headers, arm the core's timers, get the parser ready. */
 static sluice_verdict sse_on_response(void *instance, sluice_ctx *ctx)
 {
+    const sluice_host *H = ((const struct sse_cfg *)instance)->host;
     struct sse_cfg *c = instance;
     int st = H->resp_status(ctx);
     if (!H->req_stream(ctx) || st < 200 || st >= 300)
@@ -287,7 +292,7 @@ static sluice_verdict sse_on_response(void *instance, sluice_ctx *ctx)
                  "with content type \"%.100s\", not text/event-stream",
                  ct);
         H->log(c->self, SLUICE_LOG_WARN, "request %s: %s", H->req_id(ctx), msg);
-        sse_count(c->m_errors, "bad_content_type");
+        sse_count(c, c->m_errors, "bad_content_type");
         H->respond_error(ctx, 502, "upstream_error", "bad_upstream_stream",
                          NULL, msg);
         return SLUICE_RESPOND;
@@ -370,8 +375,8 @@ static int sse_frame(struct sse_req *r, const struct sse_event *ev)
 
 /* ---- usage ------------------------------------------------------------ */
 
-static void sse_attr_int(sluice_ctx *ctx, const char *name,
-                         const sluice_json *v)
+static void sse_attr_int(const sluice_host *H, sluice_ctx *ctx,
+                         const char *name, const sluice_json *v)
 {
     char num[32];
     if (H->json_type(v) != SLUICE_JSON_INT)
@@ -382,18 +387,19 @@ static void sse_attr_int(sluice_ctx *ctx, const char *name,
 
 /* A usage object into the usage_* attributes; `in` and `out` name its
  * prompt and completion counts (chat's or the Responses API's). */
-static void sse_usage_attrs(sluice_ctx *ctx, const sluice_json *u,
-                            const char *in, const char *out)
+static void sse_usage_attrs(const sluice_host *H, sluice_ctx *ctx,
+                            const sluice_json *u, const char *in,
+                            const char *out)
 {
-    sse_attr_int(ctx, "usage_prompt_tokens", H->json_get(u, in));
-    sse_attr_int(ctx, "usage_completion_tokens", H->json_get(u, out));
-    sse_attr_int(ctx, "usage_total_tokens", H->json_get(u, "total_tokens"));
+    sse_attr_int(H, ctx, "usage_prompt_tokens", H->json_get(u, in));
+    sse_attr_int(H, ctx, "usage_completion_tokens", H->json_get(u, out));
+    sse_attr_int(H, ctx, "usage_total_tokens", H->json_get(u, "total_tokens"));
     /* chat: prompt_tokens_details; Responses: input_tokens_details */
     const sluice_json *d = H->json_get(u, "prompt_tokens_details");
     if (!d)
         d = H->json_get(u, "input_tokens_details");
     if (H->json_get(d, "cached_tokens"))
-        sse_attr_int(ctx, "usage_cached_tokens",
+        sse_attr_int(H, ctx, "usage_cached_tokens",
                      H->json_get(d, "cached_tokens"));
 }
 
@@ -401,11 +407,12 @@ static void sse_usage_attrs(sluice_ctx *ctx, const sluice_json *u,
  * .incomplete): response.usage.{input,output,total}_tokens. */
 static void sse_usage_responses(struct sse_req *r, const struct sse_event *ev)
 {
+    const sluice_host *H = r->cfg->host;
     sluice_json *doc = H->json_parse(ev->data, ev->data_len, NULL, 0);
     const sluice_json *u = H->json_get(H->json_get(doc, "response"), "usage");
     if (H->json_type(u) == SLUICE_JSON_OBJECT) {
-        sse_usage_attrs(r->ctx, u, "input_tokens", "output_tokens");
-        sse_count(r->cfg->m_usage, "forwarded");
+        sse_usage_attrs(H, r->ctx, u, "input_tokens", "output_tokens");
+        sse_count(r->cfg, r->cfg->m_usage, "forwarded");
     }
     if (doc)
         H->json_free(doc);
@@ -415,6 +422,7 @@ static void sse_usage_responses(struct sse_req *r, const struct sse_event *ev)
  * usage-only chunk (no choices) the client did not ask for: drop it. */
 static int sse_usage(struct sse_req *r, const struct sse_event *ev)
 {
+    const sluice_host *H = r->cfg->host;
     /* cheap test first: most chunks carry no token counts at all (with
      * include_usage they carry "usage":null) */
     static const char key[] = "\"prompt_tokens\"";
@@ -432,13 +440,13 @@ static int sse_usage(struct sse_req *r, const struct sse_event *ev)
     const sluice_json *u = H->json_get(doc, "usage");
     int drop = 0;
     if (H->json_type(u) == SLUICE_JSON_OBJECT) {
-        sse_usage_attrs(r->ctx, u, "prompt_tokens", "completion_tokens");
+        sse_usage_attrs(H, r->ctx, u, "prompt_tokens", "completion_tokens");
         const sluice_json *ch = H->json_get(doc, "choices");
         /* a usage chunk that also carries choices is forwarded whole: the
          * content matters more than hiding a field */
         drop = r->injected && !r->client_asked_usage &&
                (ch == NULL || H->json_size(ch) == 0);
-        sse_count(r->cfg->m_usage, drop ? "dropped" : "forwarded");
+        sse_count(r->cfg, r->cfg->m_usage, drop ? "dropped" : "forwarded");
     }
     H->json_free(doc);
     return drop;
@@ -447,6 +455,7 @@ static int sse_usage(struct sse_req *r, const struct sse_event *ev)
 static int sse_event_cb(void *arg, const struct sse_event *ev)
 {
     struct sse_req *r = arg;
+    const sluice_host *H = r->cfg->host;
     if (ev->has_data && sse_usage(r, ev))
         return 0;
     if (sse_frame(r, ev) != 0)
@@ -455,13 +464,14 @@ static int sse_event_cb(void *arg, const struct sse_event *ev)
         r->forward_failed = 1;
         return -2;
     }
-    sse_count(r->cfg->m_events, NULL);
+    sse_count(r->cfg, r->cfg->m_events, NULL);
     return 0;
 }
 
 static int sse_comment_cb(void *arg, const char *text, size_t len)
 {
     struct sse_req *r = arg;
+    const sluice_host *H = r->cfg->host;
     if (r->parser.pending)
         return 0; /* inside an event: keep the event whole */
     r->out_len = 0;
@@ -478,6 +488,7 @@ static int sse_comment_cb(void *arg, const char *text, size_t len)
 static sluice_verdict sse_on_chunk(void *instance, sluice_ctx *ctx,
                                    const char *data, size_t len)
 {
+    const sluice_host *H = ((const struct sse_cfg *)instance)->host;
     struct sse_cfg *c = instance;
     struct sse_req *r = H->local_get(ctx);
     if (!r || !r->parser_ready) {
@@ -488,7 +499,7 @@ static sluice_verdict sse_on_chunk(void *instance, sluice_ctx *ctx,
     if (!data) {
         int cut = sse_parser_end(&r->parser) && !r->parser.failed;
         if (cut) {
-            sse_count(c->m_errors, "truncated");
+            sse_count(c, c->m_errors, "truncated");
             H->log(c->self, SLUICE_LOG_WARN,
                    "request %s: the upstream stream ended inside an event; "
                    "the incomplete event was dropped",
@@ -503,7 +514,8 @@ static sluice_verdict sse_on_chunk(void *instance, sluice_ctx *ctx,
     if (rc == 0)
         return SLUICE_CONTINUE;
     if (r->parser.failed) {
-        sse_count(c->m_errors, r->parser.code ? r->parser.code : "malformed");
+        sse_count(c, c->m_errors,
+                  r->parser.code ? r->parser.code : "malformed");
         H->log(c->self, SLUICE_LOG_WARN,
                "request %s: malformed event stream from the upstream: %s",
                H->req_id(ctx), r->parser.err);
@@ -515,6 +527,7 @@ static sluice_verdict sse_on_chunk(void *instance, sluice_ctx *ctx,
 
 static int sse_status(void *instance, sluice_buf *out)
 {
+    const sluice_host *H = ((const struct sse_cfg *)instance)->host;
     struct sse_cfg *c = instance;
     return H->buf_printf(out,
                          "{\"heartbeat_ms\":%u,\"idle_timeout_ms\":%u,"
