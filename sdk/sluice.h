@@ -194,11 +194,11 @@ typedef struct sluice_host {
      * or the attribute is set again. Conventional names, read by the core
      * for metrics and the access log: "client" (client name, set by auth),
      * "prompt_tokens_estimate", "key_id" (masked key), "usage_prompt_tokens"
-     * and "usage_completion_tokens" (decimal strings). ABI 1.1: the core's
-     * upstream client reads "upstream" (the name of the upstream this
-     * attempt goes to; unset or unknown: the first upstream) and
-     * "upstream_model" (the model name sent upstream: the body's "model" is
-     * rewritten when it differs), both set in on_attempt. */
+     * and "usage_completion_tokens" (decimal strings). Since minor 1 the
+     * core's upstream client also reads "upstream" (the name of the
+     * upstream this attempt goes to; unset: the first upstream; unknown: a
+     * 500) and "upstream_model" (the model name sent upstream: the body's
+     * "model" is rewritten when it differs), both set in on_attempt. */
     int (*attr_set)(sluice_ctx *ctx, const char *name, const char *value);
     const char *(*attr_get)(sluice_ctx *ctx, const char *name);
 

@@ -2,8 +2,9 @@
 # sdk_guide.sh - sdk/README.md names every member of struct sluice_host in
 # sdk/sluice.h, in its host table, with the ABI minor version that added it.
 #
-# A member's ABI is the newest "ABI 1.N" marker seen in the struct up to and
-# including its declaration (members are only appended, so markers only
+# A member's ABI is the newest marker seen in the struct up to and including
+# its declaration: a "/* ABI 1.N */" comment on a declaration or a section
+# header "---- ... (ABI 1.N)" (members are only appended, so markers only
 # grow); the guide's row naming `member` must say the same in its second
 # column.
 set -uo pipefail
@@ -18,8 +19,14 @@ members=$(awk '
     inside && /^\} sluice_host;/ { inside = 0 }
     !inside { next }
     {
-        if (match($0, /ABI 1\.[0-9]+/)) {
-            m = substr($0, RSTART + 6, RLENGTH - 6) + 0
+        # a member marker ("/* ABI 1.N */" after a declaration) or a
+        # section header ("---- ... (ABI 1.N) ----"); prose that mentions
+        # a version elsewhere does not count
+        if (match($0, /\/\* ABI 1\.[0-9]+ \*\//) ||
+            match($0, /---- .*\(ABI 1\.[0-9]+\)/)) {
+            t = substr($0, RSTART, RLENGTH)
+            sub(/.*ABI 1\./, "", t)
+            m = t + 0
             if (m > cur) cur = m
         }
         decl = decl $0 " "
