@@ -638,9 +638,9 @@ static int parse_upstream(const struct loadctx *lc, const json_t *root,
                           struct config *cfg)
 {
     static const char *const keys[] = {
-        "base_url",        "timeout_s",   "connect_timeout_s",
-        "max_connections", "ca_file",     "verify",
-        "forward_headers", "add_headers", NULL};
+        "base_url",    "timeout_s", "connect_timeout_s", "max_connections",
+        "ca_file",     "verify",    "forward_headers",   "add_headers",
+        "keepalive_s", NULL};
     const json_t *s, *v;
     struct origin o;
     long long n;
@@ -661,6 +661,9 @@ static int parse_upstream(const struct loadctx *lc, const json_t *root,
             return -1;
         cfg->max_connections = (int)n;
     }
+    if ((v = field(lc, s, "upstream", "keepalive_s", &o)) &&
+        value_ms(&o, v, &cfg->keepalive_ms, lc->err, lc->errlen))
+        return -1;
     if (parse_upstream_headers(lc, s, "upstream", &cfg->headers))
         return -1;
     return parse_upstream_tls(lc, s, "upstream", &cfg->tls);
@@ -1199,6 +1202,7 @@ static int config_defaults(struct config *cfg, const char *file)
     cfg->max_client_connections = 10000;
     cfg->max_stream_ms = 1800000;
     cfg->shutdown_grace_ms = 10000;
+    cfg->keepalive_ms = 30000;
     cfg->timeout_ms = 120000;
     cfg->connect_timeout_ms = 10000;
     cfg->max_connections = 256;

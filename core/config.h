@@ -72,6 +72,9 @@ struct config {
     char *base_url;  /* default "https://ai.megallm.io/v1", no trailing / */
     long timeout_ms; /* timeout_s * 1000, default 120 s */
     long connect_timeout_ms; /* default 10 s */
+    long keepalive_ms;       /* keepalive_s * 1000, default 30 s: an idle pooled
+                                connection is not reused after this (keep it
+                                below the upstream's own keep-alive timeout) */
     int max_connections; /* pooled keep-alive connections per worker, default
                             256 */
     struct upstream_tls tls;         /* ca_file:, verify: */

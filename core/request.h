@@ -111,6 +111,9 @@ struct sluice_ctx {
     struct hdrs up_headers; /* set by stages, reset for each attempt */
     CURL *easy;
     struct curl_slist *slist;
+    const char *up_body; /* the attempt's body (borrowed: body_in or
+                            body_out), read by libcurl from up_body_off */
+    size_t up_body_len, up_body_off;
     char curl_err[CURL_ERROR_SIZE];
     int tls_refused; /* the attempt failed on the upstream's certificate */
     /* the worker could not watch this transfer's socket (worker.c): the

@@ -311,6 +311,46 @@ static void upstream_tls_options(CURL *e, const struct upstream_tls *tls)
     }
 }
 
+/* The body goes out through a read callback, not CURLOPT_POSTFIELDS, for
+ * one reason: libcurl sends a request again on a new connection when a
+ * reused one closed before any answer (the upstream may have read, run and
+ * billed it), and with POSTFIELDS it does so silently. With a read
+ * callback it must first rewind through the seek callback, which makes
+ * that resend an attempt sluice knows: counted (x-sluice-attempts,
+ * retries), logged, and refused once the attempt budget is spent. */
+static size_t body_read(char *buf, size_t size, size_t n, void *arg)
+{
+    struct sluice_ctx *ctx = arg;
+    size_t left = ctx->up_body_len - ctx->up_body_off, want = size * n;
+    if (want > left)
+        want = left;
+    memcpy(buf, ctx->up_body + ctx->up_body_off, want);
+    ctx->up_body_off += want;
+    return want;
+}
+
+static int body_seek(void *arg, curl_off_t offset, int origin)
+{
+    struct sluice_ctx *ctx = arg;
+    if (origin != SEEK_SET || offset != 0)
+        return CURL_SEEKFUNC_CANTSEEK;
+    if (ctx->attempts_sent >= ctx->attempt_cap) {
+        log_msg(LOG_WARN, "core",
+                "request %s: the upstream closed a reused connection; no "
+                "attempt left to send it again",
+                ctx->id);
+        return CURL_SEEKFUNC_CANTSEEK;
+    }
+    ctx->attempts_sent++;
+    log_msg(LOG_WARN, "core",
+            "request %s: the upstream closed a reused connection before "
+            "answering; the request is sent again on a new connection "
+            "(attempt %d; the upstream may have run it)",
+            ctx->id, ctx->attempts_sent);
+    ctx->up_body_off = 0;
+    return CURL_SEEKFUNC_OK;
+}
+
 /* Where this attempt goes: the upstream named by the attribute "upstream"
  * (the first one when unset), the body's model rewritten to the attribute
  * "upstream_model" when it differs (JSON bodies only). A fallback = the
@@ -372,8 +412,14 @@ static void set_method(struct sluice_ctx *ctx, CURL *e, const char *body,
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
         return;
     }
+    ctx->up_body = body;
+    ctx->up_body_len = blen;
+    ctx->up_body_off = 0;
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, body_read);
+    curl_easy_setopt(e, CURLOPT_READDATA, ctx);
+    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, body_seek);
+    curl_easy_setopt(e, CURLOPT_SEEKDATA, ctx);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     if (strcmp(ctx->method, "POST"))
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, ctx->method);
@@ -407,6 +453,10 @@ int upstream_start(struct sluice_ctx *ctx)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      ctx->up ? ctx->up->connect_timeout_ms
                              : cfg->connect_timeout_ms);
+    /* retire a pooled connection before the upstream closes it idle (a
+     * close racing a reused request is what makes libcurl resend) */
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN,
+                     (long)((cfg->keepalive_ms + 999) / 1000));
     /* upstream.ca_file / verify: every https:// upstream of the list */
     if (!strncasecmp(ctx->up ? ctx->up->base_url : cfg->base_url, "https://",
                      8))

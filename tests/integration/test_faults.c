@@ -457,6 +457,46 @@ START_TEST(sigterm_lets_streams_finish_then_ends_the_rest)
 }
 END_TEST
 
+/* ---- 6: libcurl's resend on a closed reused connection ---------------- */
+
+START_TEST(resend_on_a_closed_reused_connection_is_an_attempt)
+{
+    h_opts o = {0};
+    o.threads = 1; /* one worker, one connection pool: the reuse is sure */
+    h_start_all(&o);
+    h_resp r;
+    h_post_json(CHAT, OK_BODY, &r); /* opens the pooled connection */
+    ck_assert_msg(r.status == 200, "status %ld", r.status);
+    h_resp_free(&r);
+    ck_assert_int_eq(h_mock_reset(), 0);
+    /* the upstream reads the next request, then closes without answering */
+    ck_assert_int_eq(h_mock_script("{\"rules\":[{\"times\":1,"
+                                   "\"close\":true}]}"),
+                     0);
+    h_post_json(CHAT, OK_BODY, &r);
+    long st = r.status;
+    const char *a = h_resp_header(&r, "x-sluice-attempts");
+    int attempts = a ? atoi(a) : -1;
+    h_resp_free(&r);
+    int seen = h_mock_request_count();
+    ck_assert_msg(seen == 2,
+                  "the mock saw %d requests (expected the request "
+                  "and libcurl's resend)",
+                  seen);
+    /* the resend is known: it counts as an attempt (was: 1) */
+    ck_assert_msg(st == 200 && attempts == 2,
+                  "status %ld, x-sluice-attempts %d (expected 200, 2)", st,
+                  attempts);
+    json_t *reqs = h_mock_requests();
+    long long c0 =
+        json_integer_value(json_object_get(json_array_get(reqs, 0), "conn_id"));
+    long long c1 =
+        json_integer_value(json_object_get(json_array_get(reqs, 1), "conn_id"));
+    json_decref(reqs);
+    ck_assert_msg(c0 != c1, "the resend came on the same connection");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("faults");
@@ -471,6 +511,7 @@ int main(void)
     tcase_add_loop_test(tc, metric_labels_never_take_the_clients_model, 0, 2);
     tcase_add_test(tc, no_key_is_refused_before_the_body_is_read);
     tcase_add_test(tc, sigterm_lets_streams_finish_then_ends_the_rest);
+    tcase_add_test(tc, resend_on_a_closed_reused_connection_is_an_attempt);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
