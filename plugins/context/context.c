@@ -17,6 +17,7 @@
 #include "exact.h"
 #include "models.h"
 #include "tok.h"
+#include "upstream_models.h"
 #include "walk.h"
 
 #include <inttypes.h>
@@ -38,12 +39,16 @@ struct context {
     sluice_metric *m_margin;  /* over the limit, inside the margin */
     sluice_metric *m_refused; /* refused: over limit + margin */
     sluice_metric *m_ratio;   /* estimate over the model's context */
+    int from_upstream;        /* models_from_upstream */
+    const char *up_key_file;  /* its keys_file (borrowed from config) */
+    struct upstream_models up;
 };
 
 static void context_free(struct context *c)
 {
     if (!c)
         return;
+    upstream_models_free(&c->up);
     models_free(&c->models);
     exact_free(&c->toks);
     free(c->default_model);
@@ -61,6 +66,7 @@ static int config_check_keys(const sluice_host *H, const sluice_json *cfg,
                                         "estimate_margin",
                                         "reserve_output_tokens",
                                         "image_tokens",
+                                        "models_from_upstream",
                                         NULL};
     for (void *it = H->json_iter(cfg); it; it = H->json_iter_next(cfg, it)) {
         const char *k = H->json_iter_key(it);
@@ -71,7 +77,8 @@ static int config_check_keys(const sluice_host *H, const sluice_json *cfg,
             snprintf(err, errlen,
                      "unknown key '%.64s' (known: models, default_model, "
                      "on_unknown_model, estimate_margin, "
-                     "reserve_output_tokens, image_tokens)",
+                     "reserve_output_tokens, image_tokens, "
+                     "models_from_upstream)",
                      k);
             return -1;
         }
@@ -127,6 +134,25 @@ static int config_load(struct context *c, const sluice_json *cfg, char *err,
         snprintf(err, errlen, "image_tokens: expected an integer >= 0");
         return -1;
     }
+    /* models_from_upstream: true, or {keys_file: <file>} for a Bearer key */
+    const sluice_json *fu = H->json_get(cfg, "models_from_upstream");
+    if (H->json_type(fu) == SLUICE_JSON_OBJECT) {
+        const sluice_json *kf = H->json_get(fu, "keys_file");
+        if (H->json_size(fu) != 1 || !H->json_str(kf)) {
+            snprintf(err, errlen,
+                     "models_from_upstream: expected true, false or "
+                     "{keys_file: <file>}");
+            return -1;
+        }
+        c->from_upstream = 1;
+        c->up_key_file = H->json_str(kf);
+    } else if (H->cfg_bool(cfg, "models_from_upstream", 0, &c->from_upstream) !=
+               0) {
+        snprintf(err, errlen,
+                 "models_from_upstream: expected true, false or "
+                 "{keys_file: <file>}");
+        return -1;
+    }
     return 0;
 }
 
@@ -153,7 +179,10 @@ static int route_models(void *instance, const char *method, const char *path,
 {
     struct context *c = instance;
     const sluice_host *H = c->host;
-    return models_render_list(H, &c->models, c->created, out) == 0 ? 200 : 500;
+    return models_render_list(H, &c->models, c->created,
+                              upstream_models_extra(&c->up), out) == 0
+               ? 200
+               : 500;
 }
 
 /* /v1/models/{id} and /v1/models/{id}/info; ids may hold slashes, so the
@@ -472,6 +501,14 @@ static int context_init(const sluice_host *host, sluice_stage *self,
            "%zu models, default %s, margin %.0f %%, unknown models %s",
            c->models.n, c->default_model, c->margin * 100,
            c->reject_unknown ? "rejected" : "passed on");
+    if (c->from_upstream) {
+        /* last: nothing may fail once the fetch is queued (the core
+         * cancels it before destroy, not after a failed init) */
+        c->up = (struct upstream_models){
+            .H = H, .self = self, .table = &c->models, .created = c->created};
+        if (upstream_models_start(&c->up, c->up_key_file, err, errlen) != 0)
+            goto fail;
+    }
     *instance = c;
     return 0;
 fail:
