@@ -532,11 +532,15 @@ static const char *result_word(sluice_attempt_result r)
 }
 
 /* One item of the access line's attempt chain:
- * {"upstream","model","key","status","result"}. */
+ * {"upstream","model","key","status","result"}. No printf: once per
+ * attempt. */
 static void attempt_record(struct sluice_ctx *ctx)
 {
     buf_t *b = &ctx->chain;
     const char *key = hdrs_get(&ctx->attrs, "key_id");
+    int st = ctx->result == SLUICE_ATTEMPT_HTTP ? ctx->status : 0;
+    char num[4] = {(char)('0' + st / 100 % 10), (char)('0' + st / 10 % 10),
+                   (char)('0' + st % 10), 0};
     if (b->len > 4096) /* 24 attempts fit; never unbounded */
         return;
     buf_puts(b, b->len ? ",{\"upstream\":" : "{\"upstream\":");
@@ -545,9 +549,11 @@ static void attempt_record(struct sluice_ctx *ctx)
     buf_json_str(b, ctx->up_model);
     buf_puts(b, ",\"key\":");
     buf_json_str(b, key ? key : "");
-    buf_printf(b, ",\"status\":%d,\"result\":\"%s\"}",
-               ctx->result == SLUICE_ATTEMPT_HTTP ? ctx->status : 0,
-               result_word(ctx->result));
+    buf_puts(b, ",\"status\":");
+    buf_puts(b, st ? num : "0");
+    buf_puts(b, ",\"result\":\"");
+    buf_puts(b, result_word(ctx->result));
+    buf_puts(b, "\"}");
 }
 
 void upstream_abort(struct sluice_ctx *ctx)
