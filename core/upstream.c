@@ -298,9 +298,7 @@ static int body_bytes(struct sluice_ctx *ctx, const char **p, size_t *len)
 }
 
 /* https:// only: the operator's CA bundle, and verification off only when
- * the config says `verify: false` (main.c warned at start). One setting
- * for every upstream of an `upstreams:` list, for now (upstream_tls is
- * ready to sit in each entry). */
+ * the config says `verify: false` (main.c warned at start). */
 static void upstream_tls_options(CURL *e, const struct upstream_tls *tls)
 {
     if (tls->ca_file)
@@ -457,10 +455,15 @@ int upstream_start(struct sluice_ctx *ctx)
      * close racing a reused request is what makes libcurl resend) */
     curl_easy_setopt(e, CURLOPT_MAXAGE_CONN,
                      (long)((cfg->keepalive_ms + 999) / 1000));
-    /* upstream.ca_file / verify: every https:// upstream of the list */
+    /* an upstreams: entry's own ca_file / verify, else upstream:'s */
     if (!strncasecmp(ctx->up ? ctx->up->base_url : cfg->base_url, "https://",
-                     8))
-        upstream_tls_options(e, &cfg->tls);
+                     8)) {
+        struct upstream_tls own = {0};
+        if (ctx->up && ctx->up->has_tls)
+            own = (struct upstream_tls){(char *)ctx->up->ca_file,
+                                        ctx->up->verify};
+        upstream_tls_options(e, ctx->up && ctx->up->has_tls ? &own : &cfg->tls);
+    }
     if (!ctx->stream) {
         uint64_t now = time_now_ms();
         long left = ctx->deadline > now ? (long)(ctx->deadline - now) : 1;

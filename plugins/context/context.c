@@ -25,9 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const sluice_host *H;
-
 struct context {
+    const sluice_host *host; /* the table init got: no file-scope global */
     sluice_stage *self;
     struct model_table models;
     struct exact_set toks; /* the models' tokenizers, loaded at init */
@@ -59,7 +58,8 @@ static void context_free(struct context *c)
 
 /* ---- config -------------------------------------------------------- */
 
-static int config_check_keys(const sluice_json *cfg, char *err, size_t errlen)
+static int config_check_keys(const sluice_host *H, const sluice_json *cfg,
+                             char *err, size_t errlen)
 {
     static const char *const known[] = {"models",
                                         "default_model",
@@ -90,8 +90,9 @@ static int config_check_keys(const sluice_json *cfg, char *err, size_t errlen)
 static int config_load(struct context *c, const sluice_json *cfg, char *err,
                        size_t errlen)
 {
+    const sluice_host *H = c->host;
     const char *def, *unknown;
-    if (config_check_keys(cfg, err, errlen) != 0)
+    if (config_check_keys(H, cfg, err, errlen) != 0)
         return -1;
     if (models_defaults(&c->models) != 0) {
         snprintf(err, errlen, "out of memory");
@@ -158,8 +159,8 @@ static int config_load(struct context *c, const sluice_json *cfg, char *err,
 
 /* ---- routes -------------------------------------------------------- */
 
-static int route_error(sluice_buf *out, int status, const char *code,
-                       const char *param, const char *message)
+static int route_error(const sluice_host *H, sluice_buf *out, int status,
+                       const char *code, const char *param, const char *message)
 {
     H->buf_printf(out, "{\"error\":{\"message\":");
     H->buf_json_str(out, message);
@@ -178,6 +179,7 @@ static int route_models(void *instance, const char *method, const char *path,
                         sluice_buf *out)
 {
     struct context *c = instance;
+    const sluice_host *H = c->host;
     return models_render_list(H, &c->models, c->created,
                               upstream_models_extra(&c->up), out) == 0
                ? 200
@@ -190,10 +192,11 @@ static int route_model(void *instance, const char *method, const char *path,
                        sluice_buf *out)
 {
     struct context *c = instance;
+    const sluice_host *H = c->host;
     const char *prefix = "/v1/models/";
     char id[512];
     if (strncmp(path, prefix, strlen(prefix)) != 0)
-        return route_error(out, 404, "not_found", NULL, "unknown path");
+        return route_error(H, out, 404, "not_found", NULL, "unknown path");
     snprintf(id, sizeof id, "%s", path + strlen(prefix));
     const struct model *m = models_find(&c->models, id);
     size_t n = strlen(id);
@@ -204,7 +207,7 @@ static int route_model(void *instance, const char *method, const char *path,
     if (!m) {
         char msg[640];
         snprintf(msg, sizeof msg, "The model '%.500s' does not exist", id);
-        return route_error(out, 404, "model_not_found", "model", msg);
+        return route_error(H, out, 404, "model_not_found", "model", msg);
     }
     return models_render_one(H, m, c->created, out) == 0 ? 200 : 500;
 }
@@ -217,6 +220,7 @@ static int64_t output_tokens(struct context *c, sluice_ctx *ctx,
                              const sluice_json *body, const char *route,
                              const char **key)
 {
+    const sluice_host *H = c->host;
     *key = NULL;
     static const char *const chat_keys[] = {"max_completion_tokens",
                                             "max_tokens", NULL};
@@ -289,6 +293,7 @@ static sluice_verdict refuse(struct context *c, sluice_ctx *ctx,
                              int64_t output, const char *out_key, int exact,
                              const char *route)
 {
+    const sluice_host *H = c->host;
     const char *field = route_field(route);
     char fits[1024], msg[2048];
     uint64_t need = prompt + (uint64_t)output;
@@ -340,6 +345,7 @@ static long count_exact(const void *tok, const char *text, size_t len)
 static const char *request_model(struct context *c, sluice_ctx *ctx,
                                  const sluice_json *body)
 {
+    const sluice_host *H = c->host;
     const sluice_json *v = H->json_get(body, "model");
     sluice_json_type t = H->json_type(v);
     if (t == SLUICE_JSON_STRING && H->json_strlen(v) > 0)
@@ -403,6 +409,7 @@ static int context_fallback(struct context *c, sluice_ctx *ctx,
 static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
 {
     struct context *c = instance;
+    const sluice_host *H = c->host;
     const sluice_json *body = H->req_body(ctx);
     struct walk w;
     char num[32];
@@ -485,6 +492,7 @@ static const double ratio_buckets[] = {0.05, 0.1,  0.25, 0.5, 0.75,
 
 static void context_metrics(struct context *c)
 {
+    const sluice_host *H = c->host;
     if (!SLUICE_HOST_HAS(H, metric_observe) || !H->metric_register ||
         !H->metric_add || !H->metric_observe)
         return;
@@ -508,12 +516,13 @@ static int context_init(const sluice_host *host, sluice_stage *self,
                         const sluice_json *config, void **instance, char *err,
                         size_t errlen)
 {
-    H = host;
+    const sluice_host *H = host;
     struct context *c = calloc(1, sizeof(*c));
     if (!c) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    c->host = host;
     c->self = self;
     c->routes = SLUICE_HOST_HAS(H, model_routes) ? H->model_routes(self) : NULL;
     /* stable across restarts and instances (clients cache model lists):
@@ -560,6 +569,7 @@ static void context_destroy(void *instance)
 static int context_status(void *instance, sluice_buf *out)
 {
     struct context *c = instance;
+    const sluice_host *H = c->host;
     int rc =
         H->buf_printf(out, "{\"models\":%zu,\"default_model\":", c->models.n);
     rc |= H->buf_json_str(out, c->default_model);
