@@ -524,8 +524,8 @@ static int parse_server(const struct loadctx *lc, const json_t *root,
 /* ca_file: and verify: of one upstream mapping `s` (named `sect` in
  * errors). The CA file must be readable now: a typo is a config error, not
  * a 502 on the first request. */
-static int parse_upstream_tls(const struct loadctx *lc, const json_t *s,
-                              const char *sect, struct upstream_tls *tls)
+int cfg_upstream_tls(const struct loadctx *lc, const json_t *s,
+                     const char *sect, struct upstream_tls *tls)
 {
     const json_t *v;
     struct origin o;
@@ -666,7 +666,7 @@ static int parse_upstream(const struct loadctx *lc, const json_t *root,
         return -1;
     if (parse_upstream_headers(lc, s, "upstream", &cfg->headers))
         return -1;
-    return parse_upstream_tls(lc, s, "upstream", &cfg->tls);
+    return cfg_upstream_tls(lc, s, "upstream", &cfg->tls);
 }
 
 static int parse_admin(const struct loadctx *lc, const json_t *root,

@@ -53,6 +53,10 @@ const json_t *cfg_field(const struct loadctx *lc, const json_t *obj,
 
 /* config_routes.c: `upstreams:` (or the legacy `upstream:` as one upstream
  * named "default") into cfg->upstreams, and `routes:` into cfg->routes. */
+/* ca_file: and verify: of the upstream mapping s (named sect in errors)
+ * into tls; the CA file must be readable. */
+int cfg_upstream_tls(const struct loadctx *lc, const json_t *s,
+                     const char *sect, struct upstream_tls *tls);
 int config_parse_upstreams(const struct loadctx *lc, const json_t *root,
                            struct config *cfg);
 int config_parse_routes(const struct loadctx *lc, const json_t *root,

@@ -140,7 +140,7 @@ static int upstream_entry(const struct loadctx *lc, const json_t *u, size_t i,
     static const char *const keys[] = {
         "name",        "base_url", "timeout_s", "connect_timeout_s",
         "auth_header", "headers",  "query",     "paths",
-        "keys",        NULL};
+        "keys",        "ca_file",  "verify",    NULL};
     char path[64], msg[256];
     struct origin o;
     const json_t *v;
@@ -224,6 +224,18 @@ static int upstream_entry(const struct loadctx *lc, const json_t *u, size_t i,
             return -1;
     }
     snprintf(path, sizeof path, "upstreams[%zu]", i);
+    /* TLS: its own ca_file / verify, else upstream:'s */
+    struct upstream_tls tls = {NULL, cfg->tls.verify};
+    if (cfg_upstream_tls(lc, u, path, &tls)) {
+        free(tls.ca_file);
+        return -1;
+    }
+    const char *ca = tls.ca_file ? tls.ca_file : cfg->tls.ca_file;
+    int tls_bad = (ca && set_or_oom(lc, e, "ca_file", json_string(ca))) ||
+                  set_or_oom(lc, e, "verify", json_boolean(tls.verify));
+    free(tls.ca_file);
+    if (tls_bad)
+        return -1;
     if ((v = cfg_field(lc, u, path, "keys", &o))) {
         snprintf(path, sizeof path, "upstreams[%zu].keys", i);
         if (upstream_keys(lc, v, path, e))

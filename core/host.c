@@ -376,21 +376,41 @@ static sluice_metric *h_metric_register(sluice_stage *stage,
     return m;
 }
 
+/* <base_url><path> into url and the probe's time limit; -1 if unusable. */
+static int probe_target(sluice_stage *stage, const char *path, char *url,
+                        size_t n, long *timeout)
+{
+    if (!stage || !path || path[0] != '/' || !server_main ||
+        !server_main->cfg || !server_main->cfg->base_url)
+        return -1;
+    if ((size_t)snprintf(url, n, "%s%s", server_main->cfg->base_url, path) >= n)
+        return -1;
+    *timeout = server_main->cfg->connect_timeout_ms * 2;
+    if (*timeout > server_main->cfg->timeout_ms)
+        *timeout = server_main->cfg->timeout_ms;
+    return 0;
+}
+
 static int h_http_probe(sluice_stage *stage, const char *path,
                         const char *authorization, sluice_probe_fn done,
                         void *arg)
 {
     char url[2048];
-    if (!stage || !path || path[0] != '/' || !done || !server_main ||
-        !server_main->cfg || !server_main->cfg->base_url)
+    long timeout;
+    if (!done || probe_target(stage, path, url, sizeof url, &timeout) != 0)
         return -1;
-    if ((size_t)snprintf(url, sizeof url, "%s%s", server_main->cfg->base_url,
-                         path) >= sizeof url)
-        return -1;
-    long timeout = server_main->cfg->connect_timeout_ms * 2;
-    if (timeout > server_main->cfg->timeout_ms)
-        timeout = server_main->cfg->timeout_ms;
     return probe_submit(stage, url, authorization, timeout, done, arg);
+}
+
+static int h_http_fetch(sluice_stage *stage, const char *path,
+                        const char *authorization, sluice_fetch_fn done,
+                        void *arg)
+{
+    char url[2048];
+    long timeout;
+    if (!done || probe_target(stage, path, url, sizeof url, &timeout) != 0)
+        return -1;
+    return probe_submit_fetch(stage, url, authorization, timeout, done, arg);
 }
 
 const sluice_host host_table = {.size = sizeof(sluice_host),
@@ -451,4 +471,5 @@ const sluice_host host_table = {.size = sizeof(sluice_host),
                                 .upstream_count = h_upstream_count,
                                 .upstream_at = h_upstream_at,
                                 .model_routes = h_model_routes,
+                                .http_fetch = h_http_fetch,
                                 JSON_API_MEMBERS};

@@ -227,11 +227,16 @@ int main(int argc, char **argv)
     if (!srv.admin_token)
         log_info("no admin token configured (admin.token_file): the admin "
                  "API is off");
-    if (!cfg->tls.verify)
-        log_warn("upstream.verify is false: the upstream's TLS certificate "
-                 "and host name are not checked (%s); anyone on the path "
-                 "can read the requests and the upstream keys",
-                 cfg->base_url);
+    for (size_t i = 0; i < json_array_size(cfg->upstreams); i++) {
+        const json_t *u = json_array_get(cfg->upstreams, i);
+        if (json_is_false(json_object_get(u, "verify")) ||
+            (!json_object_get(u, "verify") && !cfg->tls.verify))
+            log_warn("upstream.verify is false for upstream '%s': its TLS "
+                     "certificate and host name are not checked (%s); anyone "
+                     "on the path can read the requests and the upstream keys",
+                     json_string_value(json_object_get(u, "name")),
+                     json_string_value(json_object_get(u, "base_url")));
+    }
     if (gen->nstages == 0 || !generation_find(gen, "auth"))
         log_warn("no auth stage in the pipeline: any client that reaches "
                  "this port can use the upstream keys");

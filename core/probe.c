@@ -15,6 +15,7 @@
 #include <string.h>
 
 #define PROBE_QUEUE_MAX 256
+#define PROBE_BODY_MAX  (4u * 1024u * 1024u)
 
 struct probe_job {
     struct probe_job *next;
@@ -23,8 +24,12 @@ struct probe_job {
     char *auth_header; /* "Authorization: ..." */
     long timeout_ms;
     sluice_probe_fn done;
+    sluice_fetch_fn fetch_done; /* a fetch: the body is kept */
     void *arg;
     atomic_int cancel;
+    char *body;
+    size_t len, cap;
+    int too_big;
 };
 
 static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -44,7 +49,45 @@ static void job_free(struct probe_job *j)
         free(j->auth_header);
     }
     free(j->url);
+    free(j->body);
     free(j);
+}
+
+/* done() or fetch_done() with what came (nothing when cancelled). */
+static void job_finish(struct probe_job *j, int status)
+{
+    if (!j->fetch_done) {
+        j->done(j->arg, status);
+        return;
+    }
+    if (!status || j->too_big)
+        j->fetch_done(j->arg, 0, NULL, 0);
+    else
+        j->fetch_done(j->arg, status, j->body, j->len);
+}
+
+static size_t keep(char *p, size_t s, size_t n, void *u)
+{
+    struct probe_job *j = u;
+    size_t len = s * n;
+    if (j->too_big || j->len + len > PROBE_BODY_MAX) {
+        j->too_big = 1;
+        return 0;
+    }
+    if (j->len + len + 1 > j->cap) {
+        size_t cap = (j->len + len + 1) * 2;
+        char *b = realloc(j->body, cap);
+        if (!b) {
+            j->too_big = 1;
+            return 0;
+        }
+        j->body = b;
+        j->cap = cap;
+    }
+    memcpy(j->body + j->len, p, len);
+    j->len += len;
+    j->body[j->len] = '\0';
+    return len;
 }
 
 static size_t discard(char *p, size_t s, size_t n, void *u)
@@ -79,7 +122,8 @@ static int job_run(struct probe_job *j)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, j->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, j->fetch_done ? keep : discard);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, progress);
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, j);
@@ -109,7 +153,7 @@ static void *probe_main(void *unused)
             atomic_store(&j->cancel, 1);
         pthread_mutex_unlock(&probe_lock);
         int status = atomic_load(&j->cancel) ? 0 : job_run(j);
-        j->done(j->arg, status);
+        job_finish(j, status);
         pthread_mutex_lock(&probe_lock);
         running = NULL;
         pthread_cond_broadcast(&probe_cond);
@@ -119,11 +163,12 @@ static void *probe_main(void *unused)
     return NULL;
 }
 
-int probe_submit(sluice_stage *stage, const char *url,
-                 const char *authorization, long timeout_ms,
-                 sluice_probe_fn done, void *arg)
+static int job_submit(sluice_stage *stage, const char *url,
+                      const char *authorization, long timeout_ms,
+                      sluice_probe_fn done, sluice_fetch_fn fetch_done,
+                      void *arg)
 {
-    if (!url || !done)
+    if (!url || (!done && !fetch_done))
         return -1;
     struct probe_job *j = calloc(1, sizeof(*j));
     if (!j)
@@ -134,6 +179,7 @@ int probe_submit(sluice_stage *stage, const char *url,
     j->auth_header = malloc(an + 16);
     j->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     j->done = done;
+    j->fetch_done = fetch_done;
     j->arg = arg;
     if (!j->url || !j->auth_header) {
         job_free(j);
@@ -166,6 +212,20 @@ refuse:
     return -1;
 }
 
+int probe_submit(sluice_stage *stage, const char *url,
+                 const char *authorization, long timeout_ms,
+                 sluice_probe_fn done, void *arg)
+{
+    return job_submit(stage, url, authorization, timeout_ms, done, NULL, arg);
+}
+
+int probe_submit_fetch(sluice_stage *stage, const char *url,
+                       const char *authorization, long timeout_ms,
+                       sluice_fetch_fn done, void *arg)
+{
+    return job_submit(stage, url, authorization, timeout_ms, NULL, done, arg);
+}
+
 void probe_cancel_stage(sluice_stage *stage)
 {
     struct probe_job *mine = NULL, **pp;
@@ -192,7 +252,7 @@ void probe_cancel_stage(sluice_stage *stage)
     while (mine) {
         struct probe_job *j = mine;
         mine = j->next;
-        j->done(j->arg, 0);
+        job_finish(j, 0);
         job_free(j);
     }
 }

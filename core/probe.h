@@ -19,6 +19,11 @@
 int probe_submit(sluice_stage *stage, const char *url,
                  const char *authorization, long timeout_ms,
                  sluice_probe_fn done, void *arg);
+/* The same, and done() also gets the body (at most PROBE_BODY_MAX bytes;
+ * a longer one counts as no answer). */
+int probe_submit_fetch(sluice_stage *stage, const char *url,
+                       const char *authorization, long timeout_ms,
+                       sluice_fetch_fn done, void *arg);
 /* Cancel and wait for every probe of `stage`: queued ones get done(arg, 0)
  * on the calling thread; a running one is aborted and its done() has
  * returned when this does. */

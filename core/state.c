@@ -35,7 +35,9 @@ struct entry {
     int is_counter;
     int dirty; /* its key is in the dirty queue */
     int64_t count;
-    int64_t unsent; /* counter increments not yet given to the backend */
+    int64_t unsent;   /* counter increments not yet given to the backend */
+    int64_t inflight; /* given to it, its answer not back yet */
+    uint64_t seq;     /* of the fleet value the count is based on */
     char *data;
     size_t len;
     uint64_t expires_ms, updated_ms;
@@ -446,6 +448,9 @@ int64_t state_incr(sluice_stage *stage, sluice_ctx *ctx, const char *key,
             mark_dirty_key(e->key, &e->dirty); /* ask the backend */
     }
     pthread_mutex_unlock(&sh->lock);
+    /* a shared backend: the fleet sees the change now, not a period later */
+    if (delta && S.backend && S.backend->tick)
+        state_kick();
     if (done && S.backend && S.backend->tick)
         incr_pending(stage, ctx, fk, key, done, arg);
     else if (done)
@@ -727,15 +732,57 @@ void state_apply_remote(const struct state_wire *w, int accept_own)
         notify(NULL, w->key, 1, w->data, w->len, w->expires_ms, w->origin);
 }
 
+void state_apply_counter(const struct state_wire *w)
+{
+    if (!strcmp(w->origin, S.instance))
+        return; /* ours: the write's answer settles it */
+    uint64_t h = hash_key(w->key), wall = time_wall_ms();
+    struct shard *sh = shard_of(h);
+    if (w->expires_ms && w->expires_ms <= wall)
+        return;
+    pthread_mutex_lock(&sh->lock);
+    struct entry *e = entry_get(sh, w->key, h);
+    if (e && (expired(e, wall) || !e->is_counter)) {
+        free(e->data);
+        e->data = NULL;
+        e->len = 0;
+        e->is_counter = 0;
+    }
+    if (!e && !(e = entry_add(sh, w->key, h))) {
+        pthread_mutex_unlock(&sh->lock);
+        return;
+    }
+    if (!e->is_counter) {
+        e->is_counter = 1;
+        e->unsent = e->inflight = 0;
+        e->seq = 0;
+        e->expires_ms = w->expires_ms;
+    }
+    /* an older value than the view's (messages and our own answers race)
+     * is dropped; the view's increments not yet in Redis stay on top. If
+     * w already holds our write in flight, it counts twice until that
+     * write's answer (settle_row): briefly over, never under. */
+    if (w->seq > e->seq) {
+        e->seq = w->seq;
+        e->count = w->count + e->inflight + e->unsent;
+        e->updated_ms = wall;
+        snprintf(e->origin, sizeof e->origin, "%s", w->origin);
+    }
+    pthread_mutex_unlock(&sh->lock);
+}
+
 void state_requeue_own(void)
 {
     for (int i = 0; i < NSHARDS; i++) {
         struct shard *sh = &S.shards[i];
         pthread_mutex_lock(&sh->lock);
         for (size_t b = 0; b < sh->nb; b++)
-            for (struct entry *e = sh->b[b]; e; e = e->next)
+            for (struct entry *e = sh->b[b]; e; e = e->next) {
                 if (!e->is_counter && !strcmp(e->origin, S.instance))
                     mark_dirty_key(e->key, &e->dirty);
+                if (e->is_counter) /* a restarted Redis numbers from 0 */
+                    e->seq = 0;
+            }
         pthread_mutex_unlock(&sh->lock);
     }
 }
@@ -854,8 +901,12 @@ static void settle_row(const struct state_row *r, int failed)
     if (e && e->is_counter) {
         if (failed)
             e->unsent += r->delta;
-        else
+        else if (!r->fleet_seq || r->fleet_seq >= e->seq) {
+            e->seq = r->fleet_seq;
             e->count = r->fleet + e->unsent;
+        } else /* a later fleet value (it holds ours) came meanwhile */
+            e->count -= e->inflight;
+        e->inflight = 0;
     }
     if (failed)
         mark_dirty_key(r->key, e ? &e->dirty : NULL);
@@ -903,6 +954,7 @@ static void write_dirty(void)
             r->is_counter = e->is_counter;
             r->count = e->count;
             r->delta = e->unsent;
+            e->inflight = e->unsent;
             e->unsent = 0;
             r->expires_ms = e->expires_ms;
             r->updated_ms = e->updated_ms;

@@ -87,9 +87,11 @@ struct state_row {
     uint64_t updated_ms; /* wall */
     const char *origin;
     int64_t delta; /* counters: increments since the last write */
-    /* set by a shared backend for counters: the fleet-wide value */
+    /* set by a shared backend for counters: the fleet-wide value, and
+     * its place in the fleet's order of counter changes (0: unordered) */
     int has_fleet;
     int64_t fleet;
+    uint64_t fleet_seq;
 };
 
 /* Load a row into the view (at open). No notification. */
@@ -116,8 +118,13 @@ struct state_backend {
  * accept_own (loading at start). */
 struct state_wire;
 void state_apply_remote(const struct state_wire *w, int accept_own);
+/* A counter's fleet value another instance's write produced (redis
+ * backend, w->count at w->seq): the view takes it unless it already has a
+ * later one. No notification. */
+void state_apply_counter(const struct state_wire *w);
 /* Queue every record this instance wrote for the backend again (after a
- * reconnect: the server may have lost them). */
+ * reconnect: the server may have lost them), and forget the order of the
+ * counters' fleet values (a restarted server numbers them anew). */
 void state_requeue_own(void);
 
 /* The redis backend: connects (and loads the shared records) now; when

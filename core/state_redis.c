@@ -9,7 +9,9 @@
  *                <prefix>changes; a deletion: DEL, then PUBLISH it;
  *   - a counter: the increments since the last flush, added atomically by a
  *                script (INCRBY, and PEXPIREAT when it has no TTL yet) whose
- *                answer, the fleet's value, becomes the view's value.
+ *                answer, the fleet's value, becomes the view's value; the
+ *                script also publishes it, numbered, so every other
+ *                instance's view takes it too (state_apply_counter).
  * A subscriber thread applies what other instances publish (well within
  * 100 ms: one flush period plus a loopback round trip). Redis down, slow
  * (state.timeout_ms) or restarted is "degraded", not down: the view keeps
@@ -36,11 +38,18 @@
 #define REDIS_SUB_POLL_MS  100
 #define REDIS_PASSWORD_MAX 512
 
-/* INCRBY, and give a fresh counter its expiry. */
+/* INCRBY, give a fresh counter its expiry, number the change in the
+ * fleet's order (KEYS[2], one sequence per prefix) and publish the new
+ * value on the changes channel, so every instance's view follows it at
+ * once, not only at its own next write. Answers {value, seq}. */
 static const char incr_script[] =
     "local v = redis.call('INCRBY', KEYS[1], ARGV[1]) "
     "if tonumber(ARGV[2]) > 0 and redis.call('PTTL', KEYS[1]) < 0 then "
-    "redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end return v";
+    "redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end "
+    "local s = redis.call('INCR', KEYS[2]) "
+    "redis.call('PUBLISH', ARGV[3], string.format('C1 %d %d %s %d %d\\n', "
+    "s, v, ARGV[2], #ARGV[4], #ARGV[5]) .. ARGV[4] .. ARGV[5]) "
+    "return {v, s}";
 
 struct redis_backend {
     struct state_backend base;
@@ -220,8 +229,12 @@ static void sub_message(redisReply *m)
         strcmp(m->element[0]->str, "message") ||
         m->element[2]->type != REDIS_REPLY_STRING)
         return;
-    if (state_wire_decode(m->element[2]->str, m->element[2]->len, &w) == 0)
+    const char *s = m->element[2]->str;
+    size_t len = m->element[2]->len;
+    if (state_wire_decode(s, len, &w) == 0)
         state_apply_remote(&w, 0);
+    else if (state_wire_decode_counter(s, len, &w) == 0)
+        state_apply_counter(&w);
 }
 
 static void sub_sleep(struct redis_backend *b, long ms)
@@ -283,9 +296,10 @@ static void append_row(struct redis_backend *b, const struct state_row *r,
                        buf_t *wire, uint64_t wall)
 {
     if (r->is_counter && !r->deleted) {
-        redisAppendCommand(b->c, "EVAL %s 1 %sc:%s %lld %llu", incr_script,
-                           b->prefix, r->key, (long long)r->delta,
-                           (unsigned long long)r->expires_ms);
+        redisAppendCommand(
+            b->c, "EVAL %s 2 %sc:%s %sseq %lld %llu %s %s %s", incr_script,
+            b->prefix, r->key, b->prefix, (long long)r->delta,
+            (unsigned long long)r->expires_ms, b->channel, b->instance, r->key);
         return;
     }
     int gone = r->deleted || (r->expires_ms && r->expires_ms <= wall);
@@ -335,8 +349,12 @@ static int rb_write(struct state_backend *base, struct state_row *rows,
             if (rep->type == REDIS_REPLY_ERROR) {
                 snprintf(err, errlen, "redis: %s", rep->str);
                 rc = -1;
-            } else if (replies == 1 && rep->type == REDIS_REPLY_INTEGER) {
-                r->fleet = rep->integer;
+            } else if (replies == 1 && rep->type == REDIS_REPLY_ARRAY &&
+                       rep->elements == 2 &&
+                       rep->element[0]->type == REDIS_REPLY_INTEGER &&
+                       rep->element[1]->type == REDIS_REPLY_INTEGER) {
+                r->fleet = rep->element[0]->integer;
+                r->fleet_seq = (uint64_t)rep->element[1]->integer;
                 r->has_fleet = 1;
             }
             freeReplyObject(rep);

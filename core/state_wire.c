@@ -4,7 +4,9 @@
  *
  *   "S1 <found> <expires_ms> <origin len> <key len>\n" origin key data
  *
- * Lengths first, so keys and data may hold any byte. The decoder is the one
+ * Lengths first, so keys and data may hold any byte. A counter's change is
+ * published as "C1 <seq> <value> <expires_ms> <origin len> <key len>\n"
+ * origin key (no data). The decoder is the one
  * place that reads bytes another process wrote: it checks every length
  * against what is there (tests/fuzz/fuzz_state_wire.c).
  */
@@ -77,5 +79,47 @@ int state_wire_decode(const char *buf, size_t len, struct state_wire *w)
     w->expires_ms = exp;
     w->data = p;
     w->len = (size_t)(lim - p);
+    return 0;
+}
+
+/* origin and key of ol + kl bytes at p (lim: the end) into w. */
+static int read_names(const char *p, const char *lim, unsigned long long ol,
+                      unsigned long long kl, struct state_wire *w)
+{
+    size_t rest = (size_t)(lim - p);
+    if (ol >= STATE_WIRE_ORIGIN_MAX || kl == 0 || kl >= STATE_WIRE_KEY_MAX ||
+        ol > rest || kl > rest - ol || memchr(p + ol, '\0', kl))
+        return -1;
+    memcpy(w->origin, p, ol);
+    w->origin[ol] = '\0';
+    memcpy(w->key, p + ol, kl);
+    w->key[kl] = '\0';
+    return 0;
+}
+
+int state_wire_decode_counter(const char *buf, size_t len, struct state_wire *w)
+{
+    const char *p = buf, *lim = buf + len;
+    unsigned long long seq, mag, exp, ol, kl;
+    int neg = 0;
+    memset(w, 0, sizeof(*w));
+    if (len < 3 || memcmp(buf, "C1 ", 3))
+        return -1;
+    p += 3;
+    if (read_num(&p, lim, ' ', &seq))
+        return -1;
+    if (p < lim && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (read_num(&p, lim, ' ', &mag) || mag > (unsigned long long)INT64_MAX ||
+        read_num(&p, lim, ' ', &exp) || read_num(&p, lim, ' ', &ol) ||
+        read_num(&p, lim, '\n', &kl) || read_names(p, lim, ol, kl, w) ||
+        (size_t)(lim - p) != ol + kl)
+        return -1;
+    w->found = 1;
+    w->seq = seq;
+    w->count = neg ? -(int64_t)mag : (int64_t)mag;
+    w->expires_ms = exp;
     return 0;
 }

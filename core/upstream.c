@@ -298,9 +298,7 @@ static int body_bytes(struct sluice_ctx *ctx, const char **p, size_t *len)
 }
 
 /* https:// only: the operator's CA bundle, and verification off only when
- * the config says `verify: false` (main.c warned at start). One setting
- * for every upstream of an `upstreams:` list, for now (upstream_tls is
- * ready to sit in each entry). */
+ * the config says `verify: false` (main.c warned at start). */
 static void upstream_tls_options(CURL *e, const struct upstream_tls *tls)
 {
     if (tls->ca_file)
@@ -457,10 +455,15 @@ int upstream_start(struct sluice_ctx *ctx)
      * close racing a reused request is what makes libcurl resend) */
     curl_easy_setopt(e, CURLOPT_MAXAGE_CONN,
                      (long)((cfg->keepalive_ms + 999) / 1000));
-    /* upstream.ca_file / verify: every https:// upstream of the list */
+    /* an upstreams: entry's own ca_file / verify, else upstream:'s */
     if (!strncasecmp(ctx->up ? ctx->up->base_url : cfg->base_url, "https://",
-                     8))
-        upstream_tls_options(e, &cfg->tls);
+                     8)) {
+        struct upstream_tls own = {0};
+        if (ctx->up && ctx->up->has_tls)
+            own = (struct upstream_tls){(char *)ctx->up->ca_file,
+                                        ctx->up->verify};
+        upstream_tls_options(e, ctx->up && ctx->up->has_tls ? &own : &cfg->tls);
+    }
     if (!ctx->stream) {
         uint64_t now = time_now_ms();
         long left = ctx->deadline > now ? (long)(ctx->deadline - now) : 1;
@@ -532,11 +535,15 @@ static const char *result_word(sluice_attempt_result r)
 }
 
 /* One item of the access line's attempt chain:
- * {"upstream","model","key","status","result"}. */
+ * {"upstream","model","key","status","result"}. No printf: once per
+ * attempt. */
 static void attempt_record(struct sluice_ctx *ctx)
 {
     buf_t *b = &ctx->chain;
     const char *key = hdrs_get(&ctx->attrs, "key_id");
+    int st = ctx->result == SLUICE_ATTEMPT_HTTP ? ctx->status : 0;
+    char num[4] = {(char)('0' + st / 100 % 10), (char)('0' + st / 10 % 10),
+                   (char)('0' + st % 10), 0};
     if (b->len > 4096) /* 24 attempts fit; never unbounded */
         return;
     buf_puts(b, b->len ? ",{\"upstream\":" : "{\"upstream\":");
@@ -545,9 +552,11 @@ static void attempt_record(struct sluice_ctx *ctx)
     buf_json_str(b, ctx->up_model);
     buf_puts(b, ",\"key\":");
     buf_json_str(b, key ? key : "");
-    buf_printf(b, ",\"status\":%d,\"result\":\"%s\"}",
-               ctx->result == SLUICE_ATTEMPT_HTTP ? ctx->status : 0,
-               result_word(ctx->result));
+    buf_puts(b, ",\"status\":");
+    buf_puts(b, st ? num : "0");
+    buf_puts(b, ",\"result\":\"");
+    buf_puts(b, result_word(ctx->result));
+    buf_puts(b, "\"}");
 }
 
 void upstream_abort(struct sluice_ctx *ctx)

@@ -64,6 +64,9 @@ static int def_build(struct upstream_def *d, const json_t *e)
     d->timeout_ms = (long)json_integer_value(json_object_get(e, "timeout_ms"));
     d->connect_timeout_ms =
         (long)json_integer_value(json_object_get(e, "connect_timeout_ms"));
+    d->has_tls = json_object_get(e, "verify") != NULL;
+    d->ca_file = json_string_value(json_object_get(e, "ca_file"));
+    d->verify = !json_is_false(json_object_get(e, "verify"));
     if (query_encode(json_object_get(e, "query"), &d->query) != 0)
         return -1;
     d->nhdr = json_object_size(h);

@@ -23,6 +23,9 @@ struct upstream_def {
     char **hdr_lines;        /* static "Name: value" lines */
     size_t nhdr;
     long timeout_ms, connect_timeout_ms;
+    int has_tls;         /* ca_file/verify from its `upstreams:` entry */
+    const char *ca_file; /* borrowed from json, or NULL */
+    int verify;
 };
 
 struct upstream_set {

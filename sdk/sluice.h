@@ -116,6 +116,9 @@ typedef enum sluice_metric_type {
 /* Completion of an asynchronous upstream probe (http_probe). status is the
  * HTTP status, or 0 when no answer came. Runs on a core thread. */
 typedef void (*sluice_probe_fn)(void *arg, int status);
+/* Completion of http_fetch (ABI 1.1): the status and the body. */
+typedef void (*sluice_fetch_fn)(void *arg, int status, const char *body,
+                                size_t len);
 
 /* One entry of the shared state (ABI 1.1), as a completion or a change
  * notification sees it. Everything is borrowed for the callback. */
@@ -456,6 +459,14 @@ typedef struct sluice_host {
      * fallback_on, context_fallbacks, context_length}), or NULL when the
      * config has none. Borrowed, valid until destroy(). */
     const sluice_json *(*model_routes)(sluice_stage *stage); /* ABI 1.1 */
+
+    /* ---- upstream fetch (ABI 1.1) ---------------------------------------
+     * Like http_probe, but done() also gets the answer's body (at most
+     * 4 MiB; NULL/0 when none came), borrowed for the call. For small
+     * documents a stage reads at start (e.g. GET /models). */
+    int (*http_fetch)(sluice_stage *stage, const char *path,
+                      const char *authorization, sluice_fetch_fn done,
+                      void *arg); /* ABI 1.1 */
 } sluice_host;
 
 #define SLUICE_HOST_HAS(host, member)                                          \

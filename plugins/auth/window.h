@@ -1,9 +1,8 @@
 /*
  * window.h - a client's limit shared through the core's state (SDK ABI
- * 1.1): a sliding one-minute window estimated from two fixed-window
- * counters, this minute's and the last (count_prev * time left of the last
- * minute's share + count_cur). The counters live in the state layer, so
- * the window keeps its count across a restart (local backend) and is
+ * 1.1): a sliding one-minute window counted in six 10-second slots (one
+ * counter each, window.c). The counters live in the state layer, so the
+ * window keeps its count across a restart (local backend) and is
  * fleet-wide (redis backend), where the token bucket (bucket.h) is this
  * process's alone.
  */

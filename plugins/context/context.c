@@ -17,6 +17,7 @@
 #include "exact.h"
 #include "models.h"
 #include "tok.h"
+#include "upstream_models.h"
 #include "walk.h"
 
 #include <inttypes.h>
@@ -24,9 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const sluice_host *H;
-
 struct context {
+    const sluice_host *host; /* the table init got: no file-scope global */
     sluice_stage *self;
     struct model_table models;
     struct exact_set toks; /* the models' tokenizers, loaded at init */
@@ -39,12 +39,16 @@ struct context {
     sluice_metric *m_margin;  /* over the limit, inside the margin */
     sluice_metric *m_refused; /* refused: over limit + margin */
     sluice_metric *m_ratio;   /* estimate over the model's context */
+    int from_upstream;        /* models_from_upstream */
+    const char *up_key_file;  /* its keys_file (borrowed from config) */
+    struct upstream_models up;
 };
 
 static void context_free(struct context *c)
 {
     if (!c)
         return;
+    upstream_models_free(&c->up);
     models_free(&c->models);
     exact_free(&c->toks);
     free(c->default_model);
@@ -53,7 +57,8 @@ static void context_free(struct context *c)
 
 /* ---- config -------------------------------------------------------- */
 
-static int config_check_keys(const sluice_json *cfg, char *err, size_t errlen)
+static int config_check_keys(const sluice_host *H, const sluice_json *cfg,
+                             char *err, size_t errlen)
 {
     static const char *const known[] = {"models",
                                         "default_model",
@@ -61,6 +66,7 @@ static int config_check_keys(const sluice_json *cfg, char *err, size_t errlen)
                                         "estimate_margin",
                                         "reserve_output_tokens",
                                         "image_tokens",
+                                        "models_from_upstream",
                                         NULL};
     for (void *it = H->json_iter(cfg); it; it = H->json_iter_next(cfg, it)) {
         const char *k = H->json_iter_key(it);
@@ -71,7 +77,8 @@ static int config_check_keys(const sluice_json *cfg, char *err, size_t errlen)
             snprintf(err, errlen,
                      "unknown key '%.64s' (known: models, default_model, "
                      "on_unknown_model, estimate_margin, "
-                     "reserve_output_tokens, image_tokens)",
+                     "reserve_output_tokens, image_tokens, "
+                     "models_from_upstream)",
                      k);
             return -1;
         }
@@ -82,8 +89,9 @@ static int config_check_keys(const sluice_json *cfg, char *err, size_t errlen)
 static int config_load(struct context *c, const sluice_json *cfg, char *err,
                        size_t errlen)
 {
+    const sluice_host *H = c->host;
     const char *def, *unknown;
-    if (config_check_keys(cfg, err, errlen) != 0)
+    if (config_check_keys(H, cfg, err, errlen) != 0)
         return -1;
     if (models_defaults(&c->models) != 0) {
         snprintf(err, errlen, "out of memory");
@@ -126,13 +134,32 @@ static int config_load(struct context *c, const sluice_json *cfg, char *err,
         snprintf(err, errlen, "image_tokens: expected an integer >= 0");
         return -1;
     }
+    /* models_from_upstream: true, or {keys_file: <file>} for a Bearer key */
+    const sluice_json *fu = H->json_get(cfg, "models_from_upstream");
+    if (H->json_type(fu) == SLUICE_JSON_OBJECT) {
+        const sluice_json *kf = H->json_get(fu, "keys_file");
+        if (H->json_size(fu) != 1 || !H->json_str(kf)) {
+            snprintf(err, errlen,
+                     "models_from_upstream: expected true, false or "
+                     "{keys_file: <file>}");
+            return -1;
+        }
+        c->from_upstream = 1;
+        c->up_key_file = H->json_str(kf);
+    } else if (H->cfg_bool(cfg, "models_from_upstream", 0, &c->from_upstream) !=
+               0) {
+        snprintf(err, errlen,
+                 "models_from_upstream: expected true, false or "
+                 "{keys_file: <file>}");
+        return -1;
+    }
     return 0;
 }
 
 /* ---- routes -------------------------------------------------------- */
 
-static int route_error(sluice_buf *out, int status, const char *code,
-                       const char *param, const char *message)
+static int route_error(const sluice_host *H, sluice_buf *out, int status,
+                       const char *code, const char *param, const char *message)
 {
     H->buf_printf(out, "{\"error\":{\"message\":");
     H->buf_json_str(out, message);
@@ -151,7 +178,11 @@ static int route_models(void *instance, const char *method, const char *path,
                         sluice_buf *out)
 {
     struct context *c = instance;
-    return models_render_list(H, &c->models, c->created, out) == 0 ? 200 : 500;
+    const sluice_host *H = c->host;
+    return models_render_list(H, &c->models, c->created,
+                              upstream_models_extra(&c->up), out) == 0
+               ? 200
+               : 500;
 }
 
 /* /v1/models/{id} and /v1/models/{id}/info; ids may hold slashes, so the
@@ -160,10 +191,11 @@ static int route_model(void *instance, const char *method, const char *path,
                        sluice_buf *out)
 {
     struct context *c = instance;
+    const sluice_host *H = c->host;
     const char *prefix = "/v1/models/";
     char id[512];
     if (strncmp(path, prefix, strlen(prefix)) != 0)
-        return route_error(out, 404, "not_found", NULL, "unknown path");
+        return route_error(H, out, 404, "not_found", NULL, "unknown path");
     snprintf(id, sizeof id, "%s", path + strlen(prefix));
     const struct model *m = models_find(&c->models, id);
     size_t n = strlen(id);
@@ -174,7 +206,7 @@ static int route_model(void *instance, const char *method, const char *path,
     if (!m) {
         char msg[640];
         snprintf(msg, sizeof msg, "The model '%.500s' does not exist", id);
-        return route_error(out, 404, "model_not_found", "model", msg);
+        return route_error(H, out, 404, "model_not_found", "model", msg);
     }
     return models_render_one(H, m, c->created, out) == 0 ? 200 : 500;
 }
@@ -187,6 +219,7 @@ static int64_t output_tokens(struct context *c, sluice_ctx *ctx,
                              const sluice_json *body, const char *route,
                              const char **key)
 {
+    const sluice_host *H = c->host;
     *key = NULL;
     static const char *const chat_keys[] = {"max_completion_tokens",
                                             "max_tokens", NULL};
@@ -259,6 +292,7 @@ static sluice_verdict refuse(struct context *c, sluice_ctx *ctx,
                              int64_t output, const char *out_key, int exact,
                              const char *route)
 {
+    const sluice_host *H = c->host;
     const char *field = route_field(route);
     char fits[1024], msg[2048];
     uint64_t need = prompt + (uint64_t)output;
@@ -310,6 +344,7 @@ static long count_exact(const void *tok, const char *text, size_t len)
 static const char *request_model(struct context *c, sluice_ctx *ctx,
                                  const sluice_json *body)
 {
+    const sluice_host *H = c->host;
     const sluice_json *v = H->json_get(body, "model");
     sluice_json_type t = H->json_type(v);
     if (t == SLUICE_JSON_STRING && H->json_strlen(v) > 0)
@@ -333,6 +368,7 @@ static const char *request_model(struct context *c, sluice_ctx *ctx,
 static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
 {
     struct context *c = instance;
+    const sluice_host *H = c->host;
     const sluice_json *body = H->req_body(ctx);
     struct walk w;
     char num[32];
@@ -412,6 +448,7 @@ static const double ratio_buckets[] = {0.05, 0.1,  0.25, 0.5, 0.75,
 
 static void context_metrics(struct context *c)
 {
+    const sluice_host *H = c->host;
     if (!SLUICE_HOST_HAS(H, metric_observe) || !H->metric_register ||
         !H->metric_add || !H->metric_observe)
         return;
@@ -435,12 +472,13 @@ static int context_init(const sluice_host *host, sluice_stage *self,
                         const sluice_json *config, void **instance, char *err,
                         size_t errlen)
 {
-    H = host;
+    const sluice_host *H = host;
     struct context *c = calloc(1, sizeof(*c));
     if (!c) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    c->host = host;
     c->self = self;
     /* stable across restarts and instances (clients cache model lists):
      * a fixed date, 2024-01-01T00:00:00Z, not the start time */
@@ -463,6 +501,14 @@ static int context_init(const sluice_host *host, sluice_stage *self,
            "%zu models, default %s, margin %.0f %%, unknown models %s",
            c->models.n, c->default_model, c->margin * 100,
            c->reject_unknown ? "rejected" : "passed on");
+    if (c->from_upstream) {
+        /* last: nothing may fail once the fetch is queued (the core
+         * cancels it before destroy, not after a failed init) */
+        c->up = (struct upstream_models){
+            .H = H, .self = self, .table = &c->models, .created = c->created};
+        if (upstream_models_start(&c->up, c->up_key_file, err, errlen) != 0)
+            goto fail;
+    }
     *instance = c;
     return 0;
 fail:
@@ -478,6 +524,7 @@ static void context_destroy(void *instance)
 static int context_status(void *instance, sluice_buf *out)
 {
     struct context *c = instance;
+    const sluice_host *H = c->host;
     int rc =
         H->buf_printf(out, "{\"models\":%zu,\"default_model\":", c->models.n);
     rc |= H->buf_json_str(out, c->default_model);

@@ -284,7 +284,7 @@ int models_render_one(const sluice_host *H, const struct model *m,
 }
 
 int models_render_list(const sluice_host *H, const struct model_table *t,
-                       int64_t created, sluice_buf *out)
+                       int64_t created, const char *extra, sluice_buf *out)
 {
     int rc = H->buf_printf(out, "{\"object\":\"list\",\"data\":[");
     for (size_t i = 0; i < t->n; i++) {
@@ -292,6 +292,9 @@ int models_render_list(const sluice_host *H, const struct model_table *t,
             rc |= H->buf_append(out, ",", 1);
         rc |= models_render_one(H, &t->v[i], created, out);
     }
+    if (extra && *extra) /* ",{...},{...}": the upstream's other models */
+        rc |= H->buf_append(out, t->n ? extra : extra + 1,
+                            strlen(extra) - (t->n ? 0 : 1));
     rc |= H->buf_printf(out, "]}");
     return rc ? -1 : 0;
 }

@@ -52,6 +52,6 @@ int models_render_one(const sluice_host *H, const struct model *m,
                       int64_t created, sluice_buf *out);
 /* {"object":"list","data":[...]} */
 int models_render_list(const sluice_host *H, const struct model_table *t,
-                       int64_t created, sluice_buf *out);
+                       int64_t created, const char *extra, sluice_buf *out);
 
 #endif

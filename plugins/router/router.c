@@ -56,7 +56,10 @@ struct rt_req {
     size_t n, step;
     size_t primary; /* the route the client's model belongs to */
     int fallbacks;
-    int counted; /* the current step's selection was counted */
+    int counted;       /* the current step's selection was counted */
+    int armed;         /* route.fallback was set non-empty */
+    int can_fb;        /* route.can_fallback as last set (-1: never) */
+    int fallbacks_set; /* the "fallbacks" attribute as last set */
 };
 
 static void router_metrics(struct router *rt)
@@ -177,6 +180,8 @@ static struct rt_req *request_plan(struct router *rt, sluice_ctx *ctx)
         return NULL;
     }
     struct rt_req *q = calloc(1, sizeof *q);
+    if (q)
+        q->can_fb = -1;
     if (!q) {
         H->respond_error(ctx, 500, "server_error", "out_of_memory", NULL,
                          "out of memory");
@@ -245,12 +250,21 @@ static sluice_verdict router_on_attempt(void *instance, sluice_ctx *ctx)
     const struct rt_route *p = &rt->t.v[q->primary];
     H->attr_set(ctx, "upstream", d->upstream);
     H->attr_set(ctx, "upstream_model", d->model ? d->model : H->req_model(ctx));
-    H->attr_set(ctx, "route.fallback", "");
-    H->attr_set(ctx, "route.can_fallback",
-                q->step + 1 < q->n && (p->fallback_on & RC_ALL_KEYS) ? "1"
-                                                                     : "");
-    snprintf(n, sizeof n, "%d", q->fallbacks);
-    H->attr_set(ctx, "fallbacks", n);
+    /* the rest only when it changes: attributes are copied per set */
+    if (q->armed) {
+        H->attr_set(ctx, "route.fallback", "");
+        q->armed = 0;
+    }
+    int can = q->step + 1 < q->n && (p->fallback_on & RC_ALL_KEYS);
+    if (can != q->can_fb) {
+        H->attr_set(ctx, "route.can_fallback", can ? "1" : "");
+        q->can_fb = can;
+    }
+    if (q->fallbacks != q->fallbacks_set) {
+        snprintf(n, sizeof n, "%d", q->fallbacks);
+        H->attr_set(ctx, "fallbacks", n);
+        q->fallbacks_set = q->fallbacks;
+    }
     if (!q->counted && rt->m_selections) {
         const char *lv[] = {r->name, d->upstream, d->model ? d->model : "*"};
         H->metric_add(rt->m_selections, lv, 1);
@@ -273,7 +287,9 @@ static sluice_verdict router_on_response(void *instance, sluice_ctx *ctx)
     const char *body = H->resp_body(ctx, &blen);
     unsigned c = rt_classify(res, status, body, blen);
     int go = c && (rt->t.v[q->primary].fallback_on & c) && q->step + 1 < q->n;
-    H->attr_set(ctx, "route.fallback", go ? rt_class_name(c) : "");
+    if (go || q->armed)
+        H->attr_set(ctx, "route.fallback", go ? rt_class_name(c) : "");
+    q->armed = go;
     return SLUICE_CONTINUE;
 }
 

@@ -66,15 +66,17 @@ void usage_ledger_charge(struct usage_cfg *c, sluice_ctx *ctx, uint64_t wall_ms,
                                 ch->cached,
                                 ch->estimated ? 1 : 0,
                                 ch->cost_nano};
+    /* the windows first: the budget checks of the fleet read them, and
+     * the first change starts the state layer's write to the backend */
+    usage_ledger_reserve(c, ctx, ch->client, wall_ms,
+                         ch->prompt + ch->completion - ch->reserved_tokens,
+                         (ch->cost_nano > 0 ? ch->cost_nano : 0) -
+                             ch->reserved_cost_nano);
     for (int f = 0; f < USAGE_NFIELDS; f++) {
         snprintf(key, sizeof key, "d|%s|%s|%s|%c", day, ch->client, ch->model,
                  usage_field_letter[f]);
         incr(c, ctx, key, v[f], c->retention_ms);
     }
-    usage_ledger_reserve(c, ctx, ch->client, wall_ms,
-                         ch->prompt + ch->completion - ch->reserved_tokens,
-                         (ch->cost_nano > 0 ? ch->cost_nano : 0) -
-                             ch->reserved_cost_nano);
 }
 
 void usage_ledger_reserve(struct usage_cfg *c, sluice_ctx *ctx,

@@ -615,6 +615,103 @@ START_TEST(test_passthrough)
 }
 END_TEST
 
+/* ---- models_from_upstream ---------------------------------------------- */
+
+/* GET /v1/models until its body holds `needle` (bounded); the body. */
+static char *models_until(const char *needle)
+{
+    for (int i = 0; i < 200; i++) {
+        h_resp r;
+        h_get("/v1/models", &r);
+        ck_assert_int_eq(r.status, 200);
+        char *b = strdup(r.body);
+        h_resp_free(&r);
+        if (strstr(b, needle))
+            return b;
+        free(b);
+        h_sleep_ms(25);
+    }
+    ck_abort_msg("/v1/models never listed %s", needle);
+    return NULL;
+}
+
+START_TEST(test_models_from_upstream)
+{
+    h_opts o = {0};
+    o.pipeline = "  - plugin: context\n"
+                 "    config: { models_from_upstream: { keys_file: "
+                 "\"@KEYS_FILE@\" } }\n"
+                 "  - plugin: keyring\n"
+                 "    config: { keys_file: \"@KEYS_FILE@\" }\n"
+                 "  - plugin: sse\n";
+    h_start_all(&o);
+    char *b = models_until("\"mock-model-large\"");
+    json_t *d = json_loads(b, 0, NULL);
+    free(b);
+    size_t i, seen_20b = 0;
+    json_t *m;
+    json_array_foreach(json_object_get(d, "data"), i, m)
+    {
+        const char *id = json_string_value(json_object_get(m, "id"));
+        /* the table's entry wins: listed once, with its context_length */
+        if (!strcmp(id, "openai-gpt-oss-20b")) {
+            seen_20b++;
+            ck_assert_int_eq(
+                json_integer_value(json_object_get(m, "context_length")),
+                128000);
+        }
+        ck_assert_int_eq(json_integer_value(json_object_get(m, "created")),
+                         1704067200);
+    }
+    ck_assert_uint_eq(seen_20b, 1);
+    json_decref(d);
+    json_t *all, *rec = last_rec(&all);
+    ck_assert_str_eq(h_rec_str(rec, "path"), "/v1/models");
+    ck_assert_str_eq(h_rec_header(rec, "authorization"), "Bearer " H_FIRST_KEY);
+    json_decref(all);
+}
+END_TEST
+
+/* an upstream that fails: a WARNING, and the table alone */
+START_TEST(test_models_from_upstream_fails)
+{
+    h_opts o = {0};
+    o.pipeline = "  - plugin: context\n"
+                 "    config: { models_from_upstream: true }\n"
+                 "  - plugin: keyring\n"
+                 "    config: { keys_file: \"@KEYS_FILE@\" }\n";
+    h_start_mock();
+    ck_assert_int_eq(h_mock_script("{\"rules\":[{\"match\":{\"path\":"
+                                   "\"/models\"},\"status\":500}]}"),
+                     0);
+    h_start_sluice(&o);
+    char path[600], *log = NULL;
+    snprintf(path, sizeof path, "%s/sluice.log", h_tmpdir());
+    for (int i = 0; i < 200 && !(log && strstr(log, "models_from_upstream"));
+         i++) {
+        free(log);
+        log = NULL;
+        FILE *f = fopen(path, "r");
+        if (f) {
+            log = calloc(1, 1 << 20);
+            fread(log, 1, (1 << 20) - 1, f);
+            fclose(f);
+        }
+        h_sleep_ms(25);
+    }
+    ck_assert_msg(log && strstr(log, "\"WARNING\"") &&
+                      strstr(log, "models_from_upstream: GET /models did "
+                                  "not answer a model list"),
+                  "no WARNING about the failed upstream list");
+    free(log);
+    h_resp r;
+    h_get("/v1/models", &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_null(strstr(r.body, "mock-model"));
+    h_resp_free(&r);
+}
+END_TEST
+
 /* ---- CORS -------------------------------------------------------------- */
 
 START_TEST(test_cors)
@@ -701,6 +798,8 @@ int main(void)
     tcase_add_test(tc, test_headers_operator_lists);
     tcase_add_test(tc, test_cors);
     tcase_add_test(tc, test_passthrough);
+    tcase_add_test(tc, test_models_from_upstream);
+    tcase_add_test(tc, test_models_from_upstream_fails);
     tcase_add_test(tc, test_tpm_per_api);
     tcase_add_test(tc, test_cors_off_by_default);
     suite_add_tcase(s, tc);

@@ -5,8 +5,9 @@
  * budget_tokens_day: 100000 sending one request after another as fast as
  * it can, round robin over the three, each answer taking 30 ms and 5,000
  * tokens: the fleet admits about what the budget holds, not three times
- * it (counted on the mock's side; the bound is below). Without the Redis
- * fixture the test SKIPs (exit 77).
+ * it (counted on the mock's side; the bound is below), also when answers
+ * take no time, and every instance's GET /admin/usage shows the fleet's
+ * usage. Without the Redis fixture the test SKIPs (exit 77).
  */
 #include "harness.h"
 #include "itest_util.h"
@@ -83,21 +84,49 @@ static const h_opts *opts(const char *name)
     return &o[i];
 }
 
-START_TEST(budget_holds_fleet_wide)
+/* The fleet's view of the client's usage on instance `port` (GET
+ * /admin/usage there): total tokens and requests; -1 on failure. */
+static long long usage_on(int port, long long *requests)
 {
+    const char *hdrs[] = {"Authorization: Bearer " TOKEN, NULL};
+    h_resp r;
+    long long total = -1;
+    *requests = -1;
+    h_request(port, "GET", "/admin/usage?group_by=client&client=team", hdrs,
+              NULL, 0, 10000, &r);
+    json_t *doc = r.status == 200 ? h_resp_json(&r) : NULL;
+    json_t *row = json_array_get(json_object_get(doc, "data"), 0);
+    if (row) {
+        total =
+            (long long)json_integer_value(json_object_get(row, "total_tokens"));
+        *requests =
+            (long long)json_integer_value(json_object_get(row, "requests"));
+    }
+    json_decref(doc);
+    h_resp_free(&r);
+    return total;
+}
+
+/* Three instances, one client sending back to back, round robin, 3x what
+ * the budget holds; each answer takes stall_ms and 5,000 tokens. `over`:
+ * the requests past the budget allowed (-1: not checked, see below). */
+static void run_fleet(int stall_ms, int over)
+{
+    char script[800];
     h_start_mock();
     int ports[3];
     for (int i = 0; i < 3; i++)
         ports[i] = h_fleet_port(h_fleet_start(opts("ABC" + i)));
-    ck_assert_int_eq(
-        h_mock_script("{\"rules\":[{\"times\":0,\"stall_ms\":30,"
-                      "\"json\":{\"id\":\"x\","
-                      "\"object\":\"chat.completion\",\"model\":\"m\","
-                      "\"choices\":[{\"index\":0,\"message\":{\"role\":"
-                      "\"assistant\",\"content\":\"ok\"},\"finish_reason\":"
-                      "\"stop\"}],\"usage\":{\"prompt_tokens\":4000,"
-                      "\"completion_tokens\":1000,\"total_tokens\":5000}}}]}"),
-        0);
+    snprintf(script, sizeof script,
+             "{\"rules\":[{\"times\":0,\"stall_ms\":%d,"
+             "\"json\":{\"id\":\"x\","
+             "\"object\":\"chat.completion\",\"model\":\"m\","
+             "\"choices\":[{\"index\":0,\"message\":{\"role\":"
+             "\"assistant\",\"content\":\"ok\"},\"finish_reason\":"
+             "\"stop\"}],\"usage\":{\"prompt_tokens\":4000,"
+             "\"completion_tokens\":1000,\"total_tokens\":5000}}}]}",
+             stall_ms);
+    ck_assert_int_eq(h_mock_script(script), 0);
     const char *hdrs[] = {"Authorization: Bearer " CLIENT, NULL};
     int ok = 0, refused = 0, other = 0;
     /* as fast as it can: one after another, no pause; 3x what the budget
@@ -116,20 +145,58 @@ START_TEST(budget_holds_fleet_wide)
     }
     long long admitted = (long long)h_mock_request_count() * PER;
     fprintf(stderr,
-            "fleet budget: %d admitted (%lld tokens of %d), %d refused\n", ok,
-            admitted, BUDGET, refused);
+            "fleet budget (answers in %d ms): %d admitted (%lld tokens of "
+            "%d), %d refused\n",
+            stall_ms, ok, admitted, BUDGET, refused);
     ck_assert_int_eq(other, 0);
     ck_assert_int_eq(h_mock_request_count(), ok);
-    /* one instance alone would admit the whole budget, three on their own
-     * three times it. Shared through Redis, the fleet stops at the budget,
-     * past it by at most one request per other instance: an instance sees
-     * the others' charges to a counter when its own next write to Redis
-     * comes back (the state layer publishes records, not counters), so it
-     * may admit once on a view that lacks each other instance's last
-     * charge. The issue's target is one request; see README.md. */
-    ck_assert_msg(admitted >= BUDGET - PER && admitted <= BUDGET + 2 * PER,
+    /* The bound: within one request of the budget. Every counter change
+     * goes to Redis as soon as it is made (the state thread is kicked),
+     * and the script that applies it publishes the fleet's new value,
+     * which every other instance's view takes on receipt. A request is
+     * charged when its answer has been sent (on_complete), so the client's
+     * next request, on another instance, may be checked before that
+     * charge arrives there: one request of lag, no more as long as a
+     * charge reaches the fleet within one request's round trip (here at
+     * least the 30 ms the answer takes). With answers that take no time
+     * that is a race between a loopback Redis round trip and a whole HTTP
+     * exchange: how far it overshoots depends on the machine's load, so
+     * that case checks only the lower bound and the reports (it prints
+     * the count). A strict bound would need the check itself to wait for
+     * Redis (an atomic reservation), which a stage's on_request cannot
+     * do: it has no asynchronous verdict. */
+    ck_assert_msg(admitted >= BUDGET &&
+                      (over < 0 || admitted <= BUDGET + over * PER),
                   "admitted %lld tokens for a budget of %d (one request: %d)",
                   admitted, BUDGET, PER);
+    /* every instance's GET /admin/usage shows the fleet's usage, not what
+     * it charged itself (a third of it): B and C show A's charges */
+    for (int i = 0; i < 3; i++) {
+        long long total = -1, reqs = -1;
+        for (int t = 0; t < 100; t++) { /* the last charges are in flight */
+            total = usage_on(ports[i], &reqs);
+            if (total == admitted && reqs == ok)
+                break;
+            h_sleep_ms(50);
+        }
+        ck_assert_msg(total == admitted && reqs == ok,
+                      "instance %c: /admin/usage shows %lld tokens in %lld "
+                      "requests; the fleet used %lld in %d",
+                      "ABC"[i], total, reqs, admitted, ok);
+    }
+}
+
+START_TEST(budget_holds_fleet_wide)
+{
+    run_fleet(30, 1);
+}
+END_TEST
+
+/* The same with answers that take no time: the next request comes while
+ * the last charge is on its way (no upper bound checked, see above). */
+START_TEST(budget_holds_with_instant_answers)
+{
+    run_fleet(0, -1);
 }
 END_TEST
 
@@ -145,6 +212,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, budget_holds_fleet_wide);
+    tcase_add_test(tc, budget_holds_with_instant_answers);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

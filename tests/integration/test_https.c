@@ -12,8 +12,9 @@
  * connection; the wrong CA, and the system store by default (verify is on
  * unless the file says otherwise), get a 502 naming a certificate problem
  * and the mock sees no request; `verify: false` passes and is logged as a
- * WARNING at start; a ca_file that cannot be opened is a config error
- * naming the file, line and field.
+ * WARNING at start; an `upstreams:` entry's own ca_file is used, and one
+ * without takes upstream.ca_file; a ca_file that cannot be opened is a
+ * config error naming the file, line and field.
  */
 #include "itest_util.h"
 
@@ -211,6 +212,56 @@ START_TEST(test_verify_false_passes_with_warning)
 }
 END_TEST
 
+/* Mock with its TLS port and sluice with one `upstreams:` entry on it:
+ * upstream.ca_file = up_ca, the entry's ca_file = entry_ca (NULL: none). */
+static void start_listed(const char *up_ca, const char *entry_ca)
+{
+    static char extra[1200], up_extra[400], entry[400];
+    int tls_port = h_start_mock_tls(srv_pem, srv_key);
+    snprintf(up_extra, sizeof up_extra, "  ca_file: \"%s\"\n", up_ca);
+    snprintf(entry, sizeof entry, "    ca_file: \"%s\"\n",
+             entry_ca ? entry_ca : "");
+    snprintf(extra, sizeof extra,
+             "upstreams:\n"
+             "  - name: listed\n"
+             "    base_url: \"https://127.0.0.1:%d/v1\"\n"
+             "%s",
+             tls_port, entry_ca ? entry : "");
+    h_opts o = {.threads = 1,
+                .base_url = "",
+                .upstream_extra = up_extra,
+                .extra = extra};
+    h_start_sluice(&o);
+}
+
+static void assert_passes(const char *what)
+{
+    h_resp r;
+    h_post_json(CHAT, OK_BODY, &r);
+    ck_assert_msg(r.curl_code == 0 && r.status == 200, "%s: status %ld: %s",
+                  what, r.status, it_show(&r));
+    h_resp_free(&r);
+    it_assert_mock_saw(1, what);
+}
+
+/* An `upstreams:` entry's own ca_file wins over upstream.ca_file (here an
+ * unrelated CA, which would refuse the mock's certificate). */
+START_TEST(test_upstreams_entry_ca_file)
+{
+    start_listed(other_ca_pem, ca_pem);
+    assert_passes("the entry's own ca_file");
+}
+END_TEST
+
+/* An entry without ca_file takes upstream.ca_file (the system store would
+ * refuse the test CA: a 200 means it did). */
+START_TEST(test_upstreams_entry_inherits_ca_file)
+{
+    start_listed(ca_pem, NULL);
+    assert_passes("the entry taking upstream.ca_file");
+}
+END_TEST
+
 /* A ca_file that cannot be opened fails the config, with file:line. */
 START_TEST(test_missing_ca_file_is_config_error)
 {
@@ -264,6 +315,9 @@ int main(void)
     add(s, "verify_is_on_by_default", test_verify_is_on_by_default);
     add(s, "verify_false_passes_with_warning",
         test_verify_false_passes_with_warning);
+    add(s, "upstreams_entry_ca_file", test_upstreams_entry_ca_file);
+    add(s, "upstreams_entry_inherits_ca_file",
+        test_upstreams_entry_inherits_ca_file);
     add(s, "missing_ca_file_is_config_error",
         test_missing_ca_file_is_config_error);
     SRunner *sr = srunner_create(s);

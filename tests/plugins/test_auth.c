@@ -501,7 +501,7 @@ START_TEST(stage_window_survives_restart)
     const char *ra = sluice_test_header(c, "Retry-After");
     ck_assert_ptr_nonnull(ra);
     ck_assert_int_ge(atoi(ra), 1);
-    ck_assert_int_le(atoi(ra), 60);
+    ck_assert_int_le(atoi(ra), 70);
     sluice_test_req_free(c);
     gen_done(g);
     g = gen_with(CLIENTS, "\"shared_limits\":false");
