@@ -35,12 +35,13 @@ struct context {
     double margin;
     int64_t reserve_output;
     int64_t image_tokens;
-    int64_t created;          /* "created" of the model objects (fixed) */
-    sluice_metric *m_margin;  /* over the limit, inside the margin */
-    sluice_metric *m_refused; /* refused: over limit + margin */
-    sluice_metric *m_ratio;   /* estimate over the model's context */
-    int from_upstream;        /* models_from_upstream */
-    const char *up_key_file;  /* its keys_file (borrowed from config) */
+    int64_t created;           /* "created" of the model objects (fixed) */
+    sluice_metric *m_margin;   /* over the limit, inside the margin */
+    sluice_metric *m_refused;  /* refused: over limit + margin */
+    sluice_metric *m_ratio;    /* estimate over the model's context */
+    const sluice_json *routes; /* the core's routes: (ABI 1.1), or NULL */
+    int from_upstream;         /* models_from_upstream */
+    const char *up_key_file;   /* its keys_file (borrowed from config) */
     struct upstream_models up;
 };
 
@@ -365,6 +366,48 @@ static const char *request_model(struct context *c, sluice_ctx *ctx,
     return c->default_model;
 }
 
+/* The route named `model` (model or alias, exact) in the core's routes. */
+static const sluice_json *route_of(struct context *c, const char *model)
+{
+    const sluice_host *H = c->host;
+    for (size_t i = 0; i < H->json_size(c->routes); i++) {
+        const sluice_json *r = H->json_at(c->routes, i);
+        const char *name = H->json_str(H->json_get(r, "model"));
+        if (name && !strcmp(name, model))
+            return r;
+        const sluice_json *al = H->json_get(r, "aliases");
+        for (size_t j = 0; j < H->json_size(al); j++)
+            if (!strcmp(H->json_str(H->json_at(al, j)), model))
+                return r;
+    }
+    return NULL;
+}
+
+/* A request too large for `model`: the first of its route's
+ * context_fallbacks whose window (this stage's table) holds `need` takes
+ * it, through the attribute "route_model" the router reads. 1 if one
+ * did. */
+static int context_fallback(struct context *c, sluice_ctx *ctx,
+                            const char *model, double need)
+{
+    const sluice_host *H = c->host;
+    const sluice_json *r = c->routes ? route_of(c, model) : NULL;
+    const sluice_json *fb = H->json_get(r, "context_fallbacks");
+    for (size_t i = 0; i < H->json_size(fb); i++) {
+        const char *name = H->json_str(H->json_at(fb, i));
+        const struct model *f = models_find(&c->models, name);
+        if (!f || need > (double)f->context_length)
+            continue;
+        H->attr_set(ctx, "route_model", name);
+        H->resp_header_add(ctx, "x-sluice-context-fallback", name);
+        H->log(c->self, SLUICE_LOG_INFO,
+               "%s: ~%.0f tokens do not fit %s: context fallback to %s",
+               H->req_id(ctx), need, model, name);
+        return 1;
+    }
+    return 0;
+}
+
 static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
 {
     struct context *c = instance;
@@ -432,8 +475,11 @@ static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
     uint64_t judged = !strcmp(route, "embeddings") ? w.max_item : prompt;
     double need = (double)judged + (double)output;
     double limit = (double)m->context_length;
-    if (need > limit * (1.0 + (exact ? 0.0 : c->margin)))
+    if (need > limit * (1.0 + (exact ? 0.0 : c->margin))) {
+        if (context_fallback(c, ctx, m->id, need))
+            return SLUICE_CONTINUE;
         return refuse(c, ctx, m, judged, output, out_key, exact, route);
+    }
     if (need > limit && c->m_margin)
         H->metric_add(c->m_margin, (const char *const[]){m->id}, 1);
     return SLUICE_CONTINUE;
@@ -480,6 +526,7 @@ static int context_init(const sluice_host *host, sluice_stage *self,
     }
     c->host = host;
     c->self = self;
+    c->routes = SLUICE_HOST_HAS(H, model_routes) ? H->model_routes(self) : NULL;
     /* stable across restarts and instances (clients cache model lists):
      * a fixed date, 2024-01-01T00:00:00Z, not the start time */
     c->created = 1704067200;

@@ -13,6 +13,8 @@
  *     401; then the `fallbacks:` model list with its own model name
  *   - a stream falls back before its first byte, never after
  *   - fallback_on without 5xx: the 500 reaches the client, B is not asked
+ *   - context_fallbacks: a request too large for its model goes to the
+ *     first listed model whose window fits
  *   - /health per upstream; /admin/keys?upstream=
  *   - 16 connections for 20 s, alpha killed at 5 s and back at 10 s: no
  *     client error, alpha gets traffic again once it is back
@@ -416,6 +418,69 @@ START_TEST(fallback_on_without_5xx_lets_the_500_through)
 }
 END_TEST
 
+START_TEST(context_fallback_picks_the_first_model_that_fits)
+{
+    int pa = h_start_mock(), pb = h_start_mock_at(1, 0),
+        pc = h_start_mock_at(2, 0);
+    snprintf(yaml_extra, sizeof yaml_extra,
+             "upstreams:\n"
+             "  - { name: alpha, base_url: \"http://127.0.0.1:%d/v1\", keys: "
+             "false }\n"
+             "  - { name: beta, base_url: \"http://127.0.0.1:%d/v1\", keys: "
+             "false }\n"
+             "  - { name: gamma, base_url: \"http://127.0.0.1:%d/v1\", keys: "
+             "false }\n"
+             "routes:\n"
+             "  - model: small\n"
+             "    deployments: [{ upstream: alpha, model: s-up }]\n"
+             "    context_fallbacks: [medium, large]\n"
+             "  - { model: medium, deployments: [{ upstream: beta, model: "
+             "m-up }] }\n"
+             "  - { model: large, deployments: [{ upstream: gamma, model: "
+             "l-up }] }\n",
+             pa, pb, pc);
+    h_opts o = {.pipeline = "  - plugin: context\n"
+                            "    config:\n"
+                            "      estimate_margin: 0\n"
+                            "      models:\n"
+                            "        - { id: small, context_length: 64 }\n"
+                            "        - { id: medium, context_length: 200 }\n"
+                            "        - { id: large, context_length: 100000 }\n"
+                            "  - plugin: router\n"
+                            "  - plugin: sse\n",
+                .base_url = "",
+                .extra = yaml_extra};
+    h_start_sluice(&o);
+    /* about 1,000 tokens: over small (64) and medium (200), fits large */
+    char body[8192];
+    int n = snprintf(body, sizeof body,
+                     "{\"model\":\"small\",\"messages\":[{\"role\":"
+                     "\"user\",\"content\":\"");
+    for (int i = 0; i < 1000; i++)
+        n += snprintf(body + n, sizeof body - (size_t)n, "word ");
+    snprintf(body + n, sizeof body - (size_t)n, "\"}]}");
+    h_resp r;
+    json_t *arr;
+    h_post_json("/v1/chat/completions", body, &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, it_show(&r));
+    assert_hdr(&r, "x-sluice-upstream", "gamma");
+    assert_hdr(&r, "x-sluice-model", "l-up");
+    assert_hdr(&r, "x-sluice-fallbacks", "1");
+    assert_hdr(&r, "x-sluice-context-fallback", "large");
+    h_resp_free(&r);
+    assert_rec_model(last_rec(2, &arr), "l-up");
+    json_decref(arr);
+    ck_assert_int_eq(mock_count(0), 0);
+    ck_assert_int_eq(mock_count(1), 0);
+    /* a small request stays on small */
+    chat_model("small", 0, &r);
+    ck_assert_int_eq(r.status, 200);
+    assert_hdr(&r, "x-sluice-upstream", "alpha");
+    assert_hdr(&r, "x-sluice-fallbacks", "0");
+    h_resp_free(&r);
+}
+END_TEST
+
 /* ---- under load ---------------------------------------------------------- */
 
 struct load {
@@ -692,6 +757,7 @@ int main(void)
     tcase_add_test(tc, fallback_model_list_gets_its_own_model_name);
     tcase_add_test(tc, stream_falls_back_before_first_byte_not_after);
     tcase_add_test(tc, fallback_on_without_5xx_lets_the_500_through);
+    tcase_add_test(tc, context_fallback_picks_the_first_model_that_fits);
     tcase_add_test(tc, load_with_alpha_killed_and_restarted);
     tcase_add_test(tc, reload_adds_and_removes_an_upstream_under_load);
     tcase_add_test(tc, bad_configurations_are_refused_with_file_and_line);
