@@ -369,6 +369,7 @@ static const char *request_model(struct context *c, sluice_ctx *ctx,
 /* The route named `model` (model or alias, exact) in the core's routes. */
 static const sluice_json *route_of(struct context *c, const char *model)
 {
+    const sluice_host *H = c->host;
     for (size_t i = 0; i < H->json_size(c->routes); i++) {
         const sluice_json *r = H->json_at(c->routes, i);
         const char *name = H->json_str(H->json_get(r, "model"));
@@ -389,6 +390,7 @@ static const sluice_json *route_of(struct context *c, const char *model)
 static int context_fallback(struct context *c, sluice_ctx *ctx,
                             const char *model, double need)
 {
+    const sluice_host *H = c->host;
     const sluice_json *r = c->routes ? route_of(c, model) : NULL;
     const sluice_json *fb = H->json_get(r, "context_fallbacks");
     for (size_t i = 0; i < H->json_size(fb); i++) {
