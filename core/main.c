@@ -34,9 +34,12 @@ static int state_start(const struct config *cfg, int check, char *err,
     char inst[128], host[64] = "sluice";
     if (cfg->state.instance)
         snprintf(inst, sizeof inst, "%s", cfg->state.instance);
-    else {
+    else { /* the pid too: instances on one host may share a port (port 0,
+              SO_REUSEPORT), and a fleet drops changes signed with its own
+              name as echoes */
         gethostname(host, sizeof host - 1);
-        snprintf(inst, sizeof inst, "%s:%d", host, cfg->port);
+        snprintf(inst, sizeof inst, "%s:%d/%ld", host, cfg->port,
+                 (long)getpid());
     }
     return state_open(check ? NULL : &cfg->state, inst, err, errlen);
 }

@@ -33,7 +33,7 @@ struct state_conf {
     long timeout_ms;      /* redis: slower than this = unavailable */
     int fail_closed;      /* on_unavailable: closed */
     int required;         /* refuse to start without the backend */
-    char *instance;       /* this instance's name (default host:port) */
+    char *instance;       /* this instance's name (default host:port/pid) */
 };
 
 /* Open the state layer for `sc` (NULL: in memory only, nothing persisted,

@@ -67,9 +67,10 @@ static const h_opts *opts(const char *name)
              "state:\n  backend: redis\n"
              "  url: \"redis://127.0.0.1:%d/0\"\n"
              "  password_file: \"%s/password\"\n"
-             "  prefix: \"%s\"\n  instance: \"%s\"\n",
+             "  prefix: \"%s\"\n%s%s%s",
              it_secret_file("admin.token", TOKEN "\n"), rport, rdir, prefix,
-             name);
+             name ? "  instance: \"" : "", name ? name : "",
+             name ? "\"\n" : "");
     it_secret_file("clients.txt", CLIENT " team\n");
     memset(&o[i], 0, sizeof o[i]);
     o[i].pipeline = "  - plugin: auth\n"
@@ -110,13 +111,13 @@ static long long usage_on(int port, long long *requests)
 /* Three instances, one client sending back to back, round robin, 3x what
  * the budget holds; each answer takes stall_ms and 5,000 tokens. `over`:
  * the requests past the budget allowed (-1: not checked, see below). */
-static void run_fleet(int stall_ms, int over)
+static void run_fleet(int stall_ms, int over, int named)
 {
     char script[800];
     h_start_mock();
     int ports[3];
     for (int i = 0; i < 3; i++)
-        ports[i] = h_fleet_port(h_fleet_start(opts("ABC" + i)));
+        ports[i] = h_fleet_port(h_fleet_start(opts(named ? "ABC" + i : NULL)));
     snprintf(script, sizeof script,
              "{\"rules\":[{\"times\":0,\"stall_ms\":%d,"
              "\"json\":{\"id\":\"x\","
@@ -188,15 +189,18 @@ static void run_fleet(int stall_ms, int over)
 
 START_TEST(budget_holds_fleet_wide)
 {
-    run_fleet(30, 1);
+    run_fleet(30, 1, 1);
 }
 END_TEST
 
 /* The same with answers that take no time: the next request comes while
- * the last charge is on its way (no upper bound checked, see above). */
+ * the last charge is on its way (no upper bound checked, see above). The
+ * instances are not named (state.instance): the default names must differ
+ * although the three run on one host (and bind port 0), or each would take
+ * the others' changes for its own echo and drop them. */
 START_TEST(budget_holds_with_instant_answers)
 {
-    run_fleet(0, -1);
+    run_fleet(0, -1, 0);
 }
 END_TEST
 
