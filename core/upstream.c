@@ -131,29 +131,34 @@ static int add_unless_set(struct sluice_ctx *ctx, struct curl_slist **l,
     return slist_add(l, line);
 }
 
-/* The client's forwarded headers and the operator's added ones. */
+/* The client's forwarded headers and the operator's added ones: the
+ * attempt's upstream's lists (an `upstreams:` entry's own, else
+ * upstream:'s). A client header too long to forward is -3: the client's
+ * error, not ours. */
 static int add_config_headers(struct sluice_ctx *ctx, struct curl_slist **l,
                               char *line, size_t n, const char **bad)
 {
     const struct upstream_headers *uh = &ctx->w->srv->cfg->headers;
+    const json_t *fwd = ctx->up ? ctx->up->forward : uh->forward;
+    const json_t *add = ctx->up ? ctx->up->add : uh->add;
     size_t i;
     json_t *v;
     const char *k;
     int rc;
-    if (!uh->forward) {
+    if (!fwd) {
         for (const char *const *h = forwarded_headers; *h; h++)
             if ((rc = add_unless_set(ctx, l, line, n, *h,
                                      request_header(ctx, *h), bad)))
-                return rc;
+                return rc == -2 ? -3 : rc;
     }
-    json_array_foreach(uh->forward, i, v)
+    json_array_foreach(fwd, i, v)
     {
         const char *h = json_string_value(v);
         if ((rc = add_unless_set(ctx, l, line, n, h, request_header(ctx, h),
                                  bad)))
-            return rc;
+            return rc == -2 ? -3 : rc;
     }
-    json_object_foreach(uh->add, k, v)
+    json_object_foreach((json_t *)add, k, v)
     {
         if ((rc =
                  add_unless_set(ctx, l, line, n, k, json_string_value(v), bad)))
@@ -163,7 +168,8 @@ static int add_config_headers(struct sluice_ctx *ctx, struct curl_slist **l,
 }
 
 /* The request headers of an attempt. -1 when out of memory, -2 when a
- * header line does not fit (*bad names it). */
+ * header line does not fit (*bad names it), -3 when that header is one the
+ * client sent (forwarded). */
 static int build_headers(struct sluice_ctx *ctx, const char **bad)
 {
     struct curl_slist *l = NULL;
@@ -430,11 +436,12 @@ int upstream_start(struct sluice_ctx *ctx)
     const char *body, *bad = NULL;
     size_t blen;
     CURL *e;
+    int hrc = 0;
 
     if (target_resolve(ctx) != 0)
         return -1;
     e = worker_easy_get(w);
-    if (!e || build_headers(ctx, &bad) != 0 ||
+    if (!e || (hrc = build_headers(ctx, &bad)) != 0 ||
         body_bytes(ctx, &body, &blen) != 0)
         goto fail;
     ctx->curl_err[0] = '\0';
@@ -494,6 +501,16 @@ fail:
         worker_easy_put(w, e);
     curl_slist_free_all(ctx->slist);
     ctx->slist = NULL;
+    if (hrc == -3) { /* the client's header: named, never its value */
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "The value of the header %.64s is too long: at most %d "
+                 "bytes.",
+                 bad, UPSTREAM_MAX_HEADER - 3 - (int)strlen(bad));
+        request_set_error(ctx, 400, "invalid_request_error", "header_too_long",
+                          NULL, msg);
+        return -1;
+    }
     if (bad) {
         char msg[200];
         snprintf(msg, sizeof msg,
