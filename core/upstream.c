@@ -169,7 +169,7 @@ static int add_config_headers(struct sluice_ctx *ctx, struct curl_slist **l,
 
 /* The request headers of an attempt. -1 when out of memory, -2 when a
  * header line does not fit (*bad names it), -3 when that header is one the
- * client sent (forwarded). */
+ * client sent (forwarded, or its Content-Type / Accept passed on). */
 static int build_headers(struct sluice_ctx *ctx, const char **bad)
 {
     struct curl_slist *l = NULL;
@@ -181,15 +181,22 @@ static int build_headers(struct sluice_ctx *ctx, const char **bad)
         ct = request_header(ctx, "Content-Type");
     if (kind == API_BODY_RAW)
         accept = request_header(ctx, "Accept");
+    int client_accept = accept != NULL; /* else ours */
     if (!accept)
         accept = ctx->stream            ? "text/event-stream"
                  : kind == API_BODY_RAW ? "*/*"
                                         : "application/json";
-    if ((ct &&
-         ((rc = header_line(line, sizeof line, "Content-Type", ct, bad)) ||
-          (rc = -1, slist_add(&l, line)))) ||
-        (rc = header_line(line, sizeof line, "Accept", accept, bad)) ||
-        (rc = -1, slist_add(&l, line)) || slist_add(&l, "Expect:"))
+    if (ct && (rc = header_line(line, sizeof line, "Content-Type", ct, bad)))
+        return kind != API_BODY_JSON ? -3 : rc; /* the client's */
+    rc = -1;
+    if (ct && slist_add(&l, line))
+        goto fail;
+    if ((rc = header_line(line, sizeof line, "Accept", accept, bad))) {
+        rc = client_accept ? -3 : rc;
+        goto fail;
+    }
+    rc = -1;
+    if (slist_add(&l, line) || slist_add(&l, "Expect:"))
         goto fail;
     for (size_t i = 0; i < ctx->up_headers.n; i++) {
         const char *name, *value;
