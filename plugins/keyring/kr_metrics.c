@@ -1,6 +1,7 @@
 /*
  * kr_metrics.c - the keyring's series on /metrics (sdk/README.md, "What the
- * bundled stages should publish"): per key, labelled by the key's name (its
+ * bundled stages should publish"): per key, labelled by its pool's
+ * upstream (a name from the config: bounded) and the key's name (its
  * label or "sk-…abcd", never the key), requests, successes, failures by
  * reason and in-flight attempts from the hooks; state and cooldown left
  * refreshed at scrape time (collect).
@@ -45,26 +46,27 @@ void kr_metrics_register(struct keyring *kr)
     kr->m.requests = reg(kr, C, "sluice_key_requests_total",
                          "Upstream attempts made with each key (label or "
                          "sk-...abcd).",
-                         "key");
+                         "upstream,key");
     kr->m.successes = reg(kr, C, "sluice_key_successes_total",
                           "Attempts with each key the upstream answered "
                           "with a 2xx.",
-                          "key");
+                          "upstream,key");
     kr->m.failures = reg(kr, C, "sluice_key_failures_total",
                          "Attempts with each key that count against it, by "
                          "reason (auth, quota, http_429, http_5xx, timeout, "
                          "connect).",
-                         "key,reason");
+                         "upstream,key,reason");
     kr->m.state = reg(kr, G, "sluice_key_state",
                       "State of each key: 1 for the current state "
                       "(healthy, cooling, failed), 0 for the others.",
-                      "key,state");
+                      "upstream,key,state");
     kr->m.cooldown = reg(kr, G, "sluice_key_cooldown_seconds",
                          "Seconds until a cooling key is used again (0 "
                          "when not cooling).",
-                         "key");
-    kr->m.inflight = reg(kr, G, "sluice_key_in_flight",
-                         "Requests holding each key right now.", "key");
+                         "upstream,key");
+    kr->m.inflight =
+        reg(kr, G, "sluice_key_in_flight",
+            "Requests holding each key right now.", "upstream,key");
     if (!kr->m.state && !kr->m.cooldown)
         return;
     pthread_mutex_lock(&live_mu);
@@ -98,25 +100,29 @@ static const char *failure_reason(enum key_outcome o)
 void kr_metrics_attempt(struct keyring *kr, const struct key *k)
 {
     if (kr->m.requests)
-        H->metric_add(kr->m.requests, (const char *const[]){k->name}, 1);
+        H->metric_add(kr->m.requests,
+                      (const char *const[]){kr->upstream, k->name}, 1);
 }
 
 void kr_metrics_outcome(struct keyring *kr, const struct key *k,
                         enum key_outcome o)
 {
     if (o == OUT_OK && kr->m.successes) {
-        H->metric_add(kr->m.successes, (const char *const[]){k->name}, 1);
+        H->metric_add(kr->m.successes,
+                      (const char *const[]){kr->upstream, k->name}, 1);
         return;
     }
     const char *why = failure_reason(o);
     if (why && kr->m.failures)
-        H->metric_add(kr->m.failures, (const char *const[]){k->name, why}, 1);
+        H->metric_add(kr->m.failures,
+                      (const char *const[]){kr->upstream, k->name, why}, 1);
 }
 
 void kr_metrics_inflight(struct keyring *kr, const struct key *k, int delta)
 {
     if (kr->m.inflight)
-        H->metric_add(kr->m.inflight, (const char *const[]){k->name},
+        H->metric_add(kr->m.inflight,
+                      (const char *const[]){kr->upstream, k->name},
                       (double)delta);
 }
 
@@ -125,11 +131,13 @@ static void key_gauges(struct keyring *kr, const char *name, int state,
 {
     if (kr->m.state)
         for (int i = 0; i < 3; i++)
-            H->metric_set(kr->m.state,
-                          (const char *const[]){name, state_names[i]},
-                          i == state ? 1 : 0);
+            H->metric_set(
+                kr->m.state,
+                (const char *const[]){kr->upstream, name, state_names[i]},
+                i == state ? 1 : 0);
     if (kr->m.cooldown)
-        H->metric_set(kr->m.cooldown, (const char *const[]){name}, cooldown_s);
+        H->metric_set(kr->m.cooldown, (const char *const[]){kr->upstream, name},
+                      cooldown_s);
 }
 
 static int set_has_name(const struct keyset *s, const char *name)
@@ -188,12 +196,12 @@ void kr_metrics_collect(void *instance)
         collect_pool(p);
 }
 
-/* 1 when a live instance other than `self` holds a key named `name`.
- * Called with live_mu held. */
+/* 1 when a live pool other than `self`, of the same upstream, holds a key
+ * named `name` (the same series). Called with live_mu held. */
 static int live_has_name(const struct keyring *self, const char *name)
 {
     for (struct keyring *o = live_head; o; o = o->m_live_next) {
-        if (o == self)
+        if (o == self || strcmp(o->upstream, self->upstream))
             continue;
         struct keyset *s = keyring_acquire(o);
         int has = set_has_name(s, name);

@@ -15,7 +15,8 @@
  *   - fallback_on without 5xx: the 500 reaches the client, B is not asked
  *   - context_fallbacks: a request too large for its model goes to the
  *     first listed model whose window fits
- *   - /health per upstream; /admin/keys?upstream=
+ *   - /health per upstream; /admin/keys?upstream=; the keyring's per-key
+ *     series labelled by upstream
  *   - 16 connections for 20 s, alpha killed at 5 s and back at 10 s: no
  *     client error, alpha gets traffic again once it is back
  *   - reload under load: an upstream and a route added, then removed: no
@@ -221,6 +222,23 @@ START_TEST(routes_by_model_rewrite_key_header_and_query)
     it_assert_error(&r, 404, "model_not_found", "unknown model");
     h_resp_free(&r);
     ck_assert_int_eq(mock_count(0) + mock_count(1) + mock_count(2), before);
+
+    /* each pool's key series carries its upstream: one attempt per
+     * request a mock saw, none under another upstream */
+    char *m = h_metrics_scrape();
+    static const char *const series[3] = {
+        "sluice_key_requests_total{upstream=\"alpha\",key=\"sk-…0001\"}",
+        "sluice_key_requests_total{upstream=\"beta\",key=\"sk-…0002\"}",
+        "sluice_key_requests_total{upstream=\"azure\",key=\"sk-…0003\"}"};
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(h_metrics_sample(m, series[i]) == mock_count(i),
+                      "%s = %g, mock %d saw %d", series[i],
+                      h_metrics_sample(m, series[i]), i, mock_count(i));
+    ck_assert(h_metrics_sample(m, "sluice_key_requests_total{upstream="
+                                  "\"alpha\",key=\"sk-…0002\"}") == -1);
+    ck_assert(h_metrics_sample(m, "sluice_key_state{upstream=\"azure\","
+                                  "key=\"sk-…0003\",state=\"healthy\"}") == 1);
+    free(m);
 }
 END_TEST
 

@@ -53,9 +53,12 @@ static char *scrape_settled(double want)
     for (int i = 0; i < 250; i++) {
         free(m);
         m = h_metrics_scrape();
-        if (h_metrics_sample(m, "sluice_key_in_flight{key=\"" M1 "\"}") == 0 &&
-            h_metrics_sample(m, "sluice_key_requests_total{key=\"" M1 "\"}") ==
-                want)
+        if (h_metrics_sample(
+                m, "sluice_key_in_flight{upstream=\"default\",key=\"" M1
+                   "\"}") == 0 &&
+            h_metrics_sample(
+                m, "sluice_key_requests_total{upstream=\"default\",key=\"" M1
+                   "\"}") == want)
             return m;
         h_sleep_ms(20);
     }
@@ -126,27 +129,40 @@ START_TEST(test_stage_series_after_traffic)
     ck_assert_uint_eq(with1, (size_t)nchat + 1);
 
     char *m = scrape_settled(nchat + 1);
-    ck_assert(
-        h_metrics_sample(m, "sluice_key_requests_total{key=\"" M2 "\"}") == 1);
-    ck_assert(h_metrics_sample(m, "sluice_key_successes_total{key=\"" M1
-                                  "\"}") == nchat + 1);
-    ck_assert(h_metrics_sample(m, "sluice_key_successes_total{key=\"" M2
-                                  "\"}") == -1);
-    ck_assert(h_metrics_sample(m, "sluice_key_failures_total{key=\"" M2
-                                  "\",reason=\"auth\"}") == 1);
-    ck_assert(h_metrics_sample(m, "sluice_key_state{key=\"" M1
-                                  "\",state=\"healthy\"}") == 1);
-    ck_assert(h_metrics_sample(m, "sluice_key_state{key=\"" M1
-                                  "\",state=\"failed\"}") == 0);
-    ck_assert(h_metrics_sample(m, "sluice_key_state{key=\"" M2
-                                  "\",state=\"failed\"}") == 1);
-    ck_assert(h_metrics_sample(m, "sluice_key_state{key=\"" M2
-                                  "\",state=\"healthy\"}") == 0);
-    ck_assert(h_metrics_sample(m, "sluice_key_state{key=\"" M2
-                                  "\",state=\"cooling\"}") == 0);
-    ck_assert(h_metrics_sample(m, "sluice_key_cooldown_seconds{key=\"" M2
-                                  "\"}") == 0);
-    ck_assert(h_metrics_sample(m, "sluice_key_in_flight{key=\"" M2 "\"}") == 0);
+    ck_assert(h_metrics_sample(
+                  m, "sluice_key_requests_total{upstream=\"default\",key=\"" M2
+                     "\"}") == 1);
+    ck_assert(h_metrics_sample(
+                  m, "sluice_key_successes_total{upstream=\"default\",key=\"" M1
+                     "\"}") == nchat + 1);
+    ck_assert(h_metrics_sample(
+                  m, "sluice_key_successes_total{upstream=\"default\",key=\"" M2
+                     "\"}") == -1);
+    ck_assert(h_metrics_sample(
+                  m, "sluice_key_failures_total{upstream=\"default\",key=\"" M2
+                     "\",reason=\"auth\"}") == 1);
+    ck_assert(h_metrics_sample(m,
+                               "sluice_key_state{upstream=\"default\",key=\"" M1
+                               "\",state=\"healthy\"}") == 1);
+    ck_assert(h_metrics_sample(m,
+                               "sluice_key_state{upstream=\"default\",key=\"" M1
+                               "\",state=\"failed\"}") == 0);
+    ck_assert(h_metrics_sample(m,
+                               "sluice_key_state{upstream=\"default\",key=\"" M2
+                               "\",state=\"failed\"}") == 1);
+    ck_assert(h_metrics_sample(m,
+                               "sluice_key_state{upstream=\"default\",key=\"" M2
+                               "\",state=\"healthy\"}") == 0);
+    ck_assert(h_metrics_sample(m,
+                               "sluice_key_state{upstream=\"default\",key=\"" M2
+                               "\",state=\"cooling\"}") == 0);
+    ck_assert(h_metrics_sample(
+                  m,
+                  "sluice_key_cooldown_seconds{upstream=\"default\",key=\"" M2
+                  "\"}") == 0);
+    ck_assert(h_metrics_sample(
+                  m, "sluice_key_in_flight{upstream=\"default\",key=\"" M2
+                     "\"}") == 0);
     /* the retry stage switched keys once, gave up never */
     ck_assert(h_metrics_sample(
                   m, "sluice_retry_attempts_total{kind=\"key_switch\"}") == 1);

@@ -1028,7 +1028,9 @@ static double kmetric(sluice_test_stage *g, const char *fmt, const char *a,
 static double key_state_of(sluice_test_stage *g, const char *name,
                            const char *state)
 {
-    return kmetric(g, "sluice_key_state{key=\"%s\",state=\"%s\"}", name, state);
+    return kmetric(
+        g, "sluice_key_state{upstream=\"default\",key=\"%s\",state=\"%s\"}",
+        name, state);
 }
 
 START_TEST(metrics_per_key_counts_states_and_reload)
@@ -1041,13 +1043,18 @@ START_TEST(metrics_per_key_counts_states_and_reload)
     ck_assert_str_eq(one_request(g, 429, ra, "{}"), "Bearer " K3);
     ck_assert_str_eq(one_request(g, 500, NULL, "{}"), "Bearer " K1);
 
-    const char *req = "sluice_key_requests_total{key=\"%s\"}%s";
+    const char *req =
+        "sluice_key_requests_total{upstream=\"default\",key=\"%s\"}%s";
     ck_assert_double_eq(kmetric(g, req, "mx-a", ""), 2);
     ck_assert_double_eq(kmetric(g, req, M2, ""), 1);
     ck_assert_double_eq(kmetric(g, req, "mx-c", ""), 1);
     ck_assert_double_eq(
-        kmetric(g, "sluice_key_successes_total{key=\"%s\"}%s", "mx-a", ""), 1);
-    const char *fail = "sluice_key_failures_total{key=\"%s\",reason=\"%s\"}";
+        kmetric(g,
+                "sluice_key_successes_total{upstream=\"default\",key=\"%s\"}%s",
+                "mx-a", ""),
+        1);
+    const char *fail = "sluice_key_failures_total{upstream=\"default\",key=\"%"
+                       "s\",reason=\"%s\"}";
     ck_assert_double_eq(kmetric(g, fail, M2, "auth"), 1);
     ck_assert_double_eq(kmetric(g, fail, "mx-c", "http_429"), 1);
     ck_assert_double_eq(kmetric(g, fail, "mx-a", "http_5xx"), 1);
@@ -1060,7 +1067,8 @@ START_TEST(metrics_per_key_counts_states_and_reload)
     ck_assert_double_eq(key_state_of(g, M2, "failed"), 1);
     ck_assert_double_eq(key_state_of(g, M2, "healthy"), 0);
     ck_assert_double_eq(key_state_of(g, "mx-c", "cooling"), 1);
-    const char *cool = "sluice_key_cooldown_seconds{key=\"%s\"}%s";
+    const char *cool =
+        "sluice_key_cooldown_seconds{upstream=\"default\",key=\"%s\"}%s";
     ck_assert_double_eq(kmetric(g, cool, "mx-c", ""), 30);
     ck_assert_double_eq(kmetric(g, cool, "mx-a", ""), 0);
     fake_now += 12500;
@@ -1071,7 +1079,8 @@ START_TEST(metrics_per_key_counts_states_and_reload)
     ck_assert_double_eq(kmetric(g, cool, "mx-c", ""), 0);
 
     /* in flight while a request holds its key, back to 0 after */
-    const char *infl = "sluice_key_in_flight{key=\"%s\"}%s";
+    const char *infl =
+        "sluice_key_in_flight{upstream=\"default\",key=\"%s\"}%s";
     sluice_test_req *c = sh_ctx_new(g, "{}", NULL);
     ck_assert_int_eq(sluice_test_on_attempt(c), SLUICE_CONTINUE);
     ck_assert_str_eq(auth_of(c), "Bearer " K3);
@@ -1095,7 +1104,10 @@ START_TEST(metrics_per_key_counts_states_and_reload)
     sluice_test_req_free(c);
     ck_assert_double_eq(kmetric(g, infl, "mx-c", ""), 0);
     ck_assert_double_eq(
-        kmetric(g, "sluice_key_successes_total{key=\"%s\"}%s", "mx-c", ""), 1);
+        kmetric(g,
+                "sluice_key_successes_total{upstream=\"default\",key=\"%s\"}%s",
+                "mx-c", ""),
+        1);
 
     char *text = sluice_test_metrics_text(g);
     assert_no_secret(text);
@@ -1121,12 +1133,12 @@ START_TEST(metrics_keys_dropped_by_a_pipeline_reload)
     sluice_test_stage_free(g1);
     /* rendered without any collect: what destroy left */
     ck_assert_double_eq(
-        sluice_test_metric(NULL,
-                           "sluice_key_state{key=\"pr-b\",state=\"failed\"}"),
+        sluice_test_metric(NULL, "sluice_key_state{upstream=\"default\",key="
+                                 "\"pr-b\",state=\"failed\"}"),
         0);
     ck_assert_double_eq(
-        sluice_test_metric(NULL,
-                           "sluice_key_state{key=\"pr-a\",state=\"healthy\"}"),
+        sluice_test_metric(NULL, "sluice_key_state{upstream=\"default\",key="
+                                 "\"pr-a\",state=\"healthy\"}"),
         1);
     ck_assert_double_eq(key_state_of(g2, "pr-a", "healthy"), 1);
     ck_assert_double_eq(key_state_of(g2, "pr-b", "failed"), 0);
