@@ -593,8 +593,8 @@ static int header_name_ok(const struct loadctx *lc, const char *path,
 
 /* forward_headers: [names] and add_headers: {name: value} of one upstream
  * mapping `s` (named `sect` in errors). */
-static int parse_upstream_headers(const struct loadctx *lc, const json_t *s,
-                                  const char *sect, struct upstream_headers *h)
+int cfg_upstream_headers(const struct loadctx *lc, const json_t *s,
+                         const char *sect, struct upstream_headers *h)
 {
     const json_t *v, *e;
     struct origin o;
@@ -664,7 +664,7 @@ static int parse_upstream(const struct loadctx *lc, const json_t *root,
     if ((v = field(lc, s, "upstream", "keepalive_s", &o)) &&
         value_ms(&o, v, &cfg->keepalive_ms, lc->err, lc->errlen))
         return -1;
-    if (parse_upstream_headers(lc, s, "upstream", &cfg->headers))
+    if (cfg_upstream_headers(lc, s, "upstream", &cfg->headers))
         return -1;
     return cfg_upstream_tls(lc, s, "upstream", &cfg->tls);
 }

@@ -57,6 +57,11 @@ const json_t *cfg_field(const struct loadctx *lc, const json_t *obj,
  * into tls; the CA file must be readable. */
 int cfg_upstream_tls(const struct loadctx *lc, const json_t *s,
                      const char *sect, struct upstream_tls *tls);
+/* forward_headers: and add_headers: of the upstream mapping s (named sect
+ * in errors) into h (owned copies, NULL when absent); reserved names and
+ * bad values are errors at file:line. */
+int cfg_upstream_headers(const struct loadctx *lc, const json_t *s,
+                         const char *sect, struct upstream_headers *h);
 int config_parse_upstreams(const struct loadctx *lc, const json_t *root,
                            struct config *cfg);
 int config_parse_routes(const struct loadctx *lc, const json_t *root,

@@ -134,13 +134,33 @@ static int upstream_keys(const struct loadctx *lc, const json_t *v,
     return set_or_oom(lc, e, "keys", json_deep_copy(v));
 }
 
+/* forward_headers / add_headers: the entry's own, else upstream:'s, each
+ * list on its own; stored in e only when set. */
+static int upstream_entry_headers(const struct loadctx *lc, const json_t *u,
+                                  const char *path, const struct config *cfg,
+                                  json_t *e)
+{
+    struct upstream_headers h = {NULL, NULL};
+    int rc = cfg_upstream_headers(lc, u, path, &h);
+    json_t *fwd = h.forward ? h.forward : json_incref(cfg->headers.forward);
+    json_t *add = h.add ? h.add : json_incref(cfg->headers.add);
+    if (!rc && fwd)
+        rc = set_or_oom(lc, e, "forward_headers", json_incref(fwd));
+    if (!rc && add)
+        rc = set_or_oom(lc, e, "add_headers", json_incref(add));
+    json_decref(fwd);
+    json_decref(add);
+    return rc;
+}
+
 static int upstream_entry(const struct loadctx *lc, const json_t *u, size_t i,
                           const struct config *cfg, json_t *list)
 {
     static const char *const keys[] = {
         "name",        "base_url", "timeout_s", "connect_timeout_s",
         "auth_header", "headers",  "query",     "paths",
-        "keys",        "ca_file",  "verify",    NULL};
+        "keys",        "ca_file",  "verify",    "forward_headers",
+        "add_headers", NULL};
     char path[64], msg[256];
     struct origin o;
     const json_t *v;
@@ -234,7 +254,7 @@ static int upstream_entry(const struct loadctx *lc, const json_t *u, size_t i,
     int tls_bad = (ca && set_or_oom(lc, e, "ca_file", json_string(ca))) ||
                   set_or_oom(lc, e, "verify", json_boolean(tls.verify));
     free(tls.ca_file);
-    if (tls_bad)
+    if (tls_bad || upstream_entry_headers(lc, u, path, cfg, e))
         return -1;
     if ((v = cfg_field(lc, u, path, "keys", &o))) {
         snprintf(path, sizeof path, "upstreams[%zu].keys", i);
@@ -256,6 +276,12 @@ static int upstreams_legacy(const struct loadctx *lc, struct config *cfg)
     cfg->upstreams = json_array();
     if (!e || !cfg->upstreams || json_array_append_new(cfg->upstreams, e))
         return cfg_oom(lc->file, lc->err, lc->errlen);
+    if ((cfg->headers.forward &&
+         set_or_oom(lc, e, "forward_headers",
+                    json_incref(cfg->headers.forward))) ||
+        (cfg->headers.add &&
+         set_or_oom(lc, e, "add_headers", json_incref(cfg->headers.add))))
+        return -1;
     cfg->upstreams_listed = 0;
     return 0;
 }

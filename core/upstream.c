@@ -131,29 +131,34 @@ static int add_unless_set(struct sluice_ctx *ctx, struct curl_slist **l,
     return slist_add(l, line);
 }
 
-/* The client's forwarded headers and the operator's added ones. */
+/* The client's forwarded headers and the operator's added ones: the
+ * attempt's upstream's lists (an `upstreams:` entry's own, else
+ * upstream:'s). A client header too long to forward is -3: the client's
+ * error, not ours. */
 static int add_config_headers(struct sluice_ctx *ctx, struct curl_slist **l,
                               char *line, size_t n, const char **bad)
 {
     const struct upstream_headers *uh = &ctx->w->srv->cfg->headers;
+    const json_t *fwd = ctx->up ? ctx->up->forward : uh->forward;
+    const json_t *add = ctx->up ? ctx->up->add : uh->add;
     size_t i;
     json_t *v;
     const char *k;
     int rc;
-    if (!uh->forward) {
+    if (!fwd) {
         for (const char *const *h = forwarded_headers; *h; h++)
             if ((rc = add_unless_set(ctx, l, line, n, *h,
                                      request_header(ctx, *h), bad)))
-                return rc;
+                return rc == -2 ? -3 : rc;
     }
-    json_array_foreach(uh->forward, i, v)
+    json_array_foreach(fwd, i, v)
     {
         const char *h = json_string_value(v);
         if ((rc = add_unless_set(ctx, l, line, n, h, request_header(ctx, h),
                                  bad)))
-            return rc;
+            return rc == -2 ? -3 : rc;
     }
-    json_object_foreach(uh->add, k, v)
+    json_object_foreach((json_t *)add, k, v)
     {
         if ((rc =
                  add_unless_set(ctx, l, line, n, k, json_string_value(v), bad)))
@@ -163,7 +168,8 @@ static int add_config_headers(struct sluice_ctx *ctx, struct curl_slist **l,
 }
 
 /* The request headers of an attempt. -1 when out of memory, -2 when a
- * header line does not fit (*bad names it). */
+ * header line does not fit (*bad names it), -3 when that header is one the
+ * client sent (forwarded, or its Content-Type / Accept passed on). */
 static int build_headers(struct sluice_ctx *ctx, const char **bad)
 {
     struct curl_slist *l = NULL;
@@ -175,15 +181,22 @@ static int build_headers(struct sluice_ctx *ctx, const char **bad)
         ct = request_header(ctx, "Content-Type");
     if (kind == API_BODY_RAW)
         accept = request_header(ctx, "Accept");
+    int client_accept = accept != NULL; /* else ours */
     if (!accept)
         accept = ctx->stream            ? "text/event-stream"
                  : kind == API_BODY_RAW ? "*/*"
                                         : "application/json";
-    if ((ct &&
-         ((rc = header_line(line, sizeof line, "Content-Type", ct, bad)) ||
-          (rc = -1, slist_add(&l, line)))) ||
-        (rc = header_line(line, sizeof line, "Accept", accept, bad)) ||
-        (rc = -1, slist_add(&l, line)) || slist_add(&l, "Expect:"))
+    if (ct && (rc = header_line(line, sizeof line, "Content-Type", ct, bad)))
+        return kind != API_BODY_JSON ? -3 : rc; /* the client's */
+    rc = -1;
+    if (ct && slist_add(&l, line))
+        goto fail;
+    if ((rc = header_line(line, sizeof line, "Accept", accept, bad))) {
+        rc = client_accept ? -3 : rc;
+        goto fail;
+    }
+    rc = -1;
+    if (slist_add(&l, line) || slist_add(&l, "Expect:"))
         goto fail;
     for (size_t i = 0; i < ctx->up_headers.n; i++) {
         const char *name, *value;
@@ -430,11 +443,12 @@ int upstream_start(struct sluice_ctx *ctx)
     const char *body, *bad = NULL;
     size_t blen;
     CURL *e;
+    int hrc = 0;
 
     if (target_resolve(ctx) != 0)
         return -1;
     e = worker_easy_get(w);
-    if (!e || build_headers(ctx, &bad) != 0 ||
+    if (!e || (hrc = build_headers(ctx, &bad)) != 0 ||
         body_bytes(ctx, &body, &blen) != 0)
         goto fail;
     ctx->curl_err[0] = '\0';
@@ -494,6 +508,16 @@ fail:
         worker_easy_put(w, e);
     curl_slist_free_all(ctx->slist);
     ctx->slist = NULL;
+    if (hrc == -3) { /* the client's header: named, never its value */
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "The value of the header %.64s is too long: at most %d "
+                 "bytes.",
+                 bad, UPSTREAM_MAX_HEADER - 3 - (int)strlen(bad));
+        request_set_error(ctx, 400, "invalid_request_error", "header_too_long",
+                          NULL, msg);
+        return -1;
+    }
     if (bad) {
         char msg[200];
         snprintf(msg, sizeof msg,

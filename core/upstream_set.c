@@ -67,6 +67,8 @@ static int def_build(struct upstream_def *d, const json_t *e)
     d->has_tls = json_object_get(e, "verify") != NULL;
     d->ca_file = json_string_value(json_object_get(e, "ca_file"));
     d->verify = !json_is_false(json_object_get(e, "verify"));
+    d->forward = json_object_get(e, "forward_headers");
+    d->add = json_object_get(e, "add_headers");
     if (query_encode(json_object_get(e, "query"), &d->query) != 0)
         return -1;
     d->nhdr = json_object_size(h);

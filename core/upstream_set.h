@@ -26,6 +26,9 @@ struct upstream_def {
     int has_tls;         /* ca_file/verify from its `upstreams:` entry */
     const char *ca_file; /* borrowed from json, or NULL */
     int verify;
+    const json_t *forward; /* forward_headers (its own or upstream:'s), or
+                              NULL: the default list; borrowed */
+    const json_t *add;     /* add_headers likewise, or NULL; borrowed */
 };
 
 struct upstream_set {

@@ -601,8 +601,23 @@ START_TEST(test_passthrough)
     ck_assert_str_eq(h_rec_str(rec, "method"), "GET");
     json_decref(all);
 
-    /* sluice's own routes stay sluice's */
+    /* a client Accept too long to pass on is the client's 400 */
+    static char acc[8300];
+    int n = snprintf(acc, sizeof acc, "Accept: ");
+    memset(acc + n, 'q', sizeof acc - n - 1);
+    const char *ah[] = {acc, NULL};
     int before = h_mock_request_count();
+    h_request(h_sluice_port(), "GET", "/v1/files", ah, NULL, 0, 10000, &r);
+    ck_assert_msg(r.status == 400, "%ld %s", r.status, it_show(&r));
+    ck_assert_msg(strstr(r.body, "\"header_too_long\"") &&
+                      strstr(r.body, "header Accept ") &&
+                      !strstr(r.body, "qqqq"),
+                  "%s", r.body);
+    h_resp_free(&r);
+    ck_assert_int_eq(h_mock_request_count(), before);
+
+    /* sluice's own routes stay sluice's */
+    before = h_mock_request_count();
     h_get("/v1/models", &r);
     ck_assert_int_eq(r.status, 200);
     h_resp_free(&r);

@@ -20,6 +20,8 @@
  *     client error, alpha gets traffic again once it is back
  *   - reload under load: an upstream and a route added, then removed: no
  *     failed request, the new route answers, then 404s
+ *   - forward_headers / add_headers per upstream (own, or upstream:'s); a
+ *     forwarded client header too long: 400, named, value never echoed
  *   - every bad configuration refused by --check with file:line and reason
  */
 #include "harness.h"
@@ -660,6 +662,114 @@ START_TEST(reload_adds_and_removes_an_upstream_under_load)
 }
 END_TEST
 
+/* ---- header lists per upstream ------------------------------------------- */
+
+/* alpha has its own forward_headers / add_headers; beta inherits
+ * upstream:'s. */
+static void start_header_lists(void)
+{
+    int pa = h_start_mock();
+    int pb = h_start_mock_at(1, 0);
+    const char *ka = it_secret_file("a.keys", KA "\n");
+    const char *kb = it_secret_file("b.keys", KB "\n");
+    snprintf(yaml_extra, sizeof yaml_extra,
+             "upstreams:\n"
+             "  - name: alpha\n"
+             "    base_url: \"http://127.0.0.1:%d/v1\"\n"
+             "    keys: { keys_file: \"%s\" }\n"
+             "    forward_headers: [X-Trace-Id]\n"
+             "    add_headers: { X-Alpha-Only: a1 }\n"
+             "  - name: beta\n"
+             "    base_url: \"http://127.0.0.1:%d/v1\"\n"
+             "    keys: { keys_file: \"%s\" }\n"
+             "routes:\n"
+             "  - { model: m-a, deployments: [{ upstream: alpha }] }\n"
+             "  - { model: m-b, deployments: [{ upstream: beta }] }\n",
+             pa, ka, pb, kb);
+    h_opts o = {.pipeline = pipeline(NULL),
+                .base_url = "",
+                .upstream_extra =
+                    "  forward_headers: [OpenAI-Beta, X-Trace-Id]\n"
+                    "  add_headers: { X-Gateway: sluice }\n",
+                .extra = yaml_extra};
+    h_start_sluice(&o);
+}
+
+static void chat_with_headers(const char *model, const char **hdr, h_resp *r)
+{
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\","
+             "\"content\":\"hi\"}]}",
+             model);
+    h_request(h_sluice_port(), "POST", "/v1/chat/completions", hdr, body,
+              strlen(body), 10000, r);
+}
+
+START_TEST(header_lists_apply_per_upstream)
+{
+    start_header_lists();
+    const char *hdr[] = {"Content-Type: application/json",
+                         "OpenAI-Beta: assistants=v2", "X-Trace-Id: t-1",
+                         "X-Alpha-Only: from-client", NULL};
+    h_resp r;
+    json_t *arr, *rec;
+
+    chat_with_headers("m-a", hdr, &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, it_show(&r));
+    h_resp_free(&r);
+    rec = last_rec(0, &arr);
+    ck_assert_msg(!h_rec_header(rec, "openai-beta"),
+                  "alpha's own list drops OpenAI-Beta");
+    ck_assert_str_eq(h_rec_header(rec, "x-trace-id"), "t-1");
+    ck_assert_str_eq(h_rec_header(rec, "x-alpha-only"), "a1");
+    ck_assert_msg(!h_rec_header(rec, "x-gateway"),
+                  "alpha's own add_headers replace upstream:'s");
+    json_decref(arr);
+
+    chat_with_headers("m-b", hdr, &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, it_show(&r));
+    h_resp_free(&r);
+    rec = last_rec(1, &arr);
+    ck_assert_str_eq(h_rec_header(rec, "openai-beta"), "assistants=v2");
+    ck_assert_str_eq(h_rec_header(rec, "x-trace-id"), "t-1");
+    ck_assert_str_eq(h_rec_header(rec, "x-gateway"), "sluice");
+    ck_assert_msg(!h_rec_header(rec, "x-alpha-only"),
+                  "beta got alpha's added header or the client's");
+    json_decref(arr);
+}
+END_TEST
+
+/* a forwarded client header too long to send is the client's 400, naming
+ * the header and never echoing its value; the upstream is not asked */
+START_TEST(oversized_client_header_is_400)
+{
+    start_header_lists();
+    static char line[9000];
+    int n = snprintf(line, sizeof line, "X-Trace-Id: ");
+    memset(line + n, 'q', sizeof line - n - 1);
+    line[sizeof line - 1] = '\0';
+    const char *hdr[] = {"Content-Type: application/json", line, NULL};
+    int before = mock_count(0);
+    h_resp r;
+    chat_with_headers("m-a", hdr, &r);
+    ck_assert_msg(r.status == 400, "%ld %s", r.status, it_show(&r));
+    json_t *doc = json_loadb(r.body, r.body_len, 0, NULL);
+    json_t *err = json_object_get(doc, "error");
+    ck_assert_str_eq(json_string_value(json_object_get(err, "type")),
+                     "invalid_request_error");
+    ck_assert_str_eq(json_string_value(json_object_get(err, "code")),
+                     "header_too_long");
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    ck_assert_msg(msg && strstr(msg, "X-Trace-Id"), "message: %s",
+                  msg ? msg : "(none)");
+    ck_assert_msg(!strstr(r.body, "qqqq"), "the value was echoed: %s", r.body);
+    json_decref(doc);
+    h_resp_free(&r);
+    ck_assert_int_eq(mock_count(0), before);
+}
+END_TEST
+
 /* ---- bad configuration --------------------------------------------------- */
 
 static void check_refused(const char *name, const char *upstreams,
@@ -740,6 +850,22 @@ START_TEST(bad_configurations_are_refused_with_file_and_line)
                   "  - { model: x, deployments: [{ upstream: a }] }\n",
                   "keys_unreadable.yaml:6: upstreams[0].keys.keys_file",
                   "cannot read keys file '/nonexistent/keys.txt'");
+    check_refused("reserved_header",
+                  "  - name: a\n"
+                  "    base_url: \"http://127.0.0.1:1/v1\"\n"
+                  "    keys: false\n"
+                  "    forward_headers: [X-Ok, Authorization]\n",
+                  "  - { model: x, deployments: [{ upstream: a }] }\n",
+                  "reserved_header.yaml:7: upstreams[0].forward_headers",
+                  "'Authorization' is never passed upstream");
+    check_refused("bad_add_headers",
+                  "  - name: a\n"
+                  "    base_url: \"http://127.0.0.1:1/v1\"\n"
+                  "    keys: false\n"
+                  "    add_headers: [X-Not-A-Map]\n",
+                  "  - { model: x, deployments: [{ upstream: a }] }\n",
+                  "bad_add_headers.yaml:7: upstreams[0].add_headers",
+                  "a mapping of header: value");
 }
 END_TEST
 
@@ -760,8 +886,15 @@ int main(void)
     tcase_add_test(tc, context_fallback_picks_the_first_model_that_fits);
     tcase_add_test(tc, load_with_alpha_killed_and_restarted);
     tcase_add_test(tc, reload_adds_and_removes_an_upstream_under_load);
-    tcase_add_test(tc, bad_configurations_are_refused_with_file_and_line);
     suite_add_tcase(s, tc);
+    /* CK_RUN_CASE=headers runs these alone */
+    TCase *th = tcase_create("headers");
+    tcase_add_checked_fixture(th, setup, teardown);
+    tcase_set_timeout(th, 60);
+    tcase_add_test(th, header_lists_apply_per_upstream);
+    tcase_add_test(th, oversized_client_header_is_400);
+    tcase_add_test(th, bad_configurations_are_refused_with_file_and_line);
+    suite_add_tcase(s, th);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
