@@ -16,6 +16,7 @@
 
 #include "exact.h"
 #include "models.h"
+#include "routed.h"
 #include "tok.h"
 #include "upstream_models.h"
 #include "walk.h"
@@ -180,7 +181,7 @@ static int route_models(void *instance, const char *method, const char *path,
 {
     struct context *c = instance;
     const sluice_host *H = c->host;
-    return models_render_list(H, &c->models, c->created,
+    return routed_render_list(H, &c->models, c->routes, c->created,
                               upstream_models_extra(&c->up), out) == 0
                ? 200
                : 500;
@@ -198,18 +199,20 @@ static int route_model(void *instance, const char *method, const char *path,
     if (strncmp(path, prefix, strlen(prefix)) != 0)
         return route_error(H, out, 404, "not_found", NULL, "unknown path");
     snprintf(id, sizeof id, "%s", path + strlen(prefix));
-    const struct model *m = models_find(&c->models, id);
+    int rc =
+        routed_render_one(H, &c->models, c->routes, id, 0, c->created, out);
     size_t n = strlen(id);
-    if (!m && n > 5 && !strcmp(id + n - 5, "/info")) {
+    if (rc == 1 && n > 5 && !strcmp(id + n - 5, "/info")) {
         id[n - 5] = '\0';
-        m = models_find(&c->models, id);
+        rc =
+            routed_render_one(H, &c->models, c->routes, id, 1, c->created, out);
     }
-    if (!m) {
+    if (rc == 1) {
         char msg[640];
         snprintf(msg, sizeof msg, "The model '%.500s' does not exist", id);
         return route_error(H, out, 404, "model_not_found", "model", msg);
     }
-    return models_render_one(H, m, c->created, out) == 0 ? 200 : 500;
+    return rc == 0 ? 200 : 500;
 }
 
 /* ---- the check ------------------------------------------------------- */
@@ -366,23 +369,6 @@ static const char *request_model(struct context *c, sluice_ctx *ctx,
     return c->default_model;
 }
 
-/* The route named `model` (model or alias, exact) in the core's routes. */
-static const sluice_json *route_of(struct context *c, const char *model)
-{
-    const sluice_host *H = c->host;
-    for (size_t i = 0; i < H->json_size(c->routes); i++) {
-        const sluice_json *r = H->json_at(c->routes, i);
-        const char *name = H->json_str(H->json_get(r, "model"));
-        if (name && !strcmp(name, model))
-            return r;
-        const sluice_json *al = H->json_get(r, "aliases");
-        for (size_t j = 0; j < H->json_size(al); j++)
-            if (!strcmp(H->json_str(H->json_at(al, j)), model))
-                return r;
-    }
-    return NULL;
-}
-
 /* A request too large for `model`: the first of its route's
  * context_fallbacks whose window (this stage's table) holds `need` takes
  * it, through the attribute "route_model" the router reads. 1 if one
@@ -391,7 +377,7 @@ static int context_fallback(struct context *c, sluice_ctx *ctx,
                             const char *model, double need)
 {
     const sluice_host *H = c->host;
-    const sluice_json *r = c->routes ? route_of(c, model) : NULL;
+    const sluice_json *r = routed_find(H, c->routes, model);
     const sluice_json *fb = H->json_get(r, "context_fallbacks");
     for (size_t i = 0; i < H->json_size(fb); i++) {
         const char *name = H->json_str(H->json_at(fb, i));
@@ -551,8 +537,11 @@ static int context_init(const sluice_host *host, sluice_stage *self,
     if (c->from_upstream) {
         /* last: nothing may fail once the fetch is queued (the core
          * cancels it before destroy, not after a failed init) */
-        c->up = (struct upstream_models){
-            .H = H, .self = self, .table = &c->models, .created = c->created};
+        c->up = (struct upstream_models){.H = H,
+                                         .self = self,
+                                         .table = &c->models,
+                                         .routes = c->routes,
+                                         .created = c->created};
         if (upstream_models_start(&c->up, c->up_key_file, err, errlen) != 0)
             goto fail;
     }

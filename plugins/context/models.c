@@ -256,8 +256,8 @@ int models_configure(const sluice_host *H, struct model_table *t,
     return 0;
 }
 
-int models_render_one(const sluice_host *H, const struct model *m,
-                      int64_t created, sluice_buf *out)
+int models_render_open(const sluice_host *H, const struct model *m,
+                       int64_t created, const char *owned_by, sluice_buf *out)
 {
     const char *slash = strchr(m->id, '/');
     int rc = H->buf_printf(out, "{\"id\":");
@@ -267,7 +267,9 @@ int models_render_one(const sluice_host *H, const struct model *m,
                         "\"owned_by\":",
                         (long long)created);
     char owner[128] = "megallm"; /* the organisation part of the id */
-    if (slash && slash > m->id)
+    if (owned_by)
+        snprintf(owner, sizeof owner, "%s", owned_by);
+    else if (slash && slash > m->id)
         snprintf(owner, sizeof owner, "%.*s", (int)(slash - m->id), m->id);
     rc |= H->buf_json_str(out, owner);
     rc |= H->buf_printf(out, ",\"context_length\":%lld",
@@ -279,22 +281,5 @@ int models_render_one(const sluice_host *H, const struct model *m,
         rc |= H->buf_printf(out, ",\"description\":");
         rc |= H->buf_json_str(out, m->description);
     }
-    rc |= H->buf_append(out, "}", 1);
-    return rc ? -1 : 0;
-}
-
-int models_render_list(const sluice_host *H, const struct model_table *t,
-                       int64_t created, const char *extra, sluice_buf *out)
-{
-    int rc = H->buf_printf(out, "{\"object\":\"list\",\"data\":[");
-    for (size_t i = 0; i < t->n; i++) {
-        if (i)
-            rc |= H->buf_append(out, ",", 1);
-        rc |= models_render_one(H, &t->v[i], created, out);
-    }
-    if (extra && *extra) /* ",{...},{...}": the upstream's other models */
-        rc |= H->buf_append(out, t->n ? extra : extra + 1,
-                            strlen(extra) - (t->n ? 0 : 1));
-    rc |= H->buf_printf(out, "]}");
     return rc ? -1 : 0;
 }

@@ -1,7 +1,7 @@
 /*
  * models.h - the context stage's model table: the built-in defaults,
  * overridden and extended by the stage's `models:` config, and its JSON
- * renderings for GET /v1/models and /v1/models/{id}[/info]. Read-only once
+ * rendering of one model object (routed.c lists them). Read-only once
  * init has built it, so request threads share it without a lock.
  */
 #ifndef SLUICE_CONTEXT_MODELS_H
@@ -47,11 +47,10 @@ int models_configure(const sluice_host *H, struct model_table *t,
 const struct model *models_find(const struct model_table *t, const char *id);
 void models_free(struct model_table *t);
 
-/* {"id","object":"model","created","owned_by","context_length",...}. */
-int models_render_one(const sluice_host *H, const struct model *m,
-                      int64_t created, sluice_buf *out);
-/* {"object":"list","data":[...]} */
-int models_render_list(const sluice_host *H, const struct model_table *t,
-                       int64_t created, const char *extra, sluice_buf *out);
+/* {"id","object":"model","created","owned_by","context_length",...
+ * without the closing brace (routed.c appends the route and closes it).
+ * owned_by NULL: the organisation part of the id, else "megallm". */
+int models_render_open(const sluice_host *H, const struct model *m,
+                       int64_t created, const char *owned_by, sluice_buf *out);
 
 #endif

@@ -5,6 +5,8 @@
  */
 #include "upstream_models.h"
 
+#include "routed.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +60,8 @@ static void fetched(void *arg, int status, const char *body, size_t len)
         const char *id = H->json_str(H->json_get(m, "id"));
         const char *owner = H->json_str(H->json_get(m, "owned_by"));
         if (!id || !*id || strpbrk(id, "\"\\") ||
-            (owner && strpbrk(owner, "\"\\")) || models_find(u->table, id))
+            (owner && strpbrk(owner, "\"\\")) || models_find(u->table, id) ||
+            routed_find(H, u->routes, id))
             continue; /* the table's entry wins; odd ids are skipped */
         size_t need = strlen(id) + (owner ? strlen(owner) : 8) + 96;
         if (n + need >= cap) {

@@ -2,7 +2,7 @@
  * upstream_models.h - models_from_upstream: the context stage asks the
  * upstream for its model list (GET /models, on the core's probe thread)
  * when it starts, i.e. at start and at every reload, and /v1/models then
- * lists the upstream's models the table does not name. The table's
+ * lists the upstream's models the table and the routes do not name. The table's
  * entries win (their context_length is what the stage checks against);
  * an upstream that fails leaves the table alone, with a WARNING.
  */
@@ -18,6 +18,7 @@ struct upstream_models {
     const sluice_host *H;
     sluice_stage *self;
     const struct model_table *table; /* the stage's, read-only */
+    const sluice_json *routes;       /* the core's routes (listed), or NULL */
     int64_t created;
     _Atomic(char *) extra; /* ",{model},{model}" of the upstream's models
                               not in the table; set once, NULL before */
