@@ -28,6 +28,9 @@
 #define NSHARDS  64
 #define NS_MAX   (STATE_KEY_MAX + 96) /* "<stage>:<key>" */
 #define SWEEP_MS 1000
+/* With nothing to write or deliver, the state thread sleeps this long: an
+ * idle gateway wakes at most once a second (the sweep, a Redis ping). */
+#define IDLE_MS 1000
 
 struct entry {
     struct entry *next;
@@ -228,6 +231,10 @@ static void mark_dirty_key(const char *key, int *flag)
         S.dirty.cap = cap;
     }
     S.dirty.v[S.dirty.n++] = k;
+    /* the first change after a quiet spell: the state thread may be in its
+     * long idle sleep; wake it so the batch goes out within the period */
+    if (S.dirty.n == 1)
+        pthread_cond_signal(&S.q_cond);
     pthread_mutex_unlock(&S.q_lock);
     if (flag)
         *flag = 1;
@@ -381,6 +388,7 @@ static void incr_pending(sluice_stage *stage, sluice_ctx *ctx, const char *fk,
     pthread_mutex_lock(&S.q_lock);
     p->next = S.pending;
     S.pending = p;
+    pthread_cond_signal(&S.q_cond); /* see state_busy_locked */
     pthread_mutex_unlock(&S.q_lock);
 }
 
@@ -985,20 +993,37 @@ out:
     free(d.v);
 }
 
+/* Is there work for the next flush (q_lock held)? Dirty keys a shared
+ * backend that is away cannot take do not count: they wait for the
+ * reconnect, which the idle tick attempts. */
+static int state_busy_locked(void)
+{
+    if (S.pending)
+        return 1;
+    return S.dirty.n && (!S.backend || !S.backend->tick || S.backend_ok);
+}
+
 static void *state_main(void *arg)
 {
     (void)arg;
     unsigned period =
         S.backend && S.backend->flush_ms ? S.backend->flush_ms : STATE_FLUSH_MS;
-    uint64_t next_flush = time_now_ms() + period;
+    uint64_t last_flush = time_now_ms();
+    uint64_t next_flush = last_flush + period;
     uint64_t next_sweep = time_now_ms() + SWEEP_MS;
     pthread_mutex_lock(&S.q_lock);
     for (;;) {
-        while (!S.stop && !S.notes && !S.dones && !S.flush_now &&
-               time_now_ms() < next_flush) {
+        for (;;) {
+            /* busy: flush a period after the last one; idle: sleep up to
+             * IDLE_MS (mark_dirty_key and incr_pending wake us early) */
+            uint64_t until =
+                state_busy_locked() ? next_flush : last_flush + IDLE_MS;
+            if (S.stop || S.notes || S.dones || S.flush_now ||
+                time_now_ms() >= until)
+                break;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            uint64_t wait = next_flush - time_now_ms();
+            uint64_t wait = until - time_now_ms();
             ts.tv_sec += (time_t)(wait / 1000);
             ts.tv_nsec += (long)(wait % 1000) * 1000000L;
             if (ts.tv_nsec >= 1000000000L) {
@@ -1031,7 +1056,8 @@ static void *state_main(void *arg)
             pthread_mutex_unlock(&S.q_lock);
             write_dirty();
             pending_deliver(pend);
-            next_flush = time_now_ms() + period;
+            last_flush = time_now_ms();
+            next_flush = last_flush + period;
         }
         pthread_mutex_lock(&S.q_lock);
         if (flush) {

@@ -447,13 +447,15 @@ START_TEST(test_shared_backend_completions)
     ck_assert_int_eq(s.count[0], 102);
     ck_assert_int_eq(state_incr(&st_a, NULL, "n", 0, 0, NULL, NULL), 102);
     fake.down = 1;
-    usleep(50 * 1000);
+    /* idle, the state thread ticks the backend once a second (IDLE_MS) */
+    for (int i = 0; i < 300 && state_healthy(); i++)
+        usleep(10 * 1000);
     ck_assert_int_eq(state_healthy(), 0);
     ck_assert_int_eq(state_incr(&st_a, NULL, "n", 1, 0, seen_fn, &s), 103);
     ck_assert_int_eq(seen_wait(&s, 2), 2);
     ck_assert_int_eq(s.count[1], 103);
     fake.down = 0;
-    for (int i = 0; i < 100 && !state_healthy(); i++)
+    for (int i = 0; i < 300 && !state_healthy(); i++)
         usleep(10 * 1000);
     ck_assert_int_eq(state_healthy(), 1);
     state_flush();
