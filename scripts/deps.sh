@@ -23,10 +23,15 @@ BUILD_PKGS=(build-essential pkg-config cmake libmicrohttpd-dev
 # chromium (+ its driver) to open /docs headless and screenshot it;
 # openssl makes test_https's certificates at run time;
 # podman + runc + debootstrap build and run the container image
-# (tests/container/container_test.sh); redis-server for the fleet tests'
-# own Redis (tests/redis/redis_fixture.sh, started on loopback by CTest).
+# (tests/container/container_test.sh) - with podman's recommends the test
+# relies on, which --no-install-recommends would leave out: catatonit for
+# `run --init`, fuse-overlayfs where the kernel's overlay cannot be used,
+# and the archive keyring debootstrap checks the release with;
+# redis-server for the fleet tests' own Redis (tests/redis/redis_fixture.sh,
+# started on loopback by CTest).
 TEST_PKGS=(clang libclang-rt-dev clang-format prometheus chromium chromium-driver
-           openssl podman runc debootstrap redis-server)
+           openssl podman runc debootstrap catatonit fuse-overlayfs uidmap
+           slirp4netns debian-archive-keyring redis-server)
 # Node.js + npm for the openai client tests, only when no `node` is on PATH:
 # a node from elsewhere (e.g. nodesource) conflicts with Debian's npm.
 NODE_PKGS=(nodejs npm)
