@@ -143,6 +143,34 @@ void h_dump_logs(int lines)
         tail_file("mock log", H.mock_log, lines);
 }
 
+/* The first line of the file at `path` holding a and (unless NULL) b,
+ * malloc'd, or NULL. */
+static char *file_find_line(const char *path, const char *a, const char *b)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *line = NULL, *hit = NULL;
+    size_t cap = 0;
+    while (!hit && getline(&line, &cap, f) > 0)
+        if (strstr(line, a) && (!b || strstr(line, b)))
+            hit = strdup(line);
+    free(line);
+    fclose(f);
+    return hit;
+}
+
+char *h_log_wait(const char *a, const char *b, long limit_ms)
+{
+    double until = h_now_ms() + (double)limit_ms;
+    for (;;) {
+        char *hit = H.sluice_log[0] ? file_find_line(H.sluice_log, a, b) : NULL;
+        if (hit || h_now_ms() >= until)
+            return hit;
+        h_sleep_ms(20);
+    }
+}
+
 /* ---- the watchdog -------------------------------------------------------
  *
  * Check runs each test in a forked child and ends it with _exit() when an

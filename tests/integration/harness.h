@@ -89,6 +89,11 @@ const char *h_keys_path(void);
 pid_t h_sluice_pid(void);
 /* Print the last `lines` lines of both logs to stderr. */
 void h_dump_logs(int lines);
+/* Wait up to limit_ms for a line of sluice's log holding `a` and, unless
+ * NULL, `b` (the log is written by a writer thread, so a line may land
+ * after the response that caused it). Returns that line, malloc'd (caller
+ * frees), or NULL when none came in time. */
+char *h_log_wait(const char *a, const char *b, long limit_ms);
 
 /* A free loopback TCP port (bound then released), or -1. */
 int h_free_port(void);

@@ -700,24 +700,10 @@ START_TEST(test_models_from_upstream_fails)
                                    "\"/models\"},\"status\":500}]}"),
                      0);
     h_start_sluice(&o);
-    char path[600], *log = NULL;
-    snprintf(path, sizeof path, "%s/sluice.log", h_tmpdir());
-    for (int i = 0; i < 200 && !(log && strstr(log, "models_from_upstream"));
-         i++) {
-        free(log);
-        log = NULL;
-        FILE *f = fopen(path, "r");
-        if (f) {
-            log = calloc(1, 1 << 20);
-            fread(log, 1, (1 << 20) - 1, f);
-            fclose(f);
-        }
-        h_sleep_ms(25);
-    }
-    ck_assert_msg(log && strstr(log, "\"WARNING\"") &&
-                      strstr(log, "models_from_upstream: GET /models did "
-                                  "not answer a model list"),
-                  "no WARNING about the failed upstream list");
+    char *log = h_log_wait("models_from_upstream: GET /models did "
+                           "not answer a model list",
+                           "\"WARNING\"", 10000);
+    ck_assert_msg(log != NULL, "no WARNING about the failed upstream list");
     free(log);
     h_resp r;
     h_get("/v1/models", &r);
