@@ -168,7 +168,7 @@ void request_free(struct sluice_ctx *ctx)
     buf_release(&ctx->resp_body);
     buf_release(&ctx->out_body);
     buf_release(&ctx->sbuf);
-    curl_slist_free_all(ctx->slist);
+    hlist_free(&ctx->hdr_list);
     free(ctx->out_ctype);
     free(ctx->url);
     free(ctx);
