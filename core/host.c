@@ -472,4 +472,5 @@ const sluice_host host_table = {.size = sizeof(sluice_host),
                                 .upstream_at = h_upstream_at,
                                 .model_routes = h_model_routes,
                                 .http_fetch = h_http_fetch,
+                                .state_status = state_status,
                                 JSON_API_MEMBERS};

@@ -64,6 +64,8 @@ int state_watch(sluice_stage *stage, const char *prefix, sluice_state_fn fn,
                 void *arg);
 int state_list(sluice_stage *stage, const char *prefix, sluice_state_fn fn,
                void *arg);
+/* SLUICE_STATE_DEGRADED | SLUICE_STATE_CLOSED (sluice.h). */
+int state_status(sluice_stage *stage);
 /* End every watch and pending completion of `stage`; waits for a running
  * notification of it to return. Called before the stage's destroy(). */
 void state_forget_stage(sluice_stage *stage);

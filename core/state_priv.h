@@ -94,6 +94,7 @@ struct pending {
 
 /* The layer (state.c defines it). */
 struct state_layer {
+    int fail_closed; /* state.on_unavailable: closed */
     int open;
     struct shard shards[NSHARDS];
     struct state_backend *backend;
