@@ -751,6 +751,41 @@ START_TEST(reload_adds_and_removes_an_upstream_under_load)
 }
 END_TEST
 
+/* Requests to model m, one at a time; the upstreams that served them. */
+static void serve_m(int n, const char *const *want)
+{
+    for (int i = 0; i < n; i++) {
+        h_resp r;
+        chat_model("m", 0, &r);
+        ck_assert_msg(r.status == 200, "%ld %s", r.status, it_show(&r));
+        assert_hdr(&r, "x-sluice-upstream", want[i]);
+        h_resp_free(&r);
+    }
+}
+
+/* m's two deployments weigh the same: alpha, beta, alpha, ... A reload
+ * (here adding an upstream and a route) carries the position on: the
+ * next request is beta's turn, where a fresh start would say alpha. */
+START_TEST(reload_keeps_the_weighted_round_robin_position)
+{
+    int pa = h_start_mock(), pb = h_start_mock_at(1, 0);
+    int pg = h_start_mock_at(2, 0);
+    write_reload_config(0, pa, pb, pg);
+    h_opts o = {.pipeline = "  - plugin: router\n",
+                .base_url = "",
+                .extra = yaml_extra};
+    h_start_sluice(&o);
+    serve_m(3, (const char *const[]){"alpha", "beta", "alpha"});
+    write_reload_config(1, pa, pb, pg);
+    ck_assert_int_eq(h_write_config(h_config_path(), &o, h_sluice_port()), 0);
+    ck_assert_int_eq(admin_reload(), 200);
+    serve_m(3, (const char *const[]){"beta", "alpha", "beta"});
+    ck_assert_int_eq(mock_count(0), 3);
+    ck_assert_int_eq(mock_count(1), 3);
+    ck_assert_int_eq(mock_count(2), 0);
+}
+END_TEST
+
 /* ---- header lists per upstream ------------------------------------------- */
 
 /* alpha has its own forward_headers / add_headers; beta inherits
@@ -976,6 +1011,7 @@ int main(void)
     tcase_add_test(tc, context_fallback_picks_the_first_model_that_fits);
     tcase_add_test(tc, load_with_alpha_killed_and_restarted);
     tcase_add_test(tc, reload_adds_and_removes_an_upstream_under_load);
+    tcase_add_test(tc, reload_keeps_the_weighted_round_robin_position);
     suite_add_tcase(s, tc);
     /* CK_RUN_CASE=headers runs these alone */
     TCase *th = tcase_create("headers");
