@@ -229,20 +229,36 @@ static int client_parse(struct client_def *c, const struct line *l,
     return 0;
 }
 
-/* qsort contexts: the array being sorted is of indices into `sort_v`.
- * Parsing runs at init and reload only, serialised by the stage. */
-static const struct client_def *sort_v;
-
+/* qsort has no context argument: sort pointers into d->v, then turn them
+ * back into indices, so no file-scope pointer is needed (two instances may
+ * parse at once). */
 static int by_hash_cmp(const void *a, const void *b)
 {
-    return memcmp(sort_v[*(const size_t *)a].key_hash,
-                  sort_v[*(const size_t *)b].key_hash, AUTH_SHA256_LEN);
+    return memcmp((*(const struct client_def *const *)a)->key_hash,
+                  (*(const struct client_def *const *)b)->key_hash,
+                  AUTH_SHA256_LEN);
 }
 
 static int by_name_cmp(const void *a, const void *b)
 {
-    return strcmp(sort_v[*(const size_t *)a].name,
-                  sort_v[*(const size_t *)b].name);
+    return strcmp((*(const struct client_def *const *)a)->name,
+                  (*(const struct client_def *const *)b)->name);
+}
+
+/* Fill idx with the indices of d->v in the order cmp gives. 0, or -1. */
+static int defs_sort(const struct client_defs *d, size_t *idx,
+                     int (*cmp)(const void *, const void *))
+{
+    const struct client_def **p = malloc((d->n ? d->n : 1) * sizeof(*p));
+    if (!p)
+        return -1;
+    for (size_t i = 0; i < d->n; i++)
+        p[i] = &d->v[i];
+    qsort(p, d->n, sizeof(*p), cmp);
+    for (size_t i = 0; i < d->n; i++)
+        idx[i] = (size_t)(p[i] - d->v);
+    free(p);
+    return 0;
 }
 
 /* Sort the lookup index; report a duplicate key or name (naming both
@@ -252,16 +268,11 @@ static int defs_index(struct client_defs *d, const char *fname, char *err,
 {
     size_t *by_name = d->by_name = malloc(d->n * sizeof(size_t));
     d->by_hash = malloc(d->n * sizeof(size_t));
-    if (!by_name || !d->by_hash) {
+    if (!by_name || !d->by_hash || defs_sort(d, d->by_hash, by_hash_cmp) ||
+        defs_sort(d, by_name, by_name_cmp)) {
         snprintf(err, errlen, "%s: out of memory", fname);
         return -1;
     }
-    for (size_t i = 0; i < d->n; i++)
-        by_name[i] = d->by_hash[i] = i;
-    sort_v = d->v;
-    qsort(d->by_hash, d->n, sizeof(size_t), by_hash_cmp);
-    qsort(by_name, d->n, sizeof(size_t), by_name_cmp);
-    sort_v = NULL;
     int rc = 0;
     for (size_t i = 1; i < d->n && !rc; i++) {
         const struct client_def *a = &d->v[d->by_hash[i - 1]],

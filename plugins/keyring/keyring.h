@@ -15,8 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-extern const sluice_host *kr_host; /* set by init (keyring.c) */
-
 /* ---- key state (keystate.c) ----------------------------------------- */
 
 enum key_state { KEY_HEALTHY = 0, KEY_COOLING = 1, KEY_FAILED = 2 };
@@ -176,6 +174,7 @@ typedef int (*kr_probe_fn)(sluice_stage *stage, const char *path,
 /* One key pool: the keys of one upstream. The stage instance is the first
  * pool; it holds the other upstreams' pools in `peers` (keyring.c). */
 struct keyring {
+    const sluice_host *host; /* the table init got: no file-scope global */
     sluice_stage *self;
     char *upstream; /* the upstream these keys are sent to */
     char *keys_file;
@@ -192,8 +191,8 @@ struct keyring {
     atomic_uint_fast64_t next_probe_ms;
     atomic_int probes_out;
 
-    kr_clock_fn now;   /* monotonic ms (tests inject) */
-    kr_clock_fn wall;  /* wall-clock ms (tests inject) */
+    kr_clock_fn now;   /* monotonic ms: host->now_ms (tests inject) */
+    kr_clock_fn wall;  /* wall-clock ms: host->wall_ms (tests inject) */
     kr_probe_fn probe; /* H->http_probe, or NULL */
 
     struct { /* kr_metrics.c; NULL when the host has none */

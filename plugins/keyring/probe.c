@@ -10,8 +10,6 @@
 
 #include <stdlib.h>
 
-#define H kr_host
-
 struct probe_job {
     struct keyring *kr;
     struct keyset *set; /* referenced until done */
@@ -21,6 +19,7 @@ struct probe_job {
 static void probe_done(void *arg, int status)
 {
     struct probe_job *job = arg;
+    const sluice_host *H = job->kr->host;
     struct key *k = &job->set->keys[job->idx];
     if (status >= 200 && status < 300 && atomic_load(&k->state) == KEY_FAILED) {
         key_reset(k);

@@ -119,17 +119,67 @@ static long chat(const char *const *who, const char *model, long long *tokens,
     return st;
 }
 
-static json_t *row_where(json_t *doc, const char *k, const char *v)
+/* The row of doc's data with k = v, or NULL. */
+static json_t *row_find(json_t *doc, const char *k, const char *v)
 {
     size_t i;
     json_t *row;
     json_array_foreach(json_object_get(doc, "data"), i, row)
     {
-        if (!strcmp(json_string_value(json_object_get(row, k)), v))
+        const char *s = json_string_value(json_object_get(row, k));
+        if (s && !strcmp(s, v))
             return row;
     }
-    ck_abort_msg("no row with %s=%s", k, v);
     return NULL;
+}
+
+static json_t *row_where(json_t *doc, const char *k, const char *v)
+{
+    json_t *row = row_find(doc, k, v);
+    ck_assert_msg(row != NULL, "no row with %s=%s", k, v);
+    return row;
+}
+
+/* A request is charged in on_complete, which runs after the client has its
+ * answer (and maybe on the other worker): a report read right after it may
+ * not hold it yet. GET the report until the row with k = v has field ==
+ * want, for at most 10 s; returns the last document (caller decrefs). */
+static json_t *usage_wait(const char *path, const char *k, const char *v,
+                          const char *field, long long want)
+{
+    double until = h_now_ms() + 10000;
+    for (;;) {
+        json_t *doc = admin_json(path, 200);
+        json_t *row = row_find(doc, k, v);
+        if ((row && num(row, field) == want) || h_now_ms() >= until)
+            return doc;
+        json_decref(doc);
+        h_sleep_ms(20);
+    }
+}
+
+/* Wait until the budget view says `client` used `tokens` today. */
+static void budget_wait(const char *client, long long tokens)
+{
+    double until = h_now_ms() + 10000;
+    long long seen = -1;
+    while (h_now_ms() < until) {
+        json_t *doc = admin_json("/admin/usage/clients", 200);
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_object_get(doc, "clients"), i, c)
+        {
+            const char *name = json_string_value(json_object_get(c, "client"));
+            if (name && !strcmp(name, client))
+                seen = num(json_object_get(c, "today"), "tokens");
+        }
+        json_decref(doc);
+        if (seen == tokens)
+            return;
+        h_sleep_ms(20);
+    }
+    ck_abort_msg("%s: %lld tokens charged today, want %lld", client, seen,
+                 tokens);
 }
 
 START_TEST(test_usage_cost_and_report)
@@ -205,14 +255,18 @@ START_TEST(test_usage_cost_and_report)
     ck_assert_int_eq(s.resp.status, 200);
     ck_assert(h_stream_has_done(&s));
     h_stream_free(&s);
-    json_t *est = admin_json("/admin/usage?group_by=client&client=beta", 200);
+    json_t *est = usage_wait("/admin/usage?group_by=client&client=beta",
+                             "client", "beta", "estimated_requests", 2);
     json_t *e0 = json_array_get(json_object_get(est, "data"), 0);
     ck_assert_int_eq(num(e0, "estimated_requests"), 2);
     ck_assert_int_ge(num(e0, "completion_tokens"), 4 + 4);
     json_decref(est);
 
     /* by client */
-    json_t *doc = admin_json("/admin/usage?group_by=client", 200);
+    json_decref(usage_wait("/admin/usage?group_by=client", "client", "alpha",
+                           "requests", 3));
+    json_t *doc = usage_wait("/admin/usage?group_by=client", "client", "beta",
+                             "requests", 3);
     ck_assert_str_eq(json_string_value(json_object_get(doc, "currency")),
                      "EUR");
     json_t *ra = row_where(doc, "client", "alpha");
@@ -365,6 +419,7 @@ START_TEST(test_budget_refuses)
             one = used; /* tokens of one request */
         ok++;
         h_resp_free(&r);
+        budget_wait("alpha", used); /* the charge lands after the answer */
     }
     ck_assert_int_eq(st, 429);
     json_t *doc = h_resp_json(&r);
