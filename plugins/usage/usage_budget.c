@@ -113,7 +113,8 @@ struct usage_budget *usage_budgets_all(struct usage_cfg *c, size_t *n)
             if (j == c->nlearned)
                 v[(*n)++] = c->budgets[i];
         }
-        memcpy(v + *n, c->learned, c->nlearned * sizeof(*v));
+        if (c->nlearned)
+            memcpy(v + *n, c->learned, c->nlearned * sizeof(*v));
         *n += c->nlearned;
     }
     pthread_mutex_unlock(&c->mu);

@@ -548,10 +548,11 @@ START_TEST(test_model_table_and_clients_file)
     more_yaml = ROUTES;
     h_opts o = opts_for("      currency: EUR\n");
     h_start_all(&o);
-    long long used = 0;
-    ck_assert_int_eq(chat(A_BETA, "mini", NULL, NULL), 200);
-    ck_assert_int_eq(chat(A_BETA, "llama-3", NULL, NULL), 200);
-    ck_assert_int_eq(chat(A_BETA, H_MODEL_ID, NULL, NULL), 200);
+    long long used = 0, beta = 0;
+    ck_assert_int_eq(chat(A_BETA, "mini", &beta, NULL), 200);
+    ck_assert_int_eq(chat(A_BETA, "llama-3", &beta, NULL), 200);
+    ck_assert_int_eq(chat(A_BETA, H_MODEL_ID, &beta, NULL), 200);
+    budget_wait("beta", beta);
     json_t *doc = admin_json("/admin/usage?group_by=model", 200);
     ck_assert(json_real_value(
                   json_object_get(row_where(doc, "model", "mini"), "cost")) ==
@@ -572,15 +573,18 @@ START_TEST(test_model_table_and_clients_file)
             h_resp_header(&r, "x-sluice-budget-remaining-cost"));
         h_resp_free(&r);
         ok++;
+        budget_wait("alpha", used); /* the charge lands after the answer */
     }
     ck_assert_int_eq(st, 429);
+    json_t *err = h_resp_json(&r);
     const char *msg = json_string_value(
-        json_object_get(json_object_get(h_resp_json(&r), "error"), "message"));
+        json_object_get(json_object_get(err, "error"), "message"));
     char usedtxt[40];
     snprintf(usedtxt, sizeof usedtxt, "%lld of 100 used", used);
     ck_assert_msg(msg && strstr(msg, "budget_tokens_day") &&
                       strstr(msg, usedtxt),
                   "%s", r.body);
+    json_decref(err);
     h_resp_free(&r);
     ck_assert_int_eq(h_mock_request_count(), 3 + ok);
     /* the dashboard's bars and the gauge know the clients-file budget */
