@@ -91,14 +91,7 @@ static int add_line(struct hlist *l, const char *name, const char *value,
 static void auth_style(const struct sluice_ctx *ctx, const struct hdr *h,
                        const char **name, const char **value)
 {
-    const char *ah = ctx->up ? ctx->up->auth_header : NULL;
-    *name = h->name;
-    *value = h->value;
-    if (ah && !strcasecmp(h->name, "authorization")) {
-        *name = ah;
-        if (!strncasecmp(*value, "Bearer ", 7))
-            *value += 7;
-    }
+    upstream_def_auth(ctx->up, h->name, h->value, name, value);
 }
 
 /* Client headers passed upstream as sent (unless a stage set them), when

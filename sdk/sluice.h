@@ -134,6 +134,12 @@ typedef struct sluice_state_value {
                             instance's local view (backend unavailable) */
 } sluice_state_value;
 
+/* state_status flags (ABI 1.1): the shared backend cannot be reached (the
+ * view is this instance's alone), and the operator's choice for that case
+ * (state.on_unavailable: closed). */
+#define SLUICE_STATE_DEGRADED 0x1
+#define SLUICE_STATE_CLOSED   0x2
+
 /* Completion of state_incr, or a change seen by state_watch. */
 typedef void (*sluice_state_fn)(void *arg, const sluice_state_value *v);
 
@@ -467,6 +473,27 @@ typedef struct sluice_host {
     int (*http_fetch)(sluice_stage *stage, const char *path,
                       const char *authorization, sluice_fetch_fn done,
                       void *arg); /* ABI 1.1 */
+
+    /* ---- probes per upstream (ABI 1.1) ----------------------------------
+     * Like http_probe, but to the upstream named `upstream` of the stage's
+     * generation: its base_url + path (+ its static query), its static
+     * and added headers, and `authorization` ("Bearer <key>") sent the way
+     * that upstream takes its key (an auth_header such as Azure's api-key
+     * gets the bare key). -1 (done() never called) for an unknown
+     * upstream or when the queue is full. */
+    int (*upstream_probe)(sluice_stage *stage, const char *upstream,
+                          const char *path, const char *authorization,
+                          sluice_probe_fn done, void *arg); /* ABI 1.1 */
+
+    /* ---- shared state's availability (ABI 1.1) --------------------------
+     * SLUICE_STATE_DEGRADED while the shared backend (state.backend: redis)
+     * cannot be reached: the view is this instance's alone, so counters
+     * hold only what this instance counted since. SLUICE_STATE_CLOSED when
+     * the operator set state.on_unavailable: closed: a stage enforcing
+     * limits from the shared state then refuses (503) while degraded,
+     * instead of judging on the local view. 0: the view is the backend's
+     * (always so with the local backend). One atomic read; any thread. */
+    int (*state_status)(sluice_stage *stage); /* ABI 1.1 */
 } sluice_host;
 
 #define SLUICE_HOST_HAS(host, member)                                          \

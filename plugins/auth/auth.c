@@ -49,8 +49,9 @@
 #define AUTH_MINUTE_MS 60000
 #define AUTH_CIDR_MAX  1024
 
-static const sluice_host *H;
-static char charged_mark; /* local slot value: tokens already charged */
+/* local slot value: tokens already charged. Only its address is used, the
+ * same for every instance: it is a mark, not state. */
+static char charged_mark;
 
 struct limiter {
     pthread_mutex_t mu;
@@ -63,6 +64,7 @@ struct client_set {
 };
 
 struct auth {
+    const sluice_host *host; /* the table init got: no file-scope global */
     sluice_stage *self;
     char *clients_path;
     struct cidr *allow, *proxies;
@@ -94,8 +96,8 @@ static long set_find_name(const struct client_set *s, const char *name)
 
 /* Buckets start full, or carry the level of the same-named client of `old`
  * (so a reload neither resets nor punishes anyone). */
-static struct client_set *set_new(struct client_defs *defs,
-                                  struct client_set *old)
+static struct client_set *
+set_new(const struct auth *a, struct client_defs *defs, struct client_set *old)
 {
     struct client_set *s = calloc(1, sizeof(*s));
     if (!s)
@@ -110,7 +112,7 @@ static struct client_set *set_new(struct client_defs *defs,
     defs->by_hash = NULL;
     defs->by_name = NULL;
     defs->n = 0;
-    uint64_t now = H->now_ms();
+    uint64_t now = a->host->now_ms();
     for (size_t i = 0; i < s->defs.n; i++) {
         struct limiter *l = &s->lim[i];
         pthread_mutex_init(&l->mu, NULL);
@@ -134,6 +136,7 @@ static struct client_set *set_new(struct client_defs *defs,
 static char *file_read(struct auth *a, const char *path, size_t *len, char *err,
                        size_t errlen)
 {
+    const sluice_host *H = a->host;
     struct stat st;
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -178,7 +181,7 @@ static struct client_set *set_load(struct auth *a, struct client_set *old,
     free(text);
     if (rc != 0)
         return NULL;
-    struct client_set *s = set_new(&defs, old);
+    struct client_set *s = set_new(a, &defs, old);
     if (!s) {
         clients_defs_free(&defs);
         snprintf(err, errlen, "out of memory");
@@ -193,6 +196,7 @@ static struct client_set *set_load(struct auth *a, struct client_set *old,
  * trusted proxy, counting from the right. -1 when it cannot be told. */
 static int client_addr(struct auth *a, sluice_ctx *ctx, struct cidr *out)
 {
+    const sluice_host *H = a->host;
     if (cidr_addr_parse(H->req_peer(ctx), out) != 0)
         return -1;
     if (!a->nproxies || !cidr_list_contains(a->proxies, a->nproxies, out))
@@ -237,9 +241,10 @@ static void fmt_duration(char *out, size_t n, uint64_t ms)
                  (unsigned long long)((ms % 60000 + 999) / 1000));
 }
 
-static void limit_headers(sluice_ctx *ctx, const char *kind, struct bucket *b,
-                          uint64_t now)
+static void limit_headers(const struct auth *a, sluice_ctx *ctx,
+                          const char *kind, struct bucket *b, uint64_t now)
 {
+    const sluice_host *H = a->host;
     char name[64], val[32];
     if (!b->cap)
         return;
@@ -256,10 +261,11 @@ static void limit_headers(sluice_ctx *ctx, const char *kind, struct bucket *b,
 
 /* 429 for client i; `kind` is "requests" or "tokens". Called with the
  * client's limiter locked. */
-static sluice_verdict too_many(sluice_ctx *ctx, const struct client_def *c,
-                               struct limiter *l, const char *kind,
-                               uint64_t wait_ms, uint64_t now)
+static sluice_verdict too_many(const struct auth *a, sluice_ctx *ctx,
+                               const struct client_def *c, struct limiter *l,
+                               const char *kind, uint64_t wait_ms, uint64_t now)
 {
+    const sluice_host *H = a->host;
     char msg[256], ra[32];
     if (wait_ms == UINT64_MAX) {
         snprintf(msg, sizeof msg,
@@ -278,14 +284,15 @@ static sluice_verdict too_many(sluice_ctx *ctx, const struct client_def *c,
                  (unsigned long long)((wait_ms + 999) / 1000));
         H->resp_header_add(ctx, "Retry-After", ra);
     }
-    limit_headers(ctx, "requests", &l->req, now);
-    limit_headers(ctx, "tokens", &l->tok, now);
+    limit_headers(a, ctx, "requests", &l->req, now);
+    limit_headers(a, ctx, "tokens", &l->tok, now);
     return SLUICE_RESPOND;
 }
 
 /* The key the client presented, or NULL. */
-static const char *presented_key(sluice_ctx *ctx)
+static const char *presented_key(const struct auth *a, sluice_ctx *ctx)
 {
+    const sluice_host *H = a->host;
     const char *h = H->req_header(ctx, "Authorization");
     if (h) {
         while (*h == ' ')
@@ -309,6 +316,7 @@ static sluice_verdict charge_tokens(struct auth *a, sluice_ctx *ctx,
                                     struct client_set *s, long i,
                                     const char **reason)
 {
+    const sluice_host *H = a->host;
     const char *est = H->attr_get(ctx, "prompt_tokens_estimate");
     if (!est || H->local_get(ctx) == &charged_mark)
         return SLUICE_CONTINUE;
@@ -328,7 +336,7 @@ static sluice_verdict charge_tokens(struct auth *a, sluice_ctx *ctx,
         (a->shared_limits && n <= c->tpm &&
          window_take(H, a->self, ctx, c->name, "tokens", c->tpm, n,
                      H->wall_ms(), &wait) != 0)) {
-        v = too_many(ctx, c, l, "tokens", wait, now);
+        v = too_many(a, ctx, c, l, "tokens", wait, now);
         *reason = "rate_limited";
     }
     pthread_mutex_unlock(&l->mu);
@@ -336,8 +344,10 @@ static sluice_verdict charge_tokens(struct auth *a, sluice_ctx *ctx,
 }
 
 /* 1 (and the 403 set) when the client may not use the request's model. */
-static int model_refused(sluice_ctx *ctx, const struct client_def *c)
+static int model_refused(const struct auth *a, sluice_ctx *ctx,
+                         const struct client_def *c)
 {
+    const sluice_host *H = a->host;
     const char *model = H->req_model(ctx);
     if (client_model_allowed(c, model))
         return 0;
@@ -350,12 +360,25 @@ static int model_refused(sluice_ctx *ctx, const struct client_def *c)
     return 1;
 }
 
+/* 1 when c's limits are counted in the shared state, the shared backend is
+ * away and the operator chose to refuse then (state.on_unavailable:
+ * closed) rather than judge on this instance's view alone. */
+static int limits_unavailable(const struct auth *a, const struct client_def *c)
+{
+    const sluice_host *H = a->host;
+    const int closed = SLUICE_STATE_DEGRADED | SLUICE_STATE_CLOSED;
+    return a->shared_limits && (c->rpm > 0 || c->tpm > 0) &&
+           SLUICE_HOST_HAS(H, state_status) &&
+           (H->state_status(a->self) & closed) == closed;
+}
+
 /* On a refusal, *reason is its label on /metrics (counted by the caller,
  * outside the locks). */
 /* The 401 for a missing or unknown key (never echoed whole). */
 static sluice_verdict refuse_key(struct auth *a, sluice_ctx *ctx,
                                  const char *key, const char **reason)
 {
+    const sluice_host *H = a->host;
     char masked[32];
     H->log(a->self, SLUICE_LOG_INFO, "401 for %s from %s: %s", H->req_id(ctx),
            H->req_peer(ctx),
@@ -372,7 +395,8 @@ static sluice_verdict refuse_key(struct auth *a, sluice_ctx *ctx,
 static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
                                    struct client_set *s, const char **reason)
 {
-    const char *key = presented_key(ctx);
+    const sluice_host *H = a->host;
+    const char *key = presented_key(a, ctx);
     long i = -1;
     if (key && strlen(key) <= CLIENT_KEY_MAX) {
         uint8_t h[AUTH_SHA256_LEN];
@@ -383,8 +407,16 @@ static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
         return refuse_key(a, ctx, key, reason);
     const struct client_def *c = &s->defs.v[i];
     /* no model yet: a later stage may set the default; on_attempt checks */
-    if (*H->req_model(ctx) && model_refused(ctx, c)) {
+    if (*H->req_model(ctx) && model_refused(a, ctx, c)) {
         *reason = "model_not_allowed";
+        return SLUICE_RESPOND;
+    }
+    if (limits_unavailable(a, c)) {
+        H->respond_error(ctx, 503, "server_error", "rate_limits_unavailable",
+                         NULL,
+                         "Rate limits cannot be checked right now (the "
+                         "shared state is unavailable). Please retry.");
+        *reason = "state_unavailable";
         return SLUICE_RESPOND;
     }
     struct limiter *l = &s->lim[i];
@@ -396,7 +428,7 @@ static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
             (a->shared_limits &&
              window_take(H, a->self, ctx, c->name, "requests", c->rpm, 1,
                          H->wall_ms(), &wait) != 0))
-            v = too_many(ctx, c, l, "requests", wait, now);
+            v = too_many(a, ctx, c, l, "requests", wait, now);
         pthread_mutex_unlock(&l->mu);
         if (v != SLUICE_CONTINUE) {
             *reason = "rate_limited";
@@ -404,13 +436,16 @@ static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
         }
     }
     H->attr_set(ctx, "client", c->name);
+    for (int b = 0; b < 3; b++) /* for the usage stage */
+        if (c->budget[b][0])
+            H->attr_set(ctx, client_budget_names[b], c->budget[b]);
     return charge_tokens(a, ctx, s, i, reason);
 }
 
 static void count_rejection(struct auth *a, const char *reason)
 {
     if (a->m_rejections && reason)
-        H->metric_add(a->m_rejections, (const char *const[]){reason}, 1);
+        a->host->metric_add(a->m_rejections, (const char *const[]){reason}, 1);
 }
 
 static sluice_verdict auth_on_request(void *instance, sluice_ctx *ctx);
@@ -429,7 +464,7 @@ static sluice_verdict auth_on_headers(void *instance, sluice_ctx *ctx)
             !cidr_list_contains(a->allow, a->nallow, &addr))
             return auth_on_request(instance, ctx); /* the 403 */
     }
-    const char *key = presented_key(ctx);
+    const char *key = presented_key(a, ctx);
     long i = -1;
     pthread_rwlock_rdlock(&a->lock);
     if (key && strlen(key) <= CLIENT_KEY_MAX) {
@@ -448,6 +483,7 @@ static sluice_verdict auth_on_headers(void *instance, sluice_ctx *ctx)
 static sluice_verdict auth_on_request(void *instance, sluice_ctx *ctx)
 {
     struct auth *a = instance;
+    const sluice_host *H = a->host;
     const char *reason = NULL;
     if (a->nallow) {
         struct cidr addr;
@@ -476,11 +512,12 @@ static sluice_verdict auth_on_request(void *instance, sluice_ctx *ctx)
 static sluice_verdict auth_on_attempt(void *instance, sluice_ctx *ctx)
 {
     struct auth *a = instance;
+    const sluice_host *H = a->host;
     sluice_verdict v = SLUICE_CONTINUE;
     const char *reason = NULL;
     pthread_rwlock_rdlock(&a->lock);
     long i = set_find_name(a->set, H->attr_get(ctx, "client"));
-    if (i >= 0 && model_refused(ctx, &a->set->defs.v[i])) {
+    if (i >= 0 && model_refused(a, ctx, &a->set->defs.v[i])) {
         v = SLUICE_RESPOND;
         reason = "model_not_allowed";
     } else if (i >= 0) {
@@ -493,8 +530,8 @@ static sluice_verdict auth_on_attempt(void *instance, sluice_ctx *ctx)
 
 static void auth_on_complete(void *instance, sluice_ctx *ctx)
 {
-    (void)instance;
-    H->local_set(ctx, NULL); /* the mark is static: nothing to free */
+    const struct auth *a = instance;
+    a->host->local_set(ctx, NULL); /* the mark is static: nothing to free */
 }
 
 /* ---- admin, status, state ---------------------------------------------- */
@@ -503,6 +540,7 @@ static int auth_reload(void *instance, const char *method, const char *body,
                        size_t body_len, sluice_buf *out)
 {
     struct auth *a = instance;
+    const sluice_host *H = a->host;
     char err[512];
     (void)body;
     (void)body_len;
@@ -542,6 +580,7 @@ static int auth_reload(void *instance, const char *method, const char *body,
 static int auth_status(void *instance, sluice_buf *out)
 {
     struct auth *a = instance;
+    const sluice_host *H = a->host;
     pthread_rwlock_rdlock(&a->lock);
     size_t n = a->set->defs.n;
     pthread_rwlock_unlock(&a->lock);
@@ -556,6 +595,7 @@ static int auth_status(void *instance, sluice_buf *out)
 static int auth_export_state(void *instance, sluice_buf *out)
 {
     struct auth *a = instance;
+    const sluice_host *H = a->host;
     uint64_t now = H->now_ms();
     int rc = H->buf_printf(out, "{\"version\":1,\"clients\":{");
     pthread_rwlock_rdlock(&a->lock);
@@ -580,6 +620,7 @@ static int auth_export_state(void *instance, sluice_buf *out)
 static int auth_import_state(void *instance, const char *state, size_t len)
 {
     struct auth *a = instance;
+    const sluice_host *H = a->host;
     char err[128];
     sluice_json *doc = H->json_parse(state, len, err, sizeof err);
     if (!doc)
@@ -615,8 +656,9 @@ static int auth_import_state(void *instance, const char *state, size_t len)
 /* ---- init / destroy ------------------------------------------------------ */
 
 /* cfg[key]: absent, or an array of CIDR strings. */
-static int cidrs_read(const sluice_json *cfg, const char *key,
-                      struct cidr **out, size_t *n, char *err, size_t errlen)
+static int cidrs_read(const sluice_host *H, const sluice_json *cfg,
+                      const char *key, struct cidr **out, size_t *n, char *err,
+                      size_t errlen)
 {
     const sluice_json *arr = H->json_get(cfg, key);
     *out = NULL;
@@ -670,8 +712,8 @@ static int auth_init(const sluice_host *host, sluice_stage *self,
                      const sluice_json *config, void **instance, char *err,
                      size_t errlen)
 {
+    const sluice_host *H = host;
     const char *path;
-    H = host;
     if (host->cfg_str(config, "clients_file", "data/clients.txt", &path)) {
         snprintf(err, errlen, "clients_file: expected a file path (string)");
         return -1;
@@ -698,15 +740,16 @@ static int auth_init(const sluice_host *host, sluice_stage *self,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    a->host = host;
     a->self = self;
     a->shared_limits = shared;
     pthread_rwlock_init(&a->lock, NULL);
     pthread_mutex_init(&a->reload_mu, NULL);
     a->clients_path = strdup(path);
     if (!a->clients_path ||
-        cidrs_read(config, "allow", &a->allow, &a->nallow, err, errlen) ||
-        cidrs_read(config, "trusted_proxies", &a->proxies, &a->nproxies, err,
-                   errlen))
+        cidrs_read(host, config, "allow", &a->allow, &a->nallow, err, errlen) ||
+        cidrs_read(host, config, "trusted_proxies", &a->proxies, &a->nproxies,
+                   err, errlen))
         goto fail;
     a->set = set_load(a, NULL, err, errlen);
     if (!a->set)
@@ -723,7 +766,8 @@ static int auth_init(const sluice_host *host, sluice_stage *self,
         a->m_rejections = H->metric_register(
             self, SLUICE_METRIC_COUNTER, "sluice_auth_rejections_total",
             "Requests the auth stage refused, by reason (invalid_api_key, "
-            "ip_not_allowed, model_not_allowed, rate_limited), including "
+            "ip_not_allowed, model_not_allowed, rate_limited, "
+            "state_unavailable), including "
             "refusals before an upstream attempt.",
             "reason", NULL, 0);
     *instance = a;

@@ -109,7 +109,34 @@ static void client_free(struct client_def *c)
     c->nmodels = 0;
 }
 
-/* One option "rpm=N" / "tpm=N" / "models=a,b". */
+const char *const client_budget_names[3] = {
+    "budget_tokens_day", "budget_tokens_month", "budget_cost_month"};
+
+/* A budget's value: whole tokens 0..9e15 (i < 2), or a cost: a decimal
+ * number >= 0 with at most 9 places. Copied as text into out. */
+static int budget_parse(int i, const char *s, size_t n, char *out,
+                        size_t outlen)
+{
+    size_t digits = 0, point = 0, frac = 0;
+    if (n == 0 || n >= outlen)
+        return -1;
+    for (size_t k = 0; k < n; k++) {
+        if (s[k] >= '0' && s[k] <= '9') {
+            digits++;
+            frac += point;
+        } else if (s[k] == '.' && !point && i == 2 && k && k + 1 < n)
+            point = 1;
+        else
+            return -1;
+    }
+    if (digits - frac > 16 || frac > 9)
+        return -1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/* One option "rpm=N" / "tpm=N" / "models=a,b" / "budget_...=N". */
 static int option_parse(struct client_def *c, const char *f, size_t n,
                         const char **what)
 {
@@ -145,7 +172,30 @@ static int option_parse(struct client_def *c, const char *f, size_t n,
         }
         return 0;
     }
-    *what = "unknown option (expected rpm=, tpm= or models=)";
+    for (int i = 0; i < 3; i++) {
+        if (kl != strlen(client_budget_names[i]) ||
+            memcmp(f, client_budget_names[i], kl))
+            continue;
+        if (c->budget[i][0]) {
+            *what = "budget given twice";
+            return -1;
+        }
+        if (budget_parse(i, v, vl, c->budget[i], sizeof c->budget[i]) != 0) {
+            static const char *const msg[3] = {
+                "budget_tokens_day must be a whole number of tokens "
+                "(0..9999999999999999)",
+                "budget_tokens_month must be a whole number of tokens "
+                "(0..9999999999999999)",
+                "budget_cost_month must be a non-negative number in the usage "
+                "stage's currency, at most 9 decimals (e.g. 25 or 12.50)"};
+            *what = msg[i];
+            return -1;
+        }
+        return 0;
+    }
+    *what =
+        "unknown option (expected rpm=, tpm=, models= or budget_tokens_day=, "
+        "budget_tokens_month=, budget_cost_month=)";
     return -1;
 }
 
@@ -179,20 +229,36 @@ static int client_parse(struct client_def *c, const struct line *l,
     return 0;
 }
 
-/* qsort contexts: the array being sorted is of indices into `sort_v`.
- * Parsing runs at init and reload only, serialised by the stage. */
-static const struct client_def *sort_v;
-
+/* qsort has no context argument: sort pointers into d->v, then turn them
+ * back into indices, so no file-scope pointer is needed (two instances may
+ * parse at once). */
 static int by_hash_cmp(const void *a, const void *b)
 {
-    return memcmp(sort_v[*(const size_t *)a].key_hash,
-                  sort_v[*(const size_t *)b].key_hash, AUTH_SHA256_LEN);
+    return memcmp((*(const struct client_def *const *)a)->key_hash,
+                  (*(const struct client_def *const *)b)->key_hash,
+                  AUTH_SHA256_LEN);
 }
 
 static int by_name_cmp(const void *a, const void *b)
 {
-    return strcmp(sort_v[*(const size_t *)a].name,
-                  sort_v[*(const size_t *)b].name);
+    return strcmp((*(const struct client_def *const *)a)->name,
+                  (*(const struct client_def *const *)b)->name);
+}
+
+/* Fill idx with the indices of d->v in the order cmp gives. 0, or -1. */
+static int defs_sort(const struct client_defs *d, size_t *idx,
+                     int (*cmp)(const void *, const void *))
+{
+    const struct client_def **p = malloc((d->n ? d->n : 1) * sizeof(*p));
+    if (!p)
+        return -1;
+    for (size_t i = 0; i < d->n; i++)
+        p[i] = &d->v[i];
+    qsort(p, d->n, sizeof(*p), cmp);
+    for (size_t i = 0; i < d->n; i++)
+        idx[i] = (size_t)(p[i] - d->v);
+    free(p);
+    return 0;
 }
 
 /* Sort the lookup index; report a duplicate key or name (naming both
@@ -202,16 +268,11 @@ static int defs_index(struct client_defs *d, const char *fname, char *err,
 {
     size_t *by_name = d->by_name = malloc(d->n * sizeof(size_t));
     d->by_hash = malloc(d->n * sizeof(size_t));
-    if (!by_name || !d->by_hash) {
+    if (!by_name || !d->by_hash || defs_sort(d, d->by_hash, by_hash_cmp) ||
+        defs_sort(d, by_name, by_name_cmp)) {
         snprintf(err, errlen, "%s: out of memory", fname);
         return -1;
     }
-    for (size_t i = 0; i < d->n; i++)
-        by_name[i] = d->by_hash[i] = i;
-    sort_v = d->v;
-    qsort(d->by_hash, d->n, sizeof(size_t), by_hash_cmp);
-    qsort(by_name, d->n, sizeof(size_t), by_name_cmp);
-    sort_v = NULL;
     int rc = 0;
     for (size_t i = 1; i < d->n && !rc; i++) {
         const struct client_def *a = &d->v[d->by_hash[i - 1]],

@@ -13,10 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-#define H kr_host
-
-static int admin_error(sluice_buf *out, int status, const char *code,
-                       const char *message)
+static int admin_error(const sluice_host *H, sluice_buf *out, int status,
+                       const char *code, const char *message)
 {
     H->buf_printf(out, "{\"error\":{\"message\":");
     H->buf_json_str(out, message);
@@ -27,14 +25,15 @@ static int admin_error(sluice_buf *out, int status, const char *code,
     return status;
 }
 
-static int admin_method(const char *method, const char *want, sluice_buf *out)
+static int admin_method(const sluice_host *H, const char *method,
+                        const char *want, sluice_buf *out)
 {
     char msg[64];
     if (!strcmp(method, want) ||
         (!strcmp(want, "GET") && !strcmp(method, "HEAD")))
         return 0;
     snprintf(msg, sizeof msg, "use %s", want);
-    return admin_error(out, 405, "method_not_allowed", msg);
+    return admin_error(H, out, 405, "method_not_allowed", msg);
 }
 
 /* The optional {"upstream": name} of an action: 0 with *name (NULL: all),
@@ -42,6 +41,7 @@ static int admin_method(const char *method, const char *want, sluice_buf *out)
 static int admin_target(struct keyring *kr, const char *body, size_t len,
                         char *name, size_t namelen, sluice_buf *out)
 {
+    const sluice_host *H = kr->host;
     char err[128];
     name[0] = '\0';
     if (!body || !len)
@@ -53,7 +53,7 @@ static int admin_target(struct keyring *kr, const char *body, size_t len,
     H->json_free(doc);
     if (name[0] && !keyring_pool_find(kr, name)) {
         snprintf(err, sizeof err, "no key pool for upstream '%.64s'", name);
-        return admin_error(out, 404, "unknown_upstream", err);
+        return admin_error(H, out, 404, "unknown_upstream", err);
     }
     return 0;
 }
@@ -61,10 +61,11 @@ static int admin_target(struct keyring *kr, const char *body, size_t len,
 static int admin_reload(void *instance, const char *method, const char *body,
                         size_t body_len, sluice_buf *out)
 {
+    const sluice_host *H = ((struct keyring *)instance)->host;
     struct keyring *first = instance, *kr;
     size_t np = first->npeers + 1, n = 0;
     char err[512], want[80];
-    int st = admin_method(method, "POST", out);
+    int st = admin_method(H, method, "POST", out);
     if (st ||
         (st = admin_target(first, body, body_len, want, sizeof want, out)))
         return st;
@@ -73,7 +74,7 @@ static int admin_reload(void *instance, const char *method, const char *body,
         size_t added, removed, kept;
     } *d = calloc(np, sizeof *d);
     if (!d)
-        return admin_error(out, 500, "out_of_memory", "out of memory");
+        return admin_error(H, out, 500, "out_of_memory", "out of memory");
     /* each pool reloads alone: a bad file leaves that pool and the ones
      * after it unchanged, and the answer says which */
     for (size_t i = 0; (kr = keyring_pool_at(first, i)); i++) {
@@ -89,7 +90,7 @@ static int admin_reload(void *instance, const char *method, const char *body,
                 first->npeers ? kr->upstream : "", first->npeers ? ": " : "");
             strncat(msg, err, sizeof msg - strlen(msg) - 1);
             free(d);
-            return admin_error(out, 422, "keys_file_invalid", msg);
+            return admin_error(H, out, 422, "keys_file_invalid", msg);
         }
         d[n++].kr = kr;
         kr_shared_reload_all(kr); /* and every other instance of the fleet */
@@ -124,10 +125,11 @@ static int admin_reload(void *instance, const char *method, const char *body,
 static int admin_reset(void *instance, const char *method, const char *body,
                        size_t body_len, sluice_buf *out)
 {
+    const sluice_host *H = ((struct keyring *)instance)->host;
     struct keyring *first = instance, *kr;
     char want[80];
     size_t n = 0;
-    int st = admin_method(method, "POST", out);
+    int st = admin_method(H, method, "POST", out);
     if (st ||
         (st = admin_target(first, body, body_len, want, sizeof want, out)))
         return st;
@@ -154,6 +156,7 @@ static void rfc3339(uint64_t wall_ms, char *out, size_t outlen)
 static void render_key(struct keyring *kr, struct key *k, uint64_t now,
                        uint64_t wall, sluice_buf *out)
 {
+    const sluice_host *H = kr->host;
     char err[96], when[64], by[64];
     enum key_state st = key_state_at(k, now);
     H->buf_printf(out, "{\"name\":");
@@ -198,6 +201,7 @@ static void render_key(struct keyring *kr, struct key *k, uint64_t now,
 
 int keyring_render_keys(struct keyring *kr, sluice_buf *out)
 {
+    const sluice_host *H = kr->host;
     struct keyset *s = keyring_acquire(kr);
     uint64_t now = kr->now(), wall = kr->wall();
     H->buf_printf(out, "{\"upstream\":");
@@ -218,10 +222,11 @@ int keyring_render_keys(struct keyring *kr, sluice_buf *out)
 static int admin_keys(void *instance, const char *method, const char *body,
                       size_t body_len, sluice_buf *out)
 {
+    const sluice_host *H = ((struct keyring *)instance)->host;
     struct keyring *first = instance, *kr;
     char want[80];
     size_t n = 0;
-    int st = admin_method(method, "GET", out);
+    int st = admin_method(H, method, "GET", out);
     if (st ||
         (st = admin_target(first, body, body_len, want, sizeof want, out)))
         return st;
@@ -257,6 +262,7 @@ static void pool_counts(struct keyring *kr, size_t n[3], size_t *total)
 
 int keyring_status(void *instance, sluice_buf *out)
 {
+    const sluice_host *H = ((struct keyring *)instance)->host;
     struct keyring *first = instance, *kr;
     size_t n[3] = {0, 0, 0}, total = 0;
     int all_usable = 1;
@@ -293,6 +299,7 @@ int keyring_status(void *instance, sluice_buf *out)
 
 int keyring_admin_register(struct keyring *kr)
 {
+    const sluice_host *H = kr->host;
     if (H->admin_register(kr->self, "reload-keys", "reload-keys",
                           admin_reload) ||
         H->admin_register(kr->self, "reset-failed-keys", "reset-failed-keys",

@@ -27,9 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const sluice_host *kr_host;
-#define H kr_host
-
 /* What a request holds in its local slot. */
 struct kr_pick {
     struct keyring *kr;  /* the pool of the last pick (its upstream's) */
@@ -37,16 +34,6 @@ struct kr_pick {
     long idx;            /* index in set, -1 none */
     uint64_t wait_start; /* when waiting for a key began (0 = not) */
 };
-
-static uint64_t kr_now_default(void)
-{
-    return H->now_ms();
-}
-
-static uint64_t kr_wall_default(void)
-{
-    return H->wall_ms();
-}
 
 struct keyset *keyring_acquire(struct keyring *kr)
 {
@@ -68,6 +55,7 @@ void keyring_publish(struct keyring *kr, struct keyset *s)
 
 static void keyring_warn_file(struct keyring *kr, const struct keyfile *kf)
 {
+    const sluice_host *H = kr->host;
     if (kf->loose_mode)
         H->log(kr->self, SLUICE_LOG_WARN,
                "keys_file %s is readable by group or others: chmod 600 it",
@@ -131,8 +119,9 @@ size_t keyring_reset_failed(struct keyring *kr)
 
 /* ---- init / destroy ------------------------------------------------ */
 
-static int cfg_seconds(const sluice_json *cfg, const char *key, double def,
-                       uint64_t *out_ms, char *err, size_t errlen)
+static int cfg_seconds(const sluice_host *H, const sluice_json *cfg,
+                       const char *key, double def, uint64_t *out_ms, char *err,
+                       size_t errlen)
 {
     double v;
     if (H->cfg_real(cfg, key, def, &v) != 0 || !isfinite(v) || v < 0 ||
@@ -148,6 +137,7 @@ static int cfg_seconds(const sluice_json *cfg, const char *key, double def,
 static int keyring_config(struct keyring *kr, const sluice_json *cfg,
                           const struct keyring *tpl, char *err, size_t errlen)
 {
+    const sluice_host *H = kr->host;
     static const char *const known[] = {"keys_file",
                                         "strategy",
                                         "failure_threshold",
@@ -198,16 +188,16 @@ static int keyring_config(struct keyring *kr, const sluice_json *cfg,
         return -1;
     }
     kr->policy.failure_threshold = (uint32_t)n;
-    if (cfg_seconds(cfg, "cooldown_base_s",
+    if (cfg_seconds(H, cfg, "cooldown_base_s",
                     tpl ? tpl->policy.cooldown_base_ms / 1000.0 : 1,
                     &kr->policy.cooldown_base_ms, err, errlen) ||
-        cfg_seconds(cfg, "cooldown_cap_s",
+        cfg_seconds(H, cfg, "cooldown_cap_s",
                     tpl ? tpl->policy.cooldown_max_ms / 1000.0 : 60,
                     &kr->policy.cooldown_max_ms, err, errlen) ||
-        cfg_seconds(cfg, "max_cooldown_s",
+        cfg_seconds(H, cfg, "max_cooldown_s",
                     tpl ? tpl->policy.max_cooldown_ms / 1000.0 : 300,
                     &kr->policy.max_cooldown_ms, err, errlen) ||
-        cfg_seconds(cfg, "probe_interval_s",
+        cfg_seconds(H, cfg, "probe_interval_s",
                     tpl ? tpl->probe_interval_ms / 1000.0 : 0,
                     &kr->probe_interval_ms, err, errlen))
         return -1;
@@ -266,11 +256,12 @@ static struct keyring *pool_alloc(const sluice_host *host, sluice_stage *self,
     struct keyring *kr = calloc(1, sizeof(*kr));
     if (!kr)
         return NULL;
+    kr->host = host;
     kr->self = self;
     pthread_mutex_init(&kr->set_lock, NULL);
     pthread_mutex_init(&kr->reload_lock, NULL);
-    kr->now = kr_now_default;
-    kr->wall = kr_wall_default;
+    kr->now = host->now_ms;
+    kr->wall = host->wall_ms;
     kr->probe = SLUICE_HOST_HAS(host, http_probe) ? host->http_probe : NULL;
     kr->upstream = strdup(upstream);
     if (!kr->upstream) {
@@ -286,6 +277,7 @@ static struct keyring *pool_new(const sluice_host *host, sluice_stage *self,
                                 const struct keyring *tpl, int probes,
                                 char *err, size_t errlen)
 {
+    const sluice_host *H = host;
     struct keyfile kf;
     struct keyring *kr = pool_alloc(host, self, upstream);
     if (!kr) {
@@ -304,14 +296,19 @@ static struct keyring *pool_new(const sluice_host *host, sluice_stage *self,
     kr_metrics_register(kr);
     if (kr_shared_start(kr, err, errlen) != 0)
         goto fail;
-    if (!probes && kr->probe_interval_ms)
+    /* every upstream's own probes (ABI 1.1 upstream_probe); an older core
+     * probes only the first upstream */
+    if (SLUICE_HOST_HAS(host, upstream_probe) && host->upstream_probe &&
+        host->upstream_count && host->upstream_count(self) > 0)
+        kr->probe_up = host->upstream_probe;
+    if (!kr->probe_up && probes != 1)
+        kr->probe = NULL;
+    if (probes == 0 && !kr->probe_up && kr->probe_interval_ms)
         H->log(self, SLUICE_LOG_WARN,
-               "upstream %s: probes go to the first upstream only; its "
+               "upstream %s: this core probes the first upstream only; its "
                "failed keys come back on reset, reload or cooldown",
                upstream);
-    if (!probes)
-        kr->probe = NULL;
-    if (kr->probe_interval_ms && !kr->probe && probes)
+    if (kr->probe_interval_ms && !kr->probe && !kr->probe_up && probes == 1)
         H->log(self, SLUICE_LOG_WARN,
                "probe_interval_s is set but this "
                "core cannot probe: failed keys come "
@@ -360,6 +357,7 @@ static int keyring_pools(const sluice_host *host, sluice_stage *self,
                          const sluice_json *config, struct keyring **out,
                          char *err, size_t errlen)
 {
+    const sluice_host *H = host;
     size_t n =
         SLUICE_HOST_HAS(host, upstream_at) ? host->upstream_count(self) : 0;
     const char *first =
@@ -424,7 +422,6 @@ static int keyring_init(const sluice_host *host, sluice_stage *self,
                         size_t errlen)
 {
     struct keyring *kr;
-    H = host;
     if (keyring_pools(host, self, config, &kr, err, errlen) != 0)
         return -1;
     if (keyring_admin_register(kr) != 0) {
@@ -456,6 +453,7 @@ static void pick_release(struct keyring *kr, struct kr_pick *pk)
 
 static void pick_use(struct keyring *kr, struct kr_pick *pk, sluice_ctx *ctx)
 {
+    const sluice_host *H = kr->host;
     struct key *k = &pk->set->keys[pk->idx];
     atomic_fetch_add(&k->requests, 1);
     kr_metrics_attempt(kr, k);
@@ -470,6 +468,7 @@ static sluice_verdict keyring_none(struct keyring *kr, sluice_ctx *ctx,
                                    struct kr_pick *pk, struct keyset *s,
                                    uint64_t now)
 {
+    const sluice_host *H = kr->host;
     uint64_t back = keyset_next_back(s, now);
     uint64_t wait = back > now ? back - now : (back ? 1 : 0);
     char msg[160], ra[32];
@@ -524,6 +523,7 @@ static sluice_verdict keyring_none(struct keyring *kr, sluice_ctx *ctx,
  * set by a router before this stage), NULL when it takes no key. */
 static struct keyring *pool_of(struct keyring *kr, sluice_ctx *ctx)
 {
+    const sluice_host *H = kr->host;
     const char *up = H->attr_get(ctx, "upstream");
     if (!kr->npeers && (!up || !*up || !strcmp(up, kr->upstream)))
         return kr; /* one pool: the hot path */
@@ -532,6 +532,7 @@ static struct keyring *pool_of(struct keyring *kr, sluice_ctx *ctx)
 
 static sluice_verdict keyring_on_attempt(void *instance, sluice_ctx *ctx)
 {
+    const sluice_host *H = ((struct keyring *)instance)->host;
     struct keyring *kr = pool_of(instance, ctx);
     struct kr_pick *pk = H->local_get(ctx);
     const char *want = H->attr_get(ctx, "keyring.want");
@@ -599,13 +600,21 @@ static sluice_verdict keyring_on_attempt(void *instance, sluice_ctx *ctx)
     return SLUICE_CONTINUE;
 }
 
-static const char *resp_header_get(void *ctx, const char *name)
+/* ra_header_fn's argument: the host and the request. */
+struct resp_arg {
+    const sluice_host *host;
+    sluice_ctx *ctx;
+};
+
+static const char *resp_header_get(void *arg, const char *name)
 {
-    return H->resp_header(ctx, name);
+    const struct resp_arg *ra = arg;
+    return ra->host->resp_header(ra->ctx, name);
 }
 
 static sluice_verdict keyring_on_response(void *instance, sluice_ctx *ctx)
 {
+    const sluice_host *H = ((struct keyring *)instance)->host;
     struct kr_pick *pk = H->local_get(ctx);
     size_t blen = 0;
     char why[96];
@@ -624,7 +633,8 @@ static sluice_verdict keyring_on_response(void *instance, sluice_ctx *ctx)
     enum key_outcome o = classify_outcome(res, status, body, blen);
     uint64_t hint = RA_NONE;
     if (o == OUT_RATE)
-        hint = ra_cooldown_ms(resp_header_get, ctx, kr->wall());
+        hint = ra_cooldown_ms(resp_header_get, &(struct resp_arg){H, ctx},
+                              kr->wall());
     classify_describe(o, status, why, sizeof why);
     enum key_state before = key_state_at(k, kr->now());
     key_record(k, &kr->policy, o, hint, kr->now(), why);
@@ -645,6 +655,7 @@ static sluice_verdict keyring_on_response(void *instance, sluice_ctx *ctx)
 static void keyring_stream_broke(struct keyring *kr, struct kr_pick *pk,
                                  sluice_ctx *ctx)
 {
+    const sluice_host *H = kr->host;
     sluice_attempt_result res = H->attempt_result(ctx);
     int status = H->resp_status(ctx);
     if (!pk->set || pk->idx < 0 || !H->req_stream(ctx) || status < 200 ||
@@ -661,6 +672,7 @@ static void keyring_stream_broke(struct keyring *kr, struct kr_pick *pk,
 
 static void keyring_on_complete(void *instance, sluice_ctx *ctx)
 {
+    const sluice_host *H = ((struct keyring *)instance)->host;
     struct kr_pick *pk = H->local_get(ctx);
     (void)instance;
     if (!pk)

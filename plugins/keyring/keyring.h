@@ -15,8 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-extern const sluice_host *kr_host; /* set by init (keyring.c) */
-
 /* ---- key state (keystate.c) ----------------------------------------- */
 
 enum key_state { KEY_HEALTHY = 0, KEY_COOLING = 1, KEY_FAILED = 2 };
@@ -172,10 +170,14 @@ typedef uint64_t (*kr_clock_fn)(void);
 typedef int (*kr_probe_fn)(sluice_stage *stage, const char *path,
                            const char *authorization, sluice_probe_fn done,
                            void *arg);
+typedef int (*kr_probe_up_fn)(sluice_stage *stage, const char *upstream,
+                              const char *path, const char *authorization,
+                              sluice_probe_fn done, void *arg);
 
 /* One key pool: the keys of one upstream. The stage instance is the first
  * pool; it holds the other upstreams' pools in `peers` (keyring.c). */
 struct keyring {
+    const sluice_host *host; /* the table init got: no file-scope global */
     sluice_stage *self;
     char *upstream; /* the upstream these keys are sent to */
     char *keys_file;
@@ -192,9 +194,10 @@ struct keyring {
     atomic_uint_fast64_t next_probe_ms;
     atomic_int probes_out;
 
-    kr_clock_fn now;   /* monotonic ms (tests inject) */
-    kr_clock_fn wall;  /* wall-clock ms (tests inject) */
-    kr_probe_fn probe; /* H->http_probe, or NULL */
+    kr_clock_fn now;         /* monotonic ms: host->now_ms (tests inject) */
+    kr_clock_fn wall;        /* wall-clock ms: host->wall_ms (tests inject) */
+    kr_probe_fn probe;       /* H->http_probe, or NULL */
+    kr_probe_up_fn probe_up; /* H->upstream_probe: to `upstream` itself */
 
     struct { /* kr_metrics.c; NULL when the host has none */
         sluice_metric *requests, *successes, *failures, *state, *cooldown,

@@ -21,8 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define H kr_host
-
 static const char *const state_names[3] = {"healthy", "cooling", "failed"};
 
 /* The instances alive in this process (a reload's new one is initialised
@@ -34,11 +32,13 @@ static sluice_metric *reg(struct keyring *kr, sluice_metric_type t,
                           const char *name, const char *help,
                           const char *labels)
 {
+    const sluice_host *H = kr->host;
     return H->metric_register(kr->self, t, name, help, labels, NULL, 0);
 }
 
 void kr_metrics_register(struct keyring *kr)
 {
+    const sluice_host *H = kr->host;
     const sluice_metric_type C = SLUICE_METRIC_COUNTER, G = SLUICE_METRIC_GAUGE;
     if (!SLUICE_HOST_HAS(H, metric_observe) || !H->metric_register ||
         !H->metric_add || !H->metric_set)
@@ -99,6 +99,7 @@ static const char *failure_reason(enum key_outcome o)
 
 void kr_metrics_attempt(struct keyring *kr, const struct key *k)
 {
+    const sluice_host *H = kr->host;
     if (kr->m.requests)
         H->metric_add(kr->m.requests,
                       (const char *const[]){kr->upstream, k->name}, 1);
@@ -107,6 +108,7 @@ void kr_metrics_attempt(struct keyring *kr, const struct key *k)
 void kr_metrics_outcome(struct keyring *kr, const struct key *k,
                         enum key_outcome o)
 {
+    const sluice_host *H = kr->host;
     if (o == OUT_OK && kr->m.successes) {
         H->metric_add(kr->m.successes,
                       (const char *const[]){kr->upstream, k->name}, 1);
@@ -120,6 +122,7 @@ void kr_metrics_outcome(struct keyring *kr, const struct key *k,
 
 void kr_metrics_inflight(struct keyring *kr, const struct key *k, int delta)
 {
+    const sluice_host *H = kr->host;
     if (kr->m.inflight)
         H->metric_add(kr->m.inflight,
                       (const char *const[]){kr->upstream, k->name},
@@ -129,6 +132,7 @@ void kr_metrics_inflight(struct keyring *kr, const struct key *k, int delta)
 static void key_gauges(struct keyring *kr, const char *name, int state,
                        double cooldown_s)
 {
+    const sluice_host *H = kr->host;
     if (kr->m.state)
         for (int i = 0; i < 3; i++)
             H->metric_set(

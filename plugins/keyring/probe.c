@@ -10,8 +10,6 @@
 
 #include <stdlib.h>
 
-#define H kr_host
-
 struct probe_job {
     struct keyring *kr;
     struct keyset *set; /* referenced until done */
@@ -21,6 +19,7 @@ struct probe_job {
 static void probe_done(void *arg, int status)
 {
     struct probe_job *job = arg;
+    const sluice_host *H = job->kr->host;
     struct key *k = &job->set->keys[job->idx];
     if (status >= 200 && status < 300 && atomic_load(&k->state) == KEY_FAILED) {
         key_reset(k);
@@ -36,7 +35,7 @@ static void probe_done(void *arg, int status)
 
 void keyring_probe_maybe(struct keyring *kr)
 {
-    if (!kr->probe || !kr->probe_interval_ms)
+    if ((!kr->probe && !kr->probe_up) || !kr->probe_interval_ms)
         return;
     uint64_t now = kr->now();
     uint_fast64_t due =
@@ -61,8 +60,12 @@ void keyring_probe_maybe(struct keyring *kr)
         job->idx = (long)i;
         keyset_ref(s);
         atomic_fetch_add(&kr->probes_out, 1);
-        if (kr->probe(kr->self, kr->probe_path, k->auth, probe_done, job) !=
-            0) {
+        int rc =
+            kr->probe_up
+                ? kr->probe_up(kr->self, kr->upstream, kr->probe_path, k->auth,
+                               probe_done, job)
+                : kr->probe(kr->self, kr->probe_path, k->auth, probe_done, job);
+        if (rc != 0) {
             atomic_fetch_sub(&kr->probes_out, 1);
             atomic_store(&k->probing, 0);
             keyset_unref(s);

@@ -23,8 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define H kr_host
-
 /* The pool a key belongs to: one per upstream ("default" in the legacy
  * single-upstream form, as before pools existed). */
 static const char *kr_pool(const struct keyring *kr)
@@ -44,6 +42,7 @@ static void cmd_key(const struct keyring *kr, char *out, size_t n)
 
 static int shared_on(const struct keyring *kr)
 {
+    const sluice_host *H = kr->host;
     return kr->shared && SLUICE_HOST_HAS(H, state_list);
 }
 
@@ -55,6 +54,7 @@ static void health_key(const struct keyring *kr, const struct key *k, char *out,
 
 void kr_shared_publish(struct keyring *kr, struct key *k)
 {
+    const sluice_host *H = kr->host;
     char key[128], err[96];
     if (!shared_on(kr))
         return;
@@ -91,6 +91,7 @@ static struct key *find_by_hash(struct keyset *s, uint64_t h)
 /* A health record (or its deletion) from any instance. */
 static void apply_health(struct keyring *kr, const sluice_state_value *v)
 {
+    const sluice_host *H = kr->host;
     const char *id = strrchr(v->key, ':');
     char *end;
     uint64_t h = id ? strtoull(id + 1, &end, 16) : 0;
@@ -140,6 +141,7 @@ out:
  * instance to reload its keys file. */
 static void apply_cmd(struct keyring *kr, const sluice_state_value *v)
 {
+    const sluice_host *H = kr->host;
     char stamp[32];
     size_t added, removed, kept;
     char err[256];
@@ -175,6 +177,7 @@ static void on_change(void *arg, const sluice_state_value *v)
 
 int kr_shared_start(struct keyring *kr, char *err, size_t errlen)
 {
+    const sluice_host *H = kr->host;
     char prefix[96];
     if (!kr->shared || !SLUICE_HOST_HAS(H, state_list)) {
         kr->shared = 0;
@@ -197,6 +200,7 @@ int kr_shared_start(struct keyring *kr, char *err, size_t errlen)
 
 void kr_shared_reload_all(struct keyring *kr)
 {
+    const sluice_host *H = kr->host;
     char cmd[96];
     if (!shared_on(kr))
         return;
@@ -223,6 +227,7 @@ static void origin_fn(void *arg, const sluice_state_value *v)
 const char *kr_shared_changed_by(struct keyring *kr, const struct key *k,
                                  char *out, size_t n)
 {
+    const sluice_host *H = kr->host;
     struct origin_find f = {.origin = NULL};
     if (!shared_on(kr))
         return NULL;

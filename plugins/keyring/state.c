@@ -19,10 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define H kr_host
-
 static void export_pool(struct keyring *kr, sluice_buf *out)
 {
+    const sluice_host *H = kr->host;
     struct keyset *s = keyring_acquire(kr);
     uint64_t now = kr->now(), wall = kr->wall();
     char err[96];
@@ -59,6 +58,7 @@ static void export_pool(struct keyring *kr, sluice_buf *out)
 
 int keyring_export_state(void *instance, sluice_buf *out)
 {
+    const sluice_host *H = ((struct keyring *)instance)->host;
     struct keyring *first = instance, *kr;
     if (!first->npeers) {
         H->buf_printf(out, "{\"version\":1,\"keys\":");
@@ -95,6 +95,7 @@ static struct key *find_by_id(struct keyset *s, const char *id)
 static void import_key(struct keyring *kr, struct key *k, const sluice_json *e,
                        uint64_t now, uint64_t wall)
 {
+    const sluice_host *H = kr->host;
     const char *st = H->json_str(H->json_get(e, "state"));
     uint64_t until_wall =
         (uint64_t)H->json_int(H->json_get(e, "cooldown_until_ms"));
@@ -128,6 +129,7 @@ static void import_key(struct keyring *kr, struct key *k, const sluice_json *e,
 
 static size_t import_pool(struct keyring *kr, const sluice_json *keys)
 {
+    const sluice_host *H = kr->host;
     struct keyset *s = keyring_acquire(kr);
     uint64_t now = kr->now(), wall = kr->wall();
     size_t matched = 0;
@@ -145,6 +147,7 @@ static size_t import_pool(struct keyring *kr, const sluice_json *keys)
 
 int keyring_import_state(void *instance, const char *state, size_t len)
 {
+    const sluice_host *H = ((struct keyring *)instance)->host;
     struct keyring *first = instance, *kr;
     char err[128];
     size_t matched = 0;
