@@ -391,7 +391,7 @@ static int target_resolve(struct sluice_ctx *ctx)
     if (want && *want && json_is_object(ctx->body) &&
         (!cur || strcmp(cur, want))) {
         if (!ctx->model_in)
-            ctx->model_in = strdup(cur ? cur : "");
+            ctx->model_in = arena_strdup(&ctx->pool, cur ? cur : "");
         if (!ctx->model_in ||
             json_object_set_new(ctx->body, "model", json_string(want)) != 0) {
             request_set_error(ctx, 500, "server_error", "upstream_setup", NULL,
