@@ -7,7 +7,8 @@
  *                headers: {..}, query: {..}, paths: {chat: ".../{model}/..."},
  *                keys: {keys_file, strategy, ...} | false}]
  *   routes:    [{model, aliases, context_length, deployments: [{upstream,
- *                model, weight}], fallbacks, fallback_on, context_fallbacks}]
+ *                model, weight}], fallbacks, fallback_on, context_fallbacks,
+ *                input_per_mtok, output_per_mtok, cached_input_per_mtok}]
  *
  * Without `upstreams:` the legacy `upstream:` block (and its environment
  * overrides) is one upstream named "default". Refused here, with file:line:
@@ -411,12 +412,22 @@ static size_t route_names(const json_t *r, const char **out, size_t max)
     return n;
 }
 
+static int route_prices(const struct loadctx *lc, json_t *r, const char *path);
+
 static int route_entry(const struct loadctx *lc, const struct config *cfg,
                        json_t *r, size_t i)
 {
-    static const char *const keys[] = {
-        "model",       "aliases",        "deployments",       "fallbacks",
-        "fallback_on", "context_length", "context_fallbacks", NULL};
+    static const char *const keys[] = {"model",
+                                       "aliases",
+                                       "deployments",
+                                       "fallbacks",
+                                       "fallback_on",
+                                       "context_length",
+                                       "context_fallbacks",
+                                       "input_per_mtok",
+                                       "output_per_mtok",
+                                       "cached_input_per_mtok",
+                                       NULL};
     char path[64], p[128];
     struct origin o;
     const json_t *v;
@@ -454,6 +465,8 @@ static int route_entry(const struct loadctx *lc, const struct config *cfg,
             set_or_oom(lc, r, "context_length", json_integer(n)))
             return -1;
     }
+    if (route_prices(lc, r, path))
+        return -1;
     if (!(v = cfg_field(lc, r, path, "deployments", &o)))
         return cfg_fail_at(lc, path, "missing 'deployments:'");
     if (!json_is_array(v) || json_array_size(v) == 0)
@@ -486,6 +499,38 @@ static int route_entry(const struct loadctx *lc, const struct config *cfg,
                                "all_keys_unavailable, 429, "
                                "context_length_exceeded, 4xx)");
         }
+    }
+    return 0;
+}
+
+/* The model table's prices (per million tokens, in the usage stage's
+ * currency): input and output together, cached input optional; each a
+ * finite number >= 0, kept as a JSON real for the stages. */
+static int route_prices(const struct loadctx *lc, json_t *r, const char *path)
+{
+    static const char *const names[] = {"input_per_mtok", "output_per_mtok",
+                                        "cached_input_per_mtok"};
+    struct origin o;
+    int given = 0;
+    for (int k = 0; k < 3; k++) {
+        const json_t *v = cfg_field(lc, r, path, names[k], &o);
+        double d;
+        if (!v)
+            continue;
+        given |= 1 << k;
+        if (cfg_json_to_double(v, &d) != 0 || !(d >= 0) || d > 1e12)
+            return cfg_bad_value(&o, v,
+                                 "a price per million tokens (a number >= 0)",
+                                 lc->err, lc->errlen);
+        if (set_or_oom(lc, r, names[k], json_real(d)))
+            return -1;
+    }
+    if (given && (given & 3) != 3) {
+        char p[128];
+        snprintf(p, sizeof p, "%s.%s", path, names[(given & 1) ? 1 : 0]);
+        return cfg_fail_at(lc, p,
+                           "a priced model needs both input_per_mtok and "
+                           "output_per_mtok");
     }
     return 0;
 }

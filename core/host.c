@@ -418,6 +418,36 @@ static int h_http_fetch(sluice_stage *stage, const char *path,
     return probe_submit_fetch(stage, url, authorization, timeout, done, arg);
 }
 
+/* GET <u's base_url><path>?<u's query> with the key sent u's way. */
+static int h_upstream_probe(sluice_stage *stage, const char *upstream,
+                            const char *path, const char *authorization,
+                            sluice_probe_fn done, void *arg)
+{
+    const struct upstream_def *u =
+        upstream ? upstream_set_find(stage_ups(stage), upstream) : NULL;
+    const struct config *cfg = server_main ? server_main->cfg : NULL;
+    struct curl_slist *hdrs;
+    buf_t url;
+    long timeout;
+    int rc = -1;
+    if (!u || !done || !cfg || !path || path[0] != '/')
+        return -1;
+    buf_init(&url);
+    if (upstream_def_url(u, "", path, NULL, &url) != 0) {
+        buf_release(&url);
+        return -1;
+    }
+    timeout = (u->connect_timeout_ms ? u->connect_timeout_ms
+                                     : cfg->connect_timeout_ms) *
+              2;
+    if (u->timeout_ms && timeout > u->timeout_ms)
+        timeout = u->timeout_ms;
+    if ((hdrs = upstream_def_probe_headers(u, authorization)))
+        rc = probe_submit_headers(stage, url.data, hdrs, timeout, done, arg);
+    buf_release(&url);
+    return rc;
+}
+
 const sluice_host host_table = {.size = sizeof(sluice_host),
                                 .abi_major = SLUICE_ABI_MAJOR,
                                 .abi_minor = SLUICE_ABI_MINOR,
@@ -477,5 +507,6 @@ const sluice_host host_table = {.size = sizeof(sluice_host),
                                 .upstream_at = h_upstream_at,
                                 .model_routes = h_model_routes,
                                 .http_fetch = h_http_fetch,
+                                .upstream_probe = h_upstream_probe,
                                 .req_alloc = h_req_alloc,
                                 JSON_API_MEMBERS};

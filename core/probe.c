@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,7 @@ struct probe_job {
     struct probe_job *next;
     sluice_stage *stage;
     char *url;
-    char *auth_header; /* "Authorization: ..." */
+    struct curl_slist *hdrs; /* owned; wiped on free (credentials) */
     long timeout_ms;
     sluice_probe_fn done;
     sluice_fetch_fn fetch_done; /* a fetch: the body is kept */
@@ -44,10 +45,7 @@ static void job_free(struct probe_job *j)
 {
     if (!j)
         return;
-    if (j->auth_header) {
-        memset(j->auth_header, 0, strlen(j->auth_header));
-        free(j->auth_header);
-    }
+    probe_headers_free(j->hdrs);
     free(j->url);
     free(j->body);
     free(j);
@@ -111,14 +109,12 @@ static int progress(void *u, curl_off_t a, curl_off_t b, curl_off_t c,
 static int job_run(struct probe_job *j)
 {
     long status = 0;
-    struct curl_slist *h = NULL;
     CURL *e = curl_easy_init();
     if (!e)
         return 0;
-    h = curl_slist_append(NULL, j->auth_header);
     curl_easy_setopt(e, CURLOPT_URL, j->url);
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->hdrs);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, j->timeout_ms);
@@ -129,7 +125,6 @@ static int job_run(struct probe_job *j)
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, j);
     if (curl_easy_perform(e) == CURLE_OK)
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
     curl_easy_cleanup(e);
     return atomic_load(&j->cancel) ? 0 : (int)status;
 }
@@ -163,32 +158,35 @@ static void *probe_main(void *unused)
     return NULL;
 }
 
+void probe_headers_free(struct curl_slist *l)
+{
+    for (struct curl_slist *h = l; h; h = h->next)
+        memset(h->data, 0, strlen(h->data));
+    curl_slist_free_all(l);
+}
+
+/* Takes hdrs (freed, wiped, whatever happens). */
 static int job_submit(sluice_stage *stage, const char *url,
-                      const char *authorization, long timeout_ms,
+                      struct curl_slist *hdrs, long timeout_ms,
                       sluice_probe_fn done, sluice_fetch_fn fetch_done,
                       void *arg)
 {
-    if (!url || (!done && !fetch_done))
+    struct probe_job *j = NULL;
+    if (!url || (!done && !fetch_done) || !(j = calloc(1, sizeof(*j)))) {
+        probe_headers_free(hdrs);
         return -1;
-    struct probe_job *j = calloc(1, sizeof(*j));
-    if (!j)
-        return -1;
-    size_t an = authorization ? strlen(authorization) : 0;
+    }
     j->stage = stage;
     j->url = strdup(url);
-    j->auth_header = malloc(an + 16);
+    j->hdrs = hdrs;
     j->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     j->done = done;
     j->fetch_done = fetch_done;
     j->arg = arg;
-    if (!j->url || !j->auth_header) {
+    if (!j->url || !j->hdrs) {
         job_free(j);
         return -1;
     }
-    if (authorization)
-        snprintf(j->auth_header, an + 16, "Authorization: %s", authorization);
-    else
-        snprintf(j->auth_header, an + 16, "X-Probe: 1");
     pthread_mutex_lock(&probe_lock);
     if (stopping || queue_len >= PROBE_QUEUE_MAX)
         goto refuse;
@@ -212,18 +210,45 @@ refuse:
     return -1;
 }
 
+/* The one header line of a plain probe: "Authorization: <value>". */
+static struct curl_slist *auth_headers(const char *authorization)
+{
+    size_t an = authorization ? strlen(authorization) : 0;
+    char *line = malloc(an + 16);
+    struct curl_slist *l = NULL;
+    if (!line)
+        return NULL;
+    if (authorization)
+        snprintf(line, an + 16, "Authorization: %s", authorization);
+    else
+        snprintf(line, an + 16, "X-Probe: 1");
+    l = curl_slist_append(NULL, line);
+    memset(line, 0, an + 16);
+    free(line);
+    return l;
+}
+
 int probe_submit(sluice_stage *stage, const char *url,
                  const char *authorization, long timeout_ms,
                  sluice_probe_fn done, void *arg)
 {
-    return job_submit(stage, url, authorization, timeout_ms, done, NULL, arg);
+    return job_submit(stage, url, auth_headers(authorization), timeout_ms, done,
+                      NULL, arg);
 }
 
 int probe_submit_fetch(sluice_stage *stage, const char *url,
                        const char *authorization, long timeout_ms,
                        sluice_fetch_fn done, void *arg)
 {
-    return job_submit(stage, url, authorization, timeout_ms, NULL, done, arg);
+    return job_submit(stage, url, auth_headers(authorization), timeout_ms, NULL,
+                      done, arg);
+}
+
+int probe_submit_headers(sluice_stage *stage, const char *url,
+                         struct curl_slist *headers, long timeout_ms,
+                         sluice_probe_fn done, void *arg)
+{
+    return job_submit(stage, url, headers, timeout_ms, done, NULL, arg);
 }
 
 void probe_cancel_stage(sluice_stage *stage)

@@ -227,7 +227,9 @@ int state_put(sluice_stage *stage, const char *key, const char *data,
     snprintf(e->origin, sizeof e->origin, "%s", state_g.instance);
     state_mark_dirty(e->key, &e->dirty);
     pthread_mutex_unlock(&sh->lock);
-    state_notify(stage, fk, 1, copy, len, exp, state_g.instance);
+    /* from the caller's bytes: once the lock is released, `copy` belongs to
+     * the entry, and a put on another worker may free it at any time */
+    state_notify(stage, fk, 1, data ? data : "", len, exp, state_g.instance);
     return 0;
 }
 

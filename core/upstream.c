@@ -101,14 +101,7 @@ static int header_line(char *line, size_t n, const char *name,
 static void auth_style(const struct sluice_ctx *ctx, const struct hdr *h,
                        const char **name, const char **value)
 {
-    const char *ah = ctx->up ? ctx->up->auth_header : NULL;
-    *name = h->name;
-    *value = h->value;
-    if (ah && !strcasecmp(h->name, "authorization")) {
-        *name = ah;
-        if (!strncasecmp(*value, "Bearer ", 7))
-            *value += 7;
-    }
+    upstream_def_auth(ctx->up, h->name, h->value, name, value);
 }
 
 /* Client headers passed upstream as sent (unless a stage set them), when

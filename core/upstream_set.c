@@ -165,3 +165,65 @@ int upstream_def_url(const struct upstream_def *u, const char *route,
     }
     return b->oom ? -1 : 0;
 }
+
+void upstream_def_auth(const struct upstream_def *u, const char *name,
+                       const char *value, const char **out_name,
+                       const char **out_value)
+{
+    *out_name = name;
+    *out_value = value;
+    if (u && u->auth_header && !strcasecmp(name, "authorization")) {
+        *out_name = u->auth_header;
+        if (!strncasecmp(value, "Bearer ", 7))
+            *out_value = value + 7;
+    }
+}
+
+/* One "Name: value" line appended to *l; -1 out of memory. */
+static int line_add(struct curl_slist **l, const char *name, const char *value)
+{
+    size_t n = strlen(name) + strlen(value) + 3;
+    char *line = malloc(n);
+    struct curl_slist *t = NULL;
+    if (line) {
+        snprintf(line, n, "%s: %s", name, value);
+        t = curl_slist_append(*l, line);
+        memset(line, 0, n);
+        free(line);
+    }
+    if (!t)
+        return -1;
+    *l = t;
+    return 0;
+}
+
+struct curl_slist *upstream_def_probe_headers(const struct upstream_def *u,
+                                              const char *authorization)
+{
+    struct curl_slist *l = NULL, *t;
+    const char *name, *value, *k;
+    json_t *v;
+    if (authorization) {
+        upstream_def_auth(u, "Authorization", authorization, &name, &value);
+        if (line_add(&l, name, value) != 0)
+            goto fail;
+    } else if (line_add(&l, "X-Probe", "1") != 0) {
+        goto fail;
+    }
+    for (size_t i = 0; i < u->nhdr; i++) {
+        if (!(t = curl_slist_append(l, u->hdr_lines[i])))
+            goto fail;
+        l = t;
+    }
+    json_object_foreach((json_t *)u->add, k, v)
+    {
+        if (json_is_string(v) && line_add(&l, k, json_string_value(v)) != 0)
+            goto fail;
+    }
+    return l;
+fail:
+    for (t = l; t; t = t->next)
+        memset(t->data, 0, strlen(t->data));
+    curl_slist_free_all(l);
+    return NULL;
+}

@@ -51,6 +51,19 @@ const struct upstream_def *upstream_set_find(const struct upstream_set *s,
  * "?<query>" when u has one. 0, or -1 out of memory. */
 int upstream_def_url(const struct upstream_def *u, const char *route,
                      const char *path, const char *model, buf_t *b);
+/* How u takes a header a stage set: "Authorization: Bearer <key>" goes
+ * as <auth_header>: <key> to an upstream with its own auth_header; any
+ * other header (or u NULL) as it is. Outputs point into the inputs. */
+void upstream_def_auth(const struct upstream_def *u, const char *name,
+                       const char *value, const char **out_name,
+                       const char **out_value);
+/* The header lines of a probe of u with `authorization` ("Bearer <key>",
+ * or NULL): the key its way, its static headers, its add_headers. A new
+ * libcurl list (holds the key: free with probe_headers_free), or NULL
+ * when out of memory. */
+struct curl_slist;
+struct curl_slist *upstream_def_probe_headers(const struct upstream_def *u,
+                                              const char *authorization);
 /* 1 when u sends chat to <base_url>/chat/completions with no query. */
 int upstream_def_plain_chat(const struct upstream_def *u);
 

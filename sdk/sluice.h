@@ -468,6 +468,17 @@ typedef struct sluice_host {
                       const char *authorization, sluice_fetch_fn done,
                       void *arg); /* ABI 1.1 */
 
+    /* ---- probes per upstream (ABI 1.1) ----------------------------------
+     * Like http_probe, but to the upstream named `upstream` of the stage's
+     * generation: its base_url + path (+ its static query), its static
+     * and added headers, and `authorization` ("Bearer <key>") sent the way
+     * that upstream takes its key (an auth_header such as Azure's api-key
+     * gets the bare key). -1 (done() never called) for an unknown
+     * upstream or when the queue is full. */
+    int (*upstream_probe)(sluice_stage *stage, const char *upstream,
+                          const char *path, const char *authorization,
+                          sluice_probe_fn done, void *arg); /* ABI 1.1 */
+
     /* ---- request memory (ABI 1.1) ---------------------------------------
      * n zeroed bytes, aligned for any type, from the request's arena: valid
      * until the request ends (after every stage's on_complete), when the

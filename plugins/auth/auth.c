@@ -416,6 +416,9 @@ static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
         }
     }
     H->attr_set(ctx, "client", c->name);
+    for (int b = 0; b < 3; b++) /* for the usage stage */
+        if (c->budget[b][0])
+            H->attr_set(ctx, client_budget_names[b], c->budget[b]);
     return charge_tokens(a, ctx, s, i, reason);
 }
 

@@ -109,7 +109,34 @@ static void client_free(struct client_def *c)
     c->nmodels = 0;
 }
 
-/* One option "rpm=N" / "tpm=N" / "models=a,b". */
+const char *const client_budget_names[3] = {
+    "budget_tokens_day", "budget_tokens_month", "budget_cost_month"};
+
+/* A budget's value: whole tokens 0..9e15 (i < 2), or a cost: a decimal
+ * number >= 0 with at most 9 places. Copied as text into out. */
+static int budget_parse(int i, const char *s, size_t n, char *out,
+                        size_t outlen)
+{
+    size_t digits = 0, point = 0, frac = 0;
+    if (n == 0 || n >= outlen)
+        return -1;
+    for (size_t k = 0; k < n; k++) {
+        if (s[k] >= '0' && s[k] <= '9') {
+            digits++;
+            frac += point;
+        } else if (s[k] == '.' && !point && i == 2 && k && k + 1 < n)
+            point = 1;
+        else
+            return -1;
+    }
+    if (digits - frac > 16 || frac > 9)
+        return -1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/* One option "rpm=N" / "tpm=N" / "models=a,b" / "budget_...=N". */
 static int option_parse(struct client_def *c, const char *f, size_t n,
                         const char **what)
 {
@@ -145,7 +172,30 @@ static int option_parse(struct client_def *c, const char *f, size_t n,
         }
         return 0;
     }
-    *what = "unknown option (expected rpm=, tpm= or models=)";
+    for (int i = 0; i < 3; i++) {
+        if (kl != strlen(client_budget_names[i]) ||
+            memcmp(f, client_budget_names[i], kl))
+            continue;
+        if (c->budget[i][0]) {
+            *what = "budget given twice";
+            return -1;
+        }
+        if (budget_parse(i, v, vl, c->budget[i], sizeof c->budget[i]) != 0) {
+            static const char *const msg[3] = {
+                "budget_tokens_day must be a whole number of tokens "
+                "(0..9999999999999999)",
+                "budget_tokens_month must be a whole number of tokens "
+                "(0..9999999999999999)",
+                "budget_cost_month must be a non-negative number in the usage "
+                "stage's currency, at most 9 decimals (e.g. 25 or 12.50)"};
+            *what = msg[i];
+            return -1;
+        }
+        return 0;
+    }
+    *what =
+        "unknown option (expected rpm=, tpm=, models= or budget_tokens_day=, "
+        "budget_tokens_month=, budget_cost_month=)";
     return -1;
 }
 

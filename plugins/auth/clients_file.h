@@ -3,6 +3,8 @@
  * here: the stage reads the file, this file only understands it).
  *
  * One client a line:  <key> <name> [rpm=N] [tpm=N] [models=a,b,...]
+ *                     [budget_tokens_day=N] [budget_tokens_month=N]
+ *                     [budget_cost_month=X]
  * Blank lines and lines starting with '#' are ignored; fields are separated
  * by spaces or tabs; CRLF endings are accepted. Keys are kept only as their
  * SHA-256 digest: the text of a key never leaves the parser, and error
@@ -29,7 +31,14 @@ struct client_def {
     char **models; /* allowed models, NULL = any; owned */
     size_t nmodels;
     int line;
+    /* budgets for the usage stage, as validated decimal text ("" = none):
+     * budget_tokens_day, budget_tokens_month, budget_cost_month */
+    char budget[3][24];
 };
+
+/* The option names of budget[0..2]; also the request attributes auth sets
+ * for the usage stage. */
+extern const char *const client_budget_names[3];
 
 struct client_defs {
     struct client_def *v;

@@ -298,14 +298,19 @@ static struct keyring *pool_new(const sluice_host *host, sluice_stage *self,
     kr_metrics_register(kr);
     if (kr_shared_start(kr, err, errlen) != 0)
         goto fail;
-    if (!probes && kr->probe_interval_ms)
+    /* every upstream's own probes (ABI 1.1 upstream_probe); an older core
+     * probes only the first upstream */
+    if (SLUICE_HOST_HAS(host, upstream_probe) && host->upstream_probe &&
+        host->upstream_count && host->upstream_count(self) > 0)
+        kr->probe_up = host->upstream_probe;
+    if (!kr->probe_up && probes != 1)
+        kr->probe = NULL;
+    if (probes == 0 && !kr->probe_up && kr->probe_interval_ms)
         H->log(self, SLUICE_LOG_WARN,
-               "upstream %s: probes go to the first upstream only; its "
+               "upstream %s: this core probes the first upstream only; its "
                "failed keys come back on reset, reload or cooldown",
                upstream);
-    if (!probes)
-        kr->probe = NULL;
-    if (kr->probe_interval_ms && !kr->probe && probes)
+    if (kr->probe_interval_ms && !kr->probe && !kr->probe_up && probes == 1)
         H->log(self, SLUICE_LOG_WARN,
                "probe_interval_s is set but this "
                "core cannot probe: failed keys come "

@@ -170,6 +170,9 @@ typedef uint64_t (*kr_clock_fn)(void);
 typedef int (*kr_probe_fn)(sluice_stage *stage, const char *path,
                            const char *authorization, sluice_probe_fn done,
                            void *arg);
+typedef int (*kr_probe_up_fn)(sluice_stage *stage, const char *upstream,
+                              const char *path, const char *authorization,
+                              sluice_probe_fn done, void *arg);
 
 /* One key pool: the keys of one upstream. The stage instance is the first
  * pool; it holds the other upstreams' pools in `peers` (keyring.c). */
@@ -191,9 +194,10 @@ struct keyring {
     atomic_uint_fast64_t next_probe_ms;
     atomic_int probes_out;
 
-    kr_clock_fn now;   /* monotonic ms: host->now_ms (tests inject) */
-    kr_clock_fn wall;  /* wall-clock ms: host->wall_ms (tests inject) */
-    kr_probe_fn probe; /* H->http_probe, or NULL */
+    kr_clock_fn now;         /* monotonic ms: host->now_ms (tests inject) */
+    kr_clock_fn wall;        /* wall-clock ms: host->wall_ms (tests inject) */
+    kr_probe_fn probe;       /* H->http_probe, or NULL */
+    kr_probe_up_fn probe_up; /* H->upstream_probe: to `upstream` itself */
 
     struct { /* kr_metrics.c; NULL when the host has none */
         sluice_metric *requests, *successes, *failures, *state, *cooldown,

@@ -35,7 +35,7 @@ static void probe_done(void *arg, int status)
 
 void keyring_probe_maybe(struct keyring *kr)
 {
-    if (!kr->probe || !kr->probe_interval_ms)
+    if ((!kr->probe && !kr->probe_up) || !kr->probe_interval_ms)
         return;
     uint64_t now = kr->now();
     uint_fast64_t due =
@@ -60,8 +60,12 @@ void keyring_probe_maybe(struct keyring *kr)
         job->idx = (long)i;
         keyset_ref(s);
         atomic_fetch_add(&kr->probes_out, 1);
-        if (kr->probe(kr->self, kr->probe_path, k->auth, probe_done, job) !=
-            0) {
+        int rc =
+            kr->probe_up
+                ? kr->probe_up(kr->self, kr->upstream, kr->probe_path, k->auth,
+                               probe_done, job)
+                : kr->probe(kr->self, kr->probe_path, k->auth, probe_done, job);
+        if (rc != 0) {
             atomic_fetch_sub(&kr->probes_out, 1);
             atomic_store(&k->probing, 0);
             keyset_unref(s);

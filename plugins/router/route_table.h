@@ -73,4 +73,13 @@ long rt_table_find(const struct rt_table *t, const char *model);
  * (all of them when every one is down). Returns the index. */
 size_t rt_route_pick(struct rt_route *r, uint64_t now);
 
+/* Hot reload (route_state.c): every deployment's round-robin position and
+ * cooldown left, as JSON into out; read back into a new table, matched by
+ * route name and (upstream, model). Import: 0, or -1 for a document that
+ * does not parse. */
+int rt_state_export(const sluice_host *H, struct rt_table *t, uint64_t now,
+                    sluice_buf *out);
+int rt_state_import(const sluice_host *H, struct rt_table *t, uint64_t now,
+                    const char *state, size_t len);
+
 #endif

@@ -21,7 +21,9 @@
  *
  * A deployment that failed over (connect, timeout, 5xx, no usable key) is
  * skipped by the weighted choice for deployment_cooldown_s, so traffic
- * stops paying for a dead upstream and comes back by itself.
+ * stops paying for a dead upstream and comes back by itself. Both the
+ * round-robin positions and those cooldowns survive a hot reload
+ * (route_state.c).
  *
  * Config: deployment_cooldown_s (default 5). The routes are the core's
  * `routes:` (host->model_routes); see README.md, "Upstreams and routes".
@@ -293,6 +295,19 @@ static sluice_verdict router_on_response(void *instance, sluice_ctx *ctx)
     return SLUICE_CONTINUE;
 }
 
+/* Weighted round-robin positions and cooldowns survive a reload. */
+static int router_export_state(void *instance, sluice_buf *out)
+{
+    struct router *rt = instance;
+    return rt_state_export(H, &rt->t, H->now_ms(), out) < 0 ? -1 : 0;
+}
+
+static int router_import_state(void *instance, const char *state, size_t len)
+{
+    struct router *rt = instance;
+    return rt_state_import(H, &rt->t, H->now_ms(), state, len);
+}
+
 static void router_on_complete(void *instance, sluice_ctx *ctx)
 {
     (void)instance;
@@ -315,6 +330,8 @@ static const sluice_plugin router_plugin = {
     .on_attempt = router_on_attempt,
     .on_response = router_on_response,
     .on_complete = router_on_complete,
+    .export_state = router_export_state,
+    .import_state = router_import_state,
     .routes = router_routes,
 };
 

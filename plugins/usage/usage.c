@@ -21,11 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-const sluice_host *H;
-
 /* Per request, from on_request to on_complete. */
 struct usage_req {
-    char client[100], model[100];
+    char client[USAGE_NAME_MAX], model[USAGE_NAME_MAX];
     int stream;
     int64_t prompt_estimate; /* -1: none */
     int64_t content_chars;   /* of the streamed text (estimates) */
@@ -39,7 +37,7 @@ static int other_day(uint64_t a_ms, uint64_t b_ms)
     return a_ms / 86400000u != b_ms / 86400000u;
 }
 
-static int is_chat(sluice_ctx *ctx)
+static int is_chat(const sluice_host *H, sluice_ctx *ctx)
 {
     const char *p = H->req_path(ctx);
     size_t n = strlen(p), k = sizeof "/chat/completions" - 1;
@@ -47,7 +45,7 @@ static int is_chat(sluice_ctx *ctx)
            !strcmp(H->req_method(ctx), "POST");
 }
 
-static int64_t attr_int(sluice_ctx *ctx, const char *name)
+static int64_t attr_int(const sluice_host *H, sluice_ctx *ctx, const char *name)
 {
     const char *v = H->attr_get(ctx, name);
     char *end;
@@ -58,7 +56,7 @@ static int64_t attr_int(sluice_ctx *ctx, const char *name)
 }
 
 /* The output the request asks for at most (0 when it does not say). */
-static int64_t requested_output(sluice_ctx *ctx)
+static int64_t requested_output(const sluice_host *H, sluice_ctx *ctx)
 {
     const sluice_json *b = H->req_body(ctx);
     const sluice_json *v = H->json_get(b, "max_completion_tokens");
@@ -75,10 +73,11 @@ static void fmt_int(char *out, size_t n, int64_t v)
 }
 
 /* 429 insufficient_quota naming the budget, the usage and the reset. */
-static sluice_verdict refuse(sluice_ctx *ctx, const char *client,
-                             const char *budget, const char *used,
-                             const char *limit, const char *need,
-                             int64_t reset_s, uint64_t wall_ms)
+static sluice_verdict refuse(const sluice_host *H, sluice_ctx *ctx,
+                             const char *client, const char *budget,
+                             const char *used, const char *limit,
+                             const char *need, int64_t reset_s,
+                             uint64_t wall_ms)
 {
     char msg[600], when[21], retry[24];
     usage_rfc3339(reset_s, when);
@@ -99,10 +98,11 @@ static sluice_verdict check_budget(struct usage_cfg *c, sluice_ctx *ctx,
                                    struct usage_req *r,
                                    const struct usage_budget *b)
 {
+    const sluice_host *H = c->host;
     uint64_t now = H->wall_ms();
     int64_t day, month, cost_nano;
     usage_ledger_used(c, r->client, now, &day, &month, &cost_nano);
-    int64_t out = requested_output(ctx);
+    int64_t out = requested_output(H, ctx);
     int64_t est = (r->prompt_estimate > 0 ? r->prompt_estimate : 0) + out;
     char used[32], limit[32], need[32];
     fmt_int(need, sizeof need, est);
@@ -110,15 +110,17 @@ static sluice_verdict check_budget(struct usage_cfg *c, sluice_ctx *ctx,
         (day >= b->tokens_day || day + est > b->tokens_day)) {
         fmt_int(used, sizeof used, day);
         fmt_int(limit, sizeof limit, b->tokens_day);
-        return refuse(ctx, r->client, "budget_tokens_day (tokens today, UTC)",
-                      used, limit, need, usage_next_day_s(now), now);
+        return refuse(H, ctx, r->client,
+                      "budget_tokens_day (tokens today, UTC)", used, limit,
+                      need, usage_next_day_s(now), now);
     }
     if (b->tokens_month >= 0 &&
         (month >= b->tokens_month || month + est > b->tokens_month)) {
         fmt_int(used, sizeof used, month);
         fmt_int(limit, sizeof limit, b->tokens_month);
-        return refuse(ctx, r->client, "budget_tokens_month (tokens this month)",
-                      used, limit, need, usage_next_month_s(now), now);
+        return refuse(H, ctx, r->client,
+                      "budget_tokens_month (tokens this month)", used, limit,
+                      need, usage_next_month_s(now), now);
     }
     if (b->cost_month >= 0) {
         int64_t est_cost = usage_cost_nano(
@@ -133,8 +135,9 @@ static sluice_verdict check_budget(struct usage_cfg *c, sluice_ctx *ctx,
                      c->currency);
             snprintf(need, sizeof need, "%.6f %s",
                      est_cost > 0 ? (double)est_cost / 1e9 : 0.0, c->currency);
-            return refuse(ctx, r->client, "budget_cost_month (cost this month)",
-                          used, limit, need, usage_next_month_s(now), now);
+            return refuse(H, ctx, r->client,
+                          "budget_cost_month (cost this month)", used, limit,
+                          need, usage_next_month_s(now), now);
         }
     }
     /* admitted: reserve the estimate until the real usage is known */
@@ -167,7 +170,8 @@ static sluice_verdict check_budget(struct usage_cfg *c, sluice_ctx *ctx,
 static sluice_verdict usage_on_request(void *instance, sluice_ctx *ctx)
 {
     struct usage_cfg *c = instance;
-    if (!is_chat(ctx) || !H->req_body(ctx))
+    const sluice_host *H = c->host;
+    if (!is_chat(H, ctx) || !H->req_body(ctx))
         return SLUICE_CONTINUE;
     struct usage_req *r = calloc(1, sizeof(*r));
     if (!r)
@@ -176,17 +180,19 @@ static sluice_verdict usage_on_request(void *instance, sluice_ctx *ctx)
                      sizeof r->client);
     usage_name_clean(H->req_model(ctx), "unknown", r->model, sizeof r->model);
     r->stream = H->req_stream(ctx);
-    r->prompt_estimate = attr_int(ctx, "prompt_tokens_estimate");
+    r->prompt_estimate = attr_int(H, ctx, "prompt_tokens_estimate");
     H->local_set(ctx, r);
     if (r->stream)
         H->attr_set(ctx, "usage_wanted", "1");
-    const struct usage_budget *b = usage_budget_find(c, r->client);
-    return b ? check_budget(c, ctx, r, b) : SLUICE_CONTINUE;
+    struct usage_budget b;
+    return usage_budget_of(c, ctx, r->client, &b) ? check_budget(c, ctx, r, &b)
+                                                  : SLUICE_CONTINUE;
 }
 
 static sluice_verdict usage_on_chunk(void *instance, sluice_ctx *ctx,
                                      const char *data, size_t len)
 {
+    const sluice_host *H = ((struct usage_cfg *)instance)->host;
     struct usage_req *r = H->local_get(ctx);
     if (r && data)
         r->content_chars += usage_content_chars(data, len);
@@ -197,6 +203,7 @@ static sluice_verdict usage_on_chunk(void *instance, sluice_ctx *ctx,
 static void usage_on_complete(void *instance, sluice_ctx *ctx)
 {
     struct usage_cfg *c = instance;
+    const sluice_host *H = c->host;
     struct usage_req *r = H->local_get(ctx);
     if (!r)
         return;
@@ -209,13 +216,13 @@ static void usage_on_complete(void *instance, sluice_ctx *ctx)
         free(r);
         return;
     }
-    int64_t p = attr_int(ctx, "usage_prompt_tokens");
-    int64_t k = attr_int(ctx, "usage_completion_tokens");
-    int64_t cached = attr_int(ctx, "usage_cached_tokens");
+    int64_t p = attr_int(H, ctx, "usage_prompt_tokens");
+    int64_t k = attr_int(H, ctx, "usage_completion_tokens");
+    int64_t cached = attr_int(H, ctx, "usage_cached_tokens");
     size_t blen = 0;
     const char *body = H->resp_body(ctx, &blen);
     if ((p < 0 || k < 0) && body && !r->stream &&
-        usage_from_body(body, blen, &p, &k, &cached)) {
+        usage_from_body(H, body, blen, &p, &k, &cached)) {
         char n[24]; /* the core's metrics and access line read these */
         fmt_int(n, sizeof n, p);
         H->attr_set(ctx, "usage_prompt_tokens", n);
@@ -253,9 +260,12 @@ static void usage_on_complete(void *instance, sluice_ctx *ctx)
 static void usage_collect(void *instance)
 {
     struct usage_cfg *c = instance;
+    const sluice_host *H = c->host;
     uint64_t now = H->wall_ms();
-    for (size_t i = 0; i < c->nbudgets; i++) {
-        const struct usage_budget *b = &c->budgets[i];
+    size_t n = 0;
+    struct usage_budget *all = usage_budgets_all(c, &n);
+    for (size_t i = 0; i < n; i++) {
+        const struct usage_budget *b = &all[i];
         int64_t day, month, cost;
         usage_ledger_used(c, b->client, now, &day, &month, &cost);
         const char *l[2] = {b->client, NULL};
@@ -277,15 +287,19 @@ static void usage_collect(void *instance)
                                             : 1);
         }
     }
+    free(all);
 }
 
 static int usage_status(void *instance, sluice_buf *out)
 {
     struct usage_cfg *c = instance;
+    const sluice_host *H = c->host;
     H->buf_printf(out, "{\"currency\":");
     H->buf_json_str(out, c->currency);
+    size_t nb = 0;
+    free(usage_budgets_all(c, &nb));
     return H->buf_printf(out, ",\"priced_models\":%zu,\"budgets\":%zu}",
-                         c->nprices, c->nbudgets);
+                         c->nprices, nb);
 }
 
 static void usage_destroy(void *instance)
@@ -294,6 +308,8 @@ static void usage_destroy(void *instance)
     if (!c)
         return;
     usage_config_free(c);
+    free(c->learned);
+    pthread_mutex_destroy(&c->mu);
     free(c);
 }
 
@@ -307,13 +323,14 @@ static int usage_init(const sluice_host *host, sluice_stage *self,
                  "(shared state and admin actions with the request)");
         return -1;
     }
-    H = host;
     struct usage_cfg *c = calloc(1, sizeof(*c));
     if (!c) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    c->host = host;
     c->self = self;
+    pthread_mutex_init(&c->mu, NULL);
     if (usage_config_load(c, config, err, errlen) != 0)
         goto fail;
     c->m_ratio = host->metric_register(

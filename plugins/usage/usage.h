@@ -9,42 +9,68 @@
 
 #include "sluice.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
-extern const sluice_host *H;
-
-/* Prices per million tokens of one model (the model table's prices). */
+/* Prices per million tokens of one model name (the model table's prices:
+ * a route's model or alias, or the stage's own `prices:`). */
 struct usage_price {
-    char *model;
+    char *model; /* an exact name, or a glob when glob is set */
+    int glob;
     double input, output, cached; /* cached < 0: charged as input */
 };
 
+#define USAGE_NAME_MAX 100 /* a cleaned client or model name, NUL included */
+
 /* Budgets of one client; a negative value means none. */
 struct usage_budget {
-    char *client;
+    char client[USAGE_NAME_MAX];
     int64_t tokens_day, tokens_month;
     double cost_month;
 };
 
+/* The stage instance. Everything but `mu`'s table is read-only after
+ * init, so request threads share it without a lock. */
 struct usage_cfg {
+    const sluice_host *host; /* the table init got; valid until destroy */
     sluice_stage *self;
     char currency[16];
-    struct usage_price *prices;
+    struct usage_price *prices; /* the routes' prices, then the stage's */
     size_t nprices;
-    struct usage_budget *budgets;
+    struct usage_budget *budgets; /* the stage's `budgets:` */
     size_t nbudgets;
     uint64_t retention_ms;
     sluice_metric *m_ratio;
+    /* budgets learned from the clients file (the request attributes
+     * budget_* the auth stage sets), for the gauge and the report */
+    pthread_mutex_t mu;
+    struct usage_budget *learned;
+    size_t nlearned;
 };
 
 /* ---- usage_config.c ---------------------------------------------------- */
+/* The stage's config, and the prices of the pipeline's `routes:` (read
+ * through model_routes). */
 int usage_config_load(struct usage_cfg *c, const sluice_json *cfg, char *err,
                       size_t errlen);
 void usage_config_free(struct usage_cfg *c);
 const struct usage_price *usage_price_find(const struct usage_cfg *c,
                                            const char *model);
-const struct usage_budget *usage_budget_find(const struct usage_cfg *c,
-                                             const char *client);
+
+/* ---- usage_budget.c: whose budgets, from where ------------------------- */
+/* The budgets of the request's client into *out: the clients file's
+ * (attributes budget_tokens_day, budget_tokens_month, budget_cost_month,
+ * set by auth) when the request carries any, else the stage's `budgets:`
+ * entry. 1 when the client has a budget, else 0. */
+int usage_budget_of(struct usage_cfg *c, sluice_ctx *ctx, const char *client,
+                    struct usage_budget *out);
+/* Every budget known: the stage's, then those learned from requests (a
+ * learned one replaces the stage's of the same client). Caller frees;
+ * *n is 0 (and the result may be NULL) when there are none. */
+struct usage_budget *usage_budgets_all(struct usage_cfg *c, size_t *n);
+/* The budget of `client` among usage_budgets_all's; 1 found, else 0. */
+int usage_budget_known(struct usage_cfg *c, const char *client,
+                       struct usage_budget *out);
 
 /* ---- usage_date.c: UTC days and months as text ------------------------- */
 /* "YYYY-MM-DD" and "YYYY-MM" of wall-clock ms. */
@@ -104,8 +130,8 @@ int64_t usage_cost_nano(const struct usage_price *p, int64_t prompt,
 /* ---- usage_tokens.c: usage from bodies, estimates ---------------------- */
 /* prompt/completion/cached tokens of the last "usage" object in a response
  * body; 0 if there is none (values left at -1 when absent). */
-int usage_from_body(const char *body, size_t len, int64_t *prompt,
-                    int64_t *completion, int64_t *cached);
+int usage_from_body(const sluice_host *H, const char *body, size_t len,
+                    int64_t *prompt, int64_t *completion, int64_t *cached);
 /* Characters of the "content" string values in data (a body or stream
  * bytes); a rough measure of generated text, for estimates. */
 int64_t usage_content_chars(const char *data, size_t len);

@@ -51,7 +51,7 @@ static void incr(struct usage_cfg *c, sluice_ctx *ctx, const char *key,
                  int64_t delta, uint64_t ttl)
 {
     if (delta > 0)
-        H->state_incr(c->self, ctx, key, delta, ttl, NULL, NULL);
+        c->host->state_incr(c->self, ctx, key, delta, ttl, NULL, NULL);
 }
 
 void usage_ledger_charge(struct usage_cfg *c, sluice_ctx *ctx, uint64_t wall_ms,
@@ -83,6 +83,7 @@ void usage_ledger_reserve(struct usage_cfg *c, sluice_ctx *ctx,
                           const char *client, uint64_t wall_ms, int64_t tokens,
                           int64_t cost_nano)
 {
+    const sluice_host *H = c->host;
     char day[11], month[8], key[256];
     usage_day_of(wall_ms, day);
     usage_month_of(wall_ms, month);
@@ -101,7 +102,7 @@ void usage_ledger_reserve(struct usage_cfg *c, sluice_ctx *ctx,
 static int64_t read_count(struct usage_cfg *c, const char *key)
 {
     int64_t n = 0;
-    if (H->state_get(c->self, key, NULL, &n, NULL) != 1)
+    if (c->host->state_get(c->self, key, NULL, &n, NULL) != 1)
         return 0;
     return n;
 }

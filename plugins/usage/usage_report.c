@@ -29,8 +29,8 @@ struct query {
     int oom;
 };
 
-static int bad(sluice_ctx *ctx, const char *code, const char *param,
-               const char *msg)
+static int bad(const sluice_host *H, sluice_ctx *ctx, const char *code,
+               const char *param, const char *msg)
 {
     return H->respond_error(ctx, 400, "invalid_request_error", code, param,
                             msg) == 0
@@ -38,7 +38,7 @@ static int bad(sluice_ctx *ctx, const char *code, const char *param,
                : -1;
 }
 
-static int only_get(sluice_ctx *ctx)
+static int only_get(const sluice_host *H, sluice_ctx *ctx)
 {
     if (!strcmp(H->req_method(ctx), "GET"))
         return 1;
@@ -49,7 +49,8 @@ static int only_get(sluice_ctx *ctx)
 }
 
 /* Parse the query; 0 ok, 1 when a 400 was set. */
-static int query_parse(sluice_ctx *ctx, struct query *q, uint64_t now)
+static int query_parse(const sluice_host *H, sluice_ctx *ctx, struct query *q,
+                       uint64_t now)
 {
     char msg[300];
     const char *from = H->req_query(ctx, "from");
@@ -68,20 +69,20 @@ static int query_parse(sluice_ctx *ctx, struct query *q, uint64_t now)
             snprintf(msg, sizeof msg,
                      "%s must be a date as YYYY-MM-DD (UTC), not '%.40s'",
                      names[i], vals[i]);
-            return bad(ctx, "invalid_date", names[i], msg), 1;
+            return bad(H, ctx, "invalid_date", names[i], msg), 1;
         }
         snprintf(dst[i], 11, "%s", vals[i]);
     }
     long df = usage_day_parse(q->from), dt = usage_day_parse(q->to);
     if (df > dt) {
         snprintf(msg, sizeof msg, "from (%s) is after to (%s)", q->from, q->to);
-        return bad(ctx, "invalid_date_range", "from", msg), 1;
+        return bad(H, ctx, "invalid_date_range", "from", msg), 1;
     }
     if (dt - df + 1 > 366) {
         snprintf(msg, sizeof msg,
                  "the range %s..%s spans %ld days; at most 366 per query",
                  q->from, q->to, dt - df + 1);
-        return bad(ctx, "invalid_date_range", "to", msg), 1;
+        return bad(H, ctx, "invalid_date_range", "to", msg), 1;
     }
     q->client = H->req_query(ctx, "client");
     q->model = H->req_query(ctx, "model");
@@ -103,14 +104,16 @@ static int query_parse(sluice_ctx *ctx, struct query *q, uint64_t now)
                      "group_by takes client, model, day or a comma list of "
                      "them, not '%.*s'",
                      (int)(n > 40 ? 40 : n), p);
-            return bad(ctx, "invalid_group_by", "group_by", msg), 1;
+            return bad(H, ctx, "invalid_group_by", "group_by", msg), 1;
         }
         p += n + (p[n] == ',');
     }
     if (g && !q->group)
-        return bad(ctx, "invalid_group_by", "group_by", "group_by is empty"), 1;
+        return bad(H, ctx, "invalid_group_by", "group_by", "group_by is empty"),
+               1;
     if (fmt && strcmp(fmt, "json") && strcmp(fmt, "csv"))
-        return bad(ctx, "invalid_format", "format", "format is json or csv"), 1;
+        return bad(H, ctx, "invalid_format", "format", "format is json or csv"),
+               1;
     q->csv = fmt && !strcmp(fmt, "csv");
     return 0;
 }
@@ -227,7 +230,7 @@ static void cost_text(int64_t nano, char *out, size_t n)
         out[l - 1] = '\0';
 }
 
-static void csv_field(sluice_buf *b, const char *s)
+static void csv_field(const sluice_host *H, sluice_buf *b, const char *s)
 {
     if (!strpbrk(s, ",\"\r\n")) {
         H->buf_printf(b, "%s,", s);
@@ -242,6 +245,7 @@ static void csv_field(sluice_buf *b, const char *s)
 static void row_json(struct usage_cfg *c, const struct query *q,
                      const struct usage_row *r, sluice_buf *b)
 {
+    const sluice_host *H = c->host;
     char cost[40];
     H->buf_append(b, "{", 1);
     if (q->group & G_DAY)
@@ -268,19 +272,19 @@ static void row_json(struct usage_cfg *c, const struct query *q,
         (long long)(r->f[USAGE_F_PROMPT] + r->f[USAGE_F_COMPLETION]),
         r->has_cost ? cost : "null", (long long)r->unpriced_tokens,
         (long long)r->f[USAGE_F_ESTIMATED]);
-    (void)c;
 }
 
 static void row_csv(struct usage_cfg *c, const struct query *q,
                     const struct usage_row *r, sluice_buf *b)
 {
+    const sluice_host *H = c->host;
     char cost[40] = "";
     if (q->group & G_DAY)
-        csv_field(b, r->day);
+        csv_field(H, b, r->day);
     if (q->group & G_CLIENT)
-        csv_field(b, r->client);
+        csv_field(H, b, r->client);
     if (q->group & G_MODEL)
-        csv_field(b, r->model);
+        csv_field(H, b, r->model);
     if (r->has_cost)
         cost_text(r->f[USAGE_F_COST_NANO], cost, sizeof cost);
     H->buf_printf(
@@ -292,7 +296,8 @@ static void row_csv(struct usage_cfg *c, const struct query *q,
         (long long)r->f[USAGE_F_ESTIMATED]);
 }
 
-static void header_csv(const struct query *q, sluice_buf *b)
+static void header_csv(const sluice_host *H, const struct query *q,
+                       sluice_buf *b)
 {
     if (q->group & G_DAY)
         H->buf_printf(b, "day,");
@@ -308,8 +313,9 @@ static void header_csv(const struct query *q, sluice_buf *b)
 static void render(struct usage_cfg *c, struct query *q,
                    struct usage_row **rows, size_t n, sluice_buf *b)
 {
+    const sluice_host *H = c->host;
     if (q->csv) {
-        header_csv(q, b);
+        header_csv(c->host, q, b);
         for (size_t i = 0; i < n; i++)
             row_csv(c, q, rows[i], b);
         return;
@@ -337,12 +343,13 @@ int usage_report_answer(void *instance, sluice_ctx *ctx, sluice_buf *out,
                         const char **ctype)
 {
     struct usage_cfg *c = instance;
+    const sluice_host *H = c->host;
     struct query q = {0};
     struct usage_table rows = {0};
     int rc = -1;
-    if (!only_get(ctx))
+    if (!only_get(H, ctx))
         return 0;
-    if (query_parse(ctx, &q, H->wall_ms()))
+    if (query_parse(H, ctx, &q, H->wall_ms()))
         return 0;
     H->state_list(c->self, "d|", entry_add, &q);
     if (q.oom || group_rows(&q, &rows) != 0)
@@ -395,7 +402,7 @@ static void month_add(void *arg, const sluice_state_value *v)
     }
 }
 
-static void period_json(sluice_buf *b, const char *name,
+static void period_json(const sluice_host *H, sluice_buf *b, const char *name,
                         const struct usage_row *r)
 {
     char cost[40];
@@ -408,7 +415,8 @@ static void period_json(sluice_buf *b, const char *name,
                   r && r->has_cost ? cost : "null");
 }
 
-static void budget_num(sluice_buf *b, const char *name, int64_t v, int last)
+static void budget_num(const sluice_host *H, sluice_buf *b, const char *name,
+                       int64_t v, int last)
 {
     if (v < 0)
         H->buf_printf(b, "\"%s\":null%s", name, last ? "" : ",");
@@ -420,21 +428,27 @@ int usage_clients_answer(void *instance, sluice_ctx *ctx, sluice_buf *out,
                          const char **ctype)
 {
     struct usage_cfg *c = instance;
+    const sluice_host *H = c->host;
     struct month_acc a = {.c = c};
     int rc = -1;
     (void)ctype;
-    if (!only_get(ctx))
+    if (!only_get(H, ctx))
         return 0;
     uint64_t now = H->wall_ms();
     usage_day_of(now, a.day);
     usage_month_of(now, a.month);
-    /* configured clients appear even before their first request */
-    for (size_t i = 0; i < c->nbudgets; i++) {
-        struct usage_row *m = usage_table_get(&a.clients, c->budgets[i].client);
-        if (!m)
+    /* clients with a budget appear even before their first request */
+    size_t nb = 0;
+    struct usage_budget *bs = usage_budgets_all(c, &nb);
+    for (size_t i = 0; i < nb; i++) {
+        struct usage_row *m = usage_table_get(&a.clients, bs[i].client);
+        if (!m) {
+            free(bs);
             goto done;
-        snprintf(m->client, sizeof m->client, "%s", c->budgets[i].client);
+        }
+        snprintf(m->client, sizeof m->client, "%s", bs[i].client);
     }
+    free(bs);
     H->state_list(c->self, "d|", month_add, &a);
     struct usage_row **v = a.oom ? NULL : usage_table_rows(&a.clients);
     if (!v)
@@ -445,17 +459,19 @@ int usage_clients_answer(void *instance, sluice_ctx *ctx, sluice_buf *out,
     H->buf_json_str(out, c->currency);
     H->buf_printf(out, ",\"clients\":[");
     for (size_t i = 0; i < a.clients.n; i++) {
-        const struct usage_budget *b = usage_budget_find(c, v[i]->client);
+        struct usage_budget known;
+        const struct usage_budget *b =
+            usage_budget_known(c, v[i]->client, &known) ? &known : NULL;
         struct usage_row *t = usage_table_get(&a.today, v[i]->client);
         H->buf_printf(out, "%s{\"client\":", i ? "," : "");
         H->buf_json_str(out, v[i]->client);
         H->buf_append(out, ",", 1);
-        period_json(out, "today", t);
+        period_json(H, out, "today", t);
         H->buf_append(out, ",", 1);
-        period_json(out, "month", v[i]);
+        period_json(H, out, "month", v[i]);
         H->buf_printf(out, ",\"budgets\":{");
-        budget_num(out, "tokens_day", b ? b->tokens_day : -1, 0);
-        budget_num(out, "tokens_month", b ? b->tokens_month : -1, 0);
+        budget_num(H, out, "tokens_day", b ? b->tokens_day : -1, 0);
+        budget_num(H, out, "tokens_month", b ? b->tokens_month : -1, 0);
         if (b && b->cost_month >= 0)
             H->buf_printf(out, "\"cost_month\":%.6f}}", b->cost_month);
         else

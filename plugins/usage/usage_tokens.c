@@ -9,14 +9,15 @@
 
 #include <string.h>
 
-static int64_t field_int(const sluice_json *o, const char *key)
+static int64_t field_int(const sluice_host *H, const sluice_json *o,
+                         const char *key)
 {
     const sluice_json *v = H->json_get(o, key);
     return H->json_type(v) == SLUICE_JSON_INT ? H->json_int(v) : -1;
 }
 
-int usage_from_body(const char *body, size_t len, int64_t *prompt,
-                    int64_t *completion, int64_t *cached)
+int usage_from_body(const sluice_host *H, const char *body, size_t len,
+                    int64_t *prompt, int64_t *completion, int64_t *cached)
 {
     static const char key[] = "\"usage\"";
     const char *last = NULL;
@@ -53,17 +54,17 @@ int usage_from_body(const char *body, size_t len, int64_t *prompt,
     sluice_json *u = H->json_parse(o, (size_t)(q - o + 1), NULL, 0);
     if (!u)
         return 0;
-    *prompt = field_int(u, "prompt_tokens");
-    *completion = field_int(u, "completion_tokens");
+    *prompt = field_int(H, u, "prompt_tokens");
+    *completion = field_int(H, u, "completion_tokens");
     *cached =
-        field_int(H->json_get(u, "prompt_tokens_details"), "cached_tokens");
+        field_int(H, H->json_get(u, "prompt_tokens_details"), "cached_tokens");
     if (*prompt < 0) { /* the Responses API's names */
-        *prompt = field_int(u, "input_tokens");
-        *completion = field_int(u, "output_tokens");
-        *cached =
-            field_int(H->json_get(u, "input_tokens_details"), "cached_tokens");
+        *prompt = field_int(H, u, "input_tokens");
+        *completion = field_int(H, u, "output_tokens");
+        *cached = field_int(H, H->json_get(u, "input_tokens_details"),
+                            "cached_tokens");
     }
-    if (*prompt >= 0 && *completion < 0 && field_int(u, "total_tokens") >= 0)
+    if (*prompt >= 0 && *completion < 0 && field_int(H, u, "total_tokens") >= 0)
         *completion = 0; /* embeddings: nothing generated */
     H->json_free(u);
     return *prompt >= 0 && *completion >= 0;

@@ -41,6 +41,7 @@
 #define KC "sk-route-c-cccc0003"
 
 static char yaml_extra[8192];
+static const char *keyring_extra = ""; /* more keyring settings */
 
 static void setup(void)
 {
@@ -59,12 +60,12 @@ static const char *pipeline(const char *router_cfg)
              "  - plugin: router\n"
              "    config: { %s }\n"
              "  - plugin: keyring\n"
-             "    config: { keys_file: \"@KEYS_FILE@\" }\n"
+             "    config: { keys_file: \"@KEYS_FILE@\"%s }\n"
              "  - plugin: retry\n"
              "    config: { max_retries: 1, max_key_switches: 2, base_ms: 5,"
              " max_ms: 20 }\n"
              "  - plugin: sse\n",
-             router_cfg ? router_cfg : "");
+             router_cfg ? router_cfg : "", keyring_extra);
     return p;
 }
 
@@ -239,6 +240,76 @@ START_TEST(routes_by_model_rewrite_key_header_and_query)
     ck_assert(h_metrics_sample(m, "sluice_key_state{upstream=\"azure\","
                                   "key=\"sk-…0003\",state=\"healthy\"}") == 1);
     free(m);
+}
+END_TEST
+
+/* The state word of upstream `name` in /health ("" when absent). */
+static void health_state(const char *name, char *out, size_t n)
+{
+    h_resp r;
+    char needle[96];
+    h_get("/health", &r);
+    snprintf(needle, sizeof needle, "\"%s\":{\"state\":\"", name);
+    const char *p = r.body ? strstr(r.body, needle) : NULL;
+    size_t len = p ? strcspn(p + strlen(needle), "\"") : 0;
+    snprintf(out, n, "%.*s", (int)len, p ? p + strlen(needle) : "");
+    h_resp_free(&r);
+}
+
+/* probe_interval_s: a failed key of the third upstream (api-key, a query)
+ * is probed against that upstream, its own way, and comes back. */
+START_TEST(probe_brings_back_a_failed_key_of_another_upstream)
+{
+    keyring_extra = ", probe_interval_s: 1";
+    start_with(ROUTES, NULL, 0);
+    ck_assert_int_eq(h_mock_script_at(2, "{\"match\":{\"method\":\"POST\"},"
+                                         "\"times\":1,\"status\":401}"),
+                     0);
+    h_resp r;
+    chat_model("azure-4o", 0, &r); /* its only key: 401 */
+    ck_assert_msg(r.status >= 400, "%ld %s", r.status, it_show(&r));
+    h_resp_free(&r);
+    char st[32];
+    health_state("azure", st, sizeof st);
+    ck_assert_msg(!strcmp(st, "down"), "azure: %s", st);
+    /* /health passing by starts the probe once the interval is up */
+    for (double until = h_now_ms() + 15000; h_now_ms() < until;) {
+        health_state("azure", st, sizeof st);
+        if (!strcmp(st, "ok"))
+            break;
+        h_sleep_ms(100);
+    }
+    ck_assert_msg(!strcmp(st, "ok"), "azure still %s", st);
+    json_t *arr = h_mock_requests_at(2), *rec;
+    size_t i;
+    int probes = 0;
+    json_array_foreach(arr, i, rec)
+    {
+        if (strcmp(h_rec_str(rec, "method"), "GET"))
+            continue;
+        ck_assert_str_eq(h_rec_str(rec, "path"), "/models");
+        ck_assert_str_eq(h_rec_header(rec, "api-key"), KC);
+        ck_assert_ptr_null(h_rec_header(rec, "authorization"));
+        ck_assert_str_eq(h_rec_header(rec, "x-team"), "routing-test");
+        ck_assert_str_eq(json_string_value(json_object_get(
+                             json_object_get(rec, "query"), "api-version")),
+                         "2024-10-21");
+        probes++;
+    }
+    json_decref(arr);
+    ck_assert_int_ge(probes, 1);
+    /* nothing failed elsewhere: the other upstreams saw no probe */
+    for (int m = 0; m < 2; m++) {
+        arr = h_mock_requests_at(m);
+        json_array_foreach(arr, i, rec)
+            ck_assert_str_ne(h_rec_str(rec, "method"), "GET");
+        json_decref(arr);
+    }
+    /* and the key serves again */
+    chat_model("azure-4o", 0, &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, it_show(&r));
+    assert_hdr(&r, "x-sluice-upstream", "azure");
+    h_resp_free(&r);
 }
 END_TEST
 
@@ -680,6 +751,41 @@ START_TEST(reload_adds_and_removes_an_upstream_under_load)
 }
 END_TEST
 
+/* Requests to model m, one at a time; the upstreams that served them. */
+static void serve_m(int n, const char *const *want)
+{
+    for (int i = 0; i < n; i++) {
+        h_resp r;
+        chat_model("m", 0, &r);
+        ck_assert_msg(r.status == 200, "%ld %s", r.status, it_show(&r));
+        assert_hdr(&r, "x-sluice-upstream", want[i]);
+        h_resp_free(&r);
+    }
+}
+
+/* m's two deployments weigh the same: alpha, beta, alpha, ... A reload
+ * (here adding an upstream and a route) carries the position on: the
+ * next request is beta's turn, where a fresh start would say alpha. */
+START_TEST(reload_keeps_the_weighted_round_robin_position)
+{
+    int pa = h_start_mock(), pb = h_start_mock_at(1, 0);
+    int pg = h_start_mock_at(2, 0);
+    write_reload_config(0, pa, pb, pg);
+    h_opts o = {.pipeline = "  - plugin: router\n",
+                .base_url = "",
+                .extra = yaml_extra};
+    h_start_sluice(&o);
+    serve_m(3, (const char *const[]){"alpha", "beta", "alpha"});
+    write_reload_config(1, pa, pb, pg);
+    ck_assert_int_eq(h_write_config(h_config_path(), &o, h_sluice_port()), 0);
+    ck_assert_int_eq(admin_reload(), 200);
+    serve_m(3, (const char *const[]){"beta", "alpha", "beta"});
+    ck_assert_int_eq(mock_count(0), 3);
+    ck_assert_int_eq(mock_count(1), 3);
+    ck_assert_int_eq(mock_count(2), 0);
+}
+END_TEST
+
 /* ---- header lists per upstream ------------------------------------------- */
 
 /* alpha has its own forward_headers / add_headers; beta inherits
@@ -898,12 +1004,14 @@ int main(void)
     tcase_add_test(tc, failover_when_alpha_refuses_connections);
     tcase_add_test(tc, failover_when_alpha_answers_500);
     tcase_add_test(tc, failover_when_every_alpha_key_is_401);
+    tcase_add_test(tc, probe_brings_back_a_failed_key_of_another_upstream);
     tcase_add_test(tc, fallback_model_list_gets_its_own_model_name);
     tcase_add_test(tc, stream_falls_back_before_first_byte_not_after);
     tcase_add_test(tc, fallback_on_without_5xx_lets_the_500_through);
     tcase_add_test(tc, context_fallback_picks_the_first_model_that_fits);
     tcase_add_test(tc, load_with_alpha_killed_and_restarted);
     tcase_add_test(tc, reload_adds_and_removes_an_upstream_under_load);
+    tcase_add_test(tc, reload_keeps_the_weighted_round_robin_position);
     suite_add_tcase(s, tc);
     /* CK_RUN_CASE=headers runs these alone */
     TCase *th = tcase_create("headers");

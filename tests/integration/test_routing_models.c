@@ -26,9 +26,12 @@ static void teardown(void)
     h_teardown();
 }
 
-static void start(void)
+/* `context_cfg`: extra settings of the context stage ("" for none). */
+static void start_ctx(const char *context_cfg)
 {
-    int pa = h_start_mock(), pb = h_start_mock_at(1, 0);
+    static char pipe[1024];
+    int pa = h_mock_port() > 0 ? h_mock_port() : h_start_mock();
+    int pb = h_start_mock_at(1, 0);
     snprintf(yaml_extra, sizeof yaml_extra,
              "upstreams:\n"
              "  - { name: alpha, base_url: \"http://127.0.0.1:%d/v1\", keys: "
@@ -49,19 +52,24 @@ static void start(void)
              "  - { model: \"deepseek-*\", deployments: [{ upstream: beta }] "
              "}\n",
              pa, pb);
-    h_opts o = {.pipeline =
-                    "  - plugin: context\n"
-                    "    config:\n"
-                    "      models:\n"
-                    "        - { id: up-oss, context_length: 131072 }\n"
-                    "        - { id: big-model, context_length: 4096 }\n"
-                    "        - { id: table-only, context_length: 2048 "
-                    "}\n"
-                    "  - plugin: router\n"
-                    "  - plugin: sse\n",
-                .base_url = "",
-                .extra = yaml_extra};
+    snprintf(pipe, sizeof pipe,
+             "  - plugin: context\n"
+             "    config:\n"
+             "%s"
+             "      models:\n"
+             "        - { id: up-oss, context_length: 131072 }\n"
+             "        - { id: big-model, context_length: 4096 }\n"
+             "        - { id: table-only, context_length: 2048 }\n"
+             "  - plugin: router\n"
+             "  - plugin: sse\n",
+             context_cfg);
+    h_opts o = {.pipeline = pipe, .base_url = "", .extra = yaml_extra};
     h_start_sluice(&o);
+}
+
+static void start(void)
+{
+    start_ctx("");
 }
 
 /* The entry of `id` in data[]; fails on a duplicate. */
@@ -94,6 +102,18 @@ static void assert_entry(json_t *data, const char *id, const char *owner,
     ck_assert_ptr_null(json_object_get(e, "route"));
 }
 
+/* What every listing holds: route names and aliases (windows from the
+ * route or its first deployment's model in the table), the table's own
+ * models, no pattern. */
+static void assert_routed_names(json_t *data)
+{
+    assert_entry(data, "gpt-oss", "alpha", 131072);
+    assert_entry(data, "oss", "alpha", 131072);
+    assert_entry(data, "llama", "beta", 8192);
+    assert_entry(data, "table-only", "megallm", 2048);
+    ck_assert_ptr_null(entry(data, "deepseek-*"));
+}
+
 START_TEST(models_lists_every_routable_name_once)
 {
     start();
@@ -103,18 +123,10 @@ START_TEST(models_lists_every_routable_name_once)
     json_t *doc = h_resp_json(&r);
     json_t *data = json_object_get(doc, "data");
     ck_assert_msg(json_is_array(data), "%s", it_show(&r));
-    /* route names and aliases, windows from the route or its first
-     * deployment's model in the table */
-    assert_entry(data, "gpt-oss", "alpha", 131072);
-    assert_entry(data, "oss", "alpha", 131072);
-    assert_entry(data, "llama", "beta", 8192);
+    assert_routed_names(data);
     /* in the table and routed: listed once, owned by its upstream */
     assert_entry(data, "big-model", "beta", 4096);
-    /* the table's own models stay listed */
-    assert_entry(data, "table-only", "megallm", 2048);
     assert_entry(data, "up-oss", "megallm", 131072);
-    /* a pattern is no model name */
-    ck_assert_ptr_null(entry(data, "deepseek-*"));
     json_decref(doc);
     h_resp_free(&r);
     /* the listed alias routes to its first deployment */
@@ -199,6 +211,53 @@ START_TEST(model_info_shows_deployments_and_fallbacks)
 }
 END_TEST
 
+/* models_from_upstream beside routes: the first upstream's list adds only
+ * the names neither the table nor a route has; a routed name it also
+ * lists stays owned by its route's upstream, listed once. */
+START_TEST(models_from_upstream_beside_routes_lists_each_once)
+{
+    /* mock A answers GET /models before sluice asks (at its start) */
+    ck_assert_int_gt(h_start_mock(), 0);
+    ck_assert_int_eq(
+        h_mock_script("{\"rules\":[{\"match\":{\"path\":\"/models\","
+                      "\"method\":\"GET\"},\"times\":0,\"json\":{"
+                      "\"object\":\"list\",\"data\":["
+                      "{\"id\":\"oss\",\"owned_by\":\"vendor\"},"
+                      "{\"id\":\"llama\",\"owned_by\":\"vendor\"},"
+                      "{\"id\":\"table-only\",\"owned_by\":\"vendor\"},"
+                      "{\"id\":\"only-upstream\",\"owned_by\":"
+                      "\"vendor\"}]}}]}"),
+        0);
+    start_ctx("      models_from_upstream: true\n");
+    json_t *doc = NULL, *data = NULL;
+    for (int i = 0; i < 400 && !data; i++) { /* the fetch is async */
+        h_resp r;
+        h_get("/v1/models", &r);
+        ck_assert_msg(r.status == 200, "%ld %s", r.status, it_show(&r));
+        doc = h_resp_json(&r);
+        h_resp_free(&r);
+        data = json_object_get(doc, "data");
+        if (!entry(data, "only-upstream")) {
+            json_decref(doc);
+            doc = data = NULL;
+            h_sleep_ms(25);
+        }
+    }
+    ck_assert_msg(data, "/v1/models never listed the upstream's model");
+    assert_entry(data, "only-upstream", "vendor", 0);
+    /* oss, llama (routed) and table-only (the table's) the upstream lists
+     * too: once each, the route's or the table's entry */
+    assert_routed_names(data);
+    json_decref(doc);
+    /* the list came from the first upstream, asked with GET /v1/models */
+    json_t *recs = h_mock_requests_at(0);
+    ck_assert_int_ge(json_array_size(recs), 1);
+    ck_assert_str_eq(h_rec_str(json_array_get(recs, 0), "method"), "GET");
+    ck_assert_str_eq(h_rec_str(json_array_get(recs, 0), "path"), "/v1/models");
+    json_decref(recs);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("routing_models");
@@ -207,6 +266,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, models_lists_every_routable_name_once);
     tcase_add_test(tc, model_info_shows_deployments_and_fallbacks);
+    tcase_add_test(tc, models_from_upstream_beside_routes_lists_each_once);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -12,6 +12,9 @@
  *   - bad input: group_by, dates, from > to, a range over 366 days, format;
  *     a negative or non-numeric budget or price is an error at --check
  *     naming file:line and the field
+ *   - the issue's placement: prices on the model table (routes:, aliases,
+ *     globs), budgets on the clients file's line (through auth's
+ *     attributes), with their errors at --check (file:line, field)
  */
 #include "harness.h"
 #include "itest_util.h"
@@ -33,9 +36,14 @@ static const char *const A_ALPHA[] = {"Authorization: Bearer " ALPHA, NULL};
 static const char *const A_BETA[] = {"Authorization: Bearer " BETA, NULL};
 static char auth_hdr[128];
 
+/* What opts_for adds: options after alpha's name in the clients file, and
+ * more top-level YAML (e.g. routes:). */
+static const char *alpha_options = "", *more_yaml = "";
+
 static void setup(void)
 {
     h_tmpdir();
+    alpha_options = more_yaml = "";
 }
 
 static void teardown(void)
@@ -45,13 +53,15 @@ static void teardown(void)
 
 static h_opts opts_for(const char *usage_cfg)
 {
-    static char pipeline[2048], extra[1024];
+    static char pipeline[2048], extra[2048], clients[256];
     snprintf(auth_hdr, sizeof auth_hdr, "Authorization: Bearer %s", TOKEN);
-    it_secret_file("clients.txt", ALPHA " alpha\n" BETA " beta\n");
+    snprintf(clients, sizeof clients, ALPHA " alpha %s\n" BETA " beta\n",
+             alpha_options);
+    it_secret_file("clients.txt", clients);
     snprintf(extra, sizeof extra,
              "admin:\n  token_file: \"%s\"\n"
-             "state:\n  backend: local\n  path: \"@TMPDIR@/state.db\"\n",
-             it_secret_file("admin.token", TOKEN "\n"));
+             "state:\n  backend: local\n  path: \"@TMPDIR@/state.db\"\n%s",
+             it_secret_file("admin.token", TOKEN "\n"), more_yaml);
     snprintf(pipeline, sizeof pipeline,
              "  - plugin: auth\n"
              "    config: { clients_file: \"@TMPDIR@/clients.txt\" }\n"
@@ -509,6 +519,140 @@ START_TEST(test_bad_config_at_check)
 }
 END_TEST
 
+/* The issue's placement: prices on the model table (routes:, a model, its
+ * aliases, a glob), budgets on the client's line of the clients file. */
+static const char ROUTES[] =
+    "routes:\n"
+    "  - model: " PRICED "\n"
+    "    aliases: [mini]\n"
+    "    input_per_mtok: 1000\n"
+    "    output_per_mtok: 2000\n"
+    "    deployments: [{ upstream: default, model: " PRICED " }]\n"
+    "  - model: \"llama-*\"\n"
+    "    input_per_mtok: 10\n"
+    "    output_per_mtok: \"20\"\n"
+    "    cached_input_per_mtok: 5\n"
+    "    deployments: [{ upstream: default, model: llama-x }]\n";
+
+/* cost of one usage row at (in, out) per million tokens */
+static double row_cost(json_t *row, double in, double out)
+{
+    return (double)(num(row, "prompt_tokens") * in +
+                    num(row, "completion_tokens") * out) /
+           1e6;
+}
+
+START_TEST(test_model_table_and_clients_file)
+{
+    alpha_options = "budget_tokens_day=100 budget_cost_month=50";
+    more_yaml = ROUTES;
+    h_opts o = opts_for("      currency: EUR\n");
+    h_start_all(&o);
+    long long used = 0, beta = 0;
+    ck_assert_int_eq(chat(A_BETA, "mini", &beta, NULL), 200);
+    ck_assert_int_eq(chat(A_BETA, "llama-3", &beta, NULL), 200);
+    ck_assert_int_eq(chat(A_BETA, H_MODEL_ID, &beta, NULL), 200);
+    budget_wait("beta", beta);
+    json_t *doc = admin_json("/admin/usage?group_by=model", 200);
+    ck_assert(json_real_value(
+                  json_object_get(row_where(doc, "model", "mini"), "cost")) ==
+              row_cost(row_where(doc, "model", "mini"), 1000, 2000));
+    ck_assert(json_real_value(json_object_get(
+                  row_where(doc, "model", "llama-3"), "cost")) ==
+              row_cost(row_where(doc, "model", "llama-3"), 10, 20));
+    ck_assert(json_is_null(
+        json_object_get(row_where(doc, "model", H_MODEL_ID), "cost")));
+    json_decref(doc);
+
+    /* alpha's budget from the clients file: refused past 100 tokens */
+    h_resp r;
+    long st;
+    int ok = 0;
+    while ((st = chat(A_ALPHA, PRICED, &used, &r)) == 200 && ok < 50) {
+        ck_assert_ptr_nonnull(
+            h_resp_header(&r, "x-sluice-budget-remaining-cost"));
+        h_resp_free(&r);
+        ok++;
+        budget_wait("alpha", used); /* the charge lands after the answer */
+    }
+    ck_assert_int_eq(st, 429);
+    json_t *err = h_resp_json(&r);
+    const char *msg = json_string_value(
+        json_object_get(json_object_get(err, "error"), "message"));
+    char usedtxt[40];
+    snprintf(usedtxt, sizeof usedtxt, "%lld of 100 used", used);
+    ck_assert_msg(msg && strstr(msg, "budget_tokens_day") &&
+                      strstr(msg, usedtxt),
+                  "%s", r.body);
+    json_decref(err);
+    h_resp_free(&r);
+    ck_assert_int_eq(h_mock_request_count(), 3 + ok);
+    /* the dashboard's bars and the gauge know the clients-file budget */
+    doc = admin_json("/admin/usage/clients", 200);
+    json_t *c0 = json_array_get(json_object_get(doc, "clients"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(c0, "client")), "alpha");
+    ck_assert_int_eq(num(json_object_get(c0, "budgets"), "tokens_day"), 100);
+    ck_assert(json_real_value(json_object_get(json_object_get(c0, "budgets"),
+                                              "cost_month")) == 50.0);
+    json_decref(doc);
+    char *m = h_metrics_scrape();
+    ck_assert(h_metrics_sample(m, "sluice_client_budget_used_ratio{client="
+                                  "\"alpha\",budget=\"tokens_day\"}") ==
+              used / 100.0);
+    free(m);
+}
+END_TEST
+
+/* Bad prices on the model table and bad budgets in the clients file are
+ * errors at --check naming file:line and the field. */
+START_TEST(test_placement_errors_at_check)
+{
+    static const struct {
+        const char *alpha, *routes, *says;
+    } cases[] = {
+        {"",
+         "routes:\n  - model: m\n    input_per_mtok: -1\n"
+         "    output_per_mtok: 1\n    deployments: [{upstream: default}]\n",
+         "routes[0].input_per_mtok: expected a price per million tokens"},
+        {"",
+         "routes:\n  - model: m\n    input_per_mtok: 1\n"
+         "    output_per_mtok: cheap\n"
+         "    deployments: [{upstream: default}]\n",
+         "routes[0].output_per_mtok: expected a price"},
+        {"",
+         "routes:\n  - model: m\n    input_per_mtok: 1\n"
+         "    deployments: [{upstream: default}]\n",
+         "routes[0].output_per_mtok: a priced model needs both"},
+        {"budget_tokens_day=-100", "",
+         "clients.txt:1: budget_tokens_day must be a whole number"},
+        {"budget_cost_month=lots", "",
+         "clients.txt:1: budget_cost_month must be a non-negative number"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        alpha_options = cases[i].alpha;
+        more_yaml = cases[i].routes;
+        char *out = NULL;
+        int rc = check_config("      currency: EUR\n", &out);
+        ck_assert_msg(rc != 0, "--check accepted case %zu", i);
+        ck_assert_msg(strstr(out, cases[i].says), "case %zu said:\n%s", i, out);
+        if (*cases[i].routes) /* file:line of the pipeline */
+            ck_assert_msg(strstr(out, "bad.yaml:"), "case %zu: %s", i, out);
+        free(out);
+    }
+    /* a model priced twice (routes: and the stage's prices:) */
+    alpha_options = "";
+    more_yaml = ROUTES;
+    char *out = NULL;
+    ck_assert_int_ne(check_config("      prices: { mini: { input_per_mtok: 1, "
+                                  "output_per_mtok: 1 } }\n",
+                                  &out),
+                     0);
+    ck_assert_msg(strstr(out, "prices.mini") && strstr(out, "already prices"),
+                  "%s", out);
+    free(out);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("usage");
@@ -519,6 +663,8 @@ int main(void)
     tcase_add_test(tc, test_bad_report_queries);
     tcase_add_test(tc, test_budget_refuses);
     tcase_add_test(tc, test_bad_config_at_check);
+    tcase_add_test(tc, test_model_table_and_clients_file);
+    tcase_add_test(tc, test_placement_errors_at_check);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

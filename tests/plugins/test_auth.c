@@ -86,7 +86,8 @@ static const char GOOD_FILE[] =
     "sk-client-beta-00002\tbeta rpm=60 tpm=1000 # trailing comment\n"
     "sk-client-gamma-0003 gamma models=gpt-4o-mini,qwen/qwen3 rpm=2\n"
     "   # indented comment\n"
-    "sk-client-delta-0004 delta tpm=5"; /* no final newline */
+    "sk-client-delta-0004 delta tpm=5 budget_tokens_day=100000 "
+    "budget_cost_month=12.50"; /* no final newline */
 
 START_TEST(clients_good)
 {
@@ -110,6 +111,9 @@ START_TEST(clients_good)
     ck_assert_int_eq(client_model_allowed(&d.v[2], ""), 0);
     ck_assert_int_eq(client_model_allowed(&d.v[0], "anything"), 1);
     ck_assert_int_eq(d.v[3].tpm, 5);
+    ck_assert_str_eq(d.v[3].budget[0], "100000");
+    ck_assert_str_eq(d.v[3].budget[1], "");
+    ck_assert_str_eq(d.v[3].budget[2], "12.50");
 
     uint8_t h[32];
     auth_sha256("sk-client-beta-00002", 20, h);
@@ -168,6 +172,23 @@ START_TEST(clients_errors)
         {"sk-client-alpha-0001 alpha rpm=1 rpm=2\n", "c.txt:1: limit given"},
         {"sk-client-alpha-0001 alpha burst=3\n", "c.txt:1: unknown option"},
         {"sk-client-alpha-0001 alpha extra\n", "c.txt:1: expected rpm="},
+        {"sk-client-alpha-0001 alpha budget_tokens_day=-1\n",
+         "c.txt:1: budget_tokens_day must be a whole number"},
+        {"sk-client-alpha-0001 alpha budget_tokens_month=1.5\n",
+         "c.txt:1: budget_tokens_month must be a whole number"},
+        {"sk-client-alpha-0001 alpha budget_tokens_day=99999999999999999\n",
+         "c.txt:1: budget_tokens_day"},
+        {"sk-client-alpha-0001 alpha budget_cost_month=ten\n",
+         "c.txt:1: budget_cost_month must be a non-negative number"},
+        {"sk-client-alpha-0001 alpha budget_cost_month=-5\n",
+         "c.txt:1: budget_cost_month"},
+        {"sk-client-alpha-0001 alpha budget_cost_month=1.\n",
+         "c.txt:1: budget_cost_month"},
+        {"sk-client-alpha-0001 alpha budget_cost_month=\n",
+         "c.txt:1: budget_cost_month"},
+        {"sk-client-alpha-0001 alpha budget_tokens_day=1 "
+         "budget_tokens_day=2\n",
+         "c.txt:1: budget given twice"},
         {"sk-client-alpha-0001 alpha models=a,,b\n", "c.txt:1: models"},
         {"sk-client-alpha-0001 alpha models=\n", "c.txt:1: models"},
         {"sk-client-alpha-0001 a\nsk-client-alpha-0001 b\n",
@@ -351,7 +372,8 @@ static void gen_done(sluice_test_stage *g)
 static const char CLIENTS[] = "sk-client-alpha-0001 alpha\n"
                               "sk-client-beta-00002 beta rpm=2\n"
                               "sk-client-gamma-0003 gamma models=gpt-4o-mini\n"
-                              "sk-client-delta-0004 delta tpm=100\n";
+                              "sk-client-delta-0004 delta tpm=100 "
+                              "budget_tokens_month=5000 budget_cost_month=2\n";
 
 static const char BODY[] =
     "{\"model\":\"qwen/qwen3\",\"messages\":[{\"role\":\"user\","
@@ -406,6 +428,15 @@ START_TEST(stage_keys)
     c = req(g, "x-api-key", "sk-client-beta-00002");
     ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
     ck_assert_str_eq(HOST.attr_get(CTX(c), "client"), "beta");
+    ck_assert_ptr_null(HOST.attr_get(CTX(c), "budget_tokens_day"));
+    sluice_test_req_free(c);
+
+    /* the clients file's budgets go to the usage stage as attributes */
+    c = req(g, "x-api-key", "sk-client-delta-0004");
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    ck_assert_ptr_null(HOST.attr_get(CTX(c), "budget_tokens_day"));
+    ck_assert_str_eq(HOST.attr_get(CTX(c), "budget_tokens_month"), "5000");
+    ck_assert_str_eq(HOST.attr_get(CTX(c), "budget_cost_month"), "2");
     sluice_test_req_free(c);
     gen_done(g);
 }

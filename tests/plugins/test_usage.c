@@ -44,7 +44,8 @@ END_TEST
 START_TEST(test_usage_from_body)
 {
     char err[256];
-    sluice_test_stage *g = sh_gen_new(NULL, err, sizeof err); /* sets H */
+    sluice_test_stage *g = sh_gen_new(NULL, err, sizeof err);
+    const sluice_host *H = sluice_test_host(g);
     ck_assert_ptr_nonnull(g);
     static const char body[] =
         "{\"choices\":[{\"message\":{\"content\":\"say \\\"usage\\\": {}\"}}],"
@@ -52,14 +53,14 @@ START_TEST(test_usage_from_body)
         "\"prompt_tokens_details\":{\"cached_tokens\":100},"
         "\"total_tokens\":150}}";
     int64_t p, c, k;
-    ck_assert_int_eq(usage_from_body(body, strlen(body), &p, &c, &k), 1);
+    ck_assert_int_eq(usage_from_body(H, body, strlen(body), &p, &c, &k), 1);
     ck_assert_int_eq(p, 120);
     ck_assert_int_eq(c, 30);
     ck_assert_int_eq(k, 100);
     static const char none[] = "{\"choices\":[],\"usage\":null}";
-    ck_assert_int_eq(usage_from_body(none, strlen(none), &p, &c, &k), 0);
+    ck_assert_int_eq(usage_from_body(H, none, strlen(none), &p, &c, &k), 0);
     static const char cut[] = "{\"usage\":{\"prompt_tokens\":1";
-    ck_assert_int_eq(usage_from_body(cut, strlen(cut), &p, &c, &k), 0);
+    ck_assert_int_eq(usage_from_body(H, cut, strlen(cut), &p, &c, &k), 0);
     /* escapes count once, UTF-8 by characters */
     static const char txt[] = "{\"content\":\"a\\\"b\xc3\xa9\"}";
     ck_assert_int_eq(usage_content_chars(txt, strlen(txt)), 4);
@@ -121,8 +122,8 @@ static sluice_test_req *chat_ctx(sluice_test_stage *g, const char *client)
 {
     sluice_test_req *r = sh_ctx_new(g, CHAT_BODY, NULL);
     ck_assert_ptr_nonnull(r);
-    H->attr_set(CTX(r), "client", client);
-    H->attr_set(CTX(r), "prompt_tokens_estimate", "5");
+    HOST.attr_set(CTX(r), "client", client);
+    HOST.attr_set(CTX(r), "prompt_tokens_estimate", "5");
     return r;
 }
 
@@ -176,7 +177,7 @@ START_TEST(test_budget_cycle)
     sluice_test_on_complete(ctx);
     sluice_test_req_free(ctx);
     int64_t d, m, c;
-    usage_ledger_used(sluice_test_stage_instance(g), "bob", H->wall_ms(), &d,
+    usage_ledger_used(sluice_test_stage_instance(g), "bob", HOST.wall_ms(), &d,
                       &m, &c);
     ck_assert_int_eq(d + m + c, 0);
     sluice_test_stage_free(g);
@@ -205,7 +206,7 @@ START_TEST(test_reservations)
     sluice_test_on_complete(c);
     sluice_test_req_free(c);
     int64_t d, m, cost;
-    usage_ledger_used(inst, "alice", H->wall_ms(), &d, &m, &cost);
+    usage_ledger_used(inst, "alice", HOST.wall_ms(), &d, &m, &cost);
     ck_assert_int_eq(d, 30);
     ck_assert_int_eq(m, 30);
     /* a used 20, b failed upstream: 20 left in the windows */
@@ -217,9 +218,64 @@ START_TEST(test_reservations)
     sluice_test_on_complete(b);
     sluice_test_req_free(a);
     sluice_test_req_free(b);
-    usage_ledger_used(inst, "alice", H->wall_ms(), &d, &m, &cost);
+    usage_ledger_used(inst, "alice", HOST.wall_ms(), &d, &m, &cost);
     ck_assert_int_eq(d, 20);
     ck_assert_int_eq(m, 20);
+    sluice_test_stage_free(g);
+}
+END_TEST
+
+/* Budgets from the clients file reach the stage as the attributes auth
+ * sets (budget_*); they replace the stage's own entry for that client and
+ * are remembered for the gauge. A malformed one is ignored. */
+START_TEST(test_budget_from_clients_file)
+{
+    char err[300];
+    sluice_test_stage *g =
+        sh_gen_new("{\"budgets\":{\"alice\":{\"budget_tokens_day\":1000}}}",
+                   err, sizeof err);
+    ck_assert_msg(g != NULL, "%s", err);
+    sluice_test_req *ctx = chat_ctx(g, "alice");
+    HOST.attr_set(CTX(ctx), "budget_tokens_day", "40");
+    ck_assert_int_eq(sluice_test_on_request(ctx), SLUICE_CONTINUE);
+    ck_assert_str_eq(
+        sluice_test_header(ctx, "x-sluice-budget-remaining-tokens"), "40");
+    sluice_test_upstream(ctx, SLUICE_ATTEMPT_HTTP, 200, NULL,
+                         "{\"usage\":{\"prompt_tokens\":20,"
+                         "\"completion_tokens\":15}}");
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
+    ctx = chat_ctx(g, "alice");
+    HOST.attr_set(CTX(ctx), "budget_tokens_day", "40");
+    ck_assert_int_eq(sluice_test_on_request(ctx), SLUICE_RESPOND);
+    ck_assert_msg(strstr(sluice_test_body(ctx), "35 of 40 used"), "%s",
+                  sluice_test_body(ctx));
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
+    /* without the attribute, the stage's own budget applies */
+    ctx = chat_ctx(g, "alice");
+    ck_assert_int_eq(sluice_test_on_request(ctx), SLUICE_CONTINUE);
+    ck_assert_str_eq(
+        sluice_test_header(ctx, "x-sluice-budget-remaining-tokens"), "965");
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
+    /* a client known only from the clients file: on the gauge */
+    ctx = chat_ctx(g, "carol");
+    HOST.attr_set(CTX(ctx), "budget_tokens_month", "100");
+    ck_assert_int_eq(sluice_test_on_request(ctx), SLUICE_CONTINUE);
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
+    ck_assert(sluice_test_metric(
+                  g, "sluice_client_budget_used_ratio{client=\"carol\","
+                     "budget=\"tokens_month\"}") == 0);
+    /* malformed: ignored, no budget */
+    ctx = chat_ctx(g, "dave");
+    HOST.attr_set(CTX(ctx), "budget_tokens_day", "-3");
+    ck_assert_int_eq(sluice_test_on_request(ctx), SLUICE_CONTINUE);
+    ck_assert_ptr_null(
+        sluice_test_header(ctx, "x-sluice-budget-remaining-tokens"));
+    sluice_test_on_complete(ctx);
+    sluice_test_req_free(ctx);
     sluice_test_stage_free(g);
 }
 END_TEST
@@ -234,6 +290,7 @@ int main(void)
     tcase_add_test(tc, test_config_errors);
     tcase_add_test(tc, test_budget_cycle);
     tcase_add_test(tc, test_reservations);
+    tcase_add_test(tc, test_budget_from_clients_file);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

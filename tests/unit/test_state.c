@@ -215,6 +215,44 @@ START_TEST(test_watch)
 }
 END_TEST
 
+/* Two threads put the same watched key at once: each put's notification
+ * must copy its own bytes, never the entry's (which the other put frees).
+ * ASan turned this into a heap-use-after-free under load once. */
+static void *put_loop(void *arg)
+{
+    const char *val = arg;
+    for (int i = 0; i < 20000; i++)
+        state_put(&st_a2, "key:race", val, strlen(val), 0);
+    return NULL;
+}
+
+/* Counts notifications whose bytes are neither value. */
+static void check_fn(void *arg, const sluice_state_value *v)
+{
+    if (!v->data ||
+        (strcmp(v->data, "cooling-left") && strcmp(v->data, "failed-right")))
+        __atomic_add_fetch((int *)arg, 1, __ATOMIC_RELAXED);
+}
+
+START_TEST(test_concurrent_puts_while_watched)
+{
+    static int bad;
+    open_local(dbpath, 0);
+    ck_assert_int_eq(state_watch(&st_a, "key:", check_fn, &bad), 0);
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, put_loop, "cooling-left");
+    pthread_create(&t2, NULL, put_loop, "failed-right");
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    state_flush();
+    usleep(50 * 1000);
+    ck_assert_int_eq(__atomic_load_n(&bad, __ATOMIC_RELAXED), 0);
+    const char *v = get_str(&st_a2, "key:race");
+    ck_assert_msg(!strcmp(v, "cooling-left") || !strcmp(v, "failed-right"),
+                  "%s", v);
+}
+END_TEST
+
 START_TEST(test_incr_done)
 {
     static struct seen s = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -477,6 +515,7 @@ static Suite *state_suite(void)
     tcase_add_test(view, test_records);
     tcase_add_test(view, test_watch);
     tcase_add_test(view, test_incr_done);
+    tcase_add_test(view, test_concurrent_puts_while_watched);
     tcase_add_test(view, test_list);
     tcase_add_test(view, test_memory_backend);
     tcase_add_test(view, test_shared_backend_completions);
