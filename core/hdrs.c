@@ -84,21 +84,32 @@ int hdrs_add(struct hdrs *h, const char *name, const char *value)
 
 int hdrs_set(struct hdrs *h, const char *name, const char *value)
 {
-    if (h->arena) {
-        struct hdr *e = NULL;
-        size_t count = 0;
-        for (size_t i = 0; i < h->n; i++)
-            if (!strcasecmp(h->v[i].name, name)) {
-                e = &h->v[i];
-                count++;
-            }
+    /* one pass: the first entry of that name keeps its slot and name
+     * (attributes are set once per attempt: no name copy, no shuffle) */
+    for (size_t i = 0; i < h->n; i++) {
+        if (strcasecmp(h->v[i].name, name))
+            continue;
         size_t vlen = strlen(value);
-        if (count == 1 && strlen(e->value) >= vlen) {
-            memmove(e->value, value, vlen + 1);
-            return 0;
+        if (h->arena && strlen(h->v[i].value) >= vlen) {
+            /* the arena's: overwritten in place, nothing allocated */
+            memmove(h->v[i].value, value, vlen + 1);
+        } else {
+            char *v = str_copy(h, value, vlen);
+            if (!v)
+                return -1;
+            if (!h->arena)
+                free(h->v[i].value);
+            h->v[i].value = v;
         }
+        for (size_t j = i + 1; j < h->n; j++) /* rare: later duplicates */
+            if (!strcasecmp(h->v[j].name, name)) {
+                struct hdrs rest = {h->v + i + 1, h->n - i - 1, 0, h->arena};
+                hdrs_remove(&rest, name);
+                h->n = i + 1 + rest.n;
+                break;
+            }
+        return 0;
     }
-    hdrs_remove(h, name);
     return hdrs_add(h, name, value);
 }
 
