@@ -414,6 +414,15 @@ static int h_http_fetch(sluice_stage *stage, const char *path,
 }
 
 /* GET <u's base_url><path>?<u's query> with the key sent u's way. */
+static int h_req_resume(sluice_ctx *ctx, sluice_verdict v)
+{
+    if (!ctx)
+        return -1;
+    if (ctx->w)
+        return flow_resume_request(ctx, v);
+    return pipeline_pending_hook ? pipeline_pending_hook(ctx, v) : -1;
+}
+
 static int h_upstream_probe(sluice_stage *stage, const char *upstream,
                             const char *path, const char *authorization,
                             sluice_probe_fn done, void *arg)
@@ -503,4 +512,5 @@ const sluice_host host_table = {.size = sizeof(sluice_host),
                                 .model_routes = h_model_routes,
                                 .http_fetch = h_http_fetch,
                                 .upstream_probe = h_upstream_probe,
+                                .req_resume = h_req_resume,
                                 JSON_API_MEMBERS};

@@ -70,14 +70,16 @@ static void incr_complete_shared(sluice_stage *stage, sluice_ctx *ctx,
         struct incr_done *d = malloc(sizeof(*d) + kl + 1);
         if (!held)
             ctx->refs++; /* on ctx's worker: hooks run there */
+        if (d) {         /* filled before it is posted: the worker may run it at
+                            once when this is the state thread */
+            *d = (struct incr_done){ctx, done, arg, count, expires, shared};
+            memcpy(d->key, key, kl + 1);
+        }
         if (!d || worker_post(ctx->w, incr_deliver, d) != 0) {
             /* cannot reach the worker: the reference stays (a leak, not
              * a use after free) */
             free(d);
-            return;
         }
-        *d = (struct incr_done){ctx, done, arg, count, expires, shared};
-        memcpy(d->key, key, kl + 1);
         return;
     }
     struct note *n =
