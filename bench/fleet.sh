@@ -7,7 +7,11 @@
 #   FLEET_SECS=120   rate-limit run length (the target: 2 minutes)
 #   TRIALS=100       propagation trials
 #   WRK_SECS=10      each wrk run of the overhead rows
-#   PARTS="rate propagation overhead"   which rows to run
+#   OV_ROUNDS=1      overhead rounds, local and redis alternating (the order
+#                    swapped every round, so drift in the machine's load
+#                    falls on both backends alike)
+#   PARTS="rate propagation overhead"   which rows to run ("instructions":
+#                    the callgrind rows, see 4.)
 #
 # 1. Rate-limit accuracy: 3 instances, one client with rpm=600, requests
 #    spread evenly over the 3 at 1,800 a minute for FLEET_SECS: admitted per
@@ -20,6 +24,12 @@
 #    keyring, retry, sse): wrk at 1 connection (p50) and 64 connections
 #    (req/s), local backend then redis backend, same run (targets: +20 us
 #    p50 at most, >= 0.9 x the req/s).
+# 4. Instructions (PARTS=instructions, needs valgrind): the overhead row's
+#    instance under callgrind (one worker), wrk at 4 connections for
+#    WRK_SECS, local then redis: instructions per request in the worker
+#    thread (the request path) and in the other threads (state thread,
+#    subscriber, ...). Wall time on a shared machine cannot resolve 20 us;
+#    instruction counts do not swing with its load.
 # Needs redis-server, wrk, curl. Loopback only; bounded in time.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,6 +38,7 @@ BUILD=${1:-build}
 FLEET_SECS=${FLEET_SECS:-120}
 TRIALS=${TRIALS:-100}
 WRK_SECS=${WRK_SECS:-10}
+OV_ROUNDS=${OV_ROUNDS:-1}
 PARTS=${PARTS:-rate propagation overhead}
 for t in redis-server wrk curl; do
     command -v "$t" >/dev/null || { echo "needs $t" >&2; exit 1; }
@@ -63,11 +74,10 @@ printf '%s bench rpm=600\n%s free rpm=100000000\n' "$CLIENT" "$FREE" \
 echo "$TOKEN" >"$TMP/admin.token"
 chmod 600 "$TMP/keys.txt" "$TMP/clients.txt" "$TMP/admin.token"
 
-# start_sluice NAME BACKEND THREADS PREFIX [RETRY]: sets SPORT. Without
-# RETRY (the fleet rows) a 429 goes back to the client at once.
-start_sluice() {
-    local name=$1 backend=$2 threads=$3 prefix=$4 retry=${5:-} port
-    port=$(free_port)
+# fleet_config NAME BACKEND THREADS PREFIX RETRY PORT: writes $TMP/NAME.yaml.
+# Without RETRY (the fleet rows) a 429 goes back to the client at once.
+fleet_config() {
+    local name=$1 backend=$2 threads=$3 prefix=$4 retry=$5 port=$6
     cat >"$TMP/$name.yaml" <<EOF
 server: { host: 127.0.0.1, port: $port, threads: $threads }
 upstream: { base_url: "http://127.0.0.1:$MPORT/v1", timeout_s: 30 }
@@ -91,6 +101,13 @@ pipeline:
 ${retry:+  - plugin: retry}
   - plugin: sse
 EOF
+}
+
+# start_sluice NAME BACKEND THREADS PREFIX [RETRY]: sets SPORT.
+start_sluice() {
+    local name=$1 port
+    port=$(free_port)
+    fleet_config "$1" "$2" "$3" "$4" "${5:-}" "$port"
     "$BUILD/sluice" -c "$TMP/$name.yaml" >"$TMP/$name.log" 2>&1 &
     PIDS+=($!)
     wait_port "$port" || { tail -5 "$TMP/$name.log" >&2; exit 1; }
@@ -183,6 +200,58 @@ overhead() { # BACKEND
     unset 'PIDS[-1]'
 }
 if [[ " $PARTS " == *" overhead "* ]]; then
-    overhead local
-    overhead redis
+    for r in $(seq 1 "$OV_ROUNDS"); do
+        if [ $((r % 2)) -eq 1 ]; then
+            overhead local
+            overhead redis
+        else
+            overhead redis
+            overhead local
+        fi
+    done
+fi
+
+# ---- 4. instructions per request (callgrind) -----------------------------------
+instructions() { # BACKEND
+    local name="cg-$1" port pid n
+    port=$(free_port)
+    fleet_config "$name" "$1" 1 "bench-$$-cg:" retry "$port"
+    valgrind --tool=callgrind --separate-threads=yes \
+        --callgrind-out-file="$TMP/$name.out" \
+        "$BUILD/sluice" -c "$TMP/$name.yaml" >"$TMP/$name.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 600); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+    done
+    BENCH_AUTH=$FREE wrk -t1 -c4 -d2s -s bench/chat.lua \
+        "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1 # warm
+    sleep 0.5
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    n=$(BENCH_AUTH=$FREE wrk -t1 -c4 -d"${WRK_SECS}s" -s bench/chat.lua \
+        "http://127.0.0.1:$port/v1/chat/completions" 2>/dev/null |
+        sed -n 's/^BENCH .*"requests":\([0-9]*\).*/\1/p')
+    sleep 0.3 # the last batch's write (10 ms period) and its answer
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    unset 'PIDS[-1]'
+    # one file per thread and dump; the worker is the one that ran flow_begin
+    local worker=0 other=0 f t
+    for f in "$TMP/$name.out".1-*; do
+        t=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$f" | tail -1)
+        [ -n "$t" ] || continue
+        if grep -q 'flow_begin' "$f"; then
+            worker=$((worker + t))
+        else
+            other=$((other + t))
+        fi
+    done
+    echo "FLEET instructions $1: requests=$n worker_per_req=$((worker / n)) other_threads_per_req=$((other / n))"
+}
+if [[ " $PARTS " == *" instructions "* ]]; then
+    command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 1; }
+    instructions local
+    instructions redis
 fi

@@ -16,7 +16,8 @@
 # count per call of what routing adds: the router's hooks, the core's
 # target resolution (attributes, body rewrite), the URL and the access
 # line's attempt chain, and the keyring's pool lookup. Needs valgrind, wrk,
-# curl. Loopback only; bounded in time.
+# curl. Loopback only; bounded in time. CG_KEEP=<file> keeps the callgrind
+# profile for a closer look (callgrind_annotate --tree=calling).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BUILD=${1:-build}
@@ -109,6 +110,7 @@ wrk -t1 -c4 -d"${SECS}s" -s "$work/post.lua" \
     "http://127.0.0.1:$port/v1/chat/completions" | grep -E 'requests in|Non-2xx' || true
 kill -INT "$sluice_pid"
 wait "$sluice_pid" || true
+[ -n "${CG_KEEP:-}" ] && cp "$work/cg.out" "$CG_KEEP" # for callgrind_annotate
 callgrind_annotate --inclusive=yes "$work/cg.out" 2>/dev/null |
     grep -E '=> .*(router_on_attempt|router_on_response|router_on_complete|target_resolve|set_url|attempt_record|pool_of|request_plan|rt_route_pick|rt_table_find|flow_begin|flow_attempt_done|upstream_start|access_log_write) \(' |
     sed -E 's/^ *([0-9,]+) .*:([a-z_]+) \(([0-9,]+)x\)/\1 \2 \3/' |

@@ -835,11 +835,6 @@ static int parse_state(const struct loadctx *lc, const json_t *root,
             return -1;
         sc->fail_closed = !strcmp(choice, "closed");
         free(choice);
-        /* the stages cannot tell a degraded view yet (see issue-14 notes) */
-        if (sc->fail_closed)
-            return fail_at(lc, "state.on_unavailable",
-                           "closed is not supported yet: limits fail open "
-                           "while the state backend is unavailable");
     }
     if (!strcmp(sc->backend, "redis") && !sc->url)
         return fail_at(lc, "state.url",

@@ -60,7 +60,25 @@ int hdrs_add(struct hdrs *h, const char *name, const char *value)
 
 int hdrs_set(struct hdrs *h, const char *name, const char *value)
 {
-    hdrs_remove(h, name);
+    /* one pass: the first entry of that name keeps its slot and name
+     * (attributes are set once per attempt: no name copy, no shuffle) */
+    for (size_t i = 0; i < h->n; i++) {
+        if (strcasecmp(h->v[i].name, name))
+            continue;
+        char *v = strdup(value);
+        if (!v)
+            return -1;
+        free(h->v[i].value);
+        h->v[i].value = v;
+        for (size_t j = i + 1; j < h->n; j++) /* rare: later duplicates */
+            if (!strcasecmp(h->v[j].name, name)) {
+                struct hdrs rest = {h->v + i + 1, h->n - i - 1, 0};
+                hdrs_remove(&rest, name);
+                h->n = i + 1 + rest.n;
+                break;
+            }
+        return 0;
+    }
     return hdrs_add(h, name, value);
 }
 

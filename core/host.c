@@ -512,5 +512,6 @@ const sluice_host host_table = {.size = sizeof(sluice_host),
                                 .model_routes = h_model_routes,
                                 .http_fetch = h_http_fetch,
                                 .upstream_probe = h_upstream_probe,
+                                .state_status = state_status,
                                 .req_resume = h_req_resume,
                                 JSON_API_MEMBERS};

@@ -95,8 +95,10 @@ struct sluice_ctx {
     size_t parse_charge; /* bytes of the parsed body held (bodycap.c) */
     json_t *body;        /* parsed once; owned */
     int body_dirty;
-    char *body_out; /* re-serialised body when dirty; owned */
+    char *body_out; /* re-serialised body when dirty, or the client's bytes
+                       with the model spliced in (body_spliced); owned */
     size_t body_out_len;
+    int body_spliced; /* body_out = client bytes + upstream_model */
     int stream;
 
     /* stages */

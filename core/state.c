@@ -49,6 +49,7 @@ int state_open(const struct state_conf *sc, const char *instance, char *err,
     state_g.write_errors = 0;
     state_g.last_error[0] = '\0';
     state_g.backend_ok = 1;
+    state_g.fail_closed = sc && sc->fail_closed;
     snprintf(state_g.instance, sizeof state_g.instance, "%s",
              instance && *instance ? instance : "sluice");
     snprintf(state_g.backend_name, sizeof state_g.backend_name, "%s", backend);
@@ -164,6 +165,13 @@ void state_close(void)
 /* ---- health ----------------------------------------------------------------
  */
 
+int state_status(sluice_stage *stage)
+{
+    (void)stage; /* one layer for every stage */
+    return (state_healthy() ? 0 : SLUICE_STATE_DEGRADED) |
+           (state_g.fail_closed ? SLUICE_STATE_CLOSED : 0);
+}
+
 int state_healthy(void)
 {
     return !state_g.open ||
@@ -182,6 +190,8 @@ void state_status_json(buf_t *out)
     buf_json_str(out, state_g.open ? state_g.backend_name : "none");
     buf_printf(out, ",\"instance\":");
     buf_json_str(out, state_g.instance);
+    buf_printf(out, ",\"on_unavailable\":\"%s\"",
+               state_g.fail_closed ? "closed" : "open");
     buf_printf(out, ",\"up\":%s,\"entries\":%zu,\"write_errors\":%llu",
                state_healthy() ? "true" : "false", n, state_g.write_errors);
     if (state_g.path[0]) {

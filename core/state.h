@@ -64,6 +64,8 @@ int state_watch(sluice_stage *stage, const char *prefix, sluice_state_fn fn,
                 void *arg);
 int state_list(sluice_stage *stage, const char *prefix, sluice_state_fn fn,
                void *arg);
+/* SLUICE_STATE_DEGRADED | SLUICE_STATE_CLOSED (sluice.h). */
+int state_status(sluice_stage *stage);
 /* End every watch and pending completion of `stage`; waits for a running
  * notification of it to return. Called before the stage's destroy(). */
 void state_forget_stage(sluice_stage *stage);
@@ -92,6 +94,11 @@ struct state_row {
     int has_fleet;
     int64_t fleet;
     uint64_t fleet_seq;
+    /* counters after a reconnect: the backend may have lost the key (a
+     * restarted Redis); if it has none, it takes `base` (the fleet value
+     * this view last saw) before delta is added */
+    int restore;
+    int64_t base;
 };
 
 /* Load a row into the view (at open). No notification. */
@@ -122,9 +129,16 @@ void state_apply_remote(const struct state_wire *w, int accept_own);
  * backend, w->count at w->seq): the view takes it unless it already has a
  * later one. No notification. */
 void state_apply_counter(const struct state_wire *w);
-/* Queue every record this instance wrote for the backend again (after a
- * reconnect: the server may have lost them), and forget the order of the
- * counters' fleet values (a restarted server numbers them anew). */
+/* A counter's value read from the shared backend (a pull, at start or on
+ * resync; seq: the fleet's counter order when the pull began): the view
+ * takes it unless it already has a later one. No notification. */
+void state_pull_counter(const char *key, int64_t count, uint64_t expires_ms,
+                        uint64_t seq);
+/* After a reconnect (the server may have lost everything): queue every
+ * record this instance wrote for the backend again, every counter to be
+ * restored to the view's value where the server has none (struct
+ * state_row.restore), and forget the order of the counters' fleet values
+ * (a restarted server numbers them anew). */
 void state_requeue_own(void);
 
 /* The redis backend: connects (and loads the shared records) now; when

@@ -92,43 +92,61 @@ void state_apply_remote(const struct state_wire *w, int accept_own)
                      w->origin);
 }
 
-void state_apply_counter(const struct state_wire *w)
+/* A counter's fleet value into the view: taken when it is later in the
+ * fleet's order than the one the view holds (seq > e->seq; with
+ * `or_same`, seq >= e->seq). The view's increments not yet in the backend
+ * stay on top. No notification. */
+static void counter_take(const char *key, int64_t count, uint64_t expires_ms,
+                         uint64_t seq, const char *origin, int or_same)
 {
-    if (!strcmp(w->origin, state_g.instance))
-        return; /* ours: the write's answer settles it */
-    uint64_t h = state_hash(w->key), wall = time_wall_ms();
+    uint64_t h = state_hash(key), wall = time_wall_ms();
     struct shard *sh = state_shard(h);
-    if (w->expires_ms && w->expires_ms <= wall)
+    if (expires_ms && expires_ms <= wall)
         return;
     pthread_mutex_lock(&sh->lock);
-    struct entry *e = state_entry_get(sh, w->key, h);
+    struct entry *e = state_entry_get(sh, key, h);
     if (e && (state_entry_expired(e, wall) || !e->is_counter)) {
         free(e->data);
         e->data = NULL;
         e->len = 0;
         e->is_counter = 0;
     }
-    if (!e && !(e = state_entry_add(sh, w->key, h))) {
+    if (!e && !(e = state_entry_add(sh, key, h))) {
         pthread_mutex_unlock(&sh->lock);
         return;
     }
-    if (!e->is_counter) {
+    int fresh = !e->is_counter;
+    if (fresh) {
         e->is_counter = 1;
         e->unsent = e->inflight = 0;
         e->seq = 0;
-        e->expires_ms = w->expires_ms;
+        e->expires_ms = expires_ms;
     }
     /* an older value than the view's (messages and our own answers race)
-     * is dropped; the view's increments not yet in Redis stay on top. If
-     * w already holds our write in flight, it counts twice until that
-     * write's answer (settle_row): briefly over, never under. */
-    if (w->seq > e->seq) {
-        e->seq = w->seq;
-        e->count = w->count + e->inflight + e->unsent;
+     * is dropped. If the value already holds our write in flight, it
+     * counts twice until that write's answer (settle_row): briefly over,
+     * never under. */
+    if (fresh || seq > e->seq || (or_same && seq == e->seq)) {
+        e->seq = seq;
+        e->count = count + e->inflight + e->unsent;
         e->updated_ms = wall;
-        snprintf(e->origin, sizeof e->origin, "%s", w->origin);
+        if (*origin) /* a pull does not know who changed it last */
+            snprintf(e->origin, sizeof e->origin, "%s", origin);
     }
     pthread_mutex_unlock(&sh->lock);
+}
+
+void state_apply_counter(const struct state_wire *w)
+{
+    if (!strcmp(w->origin, state_g.instance))
+        return; /* ours: the write's answer settles it */
+    counter_take(w->key, w->count, w->expires_ms, w->seq, w->origin, 0);
+}
+
+void state_pull_counter(const char *key, int64_t count, uint64_t expires_ms,
+                        uint64_t seq)
+{
+    counter_take(key, count, expires_ms, seq, "", 1);
 }
 
 void state_requeue_own(void)
@@ -140,8 +158,13 @@ void state_requeue_own(void)
             for (struct entry *e = sh->b[b]; e; e = e->next) {
                 if (!e->is_counter && !strcmp(e->origin, state_g.instance))
                     state_mark_dirty(e->key, &e->dirty);
-                if (e->is_counter) /* a restarted Redis numbers from 0 */
+                if (e->is_counter) {
+                    /* a restarted Redis lost it: the view's value goes
+                     * back (if absent); and it numbers from 0 again */
+                    e->restore = 1;
                     e->seq = 0;
+                    state_mark_dirty(e->key, &e->dirty);
+                }
             }
         pthread_mutex_unlock(&sh->lock);
     }

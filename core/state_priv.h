@@ -35,6 +35,9 @@ struct entry {
     int64_t unsent;   /* counter increments not yet given to the backend */
     int64_t inflight; /* given to it, its answer not back yet */
     uint64_t seq;     /* of the fleet value the count is based on */
+    int restore;      /* counter: the backend may have lost it (a restart):
+                         the next write sets it to the view's value first,
+                         unless it is there */
     char *data;
     size_t len;
     uint64_t expires_ms, updated_ms;
@@ -91,6 +94,7 @@ struct pending {
 
 /* The layer (state.c defines it). */
 struct state_layer {
+    int fail_closed; /* state.on_unavailable: closed */
     int open;
     struct shard shards[NSHARDS];
     struct state_backend *backend;

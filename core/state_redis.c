@@ -38,11 +38,16 @@
 #define REDIS_SUB_POLL_MS  100
 #define REDIS_PASSWORD_MAX 512
 
-/* INCRBY, give a fresh counter its expiry, number the change in the
+/* Restore a counter a restarted Redis lost (ARGV[6], the value the
+ * instance last saw, when not empty: only if the key is absent, so the
+ * first instance back restores it and the others' restores do nothing),
+ * INCRBY, give a fresh counter its expiry, number the change in the
  * fleet's order (KEYS[2], one sequence per prefix) and publish the new
  * value on the changes channel, so every instance's view follows it at
  * once, not only at its own next write. Answers {value, seq}. */
 static const char incr_script[] =
+    "if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[1]) == 0 then "
+    "redis.call('SET', KEYS[1], ARGV[6]) end "
     "local v = redis.call('INCRBY', KEYS[1], ARGV[1]) "
     "if tonumber(ARGV[2]) > 0 and redis.call('PTTL', KEYS[1]) < 0 then "
     "redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end "
@@ -175,16 +180,28 @@ static void rb_drop(struct redis_backend *b)
     b->next_try_ms = time_now_ms() + REDIS_RETRY_MS;
 }
 
-/* ---- pulling the shared records ------------------------------------------ */
+/* ---- pulling the shared state ---------------------------------------------
+ */
 
-/* SCAN <prefix>r:* and apply each record (initial: this instance's own
- * too, before any stage runs). */
-static int rb_pull(struct redis_backend *b, int initial, char *err,
-                   size_t errlen)
+/* One SCAN page's keys, each with the replies to the commands a pull
+ * pipelined for it (records: GET; counters: GET, PTTL). */
+typedef void (*pull_fn)(struct redis_backend *b, const redisReply *key,
+                        redisReply **replies, void *arg);
+
+/* SCAN <prefix><kind>* (bounded pages, never KEYS), pipeline `cmds` for
+ * each key (ncmds of "GET", "PTTL"), hand the replies to fn. */
+static int rb_scan(struct redis_backend *b, const char *kind,
+                   const char *const *cmds, size_t ncmds, pull_fn fn, void *arg,
+                   char *err, size_t errlen)
 {
-    char match[96], cursor[32] = "0";
-    snprintf(match, sizeof match, "%sr:*", b->prefix);
-    size_t pl = strlen(b->prefix) + 2;
+    char match[160], cursor[32] = "0";
+    size_t m = 0;
+    for (const char *p = b->prefix; *p && m + 3 < sizeof match; p++) {
+        if (strchr("*?[]\\", *p)) /* the prefix is literal */
+            match[m++] = '\\';
+        match[m++] = *p;
+    }
+    snprintf(match + m, sizeof match - m, "%s*", kind);
     do {
         redisReply *r =
             redisCommand(b->c, "SCAN %s MATCH %s COUNT 500", cursor, match);
@@ -197,25 +214,84 @@ static int rb_pull(struct redis_backend *b, int initial, char *err,
         snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
         redisReply *keys = r->element[1];
         for (size_t i = 0; i < keys->elements; i++)
-            redisAppendCommand(b->c, "GET %b", keys->element[i]->str,
-                               (size_t)keys->element[i]->len);
+            for (size_t k = 0; k < ncmds; k++)
+                redisAppendCommand(b->c, "%s %b", cmds[k],
+                                   keys->element[i]->str,
+                                   (size_t)keys->element[i]->len);
         for (size_t i = 0; i < keys->elements; i++) {
-            redisReply *v = NULL;
-            if (redisGetReply(b->c, (void **)&v) != REDIS_OK) {
-                freeReplyObject(r);
-                snprintf(err, errlen, "GET: %s", b->c->errstr);
-                return -1;
-            }
-            struct state_wire w;
-            if (v->type == REDIS_REPLY_STRING &&
-                state_wire_decode(v->str, v->len, &w) == 0 &&
-                strlen(keys->element[i]->str) > pl &&
-                !strcmp(w.key, keys->element[i]->str + pl))
-                state_apply_remote(&w, initial);
-            freeReplyObject(v);
+            redisReply *v[2] = {NULL, NULL};
+            for (size_t k = 0; k < ncmds; k++)
+                if (redisGetReply(b->c, (void **)&v[k]) != REDIS_OK) {
+                    snprintf(err, errlen, "%s: %s", cmds[k], b->c->errstr);
+                    for (size_t j = 0; j < k; j++)
+                        freeReplyObject(v[j]);
+                    freeReplyObject(r);
+                    return -1;
+                }
+            fn(b, keys->element[i], v, arg);
+            for (size_t k = 0; k < ncmds; k++)
+                freeReplyObject(v[k]);
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0"));
+    return 0;
+}
+
+/* A record: applied when it decodes and is the key it is stored under. */
+static void pull_record(struct redis_backend *b, const redisReply *key,
+                        redisReply **v, void *arg)
+{
+    int initial = *(int *)arg;
+    size_t pl = strlen(b->prefix) + 2;
+    struct state_wire w;
+    if (v[0]->type == REDIS_REPLY_STRING &&
+        state_wire_decode(v[0]->str, v[0]->len, &w) == 0 && key->len > pl &&
+        !strcmp(w.key, key->str + pl))
+        state_apply_remote(&w, initial);
+}
+
+/* A counter: its value and its expiry (PTTL: -1 none, -2 gone). */
+static void pull_counter(struct redis_backend *b, const redisReply *key,
+                         redisReply **v, void *arg)
+{
+    uint64_t seq = *(uint64_t *)arg;
+    size_t pl = strlen(b->prefix) + 2;
+    char *end = NULL;
+    if (v[0]->type != REDIS_REPLY_STRING || v[1]->type != REDIS_REPLY_INTEGER ||
+        v[1]->integer == -2 || key->len <= pl ||
+        strlen(key->str) != (size_t)key->len)
+        return;
+    long long n = strtoll(v[0]->str, &end, 10);
+    if (end == v[0]->str || *end)
+        return;
+    uint64_t exp =
+        v[1]->integer > 0 ? time_wall_ms() + (uint64_t)v[1]->integer : 0;
+    state_pull_counter(key->str + pl, (int64_t)n, exp, seq);
+}
+
+/* Everyone's records (initial: this instance's own too, before any stage
+ * runs) and counters into the view. The fleet's counter order is read
+ * first: every value read afterwards holds at least the changes numbered
+ * up to it, so the view keeps only values numbered later (from the
+ * subscriber meanwhile). */
+static int rb_pull(struct redis_backend *b, int initial, char *err,
+                   size_t errlen)
+{
+    static const char *const get[] = {"GET"}, *const get_pttl[] = {"GET",
+                                                                   "PTTL"};
+    uint64_t seq = 0;
+    redisReply *r = redisCommand(b->c, "GET %sseq", b->prefix);
+    if (reply_failed(b->c, r, "GET", err, errlen)) {
+        if (r)
+            freeReplyObject(r);
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_STRING)
+        seq = strtoull(r->str, NULL, 10);
+    freeReplyObject(r);
+    if (rb_scan(b, "r:", get, 1, pull_record, &initial, err, errlen) ||
+        rb_scan(b, "c:", get_pttl, 2, pull_counter, &seq, err, errlen))
+        return -1;
     return 0;
 }
 
@@ -296,10 +372,14 @@ static void append_row(struct redis_backend *b, const struct state_row *r,
                        buf_t *wire, uint64_t wall)
 {
     if (r->is_counter && !r->deleted) {
-        redisAppendCommand(
-            b->c, "EVAL %s 2 %sc:%s %sseq %lld %llu %s %s %s", incr_script,
-            b->prefix, r->key, b->prefix, (long long)r->delta,
-            (unsigned long long)r->expires_ms, b->channel, b->instance, r->key);
+        char base[24] = ""; /* "": no restore */
+        if (r->restore)
+            snprintf(base, sizeof base, "%lld", (long long)r->base);
+        redisAppendCommand(b->c, "EVAL %s 2 %sc:%s %sseq %lld %llu %s %s %s %s",
+                           incr_script, b->prefix, r->key, b->prefix,
+                           (long long)r->delta,
+                           (unsigned long long)r->expires_ms, b->channel,
+                           b->instance, r->key, base);
         return;
     }
     int gone = r->deleted || (r->expires_ms && r->expires_ms <= wall);

@@ -130,9 +130,10 @@ static void settle_row(const struct state_row *r, int failed)
     pthread_mutex_lock(&sh->lock);
     struct entry *e = state_entry_get(sh, r->key, h);
     if (e && e->is_counter) {
-        if (failed)
+        if (failed) {
             e->unsent += r->delta;
-        else if (!r->fleet_seq || r->fleet_seq >= e->seq) {
+            e->restore |= r->restore;
+        } else if (!r->fleet_seq || r->fleet_seq >= e->seq) {
             e->seq = r->fleet_seq;
             e->count = r->fleet + e->unsent;
         } else /* a later fleet value (it holds ours) came meanwhile */
@@ -185,6 +186,9 @@ static void write_dirty(void)
             r->is_counter = e->is_counter;
             r->count = e->count;
             r->delta = e->unsent;
+            r->restore = e->restore;
+            r->base = e->count - e->unsent;
+            e->restore = 0;
             e->inflight = e->unsent;
             e->unsent = 0;
             r->expires_ms = e->expires_ms;

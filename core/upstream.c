@@ -4,11 +4,13 @@
  * Easy handles come from the worker's pool, so their connection caches and
  * option memory are reused; the multi handle keeps keep-alive connections
  * across requests (CURLMOPT_MAXCONNECTS). The request body is the client's
- * bytes untouched unless a stage changed the parsed body.
+ * bytes untouched unless a stage changed the parsed body (a route's model
+ * rewrite alone is spliced into those bytes).
  */
 #include "upstream.h"
 #include "core_metrics.h"
 #include "flow.h"
+#include "json_splice.h"
 #include "log.h"
 #include "pipeline.h"
 #include "server.h"
@@ -234,8 +236,8 @@ static enum MHD_Result query_put(void *cls, enum MHD_ValueKind kind,
 /* The upstream URL of this request: the route's path under the attempt's
  * upstream (its own path for the route, {model} filled in, and its query)
  * and the client's query string (re-encoded: MHD hands it decoded). Chat
- * to the first upstream's plain URL without a query uses the worker's
- * pre-parsed one. */
+ * without a client query uses a pre-parsed URL: the worker's for the
+ * first upstream's plain one, else the upstream's for this worker. */
 static int set_url(struct sluice_ctx *ctx, CURL *e)
 {
     struct worker *w = ctx->w;
@@ -259,6 +261,14 @@ static int set_url(struct sluice_ctx *ctx, CURL *e)
             curl_easy_setopt(e, CURLOPT_CURLU, w->chat_curlu);
         else
             curl_easy_setopt(e, CURLOPT_URL, w->chat_url);
+        buf_release(&q);
+        return 0;
+    }
+    CURLU *cu = !q.len && api == api_chat() && up
+                    ? upstream_def_chat_curlu(up, w->id)
+                    : NULL;
+    if (cu) { /* another upstream's chat: its own pre-parsed URL */
+        curl_easy_setopt(e, CURLOPT_CURLU, cu);
         buf_release(&q);
         return 0;
     }
@@ -286,13 +296,23 @@ static int set_url(struct sluice_ctx *ctx, CURL *e)
     return 0;
 }
 
+/* The client's bytes; with only the model rewritten, those bytes with the
+ * new name spliced in (body_out); once a stage changed the tree, the tree
+ * re-serialised. */
 static int body_bytes(struct sluice_ctx *ctx, const char **p, size_t *len)
 {
-    if (!ctx->body_dirty || request_api(ctx)->body != API_BODY_JSON) {
+    if ((!ctx->body_dirty && !ctx->body_spliced) ||
+        request_api(ctx)->body != API_BODY_JSON) {
         *p = ctx->body_in.data ? ctx->body_in.data : "";
         *len = ctx->body_in.len;
         return 0;
     }
+    if (!ctx->body_dirty) {
+        *p = ctx->body_out;
+        *len = ctx->body_out_len;
+        return 0;
+    }
+    ctx->body_spliced = 0;
     free(ctx->body_out);
     ctx->body_out = json_dumps(ctx->body, JSON_COMPACT);
     if (!ctx->body_out)
@@ -355,6 +375,31 @@ static int body_seek(void *arg, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
+/* The client's JSON bytes with `model` = want (its string spliced in,
+ * the rest untouched) into body_out. 0, or -1 when the bytes cannot be
+ * read that way (the caller re-serialises the tree). */
+static int model_splice(struct sluice_ctx *ctx, const char *want)
+{
+    size_t off, vlen, n;
+    buf_t b;
+    if (request_api(ctx)->body != API_BODY_JSON ||
+        json_member_span(ctx->body_in.data, ctx->body_in.len, "model", &off,
+                         &vlen) != 1 ||
+        ctx->body_in.data[off] != '"')
+        return -1;
+    buf_init(&b);
+    if (json_splice_str(ctx->body_in.data, ctx->body_in.len, off, vlen, want,
+                        &b) != 0) {
+        buf_release(&b);
+        return -1;
+    }
+    free(ctx->body_out);
+    ctx->body_out = buf_steal(&b, &n);
+    ctx->body_out_len = n;
+    ctx->body_spliced = 1;
+    return 0;
+}
+
 /* Where this attempt goes: the upstream named by the attribute "upstream"
  * (the first one when unset), the body's model rewritten to the attribute
  * "upstream_model" when it differs (JSON bodies only). A fallback = the
@@ -385,13 +430,17 @@ static int target_resolve(struct sluice_ctx *ctx)
         (!cur || strcmp(cur, want))) {
         if (!ctx->model_in)
             ctx->model_in = strdup(cur ? cur : "");
+        json_t *m = json_object_get(ctx->body, "model");
         if (!ctx->model_in ||
-            json_object_set_new(ctx->body, "model", json_string(want)) != 0) {
+            (json_is_string(m) ? json_string_set(m, want)
+                               : json_object_set_new(ctx->body, "model",
+                                                     json_string(want))) != 0) {
             request_set_error(ctx, 500, "server_error", "upstream_setup", NULL,
                               "could not start the upstream request");
             return -1;
         }
-        ctx->body_dirty = 1;
+        if (ctx->body_dirty || model_splice(ctx, want) != 0)
+            ctx->body_dirty = 1; /* re-serialised instead */
         cur = want;
     }
     if (!cur)

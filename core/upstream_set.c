@@ -71,6 +71,17 @@ static int def_build(struct upstream_def *d, const json_t *e)
     d->add = json_object_get(e, "add_headers");
     if (query_encode(json_object_get(e, "query"), &d->query) != 0)
         return -1;
+    const char *chat = json_string_value(json_object_get(d->paths, "chat"));
+    if (!chat || !strstr(chat, "{model}")) {
+        buf_t b;
+        size_t n;
+        buf_init(&b);
+        if (upstream_def_url(d, "chat", "/chat/completions", NULL, &b) != 0) {
+            buf_release(&b);
+            return -1;
+        }
+        d->chat_url = buf_steal(&b, &n);
+    }
     d->nhdr = json_object_size(h);
     d->hdr_lines = calloc(d->nhdr ? d->nhdr : 1, sizeof *d->hdr_lines);
     if (!d->hdr_lines)
@@ -118,6 +129,9 @@ void upstream_set_free(struct upstream_set *s)
     for (size_t i = 0; s->v && i < s->n; i++) {
         struct upstream_def *d = &s->v[i];
         free(d->query);
+        free(d->chat_url);
+        for (size_t j = 0; j < UPSTREAM_URL_WORKERS; j++)
+            curl_url_cleanup(d->chat_curlu[j]);
         for (size_t j = 0; d->hdr_lines && j < d->nhdr; j++)
             free(d->hdr_lines[j]);
         free(d->hdr_lines);
@@ -226,4 +240,21 @@ fail:
         memset(t->data, 0, strlen(t->data));
     curl_slist_free_all(l);
     return NULL;
+}
+
+CURLU *upstream_def_chat_curlu(const struct upstream_def *cu, int id)
+{
+    /* the set is immutable but for this per-worker slot (a heap object) */
+    struct upstream_def *u = (struct upstream_def *)cu;
+    if (!u->chat_url || id < 0 || id >= UPSTREAM_URL_WORKERS)
+        return NULL;
+    if (!u->chat_curlu[id]) {
+        CURLU *c = curl_url();
+        if (c && curl_url_set(c, CURLUPART_URL, u->chat_url, 0) != CURLUE_OK) {
+            curl_url_cleanup(c); /* the text URL reports the error */
+            c = NULL;
+        }
+        u->chat_curlu[id] = c;
+    }
+    return u->chat_curlu[id];
 }

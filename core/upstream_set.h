@@ -11,8 +11,12 @@
 #include "buf.h"
 #include "config.h"
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <stddef.h>
+
+/* Workers that get a pre-parsed chat URL per upstream (more use text). */
+#define UPSTREAM_URL_WORKERS 64
 
 struct upstream_def {
     const char *name;        /* borrowed from json, like the next three */
@@ -29,6 +33,11 @@ struct upstream_def {
     const json_t *forward; /* forward_headers (its own or upstream:'s), or
                               NULL: the default list; borrowed */
     const json_t *add;     /* add_headers likewise, or NULL; borrowed */
+    char *chat_url;        /* its chat URL when it has no {model} (with its
+                              query), or NULL; owned */
+    CURLU *chat_curlu[UPSTREAM_URL_WORKERS]; /* chat_url parsed, per worker
+                       id: made and used by that worker alone, freed with
+                       the set (after every transfer of its generation) */
 };
 
 struct upstream_set {
@@ -64,6 +73,10 @@ void upstream_def_auth(const struct upstream_def *u, const char *name,
 struct curl_slist;
 struct curl_slist *upstream_def_probe_headers(const struct upstream_def *u,
                                               const char *authorization);
+/* The pre-parsed chat URL of u for worker `id` (made on first use by that
+ * worker's thread), or NULL: use the text URL. libcurl then does not parse
+ * the URL again for every transfer (CURLOPT_CURLU). */
+CURLU *upstream_def_chat_curlu(const struct upstream_def *u, int id);
 /* 1 when u sends chat to <base_url>/chat/completions with no query. */
 int upstream_def_plain_chat(const struct upstream_def *u);
 

@@ -140,6 +140,12 @@ typedef struct sluice_state_value {
                             instance's local view (backend unavailable) */
 } sluice_state_value;
 
+/* state_status flags (ABI 1.1): the shared backend cannot be reached (the
+ * view is this instance's alone), and the operator's choice for that case
+ * (state.on_unavailable: closed). */
+#define SLUICE_STATE_DEGRADED 0x1
+#define SLUICE_STATE_CLOSED   0x2
+
 /* Completion of state_incr, or a change seen by state_watch. */
 typedef void (*sluice_state_fn)(void *arg, const sluice_state_value *v);
 
@@ -485,6 +491,15 @@ typedef struct sluice_host {
                           const char *path, const char *authorization,
                           sluice_probe_fn done, void *arg); /* ABI 1.1 */
 
+    /* ---- shared state's availability (ABI 1.1) --------------------------
+     * SLUICE_STATE_DEGRADED while the shared backend (state.backend: redis)
+     * cannot be reached: the view is this instance's alone, so counters
+     * hold only what this instance counted since. SLUICE_STATE_CLOSED when
+     * the operator set state.on_unavailable: closed: a stage enforcing
+     * limits from the shared state then refuses (503) while degraded,
+     * instead of judging on the local view. 0: the view is the backend's
+     * (always so with the local backend). One atomic read; any thread. */
+    int (*state_status)(sluice_stage *stage); /* ABI 1.1 */
     /* ---- asynchronous verdicts (ABI 1.1) ---------------------------------
      * The verdict of an on_request that returned SLUICE_PENDING: CONTINUE
      * (the next stage's on_request runs), RESPOND (after respond() or

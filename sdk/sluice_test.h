@@ -101,6 +101,10 @@ int sluice_test_import_state(sluice_test_stage *st, const char *state,
  * before any call gets the in-memory layer. 0, or -1 with the reason on
  * stderr. */
 int sluice_test_state_open(const char *path);
+/* What state_status answers from now on (SLUICE_STATE_DEGRADED |
+ * SLUICE_STATE_CLOSED: a shared backend that is away, on_unavailable:
+ * closed), or -1 for the state layer's own answer (the default). */
+void sluice_test_state_status(int flags);
 
 /* ---- the clock ------------------------------------------------------- */
 

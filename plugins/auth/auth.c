@@ -360,6 +360,18 @@ static int model_refused(const struct auth *a, sluice_ctx *ctx,
     return 1;
 }
 
+/* 1 when c's limits are counted in the shared state, the shared backend is
+ * away and the operator chose to refuse then (state.on_unavailable:
+ * closed) rather than judge on this instance's view alone. */
+static int limits_unavailable(const struct auth *a, const struct client_def *c)
+{
+    const sluice_host *H = a->host;
+    const int closed = SLUICE_STATE_DEGRADED | SLUICE_STATE_CLOSED;
+    return a->shared_limits && (c->rpm > 0 || c->tpm > 0) &&
+           SLUICE_HOST_HAS(H, state_status) &&
+           (H->state_status(a->self) & closed) == closed;
+}
+
 /* On a refusal, *reason is its label on /metrics (counted by the caller,
  * outside the locks). */
 /* The 401 for a missing or unknown key (never echoed whole). */
@@ -397,6 +409,14 @@ static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
     /* no model yet: a later stage may set the default; on_attempt checks */
     if (*H->req_model(ctx) && model_refused(a, ctx, c)) {
         *reason = "model_not_allowed";
+        return SLUICE_RESPOND;
+    }
+    if (limits_unavailable(a, c)) {
+        H->respond_error(ctx, 503, "server_error", "rate_limits_unavailable",
+                         NULL,
+                         "Rate limits cannot be checked right now (the "
+                         "shared state is unavailable). Please retry.");
+        *reason = "state_unavailable";
         return SLUICE_RESPOND;
     }
     struct limiter *l = &s->lim[i];
@@ -746,7 +766,8 @@ static int auth_init(const sluice_host *host, sluice_stage *self,
         a->m_rejections = H->metric_register(
             self, SLUICE_METRIC_COUNTER, "sluice_auth_rejections_total",
             "Requests the auth stage refused, by reason (invalid_api_key, "
-            "ip_not_allowed, model_not_allowed, rate_limited), including "
+            "ip_not_allowed, model_not_allowed, rate_limited, "
+            "state_unavailable), including "
             "refusals before an upstream attempt.",
             "reason", NULL, 0);
     *instance = a;

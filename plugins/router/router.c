@@ -60,7 +60,7 @@ struct rt_req {
     int fallbacks;
     int counted;       /* the current step's selection was counted */
     int armed;         /* route.fallback was set non-empty */
-    int can_fb;        /* route.can_fallback as last set (-1: never) */
+    int can_fb;        /* route.can_fallback as last set (0: unset) */
     int fallbacks_set; /* the "fallbacks" attribute as last set */
 };
 
@@ -181,9 +181,8 @@ static struct rt_req *request_plan(struct router *rt, sluice_ctx *ctx)
                          "model", msg);
         return NULL;
     }
-    struct rt_req *q = calloc(1, sizeof *q);
-    if (q)
-        q->can_fb = -1;
+    struct rt_req *q = calloc(1, sizeof *q); /* can_fb 0: the attribute
+                                                 is unset, i.e. "" */
     if (!q) {
         H->respond_error(ctx, 500, "server_error", "out_of_memory", NULL,
                          "out of memory");

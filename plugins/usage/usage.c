@@ -208,6 +208,16 @@ static sluice_verdict check_budget(struct usage_cfg *c, sluice_ctx *ctx,
                                    const struct usage_budget *b)
 {
     const sluice_host *H = c->host;
+    const int closed = SLUICE_STATE_DEGRADED | SLUICE_STATE_CLOSED;
+    if (SLUICE_HOST_HAS(H, state_status) &&
+        (H->state_status(c->self) & closed) == closed) {
+        /* state.on_unavailable: closed, and the shared state is away */
+        H->resp_header_add(ctx, "Retry-After", "1");
+        H->respond_error(ctx, 503, "server_error", "budgets_unavailable", NULL,
+                         "Budgets cannot be checked right now (the shared "
+                         "state is unavailable). Please retry.");
+        return SLUICE_RESPOND;
+    }
     uint64_t now = H->wall_ms();
     int64_t used_v[3];
     usage_ledger_used(c, r->client, now, &used_v[0], &used_v[1], &used_v[2]);

@@ -69,6 +69,20 @@ SLUICE_TEST_API void sluice_test_clock_real(void)
     atomic_store(&clock_fake, 0);
 }
 
+/* state_status as a test set it (-1: the state layer's own answer). */
+static atomic_int state_status_forced = -1;
+
+static int test_state_status(sluice_stage *stage)
+{
+    int f = atomic_load(&state_status_forced);
+    return f >= 0 ? f : state_status(stage);
+}
+
+SLUICE_TEST_API void sluice_test_state_status(int flags)
+{
+    atomic_store(&state_status_forced, flags);
+}
+
 /* The gateway's host table with the test clock in it. */
 static sluice_host test_host;
 static pthread_once_t test_host_once = PTHREAD_ONCE_INIT;
@@ -108,6 +122,7 @@ static void test_host_init(void)
     test_host = host_table;
     test_host.now_ms = test_now_ms;
     test_host.wall_ms = test_wall_ms;
+    test_host.state_status = test_state_status;
 }
 
 SLUICE_TEST_API int sluice_test_state_open(const char *path)

@@ -177,6 +177,26 @@ START_TEST(routes_by_model_rewrite_key_header_and_query)
     ck_assert_str_eq(h_rec_str(rec, "path"), "/v1/chat/completions");
     json_decref(arr);
 
+    /* only the model changes: the client's bytes go on as they came */
+    h_post_json("/v1/chat/completions",
+                "{ \"messages\":[{\"role\":\"user\",\"content\":"
+                "\"say \\\"model\\\": \\\"x\\\"\"}],\n"
+                "  \"model\" : \"gpt-oss\", \"temperature\":0.50 }",
+                &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, it_show(&r));
+    h_resp_free(&r);
+    rec = last_rec(0, &arr);
+    size_t blen;
+    const char *sent = h_rec_body(rec, &blen);
+    const char *want_body =
+        "{ \"messages\":[{\"role\":\"user\",\"content\":"
+        "\"say \\\"model\\\": \\\"x\\\"\"}],\n"
+        "  \"model\" : \"openai/gpt-oss-120b\", \"temperature\":0.50 }";
+    ck_assert_msg(sent && blen == strlen(want_body) &&
+                      !memcmp(sent, want_body, blen),
+                  "upstream got %.*s", (int)blen, sent ? sent : "");
+    json_decref(arr);
+
     chat_model("oss", 0, &r); /* the alias */
     ck_assert_int_eq(r.status, 200);
     assert_hdr(&r, "x-sluice-upstream", "alpha");

@@ -501,9 +501,14 @@ static size_t slow_write(char *data, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* A small receive buffer, so back-pressure reaches sluice early. Not below
+ * loopback's MSS (64 KB): with a smaller one Linux's receiver-side silly
+ * window avoidance can hold back the window update until the sender's
+ * zero-window probe (~200 ms per pause cycle), which stalled the slow-client
+ * stream for minutes on a busy machine; no real client runs with that. */
 static int small_rcvbuf(void *ud, curl_socket_t fd, curlsocktype purpose)
 {
-    int sz = 16384;
+    int sz = 65536;
     (void)ud;
     (void)purpose;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
@@ -599,7 +604,7 @@ struct stall {
     int stalled;
 };
 
-/* Collects the body; once 64 KB are in, stops reading for 1.5 s. */
+/* Collects the body; once 64 KB are in, stops reading for 3 s. */
 static size_t stall_write(char *data, size_t size, size_t n, void *ud)
 {
     struct stall *s = ud;
@@ -608,7 +613,7 @@ static size_t stall_write(char *data, size_t size, size_t n, void *ud)
         return 0;
     if (!s->stalled && s->len >= 64 * 1024) {
         s->stalled = 1;
-        h_sleep_ms(1500);
+        h_sleep_ms(3000);
     }
     return len;
 }
@@ -616,8 +621,10 @@ static size_t stall_write(char *data, size_t size, size_t n, void *ud)
 START_TEST(test_paused_is_not_idle)
 {
     enum { N = 40000 }; /* ~9 MB: more than the kernel buffers between us */
+    /* the idle limit well under the client's 3 s pause, yet long enough
+     * that a starved mock on a busy machine is not taken for a silent one */
     start_with_sse("{ buffer_bytes: 4096, heartbeat_s: 0, "
-                   "idle_timeout_s: 0.4 }");
+                   "idle_timeout_s: 1 }");
     char rules[128];
     snprintf(rules, sizeof rules,
              "{\"rules\":[{\"stream\":{\"chunks\":%d,\"delay_ms\":0}}]}", N);

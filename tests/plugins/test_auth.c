@@ -551,6 +551,44 @@ START_TEST(stage_window_survives_restart)
 }
 END_TEST
 
+/* state.on_unavailable: closed with the shared backend away: a client with
+ * limits is refused with a 503 (its limits cannot be counted fleet-wide);
+ * one without limits, or any client when the backend is only degraded
+ * (open, the default) or shared_limits is off, goes on. */
+START_TEST(stage_closed_when_state_unavailable)
+{
+    sluice_test_stage *g = gen_with(CLIENTS, NULL);
+    sluice_test_state_status(SLUICE_STATE_DEGRADED | SLUICE_STATE_CLOSED);
+    sluice_test_req *c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_RESPOND);
+    ck_assert_int_eq(sluice_test_status(c), 503);
+    const char *body = sluice_test_body(c);
+    ck_assert_msg(strstr(body, "\"type\":\"server_error\"") &&
+                      strstr(body, "rate_limits_unavailable"),
+                  "%s", body);
+    sluice_test_req_free(c);
+    c = req(g, "x-api-key", "sk-client-alpha-0001"); /* no limits */
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    sluice_test_req_free(c);
+    sluice_test_state_status(SLUICE_STATE_DEGRADED); /* open */
+    c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    sluice_test_req_free(c);
+    sluice_test_state_status(SLUICE_STATE_CLOSED); /* closed, but up */
+    c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    sluice_test_req_free(c);
+    gen_done(g);
+    g = gen_with(CLIENTS, "\"shared_limits\":false");
+    sluice_test_state_status(SLUICE_STATE_DEGRADED | SLUICE_STATE_CLOSED);
+    c = req(g, "x-api-key", "sk-client-beta-00002");
+    ck_assert_int_eq(sluice_test_on_request(c), SLUICE_CONTINUE);
+    sluice_test_req_free(c);
+    sluice_test_state_status(-1);
+    gen_done(g);
+}
+END_TEST
+
 START_TEST(stage_tpm)
 {
     sluice_test_stage *g = gen_with(CLIENTS, NULL);
@@ -855,6 +893,7 @@ int main(void)
     tcase_add_test(tc, stage_models);
     tcase_add_test(tc, stage_rpm);
     tcase_add_test(tc, stage_tpm);
+    tcase_add_test(tc, stage_closed_when_state_unavailable);
     tcase_add_test(tc, stage_window_survives_restart);
     tcase_add_test(tc, stage_metrics);
     tcase_add_test(tc, stage_allow_list);

@@ -807,6 +807,10 @@ START_TEST(test_state_section)
     ck_assert_int_eq(cfg->state.required, 1);
     ck_assert_str_eq(cfg->state.instance, "a");
     config_free(cfg);
+    cfg = load_ok("state:\n  backend: redis\n  url: \"redis://h:1/0\"\n"
+                  "  on_unavailable: closed\n");
+    ck_assert_int_eq(cfg->state.fail_closed, 1);
+    config_free(cfg);
     cfg = load_ok("state: {path: /tmp/x.db, reset_on_corrupt: true}\n");
     ck_assert_str_eq(cfg->state.path, "/tmp/x.db");
     ck_assert_int_eq(cfg->state.reset_on_corrupt, 1);
@@ -826,8 +830,6 @@ START_TEST(test_bad_state)
              "t.yaml:3: state.url: ", "redis://");
     load_bad("state:\n  on_unavailable: maybe\n",
              "t.yaml:2: state.on_unavailable: ", "open, closed");
-    load_bad("state:\n  on_unavailable: closed\n",
-             "t.yaml:2: state.on_unavailable: ", "not supported yet");
     load_bad("state:\n  timeout_ms: 0\n",
              "t.yaml:2: state.timeout_ms: ", "got 0");
     load_bad("state: [a]\n", "t.yaml:1: state: ", "a mapping");
