@@ -5,8 +5,8 @@
  *
  * Stage routes are matched first: when the pipeline has a context stage,
  * it owns the model table and serves /v1/models itself; the builtin answer
- * from the top-level `models:` list below is only the fallback for a
- * pipeline without one.
+ * from the top-level `models:` list and the routes (models_routed.c) is
+ * only the fallback for a pipeline without one.
  */
 #include "routes.h"
 #include "admin.h"
@@ -15,10 +15,12 @@
 #include "docs.h"
 #include "log.h"
 #include "metrics.h"
+#include "models_routed.h"
 #include "pipeline.h"
 #include "server.h"
 #include "state.h"
 #include "timer.h"
+#include "upstream_set.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,23 +221,6 @@ static void answer_metrics(struct sluice_ctx *ctx)
 
 /* ---- /v1/models ---------------------------------------------------- */
 
-static json_t *model_object(const json_t *m)
-{
-    json_t *o = json_deep_copy(m);
-    const char *id = json_string_value(json_object_get(m, "id"));
-    char owner[128] = "megallm";
-    const char *slash = id ? strchr(id, '/') : NULL;
-    if (slash && (size_t)(slash - id) < sizeof owner)
-        snprintf(owner, sizeof owner, "%.*s", (int)(slash - id), id);
-    json_object_set_new(o, "object", json_string("model"));
-    if (!json_object_get(o, "created")) /* the config's, else a fixed date:
-                                           stable across restarts */
-        json_object_set_new(o, "created", json_integer(1704067200));
-    if (!json_object_get(o, "owned_by"))
-        json_object_set_new(o, "owned_by", json_string(owner));
-    return o;
-}
-
 static void respond_json(struct sluice_ctx *ctx, int status, json_t *v)
 {
     char *s = json_dumps(v, JSON_COMPACT);
@@ -248,16 +233,21 @@ static void respond_json(struct sluice_ctx *ctx, int status, json_t *v)
     json_decref(v);
 }
 
+/* The generation's routes:, or NULL. */
+static const json_t *gen_routes(const struct sluice_ctx *ctx)
+{
+    return ctx->gen && ctx->gen->ups ? ctx->gen->ups->routes : NULL;
+}
+
 static void answer_models(struct sluice_ctx *ctx)
 {
-    json_t *list = json_object(), *data = json_array();
-    const json_t *models = server_main->cfg->models;
-    size_t i;
-    json_t *m;
-    json_array_foreach(models, i, m)
-        json_array_append_new(data, model_object(m));
-    json_object_set_new(list, "object", json_string("list"));
-    json_object_set_new(list, "data", data);
+    json_t *list =
+        models_routed_list(server_main->cfg->models, gen_routes(ctx));
+    if (!list) {
+        request_set_error(ctx, 500, "server_error", NULL, NULL,
+                          "out of memory");
+        return;
+    }
     respond_json(ctx, 200, list);
 }
 
@@ -266,18 +256,14 @@ static void answer_model_info(struct sluice_ctx *ctx)
     char id[512];
     snprintf(id, sizeof id, "%s", ctx->aux);
     size_t n = strlen(id);
-    if (n > 5 && !strcmp(id + n - 5, "/info"))
+    int info = n > 5 && !strcmp(id + n - 5, "/info");
+    if (info)
         id[n - 5] = '\0';
-    const json_t *models = server_main->cfg->models;
-    size_t i;
-    json_t *m;
-    json_array_foreach(models, i, m)
-    {
-        const char *mid = json_string_value(json_object_get(m, "id"));
-        if (mid && !strcmp(mid, id)) {
-            respond_json(ctx, 200, model_object(m));
-            return;
-        }
+    json_t *o =
+        models_routed_one(server_main->cfg->models, gen_routes(ctx), id, info);
+    if (o) {
+        respond_json(ctx, 200, o);
+        return;
     }
     char msg[640];
     snprintf(msg, sizeof msg, "The model '%s' does not exist", id);

@@ -70,8 +70,7 @@ static void incr_complete_shared(sluice_stage *stage, sluice_ctx *ctx,
         struct incr_done *d = malloc(sizeof(*d) + kl + 1);
         if (!held)
             ctx->refs++; /* on ctx's worker: hooks run there */
-        if (d) {         /* filled before it is posted: the worker may run it at
-                            once when this is the state thread */
+        if (d) { /* whole before it is posted: the worker may run it now */
             *d = (struct incr_done){ctx, done, arg, count, expires, shared};
             memcpy(d->key, key, kl + 1);
         }
@@ -86,6 +85,7 @@ static void incr_complete_shared(sluice_stage *stage, sluice_ctx *ctx,
         state_note_new(key, 1, count, NULL, 0, expires, state_g.instance);
     if (!n)
         return;
+    n->shared = shared;
     n->stage = stage;
     n->done = done;
     n->arg = arg;

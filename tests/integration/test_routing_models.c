@@ -6,6 +6,8 @@
  * upstream, with its context window where known; the table's models stay
  * listed; /info shows the route's deployments and fallbacks; a listed
  * alias routes to its upstream (asserted on what the mock received).
+ * Each with the context stage answering and without it (the core's own
+ * answer over the top-level models: list): the same documents.
  */
 #include "harness.h"
 #include "itest_util.h"
@@ -26,10 +28,16 @@ static void teardown(void)
     h_teardown();
 }
 
-/* `context_cfg`: extra settings of the context stage ("" for none). */
+/* `context_cfg`: extra settings of the context stage ("" for none); NULL:
+ * no context stage, the same table as the top-level `models:` (the
+ * core answers /v1/models). */
 static void start_ctx(const char *context_cfg)
 {
     static char pipe[1024];
+    static const char table[] =
+        "        - { id: up-oss, context_length: 131072 }\n"
+        "        - { id: big-model, context_length: 4096 }\n"
+        "        - { id: table-only, context_length: 2048 }\n";
     int pa = h_mock_port() > 0 ? h_mock_port() : h_start_mock();
     int pb = h_start_mock_at(1, 0);
     snprintf(yaml_extra, sizeof yaml_extra,
@@ -52,24 +60,30 @@ static void start_ctx(const char *context_cfg)
              "  - { model: \"deepseek-*\", deployments: [{ upstream: beta }] "
              "}\n",
              pa, pb);
-    snprintf(pipe, sizeof pipe,
-             "  - plugin: context\n"
-             "    config:\n"
-             "%s"
-             "      models:\n"
-             "        - { id: up-oss, context_length: 131072 }\n"
-             "        - { id: big-model, context_length: 4096 }\n"
-             "        - { id: table-only, context_length: 2048 }\n"
-             "  - plugin: router\n"
-             "  - plugin: sse\n",
-             context_cfg);
-    h_opts o = {.pipeline = pipe, .base_url = "", .extra = yaml_extra};
+    if (context_cfg)
+        snprintf(pipe, sizeof pipe,
+                 "  - plugin: context\n"
+                 "    config:\n"
+                 "%s"
+                 "      models:\n"
+                 "%s"
+                 "  - plugin: router\n"
+                 "  - plugin: sse\n",
+                 context_cfg, table);
+    else
+        snprintf(pipe, sizeof pipe, "  - plugin: router\n  - plugin: sse\n");
+    h_opts o = {.pipeline = pipe,
+                .base_url = "",
+                .extra = yaml_extra,
+                .models = context_cfg ? NULL : table}; /* top level */
     h_start_sluice(&o);
 }
 
-static void start(void)
+/* Loop tests: _i 0 with the context stage, 1 without (the core's
+ * answer): the same listing and the same /info. */
+static void start(int core_only)
 {
-    start_ctx("");
+    start_ctx(core_only ? NULL : "");
 }
 
 /* The entry of `id` in data[]; fails on a duplicate. */
@@ -116,7 +130,7 @@ static void assert_routed_names(json_t *data)
 
 START_TEST(models_lists_every_routable_name_once)
 {
-    start();
+    start(_i);
     h_resp r;
     h_get("/v1/models", &r);
     ck_assert_msg(r.status == 200, "%ld %s", r.status, it_show(&r));
@@ -153,7 +167,7 @@ END_TEST
 
 START_TEST(model_info_shows_deployments_and_fallbacks)
 {
-    start();
+    start(_i);
     h_resp r;
     h_get("/v1/models/oss/info", &r);
     ck_assert_msg(r.status == 200, "%ld %s", r.status, it_show(&r));
@@ -264,8 +278,8 @@ int main(void)
     TCase *tc = tcase_create("routing_models");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, models_lists_every_routable_name_once);
-    tcase_add_test(tc, model_info_shows_deployments_and_fallbacks);
+    tcase_add_loop_test(tc, models_lists_every_routable_name_once, 0, 2);
+    tcase_add_loop_test(tc, model_info_shows_deployments_and_fallbacks, 0, 2);
     tcase_add_test(tc, models_from_upstream_beside_routes_lists_each_once);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
