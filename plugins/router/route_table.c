@@ -65,6 +65,10 @@ unsigned rt_classify(sluice_attempt_result r, int status, const char *body,
             return RC_5XX;
         if (status == 429)
             return RC_429;
+        /* the deployment's key refused (or out of quota): the keys' class,
+         * as when the keyring has none left, never "4xx" */
+        if (status == 401 || status == 402 || status == 403)
+            return RC_ALL_KEYS;
         if (status == 400 && body_says_context(body, len))
             return RC_CONTEXT;
         if (status >= 400)
