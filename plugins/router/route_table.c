@@ -116,6 +116,11 @@ static int route_build(const sluice_host *H, const sluice_json *e,
         if (!r->d[i].upstream)
             goto oom;
     }
+    const sluice_json *rb = H->json_get(e, "retries");
+    const sluice_json *mr = rb ? H->json_get(rb, "max_retries") : NULL;
+    const sluice_json *ms = rb ? H->json_get(rb, "max_key_switches") : NULL;
+    r->max_retries = mr ? (int)H->json_int(mr) : -1;
+    r->max_switches = ms ? (int)H->json_int(ms) : -1;
     r->fallback_on = fo ? 0 : RC_DEFAULT;
     for (size_t i = 0; i < H->json_size(fo); i++)
         r->fallback_on |= rt_class_parse(H->json_str(H->json_at(fo, i)));

@@ -56,6 +56,8 @@ struct rt_route {
     size_t *fallbacks; /* route indexes */
     size_t nfallbacks;
     unsigned fallback_on; /* RC_* bits */
+    int max_retries;      /* retries: of the route; -1: the retry stage's */
+    int max_switches;     /* likewise max_key_switches */
     pthread_mutex_t lock;
 };
 

@@ -576,6 +576,34 @@ START_TEST(fallback_on_4xx_leaves_refused_keys_out)
 }
 END_TEST
 
+/* A route's retries: replace the retry stage's budget for its
+ * deployments (max_retries 0: alpha's 500 falls back at once); another
+ * route over the same deployments keeps the stage's (max_retries 1). */
+START_TEST(route_retry_budget_replaces_the_stage_budget)
+{
+    start_with("  - model: m\n"
+               "    retries: { max_retries: 0 }\n"
+               "    deployments:\n"
+               "      - { upstream: alpha, model: a-model, weight: 100 }\n"
+               "      - { upstream: beta, model: b-model, weight: 1 }\n"
+               "  - model: m2\n"
+               "    deployments:\n"
+               "      - { upstream: alpha, model: a-model, weight: 100 }\n"
+               "      - { upstream: beta, model: b-model, weight: 1 }\n",
+               "deployment_cooldown_s: 0", 0);
+    ck_assert_int_eq(h_mock_script_at(0, "{\"times\":0,\"status\":500}"), 0);
+    assert_served_by_beta("500 with retries: { max_retries: 0 }");
+    ck_assert_int_eq(mock_count(0), 1);
+    h_resp r;
+    chat_model("m2", 0, &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, it_show(&r));
+    assert_hdr(&r, "x-sluice-upstream", "beta");
+    assert_hdr(&r, "x-sluice-attempts", "3");
+    h_resp_free(&r);
+    ck_assert_int_eq(mock_count(0), 3); /* one try and one retry more */
+}
+END_TEST
+
 START_TEST(context_fallback_picks_the_first_model_that_fits)
 {
     int pa = h_start_mock(), pb = h_start_mock_at(1, 0),
@@ -1057,6 +1085,16 @@ START_TEST(bad_configurations_are_refused_with_file_and_line)
                   "  - { model: x, deployments: [{ upstream: a }] }\n",
                   "bad_add_headers.yaml:7: upstreams[0].add_headers",
                   "a mapping of header: value");
+    check_refused("bad_retries", UP2,
+                  "  - model: x\n"
+                  "    retries: { max_retries: 99 }\n"
+                  "    deployments: [{ upstream: a }]\n",
+                  "bad_retries.yaml:8: routes[0].retries.max_retries", "15");
+    check_refused("unknown_retries_key", UP2,
+                  "  - model: x\n"
+                  "    retries: { max_tries: 1 }\n"
+                  "    deployments: [{ upstream: a }]\n",
+                  "unknown_retries_key.yaml:8: routes[0].retries", "max_tries");
 }
 END_TEST
 
@@ -1078,6 +1116,7 @@ int main(void)
     tcase_add_test(tc,
                    refused_keys_fall_back_by_default_before_the_pool_is_empty);
     tcase_add_test(tc, fallback_on_4xx_leaves_refused_keys_out);
+    tcase_add_test(tc, route_retry_budget_replaces_the_stage_budget);
     tcase_add_test(tc, context_fallback_picks_the_first_model_that_fits);
     tcase_add_test(tc, load_with_alpha_killed_and_restarted);
     tcase_add_test(tc, reload_adds_and_removes_an_upstream_under_load);
