@@ -402,6 +402,11 @@ static int h_http_probe(sluice_stage *stage, const char *path,
     return probe_submit(stage, url, authorization, timeout, done, arg);
 }
 
+static void *h_req_alloc(sluice_ctx *ctx, size_t n)
+{
+    return ctx ? arena_calloc(&ctx->pool, n) : NULL;
+}
+
 static int h_http_fetch(sluice_stage *stage, const char *path,
                         const char *authorization, sluice_fetch_fn done,
                         void *arg)
@@ -504,4 +509,5 @@ const sluice_host host_table = {.size = sizeof(sluice_host),
                                 .http_fetch = h_http_fetch,
                                 .upstream_probe = h_upstream_probe,
                                 .state_status = state_status,
+                                .req_alloc = h_req_alloc,
                                 JSON_API_MEMBERS};

@@ -8,11 +8,17 @@
  * response, the content reader's free callback have dropped their reference.
  * The pinned generation is released at that point, never while a hook of
  * that generation is on the stack.
+ *
+ * What lives exactly as long as the request (URL, stage slots, attributes,
+ * header lists, content type, a stage's req_alloc) comes from the
+ * request's arena (`pool`, arena.h), whose first room is the tail of the
+ * context's own allocation: one free at the end releases it all.
  */
 #ifndef SLUICE_REQUEST_H
 #define SLUICE_REQUEST_H
 
 #include "api.h"
+#include "arena.h"
 #include "buf.h"
 #include "hdrs.h"
 #include "sluice.h"
@@ -64,6 +70,7 @@ struct ev_src {
 };
 
 struct sluice_ctx {
+    struct arena pool; /* request-lifetime memory, freed by request_free */
     struct worker *w;
     struct MHD_Connection *conn;
     struct generation *gen; /* pinned for the request's life */
@@ -74,7 +81,7 @@ struct sluice_ctx {
     enum route route;
     enum req_phase phase;
     char method[12];
-    char *url;       /* request path, owned */
+    char *url;       /* request path (pool) */
     const char *aux; /* ROUTE_MODEL_INFO: model id / ROUTE_ADMIN: sub-path */
     const struct api_route *api; /* ROUTE_API: which endpoint (api.h) */
     struct stage_route *sroute;  /* ROUTE_STAGE */
@@ -100,7 +107,7 @@ struct sluice_ctx {
     int stream;
 
     /* stages */
-    void **locals; /* one slot per stage */
+    void **locals; /* one slot per stage (pool) */
     int cur_stage; /* stage whose hook is running (-1 none) */
     int chunk_stage;
     struct hdrs attrs;
@@ -137,7 +144,7 @@ struct sluice_ctx {
     const struct upstream_def *up; /* current/last attempt's upstream;
                                       borrowed from the pinned generation */
     char up_model[160];    /* model name sent upstream ("" before any) */
-    char *model_in;        /* the client's model once rewritten; owned */
+    char *model_in;        /* the client's model once rewritten (pool) */
     int fallbacks;         /* attempts whose (upstream, model) changed */
     buf_t chain;           /* access log: the attempts, a JSON array body */
     struct timer timer;    /* retry back-off */
@@ -145,8 +152,8 @@ struct sluice_ctx {
                               after commit: heartbeat / idle checks */
 
     /* client response */
-    int out_status; /* 0 = none set */
-    char *out_ctype;
+    int out_status;  /* 0 = none set */
+    char *out_ctype; /* (pool) */
     buf_t out_body;
     struct hdrs out_headers;
 
@@ -186,6 +193,14 @@ struct sluice_ctx {
     struct sluice_ctx *prev, *next; /* worker's list of live requests */
 };
 
+/* Room of the arena inside the context's own allocation: what a plain
+ * chat request through the bundled stages uses, measured (bench/NOTES.md). */
+#define REQUEST_POOL_FIRST 2048
+
+/* A zeroed context, not linked anywhere: its arena set up, its header lists
+ * on it, `nstages` zeroed stage slots. NULL when out of memory. Freed by
+ * request_free. request_new builds on it; stage tests use it alone. */
+struct sluice_ctx *request_alloc(size_t nstages);
 /* Allocate a context for a new request on worker w. */
 struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
                                const char *method, const char *url);

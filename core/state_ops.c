@@ -70,20 +70,22 @@ static void incr_complete_shared(sluice_stage *stage, sluice_ctx *ctx,
         struct incr_done *d = malloc(sizeof(*d) + kl + 1);
         if (!held)
             ctx->refs++; /* on ctx's worker: hooks run there */
+        if (d) { /* whole before it is posted: the worker may run it now */
+            *d = (struct incr_done){ctx, done, arg, count, expires, shared};
+            memcpy(d->key, key, kl + 1);
+        }
         if (!d || worker_post(ctx->w, incr_deliver, d) != 0) {
             /* cannot reach the worker: the reference stays (a leak, not
              * a use after free) */
             free(d);
-            return;
         }
-        *d = (struct incr_done){ctx, done, arg, count, expires, shared};
-        memcpy(d->key, key, kl + 1);
         return;
     }
     struct note *n =
         state_note_new(key, 1, count, NULL, 0, expires, state_g.instance);
     if (!n)
         return;
+    n->shared = shared;
     n->stage = stage;
     n->done = done;
     n->arg = arg;

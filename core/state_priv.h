@@ -63,6 +63,7 @@ struct note {
     char *data;
     size_t len;
     uint64_t expires_ms;
+    int shared; /* 0: this instance's view alone (the backend was away) */
     char origin[64];
     char key[]; /* full key for notes, the stage's key for completions */
 };

@@ -122,6 +122,7 @@ struct note *state_note_new(const char *key, int found, int64_t count,
     n->found = found;
     n->count = count;
     n->expires_ms = expires;
+    n->shared = 1;
     snprintf(n->origin, sizeof n->origin, "%s", origin ? origin : "");
     if (data) {
         n->data = malloc(len + 1);
@@ -153,6 +154,9 @@ void state_notify(sluice_stage *from, const char *key, int found,
     if (!n)
         return;
     n->stage = from;
+    /* a stage's own change while the backend is away has not reached the
+     * fleet; a remote one (from NULL) came from it */
+    n->shared = from ? state_healthy() : 1;
     pthread_mutex_lock(&state_g.q_lock);
     *state_g.notes_tail = n;
     state_g.notes_tail = &n->next;
@@ -167,6 +171,7 @@ struct note *state_entries_under(const char *prefix, int counters)
     size_t pl = strlen(prefix);
     uint64_t wall = time_wall_ms();
     struct note *list = NULL;
+    int shared = state_healthy();
     for (int i = 0; i < NSHARDS; i++) {
         struct shard *sh = &state_g.shards[i];
         pthread_mutex_lock(&sh->lock);
@@ -179,6 +184,7 @@ struct note *state_entries_under(const char *prefix, int counters)
                     state_note_new(e->key, 1, e->count, e->data, e->len,
                                    e->expires_ms, e->origin);
                 if (n) {
+                    n->shared = shared;
                     n->next = list;
                     list = n;
                 }
@@ -198,6 +204,6 @@ void state_note_deliver(const struct note *n, size_t skip, sluice_state_fn fn,
                             .len = n->len,
                             .expires_ms = n->expires_ms,
                             .origin = n->origin,
-                            .shared = 1};
+                            .shared = n->shared};
     fn(arg, &v);
 }

@@ -429,7 +429,7 @@ static int target_resolve(struct sluice_ctx *ctx)
     if (want && *want && json_is_object(ctx->body) &&
         (!cur || strcmp(cur, want))) {
         if (!ctx->model_in)
-            ctx->model_in = strdup(cur ? cur : "");
+            ctx->model_in = arena_strdup(&ctx->pool, cur ? cur : "");
         json_t *m = json_object_get(ctx->body, "model");
         if (!ctx->model_in ||
             (json_is_string(m) ? json_string_set(m, want)

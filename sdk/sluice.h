@@ -494,6 +494,16 @@ typedef struct sluice_host {
      * instead of judging on the local view. 0: the view is the backend's
      * (always so with the local backend). One atomic read; any thread. */
     int (*state_status)(sluice_stage *stage); /* ABI 1.1 */
+
+    /* ---- request memory (ABI 1.1) ---------------------------------------
+     * n zeroed bytes, aligned for any type, from the request's arena: valid
+     * until the request ends (after every stage's on_complete), when the
+     * host frees them all at once. Never free them yourself. For what lives
+     * as long as the request (the struct behind local_set, strings kept
+     * between hooks); not for a buffer per chunk of a long stream, which
+     * would hold its memory until the end. NULL when n is 0 or memory is
+     * out. From any hook that has the ctx. */
+    void *(*req_alloc)(sluice_ctx *ctx, size_t n); /* ABI 1.1 */
 } sluice_host;
 
 #define SLUICE_HOST_HAS(host, member)                                          \

@@ -332,15 +332,14 @@ SLUICE_TEST_API sluice_test_req *sluice_test_req_new(sluice_test_stage *st,
     json_t *body =
         body_json ? json_loads(body_json, JSON_DECODE_ANY, NULL) : NULL;
     sluice_test_req *r = calloc(1, sizeof(*r));
-    struct sluice_ctx *ctx = calloc(1, sizeof(*ctx));
     struct generation *g = st->gen;
+    struct sluice_ctx *ctx = request_alloc(g->nstages);
     if (!r || !ctx)
         goto fail;
     ctx->gen = g;
     atomic_fetch_add(&g->refs, 1);
-    ctx->locals = calloc(g->nstages ? g->nstages : 1, sizeof(void *));
-    ctx->url = strdup("/v1/chat/completions");
-    if (!ctx->locals || !ctx->url) {
+    ctx->url = arena_strdup(&ctx->pool, "/v1/chat/completions");
+    if (!ctx->url) {
         request_free(ctx);
         ctx = NULL;
         goto fail;
@@ -366,7 +365,10 @@ SLUICE_TEST_API sluice_test_req *sluice_test_req_new(sluice_test_stage *st,
     return r;
 fail:
     json_decref(body);
-    free(ctx);
+    if (ctx) {
+        arena_free(&ctx->pool);
+        free(ctx);
+    }
     free(r);
     return NULL;
 }
@@ -385,10 +387,9 @@ SLUICE_TEST_API void sluice_test_req_peer(sluice_test_req *r, const char *addr)
 SLUICE_TEST_API int sluice_test_req_route(sluice_test_req *r, const char *route)
 {
     const struct api_route *a = api_by_name(route);
-    char *url = a ? strdup(a->path) : NULL;
+    char *url = a ? arena_strdup(&r->ctx->pool, a->path) : NULL;
     if (!url)
         return -1;
-    free(r->ctx->url);
     r->ctx->url = url;
     r->ctx->api = a;
     return 0;

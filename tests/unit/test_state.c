@@ -141,6 +141,7 @@ struct seen {
     char data[16][64];
     int found[16];
     int64_t count[16];
+    int shared[16];
     int n;
 };
 
@@ -154,6 +155,7 @@ static void seen_fn(void *arg, const sluice_state_value *v)
         snprintf(s->data[s->n], 64, "%s", v->data ? v->data : "");
         s->found[s->n] = v->found;
         s->count[s->n] = v->count;
+        s->shared[s->n] = v->shared;
         s->n++;
     }
     pthread_mutex_unlock(&s->lock);
@@ -431,6 +433,8 @@ struct fake_backend {
     int64_t fleet_extra; /* what "other instances" added to every counter */
     int down;
     int writes;
+    int restores;         /* counter rows asking to be restored */
+    int64_t restore_base; /* the last one's value */
 };
 
 static int fake_write(struct state_backend *b, struct state_row *rows, size_t n,
@@ -442,6 +446,11 @@ static int fake_write(struct state_backend *b, struct state_row *rows, size_t n,
         return -1;
     }
     f->writes++;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].is_counter && rows[i].restore) {
+            f->restores++;
+            f->restore_base = rows[i].base;
+        }
     for (size_t i = 0; i < n; i++)
         if (rows[i].is_counter && !rows[i].deleted) {
             rows[i].fleet = rows[i].count + f->fleet_extra;
@@ -492,6 +501,8 @@ START_TEST(test_shared_backend_completions)
     ck_assert_int_eq(state_incr(&st_a, NULL, "n", 1, 0, seen_fn, &s), 103);
     ck_assert_int_eq(seen_wait(&s, 2), 2);
     ck_assert_int_eq(s.count[1], 103);
+    ck_assert_int_eq(s.shared[0], 1);
+    ck_assert_int_eq(s.shared[1], 0); /* the view's alone */
     fake.down = 0;
     for (int i = 0; i < 300 && !state_healthy(); i++)
         usleep(10 * 1000);
@@ -499,6 +510,50 @@ START_TEST(test_shared_backend_completions)
     state_flush();
     /* the increment made while down reached the backend: 103 + 100 */
     ck_assert_int_eq(state_incr(&st_a, NULL, "n", 0, 0, NULL, NULL), 203);
+    state_close();
+    state_test_backend = NULL;
+}
+END_TEST
+
+/* A degraded view as stages see it: state_status (with on_unavailable:
+ * closed), watch notifications of changes made meanwhile marked not
+ * shared; and after a reconnect every counter goes to the backend with
+ * the value to restore where it has none (an emptied Redis). */
+START_TEST(test_degraded_view)
+{
+    static struct seen s = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct state_conf sc = {.backend = "test", .fail_closed = 1};
+    char err[256];
+    fake.fleet_extra = 0;
+    fake.down = 0;
+    fake.restores = 0;
+    state_test_backend = &fake.base;
+    ck_assert_int_eq(state_open(&sc, "test-a", err, sizeof err), 0);
+    ck_assert_int_eq(state_status(&st_a), SLUICE_STATE_CLOSED);
+    ck_assert_int_eq(state_incr(&st_b, NULL, "win", 5, 0, NULL, NULL), 5);
+    state_flush();
+    ck_assert_int_eq(state_watch(&st_a, "w:", seen_fn, &s), 0);
+    fake.down = 1;
+    for (int i = 0; i < 300 && state_healthy(); i++)
+        usleep(10 * 1000);
+    ck_assert_int_eq(state_status(&st_a),
+                     SLUICE_STATE_DEGRADED | SLUICE_STATE_CLOSED);
+    state_put(&st_a2, "w:1", "x", 1, 0);
+    ck_assert_int_eq(seen_wait(&s, 1), 1);
+    ck_assert_int_eq(s.shared[0], 0);
+    fake.down = 0;
+    for (int i = 0; i < 300 && !state_healthy(); i++)
+        usleep(10 * 1000);
+    ck_assert_int_eq(state_status(&st_a), SLUICE_STATE_CLOSED);
+    state_put(&st_a2, "w:2", "y", 1, 0);
+    ck_assert_int_eq(seen_wait(&s, 2), 2);
+    ck_assert_int_eq(s.shared[1], 1);
+    /* a reconnect: the counter asks to be restored to the view's 5 */
+    ck_assert_int_eq(fake.restores, 0);
+    state_requeue_own();
+    state_flush();
+    ck_assert_int_eq(fake.restores, 1);
+    ck_assert_int_eq(fake.restore_base, 5);
     state_close();
     state_test_backend = NULL;
 }
@@ -519,6 +574,7 @@ static Suite *state_suite(void)
     tcase_add_test(view, test_list);
     tcase_add_test(view, test_memory_backend);
     tcase_add_test(view, test_shared_backend_completions);
+    tcase_add_test(view, test_degraded_view);
     suite_add_tcase(s, view);
 
     tcase_add_checked_fixture(file, setup, teardown);
