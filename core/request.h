@@ -128,9 +128,10 @@ struct sluice_ctx {
     CURL *easy;
     struct curl_slist *slist; /* the attempt's headers: hdr_list's nodes */
     struct hlist hdr_list;
-    const char *up_body; /* the attempt's body (borrowed: body_in or
-                            body_out), read by libcurl from up_body_off */
-    size_t up_body_len, up_body_off;
+    const char *up_body; /* the attempt's body (borrowed: body_in, body_out
+                            or the spliced bytes), libcurl's POSTFIELDS */
+    size_t up_body_len;
+    int up_sends; /* sends of this attempt by libcurl (upstream.c) */
     char curl_err[CURL_ERROR_SIZE];
     int tls_refused; /* the attempt failed on the upstream's certificate */
     /* the worker could not watch this transfer's socket (worker.c): the

@@ -309,35 +309,28 @@ static void upstream_tls_options(CURL *e, const struct upstream_tls *tls)
     }
 }
 
-/* The body goes out through a read callback, not CURLOPT_POSTFIELDS, for
- * one reason: libcurl sends a request again on a new connection when a
- * reused one closed before any answer (the upstream may have read, run and
- * billed it), and with POSTFIELDS it does so silently. With a read
- * callback it must first rewind through the seek callback, which makes
- * that resend an attempt sluice knows: counted (x-sluice-attempts,
- * retries), logged, and refused once the attempt budget is spent. */
-static size_t body_read(char *buf, size_t size, size_t n, void *arg)
+/* The body goes out with CURLOPT_POSTFIELDS: libcurl appends a body under
+ * 64 KiB to the request's headers and sends both at once (a read callback
+ * costs a second send(2) and a poll(2) a request). libcurl sends a request
+ * again on a new connection when a reused one closed before any answer
+ * (the upstream may have read, run and billed it), and does so silently;
+ * the pre-request callback runs before every send of the attempt, so a
+ * second call is that resend, made an attempt sluice knows: counted
+ * (x-sluice-attempts, retries), logged, and refused once the attempt
+ * budget is spent. */
+static int before_send(void *arg, char *ip, char *local_ip, int port,
+                       int local_port)
 {
     struct sluice_ctx *ctx = arg;
-    size_t left = ctx->up_body_len - ctx->up_body_off, want = size * n;
-    if (want > left)
-        want = left;
-    memcpy(buf, ctx->up_body + ctx->up_body_off, want);
-    ctx->up_body_off += want;
-    return want;
-}
-
-static int body_seek(void *arg, curl_off_t offset, int origin)
-{
-    struct sluice_ctx *ctx = arg;
-    if (origin != SEEK_SET || offset != 0)
-        return CURL_SEEKFUNC_CANTSEEK;
+    (void)ip, (void)local_ip, (void)port, (void)local_port;
+    if (!ctx->up_sends++)
+        return CURL_PREREQFUNC_OK; /* the attempt's own send */
     if (ctx->attempts_sent >= ctx->attempt_cap) {
         log_msg(LOG_WARN, "core",
                 "request %s: the upstream closed a reused connection; no "
                 "attempt left to send it again",
                 ctx->id);
-        return CURL_SEEKFUNC_CANTSEEK;
+        return CURL_PREREQFUNC_ABORT;
     }
     ctx->attempts_sent++;
     log_msg(LOG_WARN, "core",
@@ -345,8 +338,7 @@ static int body_seek(void *arg, curl_off_t offset, int origin)
             "answering; the request is sent again on a new connection "
             "(attempt %d; the upstream may have run it)",
             ctx->id, ctx->attempts_sent);
-    ctx->up_body_off = 0;
-    return CURL_SEEKFUNC_OK;
+    return CURL_PREREQFUNC_OK;
 }
 
 /* The client's JSON bytes with `model` = want (its string spliced in,
@@ -441,13 +433,11 @@ static void set_method(struct sluice_ctx *ctx, CURL *e, const char *body,
     }
     ctx->up_body = body;
     ctx->up_body_len = blen;
-    ctx->up_body_off = 0;
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_READFUNCTION, body_read);
-    curl_easy_setopt(e, CURLOPT_READDATA, ctx);
-    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, body_seek);
-    curl_easy_setopt(e, CURLOPT_SEEKDATA, ctx);
+    ctx->up_sends = 0;
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, before_send);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, ctx);
     if (strcmp(ctx->method, "POST"))
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, ctx->method);
 }
