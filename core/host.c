@@ -419,6 +419,15 @@ static int h_http_fetch(sluice_stage *stage, const char *path,
 }
 
 /* GET <u's base_url><path>?<u's query> with the key sent u's way. */
+static int h_req_resume(sluice_ctx *ctx, sluice_verdict v)
+{
+    if (!ctx)
+        return -1;
+    if (ctx->w)
+        return flow_resume_request(ctx, v);
+    return pipeline_pending_hook ? pipeline_pending_hook(ctx, v) : -1;
+}
+
 static int h_upstream_probe(sluice_stage *stage, const char *upstream,
                             const char *path, const char *authorization,
                             sluice_probe_fn done, void *arg)
@@ -510,4 +519,5 @@ const sluice_host host_table = {.size = sizeof(sluice_host),
                                 .upstream_probe = h_upstream_probe,
                                 .state_status = state_status,
                                 .req_alloc = h_req_alloc,
+                                .req_resume = h_req_resume,
                                 JSON_API_MEMBERS};

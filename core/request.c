@@ -113,6 +113,7 @@ struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
     ctx->t_start = time_now_ms();
     ctx->t_start_us = time_now_us();
     ctx->cur_stage = -1;
+    ctx->pending_stage = -1;
     ctx->chunk_stage = -1;
     size_t mlen = strnlen(method, sizeof ctx->method - 1);
     memcpy(ctx->method, method, mlen); /* calloc'd: stays terminated */

@@ -53,6 +53,8 @@ enum route {
 
 enum req_phase {
     PHASE_RECEIVING = 0, /* reading the body */
+    PHASE_PENDING,       /* an on_request said PENDING: waiting for its
+                            req_resume (before any attempt) */
     PHASE_UPSTREAM,      /* an attempt is in flight */
     PHASE_BACKOFF,       /* waiting for the retry timer */
     PHASE_READY,         /* a full response is set, waiting to be queued */
@@ -112,6 +114,10 @@ struct sluice_ctx {
     int chunk_stage;
     struct hdrs attrs;
     int completed; /* on_complete ran */
+    /* an on_request verdict to come (SLUICE_PENDING, req_resume) */
+    int pending_stage;       /* whose; -1: none */
+    int resume_posted;       /* req_resume was called */
+    sluice_verdict resume_v; /* what it said */
 
     /* upstream attempt */
     int attempt;

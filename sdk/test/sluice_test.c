@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SLUICE_TEST_API __attribute__((visibility("default")))
 
@@ -86,8 +87,38 @@ SLUICE_TEST_API void sluice_test_state_status(int flags)
 static sluice_host test_host;
 static pthread_once_t test_host_once = PTHREAD_ONCE_INIT;
 
+/* req_resume without a worker: the verdict for sluice_test_on_request,
+ * which waits for it (a completion runs on the state thread here). */
+static pthread_mutex_t resume_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t resume_cond = PTHREAD_COND_INITIALIZER;
+
+static int test_resume(struct sluice_ctx *ctx, sluice_verdict v)
+{
+    pthread_mutex_lock(&resume_lock);
+    int rc = pipeline_resume_set(ctx, v);
+    pthread_cond_broadcast(&resume_cond);
+    pthread_mutex_unlock(&resume_lock);
+    return rc;
+}
+
+/* Wait (at most 10 s) for the verdict of a PENDING on_request. */
+static int resume_wait(struct sluice_ctx *ctx)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&resume_lock);
+    int rc = 0;
+    while (!ctx->resume_posted && rc == 0)
+        rc = pthread_cond_timedwait(&resume_cond, &resume_lock, &until);
+    int got = ctx->resume_posted;
+    pthread_mutex_unlock(&resume_lock);
+    return got ? 0 : -1;
+}
+
 static void test_host_init(void)
 {
+    pipeline_pending_hook = test_resume;
     test_host = host_table;
     test_host.now_ms = test_now_ms;
     test_host.wall_ms = test_wall_ms;
@@ -412,7 +443,16 @@ SLUICE_TEST_API void sluice_test_req_free(sluice_test_req *r)
 
 SLUICE_TEST_API sluice_verdict sluice_test_on_request(sluice_test_req *r)
 {
-    return pipeline_on_request(r->ctx);
+    sluice_verdict v = pipeline_on_request(r->ctx);
+    while (v == SLUICE_PENDING) {
+        if (resume_wait(r->ctx) != 0) {
+            fprintf(stderr, "sluice_test_on_request: a PENDING on_request "
+                            "was not resumed within 10 s\n");
+            return SLUICE_ERROR;
+        }
+        v = pipeline_on_request_resume(r->ctx);
+    }
+    return v;
 }
 
 SLUICE_TEST_API sluice_verdict sluice_test_on_attempt(sluice_test_req *r)
