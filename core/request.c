@@ -177,7 +177,7 @@ void request_free(struct sluice_ctx *ctx)
     buf_release(&ctx->resp_body);
     buf_release(&ctx->out_body);
     buf_release(&ctx->sbuf);
-    curl_slist_free_all(ctx->slist);
+    hlist_free(&ctx->hdr_list);
     /* the URL, stage slots, attributes, header lists, content type and
      * the stages' req_alloc memory: all in the arena */
     arena_free(&ctx->pool);

@@ -21,6 +21,7 @@
 #include "arena.h"
 #include "buf.h"
 #include "hdrs.h"
+#include "hlist.h"
 #include "sluice.h"
 #include "timer.h"
 
@@ -125,7 +126,8 @@ struct sluice_ctx {
     int attempts_sent;      /* upstream requests actually started */
     struct hdrs up_headers; /* set by stages, reset for each attempt */
     CURL *easy;
-    struct curl_slist *slist;
+    struct curl_slist *slist; /* the attempt's headers: hdr_list's nodes */
+    struct hlist hdr_list;
     const char *up_body; /* the attempt's body (borrowed: body_in or
                             body_out), read by libcurl from up_body_off */
     size_t up_body_len, up_body_off;
