@@ -237,8 +237,8 @@ static void request_advance(struct router *rt, struct rt_req *q,
 /* "route.max_retries" / "route.max_key_switches": the retry stage's budget
  * per deployment of route r (its `retries:`), or "" for the stage's own.
  * Set only when the route with a budget changes. */
-static void budget_attrs(sluice_ctx *ctx, struct rt_req *q,
-                         const struct rt_route *r, size_t ri)
+static void budget_attrs(const sluice_host *H, sluice_ctx *ctx,
+                         struct rt_req *q, const struct rt_route *r, size_t ri)
 {
     size_t want = r->max_retries >= 0 || r->max_switches >= 0 ? ri + 1 : 0;
     const int v[2] = {want ? r->max_retries : -1, want ? r->max_switches : -1};
@@ -285,7 +285,7 @@ static sluice_verdict router_on_attempt(void *instance, sluice_ctx *ctx)
         H->attr_set(ctx, "route.fallback", "");
         q->armed = 0;
     }
-    budget_attrs(ctx, q, r, t.route);
+    budget_attrs(H, ctx, q, r, t.route);
     int can = q->step + 1 < q->n && (p->fallback_on & RC_ALL_KEYS);
     if (can != q->can_fb) {
         H->attr_set(ctx, "route.can_fallback", can ? "1" : "");
