@@ -11,6 +11,9 @@
 #include "buf.h"
 #include "log.h"
 #include "request.h"
+#include "worker.h"
+
+#include <string.h>
 
 /* Appenders without printf: this runs once per request. */
 static void field_name(buf_t *b, const char *name)
@@ -58,6 +61,16 @@ static void field_ms(buf_t *b, const char *name, double s)
     buf_puts(b, frac);
 }
 
+/* Append to a 1024-byte message, cutting what does not fit. */
+static void msg_put(char *msg, size_t *n, const char *s, size_t len)
+{
+    size_t room = 1023 - *n;
+    if (len > room)
+        len = room;
+    memcpy(msg + *n, s, len);
+    *n += len;
+}
+
 void access_log_write(struct sluice_ctx *ctx, const struct request_summary *sum)
 {
     int level = ctx->route == ROUTE_HEALTH || ctx->route == ROUTE_METRICS
@@ -65,9 +78,13 @@ void access_log_write(struct sluice_ctx *ctx, const struct request_summary *sum)
                     : LOG_INFO;
     if (level < log_get_level())
         return;
-    buf_t b;
-    buf_init(&b);
-    buf_reserve(&b, 512);
+    /* the worker's buffer, reused (a typical line: ~700 bytes) */
+    buf_t own, *line = ctx->w ? &ctx->w->access_line : &own;
+    if (line == &own)
+        buf_init(&own);
+    buf_reset(line);
+    buf_reserve(line, 1024);
+    buf_t b = *line;
     field_str(&b, "request_id", ctx->id);
     field_str(&b, "route", sum->route);
     field_str(&b, "method", ctx->method);
@@ -98,8 +115,29 @@ void access_log_write(struct sluice_ctx *ctx, const struct request_summary *sum)
     field_ll(&b, "usage_prompt_tokens", sum->usage_prompt);
     field_ll(&b, "usage_completion_tokens", sum->usage_completion);
     field_str(&b, "outcome", sum->outcome);
-    if (!b.oom)
-        log_fields(level, "access", b.data, "%s %s %d", ctx->method, ctx->url,
-                   sum->status);
-    buf_release(&b);
+    if (!b.oom) {
+        /* the message "METHOD PATH STATUS", without printf (cut at the
+         * log's message size, as its printf would) */
+        char msg[1024], num[24];
+        size_t n = 0, i = sizeof num;
+        long long st = sum->status;
+        unsigned long long u =
+            st < 0 ? 0ull - (unsigned long long)st : (unsigned long long)st;
+        do {
+            num[--i] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (st < 0)
+            num[--i] = '-';
+        msg_put(msg, &n, ctx->method, strlen(ctx->method));
+        msg_put(msg, &n, " ", 1);
+        msg_put(msg, &n, ctx->url, strlen(ctx->url));
+        msg_put(msg, &n, " ", 1);
+        msg_put(msg, &n, num + i, sizeof num - i);
+        msg[n] = '\0';
+        log_fields_msg(level, "access", b.data, msg);
+    }
+    if (line == &own || b.cap > 16384 || b.oom) /* not kept: odd, or huge */
+        buf_release(&b);
+    *line = b;
 }

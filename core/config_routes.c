@@ -8,6 +8,7 @@
  *                keys: {keys_file, strategy, ...} | false}]
  *   routes:    [{model, aliases, context_length, deployments: [{upstream,
  *                model, weight}], fallbacks, fallback_on, context_fallbacks,
+ *                retries {max_retries, max_key_switches},
  *                input_per_mtok, output_per_mtok, cached_input_per_mtok}]
  *
  * Without `upstreams:` the legacy `upstream:` block (and its environment
@@ -413,6 +414,7 @@ static size_t route_names(const json_t *r, const char **out, size_t max)
 }
 
 static int route_prices(const struct loadctx *lc, json_t *r, const char *path);
+static int route_retries(const struct loadctx *lc, json_t *r, const char *path);
 
 static int route_entry(const struct loadctx *lc, const struct config *cfg,
                        json_t *r, size_t i)
@@ -427,6 +429,7 @@ static int route_entry(const struct loadctx *lc, const struct config *cfg,
                                        "input_per_mtok",
                                        "output_per_mtok",
                                        "cached_input_per_mtok",
+                                       "retries",
                                        NULL};
     char path[64], p[128];
     struct origin o;
@@ -465,7 +468,7 @@ static int route_entry(const struct loadctx *lc, const struct config *cfg,
             set_or_oom(lc, r, "context_length", json_integer(n)))
             return -1;
     }
-    if (route_prices(lc, r, path))
+    if (route_prices(lc, r, path) || route_retries(lc, r, path))
         return -1;
     if (!(v = cfg_field(lc, r, path, "deployments", &o)))
         return cfg_fail_at(lc, path, "missing 'deployments:'");
@@ -499,6 +502,33 @@ static int route_entry(const struct loadctx *lc, const struct config *cfg,
                                "all_keys_unavailable, 429, "
                                "context_length_exceeded, 4xx)");
         }
+    }
+    return 0;
+}
+
+/* retries: {max_retries, max_key_switches}: the retry stage's budget for
+ * each deployment of this route (over the stage's own), integers 0..15. */
+static int route_retries(const struct loadctx *lc, json_t *r, const char *path)
+{
+    static const char *const keys[] = {"max_retries", "max_key_switches", NULL};
+    struct origin o;
+    json_t *v = (json_t *)cfg_field(lc, r, path, "retries", &o);
+    char p[128];
+    long long n;
+    if (!v)
+        return 0;
+    if (!json_is_object(v))
+        return cfg_bad_value(&o, v,
+                             "a mapping of max_retries, max_key_switches",
+                             lc->err, lc->errlen);
+    snprintf(p, sizeof p, "%s.retries", path);
+    if (cfg_check_keys(lc, v, p, keys))
+        return -1;
+    for (int k = 0; keys[k]; k++) {
+        const json_t *x = cfg_field(lc, v, p, keys[k], &o);
+        if (x && (cfg_value_int(&o, x, 0, 15, &n, lc->err, lc->errlen) ||
+                  set_or_oom(lc, v, keys[k], json_integer(n))))
+            return -1;
     }
     return 0;
 }

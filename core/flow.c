@@ -29,6 +29,7 @@
 #define FLOW_MAX_ATTEMPTS 24 /* retries per deployment, then fallbacks */
 
 static void attempt_next(struct sluice_ctx *ctx);
+static void pending_wait(struct sluice_ctx *ctx);
 
 void flow_resume(struct sluice_ctx *ctx)
 {
@@ -162,11 +163,73 @@ void flow_begin(struct sluice_ctx *ctx)
         return;
     }
     sluice_verdict v = pipeline_on_request(ctx);
+    if (v == SLUICE_PENDING) {
+        pending_wait(ctx);
+        return;
+    }
     if (v != SLUICE_CONTINUE) {
         ctx->phase = PHASE_READY;
         return;
     }
     attempt_next(ctx);
+}
+
+/* A stage took too long to give its verdict (see pending_wait). */
+static void pending_fired(struct timer *t)
+{
+    struct sluice_ctx *ctx = t->arg;
+    if (ctx->phase != PHASE_PENDING || ctx->client_gone)
+        return;
+    ctx->pending_stage = -1; /* a late req_resume is refused */
+    log_msg(LOG_WARN, "core",
+            "request %s: a stage's on_request gave no "
+            "verdict within the request's time budget",
+            ctx->id);
+    request_set_error(ctx, 503, "server_error", "stage_timeout", NULL,
+                      "a gateway stage did not answer in time; retry shortly");
+    respond_ready(ctx);
+}
+
+/* on_request said PENDING: the connection is suspended (by http.c when
+ * flow_begin returns, or already) until req_resume or the deadline. */
+static void pending_wait(struct sluice_ctx *ctx)
+{
+    ctx->phase = PHASE_PENDING;
+    ctx->timer.fn = pending_fired;
+    worker_timer_add(ctx->w, &ctx->timer, ctx->deadline);
+}
+
+/* On the request's worker, posted by req_resume. */
+static void resume_posted(void *arg)
+{
+    struct sluice_ctx *ctx = arg;
+    if (ctx->phase == PHASE_PENDING && !ctx->client_gone && !ctx->completed &&
+        ctx->pending_stage >= 0) {
+        worker_timer_del(ctx->w, &ctx->timer);
+        ctx->phase = PHASE_RECEIVING; /* stages see on_request's rules */
+        sluice_verdict v = pipeline_on_request_resume(ctx);
+        if (v == SLUICE_PENDING)
+            pending_wait(ctx);
+        else if (v != SLUICE_CONTINUE)
+            respond_ready(ctx);
+        else
+            attempt_next(ctx);
+    }
+    request_unref(ctx);
+}
+
+int flow_resume_request(struct sluice_ctx *ctx, sluice_verdict v)
+{
+    if (!ctx->w || ctx->phase != PHASE_PENDING || ctx->pending_stage < 0 ||
+        pipeline_resume_set(ctx, v) != 0)
+        return -1;
+    ctx->refs++; /* on ctx's worker (req_resume's rule) */
+    if (worker_post(ctx->w, resume_posted, ctx) != 0) {
+        ctx->refs--;
+        ctx->resume_posted = 0;
+        return -1;
+    }
+    return 0;
 }
 
 static void deadline_fired(struct timer *t)

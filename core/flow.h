@@ -10,6 +10,10 @@
 
 /* The body is complete: parse it, run on_request, start the first attempt. */
 void flow_begin(struct sluice_ctx *ctx);
+/* req_resume (sluice.h) of a request whose on_request said PENDING: the
+ * verdict is recorded and the rest of the pipeline runs from the worker's
+ * loop. On ctx's worker only. 0, or -1 when it is not waiting. */
+int flow_resume_request(struct sluice_ctx *ctx, sluice_verdict v);
 /* Upstream events (upstream.c). */
 void flow_attempt_headers(struct sluice_ctx *ctx); /* status + headers in */
 /* Streamed body bytes of a committed or committing attempt; returns 0, or

@@ -402,6 +402,11 @@ static int h_http_probe(sluice_stage *stage, const char *path,
     return probe_submit(stage, url, authorization, timeout, done, arg);
 }
 
+static void *h_req_alloc(sluice_ctx *ctx, size_t n)
+{
+    return ctx ? arena_calloc(&ctx->pool, n) : NULL;
+}
+
 static int h_http_fetch(sluice_stage *stage, const char *path,
                         const char *authorization, sluice_fetch_fn done,
                         void *arg)
@@ -414,6 +419,15 @@ static int h_http_fetch(sluice_stage *stage, const char *path,
 }
 
 /* GET <u's base_url><path>?<u's query> with the key sent u's way. */
+static int h_req_resume(sluice_ctx *ctx, sluice_verdict v)
+{
+    if (!ctx)
+        return -1;
+    if (ctx->w)
+        return flow_resume_request(ctx, v);
+    return pipeline_pending_hook ? pipeline_pending_hook(ctx, v) : -1;
+}
+
 static int h_upstream_probe(sluice_stage *stage, const char *upstream,
                             const char *path, const char *authorization,
                             sluice_probe_fn done, void *arg)
@@ -504,4 +518,6 @@ const sluice_host host_table = {.size = sizeof(sluice_host),
                                 .http_fetch = h_http_fetch,
                                 .upstream_probe = h_upstream_probe,
                                 .state_status = state_status,
+                                .req_alloc = h_req_alloc,
+                                .req_resume = h_req_resume,
                                 JSON_API_MEMBERS};

@@ -504,36 +504,52 @@ static void emit(struct ring *r, int fd, buf_t *line, int urgent)
         atomic_fetch_add(&dropped, 1);
 }
 
-static void log_write(int level, const char *component, const char *fields_json,
-                      const char *fmt, va_list ap)
+/* One line: msg (already formatted, mlen bytes) and the fields. */
+static void log_line(int level, const char *component, const char *fields_json,
+                     const char *msg, size_t mlen)
 {
-    char ts[40], msgbuf[1024];
+    char ts[40];
     buf_t line;
 
-    if (level < atomic_load(&log_level))
-        return;
     if (level < LOG_DEBUG || level > LOG_ERROR)
         level = LOG_INFO;
     log_timestamp(ts, sizeof ts);
-    vsnprintf(msgbuf, sizeof msgbuf, fmt, ap);
     buf_init(&line);
+    /* sized once: the line is the message and the fields, escaped, plus
+     * ~100 bytes of keys; escaping grows it only for odd text */
+    buf_reserve(&line, 160 + mlen + (fields_json ? strlen(fields_json) : 0));
     int pretty = log_is_pretty();
     if (pretty)
-        format_pretty(&line, ts, level, component, msgbuf, fields_json);
+        format_pretty(&line, ts, level, component, msg, fields_json);
     else
-        log_format_json(&line, ts, level, component, msgbuf, fields_json);
+        log_format_json(&line, ts, level, component, msg, fields_json);
     line.len = log_scrub_secrets(line.data, line.len);
     int urgent = level >= LOG_WARN;
     emit(&lw.err, STDERR_FILENO, &line, urgent);
     if (atomic_load(&lw.running) && lw.path) {
         if (pretty) {
             buf_reset(&line);
-            log_format_json(&line, ts, level, component, msgbuf, fields_json);
+            log_format_json(&line, ts, level, component, msg, fields_json);
             line.len = log_scrub_secrets(line.data, line.len);
         }
         emit(&lw.file, -1, &line, urgent);
     }
     buf_release(&line);
+}
+
+static void log_write(int level, const char *component, const char *fields_json,
+                      const char *fmt, va_list ap)
+{
+    char msgbuf[1024];
+
+    if (level < atomic_load(&log_level))
+        return;
+    int n = vsnprintf(msgbuf, sizeof msgbuf, fmt, ap);
+    size_t mlen = n < 0                        ? 0
+                  : (size_t)n >= sizeof msgbuf ? sizeof msgbuf - 1
+                                               : (size_t)n;
+    msgbuf[mlen] = '\0';
+    log_line(level, component, fields_json, msgbuf, mlen);
 }
 
 void log_vmsg(int level, const char *component, const char *fmt, va_list ap)
@@ -556,4 +572,19 @@ void log_fields(int level, const char *component, const char *fields_json,
     va_start(ap, fmt);
     log_write(level, component, fields_json, fmt, ap);
     va_end(ap);
+}
+
+void log_fields_msg(int level, const char *component, const char *fields_json,
+                    const char *msg)
+{
+    if (level < atomic_load(&log_level))
+        return;
+    size_t mlen = strnlen(msg, 1023); /* as log_fields' message buffer */
+    char cut[1024];
+    if (msg[mlen]) { /* longer: cut as vsnprintf would */
+        memcpy(cut, msg, mlen);
+        cut[mlen] = '\0';
+        msg = cut;
+    }
+    log_line(level, component, fields_json, msg, mlen);
 }

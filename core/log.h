@@ -31,6 +31,9 @@ void log_vmsg(int level, const char *component, const char *fmt, va_list ap);
  * (may be NULL). Printed as-is. */
 void log_fields(int level, const char *component, const char *fields_json,
                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The same with the message already formatted (no printf: per request). */
+void log_fields_msg(int level, const char *component, const char *fields_json,
+                    const char *msg);
 
 /* Start the writer thread: from then on lines are queued (never blocking
  * the caller; dropped and counted when the queue is full) and written by

@@ -438,13 +438,61 @@ struct stage_route *generation_route(struct generation *g, const char *method,
 
 typedef sluice_verdict (*hook_fn)(void *, sluice_ctx *);
 
+/* What stage s's verdict v means for the phase: CONTINUE (go on), RETRY
+ * (noted in *result), or the phase's end (RESPOND, ERROR, PENDING). */
+static sluice_verdict fold_verdict(struct sluice_ctx *ctx,
+                                   struct sluice_stage *s, size_t i,
+                                   sluice_verdict v, size_t hook_off,
+                                   int retry_ok, const char *phase,
+                                   sluice_verdict *result)
+{
+    switch (v) {
+    case SLUICE_CONTINUE:
+        return SLUICE_CONTINUE;
+    case SLUICE_PENDING:
+        /* a request without a worker: only in the stage test host */
+        if (hook_off == offsetof(sluice_plugin, on_request) &&
+            (ctx->w || pipeline_pending_hook)) {
+            ctx->pending_stage = (int)i;
+            return SLUICE_PENDING;
+        }
+        log_msg(LOG_ERROR, s->name, "PENDING is not valid in %s", phase);
+        goto error;
+    case SLUICE_RETRY:
+        if (retry_ok) {
+            *result = SLUICE_RETRY;
+            return SLUICE_CONTINUE;
+        }
+        log_msg(LOG_ERROR, s->name, "RETRY is not valid in %s", phase);
+        goto error;
+    case SLUICE_RESPOND:
+        if (hook_off != offsetof(sluice_plugin, on_response))
+            ctx->responder = s->name; /* refused before the upstream */
+        if (!ctx->out_status) {
+            log_msg(LOG_ERROR, s->name, "RESPOND without a response in %s",
+                    phase);
+            request_set_error(ctx, 500, "server_error", "stage_error", NULL,
+                              "a gateway stage gave no response");
+        }
+        return SLUICE_RESPOND;
+    case SLUICE_ERROR:
+    default:
+        break;
+    }
+error:
+    if (!ctx->out_status)
+        request_set_error(ctx, 500, "server_error", "stage_error", NULL,
+                          "internal error in a gateway stage");
+    return SLUICE_ERROR;
+}
+
 static sluice_verdict run_phase(struct sluice_ctx *ctx, size_t hook_off,
-                                int retry_ok, const char *phase)
+                                int retry_ok, const char *phase, size_t from)
 {
     struct generation *g = ctx->gen;
     sluice_verdict result = SLUICE_CONTINUE;
     uint32_t bit = request_api(ctx)->bit;
-    for (size_t i = 0; g && i < g->nstages; i++) {
+    for (size_t i = from; g && i < g->nstages; i++) {
         struct sluice_stage *s = &g->stages[i];
         if (s->desc->size < hook_off + sizeof(hook_fn))
             continue; /* an older descriptor: no such hook */
@@ -454,56 +502,66 @@ static sluice_verdict run_phase(struct sluice_ctx *ctx, size_t hook_off,
         ctx->cur_stage = (int)i;
         sluice_verdict v = fn(s->instance, ctx);
         ctx->cur_stage = -1;
-        switch (v) {
-        case SLUICE_CONTINUE:
-            break;
-        case SLUICE_RETRY:
-            if (retry_ok) {
-                result = SLUICE_RETRY;
-                break;
-            }
-            log_msg(LOG_ERROR, s->name, "RETRY is not valid in %s", phase);
-            /* fall through */
-        case SLUICE_ERROR:
-        default:
-            if (!ctx->out_status)
-                request_set_error(ctx, 500, "server_error", "stage_error", NULL,
-                                  "internal error in a gateway stage");
-            return SLUICE_ERROR;
-        case SLUICE_RESPOND:
-            if (hook_off != offsetof(sluice_plugin, on_response))
-                ctx->responder = s->name; /* refused before the upstream */
-            if (!ctx->out_status) {
-                log_msg(LOG_ERROR, s->name, "RESPOND without a response in %s",
-                        phase);
-                request_set_error(ctx, 500, "server_error", "stage_error", NULL,
-                                  "a gateway stage gave no response");
-            }
-            return SLUICE_RESPOND;
-        }
+        v = fold_verdict(ctx, s, i, v, hook_off, retry_ok, phase, &result);
+        if (v != SLUICE_CONTINUE)
+            return v;
     }
     return result;
 }
 
 sluice_verdict pipeline_on_headers(struct sluice_ctx *ctx)
 {
-    return run_phase(ctx, offsetof(sluice_plugin, on_headers), 0, "on_headers");
+    return run_phase(ctx, offsetof(sluice_plugin, on_headers), 0, "on_headers",
+                     0);
 }
 
 sluice_verdict pipeline_on_request(struct sluice_ctx *ctx)
 {
-    return run_phase(ctx, offsetof(sluice_plugin, on_request), 0, "on_request");
+    return run_phase(ctx, offsetof(sluice_plugin, on_request), 0, "on_request",
+                     0);
+}
+
+int (*pipeline_pending_hook)(struct sluice_ctx *ctx, sluice_verdict v);
+
+int pipeline_resume_set(struct sluice_ctx *ctx, sluice_verdict v)
+{
+    /* pending_stage may still be -1 here: without a worker (the stage
+     * test host) a completion can run before on_request has returned */
+    if (!ctx || ctx->resume_posted || ctx->completed)
+        return -1;
+    ctx->resume_posted = 1;
+    ctx->resume_v = v;
+    return 0;
+}
+
+sluice_verdict pipeline_on_request_resume(struct sluice_ctx *ctx)
+{
+    struct generation *g = ctx->gen;
+    size_t i = (size_t)ctx->pending_stage;
+    size_t off = offsetof(sluice_plugin, on_request);
+    sluice_verdict result = SLUICE_CONTINUE;
+    ctx->pending_stage = -1;
+    ctx->resume_posted = 0; /* a later stage may say PENDING too */
+    if (!g || i >= g->nstages)
+        return SLUICE_ERROR;
+    sluice_verdict v =
+        ctx->resume_v == SLUICE_PENDING ? SLUICE_ERROR : ctx->resume_v;
+    v = fold_verdict(ctx, &g->stages[i], i, v, off, 0, "req_resume", &result);
+    if (v != SLUICE_CONTINUE)
+        return v;
+    return run_phase(ctx, off, 0, "on_request", i + 1);
 }
 
 sluice_verdict pipeline_on_attempt(struct sluice_ctx *ctx)
 {
-    return run_phase(ctx, offsetof(sluice_plugin, on_attempt), 1, "on_attempt");
+    return run_phase(ctx, offsetof(sluice_plugin, on_attempt), 1, "on_attempt",
+                     0);
 }
 
 sluice_verdict pipeline_on_response(struct sluice_ctx *ctx)
 {
     return run_phase(ctx, offsetof(sluice_plugin, on_response), 1,
-                     "on_response");
+                     "on_response", 0);
 }
 
 /* Call stage `from` or the next one with an on_chunk hook; past the last,

@@ -133,6 +133,17 @@ struct sluice_ctx;
  * here and counts as ERROR. */
 sluice_verdict pipeline_on_headers(struct sluice_ctx *ctx);
 sluice_verdict pipeline_on_request(struct sluice_ctx *ctx);
+/* An on_request said SLUICE_PENDING (ctx->pending_stage): req_resume()
+ * records the verdict to come (0, or -1 when the request is not waiting
+ * or already has one) ... */
+int pipeline_resume_set(struct sluice_ctx *ctx, sluice_verdict v);
+/* ... and, once back on the request's thread, this folds it and runs the
+ * rest of on_request (may say PENDING again). */
+sluice_verdict pipeline_on_request_resume(struct sluice_ctx *ctx);
+/* Requests without a worker (the stage test host) may wait too when this
+ * is set: req_resume calls it to record the verdict (with
+ * pipeline_resume_set, under the waiter's lock) and wake the waiter. */
+extern int (*pipeline_pending_hook)(struct sluice_ctx *ctx, sluice_verdict v);
 /* on_attempt: like on_request, but RETRY is allowed: run on_attempt again
  * after retry_after_ms (e.g. wait for a key); first RESPOND/ERROR stops. */
 sluice_verdict pipeline_on_attempt(struct sluice_ctx *ctx);

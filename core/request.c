@@ -76,29 +76,51 @@ const char *request_peer(struct sluice_ctx *ctx)
     return ctx->peer;
 }
 
+struct sluice_ctx *request_alloc(size_t nstages)
+{
+    /* one allocation: the context, then its arena's first room (only the
+     * context is zeroed: the room is handed out as needed) */
+    struct sluice_ctx *ctx = malloc(sizeof(*ctx) + REQUEST_POOL_FIRST);
+    if (!ctx)
+        return NULL;
+    memset(ctx, 0, sizeof(*ctx));
+    arena_init(&ctx->pool, ctx + 1, REQUEST_POOL_FIRST);
+    ctx->attrs.arena = ctx->req_hdrs.arena = ctx->up_headers.arena =
+        ctx->resp_headers.arena = ctx->out_headers.arena = &ctx->pool;
+    if (nstages) {
+        ctx->locals = arena_calloc(&ctx->pool, nstages * sizeof(void *));
+        if (!ctx->locals) {
+            free(ctx);
+            return NULL;
+        }
+    }
+    return ctx;
+}
+
 struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
                                const char *method, const char *url)
 {
-    struct sluice_ctx *ctx = calloc(1, sizeof(*ctx));
-    if (!ctx)
+    struct generation *gen = generation_pin();
+    struct sluice_ctx *ctx = request_alloc(gen ? gen->nstages : 0);
+    if (!ctx) {
+        generation_unpin(gen);
         return NULL;
+    }
+    ctx->gen = gen;
     ctx->w = w;
     ctx->conn = conn;
     ctx->refs = 1;
     ctx->t_start = time_now_ms();
     ctx->t_start_us = time_now_us();
     ctx->cur_stage = -1;
+    ctx->pending_stage = -1;
     ctx->chunk_stage = -1;
     size_t mlen = strnlen(method, sizeof ctx->method - 1);
     memcpy(ctx->method, method, mlen); /* calloc'd: stays terminated */
-    ctx->url = strdup(url);
-    ctx->gen = generation_pin();
-    if (!ctx->url)
-        goto fail;
-    if (ctx->gen && ctx->gen->nstages) {
-        ctx->locals = calloc(ctx->gen->nstages, sizeof(void *));
-        if (!ctx->locals)
-            goto fail;
+    ctx->url = arena_strdup(&ctx->pool, url);
+    if (!ctx->url) {
+        request_free(ctx);
+        return NULL;
     }
     timer_init(&ctx->timer, NULL, ctx);
     timer_init(&ctx->dl_timer, NULL, ctx);
@@ -115,12 +137,6 @@ struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
     w->active++;
     core_metrics_request_start(ctx);
     return ctx;
-fail:
-    generation_unpin(ctx->gen);
-    free(ctx->url);
-    free(ctx->locals);
-    free(ctx);
-    return NULL;
 }
 
 const char *request_header(struct sluice_ctx *ctx, const char *name)
@@ -157,31 +173,27 @@ void request_free(struct sluice_ctx *ctx)
     buf_release(&ctx->body_in);
     bodycap_release(ctx->parse_charge, body_len);
     free(ctx->body_out);
-    free(ctx->model_in);
     buf_release(&ctx->chain);
-    free(ctx->locals);
-    hdrs_free(&ctx->attrs);
-    hdrs_free(&ctx->req_hdrs);
-    hdrs_free(&ctx->up_headers);
-    hdrs_free(&ctx->resp_headers);
-    hdrs_free(&ctx->out_headers);
     buf_release(&ctx->resp_body);
     buf_release(&ctx->out_body);
     buf_release(&ctx->sbuf);
-    curl_slist_free_all(ctx->slist);
-    free(ctx->out_ctype);
-    free(ctx->url);
+    hlist_free(&ctx->hdr_list);
+    /* the URL, stage slots, attributes, header lists, content type and
+     * the stages' req_alloc memory: all in the arena */
+    arena_free(&ctx->pool);
     free(ctx);
 }
 
 int request_set_response(struct sluice_ctx *ctx, int status, const char *ctype,
                          const char *body, size_t len)
 {
-    char *ct = strdup(ctype ? ctype : "application/json");
-    if (!ct)
-        return -1;
-    free(ctx->out_ctype);
-    ctx->out_ctype = ct;
+    ctype = ctype ? ctype : "application/json";
+    if (!ctx->out_ctype || strcmp(ctx->out_ctype, ctype)) {
+        char *ct = arena_strdup(&ctx->pool, ctype);
+        if (!ct)
+            return -1;
+        ctx->out_ctype = ct;
+    }
     ctx->out_status = status;
     buf_reset(&ctx->out_body);
     return buf_append(&ctx->out_body, body ? body : "", body ? len : 0);

@@ -8,13 +8,20 @@
  * response, the content reader's free callback have dropped their reference.
  * The pinned generation is released at that point, never while a hook of
  * that generation is on the stack.
+ *
+ * What lives exactly as long as the request (URL, stage slots, attributes,
+ * header lists, content type, a stage's req_alloc) comes from the
+ * request's arena (`pool`, arena.h), whose first room is the tail of the
+ * context's own allocation: one free at the end releases it all.
  */
 #ifndef SLUICE_REQUEST_H
 #define SLUICE_REQUEST_H
 
 #include "api.h"
+#include "arena.h"
 #include "buf.h"
 #include "hdrs.h"
+#include "hlist.h"
 #include "sluice.h"
 #include "timer.h"
 
@@ -47,6 +54,8 @@ enum route {
 
 enum req_phase {
     PHASE_RECEIVING = 0, /* reading the body */
+    PHASE_PENDING,       /* an on_request said PENDING: waiting for its
+                            req_resume (before any attempt) */
     PHASE_UPSTREAM,      /* an attempt is in flight */
     PHASE_BACKOFF,       /* waiting for the retry timer */
     PHASE_READY,         /* a full response is set, waiting to be queued */
@@ -64,6 +73,7 @@ struct ev_src {
 };
 
 struct sluice_ctx {
+    struct arena pool; /* request-lifetime memory, freed by request_free */
     struct worker *w;
     struct MHD_Connection *conn;
     struct generation *gen; /* pinned for the request's life */
@@ -74,7 +84,7 @@ struct sluice_ctx {
     enum route route;
     enum req_phase phase;
     char method[12];
-    char *url;       /* request path, owned */
+    char *url;       /* request path (pool) */
     const char *aux; /* ROUTE_MODEL_INFO: model id / ROUTE_ADMIN: sub-path */
     const struct api_route *api; /* ROUTE_API: which endpoint (api.h) */
     struct stage_route *sroute;  /* ROUTE_STAGE */
@@ -100,11 +110,15 @@ struct sluice_ctx {
     int stream;
 
     /* stages */
-    void **locals; /* one slot per stage */
+    void **locals; /* one slot per stage (pool) */
     int cur_stage; /* stage whose hook is running (-1 none) */
     int chunk_stage;
     struct hdrs attrs;
     int completed; /* on_complete ran */
+    /* an on_request verdict to come (SLUICE_PENDING, req_resume) */
+    int pending_stage;       /* whose; -1: none */
+    int resume_posted;       /* req_resume was called */
+    sluice_verdict resume_v; /* what it said */
 
     /* upstream attempt */
     int attempt;
@@ -112,7 +126,8 @@ struct sluice_ctx {
     int attempts_sent;      /* upstream requests actually started */
     struct hdrs up_headers; /* set by stages, reset for each attempt */
     CURL *easy;
-    struct curl_slist *slist;
+    struct curl_slist *slist; /* the attempt's headers: hdr_list's nodes */
+    struct hlist hdr_list;
     const char *up_body; /* the attempt's body (borrowed: body_in or
                             body_out), read by libcurl from up_body_off */
     size_t up_body_len, up_body_off;
@@ -137,7 +152,7 @@ struct sluice_ctx {
     const struct upstream_def *up; /* current/last attempt's upstream;
                                       borrowed from the pinned generation */
     char up_model[160];    /* model name sent upstream ("" before any) */
-    char *model_in;        /* the client's model once rewritten; owned */
+    char *model_in;        /* the client's model once rewritten (pool) */
     int fallbacks;         /* attempts whose (upstream, model) changed */
     buf_t chain;           /* access log: the attempts, a JSON array body */
     struct timer timer;    /* retry back-off */
@@ -145,8 +160,8 @@ struct sluice_ctx {
                               after commit: heartbeat / idle checks */
 
     /* client response */
-    int out_status; /* 0 = none set */
-    char *out_ctype;
+    int out_status;  /* 0 = none set */
+    char *out_ctype; /* (pool) */
     buf_t out_body;
     struct hdrs out_headers;
 
@@ -186,6 +201,14 @@ struct sluice_ctx {
     struct sluice_ctx *prev, *next; /* worker's list of live requests */
 };
 
+/* Room of the arena inside the context's own allocation: what a plain
+ * chat request through the bundled stages uses, measured (bench/NOTES.md). */
+#define REQUEST_POOL_FIRST 2048
+
+/* A zeroed context, not linked anywhere: its arena set up, its header lists
+ * on it, `nstages` zeroed stage slots. NULL when out of memory. Freed by
+ * request_free. request_new builds on it; stage tests use it alone. */
+struct sluice_ctx *request_alloc(size_t nstages);
 /* Allocate a context for a new request on worker w. */
 struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
                                const char *method, const char *url);

@@ -10,6 +10,7 @@
 #include "upstream.h"
 #include "core_metrics.h"
 #include "flow.h"
+#include "hlist.h"
 #include "json_splice.h"
 #include "log.h"
 #include "pipeline.h"
@@ -75,27 +76,16 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
-static int slist_add(struct curl_slist **l, const char *line)
-{
-    struct curl_slist *t = curl_slist_append(*l, line);
-    if (!t)
-        return -1;
-    *l = t;
-    return 0;
-}
-
-/* "name: value" of a header into line; -2 (and *bad) when it does not fit
- * UPSTREAM_MAX_HEADER: cut short it would send a wrong credential or
+/* "name: value" of a header appended to l; -2 (and *bad) when it does not
+ * fit UPSTREAM_MAX_HEADER: cut short it would send a wrong credential or
  * value, so the attempt fails instead. */
-static int header_line(char *line, size_t n, const char *name,
-                       const char *value, const char **bad)
+static int add_line(struct hlist *l, const char *name, const char *value,
+                    const char **bad)
 {
-    int w = snprintf(line, n, "%s: %s", name, value);
-    if (w < 0 || (size_t)w >= n) {
+    int rc = hlist_add_kv(l, name, value, UPSTREAM_MAX_HEADER);
+    if (rc == -2)
         *bad = name;
-        return -2;
-    }
-    return 0;
+    return rc;
 }
 
 /* A stage sets the key as "Authorization: Bearer <key>"; an upstream with
@@ -114,24 +104,20 @@ static const char *const forwarded_headers[] = {
     "OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta", NULL};
 
 /* One header line unless a stage set that header: the stage's wins. */
-static int add_unless_set(struct sluice_ctx *ctx, struct curl_slist **l,
-                          char *line, size_t n, const char *name,
-                          const char *value, const char **bad)
+static int add_unless_set(struct sluice_ctx *ctx, struct hlist *l,
+                          const char *name, const char *value, const char **bad)
 {
-    int rc;
     if (!value || hdrs_get(&ctx->up_headers, name))
         return 0;
-    if ((rc = header_line(line, n, name, value, bad)))
-        return rc;
-    return slist_add(l, line);
+    return add_line(l, name, value, bad);
 }
 
 /* The client's forwarded headers and the operator's added ones: the
  * attempt's upstream's lists (an `upstreams:` entry's own, else
  * upstream:'s). A client header too long to forward is -3: the client's
  * error, not ours. */
-static int add_config_headers(struct sluice_ctx *ctx, struct curl_slist **l,
-                              char *line, size_t n, const char **bad)
+static int add_config_headers(struct sluice_ctx *ctx, struct hlist *l,
+                              const char **bad)
 {
     const struct upstream_headers *uh = &ctx->w->srv->cfg->headers;
     const json_t *fwd = ctx->up ? ctx->up->forward : uh->forward;
@@ -142,36 +128,34 @@ static int add_config_headers(struct sluice_ctx *ctx, struct curl_slist **l,
     int rc;
     if (!fwd) {
         for (const char *const *h = forwarded_headers; *h; h++)
-            if ((rc = add_unless_set(ctx, l, line, n, *h,
-                                     request_header(ctx, *h), bad)))
+            if ((rc = add_unless_set(ctx, l, *h, request_header(ctx, *h), bad)))
                 return rc == -2 ? -3 : rc;
     }
     json_array_foreach(fwd, i, v)
     {
         const char *h = json_string_value(v);
-        if ((rc = add_unless_set(ctx, l, line, n, h, request_header(ctx, h),
-                                 bad)))
+        if ((rc = add_unless_set(ctx, l, h, request_header(ctx, h), bad)))
             return rc == -2 ? -3 : rc;
     }
     json_object_foreach((json_t *)add, k, v)
     {
-        if ((rc =
-                 add_unless_set(ctx, l, line, n, k, json_string_value(v), bad)))
+        if ((rc = add_unless_set(ctx, l, k, json_string_value(v), bad)))
             return rc;
     }
     return 0;
 }
 
-/* The request headers of an attempt. -1 when out of memory, -2 when a
+/* The request headers of an attempt, into ctx->hdr_list (its memory reused
+ * across attempts: no malloc per line). -1 when out of memory, -2 when a
  * header line does not fit (*bad names it), -3 when that header is one the
  * client sent (forwarded, or its Content-Type / Accept passed on). */
 static int build_headers(struct sluice_ctx *ctx, const char **bad)
 {
-    struct curl_slist *l = NULL;
-    char line[UPSTREAM_MAX_HEADER];
-    int rc = -1;
+    struct hlist *l = &ctx->hdr_list;
+    int rc;
     enum api_body kind = request_api(ctx)->body;
     const char *ct = "application/json", *accept = NULL;
+    hlist_reset(l);
     if (kind != API_BODY_JSON) /* multipart (checked: has a boundary), raw */
         ct = request_header(ctx, "Content-Type");
     if (kind == API_BODY_RAW)
@@ -181,38 +165,28 @@ static int build_headers(struct sluice_ctx *ctx, const char **bad)
         accept = ctx->stream            ? "text/event-stream"
                  : kind == API_BODY_RAW ? "*/*"
                                         : "application/json";
-    if (ct && (rc = header_line(line, sizeof line, "Content-Type", ct, bad)))
-        return kind != API_BODY_JSON ? -3 : rc; /* the client's */
-    rc = -1;
-    if (ct && slist_add(&l, line))
-        goto fail;
-    if ((rc = header_line(line, sizeof line, "Accept", accept, bad))) {
-        rc = client_accept ? -3 : rc;
-        goto fail;
-    }
-    rc = -1;
-    if (slist_add(&l, line) || slist_add(&l, "Expect:"))
-        goto fail;
+    if (ct && (rc = add_line(l, "Content-Type", ct, bad)))
+        return rc == -2 && kind != API_BODY_JSON ? -3 : rc; /* the client's */
+    if ((rc = add_line(l, "Accept", accept, bad)))
+        return rc == -2 && client_accept ? -3 : rc;
+    if (hlist_add_ref(l, "Expect:"))
+        return -1;
     for (size_t i = 0; i < ctx->up_headers.n; i++) {
         const char *name, *value;
         auth_style(ctx, &ctx->up_headers.v[i], &name, &value);
-        if ((rc = header_line(line, sizeof line, name, value, bad)) ||
-            (rc = -1, slist_add(&l, line)))
-            goto fail;
+        if ((rc = add_line(l, name, value, bad)))
+            return rc;
     }
+    /* pre-built by the config, which the request pins */
     for (size_t i = 0; ctx->up && i < ctx->up->nhdr; i++)
-        if (slist_add(&l, ctx->up->hdr_lines[i]))
-            goto fail;
-    if ((rc = add_config_headers(ctx, &l, line, sizeof line, bad)))
-        goto fail;
-    snprintf(line, sizeof line, "X-Request-Id: %s", ctx->id); /* id: 40 B */
-    if (slist_add(&l, line))
-        goto fail;
-    ctx->slist = l;
-    return 0;
-fail:
-    curl_slist_free_all(l);
-    return rc;
+        if (hlist_add_ref(l, ctx->up->hdr_lines[i]))
+            return -1;
+    if ((rc = add_config_headers(ctx, l, bad)))
+        return rc;
+    if ((rc = add_line(l, "X-Request-Id", ctx->id, bad))) /* id: 40 B */
+        return rc;
+    ctx->slist = hlist_link(l);
+    return l->oom ? -1 : 0;
 }
 
 static enum MHD_Result query_put(void *cls, enum MHD_ValueKind kind,
@@ -429,7 +403,7 @@ static int target_resolve(struct sluice_ctx *ctx)
     if (want && *want && json_is_object(ctx->body) &&
         (!cur || strcmp(cur, want))) {
         if (!ctx->model_in)
-            ctx->model_in = strdup(cur ? cur : "");
+            ctx->model_in = arena_strdup(&ctx->pool, cur ? cur : "");
         json_t *m = json_object_get(ctx->body, "model");
         if (!ctx->model_in ||
             (json_is_string(m) ? json_string_set(m, want)
@@ -548,9 +522,8 @@ fail:
     ctx->easy = NULL;
     if (e)
         worker_easy_put(w, e);
-    curl_slist_free_all(ctx->slist);
-    ctx->slist = NULL;
-    if (hrc == -3) { /* the client's header: named, never its value */
+    ctx->slist = NULL; /* nodes in ctx->hdr_list, kept for reuse */
+    if (hrc == -3) {   /* the client's header: named, never its value */
         char msg[200];
         snprintf(msg, sizeof msg,
                  "The value of the header %.64s is too long: at most %d "
@@ -588,8 +561,7 @@ static void transfer_release(struct sluice_ctx *ctx)
     ctx->easy = NULL;
     curl_multi_remove_handle(ctx->w->multi, e);
     worker_easy_put(ctx->w, e);
-    curl_slist_free_all(ctx->slist);
-    ctx->slist = NULL;
+    ctx->slist = NULL; /* nodes in ctx->hdr_list, kept for reuse */
     ctx->up_paused = 0;
 }
 

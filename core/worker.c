@@ -631,6 +631,7 @@ static void worker_free(struct worker *w)
     if (w->ep >= 0)
         close(w->ep);
     w->wake_fd = w->ep = -1;
+    buf_release(&w->access_line); /* last: closing requests log */
 }
 
 /* Start an MHD daemon on fd and add its epoll fd to the worker's set. */

@@ -53,6 +53,7 @@ struct worker {
     long active;     /* requests alive on this worker */
     uint64_t seq;
     struct sluice_ctx *live; /* requests alive on this worker */
+    buf_t access_line; /* access_log.c's buffer, reused: no malloc a line */
     /* curl socket sources removed while a batch of epoll events was being
      * handled: a later event of the same batch may still point at them, so
      * they are freed after the batch */

@@ -58,8 +58,14 @@ typedef enum sluice_verdict {
                             delay set with retry_after_ms() (0 = now);
                             on_attempt: run on_attempt again after that
                             delay (e.g. wait for a key to come back) */
-    SLUICE_ERROR = 3     /* internal failure: the client gets a 500 unless
+    SLUICE_ERROR = 3,    /* internal failure: the client gets a 500 unless
                             the stage already set an error response */
+    SLUICE_PENDING = 4   /* ABI 1.1, on_request only: the verdict comes
+                            later, through req_resume() (the stage waits
+                            for something asynchronous, e.g. a state_incr
+                            completion). Check SLUICE_HOST_HAS(host,
+                            req_resume) first: an older core takes it for
+                            ERROR. */
 } sluice_verdict;
 
 typedef enum sluice_log_level {
@@ -494,6 +500,29 @@ typedef struct sluice_host {
      * instead of judging on the local view. 0: the view is the backend's
      * (always so with the local backend). One atomic read; any thread. */
     int (*state_status)(sluice_stage *stage); /* ABI 1.1 */
+
+    /* ---- request memory (ABI 1.1) ---------------------------------------
+     * n zeroed bytes, aligned for any type, from the request's arena: valid
+     * until the request ends (after every stage's on_complete), when the
+     * host frees them all at once. Never free them yourself. For what lives
+     * as long as the request (the struct behind local_set, strings kept
+     * between hooks); not for a buffer per chunk of a long stream, which
+     * would hold its memory until the end. NULL when n is 0 or memory is
+     * out. From any hook that has the ctx. */
+    void *(*req_alloc)(sluice_ctx *ctx, size_t n); /* ABI 1.1 */
+
+    /* ---- asynchronous verdicts (ABI 1.1) ---------------------------------
+     * The verdict of an on_request that returned SLUICE_PENDING: CONTINUE
+     * (the next stage's on_request runs), RESPOND (after respond() or
+     * respond_error()) or ERROR. Call it exactly once, on the request's
+     * worker thread: from a completion the host delivers for this ctx
+     * (state_incr's done with this ctx). The pipeline goes on after the
+     * call returns, never inside it. A request whose client left, or whose
+     * deadline passed (503 stage_timeout) while pending, is over: its
+     * completions are no longer delivered, on_complete runs as always, and
+     * the stage frees there what it kept. Returns 0, or -1 when the
+     * request is not waiting for this stage. */
+    int (*req_resume)(sluice_ctx *ctx, sluice_verdict verdict); /* ABI 1.1 */
 } sluice_host;
 
 #define SLUICE_HOST_HAS(host, member)                                          \

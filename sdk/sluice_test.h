@@ -138,7 +138,9 @@ void sluice_test_req_free(sluice_test_req *r);
 
 /* ---- the phases -------------------------------------------------------
  * Each runs the stage's hook (when it has one) as the gateway does and
- * returns the folded verdict. on_attempt starts a new attempt (attempt_no
+ * returns the folded verdict. An on_request that says SLUICE_PENDING is
+ * waited for (up to 10 s) until its req_resume, whose verdict is returned
+ * (SLUICE_ERROR when none came). on_attempt starts a new attempt (attempt_no
  * counts up, upstream headers start empty). */
 sluice_verdict sluice_test_on_request(sluice_test_req *r);
 sluice_verdict sluice_test_on_attempt(sluice_test_req *r);

@@ -198,7 +198,13 @@ struct scan {
     unsigned char plast, pprev;
 };
 
-static void piece_end(struct scan *s)
+#if defined(__GNUC__)
+#define EST_INLINE static inline __attribute__((always_inline))
+#else
+#define EST_INLINE static inline
+#endif
+
+EST_INLINE void piece_end(struct scan *s)
 {
     if (s->piece > 1 && s->pupper == s->piece)
         s->p_upper += s->piece;
@@ -210,13 +216,13 @@ static void piece_end(struct scan *s)
     s->piece = 0;
 }
 
-static void digits_end(struct scan *s)
+EST_INLINE void digits_end(struct scan *s)
 {
     s->p_digit += (s->digits + 2) / 3;
     s->digits = 0;
 }
 
-static void alnum_end(struct scan *s)
+EST_INLINE void alnum_end(struct scan *s)
 {
     if (!s->alen)
         return;
@@ -245,7 +251,7 @@ static void alnum_end(struct scan *s)
 
 /* A single space rides on the next word or punctuation, except at the end
  * of the text; a single tab does not merge as well. */
-static void space_end(struct scan *s, int at_end)
+EST_INLINE void space_end(struct scan *s, int at_end)
 {
     if (!s->wlen)
         return;
@@ -317,12 +323,6 @@ static const unsigned char group_feature[][2] = {
     [G_THAI] = {EST_THAI, EST_THAI},
     [G_OTHER] = {EST_OTHER, EST_OTHER_WORD},
 };
-
-#if defined(__GNUC__)
-#define EST_INLINE static inline __attribute__((always_inline))
-#else
-#define EST_INLINE static inline
-#endif
 
 EST_INLINE void char_step(struct scan *s, int k, uint32_t cp)
 {
@@ -424,6 +424,42 @@ static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
     return len;
 }
 
+/* The end of a run of 'a'..'z' starting at j: eight bytes at a time (a
+ * byte is in range when adding 0x1f sets its top bit and adding 0x05 does
+ * not, its own top bit clear; a carry out of a byte >= 0x80 only touches
+ * later bytes, after the first one out of range). */
+EST_INLINE size_t lower_run(const unsigned char *p, size_t j, size_t len)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t hi = 0x8080808080808080ull;
+    while (j + 8 <= len) {
+        uint64_t x;
+        memcpy(&x, p + j, 8);
+        uint64_t in = (x + 0x1f1f1f1f1f1f1f1full) &
+                      ~(x + 0x0505050505050505ull) & ~x & hi;
+        if (in != hi)
+            return j + (size_t)__builtin_ctzll(~in & hi) / 8;
+        j += 8;
+    }
+#endif
+    while (j < len && p[j] >= 'a' && p[j] <= 'z')
+        j++;
+    return j;
+}
+
+/* The counts alnum_end() adds for a finished word of letters only, one
+ * piece of `piece` letters of which the first `upper` are capitals. */
+EST_INLINE void word_done(struct scan *s, uint32_t upper, uint32_t piece)
+{
+    s->f[EST_WORD]++;
+    if (piece > 1 && upper == piece)
+        s->f[EST_WORD_UPPER] += piece;
+    if (piece > 4)
+        s->f[EST_WORD_EXC4] += piece - 4;
+    if (piece > 8)
+        s->f[EST_WORD_EXC8] += piece - 8;
+}
+
 /* Runs of one kind of ASCII character whose effect on the state is known
  * without going through char_step(): lower-case letters continuing a
  * piece, " word", a word start ([A-Z]*[a-z]*: one piece), more spaces of
@@ -469,24 +505,51 @@ static size_t scan_ascii_fast(struct scan *s, const unsigned char *p, size_t i,
         space_end(s, 0);
     s->plen = 0;
     j += (size_t)lead_space;
-    size_t w0 = j, u;
-    while (j < len && p[j] >= 'A' && p[j] <= 'Z')
-        nonhex |= (p[j++] | 0x20) > 'f';
-    u = j - w0;
-    while (j < len && p[j] >= 'a' && p[j] <= 'z')
-        nonhex |= p[j++] > 'f';
-    size_t l = j - w0 - u;
-    s->alen = s->piece = (uint32_t)(j - w0);
-    s->pupper = (uint32_t)u;
-    s->atrans = u && l;
-    s->alast = s->prev = l ? K_LOWER : K_UPPER;
-    s->amask = (u ? A_UPPER : 0) | (l ? A_LOWER : 0) | (nonhex ? A_NONHEX : 0);
-    s->p_word = 1;
-    s->group = G_LATIN;
-    return j - i;
+    for (;;) {
+        size_t w0 = j, u;
+        while (j < len && p[j] >= 'A' && p[j] <= 'Z')
+            j++;
+        u = j - w0;
+        j = lower_run(p, j, len);
+        size_t l = j - w0 - u;
+        if (j == len ||
+            (p[j] < 0x80 && ascii_class[p[j]] != K_LOWER &&
+             ascii_class[p[j]] != K_UPPER && ascii_class[p[j]] != K_DIGIT)) {
+            /* what follows ends the run (ASCII, not a letter or digit; or
+             * the end): the word is counted now, as alnum_end() would
+             * (letters only, at most one transition: never hex or base64) */
+            word_done(s, (uint32_t)u, (uint32_t)(u + l));
+            if (j + 1 < len && p[j] == ' ' && p[j + 1] >= 'a' &&
+                p[j + 1] <= 'z') {
+                j++; /* " word": its space rides on it; take it here */
+                continue;
+            }
+            /* the state alnum_end() leaves */
+            s->alen = s->atrans = s->piece = s->pupper = 0;
+            s->amask = 0;
+            s->p_word = 0;
+            s->alast = s->prev = l ? K_LOWER : K_UPPER;
+            s->group = G_LATIN;
+            return j - i;
+        }
+        nonhex = 0; /* only this last word's letters matter */
+        for (size_t q = w0; q < j; q++)
+            nonhex |= (p[q] | 0x20) > 'f';
+        s->alen = s->piece = (uint32_t)(j - w0);
+        s->pupper = (uint32_t)u;
+        s->atrans = u && l;
+        s->alast = s->prev = l ? K_LOWER : K_UPPER;
+        s->amask =
+            (u ? A_UPPER : 0) | (l ? A_LOWER : 0) | (nonhex ? A_NONHEX : 0);
+        s->p_word = 1;
+        s->group = G_LATIN;
+        return j - i;
+    }
 }
 
-void est_scan(const char *text, size_t len, est_counts *c)
+/* fast = 0: char_step() on every character (the reference the fast paths
+ * must match, est_scan_slow). */
+EST_INLINE void scan_text(const char *text, size_t len, est_counts *c, int fast)
 {
     struct scan s;
     memset(&s, 0, sizeof s);
@@ -498,7 +561,7 @@ void est_scan(const char *text, size_t len, est_counts *c)
         unsigned char b = p[i];
         if (b < 0x80) {
             int k = ascii_class[b];
-            size_t n = scan_ascii_fast(&s, p, i, len, k);
+            size_t n = fast ? scan_ascii_fast(&s, p, i, len, k) : 0;
             if (n) {
                 i += n;
                 continue;
@@ -510,7 +573,7 @@ void est_scan(const char *text, size_t len, est_counts *c)
         uint32_t cp;
         i += utf8_next(p + i, len - i, &cp);
         int k = cp_class(cp);
-        if (k == s.prev && k >= K_CJK && k <= K_OTHERL && k != K_CJKP) {
+        if (fast && k == s.prev && k >= K_CJK && k <= K_OTHERL && k != K_CJKP) {
             /* fast path: more letters of the same script run */
             s.f[group_feature[class_group[k]][0]]++;
             continue;
@@ -519,6 +582,16 @@ void est_scan(const char *text, size_t len, est_counts *c)
     }
     alnum_end(&s);
     space_end(&s, 1);
+}
+
+void est_scan(const char *text, size_t len, est_counts *c)
+{
+    scan_text(text, len, c, 1);
+}
+
+void est_scan_slow(const char *text, size_t len, est_counts *c)
+{
+    scan_text(text, len, c, 0);
 }
 
 double est_weigh(const est_counts *c)

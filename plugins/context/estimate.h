@@ -63,6 +63,11 @@ extern const double est_weights[EST_NFEATURES];
 /* Add the features of text[0..len) to *c. Invalid UTF-8 bytes count as
  * symbols; never reads past len. */
 void est_scan(const char *text, size_t len, est_counts *c);
+/* The same counts without the fast paths (a character at a time): the
+ * reference the tests hold est_scan to. Identical on text without
+ * combining marks and joiners (a digit run across a mark is one run for
+ * est_scan, as it always was, two here). */
+void est_scan_slow(const char *text, size_t len, est_counts *c);
 
 /* The weighted sum of *c (tokens, not rounded). */
 double est_weigh(const est_counts *c);

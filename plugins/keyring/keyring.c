@@ -33,6 +33,8 @@ struct kr_pick {
     struct keyset *set;  /* referenced; NULL before the first pick */
     long idx;            /* index in set, -1 none */
     uint64_t wait_start; /* when waiting for a key began (0 = not) */
+    int heap;            /* calloc'd (a core without req_alloc): freed in
+                            on_complete; else the request's, freed with it */
 };
 
 struct keyset *keyring_acquire(struct keyring *kr)
@@ -554,9 +556,11 @@ static sluice_verdict keyring_on_attempt(void *instance, sluice_ctx *ctx)
 
     keyring_probe_maybe(kr);
     if (!pk) {
-        pk = calloc(1, sizeof(*pk));
+        int heap = !SLUICE_HOST_HAS(H, req_alloc);
+        pk = heap ? calloc(1, sizeof(*pk)) : H->req_alloc(ctx, sizeof(*pk));
         if (!pk)
             return SLUICE_ERROR;
+        pk->heap = heap;
         pk->idx = -1;
         pk->kr = kr;
         H->local_set(ctx, pk);
@@ -679,7 +683,8 @@ static void keyring_on_complete(void *instance, sluice_ctx *ctx)
         return;
     keyring_stream_broke(pk->kr, pk, ctx);
     pick_release(pk->kr, pk);
-    free(pk);
+    if (pk->heap)
+        free(pk);
     H->local_set(ctx, NULL);
 }
 

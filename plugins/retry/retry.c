@@ -13,7 +13,9 @@
  * fall back on (attribute "route.fallback" = its class) and this stage
  * would not retry, or its budget for the deployment is spent, it answers
  * RETRY at once with "route.advance" = that class: the router moves to
- * the next deployment and both budgets start again for it.
+ * the next deployment and both budgets start again for it. A route's own
+ * budget (its `retries:`) comes as the attributes "route.max_retries" and
+ * "route.max_key_switches" and replaces this stage's for its deployments.
  *
  * It tells the keyring which through the request attribute "keyring.want"
  * ("same" | "other"), read by the keyring's next on_attempt; so this stage
@@ -185,6 +187,18 @@ static sluice_verdict retry_fallback(struct retry *rt, sluice_ctx *ctx,
     return SLUICE_RETRY;
 }
 
+/* The budget the router set for this deployment's route (attribute
+ * `name`, a route's `retries:`), else the stage's own `def`. */
+static unsigned route_budget(const sluice_host *H, sluice_ctx *ctx,
+                             const char *name, unsigned def)
+{
+    const char *v = H->attr_get(ctx, name);
+    if (!v || *v < '0' || *v > '9')
+        return def;
+    unsigned long n = strtoul(v, NULL, 10);
+    return n > 15 ? 15 : (unsigned)n;
+}
+
 static sluice_verdict retry_on_response(void *instance, sluice_ctx *ctx)
 {
     struct retry *rt = instance;
@@ -205,7 +219,8 @@ static sluice_verdict retry_on_response(void *instance, sluice_ctx *ctx)
         H->local_set(ctx, rc);
     }
     if (kind == RK_SAME) {
-        if (rc->same >= rt->max_retries) {
+        if (rc->same >=
+            route_budget(H, ctx, "route.max_retries", rt->max_retries)) {
             if (fb)
                 return retry_fallback(rt, ctx, rc, fb);
             retry_count_metric(rt, rt->m_give_ups, kind);
@@ -223,7 +238,8 @@ static sluice_verdict retry_on_response(void *instance, sluice_ctx *ctx)
                (unsigned long long)d);
         return SLUICE_RETRY;
     }
-    if (rc->switches >= rt->max_switches) {
+    if (rc->switches >=
+        route_budget(H, ctx, "route.max_key_switches", rt->max_switches)) {
         if (fb)
             return retry_fallback(rt, ctx, rc, fb);
         retry_count_metric(rt, rt->m_give_ups, kind);

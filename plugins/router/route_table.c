@@ -65,6 +65,10 @@ unsigned rt_classify(sluice_attempt_result r, int status, const char *body,
             return RC_5XX;
         if (status == 429)
             return RC_429;
+        /* the deployment's key refused (or out of quota): the keys' class,
+         * as when the keyring has none left, never "4xx" */
+        if (status == 401 || status == 402 || status == 403)
+            return RC_ALL_KEYS;
         if (status == 400 && body_says_context(body, len))
             return RC_CONTEXT;
         if (status >= 400)
@@ -112,6 +116,11 @@ static int route_build(const sluice_host *H, const sluice_json *e,
         if (!r->d[i].upstream)
             goto oom;
     }
+    const sluice_json *rb = H->json_get(e, "retries");
+    const sluice_json *mr = rb ? H->json_get(rb, "max_retries") : NULL;
+    const sluice_json *ms = rb ? H->json_get(rb, "max_key_switches") : NULL;
+    r->max_retries = mr ? (int)H->json_int(mr) : -1;
+    r->max_switches = ms ? (int)H->json_int(ms) : -1;
     r->fallback_on = fo ? 0 : RC_DEFAULT;
     for (size_t i = 0; i < H->json_size(fo); i++)
         r->fallback_on |= rt_class_parse(H->json_str(H->json_at(fo, i)));

@@ -31,7 +31,10 @@ enum rt_class {
 
 const char *rt_class_name(unsigned c);
 unsigned rt_class_parse(const char *s); /* 0 if unknown */
-/* The class of an attempt's outcome; RC_NONE for a success. */
+/* The class of an attempt's outcome; RC_NONE for a success. 401, 402 and
+ * 403 (a key refused, out of quota) are RC_ALL_KEYS, not RC_4XX: the retry
+ * stage switches keys first, and once its switches are spent with keys
+ * still refused the deployment is as good as keyless. */
 unsigned rt_classify(sluice_attempt_result r, int status, const char *body,
                      size_t len);
 
@@ -53,6 +56,8 @@ struct rt_route {
     size_t *fallbacks; /* route indexes */
     size_t nfallbacks;
     unsigned fallback_on; /* RC_* bits */
+    int max_retries;      /* retries: of the route; -1: the retry stage's */
+    int max_switches;     /* likewise max_key_switches */
     pthread_mutex_t lock;
 };
 

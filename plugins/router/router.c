@@ -11,8 +11,10 @@
  *                deployments, then each `fallbacks:` model the same way.
  *                Later attempts: move one step on when "route.advance" is
  *                set. Sets "upstream" and "upstream_model" (read by the
- *                core's upstream client), "fallbacks", and
- *                "route.can_fallback" (read by the keyring).
+ *                core's upstream client), "fallbacks",
+ *                "route.can_fallback" (read by the keyring), and for a
+ *                route with `retries:` "route.max_retries" and
+ *                "route.max_key_switches" (read by the retry stage).
  *   on_response  classify the outcome; when its class is in the route's
  *                fallback_on and the chain has a next step, set
  *                "route.fallback" = class: the retry stage, once its budget
@@ -58,10 +60,12 @@ struct rt_req {
     size_t n, step;
     size_t primary; /* the route the client's model belongs to */
     int fallbacks;
-    int counted;       /* the current step's selection was counted */
-    int armed;         /* route.fallback was set non-empty */
-    int can_fb;        /* route.can_fallback as last set (0: unset) */
-    int fallbacks_set; /* the "fallbacks" attribute as last set */
+    int counted;         /* the current step's selection was counted */
+    int armed;           /* route.fallback was set non-empty */
+    int can_fb;          /* route.can_fallback as last set (0: unset) */
+    int fallbacks_set;   /* the "fallbacks" attribute as last set */
+    size_t budget_route; /* 1 + the route whose retries: the attributes
+                            hold; 0: none set */
 };
 
 static void router_metrics(struct router *rt)
@@ -226,6 +230,26 @@ static void request_advance(struct router *rt, struct rt_req *q,
            from->name, to->d[q->plan[q->step].dep].upstream, to->name);
 }
 
+/* "route.max_retries" / "route.max_key_switches": the retry stage's budget
+ * per deployment of route r (its `retries:`), or "" for the stage's own.
+ * Set only when the route with a budget changes. */
+static void budget_attrs(sluice_ctx *ctx, struct rt_req *q,
+                         const struct rt_route *r, size_t ri)
+{
+    size_t want = r->max_retries >= 0 || r->max_switches >= 0 ? ri + 1 : 0;
+    const int v[2] = {want ? r->max_retries : -1, want ? r->max_switches : -1};
+    static const char *const names[2] = {"route.max_retries",
+                                         "route.max_key_switches"};
+    char n[16];
+    if (want == q->budget_route)
+        return;
+    for (int k = 0; k < 2; k++) {
+        snprintf(n, sizeof n, "%d", v[k]);
+        H->attr_set(ctx, names[k], v[k] >= 0 ? n : "");
+    }
+    q->budget_route = want;
+}
+
 static sluice_verdict router_on_attempt(void *instance, sluice_ctx *ctx)
 {
     struct router *rt = instance;
@@ -256,6 +280,7 @@ static sluice_verdict router_on_attempt(void *instance, sluice_ctx *ctx)
         H->attr_set(ctx, "route.fallback", "");
         q->armed = 0;
     }
+    budget_attrs(ctx, q, r, t.route);
     int can = q->step + 1 < q->n && (p->fallback_on & RC_ALL_KEYS);
     if (can != q->can_fb) {
         H->attr_set(ctx, "route.can_fallback", can ? "1" : "");

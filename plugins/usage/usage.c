@@ -29,6 +29,13 @@ struct usage_req {
     int64_t content_chars;   /* of the streamed text (estimates) */
     int64_t reserved_tokens, reserved_cost_nano; /* by the budget check */
     uint64_t reserved_at;                        /* wall ms */
+    int64_t est_tokens, est_cost_nano;           /* this request's estimate */
+    /* while the shared state answers the reservation (reserve_done) */
+    struct usage_cfg *cfg;
+    sluice_ctx *ctx;
+    struct usage_budget budget;
+    int waiting;      /* answers still to come */
+    int64_t after[3]; /* the windows after the increment */
 };
 
 /* 1 when two wall-clock times fall on different UTC days. */
@@ -93,17 +100,17 @@ static sluice_verdict refuse(const sluice_host *H, sluice_ctx *ctx,
     return SLUICE_RESPOND;
 }
 
-/* The budget check: what is used plus this request's estimate. */
-static sluice_verdict check_budget(struct usage_cfg *c, sluice_ctx *ctx,
-                                   struct usage_req *r,
-                                   const struct usage_budget *b)
+/* Over one of b's budgets with `used` (tokens today, this month, cost
+ * nano this month, without this request) plus the estimate? Then the 429
+ * is set and RESPOND returned; else CONTINUE. */
+static sluice_verdict over_budget(struct usage_cfg *c, sluice_ctx *ctx,
+                                  struct usage_req *r,
+                                  const struct usage_budget *b,
+                                  const int64_t used_v[3], uint64_t now)
 {
     const sluice_host *H = c->host;
-    uint64_t now = H->wall_ms();
-    int64_t day, month, cost_nano;
-    usage_ledger_used(c, r->client, now, &day, &month, &cost_nano);
-    int64_t out = requested_output(H, ctx);
-    int64_t est = (r->prompt_estimate > 0 ? r->prompt_estimate : 0) + out;
+    int64_t day = used_v[0], month = used_v[1], cost_nano = used_v[2];
+    int64_t est = r->est_tokens, est_cost = r->est_cost_nano;
     char used[32], limit[32], need[32];
     fmt_int(need, sizeof need, est);
     if (b->tokens_day >= 0 &&
@@ -123,47 +130,121 @@ static sluice_verdict check_budget(struct usage_cfg *c, sluice_ctx *ctx,
                       need, usage_next_month_s(now), now);
     }
     if (b->cost_month >= 0) {
-        int64_t est_cost = usage_cost_nano(
-            usage_price_find(c, r->model),
-            r->prompt_estimate > 0 ? r->prompt_estimate : 0, out, 0);
         double spent = (double)cost_nano / 1e9;
-        double after =
-            (double)(cost_nano + (est_cost > 0 ? est_cost : 0)) / 1e9;
+        double after = (double)(cost_nano + est_cost) / 1e9;
         if (spent >= b->cost_month || after > b->cost_month) {
             snprintf(used, sizeof used, "%.6f %s", spent, c->currency);
             snprintf(limit, sizeof limit, "%.6f %s", b->cost_month,
                      c->currency);
-            snprintf(need, sizeof need, "%.6f %s",
-                     est_cost > 0 ? (double)est_cost / 1e9 : 0.0, c->currency);
+            snprintf(need, sizeof need, "%.6f %s", (double)est_cost / 1e9,
+                     c->currency);
             return refuse(H, ctx, r->client,
                           "budget_cost_month (cost this month)", used, limit,
                           need, usage_next_month_s(now), now);
         }
     }
-    /* admitted: reserve the estimate until the real usage is known */
-    int64_t est_cost = usage_cost_nano(
-        usage_price_find(c, r->model),
-        r->prompt_estimate > 0 ? r->prompt_estimate : 0, out, 0);
-    r->reserved_tokens = est;
-    r->reserved_cost_nano = est_cost > 0 ? est_cost : 0;
-    r->reserved_at = now;
-    usage_ledger_reserve(c, ctx, r->client, now, r->reserved_tokens,
-                         r->reserved_cost_nano);
-    /* what is left before this request, on whatever response it gets */
+    return SLUICE_CONTINUE;
+}
+
+/* What is left before this request, on whatever response it gets. */
+static void remaining_headers(const sluice_host *H, sluice_ctx *ctx,
+                              const struct usage_budget *b,
+                              const int64_t used_v[3])
+{
+    char text[32];
     int64_t left = -1;
     if (b->tokens_day >= 0)
-        left = b->tokens_day - day;
-    if (b->tokens_month >= 0 && (left < 0 || b->tokens_month - month < left))
-        left = b->tokens_month - month;
+        left = b->tokens_day - used_v[0];
+    if (b->tokens_month >= 0 &&
+        (left < 0 || b->tokens_month - used_v[1] < left))
+        left = b->tokens_month - used_v[1];
     if (left >= 0) {
-        fmt_int(used, sizeof used, left);
-        H->resp_header_add(ctx, "x-sluice-budget-remaining-tokens", used);
+        fmt_int(text, sizeof text, left);
+        H->resp_header_add(ctx, "x-sluice-budget-remaining-tokens", text);
     }
     if (b->cost_month >= 0) {
-        snprintf(used, sizeof used, "%.6f",
-                 b->cost_month - (double)cost_nano / 1e9);
-        H->resp_header_add(ctx, "x-sluice-budget-remaining-cost", used);
+        snprintf(text, sizeof text, "%.6f",
+                 b->cost_month - (double)used_v[2] / 1e9);
+        H->resp_header_add(ctx, "x-sluice-budget-remaining-cost", text);
     }
+}
+
+/* The answer of the shared state to the reservation (on the request's
+ * worker): the windows after our increment, so with every reservation and
+ * charge that reached the backend before ours. Over: give ours back and
+ * refuse; the request waits for this (PENDING) until req_resume. */
+static void reserve_done(void *arg, const sluice_state_value *v)
+{
+    struct usage_req *r = arg;
+    struct usage_cfg *c = r->cfg;
+    const sluice_host *H = c->host;
+    int w = v->key[1] == 'd' ? 0 : v->key[1] == 'm' ? 1 : 2;
+    r->after[w] = v->found ? v->count : 0;
+    if (--r->waiting > 0)
+        return;
+    int64_t used_v[3] = {r->after[0] - r->reserved_tokens,
+                         r->after[1] - r->reserved_tokens,
+                         r->after[2] - r->reserved_cost_nano};
+    if (over_budget(c, r->ctx, r, &r->budget, used_v, r->reserved_at) !=
+        SLUICE_CONTINUE) {
+        usage_ledger_reserve(c, r->ctx, r->client, r->reserved_at,
+                             -r->reserved_tokens, -r->reserved_cost_nano);
+        r->reserved_tokens = r->reserved_cost_nano = 0;
+        H->req_resume(r->ctx, SLUICE_RESPOND);
+        return;
+    }
+    remaining_headers(H, r->ctx, &r->budget, used_v);
+    H->req_resume(r->ctx, SLUICE_CONTINUE);
+}
+
+/* The budget check: what is used plus this request's estimate. Against
+ * this instance's view first (a client far over its budget costs no
+ * round trip); then, on a core with asynchronous verdicts, against the
+ * shared state itself: the estimate is reserved there and the verdict
+ * waits for the backend's answer, so the instances of a fleet cannot
+ * admit on views that lag each other. */
+static sluice_verdict check_budget(struct usage_cfg *c, sluice_ctx *ctx,
+                                   struct usage_req *r,
+                                   const struct usage_budget *b)
+{
+    const sluice_host *H = c->host;
+    const int closed = SLUICE_STATE_DEGRADED | SLUICE_STATE_CLOSED;
+    if (SLUICE_HOST_HAS(H, state_status) &&
+        (H->state_status(c->self) & closed) == closed) {
+        /* state.on_unavailable: closed, and the shared state is away */
+        H->resp_header_add(ctx, "Retry-After", "1");
+        H->respond_error(ctx, 503, "server_error", "budgets_unavailable", NULL,
+                         "Budgets cannot be checked right now (the shared "
+                         "state is unavailable). Please retry.");
+        return SLUICE_RESPOND;
+    }
+    uint64_t now = H->wall_ms();
+    int64_t used_v[3];
+    usage_ledger_used(c, r->client, now, &used_v[0], &used_v[1], &used_v[2]);
+    int64_t out = requested_output(H, ctx);
+    int64_t prompt = r->prompt_estimate > 0 ? r->prompt_estimate : 0;
+    int64_t est_cost =
+        usage_cost_nano(usage_price_find(c, r->model), prompt, out, 0);
+    r->est_tokens = prompt + out;
+    r->est_cost_nano = est_cost > 0 ? est_cost : 0;
+    if (over_budget(c, ctx, r, b, used_v, now) != SLUICE_CONTINUE)
+        return SLUICE_RESPOND;
+    /* admitted: reserve the estimate until the real usage is known */
+    r->reserved_tokens = r->est_tokens;
+    r->reserved_cost_nano = r->est_cost_nano;
+    r->reserved_at = now;
+    if (SLUICE_HOST_HAS(H, req_resume)) {
+        r->cfg = c;
+        r->ctx = ctx;
+        r->budget = *b;
+        r->waiting = 3;
+        usage_ledger_reserve_wait(c, ctx, r->client, now, r->reserved_tokens,
+                                  r->reserved_cost_nano, reserve_done, r);
+        return SLUICE_PENDING;
+    }
+    usage_ledger_reserve(c, ctx, r->client, now, r->reserved_tokens,
+                         r->reserved_cost_nano);
+    remaining_headers(H, ctx, b, used_v);
     return SLUICE_CONTINUE;
 }
 

@@ -119,6 +119,13 @@ void usage_ledger_charge(struct usage_cfg *c, sluice_ctx *ctx, uint64_t wall_ms,
 void usage_ledger_reserve(struct usage_cfg *c, sluice_ctx *ctx,
                           const char *client, uint64_t wall_ms, int64_t tokens,
                           int64_t cost_nano);
+/* The same, with done(arg, value) once per window (tokens today, tokens
+ * this month, cost this month; in any order, on ctx's worker) with its
+ * value after the increment as the backend answered it. */
+void usage_ledger_reserve_wait(struct usage_cfg *c, sluice_ctx *ctx,
+                               const char *client, uint64_t wall_ms,
+                               int64_t tokens, int64_t cost_nano,
+                               sluice_state_fn done, void *arg);
 /* Used so far in the budget windows of `client` at wall_ms. */
 void usage_ledger_used(struct usage_cfg *c, const char *client,
                        uint64_t wall_ms, int64_t *tok_day, int64_t *tok_month,

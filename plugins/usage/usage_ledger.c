@@ -99,6 +99,23 @@ void usage_ledger_reserve(struct usage_cfg *c, sluice_ctx *ctx,
     }
 }
 
+void usage_ledger_reserve_wait(struct usage_cfg *c, sluice_ctx *ctx,
+                               const char *client, uint64_t wall_ms,
+                               int64_t tokens, int64_t cost_nano,
+                               sluice_state_fn done, void *arg)
+{
+    const sluice_host *H = c->host;
+    char day[11], month[8], key[256];
+    usage_day_of(wall_ms, day);
+    usage_month_of(wall_ms, month);
+    snprintf(key, sizeof key, "bd|%s|%s", day, client);
+    H->state_incr(c->self, ctx, key, tokens, 2 * DAY_MS, done, arg);
+    snprintf(key, sizeof key, "bm|%s|%s", month, client);
+    H->state_incr(c->self, ctx, key, tokens, MONTH_MS, done, arg);
+    snprintf(key, sizeof key, "bc|%s|%s", month, client);
+    H->state_incr(c->self, ctx, key, cost_nano, MONTH_MS, done, arg);
+}
+
 static int64_t read_count(struct usage_cfg *c, const char *key)
 {
     int64_t n = 0;

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SLUICE_TEST_API __attribute__((visibility("default")))
 
@@ -86,8 +87,38 @@ SLUICE_TEST_API void sluice_test_state_status(int flags)
 static sluice_host test_host;
 static pthread_once_t test_host_once = PTHREAD_ONCE_INIT;
 
+/* req_resume without a worker: the verdict for sluice_test_on_request,
+ * which waits for it (a completion runs on the state thread here). */
+static pthread_mutex_t resume_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t resume_cond = PTHREAD_COND_INITIALIZER;
+
+static int test_resume(struct sluice_ctx *ctx, sluice_verdict v)
+{
+    pthread_mutex_lock(&resume_lock);
+    int rc = pipeline_resume_set(ctx, v);
+    pthread_cond_broadcast(&resume_cond);
+    pthread_mutex_unlock(&resume_lock);
+    return rc;
+}
+
+/* Wait (at most 10 s) for the verdict of a PENDING on_request. */
+static int resume_wait(struct sluice_ctx *ctx)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&resume_lock);
+    int rc = 0;
+    while (!ctx->resume_posted && rc == 0)
+        rc = pthread_cond_timedwait(&resume_cond, &resume_lock, &until);
+    int got = ctx->resume_posted;
+    pthread_mutex_unlock(&resume_lock);
+    return got ? 0 : -1;
+}
+
 static void test_host_init(void)
 {
+    pipeline_pending_hook = test_resume;
     test_host = host_table;
     test_host.now_ms = test_now_ms;
     test_host.wall_ms = test_wall_ms;
@@ -332,15 +363,14 @@ SLUICE_TEST_API sluice_test_req *sluice_test_req_new(sluice_test_stage *st,
     json_t *body =
         body_json ? json_loads(body_json, JSON_DECODE_ANY, NULL) : NULL;
     sluice_test_req *r = calloc(1, sizeof(*r));
-    struct sluice_ctx *ctx = calloc(1, sizeof(*ctx));
     struct generation *g = st->gen;
+    struct sluice_ctx *ctx = request_alloc(g->nstages);
     if (!r || !ctx)
         goto fail;
     ctx->gen = g;
     atomic_fetch_add(&g->refs, 1);
-    ctx->locals = calloc(g->nstages ? g->nstages : 1, sizeof(void *));
-    ctx->url = strdup("/v1/chat/completions");
-    if (!ctx->locals || !ctx->url) {
+    ctx->url = arena_strdup(&ctx->pool, "/v1/chat/completions");
+    if (!ctx->url) {
         request_free(ctx);
         ctx = NULL;
         goto fail;
@@ -366,7 +396,10 @@ SLUICE_TEST_API sluice_test_req *sluice_test_req_new(sluice_test_stage *st,
     return r;
 fail:
     json_decref(body);
-    free(ctx);
+    if (ctx) {
+        arena_free(&ctx->pool);
+        free(ctx);
+    }
     free(r);
     return NULL;
 }
@@ -385,10 +418,9 @@ SLUICE_TEST_API void sluice_test_req_peer(sluice_test_req *r, const char *addr)
 SLUICE_TEST_API int sluice_test_req_route(sluice_test_req *r, const char *route)
 {
     const struct api_route *a = api_by_name(route);
-    char *url = a ? strdup(a->path) : NULL;
+    char *url = a ? arena_strdup(&r->ctx->pool, a->path) : NULL;
     if (!url)
         return -1;
-    free(r->ctx->url);
     r->ctx->url = url;
     r->ctx->api = a;
     return 0;
@@ -411,7 +443,16 @@ SLUICE_TEST_API void sluice_test_req_free(sluice_test_req *r)
 
 SLUICE_TEST_API sluice_verdict sluice_test_on_request(sluice_test_req *r)
 {
-    return pipeline_on_request(r->ctx);
+    sluice_verdict v = pipeline_on_request(r->ctx);
+    while (v == SLUICE_PENDING) {
+        if (resume_wait(r->ctx) != 0) {
+            fprintf(stderr, "sluice_test_on_request: a PENDING on_request "
+                            "was not resumed within 10 s\n");
+            return SLUICE_ERROR;
+        }
+        v = pipeline_on_request_resume(r->ctx);
+    }
+    return v;
 }
 
 SLUICE_TEST_API sluice_verdict sluice_test_on_attempt(sluice_test_req *r)

@@ -41,7 +41,8 @@
 #define KC "sk-route-c-cccc0003"
 
 static char yaml_extra[8192];
-static const char *keyring_extra = ""; /* more keyring settings */
+static const char *keyring_extra = "";   /* more keyring settings */
+static const char *alpha_keys = KA "\n"; /* alpha's keys file */
 
 static void setup(void)
 {
@@ -76,7 +77,7 @@ static void start_with(const char *routes, const char *router_cfg, int a_down)
     int pa = a_down ? h_free_port() : h_start_mock();
     int pb = h_start_mock_at(1, 0);
     int pc = h_start_mock_at(2, 0);
-    const char *ka = it_secret_file("a.keys", KA "\n");
+    const char *ka = it_secret_file("a.keys", alpha_keys);
     const char *kb = it_secret_file("b.keys", KB "\n");
     const char *kc = it_secret_file("c.keys", KC "\n");
     snprintf(yaml_extra, sizeof yaml_extra,
@@ -529,6 +530,80 @@ START_TEST(fallback_on_without_5xx_lets_the_500_through)
 }
 END_TEST
 
+/* 401/403 are the keys' class, not 4xx: alpha has four keys, every one
+ * refused, and the retry stage's two key switches are spent with a key
+ * still untried, so the keyring has not given up: the default
+ * fallback_on (all_keys_unavailable) still moves the request to beta. */
+START_TEST(refused_keys_fall_back_by_default_before_the_pool_is_empty)
+{
+    alpha_keys = KA "\nsk-route-a-aaaa0004\nsk-route-a-aaaa0005\n"
+                    "sk-route-a-aaaa0006\n";
+    start_with(FAILOVER, NULL, 0);
+    ck_assert_int_eq(h_mock_script_at(0, "{\"times\":0,\"status\":403}"), 0);
+    assert_served_by_beta("403 from three of alpha's keys");
+    ck_assert_int_eq(mock_count(0), 3); /* one try and two switches */
+    char *m = h_metrics_scrape();
+    ck_assert_msg(h_metrics_sample(m, "sluice_fallbacks_total{from_model="
+                                      "\"m\",to_model=\"m\",reason="
+                                      "\"all_keys_unavailable\"}") == 1,
+                  "%s", m);
+    free(m);
+}
+END_TEST
+
+/* fallback_on: [4xx] alone: a 404 falls back; a 401 does not (it is the
+ * keys' class, not listed): the client gets the keyring's answer. */
+START_TEST(fallback_on_4xx_leaves_refused_keys_out)
+{
+    start_with("  - model: m\n"
+               "    fallback_on: [4xx]\n"
+               "    deployments:\n" /* alpha first, request after request */
+               "      - { upstream: alpha, model: a-model, weight: 100 }\n"
+               "      - { upstream: beta, model: b-model, weight: 1 }\n",
+               NULL, 0);
+    ck_assert_int_eq(h_mock_script_at(0, "{\"times\":1,\"status\":404}"), 0);
+    assert_served_by_beta("404 under fallback_on: [4xx]");
+    ck_assert_int_eq(h_mock_reset_at(1), 0);
+    ck_assert_int_eq(h_mock_script_at(0, "{\"times\":0,\"status\":401}"), 0);
+    h_resp r;
+    chat_model("m", 0, &r);
+    /* alpha's only key refused: the keyring's answer, no fallback */
+    it_assert_error(&r, 503, "all_keys_unavailable", "401 under [4xx]");
+    assert_hdr(&r, "x-sluice-upstream", "alpha");
+    assert_hdr(&r, "x-sluice-fallbacks", "0");
+    h_resp_free(&r);
+    ck_assert_int_eq(mock_count(1), 0);
+}
+END_TEST
+
+/* A route's retries: replace the retry stage's budget for its
+ * deployments (max_retries 0: alpha's 500 falls back at once); another
+ * route over the same deployments keeps the stage's (max_retries 1). */
+START_TEST(route_retry_budget_replaces_the_stage_budget)
+{
+    start_with("  - model: m\n"
+               "    retries: { max_retries: 0 }\n"
+               "    deployments:\n"
+               "      - { upstream: alpha, model: a-model, weight: 100 }\n"
+               "      - { upstream: beta, model: b-model, weight: 1 }\n"
+               "  - model: m2\n"
+               "    deployments:\n"
+               "      - { upstream: alpha, model: a-model, weight: 100 }\n"
+               "      - { upstream: beta, model: b-model, weight: 1 }\n",
+               "deployment_cooldown_s: 0", 0);
+    ck_assert_int_eq(h_mock_script_at(0, "{\"times\":0,\"status\":500}"), 0);
+    assert_served_by_beta("500 with retries: { max_retries: 0 }");
+    ck_assert_int_eq(mock_count(0), 1);
+    h_resp r;
+    chat_model("m2", 0, &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, it_show(&r));
+    assert_hdr(&r, "x-sluice-upstream", "beta");
+    assert_hdr(&r, "x-sluice-attempts", "3");
+    h_resp_free(&r);
+    ck_assert_int_eq(mock_count(0), 3); /* one try and one retry more */
+}
+END_TEST
+
 START_TEST(context_fallback_picks_the_first_model_that_fits)
 {
     int pa = h_start_mock(), pb = h_start_mock_at(1, 0),
@@ -644,7 +719,7 @@ START_TEST(load_with_alpha_killed_and_restarted)
     /* alpha and beta as extra mocks (1 and 2), so alpha can come back on
      * its port */
     int pa = h_start_mock_at(1, 0), pb = h_start_mock_at(2, 0);
-    const char *ka = it_secret_file("a.keys", KA "\n");
+    const char *ka = it_secret_file("a.keys", alpha_keys);
     const char *kb = it_secret_file("b.keys", KB "\n");
     snprintf(yaml_extra, sizeof yaml_extra,
              "upstreams:\n"
@@ -814,7 +889,7 @@ static void start_header_lists(void)
 {
     int pa = h_start_mock();
     int pb = h_start_mock_at(1, 0);
-    const char *ka = it_secret_file("a.keys", KA "\n");
+    const char *ka = it_secret_file("a.keys", alpha_keys);
     const char *kb = it_secret_file("b.keys", KB "\n");
     snprintf(yaml_extra, sizeof yaml_extra,
              "upstreams:\n"
@@ -1010,6 +1085,16 @@ START_TEST(bad_configurations_are_refused_with_file_and_line)
                   "  - { model: x, deployments: [{ upstream: a }] }\n",
                   "bad_add_headers.yaml:7: upstreams[0].add_headers",
                   "a mapping of header: value");
+    check_refused("bad_retries", UP2,
+                  "  - model: x\n"
+                  "    retries: { max_retries: 99 }\n"
+                  "    deployments: [{ upstream: a }]\n",
+                  "bad_retries.yaml:8: routes[0].retries.max_retries", "15");
+    check_refused("unknown_retries_key", UP2,
+                  "  - model: x\n"
+                  "    retries: { max_tries: 1 }\n"
+                  "    deployments: [{ upstream: a }]\n",
+                  "unknown_retries_key.yaml:8: routes[0].retries", "max_tries");
 }
 END_TEST
 
@@ -1028,6 +1113,10 @@ int main(void)
     tcase_add_test(tc, fallback_model_list_gets_its_own_model_name);
     tcase_add_test(tc, stream_falls_back_before_first_byte_not_after);
     tcase_add_test(tc, fallback_on_without_5xx_lets_the_500_through);
+    tcase_add_test(tc,
+                   refused_keys_fall_back_by_default_before_the_pool_is_empty);
+    tcase_add_test(tc, fallback_on_4xx_leaves_refused_keys_out);
+    tcase_add_test(tc, route_retry_budget_replaces_the_stage_budget);
     tcase_add_test(tc, context_fallback_picks_the_first_model_that_fits);
     tcase_add_test(tc, load_with_alpha_killed_and_restarted);
     tcase_add_test(tc, reload_adds_and_removes_an_upstream_under_load);

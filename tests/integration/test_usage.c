@@ -653,6 +653,38 @@ START_TEST(test_placement_errors_at_check)
 }
 END_TEST
 
+/* state.on_unavailable: closed with the shared state away (a Redis nobody
+ * listens on): a client with a budget gets 503 budgets_unavailable, never
+ * the upstream; a client without one is served. */
+START_TEST(test_budget_fails_closed)
+{
+    static char extra[512], pipeline[1024];
+    snprintf(auth_hdr, sizeof auth_hdr, "Authorization: Bearer %s", TOKEN);
+    it_secret_file("clients.txt",
+                   ALPHA " alpha budget_tokens_day=1000\n" BETA " beta\n");
+    snprintf(extra, sizeof extra,
+             "state:\n  backend: redis\n  url: \"redis://127.0.0.1:1/0\"\n"
+             "  on_unavailable: closed\n");
+    snprintf(pipeline, sizeof pipeline,
+             "  - plugin: auth\n"
+             "    config: { clients_file: \"@TMPDIR@/clients.txt\" }\n"
+             "  - plugin: usage\n"
+             "  - plugin: keyring\n"
+             "    config: { keys_file: \"@KEYS_FILE@\" }\n"
+             "  - plugin: sse\n");
+    h_opts o = {.pipeline = pipeline, .extra = extra};
+    h_start_all(&o);
+    h_resp r;
+    ck_assert_int_eq(chat(A_ALPHA, PRICED, NULL, &r), 503);
+    it_assert_error(&r, 503, "budgets_unavailable", "budget, state away");
+    ck_assert_ptr_nonnull(h_resp_header(&r, "Retry-After"));
+    h_resp_free(&r);
+    ck_assert_int_eq(h_mock_request_count(), 0);
+    ck_assert_int_eq(chat(A_BETA, PRICED, NULL, NULL), 200);
+    ck_assert_int_eq(h_mock_request_count(), 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("usage");
@@ -665,6 +697,7 @@ int main(void)
     tcase_add_test(tc, test_bad_config_at_check);
     tcase_add_test(tc, test_model_table_and_clients_file);
     tcase_add_test(tc, test_placement_errors_at_check);
+    tcase_add_test(tc, test_budget_fails_closed);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -279,6 +279,63 @@ START_TEST(estimator_meets_targets)
 }
 END_TEST
 
+/* The scanner's fast paths (runs of letters, " word" sequences, digits,
+ * spaces, script runs) count what char_step() counts a character at a
+ * time: the corpus, and random texts over an alphabet of every class but
+ * combining marks and joiners (see est_scan_slow). */
+static void same_counts(const char *t, size_t n)
+{
+    est_counts a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    est_scan(t, n, &a);
+    est_scan_slow(t, n, &b);
+    for (int i = 0; i < EST_NFEATURES; i++)
+        ck_assert_msg(a.f[i] == b.f[i], "%s: %llu fast, %llu slow, in %.*s",
+                      est_feature_name(i), (unsigned long long)a.f[i],
+                      (unsigned long long)b.f[i], (int)(n > 120 ? 120 : n), t);
+}
+
+START_TEST(estimator_fast_paths_match)
+{
+    static const char *const atoms[] = {
+        "a",    "b",    "f",     "g",      "q",         "z",
+        "A",    "F",    "G",     "Z",      "0",         "5",
+        "9",    " ",    "  ",    "\t",     "\n",        ".",
+        ",",    "!",    "-",     "_",      "{",         "`",
+        "@",    "[",    "\x7f",  "é",      "ł",         "ệ",
+        "中",   "あ",   "한",    "д",      "ب",         "क",
+        "ก",    "α",    "😀",     "、",     "！",        "\xff",
+        "\xc3", "\x80", "hello", " world", "camelCase", "abcdefghijklmnop"};
+    json_error_t je;
+    FILE *f = data_open("token-corpus.jsonl");
+    json_t *rec;
+    while ((rec = json_loadf(f, JSON_DISABLE_EOF_CHECK, &je))) {
+        json_t *text = json_object_get(rec, "text");
+        same_counts(json_string_value(text), json_string_length(text));
+        json_decref(rec);
+    }
+    fclose(f);
+    char buf[512];
+    uint32_t r = 12345;
+    for (int it = 0; it < 200000; it++) {
+        size_t n = 0;
+        r = r * 1103515245u + 12345u;
+        int k = (int)(r >> 16) % 40;
+        for (int j = 0; j < k; j++) {
+            r = r * 1103515245u + 12345u;
+            const char *a = atoms[(r >> 16) % (sizeof atoms / sizeof *atoms)];
+            size_t l = strlen(a);
+            if (n + l > sizeof buf)
+                break;
+            memcpy(buf + n, a, l);
+            n += l;
+        }
+        same_counts(buf, n);
+    }
+}
+END_TEST
+
 START_TEST(estimator_edges)
 {
     ck_assert_uint_eq(est_tokens("", 0), 0);
@@ -846,6 +903,7 @@ static Suite *context_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, estimator_meets_targets);
     tcase_add_test(tc, estimator_edges);
+    tcase_add_test(tc, estimator_fast_paths_match);
     suite_add_tcase(s, tc);
     tc = tcase_create("stage");
     tcase_set_timeout(tc, 60);

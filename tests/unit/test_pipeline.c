@@ -127,21 +127,15 @@ static void setup(void)
     trace[0] = '\0';
     gen = generation_from_descs(descs, NULL, 3, err, sizeof err);
     ck_assert_msg(gen != NULL, "%s", err);
-    ctx = calloc(1, sizeof(*ctx));
+    ctx = request_alloc(3);
+    ck_assert_ptr_nonnull(ctx);
     ctx->gen = gen;
-    ctx->locals = calloc(3, sizeof(void *));
     ctx->cur_stage = ctx->chunk_stage = -1;
 }
 
 static void teardown(void)
 {
-    free(ctx->locals);
-    free(ctx->out_ctype);
-    buf_release(&ctx->out_body);
-    buf_release(&ctx->sbuf);
-    hdrs_free(&ctx->out_headers);
-    free(ctx);
-    generation_unpin(gen);
+    request_free(ctx); /* unpins gen */
 }
 
 START_TEST(all_continue_runs_in_order)
