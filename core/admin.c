@@ -8,6 +8,7 @@
  */
 #include "admin.h"
 #include "admin_ui.h"
+#include "history.h"
 #include "flow.h"
 #include "log.h"
 #include "pipeline.h"
@@ -165,6 +166,17 @@ static int admin_builtin(struct sluice_ctx *ctx, int *handled)
         if (!strcmp(ctx->method, "POST"))
             return admin_reload(ctx);
         hdrs_add(&ctx->out_headers, "Allow", "POST");
+    } else if (!strcmp(ctx->aux, "ui/history")) { /* the dashboard's charts */
+        if (!strcmp(ctx->method, "GET")) {
+            buf_t out;
+            buf_init(&out);
+            history_json(&out, time_wall_ms());
+            request_set_response(ctx, 200, "application/json", out.data,
+                                 out.len);
+            buf_release(&out);
+            return 0;
+        }
+        hdrs_add(&ctx->out_headers, "Allow", "GET");
     } else if (!strcmp(ctx->aux, "pipeline")) {
         if (!strcmp(ctx->method, "GET")) {
             buf_t out;

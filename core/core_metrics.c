@@ -9,6 +9,7 @@
  * small object after the last "usage" key is parsed.
  */
 #include "core_metrics.h"
+#include "history.h"
 #include "upstream_set.h"
 #include "log.h"
 #include "metrics.h"
@@ -381,6 +382,19 @@ void core_metrics_summarise(struct sluice_ctx *ctx, int client_left,
     }
 }
 
+/* 1 when a route label is client API traffic (what the dashboard's
+ * charts show; ui/app.js has the same list). */
+static int api_traffic(const char *route)
+{
+    static const char *const not_api[] = {"admin",     "health",     "metrics",
+                                          "openapi",   "docs",       "redoc",
+                                          "not_found", "bad_method", NULL};
+    for (size_t i = 0; not_api[i]; i++)
+        if (!strcmp(route, not_api[i]))
+            return 0;
+    return 1;
+}
+
 void core_metrics_request_done(struct sluice_ctx *ctx,
                                const struct request_summary *sum)
 {
@@ -392,6 +406,11 @@ void core_metrics_request_done(struct sluice_ctx *ctx,
     metrics_add(cm.requests, rl, 1);
     const char *dl[] = {sum->route, stream};
     metrics_observe(cm.duration, dl, sum->total_s);
+    if (api_traffic(sum->route))
+        history_record(time_wall_ms(), sum->total_s,
+                       !strcmp(sum->outcome, "error") ||
+                           !strcmp(sum->outcome, "upstream_error") ||
+                           !strcmp(sum->outcome, "stream_interrupted"));
     if (ctx->route != ROUTE_API)
         return;
     if (!strcmp(sum->outcome, "rejected")) {

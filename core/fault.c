@@ -15,6 +15,7 @@ static const char *const fault_names[FAULT_NPOINTS] = {
     [FAULT_TIMER_RESERVE] = "timer_reserve",
     [FAULT_EPOLL_ADD] = "epoll_add",
     [FAULT_EPOLL_MOD] = "epoll_mod",
+    [FAULT_STATE_SUB_LATE] = "state_sub_late",
 };
 
 /* calls still to fail per point: -1 every one, 0 none */

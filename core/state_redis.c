@@ -18,6 +18,7 @@
  * serving, changes queue, and on reconnect this instance pushes its own
  * records again (Redis may have lost them) and pulls everyone's.
  */
+#include "fault.h"
 #include "log.h"
 #include "state.h"
 #include "state_wire.h"
@@ -65,7 +66,8 @@ struct redis_backend {
     char channel[96];
     char instance[64];
     long timeout_ms;
-    redisContext *c; /* commands: the state thread's */
+    redisContext *c;     /* commands: the state thread's */
+    redisContext *sub_c; /* subscribed at open, handed to the subscriber */
     uint64_t next_try_ms, last_ok_ms;
     atomic_int resync; /* pull the shared records at the next tick */
     atomic_int stop;
@@ -319,26 +321,36 @@ static void sub_sleep(struct redis_backend *b, long ms)
         usleep(50 * 1000);
 }
 
+/* A connection subscribed to the changes channel, or NULL. */
+static redisContext *sub_connect(struct redis_backend *b)
+{
+    char err[256];
+    redisContext *c = rb_connect(b, b->timeout_ms > 1000 ? b->timeout_ms : 1000,
+                                 err, sizeof err);
+    redisReply *r = c ? redisCommand(c, "SUBSCRIBE %s", b->channel) : NULL;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (r)
+            freeReplyObject(r);
+        redisFree(c);
+        return NULL;
+    }
+    freeReplyObject(r);
+    return c;
+}
+
 static void *sub_main(void *arg)
 {
     struct redis_backend *b = arg;
-    redisContext *c = NULL;
-    char err[256];
+    redisContext *c = b->sub_c; /* subscribed before the pull at open */
+    b->sub_c = NULL;
+    if (fault_hit(FAULT_STATE_SUB_LATE))
+        sub_sleep(b, 1500);
     while (!atomic_load(&b->stop)) {
         if (!c) {
-            c = rb_connect(b, b->timeout_ms > 1000 ? b->timeout_ms : 1000, err,
-                           sizeof err);
-            redisReply *r =
-                c ? redisCommand(c, "SUBSCRIBE %s", b->channel) : NULL;
-            if (!r || r->type == REDIS_REPLY_ERROR) {
-                if (r)
-                    freeReplyObject(r);
-                redisFree(c);
-                c = NULL;
+            if (!(c = sub_connect(b))) {
                 sub_sleep(b, REDIS_RETRY_MS);
                 continue;
             }
-            freeReplyObject(r);
             /* what changed while we did not listen */
             atomic_store(&b->resync, 1);
             state_kick();
@@ -489,6 +501,7 @@ static void rb_close(struct state_backend *base)
     atomic_store(&b->stop, 1);
     if (b->sub_started)
         pthread_join(b->sub, NULL);
+    redisFree(b->sub_c); /* NULL once the subscriber took it */
     redisFree(b->c);
     if (b->password) {
         memset(b->password, 0, strlen(b->password));
@@ -526,6 +539,11 @@ struct state_backend *state_redis_open(const struct state_conf *sc,
     /* at start a slow Redis gets a second, not timeout_ms */
     b->c =
         rb_connect(b, b->timeout_ms > 1000 ? b->timeout_ms : 1000, err, errlen);
+    /* subscribed first, pulled second: a change made meanwhile is in the
+     * pull or in a message after it (applied in order, the last wins);
+     * the other way round a deletion in between would be missed for good */
+    if (b->c)
+        b->sub_c = sub_connect(b);
     if (b->c && rb_pull(b, 1, err, errlen) != 0)
         rb_drop(b);
     if (!b->c) {

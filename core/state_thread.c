@@ -19,8 +19,12 @@
 
 void state_kick(void)
 {
+    /* asked already and not taken yet: that flush writes what the caller
+     * changed before it got here (every counter increment kicks) */
+    if (__atomic_load_n(&state_g.flush_now, __ATOMIC_ACQUIRE))
+        return;
     pthread_mutex_lock(&state_g.q_lock);
-    state_g.flush_now = 1;
+    __atomic_store_n(&state_g.flush_now, 1, __ATOMIC_RELEASE);
     pthread_cond_signal(&state_g.q_cond);
     pthread_mutex_unlock(&state_g.q_lock);
 }
@@ -249,7 +253,8 @@ void *state_thread_main(void *arg)
             uint64_t until =
                 state_busy_locked() ? next_flush : last_flush + IDLE_MS;
             if (state_g.stop || state_g.notes || state_g.dones ||
-                state_g.flush_now || time_now_ms() >= until)
+                __atomic_load_n(&state_g.flush_now, __ATOMIC_ACQUIRE) ||
+                time_now_ms() >= until)
                 break;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -263,9 +268,10 @@ void *state_thread_main(void *arg)
             pthread_cond_timedwait(&state_g.q_cond, &state_g.q_lock, &ts);
         }
         int stop = state_g.stop,
-            flush = state_g.flush_now || stop || time_now_ms() >= next_flush;
+            flush = __atomic_load_n(&state_g.flush_now, __ATOMIC_ACQUIRE) ||
+                    stop || time_now_ms() >= next_flush;
         int gen = state_g.flush_gen;
-        state_g.flush_now = 0;
+        __atomic_store_n(&state_g.flush_now, 0, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&state_g.q_lock);
         run_dones();
         run_notes();
@@ -308,7 +314,7 @@ void state_flush(void)
         return;
     pthread_mutex_lock(&state_g.q_lock);
     int gen = ++state_g.flush_gen;
-    state_g.flush_now = 1;
+    __atomic_store_n(&state_g.flush_now, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&state_g.q_cond);
     while (state_g.flushed_gen < gen && !state_g.stop)
         pthread_cond_wait(&state_g.q_cond, &state_g.q_lock);

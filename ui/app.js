@@ -2,9 +2,9 @@
 // REFRESH_MS reads /admin/keys, /admin/pipeline, /health, /metrics (and the
 // usage stage's /admin/usage/clients when the pipeline has one) and renders
 // tables and small SVG charts. No library, no inline code (strict CSP).
-// The traffic charts are computed here from consecutive /metrics scrapes;
-// their last 15 minutes are kept in sessionStorage so a reload of the page
-// keeps them.
+// The traffic charts start from the server's last 15 minutes
+// (GET /admin/ui/history, 10-second slots), then go on with points computed
+// here from consecutive /metrics scrapes; they are kept in sessionStorage.
 "use strict";
 
 const REFRESH_MS = 2000;
@@ -20,6 +20,7 @@ const $ = (id) => document.getElementById(id);
 let timer = null;
 let lastScrape = null; // {t, total, errors, buckets: Map(le -> count)}
 let history = loadHistory();
+let serverHistory = false; // fetched once per login
 
 // ---- token ---------------------------------------------------------------
 
@@ -70,6 +71,7 @@ async function login(ev) {
 }
 
 function start() {
+  serverHistory = false;
   $("login").hidden = true;
   $("dash").hidden = false;
   $("logout").hidden = false;
@@ -269,6 +271,19 @@ function loadHistory() {
   } catch { return []; }
 }
 
+// The server's points replace what this tab holds for the same time: a
+// page opened just now shows the last 15 minutes at once.
+async function loadServerHistory() {
+  const r = await api("/admin/ui/history");
+  if (r.status !== 200 || !r.json || !Array.isArray(r.json.points)) return;
+  const now = Date.now();
+  const pts = r.json.points.filter((p) => p.t > now - WINDOW_MS)
+    .map((p) => ({ t: p.t, rate: p.rate, p50: p.p50, p99: p.p99, err: p.err }));
+  const newest = pts.length ? pts[pts.length - 1].t : 0;
+  history = pts.concat(history.filter((p) => p.t > newest));
+  sessionStorage.setItem(HISTORY_KEY, JSON.stringify(history));
+}
+
 function addPoint(cur) {
   if (lastScrape && cur.total >= lastScrape.total) {
     const dt = (cur.t - lastScrape.t) / 1000;
@@ -343,6 +358,10 @@ async function refresh() {
     renderUsage(usage && usage.status === 200 ? usage.json : null);
     $("health").textContent = health.status;
     $("health").className = "pill " + health.status;
+    if (!serverHistory) {
+      await loadServerHistory();
+      serverHistory = true;
+    }
     addPoint(scrapeOf(metrics));
     renderCharts();
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();

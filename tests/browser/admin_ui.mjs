@@ -1,7 +1,9 @@
 // admin_ui.mjs - drives sluice's /admin/ui in headless Chromium with
 // puppeteer-core for tests/integration/test_admin_ui_browser.c. Steps:
 //   1. load the page; a wrong token must give a clear message
-//   2. the right token: wait for the keys table and both chart points
+//   2. the right token: right after the first refresh the charts already
+//      hold the server's history (requests made before the page opened);
+//      then wait for the keys table and a point from two scrapes
 //   3. report the keys table as the page shows it (the C test compares it
 //      with GET /admin/keys) and save a screenshot
 //   4. when --reset: click "Reset failed keys", cancel once (nothing may
@@ -66,6 +68,17 @@ try {
   await page.type("#token", args.token);
   await page.click("#login-submit");
   await page.waitForSelector("#keys tbody tr", { timeout: 10000 });
+  // the first refresh is done: no two scrapes yet, so every point is the
+  // server's (GET /admin/ui/history)
+  await page.waitForFunction(() =>
+    document.getElementById("updated").textContent.startsWith("updated"),
+    { timeout: 10000 });
+  out.first_refresh = await page.evaluate(() => {
+    const h = JSON.parse(sessionStorage.getItem("sluice.history") || "[]");
+    return { points: h.length, busy_points: h.filter((p) => p.rate > 0).length,
+             requests_per_s: h.reduce((a, p) => a + p.rate, 0),
+             circles: document.querySelectorAll("#chart-rate circle").length };
+  });
   // two scrapes make the first chart point
   await page.waitForSelector("#chart-rate polyline", { timeout: 15000 });
   out.url_after_login = page.url();

@@ -155,6 +155,23 @@ START_TEST(test_dashboard_in_chromium)
         ck_assert(chat_ok());
     json_t *before = admin_get("/admin/keys");
     json_t *usage = admin_get("/admin/usage/clients");
+    /* the server keeps the charts' history: the chats are in it, and it
+     * needs the token */
+    ck_assert_int_eq(h_get("/admin/ui/history", &r), 0);
+    ck_assert_int_eq(r.status, 401);
+    h_resp_free(&r);
+    json_t *hist = admin_get("/admin/ui/history");
+    long long seen = 0;
+    size_t hi;
+    json_t *pt;
+    json_array_foreach(json_object_get(hist, "points"), hi, pt)
+    {
+        seen += json_integer_value(json_object_get(pt, "requests"));
+        ck_assert(json_is_number(json_object_get(pt, "rate")));
+    }
+    ck_assert_int_eq(json_integer_value(json_object_get(hist, "slot_s")), 10);
+    ck_assert_int_ge(seen, 4);
+    json_decref(hist);
 
     char url[128], shot[1200];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/admin/ui", h_sluice_port());
@@ -241,6 +258,17 @@ START_TEST(test_dashboard_in_chromium)
               today / 1000.0);
     json_decref(usage);
     json_decref(before);
+
+    /* a page opened after the first chats drew them at once, from the
+     * server's history (before any two scrapes of its own) */
+    json_t *fr = json_object_get(res, "first_refresh");
+    ck_assert_msg(
+        json_integer_value(json_object_get(fr, "busy_points")) >= 1 &&
+            json_integer_value(json_object_get(fr, "circles")) >= 1,
+        "first refresh: %lld points, %lld with traffic, %lld drawn",
+        (long long)json_integer_value(json_object_get(fr, "points")),
+        (long long)json_integer_value(json_object_get(fr, "busy_points")),
+        (long long)json_integer_value(json_object_get(fr, "circles")));
 
     /* ten chats while the page was open: the charts show them */
     ck_assert_msg(json_number_value(json_object_get(res, "now_rate")) > 0,

@@ -7,7 +7,9 @@
  * back from the instances' views (once, not once per instance); and with
  * state.on_unavailable: closed, a client whose limits are counted in the
  * shared state is refused with an OpenAI-shaped 503 while Redis is away
- * (open, the default, keeps serving). Each check reads both what sluice
+ * (open, the default, keeps serving). A record deleted while a new
+ * instance's subscriber is not reading yet still reaches it (it subscribes
+ * before it pulls). Each check reads both what sluice
  * answers and what Redis itself holds (redis-cli). Without the fixture the
  * test SKIPs (exit 77).
  */
@@ -24,6 +26,7 @@
 #define CLIENT  "sk-client-resync-000001"
 #define LIMITED "sk-client-resync-rpm006"
 #define KEY     "sk-resync-test-aaaa0001"
+#define KEY2    "sk-resync-test-bbbb0002"
 
 static const char BODY[] =
     "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
@@ -97,7 +100,7 @@ static const h_opts *opts(const char *name, const char *state_extra)
              name, state_extra ? state_extra : "");
     it_secret_file("clients.txt", CLIENT " team\n" LIMITED " limited rpm=6\n");
     memset(&o[i], 0, sizeof o[i]);
-    o[i].keys = KEY "\n";
+    o[i].keys = KEY "\n" KEY2 "\n";
     o[i].pipeline = "  - plugin: auth\n"
                     "    config: { clients_file: \"@TMPDIR@/clients.txt\" }\n"
                     "  - plugin: usage\n"
@@ -321,6 +324,53 @@ START_TEST(empty_redis_gets_counters_back)
 }
 END_TEST
 
+/* B subscribes before it loads the shared state, so a change made while
+ * its subscriber thread is slow to start (SLUICE_FAULTS=state_sub_late:
+ * 1.5 s) waits in the subscription instead of falling between the load
+ * and a late subscribe, where no later pull would undo it. */
+START_TEST(late_subscriber_misses_no_deletion)
+{
+    const char *admin[] = {"Authorization: Bearer " TOKEN, NULL};
+    h_start_mock();
+    ck_assert_int_eq(
+        h_mock_script("{\"rules\":[{\"match\":{\"auth\":\"Bearer " KEY
+                      "\"},\"times\":1,\"status\":401}]}"),
+        0);
+    int pa = h_fleet_port(h_fleet_start(opts("A", NULL)));
+    for (int i = 0; i < 2; i++) /* round robin: KEY answers 401, failed */
+        chat_as(pa, CLIENT, NULL);
+    ck_assert(wait_body(pa, "/admin/keys", "\"state\":\"failed\"", 1));
+    char pat[128];
+    snprintf(pat, sizeof pat, "r:keyring:health:*");
+    char *keys = NULL;
+    for (int i = 0; i < 300; i++) { /* written by A's state thread */
+        free(keys);
+        char full[200];
+        snprintf(full, sizeof full, "%s%s", prefix, pat);
+        keys = redis_cli("--scan", "--pattern", full);
+        if (keys && *keys)
+            break;
+        h_sleep_ms(20);
+    }
+    ck_assert_msg(keys && *keys, "A's health record never reached Redis");
+    free(keys);
+    setenv("SLUICE_FAULTS", "state_sub_late", 1);
+    int pb = h_fleet_port(h_fleet_start(opts("B", NULL)));
+    unsetenv("SLUICE_FAULTS");
+    /* loaded at start */
+    char *b = get(pb, "/admin/keys");
+    ck_assert_msg(strstr(b, "\"state\":\"failed\""), "%s", b);
+    free(b);
+    /* deleted at once, while B's subscriber thread is still asleep */
+    h_resp r;
+    h_request(pa, "POST", "/admin/reset-failed-keys", admin, NULL, 0, 10000,
+              &r);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    ck_assert(wait_body(pb, "/admin/keys", "\"state\":\"failed\"", 0));
+}
+END_TEST
+
 START_TEST(closed_refuses_limited_clients_while_away)
 {
     h_start_mock();
@@ -371,6 +421,7 @@ int main(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, later_instance_loads_counters);
     tcase_add_test(tc, empty_redis_gets_counters_back);
+    tcase_add_test(tc, late_subscriber_misses_no_deletion);
     tcase_add_test(tc, closed_refuses_limited_clients_while_away);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
