@@ -38,11 +38,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const sluice_host *H;
-
 #define RT_PLAN_MAX 16
 
 struct router {
+    const sluice_host *host; /* the table init got: no file-scope global */
     sluice_stage *self;
     struct rt_table t;
     uint64_t cooldown_ms;
@@ -70,6 +69,7 @@ struct rt_req {
 
 static void router_metrics(struct router *rt)
 {
+    const sluice_host *H = rt->host;
     if (!H->metric_register)
         return;
     rt->m_fallbacks = H->metric_register(
@@ -88,8 +88,8 @@ static int router_init(const sluice_host *host, sluice_stage *self,
                        const sluice_json *config, void **instance, char *err,
                        size_t errlen)
 {
+    const sluice_host *H = host;
     double cd;
-    H = host;
     for (void *it = H->json_iter(config); it;
          it = H->json_iter_next(config, it)) {
         if (strcmp(H->json_iter_key(it), "deployment_cooldown_s")) {
@@ -117,6 +117,7 @@ static int router_init(const sluice_host *host, sluice_stage *self,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    rt->host = host;
     rt->self = self;
     rt->cooldown_ms = (uint64_t)llround(cd * 1000);
     const sluice_json *routes = H->model_routes(self);
@@ -163,6 +164,7 @@ static void plan_route(struct router *rt, struct rt_req *q, size_t ri,
 static void count_fallback(struct router *rt, const char *from, const char *to,
                            const char *reason)
 {
+    const sluice_host *H = rt->host;
     if (rt->m_fallbacks)
         H->metric_add(rt->m_fallbacks, (const char *const[]){from, to, reason},
                       1);
@@ -170,6 +172,7 @@ static void count_fallback(struct router *rt, const char *from, const char *to,
 
 static struct rt_req *request_plan(struct router *rt, sluice_ctx *ctx)
 {
+    const sluice_host *H = rt->host;
     const char *model = H->req_model(ctx);
     const char *want = H->attr_get(ctx, "route_model");
     const char *name = want && *want ? want : model;
@@ -212,6 +215,7 @@ static struct rt_req *request_plan(struct router *rt, sluice_ctx *ctx)
 static void request_advance(struct router *rt, struct rt_req *q,
                             sluice_ctx *ctx, const char *why)
 {
+    const sluice_host *H = rt->host;
     unsigned c = rt_class_parse(why);
     struct rt_target cur = q->plan[q->step];
     struct rt_route *from = &rt->t.v[cur.route];
@@ -233,8 +237,8 @@ static void request_advance(struct router *rt, struct rt_req *q,
 /* "route.max_retries" / "route.max_key_switches": the retry stage's budget
  * per deployment of route r (its `retries:`), or "" for the stage's own.
  * Set only when the route with a budget changes. */
-static void budget_attrs(sluice_ctx *ctx, struct rt_req *q,
-                         const struct rt_route *r, size_t ri)
+static void budget_attrs(const sluice_host *H, sluice_ctx *ctx,
+                         struct rt_req *q, const struct rt_route *r, size_t ri)
 {
     size_t want = r->max_retries >= 0 || r->max_switches >= 0 ? ri + 1 : 0;
     const int v[2] = {want ? r->max_retries : -1, want ? r->max_switches : -1};
@@ -252,6 +256,7 @@ static void budget_attrs(sluice_ctx *ctx, struct rt_req *q,
 
 static sluice_verdict router_on_attempt(void *instance, sluice_ctx *ctx)
 {
+    const sluice_host *H = ((struct router *)instance)->host;
     struct router *rt = instance;
     struct rt_req *q = H->local_get(ctx);
     char n[16];
@@ -280,7 +285,7 @@ static sluice_verdict router_on_attempt(void *instance, sluice_ctx *ctx)
         H->attr_set(ctx, "route.fallback", "");
         q->armed = 0;
     }
-    budget_attrs(ctx, q, r, t.route);
+    budget_attrs(H, ctx, q, r, t.route);
     int can = q->step + 1 < q->n && (p->fallback_on & RC_ALL_KEYS);
     if (can != q->can_fb) {
         H->attr_set(ctx, "route.can_fallback", can ? "1" : "");
@@ -301,6 +306,7 @@ static sluice_verdict router_on_attempt(void *instance, sluice_ctx *ctx)
 
 static sluice_verdict router_on_response(void *instance, sluice_ctx *ctx)
 {
+    const sluice_host *H = ((struct router *)instance)->host;
     struct router *rt = instance;
     struct rt_req *q = H->local_get(ctx);
     size_t blen = 0;
@@ -322,18 +328,21 @@ static sluice_verdict router_on_response(void *instance, sluice_ctx *ctx)
 /* Weighted round-robin positions and cooldowns survive a reload. */
 static int router_export_state(void *instance, sluice_buf *out)
 {
+    const sluice_host *H = ((struct router *)instance)->host;
     struct router *rt = instance;
     return rt_state_export(H, &rt->t, H->now_ms(), out) < 0 ? -1 : 0;
 }
 
 static int router_import_state(void *instance, const char *state, size_t len)
 {
+    const sluice_host *H = ((struct router *)instance)->host;
     struct router *rt = instance;
     return rt_state_import(H, &rt->t, H->now_ms(), state, len);
 }
 
 static void router_on_complete(void *instance, sluice_ctx *ctx)
 {
+    const sluice_host *H = ((struct router *)instance)->host;
     (void)instance;
     free(H->local_get(ctx));
     H->local_set(ctx, NULL);
