@@ -451,8 +451,12 @@ static int h_upstream_probe(sluice_stage *stage, const char *upstream,
               2;
     if (u->timeout_ms && timeout > u->timeout_ms)
         timeout = u->timeout_ms;
+    /* its own ca_file / verify, else upstream:'s */
+    const char *ca = u->has_tls ? u->ca_file : cfg->tls.ca_file;
+    int verify = u->has_tls ? u->verify : cfg->tls.verify;
     if ((hdrs = upstream_def_probe_headers(u, authorization)))
-        rc = probe_submit_headers(stage, url.data, hdrs, timeout, done, arg);
+        rc = probe_submit_headers(stage, url.data, hdrs, ca, verify, timeout,
+                                  done, arg);
     buf_release(&url);
     return rc;
 }

@@ -23,6 +23,8 @@ struct probe_job {
     sluice_stage *stage;
     char *url;
     struct curl_slist *hdrs; /* owned; wiped on free (credentials) */
+    char *ca_file;           /* owned, or NULL: the system's CA store */
+    int no_verify;           /* the upstream's verify: false */
     long timeout_ms;
     sluice_probe_fn done;
     sluice_fetch_fn fetch_done; /* a fetch: the body is kept */
@@ -46,6 +48,7 @@ static void job_free(struct probe_job *j)
     if (!j)
         return;
     probe_headers_free(j->hdrs);
+    free(j->ca_file);
     free(j->url);
     free(j->body);
     free(j);
@@ -115,6 +118,12 @@ static int job_run(struct probe_job *j)
     curl_easy_setopt(e, CURLOPT_URL, j->url);
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->hdrs);
+    if (j->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, j->ca_file);
+    if (j->no_verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, j->timeout_ms);
@@ -165,11 +174,16 @@ void probe_headers_free(struct curl_slist *l)
     curl_slist_free_all(l);
 }
 
-/* Takes hdrs (freed, wiped, whatever happens). */
+struct probe_tls {
+    const char *ca_file;
+    int no_verify;
+};
+
+/* Takes hdrs (freed, wiped, whatever happens); tls may be NULL. */
 static int job_submit(sluice_stage *stage, const char *url,
-                      struct curl_slist *hdrs, long timeout_ms,
-                      sluice_probe_fn done, sluice_fetch_fn fetch_done,
-                      void *arg)
+                      struct curl_slist *hdrs, const struct probe_tls *tls,
+                      long timeout_ms, sluice_probe_fn done,
+                      sluice_fetch_fn fetch_done, void *arg)
 {
     struct probe_job *j = NULL;
     if (!url || (!done && !fetch_done) || !(j = calloc(1, sizeof(*j)))) {
@@ -179,6 +193,11 @@ static int job_submit(sluice_stage *stage, const char *url,
     j->stage = stage;
     j->url = strdup(url);
     j->hdrs = hdrs;
+    if (tls && tls->ca_file && !(j->ca_file = strdup(tls->ca_file))) {
+        job_free(j);
+        return -1;
+    }
+    j->no_verify = tls && tls->no_verify;
     j->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     j->done = done;
     j->fetch_done = fetch_done;
@@ -232,23 +251,25 @@ int probe_submit(sluice_stage *stage, const char *url,
                  const char *authorization, long timeout_ms,
                  sluice_probe_fn done, void *arg)
 {
-    return job_submit(stage, url, auth_headers(authorization), timeout_ms, done,
-                      NULL, arg);
+    return job_submit(stage, url, auth_headers(authorization), NULL, timeout_ms,
+                      done, NULL, arg);
 }
 
 int probe_submit_fetch(sluice_stage *stage, const char *url,
                        const char *authorization, long timeout_ms,
                        sluice_fetch_fn done, void *arg)
 {
-    return job_submit(stage, url, auth_headers(authorization), timeout_ms, NULL,
-                      done, arg);
+    return job_submit(stage, url, auth_headers(authorization), NULL, timeout_ms,
+                      NULL, done, arg);
 }
 
 int probe_submit_headers(sluice_stage *stage, const char *url,
-                         struct curl_slist *headers, long timeout_ms,
-                         sluice_probe_fn done, void *arg)
+                         struct curl_slist *headers, const char *ca_file,
+                         int verify, long timeout_ms, sluice_probe_fn done,
+                         void *arg)
 {
-    return job_submit(stage, url, headers, timeout_ms, done, NULL, arg);
+    struct probe_tls tls = {ca_file, !verify};
+    return job_submit(stage, url, headers, &tls, timeout_ms, done, NULL, arg);
 }
 
 void probe_cancel_stage(sluice_stage *stage)

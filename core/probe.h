@@ -26,11 +26,14 @@ int probe_submit_fetch(sluice_stage *stage, const char *url,
                        sluice_fetch_fn done, void *arg);
 /* The same as probe_submit with the request's header lines given: takes
  * `headers` (a libcurl list, freed and wiped whatever happens; NULL is
- * refused). For an upstream's own auth header and static headers. */
+ * refused). For an upstream's own auth header and static headers, and its
+ * TLS settings for an https:// URL (ca_file NULL: the system's store;
+ * verify 0: not checked). */
 struct curl_slist;
 int probe_submit_headers(sluice_stage *stage, const char *url,
-                         struct curl_slist *headers, long timeout_ms,
-                         sluice_probe_fn done, void *arg);
+                         struct curl_slist *headers, const char *ca_file,
+                         int verify, long timeout_ms, sluice_probe_fn done,
+                         void *arg);
 /* Free a header list, its lines zeroed first (they hold keys). */
 void probe_headers_free(struct curl_slist *l);
 /* Cancel and wait for every probe of `stage`: queued ones get done(arg, 0)

@@ -186,13 +186,16 @@ int64_t state_incr(sluice_stage *stage, sluice_ctx *ctx, const char *key,
             state_mark_dirty(e->key, &e->dirty); /* ask the backend */
     }
     pthread_mutex_unlock(&sh->lock);
-    /* a shared backend: the fleet sees the change now, not a period later */
-    if (delta && state_g.backend && state_g.backend->tick)
-        state_kick();
-    if (done && state_g.backend && state_g.backend->tick)
+    int shared = state_g.backend && state_g.backend->tick;
+    if (done && shared)
         incr_pending(stage, ctx, fk, key, done, arg);
     else if (done)
         incr_complete(stage, ctx, key, v, exp, done, arg);
+    /* a shared backend: the fleet sees the change now, not a period later;
+     * and a completion waits for this write, not the next period's (kicked
+     * after its pending entry is queued, or the write may miss it) */
+    if ((delta || done) && shared)
+        state_kick();
     return v;
 }
 

@@ -13,7 +13,8 @@
  * unless the file says otherwise), get a 502 naming a certificate problem
  * and the mock sees no request; `verify: false` passes and is logged as a
  * WARNING at start; an `upstreams:` entry's own ca_file is used, and one
- * without takes upstream.ca_file; a ca_file that cannot be opened is a
+ * without takes upstream.ca_file; the keyring's probe of a failed key goes
+ * with the entry's own ca_file too; a ca_file that cannot be opened is a
  * config error naming the file, line and field.
  */
 #include "itest_util.h"
@@ -208,6 +209,8 @@ END_TEST
 
 /* Mock with its TLS port and sluice with one `upstreams:` entry on it:
  * upstream.ca_file = up_ca, the entry's ca_file = entry_ca (NULL: none). */
+static const char *listed_pipeline; /* NULL: the harness's */
+
 static void start_listed(const char *up_ca, const char *entry_ca)
 {
     static char extra[1200], up_extra[400], entry[400];
@@ -224,7 +227,8 @@ static void start_listed(const char *up_ca, const char *entry_ca)
     h_opts o = {.threads = 1,
                 .base_url = "",
                 .upstream_extra = up_extra,
-                .extra = extra};
+                .extra = extra,
+                .pipeline = listed_pipeline};
     h_start_sluice(&o);
 }
 
@@ -253,6 +257,66 @@ START_TEST(test_upstreams_entry_inherits_ca_file)
 {
     start_listed(ca_pem, NULL);
     assert_passes("the entry taking upstream.ca_file");
+}
+END_TEST
+
+/* The state word of upstream "listed" in /health ("" if absent). */
+static void listed_state(char *out, size_t n)
+{
+    static const char needle[] = "\"listed\":{\"state\":\"";
+    h_resp r;
+    h_get("/health", &r);
+    const char *p = r.body ? strstr(r.body, needle) : NULL;
+    snprintf(out, n, "%.*s", p ? (int)strcspn(p + sizeof needle - 1, "\"") : 0,
+             p ? p + sizeof needle - 1 : "");
+    h_resp_free(&r);
+}
+
+/* The keyring's probe of a failed key goes over TLS with the upstream's
+ * own ca_file (upstream.ca_file, an unrelated CA, would refuse it): the
+ * key comes back, and the mock saw the probe with that key. */
+START_TEST(test_probe_uses_the_upstreams_ca_file)
+{
+    listed_pipeline = "  - plugin: keyring\n"
+                      "    config: { keys_file: \"@KEYS_FILE@\", "
+                      "probe_interval_s: 1 }\n"
+                      "  - plugin: retry\n"
+                      "  - plugin: sse\n";
+    start_listed(other_ca_pem, ca_pem);
+    ck_assert_int_eq(
+        h_mock_script("{\"match\":{\"auth\":\"Bearer sk-test-key-2\","
+                      "\"method\":\"POST\"},\"times\":1,\"status\":401}"),
+        0);
+    for (int i = 0; i < 2; i++) { /* key 1; key 2 refused, then key 1 */
+        h_resp r;
+        h_post_json(CHAT, OK_BODY, &r);
+        ck_assert_msg(r.curl_code == 0 && r.status == 200, "%d: %ld %s", i,
+                      r.status, it_show(&r));
+        h_resp_free(&r);
+    }
+    char st[32];
+    listed_state(st, sizeof st);
+    ck_assert_msg(!strcmp(st, "degraded"), "listed: %s", st);
+    for (double until = h_now_ms() + 15000; h_now_ms() < until;) {
+        listed_state(st, sizeof st); /* /health starts the probe */
+        if (!strcmp(st, "ok"))
+            break;
+        h_sleep_ms(100);
+    }
+    ck_assert_msg(!strcmp(st, "ok"), "the refused key never came back: %s", st);
+    json_t *reqs = h_mock_requests();
+    int probes = 0;
+    for (size_t i = 0; i < json_array_size(reqs); i++) {
+        json_t *rec = json_array_get(reqs, i);
+        if (strcmp(h_rec_str(rec, "method"), "GET"))
+            continue;
+        ck_assert_str_eq(h_rec_str(rec, "path"), "/v1/models");
+        ck_assert_str_eq(h_rec_header(rec, "authorization"),
+                         "Bearer sk-test-key-2");
+        probes++;
+    }
+    json_decref(reqs);
+    ck_assert_int_ge(probes, 1);
 }
 END_TEST
 
@@ -312,6 +376,8 @@ int main(void)
     add(s, "upstreams_entry_ca_file", test_upstreams_entry_ca_file);
     add(s, "upstreams_entry_inherits_ca_file",
         test_upstreams_entry_inherits_ca_file);
+    add(s, "probe_uses_the_upstreams_ca_file",
+        test_probe_uses_the_upstreams_ca_file);
     add(s, "missing_ca_file_is_config_error",
         test_missing_ca_file_is_config_error);
     SRunner *sr = srunner_create(s);

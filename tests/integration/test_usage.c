@@ -564,6 +564,31 @@ START_TEST(test_model_table_and_clients_file)
         json_object_get(row_where(doc, "model", H_MODEL_ID), "cost")));
     json_decref(doc);
 
+    /* a stream of a client with a budget waits for its reservation, then
+     * flows as before, and is charged (when it has ended) */
+    static const char sbody[] =
+        "{\"model\":\"mini\",\"stream\":true,\"messages\":[{\"role\":"
+        "\"user\",\"content\":\"hello there\"}]}";
+    h_stream s;
+    h_stream_request(h_sluice_port(), "POST", CHAT, A_ALPHA, sbody,
+                     strlen(sbody), 10000, 0, 0, &s);
+    ck_assert_int_eq(s.resp.status, 200);
+    ck_assert(h_stream_has_done(&s));
+    ck_assert_ptr_nonnull(
+        h_resp_header(&s.resp, "x-sluice-budget-remaining-tokens"));
+    h_stream_free(&s);
+    ck_assert_int_eq(h_mock_request_count(), 4);
+    for (int t = 0; t < 500 && used == 0; t++) { /* on_complete: soon */
+        doc = admin_json("/admin/usage/clients", 200);
+        json_t *c0 = json_array_get(json_object_get(doc, "clients"), 0);
+        if (!strcmp(json_string_value(json_object_get(c0, "client")), "alpha"))
+            used = num(json_object_get(c0, "today"), "tokens");
+        json_decref(doc);
+        if (!used)
+            h_sleep_ms(20);
+    }
+    ck_assert_int_gt(used, 0);
+
     /* alpha's budget from the clients file: refused past 100 tokens */
     h_resp r;
     long st;
@@ -586,7 +611,7 @@ START_TEST(test_model_table_and_clients_file)
                   "%s", r.body);
     json_decref(err);
     h_resp_free(&r);
-    ck_assert_int_eq(h_mock_request_count(), 3 + ok);
+    ck_assert_int_eq(h_mock_request_count(), 4 + ok);
     /* the dashboard's bars and the gauge know the clients-file budget */
     doc = admin_json("/admin/usage/clients", 200);
     json_t *c0 = json_array_get(json_object_get(doc, "clients"), 0);
