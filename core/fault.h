@@ -16,8 +16,8 @@ enum fault_point {
     FAULT_TIMER_RESERVE, /* worker_timer_reserve: the heap cannot grow */
     FAULT_EPOLL_ADD, /* curl_sock_cb: epoll_ctl(ADD) of an upstream socket */
     FAULT_EPOLL_MOD, /* curl_sock_cb: epoll_ctl(MOD) of an upstream socket */
-    FAULT_STATE_SUB_LATE, /* state_redis.c: the subscriber thread starts
-                             1.5 s late (a loaded machine) */
+    FAULT_STATE_SUB_LATE, /* state_redis.c: the subscriber thread starts,
+                             and reconnects, 3 s late (a loaded machine) */
     FAULT_NPOINTS
 };
 

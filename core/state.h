@@ -129,6 +129,17 @@ void state_apply_remote(const struct state_wire *w, int accept_own);
  * backend, w->count at w->seq): the view takes it unless it already has a
  * later one. No notification. */
 void state_apply_counter(const struct state_wire *w);
+/* A pull of the shared backend's records (redis: at start, on resync):
+ * state_pull_begin numbers it; each record read goes through
+ * state_pull_record (state_apply_remote that also marks it found); then
+ * state_pull_sweep drops the records the pull did not find (deleted while
+ * this instance was not listening), except those changed since the pull
+ * began or waiting to be written. Counters are never swept. State thread
+ * (or open) only. */
+uint32_t state_pull_begin(uint64_t *since_wall);
+void state_pull_record(const struct state_wire *w, int accept_own,
+                       uint32_t gen);
+void state_pull_sweep(uint32_t gen, uint64_t since_wall);
 /* A counter's value read from the shared backend (a pull, at start or on
  * resync; seq: the fleet's counter order when the pull began): the view
  * takes it unless it already has a later one. No notification. */

@@ -45,10 +45,31 @@ int state_load_row(const struct state_row *r)
     return 0;
 }
 
-void state_apply_remote(const struct state_wire *w, int accept_own)
+/* The pull now running (state_pull_begin): its number, 0 for none. */
+static uint32_t pull_gen;
+
+/* Mark the entry `key` as found by pull `gen`. */
+static void mark_pulled(const char *key, uint32_t gen)
 {
-    if (!accept_own && !strcmp(w->origin, state_g.instance))
+    uint64_t h = state_hash(key);
+    struct shard *sh = state_shard(h);
+    pthread_mutex_lock(&sh->lock);
+    struct entry *e = state_entry_get(sh, key, h);
+    if (e)
+        e->pulled = gen;
+    pthread_mutex_unlock(&sh->lock);
+}
+
+/* A record from the backend into the view (gen: the pull that read it, 0:
+ * a message). */
+static void apply_record(const struct state_wire *w, int accept_own,
+                         uint32_t gen)
+{
+    if (!accept_own && !strcmp(w->origin, state_g.instance)) {
+        if (gen) /* ours, as the view has it: still there */
+            mark_pulled(w->key, gen);
         return; /* our own change, back from the backend */
+    }
     uint64_t h = state_hash(w->key), wall = time_wall_ms();
     struct shard *sh = state_shard(h);
     if (w->found && w->expires_ms && w->expires_ms <= wall)
@@ -85,11 +106,73 @@ void state_apply_remote(const struct state_wire *w, int accept_own)
     e->count = 0;
     e->expires_ms = w->expires_ms;
     e->updated_ms = wall;
+    if (gen)
+        e->pulled = gen;
     snprintf(e->origin, sizeof e->origin, "%s", w->origin);
     pthread_mutex_unlock(&sh->lock);
     if (!same) /* a resync brings back much that did not change */
         state_notify(NULL, w->key, 1, w->data, w->len, w->expires_ms,
                      w->origin);
+}
+
+void state_apply_remote(const struct state_wire *w, int accept_own)
+{
+    apply_record(w, accept_own, 0);
+}
+
+uint32_t state_pull_begin(uint64_t *since_wall)
+{
+    *since_wall = time_wall_ms();
+    if (++pull_gen == 0)
+        pull_gen = 1;
+    return pull_gen;
+}
+
+void state_pull_record(const struct state_wire *w, int accept_own, uint32_t gen)
+{
+    apply_record(w, accept_own, gen);
+}
+
+void state_pull_sweep(uint32_t gen, uint64_t since_wall)
+{
+    struct gone {
+        struct gone *next;
+        char key[];
+    } *list = NULL;
+    for (int i = 0; i < NSHARDS; i++) {
+        struct shard *sh = &state_g.shards[i];
+        pthread_mutex_lock(&sh->lock);
+        for (size_t b = 0; b < sh->nb; b++) {
+            struct entry **p = &sh->b[b];
+            while (*p) {
+                struct entry *e = *p;
+                /* kept: counters, records the pull found, changes waiting
+                 * to be written, anything changed since the pull began */
+                if (e->is_counter || e->pulled == gen || e->dirty ||
+                    e->updated_ms >= since_wall) {
+                    p = &e->next;
+                    continue;
+                }
+                size_t kl = strlen(e->key);
+                struct gone *g = malloc(sizeof(*g) + kl + 1);
+                if (g) {
+                    memcpy(g->key, e->key, kl + 1);
+                    g->next = list;
+                    list = g;
+                }
+                *p = e->next;
+                sh->n--;
+                free(e->data);
+                free(e);
+            }
+        }
+        pthread_mutex_unlock(&sh->lock);
+    }
+    for (struct gone *g = list, *next; g; g = next) {
+        next = g->next;
+        state_notify(NULL, g->key, 0, NULL, 0, 0, "");
+        free(g);
+    }
 }
 
 /* A counter's fleet value into the view: taken when it is later in the

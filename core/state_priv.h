@@ -35,6 +35,7 @@ struct entry {
     int64_t unsent;   /* counter increments not yet given to the backend */
     int64_t inflight; /* given to it, its answer not back yet */
     uint64_t seq;     /* of the fleet value the count is based on */
+    uint32_t pulled;  /* the last pull that found it in the backend */
     int restore;      /* counter: the backend may have lost it (a restart):
                          the next write sets it to the view's value first,
                          unless it is there */

@@ -38,6 +38,10 @@
 #define REDIS_PING_MS      1000
 #define REDIS_SUB_POLL_MS  100
 #define REDIS_PASSWORD_MAX 512
+/* After Redis restarted (its run_id changed) the instances push their
+ * records back within a few retry periods: until then a record missing
+ * from Redis is not a deletion, and pulls do not sweep. */
+#define REDIS_SWEEP_GRACE_MS 10000
 
 /* Restore a counter a restarted Redis lost (ARGV[6], the value the
  * instance last saw, when not empty: only if the key is absent, so the
@@ -69,7 +73,9 @@ struct redis_backend {
     redisContext *c;     /* commands: the state thread's */
     redisContext *sub_c; /* subscribed at open, handed to the subscriber */
     uint64_t next_try_ms, last_ok_ms;
-    atomic_int resync; /* pull the shared records at the next tick */
+    char run_id[48];         /* the server's, as last seen */
+    uint64_t sweep_after_ms; /* monotonic: pulls may sweep from then on */
+    atomic_int resync;       /* pull the shared records at the next tick */
     atomic_int stop;
     pthread_t sub;
     int sub_started;
@@ -175,6 +181,23 @@ fail:
     return NULL;
 }
 
+/* Note the server's run_id; a new one (a restart) holds off sweeps. */
+static void rb_run_id(struct redis_backend *b)
+{
+    redisReply *r = redisCommand(b->c, "INFO server");
+    const char *p;
+    if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "run_id:"))) {
+        char id[48];
+        size_t n = strcspn(p + 7, "\r\n");
+        snprintf(id, sizeof id, "%.*s", (int)(n < 47 ? n : 47), p + 7);
+        if (b->run_id[0] && strcmp(id, b->run_id))
+            b->sweep_after_ms = time_now_ms() + REDIS_SWEEP_GRACE_MS;
+        memcpy(b->run_id, id, sizeof id);
+    }
+    if (r)
+        freeReplyObject(r);
+}
+
 static void rb_drop(struct redis_backend *b)
 {
     redisFree(b->c);
@@ -239,17 +262,22 @@ static int rb_scan(struct redis_backend *b, const char *kind,
     return 0;
 }
 
+struct pull_run {
+    int initial;
+    uint32_t gen;
+};
+
 /* A record: applied when it decodes and is the key it is stored under. */
 static void pull_record(struct redis_backend *b, const redisReply *key,
                         redisReply **v, void *arg)
 {
-    int initial = *(int *)arg;
+    const struct pull_run *run = arg;
     size_t pl = strlen(b->prefix) + 2;
     struct state_wire w;
     if (v[0]->type == REDIS_REPLY_STRING &&
         state_wire_decode(v[0]->str, v[0]->len, &w) == 0 && key->len > pl &&
         !strcmp(w.key, key->str + pl))
-        state_apply_remote(&w, initial);
+        state_pull_record(&w, run->initial, run->gen);
 }
 
 /* A counter: its value and its expiry (PTTL: -1 none, -2 gone). */
@@ -291,9 +319,15 @@ static int rb_pull(struct redis_backend *b, int initial, char *err,
     if (r->type == REDIS_REPLY_STRING)
         seq = strtoull(r->str, NULL, 10);
     freeReplyObject(r);
-    if (rb_scan(b, "r:", get, 1, pull_record, &initial, err, errlen) ||
+    uint64_t since;
+    struct pull_run run = {initial, state_pull_begin(&since)};
+    if (rb_scan(b, "r:", get, 1, pull_record, &run, err, errlen) ||
         rb_scan(b, "c:", get_pttl, 2, pull_counter, &seq, err, errlen))
         return -1;
+    /* what the view holds and Redis no longer does was deleted while we
+     * did not listen (a subscriber that reconnected) */
+    if (!initial && time_now_ms() >= b->sweep_after_ms)
+        state_pull_sweep(run.gen, since);
     return 0;
 }
 
@@ -344,9 +378,11 @@ static void *sub_main(void *arg)
     redisContext *c = b->sub_c; /* subscribed before the pull at open */
     b->sub_c = NULL;
     if (fault_hit(FAULT_STATE_SUB_LATE))
-        sub_sleep(b, 1500);
+        sub_sleep(b, 3000);
     while (!atomic_load(&b->stop)) {
         if (!c) {
+            if (fault_hit(FAULT_STATE_SUB_LATE))
+                sub_sleep(b, 3000);
             if (!(c = sub_connect(b))) {
                 sub_sleep(b, REDIS_RETRY_MS);
                 continue;
@@ -469,6 +505,7 @@ static int rb_tick(struct state_backend *base, char *err, size_t errlen)
             b->next_try_ms = now + REDIS_RETRY_MS;
             return -1;
         }
+        rb_run_id(b);
         /* Redis may have lost what we wrote (a restart): ours again */
         state_requeue_own();
         atomic_store(&b->resync, 1);
@@ -542,8 +579,10 @@ struct state_backend *state_redis_open(const struct state_conf *sc,
     /* subscribed first, pulled second: a change made meanwhile is in the
      * pull or in a message after it (applied in order, the last wins);
      * the other way round a deletion in between would be missed for good */
-    if (b->c)
+    if (b->c) {
+        rb_run_id(b);
         b->sub_c = sub_connect(b);
+    }
     if (b->c && rb_pull(b, 1, err, errlen) != 0)
         rb_drop(b);
     if (!b->c) {

@@ -28,10 +28,11 @@ BUILD_PKGS=(build-essential pkg-config cmake libmicrohttpd-dev
 # `run --init`, fuse-overlayfs where the kernel's overlay cannot be used,
 # and the archive keyring debootstrap checks the release with;
 # redis-server for the fleet tests' own Redis (tests/redis/redis_fixture.sh,
-# started on loopback by CTest).
+# started on loopback by CTest) and redis-tools' redis-cli, with which
+# test_fleet_resync reads what Redis holds.
 TEST_PKGS=(clang libclang-rt-dev clang-format prometheus chromium chromium-driver
            openssl podman runc debootstrap catatonit fuse-overlayfs uidmap
-           slirp4netns debian-archive-keyring redis-server)
+           slirp4netns debian-archive-keyring redis-server redis-tools)
 # Node.js + npm for the openai client tests, only when no `node` is on PATH:
 # a node from elsewhere (e.g. nodesource) conflicts with Debian's npm.
 NODE_PKGS=(nodejs npm)

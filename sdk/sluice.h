@@ -205,14 +205,15 @@ typedef struct sluice_host {
     const char *(*req_id)(sluice_ctx *ctx);
 
     /* ---- attributes shared between stages of one request ----------
-     * Copied by the host; the returned pointer lives until the request ends
-     * or the attribute is set again. Conventional names, read by the core
-     * for metrics and the access log: "client" (client name, set by auth),
-     * "prompt_tokens_estimate", "key_id" (masked key), "usage_prompt_tokens"
-     * and "usage_completion_tokens" (decimal strings). Since minor 1 the
-     * core's upstream client also reads "upstream" (the name of the
-     * upstream this attempt goes to; unset: the first upstream; unknown: a
-     * 500) and "upstream_model" (the model name sent upstream: the body's
+     * Copied into the request's arena; the returned pointer stays valid
+     * until the request ends (setting the attribute again may overwrite
+     * its text in place: read it again after a set). Conventional names, read
+     * by the core for metrics and the access log: "client" (client name, set by
+     * auth), "prompt_tokens_estimate", "key_id" (masked key),
+     * "usage_prompt_tokens" and "usage_completion_tokens" (decimal strings).
+     * Since minor 1 the core's upstream client also reads "upstream" (the name
+     * of the upstream this attempt goes to; unset: the first upstream; unknown:
+     * a 500) and "upstream_model" (the model name sent upstream: the body's
      * "model" is rewritten when it differs), both set in on_attempt. */
     int (*attr_set)(sluice_ctx *ctx, const char *name, const char *value);
     const char *(*attr_get)(sluice_ctx *ctx, const char *name);

@@ -414,6 +414,7 @@ static int usage_init(const sluice_host *host, sluice_stage *self,
     pthread_mutex_init(&c->mu, NULL);
     if (usage_config_load(c, config, err, errlen) != 0)
         goto fail;
+    usage_budgets_load(c);
     c->m_ratio = host->metric_register(
         self, SLUICE_METRIC_GAUGE, "sluice_client_budget_used_ratio",
         "Share of each configured client budget used (tokens_day: today, "

@@ -68,6 +68,8 @@ int usage_budget_of(struct usage_cfg *c, sluice_ctx *ctx, const char *client,
  * learned one replaces the stage's of the same client). Caller frees;
  * *n is 0 (and the result may be NULL) when there are none. */
 struct usage_budget *usage_budgets_all(struct usage_cfg *c, size_t *n);
+/* At init: the clients-file budgets learned before (state records). */
+void usage_budgets_load(struct usage_cfg *c);
 /* The budget of `client` among usage_budgets_all's; 1 found, else 0. */
 int usage_budget_known(struct usage_cfg *c, const char *client,
                        struct usage_budget *out);

@@ -10,7 +10,10 @@
  * A stage cannot read another stage's file, so the clients-file budgets are
  * learned from the requests that carry them and remembered here (a bounded
  * table) for the gauge and GET /admin/usage/clients: a client shows its
- * clients-file budget there once it has sent a request since the start.
+ * clients-file budget there once it has sent a request. The table is also
+ * kept in the state layer (records "lb|<client>", 32 days), so it survives
+ * a restart (local backend) and is loaded by every instance that starts
+ * (redis); a request without budget attributes forgets its client's entry.
  */
 #include "usage.h"
 
@@ -37,22 +40,85 @@ static double attr_num(const sluice_host *H, sluice_ctx *ctx, int i)
     return d;
 }
 
-static void learn(struct usage_cfg *c, const struct usage_budget *b)
+#define LEARNED_TTL_MS (32ull * 86400000ull)
+
+/* Into the table (caller holds mu); 1 when it changed. */
+static int learned_set(struct usage_cfg *c, const struct usage_budget *b)
 {
-    pthread_mutex_lock(&c->mu);
     size_t i = 0;
     while (i < c->nlearned && strcmp(c->learned[i].client, b->client))
         i++;
-    if (i < c->nlearned)
+    if (i < c->nlearned) {
+        if (!memcmp(&c->learned[i], b, sizeof *b))
+            return 0;
         c->learned[i] = *b; /* the file may have changed (reload-clients) */
-    else if (c->nlearned < LEARNED_MAX) {
-        struct usage_budget *v =
-            realloc(c->learned, (c->nlearned + 1) * sizeof(*v));
-        if (v) {
-            c->learned = v;
-            c->learned[c->nlearned++] = *b;
-        }
+        return 1;
     }
+    if (c->nlearned >= LEARNED_MAX)
+        return 0;
+    struct usage_budget *v =
+        realloc(c->learned, (c->nlearned + 1) * sizeof(*v));
+    if (!v)
+        return 0;
+    c->learned = v;
+    c->learned[c->nlearned++] = *b;
+    return 1;
+}
+
+static void learn(struct usage_cfg *c, const struct usage_budget *b)
+{
+    pthread_mutex_lock(&c->mu);
+    int changed = learned_set(c, b);
+    pthread_mutex_unlock(&c->mu);
+    if (!changed)
+        return;
+    char key[160], val[96];
+    snprintf(key, sizeof key, "lb|%s", b->client);
+    snprintf(val, sizeof val, "v1 %lld %lld %.9f", (long long)b->tokens_day,
+             (long long)b->tokens_month, b->cost_month);
+    c->host->state_put(c->self, key, val, strlen(val), LEARNED_TTL_MS);
+}
+
+/* The client no longer has budgets in the clients file. */
+static void forget(struct usage_cfg *c, const char *client)
+{
+    int found = 0;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->nlearned; i++)
+        if (!strcmp(c->learned[i].client, client)) {
+            c->learned[i] = c->learned[--c->nlearned];
+            found = 1;
+            break;
+        }
+    pthread_mutex_unlock(&c->mu);
+    if (found) {
+        char key[160];
+        snprintf(key, sizeof key, "lb|%s", client);
+        c->host->state_del(c->self, key);
+    }
+}
+
+static void load_one(void *arg, const sluice_state_value *v)
+{
+    struct usage_cfg *c = arg;
+    struct usage_budget b;
+    long long day, month;
+    double cost;
+    if (!v->found || !v->data || strncmp(v->key, "lb|", 3) ||
+        sscanf(v->data, "v1 %lld %lld %lf", &day, &month, &cost) != 3)
+        return;
+    memset(&b, 0, sizeof b);
+    snprintf(b.client, sizeof b.client, "%s", v->key + 3);
+    b.tokens_day = day;
+    b.tokens_month = month;
+    b.cost_month = cost;
+    learned_set(c, &b);
+}
+
+void usage_budgets_load(struct usage_cfg *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->host->state_list(c->self, "lb|", load_one, c);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -91,6 +157,7 @@ int usage_budget_of(struct usage_cfg *c, sluice_ctx *ctx, const char *client,
         learn(c, out);
         return 1;
     }
+    forget(c, client);
     const struct usage_budget *b = configured(c, client);
     if (!b)
         return 0;

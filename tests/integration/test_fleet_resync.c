@@ -171,20 +171,36 @@ static long long usage_on(int port, long long *tokens)
     return reqs;
 }
 
-/* redis-cli against the fixture's Redis: its output (caller frees), or
- * NULL when it failed. */
-static char *redis_cli(const char *a1, const char *a2, const char *a3)
+/* redis-cli against the fixture's Redis with up to four arguments (the
+ * first NULL ends them): its output (caller frees), or NULL when it
+ * failed. */
+static char *redis_cli4(const char *a1, const char *a2, const char *a3,
+                        const char *a4)
 {
     char port[16], *out = NULL;
     snprintf(port, sizeof port, "%d", rport);
-    char *argv[] = {
-        "/usr/bin/env",      "redis-cli", "-h",       "127.0.0.1", "-p", port,
-        "--no-auth-warning", (char *)a1,  (char *)a2, (char *)a3,  NULL};
+    char *argv[] = {"/usr/bin/env",
+                    "redis-cli",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    port,
+                    "--no-auth-warning",
+                    (char *)a1,
+                    (char *)a2,
+                    (char *)a3,
+                    (char *)(a3 ? a4 : NULL),
+                    NULL};
     if (h_run_capture(argv, 10000, &out) != 0) {
         free(out);
         return NULL;
     }
     return out;
+}
+
+static char *redis_cli(const char *a1, const char *a2, const char *a3)
+{
+    return redis_cli4(a1, a2, a3, NULL);
 }
 
 /* The sum of the counters Redis holds under <prefix><pattern>; -1 when
@@ -326,7 +342,7 @@ END_TEST
 
 /* B subscribes before it loads the shared state, so a change made while
  * its subscriber thread is slow to start (SLUICE_FAULTS=state_sub_late:
- * 1.5 s) waits in the subscription instead of falling between the load
+ * 3 s) waits in the subscription instead of falling between the load
  * and a late subscribe, where no later pull would undo it. */
 START_TEST(late_subscriber_misses_no_deletion)
 {
@@ -362,6 +378,37 @@ START_TEST(late_subscriber_misses_no_deletion)
     ck_assert_msg(strstr(b, "\"state\":\"failed\""), "%s", b);
     free(b);
     /* deleted at once, while B's subscriber thread is still asleep */
+    h_resp r;
+    h_request(pa, "POST", "/admin/reset-failed-keys", admin, NULL, 0, 10000,
+              &r);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    ck_assert(wait_body(pb, "/admin/keys", "\"state\":\"failed\"", 0));
+}
+END_TEST
+
+/* B's subscriber connection alone is dropped (CLIENT KILL TYPE pubsub) and
+ * comes back 3 s later (state_sub_late): a deletion published meanwhile is
+ * in no message B reads, so the pull after it resubscribes removes what
+ * Redis no longer holds (Redis kept its data: the same run_id). */
+START_TEST(resubscribed_instance_drops_what_was_deleted)
+{
+    const char *admin[] = {"Authorization: Bearer " TOKEN, NULL};
+    h_start_mock();
+    ck_assert_int_eq(
+        h_mock_script("{\"rules\":[{\"match\":{\"auth\":\"Bearer " KEY
+                      "\"},\"times\":1,\"status\":401}]}"),
+        0);
+    int pa = h_fleet_port(h_fleet_start(opts("A", NULL)));
+    setenv("SLUICE_FAULTS", "state_sub_late", 1);
+    int pb = h_fleet_port(h_fleet_start(opts("B", NULL)));
+    unsetenv("SLUICE_FAULTS");
+    for (int i = 0; i < 2; i++) /* round robin: KEY answers 401, failed */
+        chat_as(pa, CLIENT, NULL);
+    ck_assert(wait_body(pb, "/admin/keys", "\"state\":\"failed\"", 1));
+    char *out = redis_cli4("CLIENT", "KILL", "TYPE", "pubsub");
+    ck_assert_msg(out && atoi(out) >= 2, "%s", out ? out : "(failed)");
+    free(out);
     h_resp r;
     h_request(pa, "POST", "/admin/reset-failed-keys", admin, NULL, 0, 10000,
               &r);
@@ -422,6 +469,7 @@ int main(void)
     tcase_add_test(tc, later_instance_loads_counters);
     tcase_add_test(tc, empty_redis_gets_counters_back);
     tcase_add_test(tc, late_subscriber_misses_no_deletion);
+    tcase_add_test(tc, resubscribed_instance_drops_what_was_deleted);
     tcase_add_test(tc, closed_refuses_limited_clients_while_away);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

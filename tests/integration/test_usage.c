@@ -133,6 +133,20 @@ static json_t *row_find(json_t *doc, const char *k, const char *v)
     return NULL;
 }
 
+/* Stop sluice cleanly (SIGTERM: the state is flushed) and start it again
+ * with the same options. */
+static void restart_sluice(const h_opts *o)
+{
+    pid_t pid = h_sluice_pid();
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    char log[400], old[420];
+    snprintf(log, sizeof log, "%s/sluice.log", h_tmpdir());
+    snprintf(old, sizeof old, "%s.1", log);
+    rename(log, old); /* the harness reads the port from a fresh log */
+    h_start_sluice(o);
+}
+
 static json_t *row_where(json_t *doc, const char *k, const char *v)
 {
     json_t *row = row_find(doc, k, v);
@@ -337,14 +351,7 @@ START_TEST(test_usage_cost_and_report)
     json_decref(doc);
 
     /* restart: the counters come back from the state file */
-    pid_t pid = h_sluice_pid();
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
-    char log[400], old[420];
-    snprintf(log, sizeof log, "%s/sluice.log", h_tmpdir());
-    snprintf(old, sizeof old, "%s.1", log);
-    rename(log, old); /* the harness reads the port from a fresh log */
-    h_start_sluice(&o);
+    restart_sluice(&o);
     doc = admin_json("/admin/usage?group_by=client", 200);
     ck_assert_int_eq(num(row_where(doc, "client", "alpha"), "total_tokens"),
                      alpha + unpriced);
@@ -621,6 +628,20 @@ START_TEST(test_model_table_and_clients_file)
                                               "cost_month")) == 50.0);
     json_decref(doc);
     char *m = h_metrics_scrape();
+    ck_assert(h_metrics_sample(m, "sluice_client_budget_used_ratio{client="
+                                  "\"alpha\",budget=\"tokens_day\"}") ==
+              used / 100.0);
+    free(m);
+
+    /* a restart remembers the clients-file budget before alpha's next
+     * request (kept in the state layer) */
+    restart_sluice(&o);
+    doc = admin_json("/admin/usage/clients", 200);
+    c0 = json_array_get(json_object_get(doc, "clients"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(c0, "client")), "alpha");
+    ck_assert_int_eq(num(json_object_get(c0, "budgets"), "tokens_day"), 100);
+    json_decref(doc);
+    m = h_metrics_scrape();
     ck_assert(h_metrics_sample(m, "sluice_client_budget_used_ratio{client="
                                   "\"alpha\",budget=\"tokens_day\"}") ==
               used / 100.0);

@@ -276,6 +276,17 @@ START_TEST(test_budget_from_clients_file)
         sluice_test_header(ctx, "x-sluice-budget-remaining-tokens"));
     sluice_test_on_complete(ctx);
     sluice_test_req_free(ctx);
+    /* a new instance (a restart, a reload) finds carol's learned budget in
+     * the state layer; alice's was forgotten when she came without one */
+    sluice_test_stage *g2 =
+        sh_gen_new("{\"budgets\":{\"alice\":{\"budget_tokens_day\":1000}}}",
+                   err, sizeof err);
+    ck_assert_msg(g2 != NULL, "%s", err);
+    char *st = NULL;
+    ck_assert_int_eq(sluice_test_stage_status(g2, &st), 0);
+    ck_assert_msg(strstr(st, "\"budgets\":2"), "%s", st);
+    free(st);
+    sluice_test_stage_free(g2);
     sluice_test_stage_free(g);
 }
 END_TEST

@@ -6,6 +6,7 @@
  */
 #include "pipeline.h"
 #include "state.h"
+#include "state_wire.h"
 #include "timer.h"
 
 #include <check.h>
@@ -559,6 +560,41 @@ START_TEST(test_degraded_view)
 }
 END_TEST
 
+/* A pull sweeps the records it did not find (deleted while this instance
+ * was not listening), but keeps counters, records changed since it began
+ * and changes not yet written. */
+START_TEST(test_pull_sweep)
+{
+    struct state_conf sc = {.backend = "test"};
+    char err[256];
+    fake.down = 0;
+    state_test_backend = &fake.base;
+    ck_assert_int_eq(state_open(&sc, "test-a", err, sizeof err), 0);
+    state_put(&st_a, "found", "1", 1, 0);
+    state_put(&st_a, "gone", "2", 1, 0);
+    state_incr(&st_a, NULL, "count", 3, 0, NULL, NULL);
+    state_flush(); /* written: nothing dirty */
+    uint64_t since;
+    usleep(2000); /* the records' last change lies before the pull */
+    uint32_t gen = state_pull_begin(&since);
+    buf_t w;
+    buf_init(&w);
+    state_wire_encode(&w, "keyring:found", 1, 0, "test-a", "1", 1);
+    struct state_wire dec;
+    ck_assert_int_eq(state_wire_decode(w.data, w.len, &dec), 0);
+    state_pull_record(&dec, 0, gen); /* ours: only marked */
+    buf_release(&w);
+    state_put(&st_a, "new", "3", 1, 0); /* during the pull, not written */
+    state_pull_sweep(gen, since);
+    ck_assert_str_eq(get_str(&st_a, "found"), "1");
+    ck_assert_str_eq(get_str(&st_a, "gone"), "<none>");
+    ck_assert_str_eq(get_str(&st_a, "new"), "3");
+    ck_assert_int_eq(state_incr(&st_a, NULL, "count", 0, 0, NULL, NULL), 3);
+    state_close();
+    state_test_backend = NULL;
+}
+END_TEST
+
 static Suite *state_suite(void)
 {
     Suite *s = suite_create("state");
@@ -575,6 +611,7 @@ static Suite *state_suite(void)
     tcase_add_test(view, test_memory_backend);
     tcase_add_test(view, test_shared_backend_completions);
     tcase_add_test(view, test_degraded_view);
+    tcase_add_test(view, test_pull_sweep);
     suite_add_tcase(s, view);
 
     tcase_add_checked_fixture(file, setup, teardown);
