@@ -919,7 +919,9 @@ static int sluice_launch(const h_opts *opts, const char *config,
     *pidp = spawn_logged(argv, logpath, "sluice log");
     ck_assert_msg(*pidp > 0, "fork: %s", strerror(errno));
 
-    double until = h_now_ms() + 10000;
+    /* generous: on a busy machine (CI runs two suites' tests in parallel)
+     * a first SQLite fsync alone has taken seconds */
+    double until = h_now_ms() + 30000;
     int port = 0;
     while (h_now_ms() < until) {
         int st;
@@ -947,9 +949,18 @@ static int sluice_launch(const h_opts *opts, const char *config,
         }
         h_sleep_ms(20);
     }
+    /* where it waits, for the report */
+    char wpath[64], wchan[64] = "?";
+    snprintf(wpath, sizeof wpath, "/proc/%d/wchan", (int)*pidp);
+    FILE *wf = fopen(wpath, "r");
+    if (wf) {
+        if (!fgets(wchan, sizeof wchan, wf))
+            snprintf(wchan, sizeof wchan, "?");
+        fclose(wf);
+    }
     ck_abort_msg("sluice did not log its port and answer GET /health with "
-                 "200 within 10 s (config %s)",
-                 config);
+                 "200 within 30 s (config %s; its main thread waits in %s)",
+                 config, wchan);
     return -1;
 }
 
