@@ -171,6 +171,27 @@ char *h_log_wait(const char *a, const char *b, long limit_ms)
     }
 }
 
+int h_redis_fixture(char *dir, size_t dirlen)
+{
+    const char *d = getenv("REDIS_FIXTURE_DIR");
+    char path[PATHLEN + 16];
+    int port = 0;
+    if (d && *d) {
+        snprintf(dir, dirlen, "%s", d);
+        snprintf(path, sizeof path, "%s/port", d);
+        char *txt = slurp(path, NULL);
+        port = txt ? atoi(txt) : 0;
+        free(txt);
+    }
+    if (port <= 0) {
+        printf("SKIP: no Redis fixture (REDIS_FIXTURE_DIR): redis-server "
+               "missing? scripts/deps.sh --test\n");
+        fflush(stdout);
+        exit(77);
+    }
+    return port;
+}
+
 /* ---- the watchdog -------------------------------------------------------
  *
  * Check runs each test in a forked child and ends it with _exit() when an

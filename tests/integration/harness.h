@@ -95,6 +95,12 @@ void h_dump_logs(int lines);
  * frees), or NULL when none came in time. */
 char *h_log_wait(const char *a, const char *b, long limit_ms);
 
+/* The Redis the fixture/redis_start test started (REDIS_FIXTURE_DIR holds
+ * its port, password and pid files): copies that folder into dir and
+ * returns the port. When there is none, prints SKIP with the reason and
+ * exits 77 (the tests' SKIP_RETURN_CODE). */
+int h_redis_fixture(char *dir, size_t dirlen);
+
 /* A free loopback TCP port (bound then released), or -1. */
 int h_free_port(void);
 /* 1 if something accepts TCP connections on 127.0.0.1:port. */

@@ -38,24 +38,6 @@ static int rport;
 static char prefix[64];
 static char auth_hdr[128];
 
-static int fixture_read(void)
-{
-    char path[600], buf[64] = "";
-    const char *d = getenv("REDIS_FIXTURE_DIR");
-    if (!d)
-        return -1;
-    snprintf(rdir, sizeof rdir, "%s", d);
-    snprintf(path, sizeof path, "%s/port", rdir);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    if (!fgets(buf, sizeof buf, f))
-        buf[0] = '\0';
-    fclose(f);
-    rport = atoi(buf);
-    return rport > 0 ? 0 : -1;
-}
-
 static void setup(void)
 {
     h_tmpdir();
@@ -184,15 +166,6 @@ static int log_count(const char *file, const char *needle)
         n++;
     free(text);
     return n;
-}
-
-static void fixture_or_skip(void)
-{
-    if (fixture_read() != 0) {
-        fprintf(stderr, "SKIP: no Redis fixture (REDIS_FIXTURE_DIR): "
-                        "redis-server missing? scripts/deps.sh --test\n");
-        exit(77);
-    }
 }
 
 START_TEST(key_health_is_fleet_wide)
@@ -381,7 +354,7 @@ static Suite *fleet_suite(void)
 
 int main(void)
 {
-    fixture_or_skip();
+    rport = h_redis_fixture(rdir, sizeof rdir);
     SRunner *sr = srunner_create(fleet_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -45,31 +45,19 @@ static const char ANSWER[] =
 static char rdir[512], prefix[64];
 static int rport;
 
-static int fixture_read(void)
+/* redis-cli reads the fixture's password from the environment, not argv */
+static void redis_cli_auth(void)
 {
     char path[600], buf[128] = "";
-    const char *d = getenv("REDIS_FIXTURE_DIR");
-    if (!d)
-        return -1;
-    snprintf(rdir, sizeof rdir, "%s", d);
-    snprintf(path, sizeof path, "%s/port", rdir);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    if (!fgets(buf, sizeof buf, f))
-        buf[0] = '\0';
-    fclose(f);
-    rport = atoi(buf);
-    /* redis-cli reads the password from the environment, not argv */
     snprintf(path, sizeof path, "%s/password", rdir);
-    if (!(f = fopen(path, "r")))
-        return -1;
-    if (!fgets(buf, sizeof buf, f))
-        buf[0] = '\0';
-    fclose(f);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(buf, sizeof buf, f))
+            buf[0] = '\0';
+        fclose(f);
+    }
     buf[strcspn(buf, "\r\n")] = '\0';
     setenv("REDISCLI_AUTH", buf, 1);
-    return rport > 0 ? 0 : -1;
 }
 
 static void setup(void)
@@ -457,11 +445,8 @@ END_TEST
 
 int main(void)
 {
-    if (fixture_read() != 0) {
-        printf("SKIP: no Redis fixture (REDIS_FIXTURE_DIR): redis-server "
-               "missing? scripts/deps.sh --test\n");
-        return 77;
-    }
+    rport = h_redis_fixture(rdir, sizeof rdir);
+    redis_cli_auth();
     Suite *s = suite_create("fleet_resync");
     TCase *tc = tcase_create("redis");
     tcase_add_checked_fixture(tc, setup, teardown);

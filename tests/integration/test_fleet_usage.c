@@ -28,24 +28,6 @@
 static char rdir[512], prefix[64];
 static int rport;
 
-static int fixture_read(void)
-{
-    char path[600], buf[64] = "";
-    const char *d = getenv("REDIS_FIXTURE_DIR");
-    if (!d)
-        return -1;
-    snprintf(rdir, sizeof rdir, "%s", d);
-    snprintf(path, sizeof path, "%s/port", rdir);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    if (!fgets(buf, sizeof buf, f))
-        buf[0] = '\0';
-    fclose(f);
-    rport = atoi(buf);
-    return rport > 0 ? 0 : -1;
-}
-
 static void setup(void)
 {
     h_tmpdir();
@@ -220,11 +202,7 @@ END_TEST
 
 int main(void)
 {
-    if (fixture_read() != 0) {
-        printf("SKIP: no Redis fixture (REDIS_FIXTURE_DIR): redis-server "
-               "missing? scripts/deps.sh --test\n");
-        return 77;
-    }
+    rport = h_redis_fixture(rdir, sizeof rdir);
     Suite *s = suite_create("fleet_usage");
     TCase *tc = tcase_create("fleet");
     tcase_add_checked_fixture(tc, setup, teardown);
