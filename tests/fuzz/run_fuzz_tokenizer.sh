@@ -41,5 +41,5 @@ if [ -z "$(ls -A "$build/corpus")" ]; then
 fi
 
 exec tests/tokenizers/fetch.sh "$build/fuzz_tokenizer" \
-    -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=4096 \
+    -seed=1 -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=4096 \
     -print_final_stats=1 "$build/corpus"
