@@ -192,6 +192,31 @@ int h_redis_fixture(char *dir, size_t dirlen)
     return port;
 }
 
+char *h_get_body(int port, const char *path, const char *const *headers)
+{
+    h_resp r;
+    h_request(port, "GET", path, headers, NULL, 0, 10000, &r);
+    char *body = strdup(r.body ? r.body : "");
+    h_resp_free(&r);
+    return body;
+}
+
+int h_wait_body(int port, const char *path, const char *const *headers,
+                const char *needle, int want, long limit_ms)
+{
+    double until = h_now_ms() + (double)limit_ms;
+    for (;;) {
+        char *b = h_get_body(port, path, headers);
+        int has = b && strstr(b, needle) != NULL;
+        free(b);
+        if (has == want)
+            return 1;
+        if (h_now_ms() >= until)
+            return 0;
+        h_sleep_ms(10);
+    }
+}
+
 /* ---- the watchdog -------------------------------------------------------
  *
  * Check runs each test in a forked child and ends it with _exit() when an

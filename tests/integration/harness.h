@@ -142,6 +142,13 @@ int h_get(const char *path, h_resp *out);
 int h_post_json(const char *path, const char *body, h_resp *out);
 /* Case-insensitive header lookup (first match), or NULL. */
 const char *h_resp_header(const h_resp *r, const char *name);
+/* GET path on port with headers (NULL-ended, or NULL): the body, "" when
+ * none came; never NULL (caller frees). */
+char *h_get_body(int port, const char *path, const char *const *headers);
+/* GET path (as h_get_body) until its body holds needle (want 1) or does not
+ * (want 0), for at most limit_ms. 1 if it came to that, else 0. */
+int h_wait_body(int port, const char *path, const char *const *headers,
+                const char *needle, int want, long limit_ms);
 /* Parse the body as JSON (caller decrefs), NULL if it is not JSON. */
 json_t *h_resp_json(const h_resp *r);
 void h_resp_free(h_resp *r);

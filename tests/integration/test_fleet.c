@@ -111,11 +111,7 @@ static long chat(int port)
 static char *get(int port, const char *path)
 {
     const char *hdrs[] = {auth_hdr, NULL};
-    h_resp r;
-    h_request(port, "GET", path, hdrs, NULL, 0, 10000, &r);
-    char *body = strdup(r.body ? r.body : "");
-    h_resp_free(&r);
-    return body;
+    return h_get_body(port, path, hdrs);
 }
 
 static long post(int port, const char *path)
@@ -131,15 +127,8 @@ static long post(int port, const char *path)
 /* Poll GET path on port (bounded) until its body has (or lacks) needle. */
 static int wait_body(int port, const char *path, const char *needle, int want)
 {
-    for (int i = 0; i < 500; i++) {
-        char *b = get(port, path);
-        int has = strstr(b, needle) != NULL;
-        free(b);
-        if (has == want)
-            return 1;
-        h_sleep_ms(10);
-    }
-    return 0;
+    const char *hdrs[] = {auth_hdr, NULL};
+    return h_wait_body(port, path, hdrs, needle, want, 5000);
 }
 
 /* Letters of the keys the mock saw since its reset ("BCB..."). */

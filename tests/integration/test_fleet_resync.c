@@ -116,28 +116,17 @@ static long chat_as(int port, const char *client, char **body)
 }
 
 /* GET path on port with the admin token: the body (caller frees). */
+static const char *const ADMIN[] = {"Authorization: Bearer " TOKEN, NULL};
+
 static char *get(int port, const char *path)
 {
-    const char *hdrs[] = {"Authorization: Bearer " TOKEN, NULL};
-    h_resp r;
-    h_request(port, "GET", path, hdrs, NULL, 0, 10000, &r);
-    char *body = strdup(r.body ? r.body : "");
-    h_resp_free(&r);
-    return body;
+    return h_get_body(port, path, ADMIN);
 }
 
 /* Poll GET path (bounded) until its body has (or lacks) needle. */
 static int wait_body(int port, const char *path, const char *needle, int want)
 {
-    for (int i = 0; i < 1000; i++) {
-        char *b = get(port, path);
-        int has = strstr(b, needle) != NULL;
-        free(b);
-        if (has == want)
-            return 1;
-        h_sleep_ms(10);
-    }
-    return 0;
+    return h_wait_body(port, path, ADMIN, needle, want, 10000);
 }
 
 /* Requests and tokens of client "team" in GET /admin/usage on port. */
