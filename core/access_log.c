@@ -15,13 +15,9 @@
 
 #include <string.h>
 
-/* Appenders without printf: this runs once per request. */
-static void field_name(buf_t *b, const char *name)
-{
-    buf_puts(b, ",\"");
-    buf_puts(b, name);
-    buf_puts(b, "\":");
-}
+/* Appenders without printf or strlen: this runs once per request. A
+ * field's key comes as the literal ,"name": and its length (FIELD). */
+#define FIELD(name) ",\"" name "\":", sizeof(",\"" name "\":") - 1
 
 static void put_ull(buf_t *b, unsigned long long v)
 {
@@ -34,31 +30,30 @@ static void put_ull(buf_t *b, unsigned long long v)
     buf_append(b, tmp + i, sizeof tmp - i);
 }
 
-static void field_str(buf_t *b, const char *name, const char *v)
+static void field_str(buf_t *b, const char *key, size_t klen, const char *v)
 {
-    field_name(b, name);
+    buf_append(b, key, klen);
     buf_json_str(b, v ? v : "");
 }
 
-static void field_ll(buf_t *b, const char *name, long long v)
+static void field_ll(buf_t *b, const char *key, size_t klen, long long v)
 {
-    field_name(b, name);
+    buf_append(b, key, klen);
     if (v >= 0)
         put_ull(b, (unsigned long long)v);
     else
-        buf_puts(b, "null");
+        buf_lit(b, "null");
 }
 
 /* Seconds as milliseconds with three decimals ("12.345"). */
-static void field_ms(buf_t *b, const char *name, double s)
+static void field_ms(buf_t *b, const char *key, size_t klen, double s)
 {
     unsigned long long us = s > 0 ? (unsigned long long)(s * 1e6 + 0.5) : 0;
-    char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
-                    (char)('0' + us % 10), 0};
-    field_name(b, name);
+    char frac[4] = {'.', (char)('0' + us / 100 % 10),
+                    (char)('0' + us / 10 % 10), (char)('0' + us % 10)};
+    buf_append(b, key, klen);
     put_ull(b, us / 1000);
-    buf_puts(b, ".");
-    buf_puts(b, frac);
+    buf_append(b, frac, sizeof frac);
 }
 
 /* Append to a 1024-byte message, cutting what does not fit. */
@@ -85,36 +80,38 @@ void access_log_write(struct sluice_ctx *ctx, const struct request_summary *sum)
     buf_reset(line);
     buf_reserve(line, 1024);
     buf_t b = *line;
-    field_str(&b, "request_id", ctx->id);
-    field_str(&b, "route", sum->route);
-    field_str(&b, "method", ctx->method);
-    field_str(&b, "path", ctx->url);
-    field_str(&b, "peer", request_peer(ctx));
-    field_str(&b, "client", sum->client);
+    field_str(&b, FIELD("request_id"), ctx->id);
+    field_str(&b, FIELD("route"), sum->route);
+    field_str(&b, FIELD("method"), ctx->method);
+    field_str(&b, FIELD("path"), ctx->url);
+    field_str(&b, FIELD("peer"), request_peer(ctx));
+    field_str(&b, FIELD("client"), sum->client);
     if (ctx->route == ROUTE_API) {
-        field_str(&b, "model", sum->model_requested);
-        buf_puts(&b, ctx->stream ? ",\"stream\":true" : ",\"stream\":false");
+        field_str(&b, FIELD("model"), sum->model_requested);
+        if (ctx->stream)
+            buf_lit(&b, ",\"stream\":true");
+        else
+            buf_lit(&b, ",\"stream\":false");
     }
-    field_ll(&b, "status", sum->status);
+    field_ll(&b, FIELD("status"), sum->status);
     /* upstream requests sent: the same count as x-sluice-attempts */
-    field_ll(&b, "attempts", ctx->attempts_sent);
+    field_ll(&b, FIELD("attempts"), ctx->attempts_sent);
     if (ctx->chain.len) {
         /* the attempt chain: upstream, model, key label, status, result */
-        field_name(&b, "chain");
-        buf_puts(&b, "[");
+        buf_lit(&b, ",\"chain\":[");
         buf_append(&b, ctx->chain.data, ctx->chain.len);
-        buf_puts(&b, "]");
-        field_ll(&b, "fallbacks", request_fallbacks(ctx));
+        buf_lit(&b, "]");
+        field_ll(&b, FIELD("fallbacks"), request_fallbacks(ctx));
     }
-    field_str(&b, "key_id", sum->key_id);
-    field_ms(&b, "upstream_ms", sum->upstream_s);
-    field_ms(&b, "total_ms", sum->total_s);
+    field_str(&b, FIELD("key_id"), sum->key_id);
+    field_ms(&b, FIELD("upstream_ms"), sum->upstream_s);
+    field_ms(&b, FIELD("total_ms"), sum->total_s);
     if (sum->ttfb_s >= 0)
-        field_ms(&b, "first_byte_ms", sum->ttfb_s);
-    field_ll(&b, "prompt_tokens_estimate", sum->tokens_estimate);
-    field_ll(&b, "usage_prompt_tokens", sum->usage_prompt);
-    field_ll(&b, "usage_completion_tokens", sum->usage_completion);
-    field_str(&b, "outcome", sum->outcome);
+        field_ms(&b, FIELD("first_byte_ms"), sum->ttfb_s);
+    field_ll(&b, FIELD("prompt_tokens_estimate"), sum->tokens_estimate);
+    field_ll(&b, FIELD("usage_prompt_tokens"), sum->usage_prompt);
+    field_ll(&b, FIELD("usage_completion_tokens"), sum->usage_completion);
+    field_str(&b, FIELD("outcome"), sum->outcome);
     if (!b.oom) {
         /* the message "METHOD PATH STATUS", without printf (cut at the
          * log's message size, as its printf would) */

@@ -83,52 +83,60 @@ int buf_printf(buf_t *b, const char *fmt, ...)
     return rc;
 }
 
+/* Bytes buf_json_str must escape: '"', '\\' and the control bytes. */
+static const unsigned char json_esc[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, ['\\'] = 1};
+
 int buf_json_str(buf_t *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     if (!s)
         return buf_append(b, "null", 4);
-    if (buf_reserve(b, strlen(s) + 2) != 0)
+    size_t n = strlen(s);
+    if (buf_reserve(b, n + 2) != 0)
         return -1;
-    buf_append(b, "\"", 1);
-    const unsigned char *p = (const unsigned char *)s;
-    const unsigned char *run = p;
-    for (; *p; p++) {
-        const char *esc = NULL;
-        char u[6];
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    b->data[b->len++] = '"';
+    for (;;) {
+        /* a run of plain bytes, copied at once (room was reserved for the
+         * whole string: only escapes make it longer) */
+        const unsigned char *run = p;
+        while (p < end && !json_esc[*p])
+            p++;
+        if (b->len + (size_t)(p - run) + 1 < b->cap) {
+            memcpy(b->data + b->len, run, (size_t)(p - run));
+            b->len += (size_t)(p - run);
+        } else {
+            buf_append(b, (const char *)run, (size_t)(p - run));
+        }
+        if (p == end)
+            break;
+        char u[6] = {'\\', 0};
+        size_t ul = 2;
         switch (*p) {
         case '"':
-            esc = "\\\"";
-            break;
         case '\\':
-            esc = "\\\\";
+            u[1] = (char)*p;
             break;
         case '\n':
-            esc = "\\n";
+            u[1] = 'n';
             break;
         case '\r':
-            esc = "\\r";
+            u[1] = 'r';
             break;
         case '\t':
-            esc = "\\t";
+            u[1] = 't';
             break;
         default:
-            if (*p < 0x20) {
-                memcpy(u, "\\u00", 4);
-                u[4] = hex[*p >> 4];
-                u[5] = hex[*p & 15];
-            }
+            memcpy(u, "\\u00", 4);
+            u[4] = hex[*p >> 4];
+            u[5] = hex[*p & 15];
+            ul = 6;
         }
-        if (!esc && *p >= 0x20)
-            continue;
-        buf_append(b, (const char *)run, (size_t)(p - run));
-        if (esc)
-            buf_puts(b, esc);
-        else
-            buf_append(b, u, 6);
-        run = p + 1;
+        buf_append(b, u, ul);
+        p++;
     }
-    buf_append(b, (const char *)run, (size_t)(p - run));
     return buf_append(b, "\"", 1);
 }
 

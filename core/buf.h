@@ -23,6 +23,8 @@ void buf_reset(buf_t *b);   /* len = 0, keeps capacity */
 int buf_reserve(buf_t *b, size_t extra);
 int buf_append(buf_t *b, const char *data, size_t len);
 int buf_puts(buf_t *b, const char *s);
+/* Append a string literal (its length known at compile time, no strlen). */
+#define buf_lit(b, lit) buf_append((b), "" lit, sizeof(lit) - 1)
 int buf_printf(buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int buf_vprintf(buf_t *b, const char *fmt, va_list ap);

@@ -315,58 +315,70 @@ static size_t shorten(char *line, size_t len, size_t at, size_t keep, size_t n)
     return len - (at + n - out);
 }
 
-/* Where a secret-shaped token may start: "sk-" or "bearer " (any case),
- * not in the middle of a word. Checked on every byte, so the first test is
- * one comparison. */
-static size_t secret_prefix(const char *line, size_t len, size_t i)
+/* Where a secret-shaped token starts: "sk-" or "bearer " (any case), not
+ * in the middle of a word, with a byte after it. */
+static int sk_at(const char *line, size_t len, size_t i)
 {
-    char c = line[i];
-    if (i > 0 && token_char(line[i - 1]))
-        return 0;
-    if (c == 's' && len - i > 3 && line[i + 1] == 'k' && line[i + 2] == '-')
-        return 3;
-    if ((c | 0x20) == 'b' && len - i > 7 &&
-        !strncasecmp(line + i, "bearer ", 7))
-        return 7;
-    return 0;
+    return i + 3 < len && line[i] == 's' && line[i + 1] == 'k' &&
+           line[i + 2] == '-' && (i == 0 || !token_char(line[i - 1]));
 }
 
-/* Offset of the next byte c at or after i, or len (memchr is vectorised:
- * most lines hold few candidates). */
+static int bearer_at(const char *line, size_t len, size_t i)
+{
+    return i + 7 < len && (line[i] | 0x20) == 'b' &&
+           !strncasecmp(line + i, "bearer ", 7) &&
+           (i == 0 || !token_char(line[i - 1]));
+}
+
+/* Offset of the next byte c at or after i, or len (memchr is vectorised). */
 static size_t next_of(const char *line, size_t len, size_t i, char c)
 {
     const char *p = i < len ? memchr(line + i, c, len - i) : NULL;
     return p ? (size_t)(p - line) : len;
 }
 
+/* The next start at or after i of "sk-" (found by its '-', far rarer in a
+ * line than 's') or of "bearer " (by its space), or len. ndash and nsp
+ * cache the next '-' and ' ' (reset to len + 1 when the line moved). */
+static size_t next_secret(const char *line, size_t len, size_t i, size_t *ndash,
+                          size_t *nsp, size_t *keep)
+{
+    for (;;) {
+        if (*ndash == len + 1 || *ndash < i + 2)
+            *ndash = next_of(line, len, i + 2, '-');
+        if (*nsp == len + 1 || *nsp < i + 6)
+            *nsp = next_of(line, len, i + 6, ' ');
+        size_t a = *ndash < len ? *ndash - 2 : len;
+        size_t b = *nsp < len ? *nsp - 6 : len;
+        if (a >= len && b >= len)
+            return len;
+        if (a <= b) {
+            if (sk_at(line, len, a)) {
+                *keep = 3;
+                return a;
+            }
+            i = a + 1; /* '-' passed: look for the next one */
+        } else {
+            if (bearer_at(line, len, b)) {
+                *keep = 7;
+                return b;
+            }
+            i = b + 1;
+        }
+    }
+}
+
 size_t log_scrub_secrets(char *line, size_t len)
 {
-    const size_t unknown = (size_t)-1;
-    size_t i = 0, ns = unknown, nb = unknown, nB = unknown;
-    while (i + 3 < len) {
-        /* jump to the next 's', 'b' or 'B' (cached until passed) */
-        if (ns == unknown || ns < i)
-            ns = next_of(line, len, i, 's');
-        if (nb == unknown || nb < i)
-            nb = next_of(line, len, i, 'b');
-        if (nB == unknown || nB < i)
-            nB = next_of(line, len, i, 'B');
-        i = ns < nb ? ns : nb;
-        i = nB < i ? nB : i;
-        if (i + 3 >= len)
-            break;
-        size_t keep = secret_prefix(line, len, i);
-        if (!keep) {
-            i++;
-            continue;
-        }
+    size_t i = 0, ndash = len + 1, nsp = len + 1, keep = 0;
+    while ((i = next_secret(line, len, i, &ndash, &nsp, &keep)) < len) {
         size_t n = keep;
         while (i + n < len && token_char(line[i + n]))
             n++;
         if (n - keep >= 8) {
             len = shorten(line, len, i, keep, n);
             i += keep + 7;
-            ns = nb = nB = unknown; /* the tail moved */
+            ndash = nsp = len + 1; /* the tail moved */
         } else {
             i += n;
         }
@@ -444,25 +456,34 @@ static void log_timestamp(char *out, size_t outlen)
     out[24] = '\0';
 }
 
+/* The JSON line; fields_json (flen bytes) may be NULL. */
+static void format_json_n(buf_t *line, const char *ts, int level,
+                          const char *component, const char *msg,
+                          const char *fields_json, size_t flen)
+{
+    buf_reserve(line, 256);
+    buf_lit(line, "{\"ts\":\"");
+    buf_puts(line, ts);
+    buf_lit(line, "\",\"level\":\"");
+    buf_puts(line, level_names[level]);
+    buf_lit(line, "\",\"component\":");
+    buf_json_str(line, component ? component : "core");
+    buf_lit(line, ",\"msg\":");
+    buf_json_str(line, msg);
+    if (fields_json && flen) {
+        if (fields_json[0] != ',')
+            buf_lit(line, ",");
+        buf_append(line, fields_json, flen);
+    }
+    buf_lit(line, "}\n");
+}
+
 void log_format_json(buf_t *line, const char *ts, int level,
                      const char *component, const char *msg,
                      const char *fields_json)
 {
-    buf_reserve(line, 256);
-    buf_puts(line, "{\"ts\":\"");
-    buf_puts(line, ts);
-    buf_puts(line, "\",\"level\":\"");
-    buf_puts(line, level_names[level]);
-    buf_puts(line, "\",\"component\":");
-    buf_json_str(line, component ? component : "core");
-    buf_puts(line, ",\"msg\":");
-    buf_json_str(line, msg);
-    if (fields_json && *fields_json) {
-        if (fields_json[0] != ',')
-            buf_puts(line, ",");
-        buf_puts(line, fields_json);
-    }
-    buf_puts(line, "}\n");
+    format_json_n(line, ts, level, component, msg, fields_json,
+                  fields_json ? strlen(fields_json) : 0);
 }
 
 static void format_pretty(buf_t *line, const char *ts, int level,
@@ -517,19 +538,20 @@ static void log_line(int level, const char *component, const char *fields_json,
     buf_init(&line);
     /* sized once: the line is the message and the fields, escaped, plus
      * ~100 bytes of keys; escaping grows it only for odd text */
-    buf_reserve(&line, 160 + mlen + (fields_json ? strlen(fields_json) : 0));
+    size_t flen = fields_json ? strlen(fields_json) : 0;
+    buf_reserve(&line, 160 + mlen + flen);
     int pretty = log_is_pretty();
     if (pretty)
         format_pretty(&line, ts, level, component, msg, fields_json);
     else
-        log_format_json(&line, ts, level, component, msg, fields_json);
+        format_json_n(&line, ts, level, component, msg, fields_json, flen);
     line.len = log_scrub_secrets(line.data, line.len);
     int urgent = level >= LOG_WARN;
     emit(&lw.err, STDERR_FILENO, &line, urgent);
     if (atomic_load(&lw.running) && lw.path) {
         if (pretty) {
             buf_reset(&line);
-            log_format_json(&line, ts, level, component, msg, fields_json);
+            format_json_n(&line, ts, level, component, msg, fields_json, flen);
             line.len = log_scrub_secrets(line.data, line.len);
         }
         emit(&lw.file, -1, &line, urgent);

@@ -56,6 +56,23 @@ static void request_make_id(struct sluice_ctx *ctx, struct worker *w)
     *p = '\0';
 }
 
+/* inet_ntop's text for an IPv4 address ("10.0.0.1"), without its
+ * sprintf: the access log asks for every request. out: 16 bytes. */
+static void ipv4_text(const struct in_addr *a, char *out)
+{
+    const unsigned char *b = (const unsigned char *)&a->s_addr;
+    char *p = out;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+        if (v >= 100)
+            *p++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *p++ = (char)('0' + v / 10 % 10);
+        *p++ = (char)('0' + v % 10);
+        *p++ = i < 3 ? '.' : '\0';
+    }
+}
+
 /* The client's address as text, worked out on first use (most requests
  * never ask). Contexts built without a connection keep what was set. */
 const char *request_peer(struct sluice_ctx *ctx)
@@ -68,8 +85,7 @@ const char *request_peer(struct sluice_ctx *ctx)
         return ctx->peer;
     const struct sockaddr *sa = ci->client_addr;
     if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-                  ctx->peer, sizeof ctx->peer);
+        ipv4_text(&((const struct sockaddr_in *)sa)->sin_addr, ctx->peer);
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
                   ctx->peer, sizeof ctx->peer);

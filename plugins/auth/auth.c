@@ -53,6 +53,19 @@
  * same for every instance: it is a mark, not state. */
 static char charged_mark;
 
+/* Or the request's own state, in its memory (req_alloc, freed with the
+ * request): the token charge, and the digest of the key presented with the
+ * key it was computed from. on_headers and on_request both look the key
+ * up, and its SHA-256 was most of the stage's cost: on_request compares the
+ * key with this copy instead of hashing it again. The request holds the key
+ * in its headers anyway; this copy dies with them. */
+struct req_state {
+    int charged;
+    size_t klen;
+    uint8_t digest[AUTH_SHA256_LEN];
+    char key[]; /* klen bytes */
+};
+
 struct limiter {
     pthread_mutex_t mu;
     struct bucket req, tok;
@@ -310,6 +323,53 @@ static const char *presented_key(const struct auth *a, sluice_ctx *ctx)
 
 /* ---- hooks ----------------------------------------------------------- */
 
+/* The request's state, NULL when there is none (or only the mark). */
+static struct req_state *req_state_get(const sluice_host *H, sluice_ctx *ctx)
+{
+    void *p = H->local_get(ctx);
+    return p == &charged_mark ? NULL : p;
+}
+
+static int tokens_charged(const sluice_host *H, sluice_ctx *ctx)
+{
+    void *p = H->local_get(ctx);
+    return p == &charged_mark || (p && ((struct req_state *)p)->charged);
+}
+
+static void tokens_mark_charged(const sluice_host *H, sluice_ctx *ctx)
+{
+    struct req_state *st = req_state_get(H, ctx);
+    if (st)
+        st->charged = 1;
+    else
+        H->local_set(ctx, &charged_mark);
+}
+
+/* The client index of the key presented (-1 when none or unknown), its
+ * digest computed at most once per request. Called with the set
+ * read-locked. */
+static long key_find(struct auth *a, sluice_ctx *ctx,
+                     const struct client_set *s, const char *key)
+{
+    const sluice_host *H = a->host;
+    size_t klen = key ? strlen(key) : 0;
+    if (!key || klen > CLIENT_KEY_MAX)
+        return -1;
+    uint8_t h[AUTH_SHA256_LEN];
+    struct req_state *st = req_state_get(H, ctx);
+    if (st && st->klen == klen && !memcmp(st->key, key, klen))
+        return clients_find(&s->defs, st->digest);
+    auth_sha256(key, klen, h);
+    if (!st && !H->local_get(ctx) && SLUICE_HOST_HAS(H, req_alloc) &&
+        (st = H->req_alloc(ctx, sizeof *st + klen)) != NULL) {
+        st->klen = klen;
+        memcpy(st->key, key, klen);
+        memcpy(st->digest, h, sizeof h);
+        H->local_set(ctx, st);
+    }
+    return clients_find(&s->defs, h);
+}
+
 /* Charge the token estimate (if any) once per request. Called with the set
  * read-locked. */
 static sluice_verdict charge_tokens(struct auth *a, sluice_ctx *ctx,
@@ -318,9 +378,9 @@ static sluice_verdict charge_tokens(struct auth *a, sluice_ctx *ctx,
 {
     const sluice_host *H = a->host;
     const char *est = H->attr_get(ctx, "prompt_tokens_estimate");
-    if (!est || H->local_get(ctx) == &charged_mark)
+    if (!est || tokens_charged(H, ctx))
         return SLUICE_CONTINUE;
-    H->local_set(ctx, &charged_mark);
+    tokens_mark_charged(H, ctx);
     struct limiter *l = &s->lim[i];
     if (!l->tok.cap)
         return SLUICE_CONTINUE;
@@ -397,12 +457,7 @@ static sluice_verdict check_client(struct auth *a, sluice_ctx *ctx,
 {
     const sluice_host *H = a->host;
     const char *key = presented_key(a, ctx);
-    long i = -1;
-    if (key && strlen(key) <= CLIENT_KEY_MAX) {
-        uint8_t h[AUTH_SHA256_LEN];
-        auth_sha256(key, strlen(key), h);
-        i = clients_find(&s->defs, h);
-    }
+    long i = key_find(a, ctx, s, key);
     if (i < 0)
         return refuse_key(a, ctx, key, reason);
     const struct client_def *c = &s->defs.v[i];
@@ -465,13 +520,8 @@ static sluice_verdict auth_on_headers(void *instance, sluice_ctx *ctx)
             return auth_on_request(instance, ctx); /* the 403 */
     }
     const char *key = presented_key(a, ctx);
-    long i = -1;
     pthread_rwlock_rdlock(&a->lock);
-    if (key && strlen(key) <= CLIENT_KEY_MAX) {
-        uint8_t h[AUTH_SHA256_LEN];
-        auth_sha256(key, strlen(key), h);
-        i = clients_find(&a->set->defs, h);
-    }
+    long i = key_find(a, ctx, a->set, key);
     pthread_rwlock_unlock(&a->lock);
     if (i >= 0)
         return SLUICE_CONTINUE;
@@ -531,7 +581,9 @@ static sluice_verdict auth_on_attempt(void *instance, sluice_ctx *ctx)
 static void auth_on_complete(void *instance, sluice_ctx *ctx)
 {
     const struct auth *a = instance;
-    a->host->local_set(ctx, NULL); /* the mark is static: nothing to free */
+    /* the mark is static, the state in the request's memory: nothing to
+     * free */
+    a->host->local_set(ctx, NULL);
 }
 
 /* ---- admin, status, state ---------------------------------------------- */
