@@ -1,0 +1,924 @@
+/*
+ * test_h1diff.c - issue 16's differential test: sluice's own HTTP/1.1
+ * client for http:// upstreams (core/h1client.c, `upstream.client: auto`,
+ * the default) against the libcurl path (`client: curl`), on the same raw
+ * upstream responses.
+ *
+ * One scripted upstream in this process (raw_upstream.h) answers both
+ * sluices with canned bytes chosen by the request's X-Request-Id: Content-
+ * Length, chunked with extensions and trailers, 1-byte writes, close-
+ * delimited, HTTP/1.0, 100 Continue, bare-LF heads, chunked + Content-
+ * Length, 4xx/5xx errors, a chat answer to a large request, an SSE stream
+ * in pieces, truncated bodies and streams, garbage status lines. Each case
+ * goes through both sluices from a real HTTP client; each side is held to
+ * the EXPECTED status, passed headers, body bytes or events (so both can be
+ * wrong and fail), and the two sides must agree. What the upstream saw is
+ * checked for every request on both sides (method, path, Host, Content-
+ * Length and body, Authorization, X-Request-Id, Accept), and N sequential
+ * requests must ride on few upstream connections (keep-alive).
+ *
+ * The pipeline is keyring (one key, failure_threshold 1000 so failures never
+ * cool it down) + sse, without the retry stage: every answer, 5xx included,
+ * is delivered as the one attempt made. No timed assertion: delays are the
+ * upstream's own pauses; limits are generous waits.
+ *
+ * When the built-in client is absent (sluice --check refuses
+ * `upstream.client`), only the libcurl side runs and the test ends with
+ * SKIP (exit 77) saying so. SLUICE_H1DIFF_BOTH_CURL=1 then runs the
+ * second side too, on libcurl as well: a check of the test itself, never a
+ * differential result (it still ends with SKIP).
+ */
+#include "itest_util.h"
+#include "raw_upstream.h"
+
+#include <stdarg.h>
+
+#define KEY       "sk-h1diff-upstream-key-0001"
+#define NEVENTS   5  /* data events of a full stream, before [DONE] */
+#define CUT_EVS   2  /* events a cut stream delivers */
+#define KEEPALIVE 10 /* sequential requests of the keep-alive check */
+#define THREADS   2  /* sluice's workers: each has its own pool */
+
+enum framing {
+    F_CL,      /* Content-Length */
+    F_CHUNKED, /* chunked, extensions on chunk lines, trailers */
+    F_CLOSE,   /* no length: the body ends when the connection closes */
+    F_RAW      /* `head` is the whole answer */
+};
+
+enum expect {
+    E_OK,        /* the upstream's status, headers and body */
+    E_STREAM,    /* 200, text/event-stream, every event and [DONE] */
+    E_FAIL,      /* a gateway error: want_status, error code want_code */
+    E_STREAM_CUT /* 200, the events sent, then the stream's error event */
+};
+
+struct dcase {
+    const char *name;
+    int stream;              /* the client asks for "stream": true */
+    const char *status_line; /* F_RAW: the whole answer */
+    const char *extra;       /* more header lines, each ending "\r\n" */
+    enum framing framing;
+    int lf;             /* the head's lines end in a bare LF */
+    int cut;            /* the connection closes inside the body */
+    const char *prefix; /* written first, then a pause */
+    size_t piece;       /* write in pieces of this many bytes */
+    int delay_ms;       /* between two writes */
+    int close;          /* close the connection after the answer */
+    int big;            /* ~200 KB request and response bodies */
+    int empty;          /* the answer has no body */
+    enum expect expect;
+    int want_status;
+    const char *want_code; /* E_FAIL, E_STREAM_CUT */
+};
+
+#define SL200 "HTTP/1.1 200 OK"
+#define OK    .expect = E_OK, .want_status = 200
+#define FAIL  .expect = E_FAIL, .want_status = 502, .want_code = "upstream_error"
+static const struct dcase CASES[] = {
+    {.name = "cl", .status_line = SL200, .framing = F_CL, OK},
+    {.name = "chunked",
+     .status_line = SL200,
+     .framing = F_CHUNKED,
+     .piece = 5,
+     .delay_ms = 2,
+     OK},
+    {.name = "bytewise",
+     .status_line = SL200,
+     .framing = F_CL,
+     .piece = 1,
+     .delay_ms = 1,
+     OK},
+    {.name = "close",
+     .status_line = SL200,
+     .extra = "Connection: close\r\n",
+     .framing = F_CLOSE,
+     .piece = 40,
+     .delay_ms = 5,
+     .close = 1,
+     OK},
+    {.name = "http10",
+     .status_line = "HTTP/1.0 200 OK",
+     .framing = F_CL,
+     .close = 1,
+     OK},
+    {.name = "continue",
+     .status_line = SL200,
+     .framing = F_CL,
+     .prefix = "HTTP/1.1 100 Continue\r\n\r\n",
+     .delay_ms = 30,
+     OK},
+    {.name = "lf", .status_line = SL200, .framing = F_CL, .lf = 1, OK},
+    /* chunked wins over Content-Length */
+    {.name = "te_cl",
+     .status_line = SL200,
+     .extra = "Content-Length: 7\r\n",
+     .framing = F_CHUNKED,
+     OK},
+    {.name = "empty", .status_line = SL200, .framing = F_CL, .empty = 1, OK},
+    {.name = "e400",
+     .status_line = "HTTP/1.1 400 Bad Request",
+     .framing = F_CL,
+     .expect = E_OK,
+     .want_status = 400},
+    {.name = "e500",
+     .status_line = "HTTP/1.1 500 Internal Server Error",
+     .framing = F_CHUNKED,
+     .piece = 16,
+     .delay_ms = 1,
+     .expect = E_OK,
+     .want_status = 500},
+    {.name = "chat",
+     .status_line = SL200,
+     .extra = "openai-processing-ms: 12\r\n",
+     .framing = F_CL,
+     .piece = 1000,
+     .big = 1,
+     OK},
+    {.name = "sse",
+     .stream = 1,
+     .status_line = SL200,
+     .extra = "Cache-Control: no-cache\r\n",
+     .framing = F_CHUNKED,
+     .piece = 9,
+     .delay_ms = 3,
+     .expect = E_STREAM,
+     .want_status = 200},
+    {.name = "sse_close",
+     .stream = 1,
+     .status_line = SL200,
+     .extra = "Connection: close\r\n",
+     .framing = F_CLOSE,
+     .piece = 50,
+     .delay_ms = 3,
+     .close = 1,
+     .expect = E_STREAM,
+     .want_status = 200},
+    {.name = "cl_cut",
+     .status_line = SL200,
+     .framing = F_CL,
+     .cut = 1,
+     .close = 1,
+     FAIL},
+    {.name = "chunked_cut",
+     .status_line = SL200,
+     .framing = F_CHUNKED,
+     .cut = 1,
+     .close = 1,
+     FAIL},
+    {.name = "sse_cut",
+     .stream = 1,
+     .status_line = SL200,
+     .framing = F_CHUNKED,
+     .cut = 1,
+     .piece = 11,
+     .delay_ms = 3,
+     .close = 1,
+     .expect = E_STREAM_CUT,
+     .want_status = 200,
+     .want_code = "stream_interrupted"},
+    {.name = "garbage",
+     .status_line = "SPDY/9 banana split\r\n\r\n{}",
+     .framing = F_RAW,
+     .close = 1,
+     FAIL},
+    {.name = "badstatus",
+     .status_line = "HTTP/1.1 2x0 Fine\r\nContent-Length: 2\r\n\r\n{}",
+     .framing = F_RAW,
+     .close = 1,
+     FAIL},
+};
+#define NCASES (sizeof CASES / sizeof CASES[0])
+
+/* A case's bytes, built once before the upstream starts (read-only after). */
+struct built {
+    char *raw; /* the upstream's answer */
+    size_t raw_len;
+    size_t cut_after_prefix; /* a pause there (0: none) */
+    char *body;              /* E_OK: the body the client must get */
+    char *events[NEVENTS];   /* streams: each data event's payload */
+};
+static struct built B[NCASES];
+
+/* The sides: libcurl (`client: curl`) and the default (`auto`: the built-in
+ * client for this http:// IP-literal upstream). */
+enum { S_CURL, S_AUTO, NSIDES };
+static const char *const SIDE[NSIDES] = {"curl", "auto"};
+static int side_port[NSIDES];
+static int g_builtin; /* the built-in client exists (main's check) */
+static int g_up_port; /* the raw upstream's */
+
+/* ---- building the answers --------------------------------------------- */
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, f);
+    int n = vasprintf(&s, f, ap);
+    va_end(ap);
+    ck_assert_msg(n >= 0, "out of memory");
+    return s;
+}
+
+/* A long text of n bytes (caller frees). */
+static char *filler(size_t n)
+{
+    char *p = malloc(n + 1);
+    ck_assert_ptr_nonnull(p);
+    for (size_t k = 0; k < n; k++)
+        p[k] = (char)('a' + k % 26);
+    p[n] = '\0';
+    return p;
+}
+
+static char *chat_json(const char *name, int big)
+{
+    char *pad = filler(big ? 200000 : 0);
+    char *s =
+        fmt("{\"id\":\"chatcmpl-%s\",\"object\":\"chat.completion\","
+            "\"created\":1764750000,\"model\":\"gpt-4o-mini\",\"choices\":"
+            "[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+            "\"answer for %s: caf\xc3\xa9 \xe2\x82\xac 42 %s\"},"
+            "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":9,"
+            "\"completion_tokens\":7,\"total_tokens\":16}}",
+            name, name, pad);
+    free(pad);
+    return s;
+}
+
+static char *error_json(const char *name, int status)
+{
+    return fmt("{\"error\":{\"message\":\"the upstream refused %s\",\"type\":"
+               "\"%s\",\"param\":null,\"code\":\"up_%s\"}}",
+               name, status >= 500 ? "server_error" : "invalid_request_error",
+               name);
+}
+
+static char *event_json(const char *name, int k)
+{
+    return fmt("{\"id\":\"chatcmpl-%s\",\"object\":\"chat.completion.chunk\","
+               "\"created\":1764750000,\"model\":\"gpt-4o-mini\",\"choices\":"
+               "[{\"index\":0,\"delta\":{\"content\":\"tok%d \"},"
+               "\"finish_reason\":null}]}",
+               name, k);
+}
+
+/* data[0..len) as chunks of varied sizes, hex in both cases, with and
+ * without leading zeros, extensions (quoted, with spaces before the ';')
+ * on some; then, unless cut, the last chunk and two trailers. */
+static void chunk_encode(FILE *f, const char *data, size_t len, int cut)
+{
+    static const size_t sizes[] = {1, 7, 16, 3, 30, 64, 200};
+    size_t off = 0;
+    for (int i = 0; off < len; i++) {
+        size_t n = sizes[i % 7];
+        if (n > len - off)
+            n = len - off;
+        switch (i % 4) {
+        case 0:
+            fprintf(f, "%zX\r\n", n);
+            break;
+        case 1:
+            fprintf(f, "%zx;ext=1\r\n", n);
+            break;
+        case 2:
+            fprintf(f, "%04zX;name=\"q;v\"\r\n", n);
+            break;
+        default:
+            fprintf(f, "%zx ; spaced = 1\r\n", n);
+            break;
+        }
+        fwrite(data + off, 1, n, f);
+        fputs("\r\n", f);
+        off += n;
+    }
+    if (!cut)
+        fputs("0;end=1\r\nx-up-trailer: t1\r\n\r\n", f);
+}
+
+static void case_build(size_t i)
+{
+    const struct dcase *c = &CASES[i];
+    struct built *b = &B[i];
+    char *wire = NULL; /* the body as the upstream means it */
+    size_t wire_len;
+    memset(b, 0, sizeof *b);
+    if (c->framing == F_RAW) {
+        b->raw = strdup(c->status_line);
+        b->raw_len = strlen(b->raw);
+        return;
+    }
+    if (c->stream) {
+        FILE *s = open_memstream(&wire, &wire_len);
+        for (int k = 0; k < NEVENTS; k++) {
+            b->events[k] = event_json(c->name, k);
+            fprintf(s, "data: %s\n\n", b->events[k]);
+        }
+        fputs("data: [DONE]\n\n", s);
+        fclose(s);
+    } else {
+        wire = c->empty                ? strdup("")
+               : c->want_status >= 400 ? error_json(c->name, c->want_status)
+                                       : chat_json(c->name, c->big);
+        wire_len = strlen(wire);
+        b->body = strdup(wire);
+    }
+    /* a cut stream: the first CUT_EVS events whole; else half the body */
+    size_t sent = wire_len;
+    if (c->cut && c->stream) {
+        sent = 0;
+        for (int k = 0; k < CUT_EVS; k++)
+            sent += strlen(b->events[k]) + 8;
+    } else if (c->cut) {
+        sent = wire_len / 2;
+    }
+
+    char *head = NULL;
+    size_t head_len;
+    FILE *h = open_memstream(&head, &head_len);
+    fprintf(h,
+            "%s\r\nContent-Type: %s\r\nOpenAI-Up-Test:\t %s  \r\n"
+            "x-request-id: up-%s\r\nx-ratelimit-remaining-requests: 41\r\n%s",
+            c->status_line,
+            c->stream ? "text/event-stream" : "application/json", c->name,
+            c->name, c->extra ? c->extra : "");
+    if (c->framing == F_CL)
+        fprintf(h, "Content-Length: %zu\r\n", wire_len);
+    else if (c->framing == F_CHUNKED)
+        fputs("Transfer-Encoding: chunked\r\n", h);
+    fputs("\r\n", h);
+    fclose(h);
+    if (c->lf) { /* every CRLF of the head a bare LF */
+        size_t o = 0;
+        for (size_t k = 0; k < head_len; k++)
+            if (!(head[k] == '\r' && head[k + 1] == '\n'))
+                head[o++] = head[k];
+        head_len = o;
+    }
+
+    FILE *r = open_memstream(&b->raw, &b->raw_len);
+    if (c->prefix) {
+        fputs(c->prefix, r);
+        b->cut_after_prefix = strlen(c->prefix);
+    }
+    fwrite(head, 1, head_len, r);
+    if (c->framing == F_CHUNKED)
+        chunk_encode(r, wire, sent, c->cut);
+    else
+        fwrite(wire, 1, sent, r);
+    fclose(r);
+    free(head);
+    free(wire);
+}
+
+static void cases_free(void)
+{
+    for (size_t i = 0; i < NCASES; i++) {
+        free(B[i].raw);
+        free(B[i].body);
+        for (int k = 0; k < NEVENTS; k++)
+            free(B[i].events[k]);
+        memset(&B[i], 0, sizeof B[i]);
+    }
+}
+
+/* ---- the upstream's side ---------------------------------------------- */
+
+/* The case named by X-Request-Id "h1d.<case>.<side>.<n>", or -1. */
+static int case_of_id(const char *id)
+{
+    if (strncmp(id, "h1d.", 4))
+        return -1;
+    const char *n = id + 4, *dot = strchr(n, '.');
+    for (size_t i = 0; dot && i < NCASES; i++)
+        if (strlen(CASES[i].name) == (size_t)(dot - n) &&
+            !strncmp(CASES[i].name, n, (size_t)(dot - n)))
+            return (int)i;
+    return -1;
+}
+
+static void pick(void *arg, const ru_req *req, ru_reply *out)
+{
+    static const char unknown[] = "HTTP/1.1 599 No Such Case\r\n"
+                                  "Content-Length: 0\r\nConnection: close\r\n"
+                                  "\r\n";
+    char id[128];
+    (void)arg;
+    int i = ru_header(req->head, "X-Request-Id", id, sizeof id) ? case_of_id(id)
+                                                                : -1;
+    if (i < 0) {
+        out->data = unknown;
+        out->len = sizeof unknown - 1;
+        out->close = 1;
+        return;
+    }
+    const struct dcase *c = &CASES[i];
+    out->data = B[i].raw;
+    out->len = B[i].raw_len;
+    out->cuts = B[i].cut_after_prefix ? &B[i].cut_after_prefix : NULL;
+    out->ncuts = B[i].cut_after_prefix ? 1 : 0;
+    out->piece = c->piece;
+    out->delay_ms = c->delay_ms;
+    out->close = c->close;
+}
+
+/* ---- starting ----------------------------------------------------------- */
+
+static void setup(void)
+{
+    h_tmpdir();
+}
+
+static void teardown(void)
+{
+    h_teardown();
+    ru_stop();
+    cases_free();
+}
+
+/* Write the sluice YAML of one side into opts (strings in bufs). */
+static void side_opts(int side, h_opts *o, char *base, size_t blen, char *extra,
+                      size_t elen)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(base, blen, "http://127.0.0.1:%d/%s/v1", g_up_port, SIDE[side]);
+    snprintf(extra, elen, "state:\n  path: \"@TMPDIR@/state-%s.db\"\n",
+             SIDE[side]);
+    o->pipeline = "  - plugin: keyring\n"
+                  "    config: { keys_file: \"@KEYS_FILE@\", "
+                  "failure_threshold: 1000 }\n"
+                  "  - plugin: sse\n";
+    o->keys = KEY "\n";
+    o->threads = THREADS;
+    o->base_url = base;
+    o->extra = extra;
+    o->timeout_s = 60;
+    /* auto is the default: its YAML says nothing */
+    o->upstream_extra = side == S_CURL && g_builtin ? "  client: curl\n" : NULL;
+}
+
+static int side_on(int side)
+{
+    return side == S_CURL || g_builtin || getenv("SLUICE_H1DIFF_BOTH_CURL");
+}
+
+/* The raw upstream, then each side's sluice: the first on h_start_sluice
+ * (its log is checked for sanitizer reports at teardown), the other as a
+ * fleet instance. */
+static void start(void)
+{
+    char base[2][128], extra[2][256];
+    h_opts o[2];
+    for (size_t i = 0; i < NCASES; i++)
+        case_build(i);
+    g_up_port = ru_start(pick, NULL);
+    int first = 1;
+    for (int s = NSIDES - 1; s >= 0; s--) {
+        if (!side_on(s))
+            continue;
+        side_opts(s, &o[s], base[s], sizeof base[s], extra[s], sizeof extra[s]);
+        if (first)
+            side_port[s] = h_start_sluice(&o[s]);
+        else
+            side_port[s] = h_fleet_port(h_fleet_start(&o[s]));
+        first = 0;
+    }
+}
+
+/* ---- the client's side -------------------------------------------------- */
+
+static const char *show(const h_stream *s)
+{
+    static char buf[700];
+    size_t n = s->resp.body_len < 600 ? s->resp.body_len : 600;
+    memcpy(buf, s->resp.body ? s->resp.body : "", n);
+    buf[n] = '\0';
+    if (s->resp.body_len > n)
+        strcat(buf, "...");
+    return buf;
+}
+
+static const char *hdr(const h_stream *s, const char *name)
+{
+    return h_resp_header(&s->resp, name);
+}
+
+static int same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* The client's body for a case (caller frees). */
+static char *request_body(const struct dcase *c)
+{
+    char *p = filler(c->big ? 200000 : 0);
+    char *body = fmt("{\"model\":\"gpt-4o-mini\",%s\"messages\":[{\"role\":"
+                     "\"user\",\"content\":\"h1diff %s caf\xc3\xa9 %s\"}]}",
+                     c->stream ? "\"stream\":true," : "", c->name, p);
+    free(p);
+    return body;
+}
+
+/* Send case c through one side; id receives the X-Request-Id sent. */
+static void send_case(int side, const struct dcase *c, const char *body,
+                      char *id, size_t idlen, h_stream *s)
+{
+    static int seq;
+    char hid[200];
+    snprintf(id, idlen, "h1d.%s.%s.%d", c->name, SIDE[side], ++seq);
+    snprintf(hid, sizeof hid, "X-Request-Id: %s", id);
+    const char *headers[] = {hid, NULL};
+    h_stream_request(side_port[side], "POST", CHAT, headers, body, strlen(body),
+                     60000, 0, 0, s);
+}
+
+/* The error object of an OpenAI error document in text (caller decrefs
+ * *doc), or fails naming what. */
+static json_t *error_of(const char *text, size_t len, json_t **doc,
+                        const char *what)
+{
+    json_error_t je;
+    *doc = text ? json_loadb(text, len, 0, &je) : NULL;
+    ck_assert_msg(*doc != NULL, "%s: not JSON: %.400s", what,
+                  text ? text : "(none)");
+    return h_assert_openai_error(*doc, what);
+}
+
+static const char *error_code(json_t *err)
+{
+    const char *c = json_string_value(json_object_get(err, "code"));
+    return c ? c : "(none)";
+}
+
+/* The headers sluice passes on from the upstream, as the case says. */
+static void check_passed_headers(const struct dcase *c, const h_stream *s,
+                                 const char *what)
+{
+    char want[64];
+    const char *v = hdr(s, "openai-up-test");
+    ck_assert_msg(v && !strcmp(v, c->name),
+                  "%s: openai-up-test \"%s\", expected \"%s\"", what,
+                  v ? v : "(absent)", c->name);
+    snprintf(want, sizeof want, "up-%s", c->name);
+    v = hdr(s, "x-upstream-request-id");
+    ck_assert_msg(v && !strcmp(v, want),
+                  "%s: x-upstream-request-id \"%s\", expected \"%s\"", what,
+                  v ? v : "(absent)", want);
+    v = hdr(s, "x-ratelimit-remaining-requests");
+    ck_assert_msg(v && !strcmp(v, "41"),
+                  "%s: x-ratelimit-remaining-requests \"%s\", expected 41",
+                  what, v ? v : "(absent)");
+    v = hdr(s, "x-up-trailer");
+    ck_assert_msg(!v, "%s: a trailer became a response header (%s)", what, v);
+    if (c->extra && strstr(c->extra, "openai-processing-ms")) {
+        v = hdr(s, "openai-processing-ms");
+        ck_assert_msg(v && !strcmp(v, "12"),
+                      "%s: openai-processing-ms \"%s\", expected 12", what,
+                      v ? v : "(absent)");
+    }
+}
+
+/* The data events of s, from `from`, are the case's payloads. */
+static void check_events(const struct built *b, const h_stream *s, size_t n,
+                         const char *what)
+{
+    for (size_t k = 0; k < n; k++) {
+        const char *got = k < s->nevents ? s->events[k].data : NULL;
+        ck_assert_msg(got && !strcmp(got, b->events[k]),
+                      "%s: event %zu is \"%s\", expected \"%s\"; body:\n%s",
+                      what, k, got ? got : "(none)", b->events[k], show(s));
+    }
+}
+
+/* One side's answer against what the case expects. */
+static void check_expected(const struct dcase *c, const struct built *b,
+                           const h_stream *s, const char *what)
+{
+    const char *ct = hdr(s, "content-type");
+    ck_assert_msg(s->resp.curl_code == 0,
+                  "%s: the client's transfer failed: %s (status %ld); "
+                  "body:\n%s",
+                  what, s->resp.error, s->resp.status, show(s));
+    ck_assert_msg(s->resp.status == c->want_status,
+                  "%s: status %ld, expected %d; body:\n%s", what,
+                  s->resp.status, c->want_status, show(s));
+    json_t *doc;
+    switch (c->expect) {
+    case E_OK:
+        ck_assert_msg(ct && !strcmp(ct, "application/json"),
+                      "%s: content-type \"%s\"", what, ct ? ct : "(absent)");
+        check_passed_headers(c, s, what);
+        ck_assert_msg(s->resp.body_len == strlen(b->body) &&
+                          !memcmp(s->resp.body, b->body, s->resp.body_len),
+                      "%s: body (%zu bytes) differs from the upstream's (%zu "
+                      "bytes):\n%s\nexpected:\n%.600s",
+                      what, s->resp.body_len, strlen(b->body), show(s),
+                      b->body);
+        break;
+    case E_STREAM:
+        ck_assert_msg(ct && !strcmp(ct, "text/event-stream"),
+                      "%s: content-type \"%s\"", what, ct ? ct : "(absent)");
+        check_passed_headers(c, s, what);
+        ck_assert_msg(s->nevents == NEVENTS + 1 && h_stream_has_done(s),
+                      "%s: %zu events (expected %d and [DONE]); body:\n%s",
+                      what, s->nevents, NEVENTS, show(s));
+        check_events(b, s, NEVENTS, what);
+        break;
+    case E_FAIL: {
+        json_t *err = error_of(s->resp.body, s->resp.body_len, &doc, what);
+        ck_assert_msg(!strcmp(error_code(err), c->want_code),
+                      "%s: error code %s, expected %s", what, error_code(err),
+                      c->want_code);
+        json_decref(doc);
+        break;
+    }
+    case E_STREAM_CUT: {
+        ck_assert_msg(ct && !strcmp(ct, "text/event-stream"),
+                      "%s: content-type \"%s\"", what, ct ? ct : "(absent)");
+        ck_assert_msg(s->nevents == CUT_EVS + 1 && !h_stream_has_done(s),
+                      "%s: %zu events (expected %d, then the error event, no "
+                      "[DONE]); body:\n%s",
+                      what, s->nevents, CUT_EVS, show(s));
+        check_events(b, s, CUT_EVS, what);
+        const char *last = s->events[CUT_EVS].data;
+        json_t *err = error_of(last, last ? strlen(last) : 0, &doc, what);
+        ck_assert_msg(!strcmp(error_code(err), c->want_code),
+                      "%s: the stream's error event has code %s, expected %s",
+                      what, error_code(err), c->want_code);
+        json_decref(doc);
+        break;
+    }
+    }
+}
+
+/* The two sides got the same: status, passed headers, and the body bytes
+ * (or, for gateway errors, the error's shape: type and code). */
+static void check_agree(const struct dcase *c, const h_stream *a,
+                        const h_stream *b)
+{
+    static const char *const names[] = {"content-type",
+                                        "openai-up-test",
+                                        "x-upstream-request-id",
+                                        "x-ratelimit-remaining-requests",
+                                        "openai-processing-ms",
+                                        "cache-control",
+                                        NULL};
+    ck_assert_msg(a->resp.status == b->resp.status,
+                  "%s: curl gave status %ld, auto %ld", c->name, a->resp.status,
+                  b->resp.status);
+    for (const char *const *n = names; *n; n++)
+        ck_assert_msg(same_str(hdr(a, *n), hdr(b, *n)),
+                      "%s: header %s: curl \"%s\", auto \"%s\"", c->name, *n,
+                      hdr(a, *n) ? hdr(a, *n) : "(absent)",
+                      hdr(b, *n) ? hdr(b, *n) : "(absent)");
+    if (c->expect == E_FAIL) {
+        json_t *da, *db;
+        json_t *ea = error_of(a->resp.body, a->resp.body_len, &da, c->name);
+        json_t *eb = error_of(b->resp.body, b->resp.body_len, &db, c->name);
+        ck_assert_msg(json_equal(json_object_get(ea, "type"),
+                                 json_object_get(eb, "type")) &&
+                          json_equal(json_object_get(ea, "code"),
+                                     json_object_get(eb, "code")),
+                      "%s: curl's error %s differs from auto's %s", c->name,
+                      a->resp.body, b->resp.body);
+        json_decref(da);
+        json_decref(db);
+        return;
+    }
+    size_t n = c->expect == E_STREAM_CUT ? CUT_EVS : 0;
+    if (!n) { /* whole bodies */
+        ck_assert_msg(a->resp.body_len == b->resp.body_len &&
+                          !memcmp(a->resp.body, b->resp.body, a->resp.body_len),
+                      "%s: bodies differ: curl\n%s\nauto\n%s", c->name,
+                      a->resp.body, b->resp.body);
+        return;
+    }
+    ck_assert_msg(a->nevents == b->nevents, "%s: curl %zu events, auto %zu",
+                  c->name, a->nevents, b->nevents);
+    for (size_t k = 0; k < n; k++)
+        ck_assert_msg(same_str(a->events[k].data, b->events[k].data),
+                      "%s: event %zu: curl \"%s\", auto \"%s\"", c->name, k,
+                      a->events[k].data, b->events[k].data);
+}
+
+/* ---- what the upstream saw ---------------------------------------------- */
+
+/* The one record with X-Request-Id == id (fails on none or several). */
+static const ru_req *record_of(const char *id, const char *what)
+{
+    const ru_req *hit = NULL;
+    int n = 0;
+    char v[200];
+    for (size_t i = 0, m = ru_nreqs(); i < m; i++) {
+        const ru_req *r = ru_get(i);
+        if (ru_header(r->head, "X-Request-Id", v, sizeof v) && !strcmp(v, id)) {
+            hit = r;
+            n++;
+        }
+    }
+    ck_assert_msg(n == 1, "%s: the upstream got %d requests with id %s", what,
+                  n, id);
+    return hit;
+}
+
+static void check_header_is(const ru_req *r, const char *name, const char *want,
+                            const char *what, int secret)
+{
+    char v[512];
+    int n = ru_header_count(r->head, name);
+    const char *got = ru_header(r->head, name, v, sizeof v);
+    ck_assert_msg(
+        n == 1 && got && !strcmp(got, want),
+        "%s: upstream saw %d %s header(s), %s (expected \"%s\"); "
+        "head:\n%s",
+        what, n, name, secret ? "value not shown" : (got ? got : "(none)"),
+        secret ? "Bearer <the key>" : want, secret ? "(not shown)" : r->head);
+}
+
+/* The request reached the upstream as sluice should send it. */
+static void check_upstream_saw(int side, const struct dcase *c, const char *id,
+                               const char *body, const char *what)
+{
+    const ru_req *r = record_of(id, what);
+    char line[200], host[64];
+    snprintf(line, sizeof line, "POST /%s/v1/chat/completions HTTP/1.1\r\n",
+             SIDE[side]);
+    ck_assert_msg(!strncmp(r->head, line, strlen(line)),
+                  "%s: request line %.120s, expected %s", what, r->head, line);
+    snprintf(host, sizeof host, "127.0.0.1:%d", g_up_port);
+    check_header_is(r, "Host", host, what, 0);
+    ck_assert_msg(ru_header_count(r->head, "Content-Length") == 1 &&
+                      r->content_length == (long)strlen(body),
+                  "%s: Content-Length %ld (%d header(s)), body %zu bytes; "
+                  "head:\n%s",
+                  what, r->content_length,
+                  ru_header_count(r->head, "Content-Length"), strlen(body),
+                  r->head);
+    ck_assert_msg(r->body_len == strlen(body) &&
+                      !memcmp(r->body, body, r->body_len),
+                  "%s: the upstream got other body bytes than the client sent "
+                  "(%zu vs %zu bytes)",
+                  what, r->body_len, strlen(body));
+    ck_assert_msg(!ru_header_count(r->head, "Transfer-Encoding") &&
+                      !ru_header_count(r->head, "Expect"),
+                  "%s: Transfer-Encoding or Expect sent; head:\n%s", what,
+                  r->head);
+    check_header_is(r, "Authorization", "Bearer " KEY, what, 1);
+    check_header_is(r, "X-Request-Id", id, what, 0);
+    check_header_is(r, "Content-Type", "application/json", what, 0);
+    check_header_is(r, "Accept",
+                    c->stream ? "text/event-stream" : "application/json", what,
+                    0);
+}
+
+/* ---- the tests ------------------------------------------------------------
+ */
+
+START_TEST(every_case_agrees_with_libcurl_and_the_expected_answer)
+{
+    start();
+    for (size_t i = 0; i < NCASES; i++) {
+        const struct dcase *c = &CASES[i];
+        char *body = request_body(c);
+        h_stream got[NSIDES];
+        memset(got, 0, sizeof got);
+        for (int s = 0; s < NSIDES; s++) {
+            if (!side_on(s))
+                continue;
+            char id[128], what[160];
+            snprintf(what, sizeof what, "case %s, %s side", c->name, SIDE[s]);
+            send_case(s, c, body, id, sizeof id, &got[s]);
+            check_expected(c, &B[i], &got[s], what);
+            check_upstream_saw(s, c, id, body, what);
+        }
+        if (side_on(S_AUTO))
+            check_agree(c, &got[S_CURL], &got[S_AUTO]);
+        for (int s = 0; s < NSIDES; s++)
+            h_stream_free(&got[s]);
+        free(body);
+    }
+}
+END_TEST
+
+START_TEST(sequential_requests_reuse_upstream_connections)
+{
+    start();
+    const struct dcase *c = &CASES[0]; /* "cl": keep-alive */
+    char *body = request_body(c);
+    for (int s = 0; s < NSIDES; s++) {
+        if (!side_on(s))
+            continue;
+        int before = ru_accepted(), conns[KEEPALIVE], distinct = 0;
+        for (int k = 0; k < KEEPALIVE; k++) {
+            char id[128], what[160];
+            h_stream got;
+            snprintf(what, sizeof what, "keep-alive request %d, %s side", k,
+                     SIDE[s]);
+            send_case(s, c, body, id, sizeof id, &got);
+            check_expected(c, &B[0], &got, what);
+            check_upstream_saw(s, c, id, body, what);
+            h_stream_free(&got);
+            int conn = record_of(id, what)->conn, seen = 0;
+            for (int j = 0; j < distinct; j++)
+                seen |= conns[j] == conn;
+            if (!seen)
+                conns[distinct++] = conn;
+        }
+        int opened = ru_accepted() - before;
+        printf("h1diff: %s side: %d requests on %d upstream connection(s), "
+               "%d opened\n",
+               SIDE[s], KEEPALIVE, distinct, opened);
+        ck_assert_msg(distinct <= THREADS && opened <= THREADS,
+                      "%s side: %d sequential requests used %d upstream "
+                      "connections (%d opened); at most %d expected (one "
+                      "pool per worker)",
+                      SIDE[s], KEEPALIVE, distinct, opened, THREADS);
+    }
+    free(body);
+}
+END_TEST
+
+/* sluice --check on a small YAML with or without `client: curl`: its
+ * exit status. (main cannot use the harness's config writer: it asserts,
+ * and Check allows that only inside a test.) */
+static int check_yaml(const char *bin, const char *dir, int with_client)
+{
+    char path[600], *out = NULL;
+    const char *plugins = getenv("PLUGINS_DIR");
+    snprintf(path, sizeof path, "%s/check.yaml", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f,
+            "server:\n  host: \"127.0.0.1\"\n  port: 0\n"
+            "upstream:\n  base_url: \"http://127.0.0.1:9/v1\"\n%s"
+            "plugins_dir: \"%s\"\n"
+            "state:\n  path: \"%s/state.db\"\n"
+            "pipeline:\n  - plugin: sse\n",
+            with_client ? "  client: curl\n" : "",
+            plugins ? plugins : "build/plugins", dir);
+    fclose(f);
+    char *argv[] = {(char *)bin, "-c", path, "--check", NULL};
+    int rc = h_run_capture(argv, 60000, &out);
+    if (rc != 0)
+        printf("h1diff: sluice --check %s: exit %d: %s\n",
+               with_client ? "with upstream.client: curl" : "(no client key)",
+               rc, out ? out : "");
+    free(out);
+    unlink(path);
+    return rc;
+}
+
+/* 1: `upstream.client` is accepted (the built-in client exists); 0: sluice
+ * --check refuses it; -1: the check itself failed (a config without the key
+ * is refused too). */
+static int builtin_check(void)
+{
+    const char *bin = getenv("SLUICE_BIN");
+    const char *tmp = getenv("TMPDIR");
+    char dir[300];
+    if (!bin || !*bin) {
+        fprintf(stderr, "SLUICE_BIN is not set (run through ctest)\n");
+        return -1;
+    }
+    snprintf(dir, sizeof dir, "%.200s/sluice-h1diff-XXXXXX",
+             tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir))
+        return -1;
+    int plain = check_yaml(bin, dir, 0);
+    int with = plain == 0 ? check_yaml(bin, dir, 1) : -1;
+    rmdir(dir);
+    if (plain != 0)
+        return -1;
+    return with == 0;
+}
+
+int main(void)
+{
+    int present = builtin_check();
+    if (present < 0)
+        return 1;
+    g_builtin = present;
+    Suite *s = suite_create("h1diff");
+    TCase *tc = tcase_create("h1diff");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, every_case_agrees_with_libcurl_and_the_expected_answer);
+    tcase_add_test(tc, sequential_requests_reuse_upstream_connections);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    if (failed)
+        return 1;
+    if (!present) {
+        printf("SKIP: the built-in HTTP/1.1 client is not present (sluice "
+               "--check refuses upstream.client): only the libcurl side "
+               "ran; nothing was compared\n");
+        return 77;
+    }
+    return 0;
+}
