@@ -7,15 +7,26 @@
  * One scripted upstream in this process (raw_upstream.h) answers both
  * sluices with canned bytes chosen by the request's X-Request-Id: Content-
  * Length, chunked with extensions and trailers, 1-byte writes, close-
- * delimited, HTTP/1.0, 100 Continue, bare-LF heads, chunked + Content-
- * Length, 4xx/5xx errors, a chat answer to a large request, an SSE stream
- * in pieces, truncated bodies and streams, garbage status lines. Each case
- * goes through both sluices from a real HTTP client; each side is held to
- * the EXPECTED status, passed headers, body bytes or events (so both can be
- * wrong and fail), and the two sides must agree. What the upstream saw is
- * checked for every request on both sides (method, path, Host, Content-
- * Length and body, Authorization, X-Request-Id, Accept), and N sequential
- * requests must ride on few upstream connections (keep-alive).
+ * delimited, Connection: close, HTTP/1.0 with and without keep-alive,
+ * 100 Continue and 103 Early Hints, bare-LF heads, no reason phrase,
+ * chunked + Content-Length, an empty body, 4xx/5xx/600, a 200 KB chat
+ * answer to a 200 KB request, SSE streams (chunked and close-delimited) in
+ * pieces, truncated bodies and streams, garbage status lines, unknown
+ * transfer codings, a NUL in a header. Each case goes through both sluices
+ * from a real HTTP client; each side is held to the EXPECTED status, passed
+ * headers, body bytes or events (so both can be wrong and fail), and the
+ * two sides must agree. What the upstream saw is checked for every request
+ * on both sides (method, path, Host, Content-Length and body,
+ * Authorization, X-Request-Id, Content-Type, Accept). After each case a
+ * normal request on the same side must work and come on the connection the
+ * case left open, or on a new one when the answer made it unusable; and N
+ * sequential requests must ride on one upstream connection (keep-alive).
+ *
+ * A few answers libcurl reads laxly (obs-fold, space before a colon,
+ * differing Content-Lengths, "HTTP/2" on an HTTP/1.1 connection, a head cut
+ * short by the close, a 101) the built-in client refuses by design
+ * (core/h1parse.c): there only the built-in side is held to the expected
+ * 502, and libcurl's known status is checked alone (curl_status).
  *
  * The pipeline is keyring (one key, failure_threshold 1000 so failures never
  * cool it down) + sse, without the retry stage: every answer, 5xx included,
@@ -24,9 +35,7 @@
  *
  * When the built-in client is absent (sluice --check refuses
  * `upstream.client`), only the libcurl side runs and the test ends with
- * SKIP (exit 77) saying so. SLUICE_H1DIFF_BOTH_CURL=1 then runs the
- * second side too, on libcurl as well: a check of the test itself, never a
- * differential result (it still ends with SKIP).
+ * SKIP (exit 77) saying so.
  */
 #include "itest_util.h"
 #include "raw_upstream.h"
@@ -37,13 +46,13 @@
 #define NEVENTS   5  /* data events of a full stream, before [DONE] */
 #define CUT_EVS   2  /* events a cut stream delivers */
 #define KEEPALIVE 10 /* sequential requests of the keep-alive check */
-#define THREADS   2  /* sluice's workers: each has its own pool */
+#define THREADS   1  /* sluice's workers: one pool, so reuse is decided */
 
 enum framing {
     F_CL,      /* Content-Length */
     F_CHUNKED, /* chunked, extensions on chunk lines, trailers */
     F_CLOSE,   /* no length: the body ends when the connection closes */
-    F_RAW      /* `head` is the whole answer */
+    F_RAW      /* `status_line` is the whole answer */
 };
 
 enum expect {
@@ -53,11 +62,21 @@ enum expect {
     E_STREAM_CUT /* 200, the events sent, then the stream's error event */
 };
 
+/* The connection after the answer, seen from the next request (a probe on
+ * the same side; one worker, so one pool). */
+enum reuse {
+    R_ANY,  /* either */
+    R_SAME, /* kept alive: the probe comes on it */
+    R_NEW   /* not reusable (closed, Connection: close, an error): the
+               probe comes on another connection */
+};
+
 struct dcase {
     const char *name;
     int stream;              /* the client asks for "stream": true */
-    const char *status_line; /* F_RAW: the whole answer */
-    const char *extra;       /* more header lines, each ending "\r\n" */
+    const char *status_line; /* F_RAW: the whole answer (raw_len bytes) */
+    size_t raw_len;
+    const char *extra; /* more header lines, each ending "\r\n" */
     enum framing framing;
     int lf;             /* the head's lines end in a bare LF */
     int cut;            /* the connection closes inside the body */
@@ -67,127 +86,126 @@ struct dcase {
     int close;          /* close the connection after the answer */
     int big;            /* ~200 KB request and response bodies */
     int empty;          /* the answer has no body */
+    int error_body;     /* the body is an upstream error document */
     enum expect expect;
     int want_status;
     const char *want_code; /* E_FAIL, E_STREAM_CUT */
+    enum reuse reuse;
+    /* The libcurl path answers otherwise, by design of the built-in
+     * client's parser (strict where a lax reading could desynchronise the
+     * connection, core/h1parse.c): its status, the only thing checked on
+     * that side, and no agreement asked; -1: not sent through libcurl, which
+     * relays it to the client and hangs (see the notes of issue 16). */
+    int curl_status;
 };
 
-#define SL200 "HTTP/1.1 200 OK"
-#define OK    .expect = E_OK, .want_status = 200
-#define FAIL  .expect = E_FAIL, .want_status = 502, .want_code = "upstream_error"
+#define SL200  "HTTP/1.1 200 OK"
+#define RAW(s) .status_line = s, .raw_len = sizeof(s) - 1, .framing = F_RAW
+#define OK     .expect = E_OK, .want_status = 200
+#define FAIL                                                                   \
+    .expect = E_FAIL, .want_status = 502, .want_code = "upstream_error",       \
+    .reuse = R_NEW
+/* clang-format off */
 static const struct dcase CASES[] = {
-    {.name = "cl", .status_line = SL200, .framing = F_CL, OK},
-    {.name = "chunked",
-     .status_line = SL200,
-     .framing = F_CHUNKED,
-     .piece = 5,
-     .delay_ms = 2,
-     OK},
-    {.name = "bytewise",
-     .status_line = SL200,
-     .framing = F_CL,
-     .piece = 1,
-     .delay_ms = 1,
-     OK},
-    {.name = "close",
-     .status_line = SL200,
-     .extra = "Connection: close\r\n",
-     .framing = F_CLOSE,
-     .piece = 40,
-     .delay_ms = 5,
-     .close = 1,
-     OK},
-    {.name = "http10",
-     .status_line = "HTTP/1.0 200 OK",
-     .framing = F_CL,
-     .close = 1,
-     OK},
-    {.name = "continue",
-     .status_line = SL200,
-     .framing = F_CL,
-     .prefix = "HTTP/1.1 100 Continue\r\n\r\n",
-     .delay_ms = 30,
-     OK},
-    {.name = "lf", .status_line = SL200, .framing = F_CL, .lf = 1, OK},
-    /* chunked wins over Content-Length */
-    {.name = "te_cl",
-     .status_line = SL200,
-     .extra = "Content-Length: 7\r\n",
-     .framing = F_CHUNKED,
-     OK},
-    {.name = "empty", .status_line = SL200, .framing = F_CL, .empty = 1, OK},
-    {.name = "e400",
-     .status_line = "HTTP/1.1 400 Bad Request",
-     .framing = F_CL,
-     .expect = E_OK,
-     .want_status = 400},
-    {.name = "e500",
-     .status_line = "HTTP/1.1 500 Internal Server Error",
-     .framing = F_CHUNKED,
-     .piece = 16,
-     .delay_ms = 1,
-     .expect = E_OK,
-     .want_status = 500},
-    {.name = "chat",
-     .status_line = SL200,
-     .extra = "openai-processing-ms: 12\r\n",
-     .framing = F_CL,
-     .piece = 1000,
-     .big = 1,
-     OK},
-    {.name = "sse",
-     .stream = 1,
-     .status_line = SL200,
-     .extra = "Cache-Control: no-cache\r\n",
-     .framing = F_CHUNKED,
-     .piece = 9,
-     .delay_ms = 3,
-     .expect = E_STREAM,
-     .want_status = 200},
-    {.name = "sse_close",
-     .stream = 1,
-     .status_line = SL200,
-     .extra = "Connection: close\r\n",
-     .framing = F_CLOSE,
-     .piece = 50,
-     .delay_ms = 3,
-     .close = 1,
-     .expect = E_STREAM,
-     .want_status = 200},
-    {.name = "cl_cut",
-     .status_line = SL200,
-     .framing = F_CL,
-     .cut = 1,
-     .close = 1,
-     FAIL},
-    {.name = "chunked_cut",
-     .status_line = SL200,
-     .framing = F_CHUNKED,
-     .cut = 1,
-     .close = 1,
-     FAIL},
-    {.name = "sse_cut",
-     .stream = 1,
-     .status_line = SL200,
-     .framing = F_CHUNKED,
-     .cut = 1,
-     .piece = 11,
-     .delay_ms = 3,
-     .close = 1,
-     .expect = E_STREAM_CUT,
-     .want_status = 200,
-     .want_code = "stream_interrupted"},
-    {.name = "garbage",
-     .status_line = "SPDY/9 banana split\r\n\r\n{}",
-     .framing = F_RAW,
-     .close = 1,
-     FAIL},
+    /* framing the two clients must read alike */
+    {.name = "cl", .status_line = SL200, .framing = F_CL, OK, .reuse = R_SAME},
+    {.name = "chunked", .status_line = SL200, .framing = F_CHUNKED,
+     .piece = 5, .delay_ms = 2, OK, .reuse = R_SAME},
+    {.name = "bytewise", .status_line = SL200, .framing = F_CL, .piece = 1,
+     .delay_ms = 1, OK, .reuse = R_SAME},
+    {.name = "close", .status_line = SL200, .extra = "Connection: close\r\n",
+     .framing = F_CLOSE, .piece = 40, .delay_ms = 5, .close = 1, OK,
+     .reuse = R_NEW},
+    /* the upstream keeps these two open: the client must not */
+    {.name = "cl_close", .status_line = SL200,
+     .extra = "Connection: close\r\n", .framing = F_CL, OK, .reuse = R_NEW},
+    {.name = "http10", .status_line = "HTTP/1.0 200 OK", .framing = F_CL, OK,
+     .reuse = R_NEW},
+    {.name = "http10_ka", .status_line = "HTTP/1.0 200 OK",
+     .extra = "Connection: keep-alive\r\n", .framing = F_CL, OK,
+     .reuse = R_SAME},
+    {.name = "continue", .status_line = SL200, .framing = F_CL,
+     .prefix = "HTTP/1.1 100 Continue\r\n\r\n", .delay_ms = 30, OK,
+     .reuse = R_SAME},
+    {.name = "early_hints", .status_line = SL200, .framing = F_CL,
+     .prefix = "HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n"
+               "openai-early: 1\r\n\r\n",
+     .delay_ms = 10, OK, .reuse = R_SAME},
+    {.name = "lf", .status_line = SL200, .framing = F_CL, .lf = 1, OK,
+     .reuse = R_SAME},
+    {.name = "noreason", .status_line = "HTTP/1.1 200", .framing = F_CL, OK,
+     .reuse = R_SAME},
+    /* chunked wins over Content-Length (then the connection may close) */
+    {.name = "te_cl", .status_line = SL200, .extra = "Content-Length: 7\r\n",
+     .framing = F_CHUNKED, OK},
+    {.name = "empty", .status_line = SL200, .framing = F_CL, .empty = 1, OK,
+     .reuse = R_SAME},
+    {.name = "e400", .status_line = "HTTP/1.1 400 Bad Request",
+     .framing = F_CL, .error_body = 1, .expect = E_OK, .want_status = 400,
+     .reuse = R_SAME},
+    {.name = "e500", .status_line = "HTTP/1.1 500 Internal Server Error",
+     .framing = F_CHUNKED, .piece = 16, .delay_ms = 1, .error_body = 1,
+     .expect = E_OK, .want_status = 500, .reuse = R_SAME},
+    {.name = "s600", .status_line = "HTTP/1.1 600 Odd", .framing = F_CL,
+     .error_body = 1, .expect = E_OK, .want_status = 600, .reuse = R_SAME},
+    {.name = "chat", .status_line = SL200,
+     .extra = "openai-processing-ms: 12\r\n", .framing = F_CL, .piece = 1000,
+     .big = 1, OK, .reuse = R_SAME},
+    {.name = "sse", .stream = 1, .status_line = SL200,
+     .extra = "Cache-Control: no-cache\r\n", .framing = F_CHUNKED, .piece = 9,
+     .delay_ms = 3, .expect = E_STREAM, .want_status = 200, .reuse = R_SAME},
+    {.name = "sse_close", .stream = 1, .status_line = SL200,
+     .extra = "Connection: close\r\n", .framing = F_CLOSE, .piece = 50,
+     .delay_ms = 3, .close = 1, .expect = E_STREAM, .want_status = 200,
+     .reuse = R_NEW},
+    /* broken answers: the same failure on both sides */
+    {.name = "cl_cut", .status_line = SL200, .framing = F_CL, .cut = 1,
+     .close = 1, FAIL},
+    {.name = "chunked_cut", .status_line = SL200, .framing = F_CHUNKED,
+     .cut = 1, .close = 1, FAIL},
+    {.name = "sse_cut", .stream = 1, .status_line = SL200,
+     .framing = F_CHUNKED, .cut = 1, .piece = 11, .delay_ms = 3, .close = 1,
+     .expect = E_STREAM_CUT, .want_status = 200,
+     .want_code = "stream_interrupted", .reuse = R_NEW},
+    {.name = "garbage", RAW("SPDY/9 banana split\r\n\r\n{}"), FAIL},
     {.name = "badstatus",
-     .status_line = "HTTP/1.1 2x0 Fine\r\nContent-Length: 2\r\n\r\n{}",
-     .framing = F_RAW,
-     .close = 1,
+     RAW("HTTP/1.1 2x0 Fine\r\nContent-Length: 2\r\n\r\n{}"), FAIL},
+    {.name = "http12", .status_line = "HTTP/1.2 200 OK", .framing = F_CL,
      FAIL},
+    {.name = "s099", .status_line = "HTTP/1.1 099 Odd", .framing = F_CL, FAIL},
+    {.name = "te_gzip", .status_line = SL200,
+     .extra = "Transfer-Encoding: gzip, chunked\r\n", .framing = F_CLOSE,
+     .close = 1, FAIL},
+    {.name = "te_foo", .status_line = SL200,
+     .extra = "Transfer-Encoding: foo\r\n", .framing = F_CLOSE, .close = 1,
+     FAIL},
+    {.name = "nul",
+     RAW("HTTP/1.1 200 OK\r\nX-Nul: a\0b\r\nContent-Length: 2\r\n\r\n{}"),
+     FAIL},
+    /* the built-in client refuses what libcurl reads laxly; a head cut
+     * short by the close reaches the client as a 200 with an empty body
+     * on the libcurl path */
+    {.name = "obsfold", .status_line = SL200,
+     .extra = "X-Folded: a\r\n  b\r\n", .framing = F_CL, FAIL,
+     .curl_status = 200},
+    {.name = "ws_colon", .status_line = SL200, .extra = "X-Bad : 1\r\n",
+     .framing = F_CL, FAIL, .curl_status = 200},
+    {.name = "cl_twice", .status_line = SL200,
+     .extra = "Content-Length: 9\r\n", .framing = F_CL, FAIL,
+     .curl_status = 200},
+    {.name = "cl_alpha",
+     RAW("HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\n{}"), FAIL,
+     .curl_status = 200},
+    {.name = "http2", .status_line = "HTTP/2 200", .framing = F_CL, FAIL,
+     .curl_status = 200},
+    {.name = "head_cut",
+     RAW("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Par"),
+     .close = 1, FAIL, .curl_status = 200},
+    {.name = "s101", .status_line = "HTTP/1.1 101 Switching Protocols",
+     .extra = "Upgrade: h2c\r\nConnection: upgrade\r\n", .framing = F_CL,
+     .close = 1, FAIL, .curl_status = -1},
 };
+/* clang-format on */
 #define NCASES (sizeof CASES / sizeof CASES[0])
 
 /* A case's bytes, built once before the upstream starts (read-only after). */
@@ -207,6 +225,8 @@ static const char *const SIDE[NSIDES] = {"curl", "auto"};
 static int side_port[NSIDES];
 static int g_builtin; /* the built-in client exists (main's check) */
 static int g_up_port; /* the raw upstream's */
+/* the upstream connection whose last answer was HTTP/1.0 keep-alive */
+static int g_http10_conn = -1;
 
 /* ---- building the answers --------------------------------------------- */
 
@@ -306,8 +326,10 @@ static void case_build(size_t i)
     size_t wire_len;
     memset(b, 0, sizeof *b);
     if (c->framing == F_RAW) {
-        b->raw = strdup(c->status_line);
-        b->raw_len = strlen(b->raw);
+        b->raw = malloc(c->raw_len);
+        ck_assert_ptr_nonnull(b->raw);
+        memcpy(b->raw, c->status_line, c->raw_len);
+        b->raw_len = c->raw_len;
         return;
     }
     if (c->stream) {
@@ -319,9 +341,9 @@ static void case_build(size_t i)
         fputs("data: [DONE]\n\n", s);
         fclose(s);
     } else {
-        wire = c->empty                ? strdup("")
-               : c->want_status >= 400 ? error_json(c->name, c->want_status)
-                                       : chat_json(c->name, c->big);
+        wire = c->empty        ? strdup("")
+               : c->error_body ? error_json(c->name, c->want_status)
+                               : chat_json(c->name, c->big);
         wire_len = strlen(wire);
         b->body = strdup(wire);
     }
@@ -461,7 +483,7 @@ static void side_opts(int side, h_opts *o, char *base, size_t blen, char *extra,
 
 static int side_on(int side)
 {
-    return side == S_CURL || g_builtin || getenv("SLUICE_H1DIFF_BOTH_CURL");
+    return side == S_CURL || g_builtin;
 }
 
 /* The raw upstream, then each side's sluice: the first on h_start_sluice
@@ -743,10 +765,17 @@ static void check_upstream_saw(int side, const struct dcase *c, const char *id,
 {
     const ru_req *r = record_of(id, what);
     char line[200], host[64];
-    snprintf(line, sizeof line, "POST /%s/v1/chat/completions HTTP/1.1\r\n",
+    snprintf(line, sizeof line, "POST /%s/v1/chat/completions HTTP/1.",
              SIDE[side]);
-    ck_assert_msg(!strncmp(r->head, line, strlen(line)),
-                  "%s: request line %.120s, expected %s", what, r->head, line);
+    /* HTTP/1.1, or HTTP/1.0 on a connection whose last answer was
+     * HTTP/1.0 (libcurl speaks the server's version on it) */
+    size_t ll = strlen(line);
+    int v = strncmp(r->head, line, ll) ? -1 : r->head[ll] - '0';
+    ck_assert_msg(!strncmp(r->head + ll + 1, "\r\n", 2) &&
+                      (v == 1 || (v == 0 && r->conn == g_http10_conn)),
+                  "%s: request line %.120s, expected %s1 (connection %d; "
+                  "the last HTTP/1.0 answer was on %d)",
+                  what, r->head, line, r->conn, g_http10_conn);
     snprintf(host, sizeof host, "127.0.0.1:%d", g_up_port);
     check_header_is(r, "Host", host, what, 0);
     ck_assert_msg(ru_header_count(r->head, "Content-Length") == 1 &&
@@ -776,6 +805,33 @@ static void check_upstream_saw(int side, const struct dcase *c, const char *id,
 /* ---- the tests ------------------------------------------------------------
  */
 
+/* A normal request after case c on this side: answered as "cl" is, and on
+ * the connection c's answer left behind or on another, as c says. */
+static void probe_after(int side, const struct dcase *c, int conn)
+{
+    const struct dcase *p = &CASES[0]; /* "cl" */
+    char *body = request_body(p), id[128], what[200];
+    h_stream got;
+    snprintf(what, sizeof what, "the request after case %s, %s side", c->name,
+             SIDE[side]);
+    send_case(side, p, body, id, sizeof id, &got);
+    check_expected(p, &B[0], &got, what);
+    check_upstream_saw(side, p, id, body, what);
+    h_stream_free(&got);
+    free(body);
+    int now = record_of(id, what)->conn;
+    if (c->reuse == R_SAME)
+        ck_assert_msg(now == conn,
+                      "%s: came on upstream connection %d, not on %d that "
+                      "case %s left open for reuse",
+                      what, now, conn, c->name);
+    if (c->reuse == R_NEW)
+        ck_assert_msg(now != conn,
+                      "%s: came on upstream connection %d again, which case "
+                      "%s's answer left unusable",
+                      what, now, c->name);
+}
+
 START_TEST(every_case_agrees_with_libcurl_and_the_expected_answer)
 {
     start();
@@ -785,15 +841,29 @@ START_TEST(every_case_agrees_with_libcurl_and_the_expected_answer)
         h_stream got[NSIDES];
         memset(got, 0, sizeof got);
         for (int s = 0; s < NSIDES; s++) {
-            if (!side_on(s))
+            if (!side_on(s) || (s == S_CURL && c->curl_status < 0))
                 continue;
             char id[128], what[160];
             snprintf(what, sizeof what, "case %s, %s side", c->name, SIDE[s]);
             send_case(s, c, body, id, sizeof id, &got[s]);
-            check_expected(c, &B[i], &got[s], what);
+            printf("h1diff: %s: status %ld, %zu body bytes: %.100s\n", what,
+                   got[s].resp.status, got[s].resp.body_len, show(&got[s]));
+            fflush(stdout);
             check_upstream_saw(s, c, id, body, what);
+            if (s == S_CURL && c->curl_status) {
+                /* libcurl's known lax reading: its status, nothing more */
+                ck_assert_msg(got[s].resp.status == c->curl_status,
+                              "%s: status %ld, libcurl's known answer is %d",
+                              what, got[s].resp.status, c->curl_status);
+                continue;
+            }
+            check_expected(c, &B[i], &got[s], what);
+            int conn = record_of(id, what)->conn;
+            if (!strncmp(c->status_line, "HTTP/1.0", 8))
+                g_http10_conn = conn;
+            probe_after(s, c, conn);
         }
-        if (side_on(S_AUTO))
+        if (side_on(S_AUTO) && !c->curl_status)
             check_agree(c, &got[S_CURL], &got[S_AUTO]);
         for (int s = 0; s < NSIDES; s++)
             h_stream_free(&got[s]);
