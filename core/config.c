@@ -638,9 +638,11 @@ static int parse_upstream(const struct loadctx *lc, const json_t *root,
                           struct config *cfg)
 {
     static const char *const keys[] = {
-        "base_url",    "timeout_s", "connect_timeout_s", "max_connections",
-        "ca_file",     "verify",    "forward_headers",   "add_headers",
-        "keepalive_s", NULL};
+        "base_url",        "timeout_s",   "connect_timeout_s",
+        "max_connections", "ca_file",     "verify",
+        "forward_headers", "add_headers", "keepalive_s",
+        "client",          NULL};
+    static const char *const clients[] = {"auto", "curl", NULL};
     const json_t *s, *v;
     struct origin o;
     long long n;
@@ -663,6 +665,10 @@ static int parse_upstream(const struct loadctx *lc, const json_t *root,
     }
     if ((v = field(lc, s, "upstream", "keepalive_s", &o)) &&
         value_ms(&o, v, &cfg->keepalive_ms, lc->err, lc->errlen))
+        return -1;
+    if ((v = field(lc, s, "upstream", "client", &o)) &&
+        value_choice(&o, v, clients, &cfg->upstream_client, lc->err,
+                     lc->errlen))
         return -1;
     if (cfg_upstream_headers(lc, s, "upstream", &cfg->headers))
         return -1;
@@ -1209,14 +1215,16 @@ static int config_defaults(struct config *cfg, const char *file)
     cfg->base_url = strdup("https://ai.megallm.io/v1");
     cfg->log_level = strdup("INFO");
     cfg->log_format = strdup("auto");
+    cfg->upstream_client = strdup("auto");
     cfg->plugins_dir = strdup("build/plugins");
     cfg->state.backend = strdup("local");
     cfg->state.path = strdup("data/state.db");
     cfg->state.prefix = strdup("sluice:");
     cfg->state.timeout_ms = 100;
     return cfg->file && cfg->host && cfg->base_url && cfg->log_level &&
-                   cfg->log_format && cfg->plugins_dir && cfg->state.backend &&
-                   cfg->state.path && cfg->state.prefix
+                   cfg->log_format && cfg->upstream_client &&
+                   cfg->plugins_dir && cfg->state.backend && cfg->state.path &&
+                   cfg->state.prefix
                ? 0
                : -1;
 }
@@ -1344,6 +1352,7 @@ void config_free(struct config *cfg)
     free(cfg->log_level);
     free(cfg->log_file);
     free(cfg->log_format);
+    free(cfg->upstream_client);
     free(cfg->docs_assets_url);
     free(cfg->plugins_dir);
     free(cfg->state.backend);

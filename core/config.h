@@ -79,6 +79,10 @@ struct config {
                             256 */
     struct upstream_tls tls;         /* ca_file:, verify: */
     struct upstream_headers headers; /* forward_headers:, add_headers: */
+    char *upstream_client; /* client: "auto" (default: sluice's own HTTP/1.1
+                              client for http:// upstreams named by an IP
+                              address or localhost, libcurl for the rest)
+                              or "curl" (libcurl for every upstream) */
 
     /* admin: */
     char *admin_token_file;      /* may be NULL */

@@ -235,7 +235,7 @@ int flow_resume_request(struct sluice_ctx *ctx, sluice_verdict v)
 static void deadline_fired(struct timer *t)
 {
     struct sluice_ctx *ctx = t->arg;
-    if (ctx->phase != PHASE_UPSTREAM || !ctx->easy)
+    if (ctx->phase != PHASE_UPSTREAM || (!ctx->easy && !ctx->h1))
         return;
     /* a stream that has not started within the budget */
     upstream_abort(ctx);

@@ -126,6 +126,7 @@ struct sluice_ctx {
     int attempts_sent;      /* upstream requests actually started */
     struct hdrs up_headers; /* set by stages, reset for each attempt */
     CURL *easy;
+    struct h1conn *h1; /* or sluice's own client's connection (h1client.c) */
     struct curl_slist *slist; /* the attempt's headers: hdr_list's nodes */
     struct hlist hdr_list;
     const char *up_body; /* the attempt's body (borrowed: body_in, body_out

@@ -10,6 +10,7 @@
 #include "upstream.h"
 #include "core_metrics.h"
 #include "flow.h"
+#include "h1client.h"
 #include "hlist.h"
 #include "json_splice.h"
 #include "log.h"
@@ -25,6 +26,28 @@
 
 #define UPSTREAM_MAX_BODY (64u * 1024u * 1024u)
 
+void upstream_take_header(struct sluice_ctx *ctx, const char *name, size_t nlen,
+                          const char *value, size_t vlen)
+{
+    hdrs_addn(&ctx->resp_headers, name, nlen, value, vlen);
+}
+
+void upstream_take_head(struct sluice_ctx *ctx, int status)
+{
+    ctx->status = status;
+    ctx->headers_done = 1;
+    flow_attempt_headers(ctx);
+}
+
+int upstream_take_body(struct sluice_ctx *ctx, const char *data, size_t len)
+{
+    if (ctx->stream && ctx->status >= 200 && ctx->status < 300)
+        return flow_stream_bytes(ctx, data, len);
+    if (ctx->resp_body.len + len > UPSTREAM_MAX_BODY)
+        return -1;
+    return buf_append(&ctx->resp_body, data, len) != 0 ? -1 : 0;
+}
+
 static size_t on_header(char *data, size_t size, size_t n, void *userp)
 {
     struct sluice_ctx *ctx = userp;
@@ -38,10 +61,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
         return len;
     }
     if (len <= 2 && (data[0] == '\r' || data[0] == '\n')) {
-        if (ctx->status >= 200) {
-            ctx->headers_done = 1;
-            flow_attempt_headers(ctx);
-        }
+        if (ctx->status >= 200)
+            upstream_take_head(ctx, ctx->status);
         return len;
     }
     const char *colon = memchr(data, ':', len);
@@ -52,8 +73,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
         v++;
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
         end--;
-    hdrs_addn(&ctx->resp_headers, data, (size_t)(colon - data), v,
-              (size_t)(end - v));
+    upstream_take_header(ctx, data, (size_t)(colon - data), v,
+                         (size_t)(end - v));
     return len;
 }
 
@@ -61,19 +82,12 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
 {
     struct sluice_ctx *ctx = userp;
     size_t len = size * n;
-    if (ctx->stream && ctx->status >= 200 && ctx->status < 300) {
-        int rc = flow_stream_bytes(ctx, data, len);
-        if (rc == 1) {
-            ctx->up_paused = 1;
-            return CURL_WRITEFUNC_PAUSE;
-        }
-        return rc == 0 ? len : 0;
+    int rc = upstream_take_body(ctx, data, len);
+    if (rc == 1) { /* libcurl keeps these bytes and hands them again */
+        ctx->up_paused = 1;
+        return CURL_WRITEFUNC_PAUSE;
     }
-    if (ctx->resp_body.len + len > UPSTREAM_MAX_BODY)
-        return 0;
-    if (buf_append(&ctx->resp_body, data, len) != 0)
-        return 0;
-    return len;
+    return rc == 0 ? len : 0;
 }
 
 /* "name: value" of a header appended to l; -2 (and *bad) when it does not
@@ -207,30 +221,61 @@ static enum MHD_Result query_put(void *cls, enum MHD_ValueKind kind,
     return MHD_YES;
 }
 
-/* The upstream URL of this request: the route's path under the attempt's
- * upstream (its own path for the route, {model} filled in, and its query)
- * and the client's query string (re-encoded: MHD hands it decoded). Chat
- * without a client query uses a pre-parsed URL: the worker's for the
- * first upstream's plain one, else the upstream's for this worker. */
-static int set_url(struct sluice_ctx *ctx, CURL *e)
+/* The client's query string, re-encoded (MHD hands it decoded), "?"
+ * first; empty when none. */
+static void query_build(struct sluice_ctx *ctx, buf_t *q)
 {
-    struct worker *w = ctx->w;
+    if (ctx->conn)
+        MHD_get_connection_values(ctx->conn, MHD_GET_ARGUMENT_KIND, query_put,
+                                  q);
+}
+
+/* Chat to the first upstream's plain URL without a query: the worker's
+ * pre-built URL serves it. */
+static int url_is_plain_chat(const struct sluice_ctx *ctx, const buf_t *q)
+{
+    const struct upstream_def *up = ctx->up;
+    return !q->len && request_api(ctx) == api_chat() &&
+           (!up || (upstream_def_plain_chat(up) &&
+                    !strcmp(up->base_url, ctx->w->srv->cfg->base_url)));
+}
+
+/* The URL in full into u: the route's path under the attempt's upstream
+ * (its own path for the route, {model} filled in, and its query), then the
+ * client's query q. 0, or -1 when out of memory. */
+static int url_build(struct sluice_ctx *ctx, buf_t *q, buf_t *u)
+{
     const struct upstream_def *up = ctx->up;
     const struct api_route *api = request_api(ctx);
     /* passthrough: the client's own path after /v1 */
     const char *path = api->up_path ? api->up_path : ctx->url + 3;
-    buf_t q;
-    buf_init(&q);
-    if (ctx->conn)
-        MHD_get_connection_values(ctx->conn, MHD_GET_ARGUMENT_KIND, query_put,
-                                  &q);
-    if (q.oom) {
-        buf_release(&q);
-        return -1;
+    if (up) {
+        if (upstream_def_url(up, api->name, path, ctx->up_model, u) != 0)
+            u->oom = 1;
+        if (q->len && up->query) /* theirs after ours: "&" instead of "?" */
+            q->data[0] = '&';
+    } else {
+        buf_puts(u, ctx->w->srv->cfg->base_url);
+        buf_puts(u, path);
     }
-    int plain = !up || (upstream_def_plain_chat(up) &&
-                        !strcmp(up->base_url, w->srv->cfg->base_url));
-    if (!q.len && api == api_chat() && plain) {
+    if (q->len)
+        buf_append(u, q->data, q->len);
+    return u->oom ? -1 : 0;
+}
+
+/* The upstream URL of this request for libcurl. Chat without a client
+ * query uses a pre-parsed URL: the worker's for the first upstream's
+ * plain one, else the upstream's for this worker. */
+static int set_url(struct sluice_ctx *ctx, CURL *e)
+{
+    struct worker *w = ctx->w;
+    buf_t q, u;
+    buf_init(&q);
+    buf_init(&u);
+    query_build(ctx, &q);
+    if (q.oom)
+        goto fail;
+    if (url_is_plain_chat(ctx, &q)) {
         if (w->chat_curlu)
             curl_easy_setopt(e, CURLOPT_CURLU, w->chat_curlu);
         else
@@ -238,36 +283,25 @@ static int set_url(struct sluice_ctx *ctx, CURL *e)
         buf_release(&q);
         return 0;
     }
-    CURLU *cu = !q.len && api == api_chat() && up
-                    ? upstream_def_chat_curlu(up, w->id)
+    CURLU *cu = !q.len && request_api(ctx) == api_chat() && ctx->up
+                    ? upstream_def_chat_curlu(ctx->up, w->id)
                     : NULL;
     if (cu) { /* another upstream's chat: its own pre-parsed URL */
         curl_easy_setopt(e, CURLOPT_CURLU, cu);
         buf_release(&q);
         return 0;
     }
-    buf_t u;
-    buf_init(&u);
-    if (up) {
-        if (upstream_def_url(up, api->name, path, ctx->up_model, &u) != 0)
-            u.oom = 1;
-        if (q.len && up->query) /* theirs after ours: "&" instead of "?" */
-            q.data[0] = '&';
-    } else {
-        buf_puts(&u, w->srv->cfg->base_url);
-        buf_puts(&u, path);
-    }
-    if (q.len)
-        buf_append(&u, q.data, q.len);
+    if (url_build(ctx, &q, &u) != 0)
+        goto fail;
     buf_release(&q);
-    if (u.oom) {
-        buf_release(&u);
-        return -1;
-    }
     curl_easy_setopt(e, CURLOPT_CURLU, NULL);
     curl_easy_setopt(e, CURLOPT_URL, u.data); /* libcurl copies it */
     buf_release(&u);
     return 0;
+fail:
+    buf_release(&q);
+    buf_release(&u);
+    return -1;
 }
 
 /* The client's bytes; with only the model rewritten, those bytes with the
@@ -318,19 +352,14 @@ static void upstream_tls_options(CURL *e, const struct upstream_tls *tls)
  * second call is that resend, made an attempt sluice knows: counted
  * (x-sluice-attempts, retries), logged, and refused once the attempt
  * budget is spent. */
-static int before_send(void *arg, char *ip, char *local_ip, int port,
-                       int local_port)
+int upstream_may_resend(struct sluice_ctx *ctx)
 {
-    struct sluice_ctx *ctx = arg;
-    (void)ip, (void)local_ip, (void)port, (void)local_port;
-    if (!ctx->up_sends++)
-        return CURL_PREREQFUNC_OK; /* the attempt's own send */
     if (ctx->attempts_sent >= ctx->attempt_cap) {
         log_msg(LOG_WARN, "core",
                 "request %s: the upstream closed a reused connection; no "
                 "attempt left to send it again",
                 ctx->id);
-        return CURL_PREREQFUNC_ABORT;
+        return -1;
     }
     ctx->attempts_sent++;
     log_msg(LOG_WARN, "core",
@@ -338,7 +367,18 @@ static int before_send(void *arg, char *ip, char *local_ip, int port,
             "answering; the request is sent again on a new connection "
             "(attempt %d; the upstream may have run it)",
             ctx->id, ctx->attempts_sent);
-    return CURL_PREREQFUNC_OK;
+    return 0;
+}
+
+static int before_send(void *arg, char *ip, char *local_ip, int port,
+                       int local_port)
+{
+    struct sluice_ctx *ctx = arg;
+    (void)ip, (void)local_ip, (void)port, (void)local_port;
+    if (!ctx->up_sends++)
+        return CURL_PREREQFUNC_OK; /* the attempt's own send */
+    return upstream_may_resend(ctx) == 0 ? CURL_PREREQFUNC_OK
+                                         : CURL_PREREQFUNC_ABORT;
 }
 
 /* The client's JSON bytes with `model` = want (its string spliced in,
@@ -442,24 +482,74 @@ static void set_method(struct sluice_ctx *ctx, CURL *e, const char *body,
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, ctx->method);
 }
 
-int upstream_start(struct sluice_ctx *ctx)
+/* The attempt's time budget: the request's deadline, or the upstream's
+ * per-attempt timeout when shorter; 0 (none) for a stream, whose time the
+ * flow watches itself. */
+static long attempt_budget_ms(const struct sluice_ctx *ctx)
 {
-    struct worker *w = ctx->w;
-    const struct config *cfg = w->srv->cfg;
-    const char *body, *bad = NULL;
-    size_t blen;
-    CURL *e;
-    int hrc = 0;
+    if (ctx->stream)
+        return 0;
+    uint64_t now = time_now_ms();
+    long left = ctx->deadline > now ? (long)(ctx->deadline - now) : 1;
+    if (ctx->up && ctx->up->timeout_ms && ctx->up->timeout_ms < left)
+        left = ctx->up->timeout_ms; /* one attempt's budget */
+    return left;
+}
 
-    if (target_resolve(ctx) != 0)
-        return -1;
-    e = worker_easy_get(w);
-    if (!e || (hrc = build_headers(ctx, &bad)) != 0 ||
-        body_bytes(ctx, &body, &blen) != 0)
-        goto fail;
-    ctx->curl_err[0] = '\0';
+static long connect_budget_ms(const struct sluice_ctx *ctx)
+{
+    return ctx->up ? ctx->up->connect_timeout_ms
+                   : ctx->w->srv->cfg->connect_timeout_ms;
+}
+
+/* sluice's own HTTP/1.1 client takes the attempt when `upstream.client`
+ * allows and the URL is http:// to an address (h1client.h). 1: started
+ * there; 0: libcurl's; -1: out of memory. */
+static int start_builtin(struct sluice_ctx *ctx, const char *body, size_t blen)
+{
+    const struct config *cfg = ctx->w->srv->cfg;
+    const char *base = ctx->up ? ctx->up->base_url : cfg->base_url;
+    const char *url, *target;
+    struct h1dest d;
+    buf_t q, u;
+    int rc = -1;
+
+    if (strncasecmp(base, "http://", 7) ||
+        !strcmp(cfg->upstream_client, "curl"))
+        return 0;
+    buf_init(&q);
+    buf_init(&u);
+    query_build(ctx, &q);
+    if (q.oom)
+        goto done;
+    if (url_is_plain_chat(ctx, &q))
+        url = ctx->w->chat_url;
+    else if (url_build(ctx, &q, &u) == 0)
+        url = u.data;
+    else
+        goto done;
+    rc = 0;
+    if (!h1_dest_parse(url, &d, &target))
+        goto done;
+    ctx->up_body = body;
+    ctx->up_body_len = blen;
+    rc = h1_start(ctx, &d, target, attempt_budget_ms(ctx),
+                  connect_budget_ms(ctx)) == 0
+             ? 1
+             : -1;
+done:
+    buf_release(&q);
+    buf_release(&u);
+    return rc;
+}
+
+/* libcurl takes the attempt. 0, or -1 when out of memory. */
+static int start_curl(struct sluice_ctx *ctx, CURL *e, const char *body,
+                      size_t blen)
+{
+    const struct config *cfg = ctx->w->srv->cfg;
     if (set_url(ctx, e) != 0)
-        goto fail;
+        return -1;
     set_method(ctx, e, body, blen);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, ctx->slist);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -468,9 +558,7 @@ int upstream_start(struct sluice_ctx *ctx)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, ctx);
     curl_easy_setopt(e, CURLOPT_PRIVATE, ctx);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ctx->curl_err);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     ctx->up ? ctx->up->connect_timeout_ms
-                             : cfg->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_budget_ms(ctx));
     /* retire a pooled connection before the upstream closes it idle (a
      * close racing a reused request is what makes libcurl resend) */
     curl_easy_setopt(e, CURLOPT_MAXAGE_CONN,
@@ -484,16 +572,29 @@ int upstream_start(struct sluice_ctx *ctx)
                                         ctx->up->verify};
         upstream_tls_options(e, ctx->up && ctx->up->has_tls ? &own : &cfg->tls);
     }
-    if (!ctx->stream) {
-        uint64_t now = time_now_ms();
-        long left = ctx->deadline > now ? (long)(ctx->deadline - now) : 1;
-        if (ctx->up && ctx->up->timeout_ms && ctx->up->timeout_ms < left)
-            left = ctx->up->timeout_ms; /* one attempt's budget */
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, left);
-    } else {
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 0L);
-    }
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, attempt_budget_ms(ctx));
     ctx->easy = e;
+    if (curl_multi_add_handle(ctx->w->multi, e) != CURLM_OK) {
+        ctx->easy = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int upstream_start(struct sluice_ctx *ctx)
+{
+    struct worker *w = ctx->w;
+    const char *body, *bad = NULL;
+    size_t blen;
+    CURL *e = NULL;
+    int hrc = 0, rc;
+
+    if (target_resolve(ctx) != 0)
+        return -1;
+    if ((hrc = build_headers(ctx, &bad)) != 0 ||
+        body_bytes(ctx, &body, &blen) != 0)
+        goto fail;
+    ctx->curl_err[0] = '\0';
     ctx->status = 0;
     ctx->headers_done = 0;
     ctx->resp_decided = 0;
@@ -504,7 +605,10 @@ int upstream_start(struct sluice_ctx *ctx)
     buf_reset(&ctx->resp_body);
     ctx->attempt_t0 = time_now_ms();
     ctx->attempt_t0_us = time_now_us();
-    if (curl_multi_add_handle(w->multi, e) != CURLM_OK)
+    if ((rc = start_builtin(ctx, body, blen)) < 0)
+        goto fail;
+    if (rc == 0 &&
+        (!(e = worker_easy_get(w)) || start_curl(ctx, e, body, blen)))
         goto fail;
     ctx->attempts_sent++;
     return 0;
@@ -546,6 +650,7 @@ fail:
 static void transfer_release(struct sluice_ctx *ctx)
 {
     CURL *e = ctx->easy;
+    h1_abort(ctx); /* sluice's own client's, if any */
     if (!e)
         return;
     ctx->easy = NULL;
@@ -589,7 +694,7 @@ static void attempt_record(struct sluice_ctx *ctx)
 
 void upstream_abort(struct sluice_ctx *ctx)
 {
-    if (ctx->easy && ctx->result == SLUICE_ATTEMPT_NONE) {
+    if ((ctx->easy || ctx->h1) && ctx->result == SLUICE_ATTEMPT_NONE) {
         ctx->result = SLUICE_ATTEMPT_ABORTED;
         ctx->attempt_t1 = time_now_ms();
         core_metrics_attempt_end(ctx);
@@ -603,6 +708,9 @@ void upstream_resume(struct sluice_ctx *ctx)
     if (ctx->easy && ctx->up_paused) {
         ctx->up_paused = 0;
         curl_easy_pause(ctx->easy, CURLPAUSE_CONT);
+    } else if (ctx->h1 && ctx->up_paused) {
+        ctx->up_paused = 0;
+        h1_resume(ctx);
     }
 }
 
@@ -629,12 +737,10 @@ static sluice_attempt_result classify(CURLcode code)
     }
 }
 
-void upstream_done(CURL *easy, CURLcode code)
+/* The attempt ended with libcurl's code (sluice's own client reports
+ * the same codes): record it, release the transfer, tell the flow. */
+static void attempt_end(struct sluice_ctx *ctx, CURLcode code)
 {
-    struct sluice_ctx *ctx = NULL;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&ctx);
-    if (!ctx || ctx->easy != easy)
-        return;
     ctx->attempt_t1 = time_now_ms();
     ctx->result = classify(code);
     ctx->tls_refused = code == CURLE_PEER_FAILED_VERIFICATION ||
@@ -663,13 +769,26 @@ void upstream_done(CURL *easy, CURLcode code)
     flow_attempt_done(ctx);
 }
 
+void upstream_done(CURL *easy, CURLcode code)
+{
+    struct sluice_ctx *ctx = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&ctx);
+    if (!ctx || ctx->easy != easy)
+        return;
+    attempt_end(ctx, code);
+}
+
+void upstream_h1_done(struct sluice_ctx *ctx, CURLcode code)
+{
+    attempt_end(ctx, code);
+}
+
 void upstream_fail(struct sluice_ctx *ctx, const char *why)
 {
-    CURL *e = ctx->easy;
-    if (!e)
+    if (!ctx->easy && !ctx->h1)
         return;
     snprintf(ctx->curl_err, sizeof ctx->curl_err, "%s", why);
     log_msg(LOG_WARN, "upstream", "attempt %d of %s failed: %s", ctx->attempt,
             ctx->id, why);
-    upstream_done(e, CURLE_RECV_ERROR);
+    attempt_end(ctx, CURLE_RECV_ERROR);
 }

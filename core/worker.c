@@ -11,6 +11,7 @@
 #include "fault.h"
 #include "flow.h"
 #include "guard.h"
+#include "h1client.h"
 #include "http.h"
 #include "log.h"
 #include "server.h"
@@ -382,7 +383,7 @@ int worker_timer_reserve(struct worker *w)
 {
     if (fault_hit(FAULT_TIMER_RESERVE))
         return -1;
-    return timer_heap_reserve(&w->timers, 1 + 2 * (size_t)w->active);
+    return timer_heap_reserve(&w->timers, 1 + 3 * (size_t)w->active);
 }
 
 void worker_timer_add(struct worker *w, struct timer *t, uint64_t at)
@@ -542,6 +543,9 @@ static void *worker_main(void *arg)
             case EV_PARKED:
                 parked_event(w, src);
                 break;
+            case EV_H1:
+                h1_event(w, src, evs[i].events);
+                break;
             case EV_CLIENT:
                 worker_client_event(w, src->owner, evs[i].events);
                 mhd_ready = 1;
@@ -560,6 +564,7 @@ static void *worker_main(void *arg)
         uint64_t now = time_now_ms();
         curl_run_timeout(w, now);
         timer_heap_run(&w->timers, now);
+        h1_run_ready(w); /* attempts started by those */
         /* MHD_run costs a syscall (its own epoll_wait): only when MHD has
          * something to do: socket events, a resumed connection, a due
          * timeout (also 0 when it holds unprocessed data), or stopping */
@@ -573,6 +578,7 @@ static void *worker_main(void *arg)
          * if that (or a handler) resumed a connection, let MHD see it now
          * (a resume does not wake epoll_wait by itself) */
         curl_run_timeout(w, time_now_ms());
+        h1_run_ready(w);
         if (w->mhd_resumed) {
             w->mhd_resumed = 0;
             MHD_run(w->mhd);
@@ -582,6 +588,7 @@ static void *worker_main(void *arg)
         /* a transfer removed in a handler can make libcurl change another
          * socket's watch: fail what it reported lost here */
         worker_fail_lost(w);
+        h1_run_ready(w);
     }
     return NULL;
 }
@@ -601,7 +608,9 @@ static void worker_free(struct worker *w)
         MHD_stop_daemon(w->admin_mhd);
         w->admin_mhd = NULL;
     }
-    guard_free(w); /* after the daemons: they report closes to it */
+    guard_free(w);   /* after the daemons: they report closes to it */
+    h1_pool_free(w); /* the live requests' were closed above */
+    w->h1_ready = NULL;
     if (w->multi) {
         curl_multi_cleanup(w->multi); /* closes through curl_close_cb */
         w->multi = NULL;

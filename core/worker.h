@@ -23,7 +23,8 @@ enum ev_kind {
     EV_CURL,
     EV_CLIENT,
     EV_PARKED, /* an idle pooled upstream socket, still in the epoll set */
-    EV_CONN    /* a client connection's hang-up watch (guard.c) */
+    EV_CONN,   /* a client connection's hang-up watch (guard.c) */
+    EV_H1      /* a connection of sluice's own HTTP client (h1client.c) */
 };
 
 struct server;
@@ -65,6 +66,10 @@ struct worker {
      * by fd: a reused connection costs no epoll_ctl ADD/DEL pair */
     struct ev_src **parked;
     size_t nparked;
+    /* sluice's own HTTP/1.1 client (h1client.c): idle keep-alive
+     * connections, newest first, and connections with work to do now */
+    struct h1conn *h1_idle, *h1_idle_tail, *h1_ready;
+    int h1_nidle;
     pthread_mutex_t post_lock;  /* guards posted */
     struct worker_msg *posted;  /* calls from other threads, newest first */
     struct conn_track *tracks;  /* client connections (guard.c) */

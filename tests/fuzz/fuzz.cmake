@@ -2,8 +2,9 @@
 # input: the chat body check (core/reqbody.c + core/json_fast.c) alone and
 # followed by the context stage's walker, the YAML pipeline loader
 # (config_load_string), the multipart/form-data field reader, the auth clients file parser, the keyring's keys
-# file and Retry-After family parsers, the sse stage's event parser, and
-# the redis state backend's record decoder.
+# file and Retry-After family parsers, the sse stage's event parser, the
+# redis state backend's record decoder, and the HTTP/1.x response parser
+# of the own http:// client (core/h1parse.c).
 # (The tokenizer's target needs the npm tokenizer files and PCRE2: it has
 # its own runner, tests/fuzz/run_fuzz_tokenizer.sh.) Included from
 # tests/CMakeLists.txt. libFuzzer needs clang whatever compiler builds the
@@ -88,6 +89,8 @@ endif()
 sluice_fuzz_target(state_wire ${CMAKE_SOURCE_DIR}/core
                    ${CMAKE_SOURCE_DIR}/core/state_wire.c
                    ${CMAKE_SOURCE_DIR}/core/buf.c)
+sluice_fuzz_target(h1parse ${CMAKE_SOURCE_DIR}/core
+                   ${CMAKE_SOURCE_DIR}/core/h1parse.c)
 sluice_fuzz_target(sse_parser ${CMAKE_SOURCE_DIR}/plugins/sse
                    ${CMAKE_SOURCE_DIR}/plugins/sse/sse_parser.c)
 sluice_fuzz_target(clients ${CMAKE_SOURCE_DIR}/plugins/auth

@@ -355,6 +355,19 @@ START_TEST(test_bad_timeout)
 }
 END_TEST
 
+START_TEST(test_upstream_client)
+{
+    load_bad("upstream:\n  client: libcurl\n",
+             "t.yaml:2: upstream.client: ", "one of auto, curl, got 'libcurl'");
+    struct config *cfg = load_ok("{}\n");
+    ck_assert_str_eq(cfg->upstream_client, "auto");
+    config_free(cfg);
+    cfg = load_ok("upstream:\n  client: CURL\n");
+    ck_assert_str_eq(cfg->upstream_client, "curl");
+    config_free(cfg);
+}
+END_TEST
+
 START_TEST(test_bad_log)
 {
     load_bad("log:\n  level: LOUD\n", "t.yaml:2: log.level: ",
@@ -866,6 +879,7 @@ static Suite *config_suite(void)
     tcase_add_test(bad, test_bad_ranges);
     tcase_add_test(bad, test_bad_base_url);
     tcase_add_test(bad, test_bad_timeout);
+    tcase_add_test(bad, test_upstream_client);
     tcase_add_test(bad, test_bad_log);
     tcase_add_test(bad, test_pipeline_without_plugin);
     tcase_add_test(bad, test_duplicate_stage_names);
