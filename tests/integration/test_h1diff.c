@@ -87,6 +87,8 @@ struct dcase {
     int big;            /* ~200 KB request and response bodies */
     int empty;          /* the answer has no body */
     int error_body;     /* the body is an upstream error document */
+    int drop_next;      /* the upstream closes the connection, unanswered,
+                           when the next request comes on it */
     enum expect expect;
     int want_status;
     const char *want_code; /* E_FAIL, E_STREAM_CUT */
@@ -151,6 +153,9 @@ static const struct dcase CASES[] = {
     {.name = "chat", .status_line = SL200,
      .extra = "openai-processing-ms: 12\r\n", .framing = F_CL, .piece = 1000,
      .big = 1, OK, .reuse = R_SAME},
+    /* the next request meets a close: sent again on a new connection */
+    {.name = "drop_next", .status_line = SL200, .framing = F_CL, OK,
+     .drop_next = 1, .reuse = R_NEW},
     {.name = "sse", .stream = 1, .status_line = SL200,
      .extra = "Cache-Control: no-cache\r\n", .framing = F_CHUNKED, .piece = 9,
      .delay_ms = 3, .expect = E_STREAM, .want_status = 200, .reuse = R_SAME},
@@ -444,6 +449,7 @@ static void pick(void *arg, const ru_req *req, ru_reply *out)
     out->piece = c->piece;
     out->delay_ms = c->delay_ms;
     out->close = c->close;
+    out->drop_next = c->drop_next;
 }
 
 /* ---- starting ----------------------------------------------------------- */
@@ -727,22 +733,38 @@ static void check_agree(const struct dcase *c, const h_stream *a,
 
 /* ---- what the upstream saw ---------------------------------------------- */
 
-/* The one record with X-Request-Id == id (fails on none or several). */
-static const ru_req *record_of(const char *id, const char *what)
+/* The records with X-Request-Id == id, in arrival order: how many (at
+ * most max kept in out). */
+static int records_of(const char *id, const ru_req **out, int max)
 {
-    const ru_req *hit = NULL;
     int n = 0;
     char v[200];
     for (size_t i = 0, m = ru_nreqs(); i < m; i++) {
         const ru_req *r = ru_get(i);
         if (ru_header(r->head, "X-Request-Id", v, sizeof v) && !strcmp(v, id)) {
-            hit = r;
+            if (n < max)
+                out[n] = r;
             n++;
         }
     }
-    ck_assert_msg(n == 1, "%s: the upstream got %d requests with id %s", what,
-                  n, id);
-    return hit;
+    return n;
+}
+
+/* The last record with X-Request-Id == id; fails unless there are `want`
+ * (1, or 2 when the request was sent again on a new connection). */
+static const ru_req *record_last(const char *id, int want, const char *what)
+{
+    const ru_req *r[2];
+    int n = records_of(id, r, 2);
+    ck_assert_msg(n == want,
+                  "%s: the upstream got %d requests with id %s, expected %d",
+                  what, n, id, want);
+    return r[n - 1];
+}
+
+static const ru_req *record_of(const char *id, const char *what)
+{
+    return record_last(id, 1, what);
 }
 
 static void check_header_is(const ru_req *r, const char *name, const char *want,
@@ -761,9 +783,9 @@ static void check_header_is(const ru_req *r, const char *name, const char *want,
 
 /* The request reached the upstream as sluice should send it. */
 static void check_upstream_saw(int side, const struct dcase *c, const char *id,
-                               const char *body, const char *what)
+                               const char *body, int nrec, const char *what)
 {
-    const ru_req *r = record_of(id, what);
+    const ru_req *r = record_last(id, nrec, what);
     char line[200], host[64];
     snprintf(line, sizeof line, "POST /%s/v1/chat/completions HTTP/1.",
              SIDE[side]);
@@ -805,6 +827,47 @@ static void check_upstream_saw(int side, const struct dcase *c, const char *id,
 /* ---- the tests ------------------------------------------------------------
  */
 
+/* A request head as the other side would have sent it: the side's path
+ * prefix and request id replaced, HTTP/1.0 read as 1.1 (libcurl speaks
+ * HTTP/1.0 on a connection whose last answer was), the key masked. Caller
+ * frees. */
+static char *head_norm(const ru_req *r, int side, const char *id)
+{
+    char prefix[32];
+    const char *from[] = {prefix, id, " HTTP/1.0\r\n", KEY};
+    const char *to[] = {"/SIDE/", "ID", " HTTP/1.1\r\n", "KEY"};
+    snprintf(prefix, sizeof prefix, "/%s/", SIDE[side]);
+    char *out = malloc(r->head_len + 64), *o = out;
+    ck_assert_ptr_nonnull(out);
+    for (const char *p = r->head; *p;) {
+        size_t k = 0;
+        while (k < 4 && strncmp(p, from[k], strlen(from[k])))
+            k++;
+        if (k < 4) {
+            o += sprintf(o, "%s", to[k]);
+            p += strlen(from[k]);
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Both sides sent the upstream the same head for the case. */
+static void check_same_request(const struct dcase *c, char ids[][128])
+{
+    char *h[NSIDES];
+    for (int s = 0; s < NSIDES; s++)
+        h[s] = head_norm(record_of(ids[s], c->name), s, ids[s]);
+    ck_assert_msg(!strcmp(h[S_CURL], h[S_AUTO]),
+                  "case %s: the sides sent different requests; curl:\n%s\n"
+                  "auto:\n%s",
+                  c->name, h[S_CURL], h[S_AUTO]);
+    for (int s = 0; s < NSIDES; s++)
+        free(h[s]);
+}
+
 /* A normal request after case c on this side: answered as "cl" is, and on
  * the connection c's answer left behind or on another, as c says. */
 static void probe_after(int side, const struct dcase *c, int conn)
@@ -816,10 +879,28 @@ static void probe_after(int side, const struct dcase *c, int conn)
              SIDE[side]);
     send_case(side, p, body, id, sizeof id, &got);
     check_expected(p, &B[0], &got, what);
-    check_upstream_saw(side, p, id, body, what);
+    check_upstream_saw(side, p, id, body, c->drop_next ? 2 : 1, what);
+    const char *att = hdr(&got, "x-sluice-attempts");
+    if (c->drop_next) {
+        /* sent on the connection the case left, which the upstream closed
+         * unanswered; then again on a new one, counted as an attempt */
+        const ru_req *r[2];
+        records_of(id, r, 2);
+        ck_assert_msg(r[0]->conn == conn && r[1]->conn != conn,
+                      "%s: sent on connections %d then %d; expected %d (the "
+                      "reused one) then a new one",
+                      what, r[0]->conn, r[1]->conn, conn);
+        ck_assert_msg(att && !strcmp(att, "2"),
+                      "%s: x-sluice-attempts %s, expected 2 (the resend)", what,
+                      att ? att : "(absent)");
+    } else {
+        ck_assert_msg(att && !strcmp(att, "1"),
+                      "%s: x-sluice-attempts %s, expected 1", what,
+                      att ? att : "(absent)");
+    }
     h_stream_free(&got);
     free(body);
-    int now = record_of(id, what)->conn;
+    int now = record_last(id, c->drop_next ? 2 : 1, what)->conn;
     if (c->reuse == R_SAME)
         ck_assert_msg(now == conn,
                       "%s: came on upstream connection %d, not on %d that "
@@ -839,17 +920,18 @@ START_TEST(every_case_agrees_with_libcurl_and_the_expected_answer)
         const struct dcase *c = &CASES[i];
         char *body = request_body(c);
         h_stream got[NSIDES];
+        char ids[NSIDES][128];
         memset(got, 0, sizeof got);
         for (int s = 0; s < NSIDES; s++) {
             if (!side_on(s) || (s == S_CURL && c->curl_status < 0))
                 continue;
-            char id[128], what[160];
+            char *id = ids[s], what[160];
             snprintf(what, sizeof what, "case %s, %s side", c->name, SIDE[s]);
-            send_case(s, c, body, id, sizeof id, &got[s]);
+            send_case(s, c, body, id, sizeof ids[s], &got[s]);
             printf("h1diff: %s: status %ld, %zu body bytes: %.100s\n", what,
                    got[s].resp.status, got[s].resp.body_len, show(&got[s]));
             fflush(stdout);
-            check_upstream_saw(s, c, id, body, what);
+            check_upstream_saw(s, c, id, body, 1, what);
             if (s == S_CURL && c->curl_status) {
                 /* libcurl's known lax reading: its status, nothing more */
                 ck_assert_msg(got[s].resp.status == c->curl_status,
@@ -863,8 +945,10 @@ START_TEST(every_case_agrees_with_libcurl_and_the_expected_answer)
                 g_http10_conn = conn;
             probe_after(s, c, conn);
         }
-        if (side_on(S_AUTO) && !c->curl_status)
+        if (side_on(S_AUTO) && !c->curl_status) {
             check_agree(c, &got[S_CURL], &got[S_AUTO]);
+            check_same_request(c, ids);
+        }
         for (int s = 0; s < NSIDES; s++)
             h_stream_free(&got[s]);
         free(body);
@@ -888,7 +972,7 @@ START_TEST(sequential_requests_reuse_upstream_connections)
                      SIDE[s]);
             send_case(s, c, body, id, sizeof id, &got);
             check_expected(c, &B[0], &got, what);
-            check_upstream_saw(s, c, id, body, what);
+            check_upstream_saw(s, c, id, body, 1, what);
             h_stream_free(&got);
             int conn = record_of(id, what)->conn, seen = 0;
             for (int j = 0; j < distinct; j++)
