@@ -144,6 +144,22 @@ void core_metrics_request_start(struct sluice_ctx *ctx)
     metrics_series_add(cm.in_flight_s, 1);
 }
 
+/* v as decimal text into out (12 bytes), as "%d" would: status codes are
+ * labels of every request, and snprintf cost more than the lookup. */
+static const char *int_text(char out[12], int v)
+{
+    char *p = out + 11;
+    unsigned u = v < 0 ? 0u - (unsigned)v : (unsigned)v;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return p;
+}
+
 static const char *result_name(sluice_attempt_result r)
 {
     switch (r) {
@@ -169,11 +185,11 @@ void core_metrics_attempt_end(struct sluice_ctx *ctx)
         ctx->up_us += now - ctx->attempt_t0_us;
     ctx->attempt_t0_us = 0;
     char code[12];
-    snprintf(code, sizeof code, "%d",
-             ctx->result == SLUICE_ATTEMPT_HTTP ? ctx->status : 0);
+    const char *ct =
+        int_text(code, ctx->result == SLUICE_ATTEMPT_HTTP ? ctx->status : 0);
     /* key_id is set by the keyring in on_attempt for this attempt */
     const char *key = hdrs_get(&ctx->attrs, "key_id");
-    const char *lv[] = {key ? key : "", result_name(ctx->result), code,
+    const char *lv[] = {key ? key : "", result_name(ctx->result), ct,
                         ctx->up ? ctx->up->name : "default"};
     metrics_add(cm.attempts, lv, 1);
 }
@@ -248,7 +264,13 @@ static long long attr_ll(struct sluice_ctx *ctx, const char *name)
     char *end;
     if (!v || !*v)
         return -1;
-    long long n = strtoll(v, &end, 10);
+    long long n = 0;
+    size_t i = 0;
+    for (; v[i] >= '0' && v[i] <= '9' && i < 18; i++) /* the usual form */
+        n = n * 10 + (v[i] - '0');
+    if (!v[i])
+        return n;
+    n = strtoll(v, &end, 10); /* anything else as it always was read */
     return *end || n < 0 ? -1 : n;
 }
 
@@ -280,14 +302,14 @@ static void usage_from_body(const char *body, size_t len, long long *prompt,
                             long long *completion)
 {
     static const char key[] = "\"usage\"";
-    const char *last = NULL, *p = body, *end = body + len;
-    while ((size_t)(end - p) >= sizeof key - 1) {
-        const char *q = memmem(p, (size_t)(end - p), key, sizeof key - 1);
-        if (!q)
+    const char *last = NULL, *p, *end = body + len;
+    /* from the end, quote by quote: usage is near the end of an answer */
+    for (const char *q = end; (q = memrchr(body, '"', (size_t)(q - body)));)
+        if ((size_t)(end - q) >= sizeof key - 1 &&
+            !memcmp(q, key, sizeof key - 1)) {
+            last = q;
             break;
-        last = q;
-        p = q + 1;
-    }
+        }
     if (!last)
         return;
     p = last + sizeof key - 1;
@@ -400,9 +422,9 @@ void core_metrics_request_done(struct sluice_ctx *ctx,
 {
     char code[12];
     const char *stream = ctx->stream ? "true" : "false";
-    snprintf(code, sizeof code, "%d", sum->status);
+    const char *ct = int_text(code, sum->status);
     metrics_series_add(cm.in_flight_s, -1);
-    const char *rl[] = {sum->route, sum->model, stream, code, sum->outcome};
+    const char *rl[] = {sum->route, sum->model, stream, ct, sum->outcome};
     metrics_add(cm.requests, rl, 1);
     const char *dl[] = {sum->route, stream};
     metrics_observe(cm.duration, dl, sum->total_s);

@@ -4,10 +4,20 @@
  *
  * Concurrency: families and series are only ever appended and never freed
  * while the process runs, so the renderer follows their `next` pointers
- * (published with release stores) without holding any lock. A family's hash
- * table is guarded by a rwlock taken for reading on every lookup and for
- * writing only when a new label tuple appears. Values are 64-bit atomics:
- * doubles are added with a compare-and-swap on their bits.
+ * (published with release stores) without holding any lock. A lookup walks
+ * a family's hash table without a lock too: a series is published into its
+ * chain with a release store once complete, and a table outgrown is kept
+ * (linked from its successor), so a reader on the old one still walks
+ * valid series; one that misses takes the family's mutex and looks again
+ * before it inserts. Nothing shared is written by a lookup.
+ *
+ * Values are sharded: each series holds METRICS_SHARDS blocks of 64-bit
+ * atomics, each on its own cache lines, and a thread updates the block of
+ * its shard (threads take shards in turn on their first update: the
+ * workers get their own). So two workers never write the same cache line
+ * for a metric; the renderer sums the blocks. Doubles are added with a
+ * compare-and-swap on their bits (a shard may still be shared by two
+ * threads when there are more threads than shards).
  */
 #include "metrics.h"
 #include "log.h"
@@ -20,17 +30,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define METRICS_SHARDS 4 /* value blocks per series (power of two) */
+#define LINE_WORDS     8 /* 64-bit words in a cache line */
+
 struct metric_series {
-    struct metric_series *hnext;        /* hash chain (under the lock) */
-    struct metric_series *_Atomic next; /* render order (append-only) */
-    const struct sluice_metric *fam;    /* the family it belongs to */
+    struct metric_series *_Atomic hnext; /* hash chain */
+    struct metric_series *_Atomic next;  /* render order (append-only) */
+    const struct sluice_metric *fam;     /* the family it belongs to */
     uint64_t hash;
-    char **values;            /* one per label name, owned */
-    char *labels;             /* rendered `a="x",b="y"`, owned */
-    _Atomic uint64_t bits;    /* counter/gauge value, or the
-                                 histogram's sum, as double bits */
-    _Atomic uint64_t *counts; /* histogram: per bucket, not
-                                 cumulative; last one is +Inf */
+    char **values; /* one per label name, owned */
+    char *labels;  /* rendered `a="x",b="y"`, owned */
+    /* METRICS_SHARDS blocks of fam->stride words (whole cache lines),
+     * owned: word 0 the value (counter, gauge) or the histogram's sum as
+     * double bits; histograms then one count per bucket, not cumulative,
+     * +Inf last */
+    _Atomic uint64_t *shard;
+};
+
+/* A family's hash table. An outgrown one stays allocated, linked from its
+ * successor: a lookup may still be walking it. */
+struct series_table {
+    size_t size; /* a power of two */
+    struct series_table *prev;
+    struct metric_series *_Atomic slot[];
 };
 
 struct sluice_metric {
@@ -43,9 +65,10 @@ struct sluice_metric {
     double *buckets; /* upper bounds, +Inf not included */
     char **le;       /* their text for le="..." (+Inf last), owned */
     size_t nbuckets;
-    pthread_rwlock_t lock;
-    struct metric_series **table;
-    size_t tsize, nseries;
+    size_t stride;        /* words per value block (see metric_series) */
+    pthread_mutex_t lock; /* inserting a series */
+    struct series_table *_Atomic table;
+    size_t nseries;
     struct metric_series *_Atomic head;
     struct metric_series *tail;
     struct metric_series *single; /* the series of a label-less family */
@@ -82,6 +105,39 @@ static void atomic_add_double(_Atomic uint64_t *p, double v)
         p, &old, dbits(bitsd(old) + v), memory_order_relaxed,
         memory_order_relaxed))
         ;
+}
+
+/* ---- shards ---------------------------------------------------------- */
+
+static atomic_uint shard_next;
+static _Thread_local int shard_mine = -1;
+
+/* The calling thread's value block of s. */
+static _Atomic uint64_t *shard_block(const struct metric_series *s)
+{
+    if (shard_mine < 0)
+        shard_mine = (int)(atomic_fetch_add(&shard_next, 1) % METRICS_SHARDS);
+    return s->shard + (size_t)shard_mine * s->fam->stride;
+}
+
+/* The value (word 0) of every block, summed. */
+static double shard_sum_value(const struct metric_series *s)
+{
+    double v = 0;
+    for (size_t i = 0; i < METRICS_SHARDS; i++)
+        v += bitsd(atomic_load_explicit(&s->shard[i * s->fam->stride],
+                                        memory_order_relaxed));
+    return v;
+}
+
+/* Count word w of every block, summed. */
+static uint64_t shard_sum_count(const struct metric_series *s, size_t w)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < METRICS_SHARDS; i++)
+        n += atomic_load_explicit(&s->shard[i * s->fam->stride + w],
+                                  memory_order_relaxed);
+    return n;
 }
 
 /* ---- names -------------------------------------------------------------- */
@@ -287,9 +343,26 @@ static void family_free(struct sluice_metric *f)
     strv_free(f->labels, f->nlabels);
     strv_free(f->le, f->le ? f->nbuckets + 1 : 0);
     free(f->buckets);
-    free(f->table);
-    pthread_rwlock_destroy(&f->lock);
+    struct series_table *t = atomic_load(&f->table), *prev;
+    for (; t; t = prev) {
+        prev = t->prev;
+        free(t);
+    }
+    pthread_mutex_destroy(&f->lock);
     free(f);
+}
+
+static struct series_table *table_new(size_t size, struct series_table *prev)
+{
+    struct series_table *t =
+        calloc(1, sizeof *t + size * sizeof(struct metric_series *));
+    if (!t)
+        return NULL;
+    t->size = size;
+    t->prev = prev;
+    for (size_t i = 0; i < size; i++)
+        atomic_init(&t->slot[i], NULL);
+    return t;
 }
 
 static struct sluice_metric *family_new(sluice_metric_type type,
@@ -300,14 +373,14 @@ static struct sluice_metric *family_new(sluice_metric_type type,
     struct sluice_metric *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
-    pthread_rwlock_init(&f->lock, NULL);
+    pthread_mutex_init(&f->lock, NULL);
     f->type = type;
     f->name = strdup(name);
     f->help = strdup(help ? help : "");
     f->labels = labels;
     f->nlabels = nlabels;
-    f->tsize = 64;
-    f->table = calloc(f->tsize, sizeof *f->table);
+    struct series_table *t = table_new(64, NULL);
+    atomic_init(&f->table, t);
     if (nbuckets) {
         f->buckets = malloc(nbuckets * sizeof *buckets);
         if (f->buckets)
@@ -329,7 +402,11 @@ static struct sluice_metric *family_new(sluice_metric_type type,
             }
         }
     }
-    if (!f->name || !f->help || !f->table || (nbuckets && !f->buckets) ||
+    /* a block: the value, then a count per bucket and +Inf, in whole
+     * cache lines */
+    size_t words = 1 + (type == SLUICE_METRIC_HISTOGRAM ? nbuckets + 1 : 0);
+    f->stride = (words + LINE_WORDS - 1) / LINE_WORDS * LINE_WORDS;
+    if (!f->name || !f->help || !t || (nbuckets && !f->buckets) ||
         (type == SLUICE_METRIC_HISTOGRAM && !f->le)) {
         f->labels = NULL; /* the caller still owns them */
         family_free(f);
@@ -428,11 +505,15 @@ static uint64_t tuple_hash(const struct sluice_metric *f,
     return h;
 }
 
+/* The series of values in table t, or NULL. Without a lock: see the top. */
 static struct metric_series *chain_find(const struct sluice_metric *f,
+                                        const struct series_table *t,
                                         uint64_t h, const char *const *values)
 {
-    for (struct metric_series *s = f->table[h & (f->tsize - 1)]; s;
-         s = s->hnext) {
+    for (struct metric_series *s = atomic_load_explicit(
+             &((struct series_table *)t)->slot[h & (t->size - 1)],
+             memory_order_acquire);
+         s; s = atomic_load_explicit(&s->hnext, memory_order_acquire)) {
         if (s->hash != h)
             continue;
         size_t i;
@@ -451,7 +532,7 @@ static void series_free(struct metric_series *s, size_t nlabels)
         return;
     strv_free(s->values, nlabels);
     free(s->labels);
-    free((void *)s->counts);
+    free((void *)s->shard);
     free(s);
 }
 
@@ -480,12 +561,15 @@ static struct metric_series *series_new(const struct sluice_metric *f,
     if (b.oom)
         goto fail_buf;
     s->labels = buf_steal(&b, NULL);
-    if (f->type == SLUICE_METRIC_HISTOGRAM) {
-        s->counts = calloc(f->nbuckets + 1, sizeof *s->counts);
-        if (!s->counts)
-            goto fail;
-    }
-    atomic_init(&s->bits, dbits(0.0));
+    size_t words = METRICS_SHARDS * f->stride;
+    s->shard =
+        aligned_alloc(LINE_WORDS * sizeof(uint64_t), words * sizeof(uint64_t));
+    if (!s->shard)
+        goto fail;
+    for (size_t i = 0; i < words; i++)
+        atomic_init(&s->shard[i], 0); /* 0: 0.0's bits and a zero count */
+    atomic_init(&s->hnext, NULL);
+    atomic_init(&s->next, NULL);
     return s;
 fail_buf:
     buf_release(&b);
@@ -494,29 +578,37 @@ fail:
     return NULL;
 }
 
+/* A table twice the size, the series moved to it (their chain links
+ * rewritten: a reader still on the old table may be led into the new
+ * chains, which hold the same never-freed series, and at worst misses and
+ * looks again under the lock). Called with f->lock held. */
 static void table_grow(struct sluice_metric *f)
 {
-    size_t n = f->tsize * 2;
-    struct metric_series **t = calloc(n, sizeof *t);
+    struct series_table *old = atomic_load(&f->table);
+    struct series_table *t = table_new(old->size * 2, old);
     if (!t)
         return; /* longer chains, still correct */
-    for (size_t i = 0; i < f->tsize; i++) {
-        struct metric_series *s = f->table[i], *next;
+    size_t mask = t->size - 1;
+    for (size_t i = 0; i < old->size; i++) {
+        struct metric_series *s = atomic_load(&old->slot[i]), *next;
         for (; s; s = next) {
-            next = s->hnext;
-            s->hnext = t[s->hash & (n - 1)];
-            t[s->hash & (n - 1)] = s;
+            next = atomic_load(&s->hnext);
+            atomic_store_explicit(&s->hnext,
+                                  atomic_load(&t->slot[s->hash & mask]),
+                                  memory_order_release);
+            atomic_store_explicit(&t->slot[s->hash & mask], s,
+                                  memory_order_release);
         }
     }
-    free(f->table);
-    f->table = t;
-    f->tsize = n;
+    atomic_store_explicit(&f->table, t, memory_order_release);
 }
 
+/* Called with f->lock held. */
 static struct metric_series *series_insert(struct sluice_metric *f, uint64_t h,
                                            const char *const *values)
 {
-    struct metric_series *s = chain_find(f, h, values);
+    struct series_table *t = atomic_load(&f->table);
+    struct metric_series *s = chain_find(f, t, h, values);
     if (s)
         return s;
     if (f->nseries >= METRICS_MAX_SERIES) {
@@ -529,15 +621,16 @@ static struct metric_series *series_insert(struct sluice_metric *f, uint64_t h,
     s = series_new(f, h, values);
     if (!s)
         return NULL;
-    size_t slot = h & (f->tsize - 1);
-    s->hnext = f->table[slot];
-    f->table[slot] = s;
+    size_t slot = h & (t->size - 1);
+    atomic_store_explicit(&s->hnext, atomic_load(&t->slot[slot]),
+                          memory_order_relaxed);
+    atomic_store_explicit(&t->slot[slot], s, memory_order_release);
     if (f->tail)
         atomic_store_explicit(&f->tail->next, s, memory_order_release);
     else
         atomic_store_explicit(&f->head, s, memory_order_release);
     f->tail = s;
-    if (++f->nseries > f->tsize * 2)
+    if (++f->nseries > t->size * 2)
         table_grow(f);
     return s;
 }
@@ -550,14 +643,14 @@ struct metric_series *metrics_series(sluice_metric *m,
     if (!m->nlabels && m->single)
         return m->single;
     uint64_t h = tuple_hash(m, label_values);
-    pthread_rwlock_rdlock(&m->lock);
-    struct metric_series *s = chain_find(m, h, label_values);
-    pthread_rwlock_unlock(&m->lock);
+    struct metric_series *s =
+        chain_find(m, atomic_load_explicit(&m->table, memory_order_acquire), h,
+                   label_values);
     if (s)
         return s;
-    pthread_rwlock_wrlock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     s = series_insert(m, h, label_values);
-    pthread_rwlock_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     return s;
 }
 
@@ -565,34 +658,55 @@ struct metric_series *metrics_series(sluice_metric *m,
 
 void metrics_series_add(struct metric_series *s, double v)
 {
-    if (!s || s->counts || isnan(v) ||
+    if (!s || s->fam->type == SLUICE_METRIC_HISTOGRAM || isnan(v) ||
         (s->fam->type == SLUICE_METRIC_COUNTER && !(v >= 0)))
         return; /* a counter never goes down */
-    atomic_add_double(&s->bits, v);
+    atomic_add_double(shard_block(s), v);
+}
+
+/* The value becomes v: in the first block, the others cleared. */
+static void series_overwrite(struct metric_series *s, double v)
+{
+    atomic_store_explicit(&s->shard[0], dbits(v), memory_order_relaxed);
+    for (size_t i = 1; i < METRICS_SHARDS; i++)
+        atomic_store_explicit(&s->shard[i * s->fam->stride], 0,
+                              memory_order_relaxed);
 }
 
 void metrics_series_set(struct metric_series *s, double v)
 {
     if (s && s->fam->type == SLUICE_METRIC_GAUGE)
-        atomic_store_explicit(&s->bits, dbits(v), memory_order_relaxed);
+        series_overwrite(s, v);
 }
 
 void metrics_series_store(struct metric_series *s, double v)
 {
-    if (s && !s->counts)
-        atomic_store_explicit(&s->bits, dbits(v), memory_order_relaxed);
+    if (s && s->fam->type != SLUICE_METRIC_HISTOGRAM)
+        series_overwrite(s, v);
+}
+
+/* The bucket of v: the first bound >= v (nbuckets: +Inf), by bisection. */
+static size_t bucket_of(const struct sluice_metric *f, double v)
+{
+    size_t lo = 0, hi = f->nbuckets;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (v > f->buckets[mid])
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 void metrics_series_observe(struct metric_series *s, double v)
 {
-    size_t i = 0;
-    if (!s || !s->counts || isnan(v))
+    if (!s || s->fam->type != SLUICE_METRIC_HISTOGRAM || isnan(v))
         return;
-    const struct sluice_metric *f = s->fam;
-    while (i < f->nbuckets && v > f->buckets[i])
-        i++;
-    atomic_fetch_add_explicit(&s->counts[i], 1, memory_order_relaxed);
-    atomic_add_double(&s->bits, v);
+    _Atomic uint64_t *b = shard_block(s);
+    atomic_fetch_add_explicit(&b[1 + bucket_of(s->fam, v)], 1,
+                              memory_order_relaxed);
+    atomic_add_double(&b[0], v);
 }
 
 void metrics_add(sluice_metric *m, const char *const *label_values, double v)
@@ -620,9 +734,7 @@ void metrics_observe(sluice_metric *m, const char *const *label_values,
 
 double metrics_series_value(const struct metric_series *s)
 {
-    return s ? bitsd(atomic_load_explicit(&((struct metric_series *)s)->bits,
-                                          memory_order_relaxed))
-             : 0.0;
+    return s ? shard_sum_value(s) : 0.0;
 }
 
 /* ---- rendering ----------------------------------------------------------- */
@@ -645,7 +757,7 @@ static void render_histogram(buf_t *out, const struct sluice_metric *f,
 {
     uint64_t cum = 0;
     for (size_t i = 0; i <= f->nbuckets; i++) {
-        cum += atomic_load_explicit(&s->counts[i], memory_order_relaxed);
+        cum += shard_sum_count(s, 1 + i);
         buf_puts(out, f->name);
         buf_puts(out, "_bucket{");
         buf_puts(out, s->labels);

@@ -251,6 +251,43 @@ START_TEST(test_concurrent_updates)
     snprintf(line, sizeof line, "t_conc_h_count{k=\"0\"} %d\n",
              THREADS / 2 * ROUNDS);
     ck_assert_has(t, line);
+    /* each thread wrote its own shard: buckets and sums add up across them */
+    snprintf(line, sizeof line, "t_conc_h_bucket{k=\"1\",le=\"1\"} %d\n",
+             THREADS / 2 * ROUNDS);
+    ck_assert_has(t, line);
+    snprintf(line, sizeof line, "t_conc_h_sum{k=\"1\"} %d\n",
+             THREADS / 2 * ROUNDS / 4);
+    ck_assert_has(t, line);
+    free(t);
+}
+END_TEST
+
+/* A gauge set after other threads added to it: the set value, whatever
+ * the shards held. */
+static sluice_metric *gs;
+
+static void *gauge_adder(void *arg)
+{
+    (void)arg;
+    metrics_add(gs, (const char *const[]){"x"}, 5);
+    return NULL;
+}
+
+START_TEST(test_gauge_set_after_threads_added)
+{
+    pthread_t th[3];
+    gs = reg(SLUICE_METRIC_GAUGE, "t_gs", "k", NULL, 0);
+    for (int i = 0; i < 3; i++)
+        pthread_create(&th[i], NULL, gauge_adder, NULL);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    const char *x[] = {"x"};
+    ck_assert(metrics_series_value(metrics_series(gs, x)) == 15.0);
+    metrics_set(gs, x, 2);
+    ck_assert(metrics_series_value(metrics_series(gs, x)) == 2.0);
+    metrics_add(gs, x, -1);
+    char *t = render();
+    ck_assert_has(t, "t_gs{k=\"x\"} 1\n");
     free(t);
 }
 END_TEST
@@ -268,6 +305,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, test_gauge_and_value_format);
     tcase_add_test(tc, test_series_limit);
     tcase_add_test(tc, test_concurrent_updates);
+    tcase_add_test(tc, test_gauge_set_after_threads_added);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;
