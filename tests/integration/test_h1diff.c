@@ -156,6 +156,10 @@ static const struct dcase CASES[] = {
      .framing = F_CHUNKED, OK},
     {.name = "empty", .status_line = SL200, .framing = F_CL, .empty = 1, OK,
      .reuse = R_SAME},
+    /* no body whatever the length says */
+    {.name = "s204", .status_line = "HTTP/1.1 204 No Content",
+     .framing = F_CL, .no_body = 1, .expect = E_OK, .want_status = 204,
+     .reuse = R_SAME},
     {.name = "e400", .status_line = "HTTP/1.1 400 Bad Request",
      .framing = F_CL, .error_body = 1, .expect = E_OK, .want_status = 400,
      .reuse = R_SAME},
