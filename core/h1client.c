@@ -584,6 +584,18 @@ static int conn_feed(struct h1conn *c)
 static void conn_broken(struct h1conn *c, int eof, int err)
 {
     struct sluice_ctx *ctx = c->ctx;
+    if (!eof && c->state == H1_SENDING) {
+        /* the upstream stopped reading (an early answer such as 413, then
+         * a close): what it answered may be waiting to be read */
+        c->state = H1_READING;
+        if (conn_watch(c, EPOLLIN) != 0) {
+            conn_fail_errno(c, CURLE_SEND_ERROR,
+                            "the upstream connection broke", err);
+            return;
+        }
+        conn_read(c);
+        return;
+    }
     if (eof && c->p.started) {
         int r = h1p_eof(&c->p);
         if (r == H1P_DONE) {
