@@ -3,6 +3,7 @@
  * caller checks once at the end instead of after every append.
  */
 #include "buf.h"
+#include "blockcache.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@ void buf_init(buf_t *b)
 
 void buf_release(buf_t *b)
 {
-    free(b->data);
+    blockcache_put(b->data, b->cap); /* freed, or kept for the thread */
     buf_init(b);
 }
 
@@ -35,7 +36,19 @@ int buf_reserve(buf_t *b, size_t extra)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + extra + 1)
         cap *= 2;
-    char *p = realloc(b->data, cap);
+    char *p;
+    if (cap >= BLOCKCACHE_MIN && cap <= BLOCKCACHE_MAX) {
+        /* a kept block if the thread has one (blockcache.h) */
+        p = blockcache_get(cap, &cap);
+        if (p) {
+            if (b->len)
+                memcpy(p, b->data, b->len);
+            p[b->len] = '\0';
+            blockcache_put(b->data, b->cap);
+        }
+    } else {
+        p = realloc(b->data, cap);
+    }
     if (!p) {
         b->oom = 1;
         return -1;

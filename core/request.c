@@ -3,6 +3,7 @@
  * context, and the helpers that set what the client will get.
  */
 #include "request.h"
+#include "blockcache.h"
 #include "h1client.h"
 #include "bodycap.h"
 #include "core_metrics.h"
@@ -93,66 +94,14 @@ const char *request_peer(struct sluice_ctx *ctx)
     return ctx->peer;
 }
 
-/* A worker keeps up to REQUEST_CACHE_MAX freed context blocks for its next
- * requests: the block (context and arena room, ~6 KiB) is glibc's "large"
- * size, whose malloc and free cost several thousand instructions (and
- * consolidate the fast bins). Not under AddressSanitizer, which must see
- * every free to catch a use after it. */
-#define REQUEST_CACHE_MAX 64
-#if defined(__SANITIZE_ADDRESS__)
-#define REQUEST_CACHE 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define REQUEST_CACHE 0
-#endif
-#endif
-#ifndef REQUEST_CACHE
-#define REQUEST_CACHE 1
-#endif
-
-static void request_release(struct sluice_ctx *ctx);
-
-/* A block for a context: one of w's cached ones, else a new one. */
-static struct sluice_ctx *ctx_block_get(struct worker *w)
+struct sluice_ctx *request_alloc(size_t nstages)
 {
-    if (REQUEST_CACHE && w && w->ctx_cache) {
-        struct sluice_ctx *ctx = w->ctx_cache;
-        w->ctx_cache = ctx->next;
-        w->nctx_cache--;
-        return ctx;
-    }
-    return malloc(sizeof(struct sluice_ctx) + REQUEST_POOL_FIRST);
-}
-
-void request_cache_free(struct worker *w)
-{
-    while (w->ctx_cache) {
-        struct sluice_ctx *ctx = w->ctx_cache;
-        w->ctx_cache = ctx->next;
-        free(ctx);
-    }
-    w->nctx_cache = 0;
-}
-
-/* The context's own block for ctx on w (see ctx_block_get), after
- * request_release. */
-static void ctx_block_put(struct worker *w, struct sluice_ctx *ctx)
-{
-    if (REQUEST_CACHE && w && w->nctx_cache < REQUEST_CACHE_MAX) {
-        ctx->next = w->ctx_cache;
-        w->ctx_cache = ctx;
-        w->nctx_cache++;
-        return;
-    }
-    free(ctx);
-}
-
-/* request_alloc's work on a block from w's cache (w NULL: malloc). */
-static struct sluice_ctx *request_alloc_on(struct worker *w, size_t nstages)
-{
-    /* one allocation: the context, then its arena's first room (only the
-     * context is zeroed: the room is handed out as needed) */
-    struct sluice_ctx *ctx = ctx_block_get(w);
+    /* one block: the context, then its arena's first room (only the
+     * context is zeroed: the room is handed out as needed); a block the
+     * thread's last requests gave back when there is one (blockcache.h) */
+    size_t got;
+    struct sluice_ctx *ctx =
+        blockcache_get(sizeof(*ctx) + REQUEST_POOL_FIRST, &got);
     if (!ctx)
         return NULL;
     memset(ctx, 0, sizeof(*ctx));
@@ -162,23 +111,18 @@ static struct sluice_ctx *request_alloc_on(struct worker *w, size_t nstages)
     if (nstages) {
         ctx->locals = arena_calloc(&ctx->pool, nstages * sizeof(void *));
         if (!ctx->locals) {
-            ctx_block_put(w, ctx);
+            blockcache_put(ctx, sizeof(*ctx) + REQUEST_POOL_FIRST);
             return NULL;
         }
     }
     return ctx;
 }
 
-struct sluice_ctx *request_alloc(size_t nstages)
-{
-    return request_alloc_on(NULL, nstages);
-}
-
 struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
                                const char *method, const char *url)
 {
     struct generation *gen = generation_pin();
-    struct sluice_ctx *ctx = request_alloc_on(w, gen ? gen->nstages : 0);
+    struct sluice_ctx *ctx = request_alloc(gen ? gen->nstages : 0);
     if (!ctx) {
         generation_unpin(gen);
         return NULL;
@@ -240,12 +184,10 @@ void request_unref(struct sluice_ctx *ctx)
     worker_unwatch_client(w, ctx);
     worker_forget_lost(w, ctx);
     h1_abort(ctx); /* never left open: a connection points back at ctx */
-    request_release(ctx);
-    ctx_block_put(w, ctx);
+    request_free(ctx);
 }
 
-/* What ctx owns, released; its own block is the caller's. */
-static void request_release(struct sluice_ctx *ctx)
+void request_free(struct sluice_ctx *ctx)
 {
     generation_unpin(ctx->gen);
     json_decref(ctx->body);
@@ -261,12 +203,7 @@ static void request_release(struct sluice_ctx *ctx)
     /* the URL, stage slots, attributes, header lists, content type and
      * the stages' req_alloc memory: all in the arena */
     arena_free(&ctx->pool);
-}
-
-void request_free(struct sluice_ctx *ctx)
-{
-    request_release(ctx);
-    free(ctx);
+    blockcache_put(ctx, sizeof(*ctx) + REQUEST_POOL_FIRST);
 }
 
 int request_set_response(struct sluice_ctx *ctx, int status, const char *ctype,

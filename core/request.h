@@ -223,8 +223,6 @@ void request_unref(struct sluice_ctx *ctx);
 /* Free the context and what it owns, unpin its generation. No worker
  * bookkeeping: for contexts built without a server (stage tests). */
 void request_free(struct sluice_ctx *ctx);
-/* Free the context blocks worker w keeps for reuse (worker_free). */
-void request_cache_free(struct worker *w);
 
 /* The request's route (api.h): chat when it has none (contexts built
  * without a server, in stage tests). */

@@ -641,7 +641,6 @@ static void worker_free(struct worker *w)
         close(w->ep);
     w->wake_fd = w->ep = -1;
     buf_release(&w->access_line); /* last: closing requests log */
-    request_cache_free(w);
 }
 
 /* Start an MHD daemon on fd and add its epoll fd to the worker's set. */

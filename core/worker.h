@@ -70,9 +70,6 @@ struct worker {
      * connections, newest first, and connections with work to do now */
     struct h1conn *h1_idle, *h1_idle_tail, *h1_ready;
     int h1_nidle;
-    /* freed request contexts kept for the next requests (request.c) */
-    struct sluice_ctx *ctx_cache;
-    int nctx_cache;
     pthread_mutex_t post_lock;  /* guards posted */
     struct worker_msg *posted;  /* calls from other threads, newest first */
     struct conn_track *tracks;  /* client connections (guard.c) */

@@ -80,7 +80,8 @@ sluice_fuzz_target(config ${CMAKE_SOURCE_DIR}/core
                    ${CMAKE_SOURCE_DIR}/core/config_routes.c
                    ${CMAKE_SOURCE_DIR}/core/config_expand.c
                    ${CMAKE_SOURCE_DIR}/core/yaml_load.c
-                   ${CMAKE_SOURCE_DIR}/core/buf.c)
+                   ${CMAKE_SOURCE_DIR}/core/buf.c
+                   ${CMAKE_SOURCE_DIR}/core/blockcache.c)
 if(EXISTS ${CMAKE_SOURCE_DIR}/plugins/keyring/keyfile.c)
   set(_kr ${CMAKE_SOURCE_DIR}/plugins/keyring)
   sluice_fuzz_target(keyfile ${_kr} ${_kr}/keyfile.c)
@@ -88,7 +89,8 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/plugins/keyring/keyfile.c)
 endif()
 sluice_fuzz_target(state_wire ${CMAKE_SOURCE_DIR}/core
                    ${CMAKE_SOURCE_DIR}/core/state_wire.c
-                   ${CMAKE_SOURCE_DIR}/core/buf.c)
+                   ${CMAKE_SOURCE_DIR}/core/buf.c
+                   ${CMAKE_SOURCE_DIR}/core/blockcache.c)
 sluice_fuzz_target(h1parse ${CMAKE_SOURCE_DIR}/core
                    ${CMAKE_SOURCE_DIR}/core/h1parse.c)
 sluice_fuzz_target(sse_parser ${CMAKE_SOURCE_DIR}/plugins/sse

@@ -62,7 +62,10 @@ typedef struct ru_reply {
     size_t ncuts;
     size_t piece;
     int delay_ms;
-    int close; /* close the connection once written */
+    int close;     /* close the connection once written */
+    int drop_next; /* keep it, but close it on its next request, which is
+                      recorded and never answered (an upstream closing an
+                      idle connection just as it is reused) */
 } ru_reply;
 
 /* Called on the upstream thread for each request; fills *out. */
@@ -71,7 +74,8 @@ typedef void (*ru_pick_fn)(void *arg, const ru_req *req, ru_reply *out);
 struct ru_conn {
     int fd; /* -1: free slot */
     int id;
-    char *buf; /* bytes read and not yet a whole request */
+    int drop_next; /* the next request closes it unanswered */
+    char *buf;     /* bytes read and not yet a whole request */
     size_t len, cap;
 };
 
@@ -222,15 +226,19 @@ static inline int ru_serve_one(struct ru_conn *c, int *more)
     pthread_mutex_unlock(&RU.mu);
     ru_reply rep;
     memset(&rep, 0, sizeof rep);
-    RU.pick(RU.arg, &r, &rep);
+    if (!c->drop_next)
+        RU.pick(RU.arg, &r, &rep);
     if (!kept) {
         free(r.head);
         free(r.body);
     }
+    if (c->drop_next)
+        return -1;
     memmove(c->buf, c->buf + head_len + blen, c->len - head_len - blen);
     c->len -= head_len + blen;
     if (ru_write_reply(c->fd, &rep) != 0 || rep.close)
         return -1;
+    c->drop_next = rep.drop_next;
     return 0;
 }
 
@@ -244,6 +252,7 @@ static inline void ru_accept(void)
     for (int i = 0; i < RU_MAX_CONNS; i++) {
         if (RU.conns[i].fd < 0) {
             RU.conns[i].fd = fd;
+            RU.conns[i].drop_next = 0;
             pthread_mutex_lock(&RU.mu);
             RU.conns[i].id = ++RU.accepted;
             pthread_mutex_unlock(&RU.mu);

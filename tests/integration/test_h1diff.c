@@ -7,15 +7,30 @@
  * One scripted upstream in this process (raw_upstream.h) answers both
  * sluices with canned bytes chosen by the request's X-Request-Id: Content-
  * Length, chunked with extensions and trailers, 1-byte writes, close-
- * delimited, HTTP/1.0, 100 Continue, bare-LF heads, chunked + Content-
- * Length, 4xx/5xx errors, a chat answer to a large request, an SSE stream
- * in pieces, truncated bodies and streams, garbage status lines. Each case
- * goes through both sluices from a real HTTP client; each side is held to
- * the EXPECTED status, passed headers, body bytes or events (so both can be
- * wrong and fail), and the two sides must agree. What the upstream saw is
- * checked for every request on both sides (method, path, Host, Content-
- * Length and body, Authorization, X-Request-Id, Accept), and N sequential
- * requests must ride on few upstream connections (keep-alive).
+ * delimited, Connection: close, HTTP/1.0 with and without keep-alive,
+ * 100 Continue and 103 Early Hints, bare-LF heads, no reason phrase,
+ * chunked + Content-Length, an empty body, bytes after the body, a 60 KB
+ * head, 4xx/5xx/600, a 200 KB chat answer to a 200 KB request, SSE streams
+ * (chunked and close-delimited) in pieces, a refused stream, passthrough
+ * GET, HEAD (a length, no body) and DELETE, truncated bodies and streams,
+ * garbage status lines, unknown transfer codings, a NUL in a header, and
+ * a reused connection the upstream closes unanswered (sent again). Each
+ * case goes through both sluices from a real HTTP client; each side is
+ * held to the EXPECTED status, passed headers, body bytes or events (so
+ * both can be wrong and fail), and the two sides must agree, down to the
+ * request head each sent. What the upstream saw is checked for every
+ * request on both sides (method, path, Host, Content-Length and body,
+ * Authorization, X-Request-Id, Content-Type, Accept). After each case a
+ * normal request on the same side must work and come on the connection the
+ * case left open, or on a new one when the answer made it unusable; and N
+ * sequential requests must ride on one upstream connection (keep-alive).
+ *
+ * A few answers libcurl reads laxly (obs-fold, space before a colon,
+ * differing Content-Lengths, "HTTP/2" on an HTTP/1.1 connection, a head cut
+ * short by the close, a head over 64 KiB, a 101, an openai-* trailer) the
+ * built-in client refuses or ignores by design (core/h1parse.c): there only
+ * the built-in side is held to the expected answer, and libcurl's known
+ * status is checked alone (curl_status).
  *
  * The pipeline is keyring (one key, failure_threshold 1000 so failures never
  * cool it down) + sse, without the retry stage: every answer, 5xx included,
@@ -24,9 +39,7 @@
  *
  * When the built-in client is absent (sluice --check refuses
  * `upstream.client`), only the libcurl side runs and the test ends with
- * SKIP (exit 77) saying so. SLUICE_H1DIFF_BOTH_CURL=1 then runs the
- * second side too, on libcurl as well: a check of the test itself, never a
- * differential result (it still ends with SKIP).
+ * SKIP (exit 77) saying so.
  */
 #include "itest_util.h"
 #include "raw_upstream.h"
@@ -37,13 +50,13 @@
 #define NEVENTS   5  /* data events of a full stream, before [DONE] */
 #define CUT_EVS   2  /* events a cut stream delivers */
 #define KEEPALIVE 10 /* sequential requests of the keep-alive check */
-#define THREADS   2  /* sluice's workers: each has its own pool */
+#define THREADS   1  /* sluice's workers: one pool, so reuse is decided */
 
 enum framing {
     F_CL,      /* Content-Length */
     F_CHUNKED, /* chunked, extensions on chunk lines, trailers */
     F_CLOSE,   /* no length: the body ends when the connection closes */
-    F_RAW      /* `head` is the whole answer */
+    F_RAW      /* `status_line` is the whole answer */
 };
 
 enum expect {
@@ -53,141 +66,201 @@ enum expect {
     E_STREAM_CUT /* 200, the events sent, then the stream's error event */
 };
 
+/* The connection after the answer, seen from the next request (a probe on
+ * the same side; one worker, so one pool). */
+enum reuse {
+    R_ANY,  /* either */
+    R_SAME, /* kept alive: the probe comes on it */
+    R_NEW   /* not reusable (closed, Connection: close, an error): the
+               probe comes on another connection */
+};
+
 struct dcase {
     const char *name;
+    const char *method; /* NULL: POST /v1/chat/completions; else a
+                           passthrough request (no body) to path */
+    const char *path;
     int stream;              /* the client asks for "stream": true */
-    const char *status_line; /* F_RAW: the whole answer */
-    const char *extra;       /* more header lines, each ending "\r\n" */
+    const char *status_line; /* F_RAW: the whole answer (raw_len bytes) */
+    size_t raw_len;
+    const char *extra; /* more header lines, each ending "\r\n" */
     enum framing framing;
-    int lf;             /* the head's lines end in a bare LF */
-    int cut;            /* the connection closes inside the body */
-    const char *prefix; /* written first, then a pause */
-    size_t piece;       /* write in pieces of this many bytes */
-    int delay_ms;       /* between two writes */
-    int close;          /* close the connection after the answer */
-    int big;            /* ~200 KB request and response bodies */
-    int empty;          /* the answer has no body */
+    int lf;              /* the head's lines end in a bare LF */
+    int cut;             /* the connection closes inside the body */
+    const char *prefix;  /* written first, then a pause */
+    size_t piece;        /* write in pieces of this many bytes */
+    int delay_ms;        /* between two writes */
+    int close;           /* close the connection after the answer */
+    int big;             /* ~200 KB request and response bodies */
+    int empty;           /* the answer has no body */
+    int error_body;      /* the body is an upstream error document */
+    int drop_next;       /* the upstream closes the connection, unanswered,
+                            when the next request comes on it */
+    int no_body;         /* Content-Length says the body's size, but none
+                            follows (the answer to a HEAD) */
+    size_t big_header;   /* an X-Big header of this many bytes */
+    const char *trailer; /* the chunked body's trailer lines */
+    const char *excess;  /* bytes after the body, in the same write */
     enum expect expect;
     int want_status;
     const char *want_code; /* E_FAIL, E_STREAM_CUT */
+    enum reuse reuse;
+    /* The libcurl path answers otherwise, by design of the built-in
+     * client's parser (strict where a lax reading could desynchronise the
+     * connection, core/h1parse.c): its status, the only thing checked on
+     * that side, and no agreement asked; -1: not sent through libcurl, which
+     * relays it to the client and hangs (see the notes of issue 16). */
+    int curl_status;
+    /* a Content-Type the libcurl path adds to this bodyless request */
+    const char *curl_ct;
 };
 
-#define SL200 "HTTP/1.1 200 OK"
-#define OK    .expect = E_OK, .want_status = 200
-#define FAIL  .expect = E_FAIL, .want_status = 502, .want_code = "upstream_error"
+#define SL200  "HTTP/1.1 200 OK"
+#define RAW(s) .status_line = s, .raw_len = sizeof(s) - 1, .framing = F_RAW
+#define OK     .expect = E_OK, .want_status = 200
+#define FAIL                                                                   \
+    .expect = E_FAIL, .want_status = 502, .want_code = "upstream_error",       \
+    .reuse = R_NEW
+/* clang-format off */
 static const struct dcase CASES[] = {
-    {.name = "cl", .status_line = SL200, .framing = F_CL, OK},
-    {.name = "chunked",
-     .status_line = SL200,
-     .framing = F_CHUNKED,
-     .piece = 5,
-     .delay_ms = 2,
-     OK},
-    {.name = "bytewise",
-     .status_line = SL200,
-     .framing = F_CL,
-     .piece = 1,
-     .delay_ms = 1,
-     OK},
-    {.name = "close",
-     .status_line = SL200,
-     .extra = "Connection: close\r\n",
-     .framing = F_CLOSE,
-     .piece = 40,
-     .delay_ms = 5,
-     .close = 1,
-     OK},
-    {.name = "http10",
-     .status_line = "HTTP/1.0 200 OK",
-     .framing = F_CL,
-     .close = 1,
-     OK},
-    {.name = "continue",
-     .status_line = SL200,
-     .framing = F_CL,
-     .prefix = "HTTP/1.1 100 Continue\r\n\r\n",
-     .delay_ms = 30,
-     OK},
-    {.name = "lf", .status_line = SL200, .framing = F_CL, .lf = 1, OK},
-    /* chunked wins over Content-Length */
-    {.name = "te_cl",
-     .status_line = SL200,
-     .extra = "Content-Length: 7\r\n",
-     .framing = F_CHUNKED,
-     OK},
-    {.name = "empty", .status_line = SL200, .framing = F_CL, .empty = 1, OK},
-    {.name = "e400",
-     .status_line = "HTTP/1.1 400 Bad Request",
-     .framing = F_CL,
-     .expect = E_OK,
-     .want_status = 400},
-    {.name = "e500",
-     .status_line = "HTTP/1.1 500 Internal Server Error",
-     .framing = F_CHUNKED,
-     .piece = 16,
-     .delay_ms = 1,
-     .expect = E_OK,
-     .want_status = 500},
-    {.name = "chat",
-     .status_line = SL200,
-     .extra = "openai-processing-ms: 12\r\n",
-     .framing = F_CL,
-     .piece = 1000,
-     .big = 1,
-     OK},
-    {.name = "sse",
-     .stream = 1,
-     .status_line = SL200,
-     .extra = "Cache-Control: no-cache\r\n",
-     .framing = F_CHUNKED,
-     .piece = 9,
-     .delay_ms = 3,
-     .expect = E_STREAM,
-     .want_status = 200},
-    {.name = "sse_close",
-     .stream = 1,
-     .status_line = SL200,
-     .extra = "Connection: close\r\n",
-     .framing = F_CLOSE,
-     .piece = 50,
-     .delay_ms = 3,
-     .close = 1,
-     .expect = E_STREAM,
-     .want_status = 200},
-    {.name = "cl_cut",
-     .status_line = SL200,
-     .framing = F_CL,
-     .cut = 1,
-     .close = 1,
-     FAIL},
-    {.name = "chunked_cut",
-     .status_line = SL200,
-     .framing = F_CHUNKED,
-     .cut = 1,
-     .close = 1,
-     FAIL},
-    {.name = "sse_cut",
-     .stream = 1,
-     .status_line = SL200,
-     .framing = F_CHUNKED,
-     .cut = 1,
-     .piece = 11,
-     .delay_ms = 3,
-     .close = 1,
-     .expect = E_STREAM_CUT,
-     .want_status = 200,
-     .want_code = "stream_interrupted"},
-    {.name = "garbage",
-     .status_line = "SPDY/9 banana split\r\n\r\n{}",
-     .framing = F_RAW,
-     .close = 1,
-     FAIL},
+    /* framing the two clients must read alike */
+    {.name = "cl", .status_line = SL200, .framing = F_CL, OK, .reuse = R_SAME},
+    {.name = "chunked", .status_line = SL200, .framing = F_CHUNKED,
+     .piece = 5, .delay_ms = 2, OK, .reuse = R_SAME},
+    {.name = "bytewise", .status_line = SL200, .framing = F_CL, .piece = 1,
+     .delay_ms = 1, OK, .reuse = R_SAME},
+    {.name = "close", .status_line = SL200, .extra = "Connection: close\r\n",
+     .framing = F_CLOSE, .piece = 40, .delay_ms = 5, .close = 1, OK,
+     .reuse = R_NEW},
+    /* the upstream keeps these two open: the client must not */
+    {.name = "cl_close", .status_line = SL200,
+     .extra = "Connection: close\r\n", .framing = F_CL, OK, .reuse = R_NEW},
+    {.name = "http10", .status_line = "HTTP/1.0 200 OK", .framing = F_CL, OK,
+     .reuse = R_NEW},
+    {.name = "http10_ka", .status_line = "HTTP/1.0 200 OK",
+     .extra = "Connection: keep-alive\r\n", .framing = F_CL, OK,
+     .reuse = R_SAME},
+    {.name = "continue", .status_line = SL200, .framing = F_CL,
+     .prefix = "HTTP/1.1 100 Continue\r\n\r\n", .delay_ms = 30, OK,
+     .reuse = R_SAME},
+    {.name = "early_hints", .status_line = SL200, .framing = F_CL,
+     .prefix = "HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n"
+               "openai-early: 1\r\n\r\n",
+     .delay_ms = 10, OK, .reuse = R_SAME},
+    {.name = "lf", .status_line = SL200, .framing = F_CL, .lf = 1, OK,
+     .reuse = R_SAME},
+    {.name = "noreason", .status_line = "HTTP/1.1 200", .framing = F_CL, OK,
+     .reuse = R_SAME},
+    /* chunked wins over Content-Length (then the connection may close) */
+    {.name = "te_cl", .status_line = SL200, .extra = "Content-Length: 7\r\n",
+     .framing = F_CHUNKED, OK},
+    {.name = "empty", .status_line = SL200, .framing = F_CL, .empty = 1, OK,
+     .reuse = R_SAME},
+    /* no body whatever the length says */
+    {.name = "s204", .status_line = "HTTP/1.1 204 No Content",
+     .framing = F_CL, .no_body = 1, .expect = E_OK, .want_status = 204,
+     .reuse = R_SAME},
+    {.name = "e400", .status_line = "HTTP/1.1 400 Bad Request",
+     .framing = F_CL, .error_body = 1, .expect = E_OK, .want_status = 400,
+     .reuse = R_SAME},
+    {.name = "e500", .status_line = "HTTP/1.1 500 Internal Server Error",
+     .framing = F_CHUNKED, .piece = 16, .delay_ms = 1, .error_body = 1,
+     .expect = E_OK, .want_status = 500, .reuse = R_SAME},
+    {.name = "s600", .status_line = "HTTP/1.1 600 Odd", .framing = F_CL,
+     .error_body = 1, .expect = E_OK, .want_status = 600, .reuse = R_SAME},
+    {.name = "chat", .status_line = SL200,
+     .extra = "openai-processing-ms: 12\r\n", .framing = F_CL, .piece = 1000,
+     .big = 1, OK, .reuse = R_SAME},
+    /* a 60 KB head (within the built-in client's 64 KiB) */
+    {.name = "head_60k", .status_line = SL200, .framing = F_CL,
+     .big_header = 60000, .piece = 8192, OK, .reuse = R_SAME},
+    /* bytes after the body: the connection is not reused */
+    {.name = "excess", .status_line = SL200, .framing = F_CL,
+     .excess = "HTTP/1.1 200 OK\r\n", OK, .reuse = R_NEW},
+    /* a stream refused: a plain JSON error */
+    {.name = "sse_e400", .stream = 1,
+     .status_line = "HTTP/1.1 400 Bad Request", .framing = F_CL,
+     .error_body = 1, .expect = E_OK, .want_status = 400, .reuse = R_SAME},
+    /* passthrough (no body): GET, HEAD (a length but no body), DELETE */
+    {.name = "get", .method = "GET", .path = "/v1/files/f-1",
+     .status_line = SL200, .framing = F_CHUNKED, .piece = 7, .delay_ms = 1,
+     OK, .reuse = R_SAME},
+    {.name = "head", .method = "HEAD", .path = "/v1/files/f-1",
+     .status_line = SL200, .framing = F_CL, .no_body = 1, OK,
+     .reuse = R_SAME},
+    /* (libcurl's POSTFIELDS "" adds a form Content-Type) */
+    {.name = "delete", .method = "DELETE", .path = "/v1/files/f-1",
+     .status_line = SL200, .framing = F_CL, OK, .reuse = R_SAME,
+     .curl_ct = "application/x-www-form-urlencoded"},
+    {.name = "get_404", .method = "GET", .path = "/v1/files/nope",
+     .status_line = "HTTP/1.1 404 Not Found", .framing = F_CL,
+     .error_body = 1, .expect = E_OK, .want_status = 404, .reuse = R_SAME},
+    /* the next request meets a close: sent again on a new connection */
+    {.name = "drop_next", .status_line = SL200, .framing = F_CL, OK,
+     .drop_next = 1, .reuse = R_NEW},
+    {.name = "sse", .stream = 1, .status_line = SL200,
+     .extra = "Cache-Control: no-cache\r\n", .framing = F_CHUNKED, .piece = 9,
+     .delay_ms = 3, .expect = E_STREAM, .want_status = 200, .reuse = R_SAME},
+    {.name = "sse_close", .stream = 1, .status_line = SL200,
+     .extra = "Connection: close\r\n", .framing = F_CLOSE, .piece = 50,
+     .delay_ms = 3, .close = 1, .expect = E_STREAM, .want_status = 200,
+     .reuse = R_NEW},
+    /* broken answers: the same failure on both sides */
+    {.name = "cl_cut", .status_line = SL200, .framing = F_CL, .cut = 1,
+     .close = 1, FAIL},
+    {.name = "chunked_cut", .status_line = SL200, .framing = F_CHUNKED,
+     .cut = 1, .close = 1, FAIL},
+    {.name = "sse_cut", .stream = 1, .status_line = SL200,
+     .framing = F_CHUNKED, .cut = 1, .piece = 11, .delay_ms = 3, .close = 1,
+     .expect = E_STREAM_CUT, .want_status = 200,
+     .want_code = "stream_interrupted", .reuse = R_NEW},
+    {.name = "garbage", RAW("SPDY/9 banana split\r\n\r\n{}"), FAIL},
     {.name = "badstatus",
-     .status_line = "HTTP/1.1 2x0 Fine\r\nContent-Length: 2\r\n\r\n{}",
-     .framing = F_RAW,
-     .close = 1,
+     RAW("HTTP/1.1 2x0 Fine\r\nContent-Length: 2\r\n\r\n{}"), FAIL},
+    {.name = "http12", .status_line = "HTTP/1.2 200 OK", .framing = F_CL,
      FAIL},
+    {.name = "s099", .status_line = "HTTP/1.1 099 Odd", .framing = F_CL, FAIL},
+    {.name = "te_gzip", .status_line = SL200,
+     .extra = "Transfer-Encoding: gzip, chunked\r\n", .framing = F_CLOSE,
+     .close = 1, FAIL},
+    {.name = "te_foo", .status_line = SL200,
+     .extra = "Transfer-Encoding: foo\r\n", .framing = F_CLOSE, .close = 1,
+     FAIL},
+    {.name = "nul",
+     RAW("HTTP/1.1 200 OK\r\nX-Nul: a\0b\r\nContent-Length: 2\r\n\r\n{}"),
+     FAIL},
+    /* the built-in client refuses what libcurl reads laxly; a head cut
+     * short by the close reaches the client as a 200 with an empty body
+     * on the libcurl path */
+    {.name = "obsfold", .status_line = SL200,
+     .extra = "X-Folded: a\r\n  b\r\n", .framing = F_CL, FAIL,
+     .curl_status = 200},
+    {.name = "ws_colon", .status_line = SL200, .extra = "X-Bad : 1\r\n",
+     .framing = F_CL, FAIL, .curl_status = 200},
+    {.name = "cl_twice", .status_line = SL200,
+     .extra = "Content-Length: 9\r\n", .framing = F_CL, FAIL,
+     .curl_status = 200},
+    {.name = "cl_alpha",
+     RAW("HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\n{}"), FAIL,
+     .curl_status = 200},
+    {.name = "http2", .status_line = "HTTP/2 200", .framing = F_CL, FAIL,
+     .curl_status = 200},
+    {.name = "head_cut",
+     RAW("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Par"),
+     .close = 1, FAIL, .curl_status = 200},
+    /* a head over 64 KiB */
+    {.name = "head_70k", .status_line = SL200, .framing = F_CL,
+     .big_header = 70000, .piece = 8192, FAIL, .curl_status = 200},
+    /* trailer fields are not merged into the head (RFC 9110 6.5.1): the
+     * libcurl path hands an openai-* trailer to the client as a header */
+    {.name = "trailer", .status_line = SL200, .framing = F_CHUNKED,
+     .trailer = "openai-up-trailer: t2\r\n", OK, .reuse = R_SAME,
+     .curl_status = 200},
+    {.name = "s101", .status_line = "HTTP/1.1 101 Switching Protocols",
+     .extra = "Upgrade: h2c\r\nConnection: upgrade\r\n", .framing = F_CL,
+     .close = 1, FAIL, .curl_status = -1},
 };
+/* clang-format on */
 #define NCASES (sizeof CASES / sizeof CASES[0])
 
 /* A case's bytes, built once before the upstream starts (read-only after). */
@@ -207,6 +280,8 @@ static const char *const SIDE[NSIDES] = {"curl", "auto"};
 static int side_port[NSIDES];
 static int g_builtin; /* the built-in client exists (main's check) */
 static int g_up_port; /* the raw upstream's */
+/* the upstream connection whose last answer was HTTP/1.0 keep-alive */
+static int g_http10_conn = -1;
 
 /* ---- building the answers --------------------------------------------- */
 
@@ -268,7 +343,8 @@ static char *event_json(const char *name, int k)
 /* data[0..len) as chunks of varied sizes, hex in both cases, with and
  * without leading zeros, extensions (quoted, with spaces before the ';')
  * on some; then, unless cut, the last chunk and two trailers. */
-static void chunk_encode(FILE *f, const char *data, size_t len, int cut)
+static void chunk_encode(FILE *f, const char *data, size_t len, int cut,
+                         const char *trailer)
 {
     static const size_t sizes[] = {1, 7, 16, 3, 30, 64, 200};
     size_t off = 0;
@@ -295,7 +371,8 @@ static void chunk_encode(FILE *f, const char *data, size_t len, int cut)
         off += n;
     }
     if (!cut)
-        fputs("0;end=1\r\nx-up-trailer: t1\r\n\r\n", f);
+        fprintf(f, "0;end=1\r\nx-up-trailer: t1\r\n%s\r\n",
+                trailer ? trailer : "");
 }
 
 static void case_build(size_t i)
@@ -306,11 +383,13 @@ static void case_build(size_t i)
     size_t wire_len;
     memset(b, 0, sizeof *b);
     if (c->framing == F_RAW) {
-        b->raw = strdup(c->status_line);
-        b->raw_len = strlen(b->raw);
+        b->raw = malloc(c->raw_len);
+        ck_assert_ptr_nonnull(b->raw);
+        memcpy(b->raw, c->status_line, c->raw_len);
+        b->raw_len = c->raw_len;
         return;
     }
-    if (c->stream) {
+    if (c->stream && !c->error_body) {
         FILE *s = open_memstream(&wire, &wire_len);
         for (int k = 0; k < NEVENTS; k++) {
             b->events[k] = event_json(c->name, k);
@@ -319,11 +398,11 @@ static void case_build(size_t i)
         fputs("data: [DONE]\n\n", s);
         fclose(s);
     } else {
-        wire = c->empty                ? strdup("")
-               : c->want_status >= 400 ? error_json(c->name, c->want_status)
-                                       : chat_json(c->name, c->big);
+        wire = c->empty        ? strdup("")
+               : c->error_body ? error_json(c->name, c->want_status)
+                               : chat_json(c->name, c->big);
         wire_len = strlen(wire);
-        b->body = strdup(wire);
+        b->body = strdup(c->no_body ? "" : wire);
     }
     /* a cut stream: the first CUT_EVS events whole; else half the body */
     size_t sent = wire_len;
@@ -342,8 +421,14 @@ static void case_build(size_t i)
             "%s\r\nContent-Type: %s\r\nOpenAI-Up-Test:\t %s  \r\n"
             "x-request-id: up-%s\r\nx-ratelimit-remaining-requests: 41\r\n%s",
             c->status_line,
-            c->stream ? "text/event-stream" : "application/json", c->name,
-            c->name, c->extra ? c->extra : "");
+            c->stream && !c->error_body ? "text/event-stream"
+                                        : "application/json",
+            c->name, c->name, c->extra ? c->extra : "");
+    if (c->big_header) {
+        char *big = filler(c->big_header);
+        fprintf(h, "X-Big: %s\r\n", big);
+        free(big);
+    }
     if (c->framing == F_CL)
         fprintf(h, "Content-Length: %zu\r\n", wire_len);
     else if (c->framing == F_CHUNKED)
@@ -365,9 +450,11 @@ static void case_build(size_t i)
     }
     fwrite(head, 1, head_len, r);
     if (c->framing == F_CHUNKED)
-        chunk_encode(r, wire, sent, c->cut);
-    else
+        chunk_encode(r, wire, sent, c->cut, c->trailer);
+    else if (!c->no_body)
         fwrite(wire, 1, sent, r);
+    if (c->excess)
+        fputs(c->excess, r);
     fclose(r);
     free(head);
     free(wire);
@@ -422,6 +509,7 @@ static void pick(void *arg, const ru_req *req, ru_reply *out)
     out->piece = c->piece;
     out->delay_ms = c->delay_ms;
     out->close = c->close;
+    out->drop_next = c->drop_next;
 }
 
 /* ---- starting ----------------------------------------------------------- */
@@ -444,7 +532,8 @@ static void side_opts(int side, h_opts *o, char *base, size_t blen, char *extra,
 {
     memset(o, 0, sizeof *o);
     snprintf(base, blen, "http://127.0.0.1:%d/%s/v1", g_up_port, SIDE[side]);
-    snprintf(extra, elen, "state:\n  path: \"@TMPDIR@/state-%s.db\"\n",
+    snprintf(extra, elen,
+             "passthrough: true\nstate:\n  path: \"@TMPDIR@/state-%s.db\"\n",
              SIDE[side]);
     o->pipeline = "  - plugin: keyring\n"
                   "    config: { keys_file: \"@KEYS_FILE@\", "
@@ -461,7 +550,7 @@ static void side_opts(int side, h_opts *o, char *base, size_t blen, char *extra,
 
 static int side_on(int side)
 {
-    return side == S_CURL || g_builtin || getenv("SLUICE_H1DIFF_BOTH_CURL");
+    return side == S_CURL || g_builtin;
 }
 
 /* The raw upstream, then each side's sluice: the first on h_start_sluice
@@ -513,6 +602,8 @@ static int same_str(const char *a, const char *b)
 /* The client's body for a case (caller frees). */
 static char *request_body(const struct dcase *c)
 {
+    if (c->method)
+        return strdup(""); /* passthrough: none */
     char *p = filler(c->big ? 200000 : 0);
     char *body = fmt("{\"model\":\"gpt-4o-mini\",%s\"messages\":[{\"role\":"
                      "\"user\",\"content\":\"h1diff %s caf\xc3\xa9 %s\"}]}",
@@ -530,8 +621,9 @@ static void send_case(int side, const struct dcase *c, const char *body,
     snprintf(id, idlen, "h1d.%s.%s.%d", c->name, SIDE[side], ++seq);
     snprintf(hid, sizeof hid, "X-Request-Id: %s", id);
     const char *headers[] = {hid, NULL};
-    h_stream_request(side_port[side], "POST", CHAT, headers, body, strlen(body),
-                     60000, 0, 0, s);
+    h_stream_request(side_port[side], c->method ? c->method : "POST",
+                     c->path ? c->path : CHAT, headers, c->method ? NULL : body,
+                     strlen(body), 60000, 0, 0, s);
 }
 
 /* The error object of an OpenAI error document in text (caller decrefs
@@ -571,6 +663,8 @@ static void check_passed_headers(const struct dcase *c, const h_stream *s,
                   "%s: x-ratelimit-remaining-requests \"%s\", expected 41",
                   what, v ? v : "(absent)");
     v = hdr(s, "x-up-trailer");
+    if (!v)
+        v = hdr(s, "openai-up-trailer");
     ck_assert_msg(!v, "%s: a trailer became a response header (%s)", what, v);
     if (c->extra && strstr(c->extra, "openai-processing-ms")) {
         v = hdr(s, "openai-processing-ms");
@@ -705,22 +799,38 @@ static void check_agree(const struct dcase *c, const h_stream *a,
 
 /* ---- what the upstream saw ---------------------------------------------- */
 
-/* The one record with X-Request-Id == id (fails on none or several). */
-static const ru_req *record_of(const char *id, const char *what)
+/* The records with X-Request-Id == id, in arrival order: how many (at
+ * most max kept in out). */
+static int records_of(const char *id, const ru_req **out, int max)
 {
-    const ru_req *hit = NULL;
     int n = 0;
     char v[200];
     for (size_t i = 0, m = ru_nreqs(); i < m; i++) {
         const ru_req *r = ru_get(i);
         if (ru_header(r->head, "X-Request-Id", v, sizeof v) && !strcmp(v, id)) {
-            hit = r;
+            if (n < max)
+                out[n] = r;
             n++;
         }
     }
-    ck_assert_msg(n == 1, "%s: the upstream got %d requests with id %s", what,
-                  n, id);
-    return hit;
+    return n;
+}
+
+/* The last record with X-Request-Id == id; fails unless there are `want`
+ * (1, or 2 when the request was sent again on a new connection). */
+static const ru_req *record_last(const char *id, int want, const char *what)
+{
+    const ru_req *r[2];
+    int n = records_of(id, r, 2);
+    ck_assert_msg(n == want,
+                  "%s: the upstream got %d requests with id %s, expected %d",
+                  what, n, id, want);
+    return r[n - 1];
+}
+
+static const ru_req *record_of(const char *id, const char *what)
+{
+    return record_last(id, 1, what);
 }
 
 static void check_header_is(const ru_req *r, const char *name, const char *want,
@@ -739,16 +849,38 @@ static void check_header_is(const ru_req *r, const char *name, const char *want,
 
 /* The request reached the upstream as sluice should send it. */
 static void check_upstream_saw(int side, const struct dcase *c, const char *id,
-                               const char *body, const char *what)
+                               const char *body, int nrec, const char *what)
 {
-    const ru_req *r = record_of(id, what);
+    const ru_req *r = record_last(id, nrec, what);
     char line[200], host[64];
-    snprintf(line, sizeof line, "POST /%s/v1/chat/completions HTTP/1.1\r\n",
-             SIDE[side]);
-    ck_assert_msg(!strncmp(r->head, line, strlen(line)),
-                  "%s: request line %.120s, expected %s", what, r->head, line);
+    snprintf(line, sizeof line, "%s /%s%s HTTP/1.",
+             c->method ? c->method : "POST", SIDE[side],
+             c->path ? c->path : CHAT);
+    /* HTTP/1.1, or HTTP/1.0 on a connection whose last answer was
+     * HTTP/1.0 (libcurl speaks the server's version on it) */
+    size_t ll = strlen(line);
+    int v = strncmp(r->head, line, ll) ? -1 : r->head[ll] - '0';
+    ck_assert_msg(!strncmp(r->head + ll + 1, "\r\n", 2) &&
+                      (v == 1 || (v == 0 && r->conn == g_http10_conn)),
+                  "%s: request line %.120s, expected %s1 (connection %d; "
+                  "the last HTTP/1.0 answer was on %d)",
+                  what, r->head, line, r->conn, g_http10_conn);
     snprintf(host, sizeof host, "127.0.0.1:%d", g_up_port);
     check_header_is(r, "Host", host, what, 0);
+    check_header_is(r, "Authorization", "Bearer " KEY, what, 1);
+    check_header_is(r, "X-Request-Id", id, what, 0);
+    if (c->method) { /* passthrough: no body (the heads are compared) */
+        ck_assert_msg(!r->body_len && r->content_length <= 0,
+                      "%s: a %s with a body; head:\n%s", what, c->method,
+                      r->head);
+        if (side == S_CURL && c->curl_ct)
+            check_header_is(r, "Content-Type", c->curl_ct, what, 0);
+        else
+            ck_assert_msg(!ru_header_count(r->head, "Content-Type"),
+                          "%s: a Content-Type on a bodyless %s; head:\n%s",
+                          what, c->method, r->head);
+        return;
+    }
     ck_assert_msg(ru_header_count(r->head, "Content-Length") == 1 &&
                       r->content_length == (long)strlen(body),
                   "%s: Content-Length %ld (%d header(s)), body %zu bytes; "
@@ -765,8 +897,6 @@ static void check_upstream_saw(int side, const struct dcase *c, const char *id,
                       !ru_header_count(r->head, "Expect"),
                   "%s: Transfer-Encoding or Expect sent; head:\n%s", what,
                   r->head);
-    check_header_is(r, "Authorization", "Bearer " KEY, what, 1);
-    check_header_is(r, "X-Request-Id", id, what, 0);
     check_header_is(r, "Content-Type", "application/json", what, 0);
     check_header_is(r, "Accept",
                     c->stream ? "text/event-stream" : "application/json", what,
@@ -776,6 +906,96 @@ static void check_upstream_saw(int side, const struct dcase *c, const char *id,
 /* ---- the tests ------------------------------------------------------------
  */
 
+/* A request head as the other side would have sent it: the side's path
+ * prefix and request id replaced, HTTP/1.0 read as 1.1 (libcurl speaks
+ * HTTP/1.0 on a connection whose last answer was), the key masked,
+ * libcurl's known extra Content-Type left out. Caller frees. */
+static char *head_norm(const struct dcase *c, const ru_req *r, int side,
+                       const char *id)
+{
+    char prefix[32], ct[128];
+    const char *from[] = {prefix, id, " HTTP/1.0\r\n", KEY, ct};
+    const char *to[] = {"/SIDE/", "ID", " HTTP/1.1\r\n", "KEY", ""};
+    snprintf(prefix, sizeof prefix, "/%s/", SIDE[side]);
+    /* libcurl's known extra Content-Type: checked, then left out */
+    snprintf(ct, sizeof ct, "Content-Type: %s\r\n",
+             side == S_CURL && c->curl_ct ? c->curl_ct : "\x01");
+    char *out = malloc(r->head_len + 64), *o = out;
+    ck_assert_ptr_nonnull(out);
+    for (const char *p = r->head; *p;) {
+        size_t k = 0;
+        while (k < 5 && strncmp(p, from[k], strlen(from[k])))
+            k++;
+        if (k < 5) {
+            o += sprintf(o, "%s", to[k]);
+            p += strlen(from[k]);
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Both sides sent the upstream the same head for the case. */
+static void check_same_request(const struct dcase *c, char ids[][128])
+{
+    char *h[NSIDES];
+    for (int s = 0; s < NSIDES; s++)
+        h[s] = head_norm(c, record_of(ids[s], c->name), s, ids[s]);
+    ck_assert_msg(!strcmp(h[S_CURL], h[S_AUTO]),
+                  "case %s: the sides sent different requests; curl:\n%s\n"
+                  "auto:\n%s",
+                  c->name, h[S_CURL], h[S_AUTO]);
+    for (int s = 0; s < NSIDES; s++)
+        free(h[s]);
+}
+
+/* A normal request after case c on this side: answered as "cl" is, and on
+ * the connection c's answer left behind or on another, as c says. */
+static void probe_after(int side, const struct dcase *c, int conn)
+{
+    const struct dcase *p = &CASES[0]; /* "cl" */
+    char *body = request_body(p), id[128], what[200];
+    h_stream got;
+    snprintf(what, sizeof what, "the request after case %s, %s side", c->name,
+             SIDE[side]);
+    send_case(side, p, body, id, sizeof id, &got);
+    check_expected(p, &B[0], &got, what);
+    check_upstream_saw(side, p, id, body, c->drop_next ? 2 : 1, what);
+    const char *att = hdr(&got, "x-sluice-attempts");
+    if (c->drop_next) {
+        /* sent on the connection the case left, which the upstream closed
+         * unanswered; then again on a new one, counted as an attempt */
+        const ru_req *r[2];
+        records_of(id, r, 2);
+        ck_assert_msg(r[0]->conn == conn && r[1]->conn != conn,
+                      "%s: sent on connections %d then %d; expected %d (the "
+                      "reused one) then a new one",
+                      what, r[0]->conn, r[1]->conn, conn);
+        ck_assert_msg(att && !strcmp(att, "2"),
+                      "%s: x-sluice-attempts %s, expected 2 (the resend)", what,
+                      att ? att : "(absent)");
+    } else {
+        ck_assert_msg(att && !strcmp(att, "1"),
+                      "%s: x-sluice-attempts %s, expected 1", what,
+                      att ? att : "(absent)");
+    }
+    h_stream_free(&got);
+    free(body);
+    int now = record_last(id, c->drop_next ? 2 : 1, what)->conn;
+    if (c->reuse == R_SAME)
+        ck_assert_msg(now == conn,
+                      "%s: came on upstream connection %d, not on %d that "
+                      "case %s left open for reuse",
+                      what, now, conn, c->name);
+    if (c->reuse == R_NEW)
+        ck_assert_msg(now != conn,
+                      "%s: came on upstream connection %d again, which case "
+                      "%s's answer left unusable",
+                      what, now, c->name);
+}
+
 START_TEST(every_case_agrees_with_libcurl_and_the_expected_answer)
 {
     start();
@@ -783,18 +1003,35 @@ START_TEST(every_case_agrees_with_libcurl_and_the_expected_answer)
         const struct dcase *c = &CASES[i];
         char *body = request_body(c);
         h_stream got[NSIDES];
+        char ids[NSIDES][128];
         memset(got, 0, sizeof got);
         for (int s = 0; s < NSIDES; s++) {
-            if (!side_on(s))
+            if (!side_on(s) || (s == S_CURL && c->curl_status < 0))
                 continue;
-            char id[128], what[160];
+            char *id = ids[s], what[160];
             snprintf(what, sizeof what, "case %s, %s side", c->name, SIDE[s]);
-            send_case(s, c, body, id, sizeof id, &got[s]);
+            send_case(s, c, body, id, sizeof ids[s], &got[s]);
+            printf("h1diff: %s: status %ld, %zu body bytes: %.100s\n", what,
+                   got[s].resp.status, got[s].resp.body_len, show(&got[s]));
+            fflush(stdout);
+            check_upstream_saw(s, c, id, body, 1, what);
+            if (s == S_CURL && c->curl_status) {
+                /* libcurl's known lax reading: its status, nothing more */
+                ck_assert_msg(got[s].resp.status == c->curl_status,
+                              "%s: status %ld, libcurl's known answer is %d",
+                              what, got[s].resp.status, c->curl_status);
+                continue;
+            }
             check_expected(c, &B[i], &got[s], what);
-            check_upstream_saw(s, c, id, body, what);
+            int conn = record_of(id, what)->conn;
+            if (!strncmp(c->status_line, "HTTP/1.0", 8))
+                g_http10_conn = conn;
+            probe_after(s, c, conn);
         }
-        if (side_on(S_AUTO))
+        if (side_on(S_AUTO) && !c->curl_status) {
             check_agree(c, &got[S_CURL], &got[S_AUTO]);
+            check_same_request(c, ids);
+        }
         for (int s = 0; s < NSIDES; s++)
             h_stream_free(&got[s]);
         free(body);
@@ -818,7 +1055,7 @@ START_TEST(sequential_requests_reuse_upstream_connections)
                      SIDE[s]);
             send_case(s, c, body, id, sizeof id, &got);
             check_expected(c, &B[0], &got, what);
-            check_upstream_saw(s, c, id, body, what);
+            check_upstream_saw(s, c, id, body, 1, what);
             h_stream_free(&got);
             int conn = record_of(id, what)->conn, seen = 0;
             for (int j = 0; j < distinct; j++)
@@ -843,7 +1080,8 @@ END_TEST
 /* sluice --check on a small YAML with or without `client: curl`: its
  * exit status. (main cannot use the harness's config writer: it asserts,
  * and Check allows that only inside a test.) */
-static int check_yaml(const char *bin, const char *dir, int with_client)
+static int check_yaml(const char *bin, const char *dir, int with_client,
+                      int *unknown_key)
 {
     char path[600], *out = NULL;
     const char *plugins = getenv("PLUGINS_DIR");
@@ -862,6 +1100,7 @@ static int check_yaml(const char *bin, const char *dir, int with_client)
     fclose(f);
     char *argv[] = {(char *)bin, "-c", path, "--check", NULL};
     int rc = h_run_capture(argv, 60000, &out);
+    *unknown_key = out && strstr(out, "upstream.client: unknown key");
     if (rc != 0)
         printf("h1diff: sluice --check %s: exit %d: %s\n",
                with_client ? "with upstream.client: curl" : "(no client key)",
@@ -872,8 +1111,8 @@ static int check_yaml(const char *bin, const char *dir, int with_client)
 }
 
 /* 1: `upstream.client` is accepted (the built-in client exists); 0: sluice
- * --check refuses it; -1: the check itself failed (a config without the key
- * is refused too). */
+ * --check refuses it as an unknown key; -1: the check itself failed (any
+ * other refusal, or a config without the key refused too). */
 static int builtin_check(void)
 {
     const char *bin = getenv("SLUICE_BIN");
@@ -887,12 +1126,12 @@ static int builtin_check(void)
              tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(dir))
         return -1;
-    int plain = check_yaml(bin, dir, 0);
-    int with = plain == 0 ? check_yaml(bin, dir, 1) : -1;
+    int unknown = 0, plain = check_yaml(bin, dir, 0, &unknown);
+    int with = plain == 0 ? check_yaml(bin, dir, 1, &unknown) : -1;
     rmdir(dir);
     if (plain != 0)
         return -1;
-    return with == 0;
+    return with == 0 ? 1 : unknown ? 0 : -1;
 }
 
 int main(void)
