@@ -50,9 +50,6 @@ PORT=$(free_port)
 sluice_config "$PORT" 1 "http://127.0.0.1:$FAST_PORT/v1" "$TMP/access.log" \
     >"$TMP/sluice.yaml"
 
-# sluice sizes glibc's tcache by restarting itself with GLIBC_TUNABLES set
-# (core/malloc_tune.c); an exec would leave valgrind, so set it here
-export GLIBC_TUNABLES=glibc.malloc.tcache_count=64
 valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
     "$BUILD/sluice" -c "$TMP/sluice.yaml" >"$TMP/sluice.log" 2>&1 &
 SPID=$!

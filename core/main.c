@@ -11,7 +11,6 @@
 #include "healthcheck.h"
 #include "http.h"
 #include "log.h"
-#include "malloc_tune.h"
 #include "pipeline.h"
 #include "probe.h"
 #include "reload.h"
@@ -156,7 +155,6 @@ int main(int argc, char **argv)
     struct generation *gen = NULL;
     struct server srv = {0};
 
-    malloc_tune_apply(argv);
     for (int i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) &&
             i + 1 < argc) {
