@@ -4,6 +4,7 @@
  */
 #include "request.h"
 #include "blockcache.h"
+#include "h1client.h"
 #include "bodycap.h"
 #include "core_metrics.h"
 #include "log.h"
@@ -182,6 +183,7 @@ void request_unref(struct sluice_ctx *ctx)
     worker_timer_del(w, &ctx->dl_timer);
     worker_unwatch_client(w, ctx);
     worker_forget_lost(w, ctx);
+    h1_abort(ctx); /* never left open: a connection points back at ctx */
     request_free(ctx);
 }
 

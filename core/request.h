@@ -134,7 +134,8 @@ struct sluice_ctx {
     size_t up_body_len;
     int up_sends; /* sends of this attempt by libcurl (upstream.c) */
     char curl_err[CURL_ERROR_SIZE];
-    int tls_refused; /* the attempt failed on the upstream's certificate */
+    int tls_refused;  /* the attempt failed on the upstream's certificate */
+    int up_bad_reply; /* libcurl: an answer that is not HTTP (101) */
     /* the worker could not watch this transfer's socket (worker.c): the
      * attempt is failed once libcurl's call returns */
     struct sluice_ctx *lost_next;

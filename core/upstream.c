@@ -58,8 +58,14 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
         const char *sp = memchr(data, ' ', len);
         ctx->status = sp ? atoi(sp + 1) : 0;
         ctx->headers_done = 0;
+        if (ctx->status == 101) { /* never asked for: not HTTP any more */
+            ctx->up_bad_reply = 1;
+            return 0;
+        }
         return len;
     }
+    if (ctx->headers_done) /* a chunked body's trailers: not headers */
+        return len;
     if (len <= 2 && (data[0] == '\r' || data[0] == '\n')) {
         if (ctx->status >= 200)
             upstream_take_head(ctx, ctx->status);
@@ -600,6 +606,7 @@ int upstream_start(struct sluice_ctx *ctx)
     ctx->resp_decided = 0;
     ctx->retry_wanted = 0;
     ctx->tls_refused = 0;
+    ctx->up_bad_reply = 0;
     ctx->result = SLUICE_ATTEMPT_NONE;
     hdrs_clear(&ctx->resp_headers);
     buf_reset(&ctx->resp_body);
@@ -752,8 +759,17 @@ static void attempt_end(struct sluice_ctx *ctx, CURLcode code)
                 ctx->curl_err[0] ? ctx->curl_err : curl_easy_strerror(code));
     if (ctx->stream_failed)
         ctx->result = SLUICE_ATTEMPT_RESET; /* a stage refused the bytes */
-    if (ctx->result == SLUICE_ATTEMPT_HTTP && ctx->status == 0)
+    /* no status, a head the upstream cut short (libcurl reports CURLE_OK
+     * for a close in the middle of it), a 101 */
+    if (ctx->result == SLUICE_ATTEMPT_HTTP &&
+        (ctx->status == 0 || !ctx->headers_done))
         ctx->result = SLUICE_ATTEMPT_RESET;
+    if (ctx->up_bad_reply) {
+        ctx->result = SLUICE_ATTEMPT_RESET;
+        snprintf(ctx->curl_err, sizeof ctx->curl_err,
+                 "the upstream switched protocols (101), which sluice never "
+                 "asks for");
+    }
     if (ctx->result != SLUICE_ATTEMPT_HTTP && ctx->status && !ctx->stream) {
         /* a status arrived but the body broke: still a broken attempt */
         ctx->result = code == CURLE_OPERATION_TIMEDOUT ? SLUICE_ATTEMPT_TIMEOUT
