@@ -19,17 +19,6 @@
  * field's key comes as the literal ,"name": and its length (FIELD). */
 #define FIELD(name) ",\"" name "\":", sizeof(",\"" name "\":") - 1
 
-static void put_ull(buf_t *b, unsigned long long v)
-{
-    char tmp[24];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    buf_append(b, tmp + i, sizeof tmp - i);
-}
-
 static void field_str(buf_t *b, const char *key, size_t klen, const char *v)
 {
     buf_append(b, key, klen);
@@ -40,7 +29,7 @@ static void field_ll(buf_t *b, const char *key, size_t klen, long long v)
 {
     buf_append(b, key, klen);
     if (v >= 0)
-        put_ull(b, (unsigned long long)v);
+        buf_append_ull(b, (unsigned long long)v);
     else
         buf_lit(b, "null");
 }
@@ -52,7 +41,7 @@ static void field_ms(buf_t *b, const char *key, size_t klen, double s)
     char frac[4] = {'.', (char)('0' + us / 100 % 10),
                     (char)('0' + us / 10 % 10), (char)('0' + us % 10)};
     buf_append(b, key, klen);
-    put_ull(b, us / 1000);
+    buf_append_ull(b, us / 1000);
     buf_append(b, frac, sizeof frac);
 }
 
@@ -115,22 +104,14 @@ void access_log_write(struct sluice_ctx *ctx, const struct request_summary *sum)
     if (!b.oom) {
         /* the message "METHOD PATH STATUS", without printf (cut at the
          * log's message size, as its printf would) */
-        char msg[1024], num[24];
-        size_t n = 0, i = sizeof num;
-        long long st = sum->status;
-        unsigned long long u =
-            st < 0 ? 0ull - (unsigned long long)st : (unsigned long long)st;
-        do {
-            num[--i] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
-        if (st < 0)
-            num[--i] = '-';
+        char msg[1024], num[BUF_INT_TEXT];
+        size_t n = 0;
+        const char *st = buf_int_text(num, sum->status);
         msg_put(msg, &n, ctx->method, strlen(ctx->method));
         msg_put(msg, &n, " ", 1);
         msg_put(msg, &n, ctx->url, strlen(ctx->url));
         msg_put(msg, &n, " ", 1);
-        msg_put(msg, &n, num + i, sizeof num - i);
+        msg_put(msg, &n, st, strlen(st));
         msg[n] = '\0';
         log_fields_msg(level, "access", b.data, msg);
     }

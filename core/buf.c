@@ -74,6 +74,32 @@ int buf_puts(buf_t *b, const char *s)
     return buf_append(b, s, strlen(s));
 }
 
+const char *buf_int_text(char out[BUF_INT_TEXT], long long v)
+{
+    char *p = out + BUF_INT_TEXT - 1;
+    unsigned long long u =
+        v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return p;
+}
+
+int buf_append_ull(buf_t *b, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return buf_append(b, tmp + i, sizeof tmp - i);
+}
+
 int buf_vprintf(buf_t *b, const char *fmt, va_list ap)
 {
     va_list ap2;

@@ -28,6 +28,12 @@ int buf_puts(buf_t *b, const char *s);
 int buf_printf(buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int buf_vprintf(buf_t *b, const char *fmt, va_list ap);
+/* Append v in decimal (no printf: for what runs per request). */
+int buf_append_ull(buf_t *b, unsigned long long v);
+/* v as decimal text, as printf's %lld writes it, at the end of out;
+ * returns where it starts (NUL-terminated). */
+#define BUF_INT_TEXT 24
+const char *buf_int_text(char out[BUF_INT_TEXT], long long v);
 /* Append s as a JSON string literal (quotes included, escaped). */
 int buf_json_str(buf_t *b, const char *s);
 /* Detach the data (caller frees with free()); b becomes empty. */

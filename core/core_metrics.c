@@ -144,22 +144,6 @@ void core_metrics_request_start(struct sluice_ctx *ctx)
     metrics_series_add(cm.in_flight_s, 1);
 }
 
-/* v as decimal text into out (12 bytes), as "%d" would: status codes are
- * labels of every request, and snprintf cost more than the lookup. */
-static const char *int_text(char out[12], int v)
-{
-    char *p = out + 11;
-    unsigned u = v < 0 ? 0u - (unsigned)v : (unsigned)v;
-    *p = '\0';
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    return p;
-}
-
 static const char *result_name(sluice_attempt_result r)
 {
     switch (r) {
@@ -184,9 +168,11 @@ void core_metrics_attempt_end(struct sluice_ctx *ctx)
     if (ctx->attempt_t0_us && now > ctx->attempt_t0_us)
         ctx->up_us += now - ctx->attempt_t0_us;
     ctx->attempt_t0_us = 0;
-    char code[12];
-    const char *ct =
-        int_text(code, ctx->result == SLUICE_ATTEMPT_HTTP ? ctx->status : 0);
+    /* status codes label every request: no snprintf (it cost more than
+     * the lookup) */
+    char code[BUF_INT_TEXT];
+    const char *ct = buf_int_text(
+        code, ctx->result == SLUICE_ATTEMPT_HTTP ? ctx->status : 0);
     /* key_id is set by the keyring in on_attempt for this attempt */
     const char *key = hdrs_get(&ctx->attrs, "key_id");
     const char *lv[] = {key ? key : "", result_name(ctx->result), ct,
@@ -420,9 +406,9 @@ static int api_traffic(const char *route)
 void core_metrics_request_done(struct sluice_ctx *ctx,
                                const struct request_summary *sum)
 {
-    char code[12];
+    char code[BUF_INT_TEXT];
     const char *stream = ctx->stream ? "true" : "false";
-    const char *ct = int_text(code, sum->status);
+    const char *ct = buf_int_text(code, sum->status);
     metrics_series_add(cm.in_flight_s, -1);
     const char *rl[] = {sum->route, sum->model, stream, ct, sum->outcome};
     metrics_add(cm.requests, rl, 1);

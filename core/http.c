@@ -47,9 +47,9 @@ static void add_common_headers(struct sluice_ctx *ctx, struct MHD_Response *r)
         /* how many upstream requests this answer took (retries included):
          * on every answer of a pipeline route, 0 when a stage or the body
          * check answered before any */
-        char n[16];
-        snprintf(n, sizeof n, "%d", ctx->attempts_sent);
-        MHD_add_response_header(r, "x-sluice-attempts", n);
+        char n[BUF_INT_TEXT]; /* no snprintf: every answer */
+        MHD_add_response_header(r, "x-sluice-attempts",
+                                buf_int_text(n, ctx->attempts_sent));
         if (ctx->attempts_sent) {
             /* where the answer came from: the last attempt's upstream and
              * the model name sent there; how many times the request moved
@@ -58,8 +58,8 @@ static void add_common_headers(struct sluice_ctx *ctx, struct MHD_Response *r)
             MHD_add_response_header(r, "x-sluice-upstream",
                                     ctx->up ? ctx->up->name : "default");
             MHD_add_response_header(r, "x-sluice-model", ctx->up_model);
-            snprintf(n, sizeof n, "%d", request_fallbacks(ctx));
-            MHD_add_response_header(r, "x-sluice-fallbacks", n);
+            MHD_add_response_header(r, "x-sluice-fallbacks",
+                                    buf_int_text(n, request_fallbacks(ctx)));
         }
     }
     for (size_t i = 0; i < ctx->out_headers.n; i++) {

@@ -261,22 +261,12 @@ static void num_format(char *out, size_t n, double v)
     }
 }
 
-static void put_ull(buf_t *out, unsigned long long v)
-{
-    char tmp[24];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    buf_append(out, tmp + i, sizeof tmp - i);
-}
-
 static void buf_num(buf_t *out, double v)
 {
     char tmp[40];
     if (v >= 0 && v < 1e15 && v == (double)(unsigned long long)v) {
-        put_ull(out, (unsigned long long)v); /* counts: the common case */
+        buf_append_ull(out,
+                       (unsigned long long)v); /* counts: the common case */
         return;
     }
     num_format(tmp, sizeof tmp, v);
@@ -764,14 +754,14 @@ static void render_histogram(buf_t *out, const struct sluice_metric *f,
         buf_puts(out, *s->labels ? ",le=\"" : "le=\"");
         buf_puts(out, f->le[i]);
         buf_puts(out, "\"} ");
-        put_ull(out, cum);
+        buf_append_ull(out, cum);
         buf_puts(out, "\n");
     }
     sample_open(out, f->name, "_sum", s->labels);
     buf_num(out, metrics_series_value(s));
     buf_puts(out, "\n");
     sample_open(out, f->name, "_count", s->labels);
-    put_ull(out, cum);
+    buf_append_ull(out, cum);
     buf_puts(out, "\n");
 }
 

@@ -16,7 +16,9 @@
  *      limit then holds across a restart and across a fleet
  * then the client's name goes into the "client" attribute. The key is
  * hashed (SHA-256) and looked up among the stored digests: see
- * clients_find() for why that lookup is safe to time.
+ * clients_find() for why that lookup is safe to time. The digest comes
+ * from the worker's cache of the keys it saw last when it is there
+ * (keycache.h): hashed once per worker, not per request.
  *
  * Token limits (tpm=) charge the "prompt_tokens_estimate" attribute that the
  * context stage sets in its on_request. auth runs first in the pipeline, so
@@ -34,6 +36,7 @@
 #include "bucket.h"
 #include "cidr.h"
 #include "clients_file.h"
+#include "keycache.h"
 #include "sha256.h"
 #include "window.h"
 
@@ -359,7 +362,7 @@ static long key_find(struct auth *a, sluice_ctx *ctx,
     struct req_state *st = req_state_get(H, ctx);
     if (st && st->klen == klen && !memcmp(st->key, key, klen))
         return clients_find(&s->defs, st->digest);
-    auth_sha256(key, klen, h);
+    keycache_digest(key, klen, h);
     if (!st && !H->local_get(ctx) && SLUICE_HOST_HAS(H, req_alloc) &&
         (st = H->req_alloc(ctx, sizeof *st + klen)) != NULL) {
         st->klen = klen;

@@ -1,6 +1,7 @@
 /*
  * sha256.h - SHA-256 (FIPS 180-4) in one small file, and a constant-time
- * comparison. The auth stage keeps client keys only as their digests and
+ * comparison. The auth stage keeps client keys only as their digests (and
+ * each worker the few it saw last, to skip their hash: keycache.h) and
  * compares digests with auth_ct_equal, so neither the key text nor the
  * position of the first differing byte is ever observable.
  */

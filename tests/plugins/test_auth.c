@@ -8,6 +8,7 @@
 #include "bucket.h"
 #include "cidr.h"
 #include "clients_file.h"
+#include "keycache.h"
 #include "sha256.h"
 #include "stage_harness.h"
 
@@ -74,6 +75,57 @@ START_TEST(ct_equal_cases)
     }
     b[13] ^= 1;
     ck_assert_int_eq(auth_ct_equal(a, b, 32), 0);
+}
+END_TEST
+
+/* ---- the per-thread key digest cache ------------------------------------ */
+
+/* keycache_digest against auth_sha256, and whether it was a hit. */
+static int kc_check(const char *key, size_t klen)
+{
+    uint8_t want[32], got[32];
+    unsigned long h0, m0, h1, m1;
+    keycache_counts(&h0, &m0);
+    keycache_digest(key, klen, got);
+    keycache_counts(&h1, &m1);
+    auth_sha256(key, klen, want);
+    ck_assert_msg(!memcmp(want, got, 32), "wrong digest for '%.*s'", (int)klen,
+                  key);
+    ck_assert_uint_eq((h1 - h0) + (m1 - m0), klen && klen <= 128 ? 1 : 0);
+    return h1 > h0;
+}
+
+START_TEST(keycache_hits_and_never_mixes_keys)
+{
+    const char *a = "sk-client-alpha-0001", *b = "sk-client-alpha-0002";
+    ck_assert_int_eq(kc_check(a, strlen(a)), 0); /* first time: hashed */
+    ck_assert_int_eq(kc_check(a, strlen(a)), 1); /* then kept */
+    ck_assert_int_eq(kc_check(b, strlen(b)), 0);
+    ck_assert_int_eq(kc_check(b, strlen(b)), 1);
+    /* the same slot (same length, same last eight bytes), other keys: each
+     * gets its own digest, the other's entry is replaced */
+    const char *c = "XX-client-alpha-0001", *d = "YY-client-alpha-0001";
+    ck_assert_int_eq(kc_check(c, strlen(c)), 0);
+    ck_assert_int_eq(kc_check(d, strlen(d)), 0);
+    ck_assert_int_eq(kc_check(c, strlen(c)), 0);
+    ck_assert_int_eq(kc_check(a, strlen(a)), 0);
+    /* a prefix of a kept key is another key */
+    ck_assert_int_eq(kc_check(a, strlen(a) - 1), 0);
+    /* empty and over-long keys: hashed every time, never kept */
+    ck_assert_int_eq(kc_check("", 0), 0);
+    char longkey[300];
+    memset(longkey, 'k', sizeof longkey);
+    ck_assert_int_eq(kc_check(longkey, sizeof longkey), 0);
+    ck_assert_int_eq(kc_check(longkey, sizeof longkey), 0);
+    ck_assert_int_eq(kc_check(longkey, 128), 0);
+    ck_assert_int_eq(kc_check(longkey, 128), 1);
+    /* many keys through 16 slots: the digest is always the key's own */
+    char k[40];
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 200; i++) {
+            int n = snprintf(k, sizeof k, "sk-%d-client-key-%d", i % 7, i);
+            kc_check(k, (size_t)n);
+        }
 }
 END_TEST
 
@@ -879,6 +931,7 @@ int main(void)
     TCase *tc = tcase_create("pure");
     tcase_add_test(tc, sha256_vectors);
     tcase_add_test(tc, ct_equal_cases);
+    tcase_add_test(tc, keycache_hits_and_never_mixes_keys);
     tcase_add_test(tc, clients_good);
     tcase_add_test(tc, clients_many);
     tcase_add_test(tc, clients_errors);
