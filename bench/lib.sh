@@ -101,12 +101,13 @@ write_keys() {
 
 # sluice_config PORT THREADS BASE_URL LOGFILE [UPSTREAM_EXTRA]: the
 # production shape (default.yaml's stages: auth, context, keyring, retry,
-# sse; metrics on; the access log at INFO into LOGFILE)
+# sse; metrics on; the access log at INFO into LOGFILE); BENCH_CLIENT=curl
+# puts every upstream on libcurl (upstream.client), for A/B runs
 sluice_config() {
     local port=$1 threads=$2 url=$3 logfile=$4 extra=${5:-}
     cat <<EOF
 server: { host: 127.0.0.1, port: $port, threads: $threads, max_body_bytes: 4194304 }
-upstream: { base_url: "$url", timeout_s: 30$extra }
+upstream: { base_url: "$url", timeout_s: 30, client: ${BENCH_CLIENT:-auto}$extra }
 log: { level: INFO, format: json, file: "$logfile" }
 plugins_dir: "$BUILD/plugins"
 pipeline:
