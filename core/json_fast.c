@@ -410,8 +410,19 @@ static int after_item(struct jp *j, char close)
     return -1;
 }
 
+/* Keys of an object checked for duplicates by comparing them with the
+ * ones before (spans of the input) instead of jansson's hash lookup, while
+ * every key so far was unescaped and there are at most this many. */
+#define DUP_SCAN_MAX 8
+
 static json_t *parse_object(struct jp *j)
 {
+    struct {
+        const char *p;
+        size_t n;
+    } seen[DUP_SCAN_MAX];
+    size_t nseen = 0;
+    int scan = 1; /* 0: an escaped key or too many, jansson looks */
     if (charge(j, COST_OBJECT) != 0)
         return NULL;
     json_t *obj = json_object();
@@ -433,18 +444,31 @@ static json_t *parse_object(struct jp *j)
         }
         if (parse_string(j, &k, &kn) != 0 || charge(j, COST_MEMBER + kn) != 0)
             goto fail;
-        if (k == j->scratch) { /* the value may reuse scratch */
+        int escaped = k == j->scratch;
+        if (escaped) { /* the value may reuse scratch */
             kcopy = malloc(kn ? kn : 1);
             if (!kcopy)
                 goto oom;
             memcpy(kcopy, k, kn);
             k = kcopy;
         }
-        if ((j->flags & JSON_REJECT_DUPLICATES) &&
-            json_object_getn(obj, k, kn)) {
-            free(kcopy);
-            jp_fail(j, j->p, "duplicate object key");
-            goto fail;
+        if (j->flags & JSON_REJECT_DUPLICATES) {
+            int dup = 0;
+            if (scan && !escaped && nseen < DUP_SCAN_MAX) {
+                /* an unescaped key's bytes are its decoded text */
+                for (size_t i = 0; i < nseen && !dup; i++)
+                    dup = seen[i].n == kn && !memcmp(seen[i].p, k, kn);
+                seen[nseen].p = k;
+                seen[nseen++].n = kn;
+            } else {
+                scan = 0; /* this key and the later ones: jansson's lookup */
+                dup = json_object_getn(obj, k, kn) != NULL;
+            }
+            if (dup) {
+                free(kcopy);
+                jp_fail(j, j->p, "duplicate object key");
+                goto fail;
+            }
         }
         skip_ws(j);
         if (j->p >= j->end || *j->p != ':') {

@@ -2,11 +2,13 @@
  * test_hdrs.c - core/hdrs.c: hdrs_set replaces every entry of a name (any
  * case) with one holding the new value, whether the name was absent,
  * present once, or present several times among others; the others keep
- * their values and order.
+ * their values and order; hdrs_get finds what a strcasecmp scan finds,
+ * for names whose first bytes fold alike without being letters too.
  */
 #include "hdrs.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -47,11 +49,45 @@ START_TEST(set_replaces_every_entry_of_a_name)
 }
 END_TEST
 
+START_TEST(get_matches_a_strcasecmp_scan)
+{
+    static const char *const names[] = {
+        "",          "a",         "A",  "b",         "@x",
+        "`x",        "[y",        "{y", "X-Api-Key", "x-api-key",
+        "x-API-KEY", "x-api-kez", "_q", "\x7fz",     "\xc3\xa9t",
+        "\xe3\xa9t", "1",         "Q",  "client"};
+    const size_t n = sizeof names / sizeof *names;
+    struct hdrs h = {0};
+    char val[16];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(val, sizeof val, "v%zu", i);
+        ck_assert_int_eq(hdrs_add(&h, names[i], val), 0);
+    }
+    for (size_t q = 0; q < n; q++) {
+        const char *want = NULL;
+        for (size_t i = 0; i < n && !want; i++)
+            if (!strcasecmp(names[i], names[q]))
+                want = h.v[i].value;
+        const char *got = hdrs_get(&h, names[q]);
+        ck_assert_msg(got == want, "hdrs_get('%s') found the wrong entry",
+                      names[q]);
+    }
+    /* '@' and '`' fold to the same first byte, but are not the same */
+    ck_assert_str_eq(hdrs_get(&h, "`X"), "v5");
+    ck_assert_str_eq(hdrs_get(&h, "@X"), "v4");
+    ck_assert_str_eq(hdrs_get(&h, "{Y"), "v7");
+    ck_assert_ptr_null(hdrs_get(&h, "`q"));
+    ck_assert_str_eq(hdrs_get(&h, "X-API-KEY"), "v8");
+    hdrs_free(&h);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hdrs");
     TCase *tc = tcase_create("hdrs");
     tcase_add_test(tc, set_replaces_every_entry_of_a_name);
+    tcase_add_test(tc, get_matches_a_strcasecmp_scan);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
