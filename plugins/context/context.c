@@ -394,6 +394,19 @@ static int context_fallback(struct context *c, sluice_ctx *ctx,
     return 0;
 }
 
+/* v in decimal at the end of out (n >= 21 bytes), as printf's PRIu64:
+ * the estimate is written for every request. Returns where it starts. */
+static const char *u64_text(char *out, size_t n, uint64_t v)
+{
+    char *p = out + n - 1;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
+}
+
 static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
 {
     struct context *c = instance;
@@ -432,9 +445,9 @@ static sluice_verdict context_on_request(void *instance, sluice_ctx *ctx)
     /* exact: the model's tokenizer counted every part of the prompt */
     int exact = m && m->tok && !w.approx;
     uint64_t prompt = walk_tokens(&w, (uint64_t)c->image_tokens);
-    snprintf(num, sizeof num, "%" PRIu64, prompt);
-    H->attr_set(ctx, "prompt_tokens_estimate", num);
-    H->resp_header_add(ctx, "x-sluice-prompt-tokens-estimate", num);
+    const char *est = u64_text(num, sizeof num, prompt);
+    H->attr_set(ctx, "prompt_tokens_estimate", est);
+    H->resp_header_add(ctx, "x-sluice-prompt-tokens-estimate", est);
     H->resp_header_add(ctx, "x-sluice-prompt-tokens-method",
                        exact ? "exact" : "estimate");
 
