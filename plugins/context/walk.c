@@ -265,19 +265,12 @@ static int walk_role(const sluice_host *H, struct walk *w, const sluice_json *m,
     return 0;
 }
 
-static int walk_message(const sluice_host *H, struct walk *w,
-                        const sluice_json *m, size_t i)
+/* A message's optional members: name, refusal, tool_calls, function_call. */
+static int walk_message_rest(const sluice_host *H, struct walk *w,
+                             const sluice_json *m, const char *path)
 {
-    char path[48], sub[96];
+    char sub[96];
     const sluice_json *name;
-    path_put(path, sizeof path, "messages", SIZE_MAX, &i, "");
-    if (H->json_type(m) != SLUICE_JSON_OBJECT)
-        return walk_fail(w, H->json_type(m), "an object", "%s", path);
-    if (walk_role(H, w, m, path) != 0)
-        return -1;
-    path_put(sub, sizeof sub, path, SIZE_MAX, NULL, ".content");
-    if (walk_content(H, w, H->json_get(m, "content"), sub) != 0)
-        return -1;
     if (walk_opt_str(H, w, m, "name", path, &name) != 0)
         return -1;
     if (name) {
@@ -298,6 +291,27 @@ static int walk_message(const sluice_host *H, struct walk *w,
         if (walk_call(H, w, fc, sub) != 0)
             return -1;
     }
+    return 0;
+}
+
+static int walk_message(const sluice_host *H, struct walk *w,
+                        const sluice_json *m, size_t i)
+{
+    char path[48], sub[96];
+    path_put(path, sizeof path, "messages", SIZE_MAX, &i, "");
+    if (H->json_type(m) != SLUICE_JSON_OBJECT)
+        return walk_fail(w, H->json_type(m), "an object", "%s", path);
+    if (walk_role(H, w, m, path) != 0)
+        return -1;
+    path_put(sub, sizeof sub, path, SIZE_MAX, NULL, ".content");
+    const sluice_json *content = H->json_get(m, "content");
+    if (walk_content(H, w, content, sub) != 0)
+        return -1;
+    /* role and content and nothing else (most messages): none of the
+     * optional members can be there, no need to look each one up */
+    if ((!content || H->json_size(m) != 2) &&
+        walk_message_rest(H, w, m, path) != 0)
+        return -1;
     w->overhead += w->opts ? w->opts->per_message : WALK_PER_MESSAGE;
     w->messages++;
     return 0;
