@@ -845,6 +845,15 @@ void h1_resume(struct sluice_ctx *ctx)
     ready_add(c);
 }
 
+void h1_pool_shrink(struct worker *w)
+{
+    for (struct h1conn *c = w->h1_idle; c; c = c->next) {
+        free(c->rbuf); /* empty when pooled; read() allocates it again */
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
+}
+
 void h1_pool_free(struct worker *w)
 {
     while (w->h1_idle)

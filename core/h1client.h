@@ -53,5 +53,7 @@ void h1_resume(struct sluice_ctx *ctx);
 void h1_event(struct worker *w, struct ev_src *src, uint32_t events);
 void h1_run_ready(struct worker *w);
 void h1_pool_free(struct worker *w);
+/* Free the read buffers of w's idle connections (after a spike). */
+void h1_pool_shrink(struct worker *w);
 
 #endif

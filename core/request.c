@@ -155,7 +155,8 @@ struct sluice_ctx *request_new(struct worker *w, struct MHD_Connection *conn,
     if (w->live)
         w->live->prev = ctx;
     w->live = ctx;
-    w->active++;
+    if (++w->active > w->peak_active)
+        w->peak_active = w->active;
     core_metrics_request_start(ctx);
     return ctx;
 }
@@ -185,6 +186,8 @@ void request_unref(struct sluice_ctx *ctx)
     worker_forget_lost(w, ctx);
     h1_abort(ctx); /* never left open: a connection points back at ctx */
     request_free(ctx);
+    if (!w->active)
+        worker_trim_after_spike(w);
 }
 
 void request_free(struct sluice_ctx *ctx)

@@ -18,6 +18,7 @@
 #include "upstream.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 
 #define WORKER_EASY_POOL_MAX 1024
 #define WORKER_FLUSH_MS      1000 /* after the grace: last answers out */
+#define WORKER_TRIM_PEAK     64   /* requests alive at once: a spike */
 
 /* ---- libcurl socket API -------------------------------------------- */
 
@@ -431,6 +433,22 @@ static void worker_free_dead(struct worker *w)
         w->dead = d->next_dead;
         free(d);
     }
+}
+
+/* ---- memory after a spike -------------------------------------------- */
+
+void worker_trim_after_spike(struct worker *w)
+{
+    uint64_t now;
+    if (w->peak_active < WORKER_TRIM_PEAK)
+        return;
+    now = time_now_ms();
+    if (now < w->trimmed_at + 1000)
+        return; /* kept: the next time the worker empties trims */
+    w->trimmed_at = now;
+    w->peak_active = 0;
+    h1_pool_shrink(w);
+    malloc_trim(0);
 }
 
 /* ---- calls from other threads -------------------------------------- */

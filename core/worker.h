@@ -50,8 +50,10 @@ struct worker {
     CURL **easy_pool;  /* idle easy handles, reused across transfers */
     size_t npool, cappool;
     struct server *srv;
-    atomic_int stop; /* 1: drain then exit, 2: exit now */
-    long active;     /* requests alive on this worker */
+    atomic_int stop;     /* 1: drain then exit, 2: exit now */
+    long active;         /* requests alive on this worker */
+    long peak_active;    /* most alive at once since the last trim */
+    uint64_t trimmed_at; /* monotonic ms of that trim */
     uint64_t seq;
     struct sluice_ctx *live; /* requests alive on this worker */
     buf_t access_line; /* access_log.c's buffer, reused: no malloc a line */
@@ -114,6 +116,11 @@ void worker_timer_del(struct worker *w, struct timer *t);
 /* ctx is ending: drop it from the list of transfers whose socket could not
  * be watched (curl_sock_cb). */
 void worker_forget_lost(struct worker *w, struct sluice_ctx *ctx);
+
+/* The worker's last request ended: after a spike (WORKER_TRIM_PEAK
+ * requests alive at once), give the memory glibc keeps in its arenas back
+ * to the system, at most once a second; no timer, nothing when idle. */
+void worker_trim_after_spike(struct worker *w);
 
 /* Run fn(arg) on worker w's thread (from any thread). -1 on failure. */
 int worker_post(struct worker *w, void (*fn)(void *arg), void *arg);
