@@ -328,10 +328,26 @@ static void conn_fail_errno(struct h1conn *c, CURLcode code, const char *what,
 
 /* ---- opening ---------------------------------------------------------- */
 
-/* A new connection to d, connecting; failures (no socket, refused at
+/* "Failed to connect to <address> port <port>: <why>", libcurl's words. */
+static void connect_why(const struct h1conn *c, int err, char *out, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)&c->addr;
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&c->addr;
+    if (c->addr.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+    else
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+    /* sin_port and sin6_port sit at the same offset */
+    snprintf(out, len, "Failed to connect to %s port %d: %s", ip,
+             ntohs(s4->sin_port), strerror(err));
+}
+
+/* A new connection to addr, connecting; failures (no socket, refused at
  * once, not watchable) are kept in c->pending and reported from the ready
  * queue. NULL only when out of memory. */
-static struct h1conn *conn_open(struct worker *w, const struct h1dest *d)
+static struct h1conn *
+conn_open(struct worker *w, const struct sockaddr_storage *addr, socklen_t alen)
 {
     struct h1conn *c = calloc(1, sizeof *c);
     int one = 1;
@@ -341,13 +357,13 @@ static struct h1conn *conn_open(struct worker *w, const struct h1dest *d)
     c->src.kind = EV_H1;
     c->src.owner = c;
     c->state = H1_CONNECTING;
-    c->addr = d->addr;
-    c->alen = d->alen;
+    c->addr = *addr;
+    c->alen = alen;
     timer_init(&c->timer, NULL, c);
     buf_init(&c->head);
     c->t_connect = time_now_ms();
-    c->src.fd = socket(d->addr.ss_family,
-                       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    c->src.fd =
+        socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->src.fd < 0) { /* out of descriptors: a failed connect */
         c->pending = CURLE_COULDNT_CONNECT;
         snprintf(c->pending_why, sizeof c->pending_why,
@@ -356,12 +372,10 @@ static struct h1conn *conn_open(struct worker *w, const struct h1dest *d)
     }
     setsockopt(c->src.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(c->src.fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    if (connect(c->src.fd, (const struct sockaddr *)&d->addr, d->alen) != 0 &&
+    if (connect(c->src.fd, (const struct sockaddr *)addr, alen) != 0 &&
         errno != EINPROGRESS) {
         c->pending = CURLE_COULDNT_CONNECT;
-        snprintf(c->pending_why, sizeof c->pending_why,
-                 "Failed to connect to %s port %d: %s", d->host, d->port,
-                 strerror(errno));
+        connect_why(c, errno, c->pending_why, sizeof c->pending_why);
         return c;
     }
     /* writable once connected (or refused) */
@@ -614,13 +628,7 @@ static void conn_broken(struct h1conn *c, int eof, int err)
                         0);
             return;
         }
-        struct h1conn *n;
-        struct h1dest d;
-        memcpy(&d.addr, &c->addr, sizeof d.addr);
-        d.alen = c->alen;
-        d.port = ntohs(((struct sockaddr_in *)&c->addr)->sin_port);
-        snprintf(d.host, sizeof d.host, "%s", "the upstream");
-        n = conn_open(c->w, &d);
+        struct h1conn *n = conn_open(c->w, &c->addr, c->alen);
         if (!n) {
             conn_finish(c, CURLE_OUT_OF_MEMORY,
                         "no memory to send the request again", 0);
@@ -709,9 +717,7 @@ static void conn_connected(struct h1conn *c)
         err = errno;
     if (err) {
         char why[200];
-        snprintf(why, sizeof why, "Failed to connect to port %d: %s",
-                 ntohs(((struct sockaddr_in *)&c->addr)->sin_port),
-                 strerror(err));
+        connect_why(c, err, why, sizeof why);
         conn_finish(c, CURLE_COULDNT_CONNECT, why, 0);
         return;
     }
@@ -798,7 +804,7 @@ int h1_start(struct sluice_ctx *ctx, const struct h1dest *d, const char *target,
     struct worker *w = ctx->w;
     int body = strcmp(ctx->method, "GET") && strcmp(ctx->method, "HEAD");
     struct h1conn *c = pool_take(w, d);
-    if (!c && !(c = conn_open(w, d)))
+    if (!c && !(c = conn_open(w, &d->addr, d->alen)))
         return -1;
     head_build(&c->head, ctx, d, target, body);
     if (c->head.oom) {
